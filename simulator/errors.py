@@ -1,0 +1,54 @@
+"""The one exception type for bad input, and helpers that build its messages.
+
+Every boundary (CLI, TOML catalogs, traces, measurement files, Python API) raises `ConfigError` with
+a one-line message naming the field, the value and the allowed range; the CLI turns it into exit 2.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """Bad input: the message is one line naming where, what and the allowed range."""
+
+
+class InfeasibleError(ConfigError):
+    """The input is well-formed but cannot run: a model larger than HBM, an SLA no rate meets."""
+
+
+def require_number(where: str, value: Any, *, low: float | None = None, high: float | None = None,
+                   low_inclusive: bool = True, integer: bool = False) -> float:
+    """Return `value` as a number, or raise ConfigError naming `where`, the value and the range.
+
+    >>> require_number("rate_per_s", 3, low=0, low_inclusive=False)
+    3
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: must be finite, got {value!r}")
+    if integer and int(value) != value:
+        raise ConfigError(f"{where}: must be a whole number, got {value!r}")
+    too_low = low is not None and (value < low if low_inclusive else value <= low)
+    too_high = high is not None and value > high
+    if too_low or too_high:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        bracket = "[" if low_inclusive else "("
+        raise ConfigError(f"{where}: {value!r} is out of range {bracket}{lo}, {hi}]")
+    return int(value) if integer else value
+
+
+def require_choice(where: str, value: Any, choices) -> str:
+    """Return `value` if it is one of `choices`, else raise naming the allowed values."""
+    if value not in choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(sorted(map(str, choices)))}")
+    return value
+
+
+def reject_unknown_keys(where: str, table: dict, allowed) -> None:
+    """Raise if `table` has keys outside `allowed` (a typo in a TOML file must not pass silently)."""
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")

@@ -1,0 +1,45 @@
+"""Reading TOML catalogs: the packaged file plus optional user files that add or override entries.
+
+Errors name the file and the key; a user file that does not parse says so in one line.
+"""
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+from simulator.errors import ConfigError
+
+
+def read_toml(path: str | Path) -> dict:
+    """Parse one TOML file, turning every failure into a one-line ConfigError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+    if not text.strip():
+        raise ConfigError(f"{path}: file is empty")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+
+
+def packaged_toml(package: str, name: str) -> dict:
+    """Parse a catalog file shipped inside `package` (e.g. `simulator.catalog`)."""
+    with resources.as_file(resources.files(package) / name) as path:
+        return read_toml(path)
+
+
+def merged_catalog(package: str, name: str, user_files=()) -> dict[str, dict]:
+    """The packaged catalog with each user file's tables added or overriding by key, in order."""
+    tables = dict(packaged_toml(package, name))
+    for user_file in user_files or ():
+        for key, table in read_toml(user_file).items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{user_file}: top-level key {key!r} must be a table like [{key}]")
+            tables[key] = {**tables.get(key, {}), **table, "_file": str(user_file)}
+    return tables

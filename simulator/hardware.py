@@ -1,0 +1,180 @@
+"""What a GPU is (datasheet `GPUSpec`) and how much of it software reaches (`Efficiency`).
+
+Specs come from `simulator/catalog/gpus.toml` plus user files; efficiency profiles from
+`simulator/catalog/profile.toml` (the fit of the shipped measurements) or a `--profile FILE`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from simulator.catalog_io import merged_catalog, read_toml, packaged_toml
+from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
+
+DTYPES = ("bf16", "fp8", "fp6", "fp4")
+BITS = {"bf16": 16, "fp16": 16, "fp8": 8, "fp6": 6, "fp4": 4}
+SCALEUP_KINDS = ("nvswitch", "mesh", "nvl72")
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    """Datasheet figures of one GPU. Peak TFLOP/s are dense; scale-up is the bidirectional per-GPU figure."""
+
+    name: str
+    display_name: str
+    vendor: str
+    family: str
+    hbm_gb: float
+    hbm_tb_per_s: float
+    peak_tflops: dict = field(hash=False)
+    scaleup: str
+    scaleup_gb_per_s: float
+    gpus_per_server: int
+    nic_gbps: float
+    power_w: float
+    usd_per_gpu_hour: tuple[float, float]
+    scaleup_links: int = 0
+    source: str = ""
+
+    def __post_init__(self):
+        where = f"gpu {self.name}"
+        for name in ("hbm_gb", "hbm_tb_per_s", "scaleup_gb_per_s", "nic_gbps", "power_w"):
+            require_number(f"{where}: {name}", getattr(self, name), low=0, low_inclusive=False, high=1e7)
+        require_number(f"{where}: gpus_per_server", self.gpus_per_server, low=1, high=4096, integer=True)
+        require_number(f"{where}: scaleup_links", self.scaleup_links, low=0, high=64, integer=True)
+        require_choice(f"{where}: scaleup", self.scaleup, SCALEUP_KINDS)
+        if self.scaleup == "mesh" and self.scaleup_links != self.gpus_per_server - 1:
+            raise ConfigError(f"{where}: scaleup_links {self.scaleup_links} must be gpus_per_server - 1 "
+                              f"= {self.gpus_per_server - 1} for a full mesh")
+        if not self.peak_tflops:
+            raise ConfigError(f"{where}: peak_tflops needs at least bf16")
+        for dtype, tflops in self.peak_tflops.items():
+            require_choice(f"{where}: peak_tflops key", dtype, DTYPES)
+            require_number(f"{where}: peak_tflops.{dtype}", tflops, low=0, low_inclusive=False, high=1e7)
+        if "bf16" not in self.peak_tflops:
+            raise ConfigError(f"{where}: peak_tflops needs a bf16 entry")
+        low, high = self.usd_per_gpu_hour
+        require_number(f"{where}: usd_per_gpu_hour low", low, low=0, high=1e4)
+        require_number(f"{where}: usd_per_gpu_hour high", high, low=low, high=1e4)
+
+    def peak_flops(self, dtype: str) -> float:
+        """Dense peak FLOP/s for math in `dtype`; a GPU without that rate is an error, not a fallback."""
+        if dtype in ("bf16", "fp16"):
+            return self.peak_tflops["bf16"] * 1e12
+        if dtype not in self.peak_tflops:
+            have = ", ".join(sorted(self.peak_tflops))
+            raise ConfigError(f"gpu {self.name} has no {dtype} tensor rate (it has {have}); choose another precision")
+        return self.peak_tflops[dtype] * 1e12
+
+    @property
+    def hbm_bytes_per_s(self) -> float:
+        return self.hbm_tb_per_s * 1e12
+
+    @property
+    def usd_per_gpu_hour_mid(self) -> float:
+        return sum(self.usd_per_gpu_hour) / 2
+
+
+_GPU_KEYS = {f.name for f in fields(GPUSpec)} - {"name"} | {"_file"}
+
+
+def gpu_from_table(name: str, table: dict) -> GPUSpec:
+    """Build a GPUSpec from one catalog table, naming the file and key on any error."""
+    where = f"{table.get('_file', 'gpus.toml')}: [{name}]"
+    reject_unknown_keys(where, table, _GPU_KEYS)
+    required = [f.name for f in fields(GPUSpec) if f.name not in ("name", "scaleup_links", "source")]
+    missing = [k for k in required if k not in table]
+    if missing:
+        raise ConfigError(f"{where}: missing key {missing[0]!r}")
+    values = {k: v for k, v in table.items() if k != "_file"}
+    prices = values["usd_per_gpu_hour"]
+    if not (isinstance(prices, list) and len(prices) == 2):
+        raise ConfigError(f"{where}: usd_per_gpu_hour must be [low, high], got {prices!r}")
+    if not isinstance(values["peak_tflops"], dict):
+        raise ConfigError(f"{where}: peak_tflops must be a table like {{ bf16 = 989 }}")
+    values["usd_per_gpu_hour"] = tuple(prices)
+    values["peak_tflops"] = dict(values["peak_tflops"])
+    try:
+        return GPUSpec(name=name, **values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_gpus(user_files=()) -> dict[str, GPUSpec]:
+    """All GPUs: the packaged catalog plus user files (which add or override entries)."""
+    tables = merged_catalog("simulator.catalog", "gpus.toml", user_files)
+    return {name: gpu_from_table(name, table) for name, table in tables.items()}
+
+
+def get_gpu(name: str, user_files=()) -> GPUSpec:
+    gpus = load_gpus(user_files)
+    key = name.lower()
+    if key not in gpus:
+        raise ConfigError(f"--gpu: unknown GPU {name!r}; known: {', '.join(sorted(gpus))}")
+    return gpus[key]
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """How much of the datasheet software reaches; the parameters calibration fits.
+
+    compute_efficiency: fraction of dense peak a large GEMM reaches.
+    memory_efficiency: fraction of HBM bandwidth a streaming read reaches.
+    gemm_half_tokens: GEMM rows (tokens) at which GEMM efficiency is half its large-GEMM value; small
+        batches (decode with few sequences) reach far less of peak.
+    attention_efficiency: fraction of peak the attention math reaches.
+    step_overhead_s: fixed time per engine step (scheduler, kernel launches, sampling).
+    collective_efficiency: fraction of link bandwidth a collective reaches.
+    """
+
+    compute_efficiency: float = 0.6
+    memory_efficiency: float = 0.75
+    gemm_half_tokens: float = 32.0
+    attention_efficiency: float = 0.4
+    step_overhead_s: float = 0.003
+    collective_efficiency: float = 0.7
+
+    def __post_init__(self):
+        for name in ("compute_efficiency", "memory_efficiency", "attention_efficiency", "collective_efficiency"):
+            require_number(f"efficiency.{name}", getattr(self, name), low=0, low_inclusive=False, high=1.0)
+        require_number("efficiency.gemm_half_tokens", self.gemm_half_tokens, low=0, high=1e6)
+        require_number("efficiency.step_overhead_s", self.step_overhead_s, low=0, high=10.0)
+
+    def gemm_efficiency(self, tokens: float) -> float:
+        """Fraction of peak a GEMM with `tokens` rows reaches: falls off as tokens/(tokens + half)."""
+        return self.compute_efficiency * tokens / (tokens + self.gemm_half_tokens)
+
+
+EFFICIENCY_FIELDS = tuple(f.name for f in fields(Efficiency))
+
+
+def efficiency_from_table(where: str, table: dict, base: Efficiency) -> Efficiency:
+    reject_unknown_keys(where, table, EFFICIENCY_FIELDS)
+    try:
+        return replace(base, **table)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_profile(path=None) -> dict:
+    """The efficiency profile: `[default]` plus `[gpu.NAME]` (and `[stack.NAME]`) overrides."""
+    data = read_toml(path) if path else packaged_toml("simulator.catalog", "profile.toml")
+    reject_unknown_keys(f"{path or 'profile.toml'}", data, ("default", "gpu", "stack", "fit"))
+    return data
+
+
+def efficiency_for(gpu: GPUSpec, profile: dict | None = None, stack: str | None = None,
+                   profile_path=None) -> Efficiency:
+    """Efficiency for `gpu`: the profile's default, then its GPU family, then the GPU, then the stack."""
+    profile = profile if profile is not None else load_profile(profile_path)
+    where = str(profile_path or "profile.toml")
+    eff = efficiency_from_table(f"{where}: [default]", profile.get("default", {}), Efficiency())
+    per_gpu = profile.get("gpu", {})
+    for key in (f"family-{gpu.family}", gpu.name):
+        if key in per_gpu:
+            eff = efficiency_from_table(f"{where}: [gpu.{key}]", per_gpu[key], eff)
+    if stack is not None:
+        stacks = profile.get("stack", {})
+        if stack not in stacks:
+            raise ConfigError(f"--stack: {stack!r} is not in the profile; known: {', '.join(sorted(stacks)) or 'none'}")
+        eff = efficiency_from_table(f"{where}: [stack.{stack}]", stacks[stack], eff)
+    return eff

@@ -1,0 +1,306 @@
+"""What a model is (`ModelSpec`) and what it costs per token: parameters, weight bytes, KV bytes, FLOPs.
+
+Specs come from `simulator/catalog/models.toml` or any Hugging Face `config.json`. Everything here is
+arithmetic on the architecture; the time those bytes and FLOPs take is `costmodel`'s job.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from simulator.catalog_io import merged_catalog
+from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
+
+# Bytes per stored value. Sub-byte formats carry one 8-bit block scale per 32 values (MX formats;
+# NVFP4's one per 16 is 0.5625 bytes, within 6%).
+BYTES_PER_VALUE = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp6": 0.75 + 1 / 32, "fp4": 0.5 + 1 / 32}
+WEIGHT_DTYPES = ("bf16", "fp8", "fp6", "fp4")
+KV_DTYPES = ("bf16", "fp8")
+ACTIVATION_DTYPES = ("bf16", "fp8", "fp6", "fp4")
+_BITS = {"bf16": 16, "fp16": 16, "fp8": 8, "fp6": 6, "fp4": 4}
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Number formats of one deployment: weights, activations (GEMM inputs) and KV cache."""
+
+    weights: str = "fp8"
+    activations: str = "fp8"
+    kv_cache: str = "fp8"
+
+    def __post_init__(self):
+        require_choice("precision.weights", self.weights, WEIGHT_DTYPES)
+        require_choice("precision.activations", self.activations, ACTIVATION_DTYPES)
+        require_choice("precision.kv_cache", self.kv_cache, KV_DTYPES)
+
+    @property
+    def gemm_dtype(self) -> str:
+        """GEMMs run at the rate of the wider of weights and activations (W4A8 runs at the fp8 rate)."""
+        return max(self.weights, self.activations, key=_BITS.__getitem__)
+
+    @property
+    def attention_dtype(self) -> str:
+        """Attention math runs in fp8 when both KV and activations are 8-bit or narrower, else bf16."""
+        narrow = _BITS[self.kv_cache] <= 8 and _BITS[self.activations] <= 8
+        return "fp8" if narrow else "bf16"
+
+    @classmethod
+    def parse(cls, text: str) -> "Precision":
+        """'fp4' (weights and activations fp4, KV fp8), or 'w4a8kv8'-style, or 'weights/activations/kv'."""
+        text = text.strip().lower()
+        if text in WEIGHT_DTYPES:
+            return cls(weights=text, activations=text, kv_cache="fp8" if text != "bf16" else "bf16")
+        parts = text.split("/")
+        if len(parts) == 3:
+            return cls(*parts)
+        raise ConfigError(f"--precision: {text!r} is not one of bf16, fp8, fp6, fp4 or weights/activations/kv "
+                          "(e.g. fp4/fp8/fp8)")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture of a decoder-only transformer (dense or MoE; GQA, MLA or sliding-window attention)."""
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    ffn: int
+    vocab: int
+    display_name: str = ""
+    tie_embeddings: bool = False
+    experts: int = 0
+    active_experts: int = 0
+    shared_experts: int = 0
+    expert_ffn: int = 0
+    dense_layers: int = 0
+    attention: str = "gqa"
+    sliding_window: int = 0
+    sliding_layers_fraction: float = 0.0
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    max_context: int = 131072
+    source: str = ""
+
+    def __post_init__(self):
+        where = f"model {self.name}"
+        for name in ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab"):
+            require_number(f"{where}: {name}", getattr(self, name), low=1, high=10_000_000, integer=True)
+        require_choice(f"{where}: attention", self.attention, ("gqa", "mla"))
+        if self.heads % self.kv_heads:
+            raise ConfigError(f"{where}: heads {self.heads} must be a multiple of kv_heads {self.kv_heads}")
+        for name in ("experts", "active_experts", "shared_experts", "expert_ffn", "dense_layers",
+                     "sliding_window", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+                     "v_head_dim"):
+            require_number(f"{where}: {name}", getattr(self, name), low=0, high=10_000_000, integer=True)
+        require_number(f"{where}: max_context", self.max_context, low=1, high=100_000_000, integer=True)
+        require_number(f"{where}: sliding_layers_fraction", self.sliding_layers_fraction, low=0, high=1)
+        if self.experts:
+            require_number(f"{where}: active_experts", self.active_experts, low=1, high=self.experts, integer=True)
+            require_number(f"{where}: expert_ffn", self.expert_ffn, low=1, high=10_000_000, integer=True)
+            require_number(f"{where}: dense_layers", self.dense_layers, low=0, high=self.layers, integer=True)
+        if self.attention == "mla" and not (self.kv_lora_rank and self.qk_rope_head_dim and self.v_head_dim):
+            raise ConfigError(f"{where}: attention 'mla' needs kv_lora_rank, qk_rope_head_dim and v_head_dim")
+        if self.sliding_layers_fraction and not self.sliding_window:
+            raise ConfigError(f"{where}: sliding_layers_fraction needs sliding_window > 0")
+
+    # ---- structure -------------------------------------------------------------------------
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.is_moe else 0
+
+    @property
+    def ffn_dense_layers(self) -> int:
+        return self.layers - self.moe_layers
+
+    @property
+    def sliding_layers(self) -> int:
+        return round(self.layers * self.sliding_layers_fraction) if self.sliding_window else 0
+
+    @property
+    def full_attention_layers(self) -> int:
+        return self.layers - self.sliding_layers
+
+    # ---- parameters ------------------------------------------------------------------------
+    @property
+    def attention_params_per_layer(self) -> int:
+        h, d = self.hidden, self.head_dim
+        if self.attention == "mla":
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = (h * self.q_lora_rank + self.q_lora_rank * self.heads * qk) if self.q_lora_rank else h * self.heads * qk
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + \
+                self.kv_lora_rank * self.heads * (self.qk_nope_head_dim + self.v_head_dim)
+            return q + kv + self.heads * self.v_head_dim * h
+        return h * self.heads * d * 2 + h * self.kv_heads * d * 2
+
+    @property
+    def dense_ffn_params(self) -> int:
+        """One dense (gated, SwiGLU) FFN: gate, up and down projections."""
+        return 3 * self.hidden * self.ffn
+
+    @property
+    def expert_params(self) -> int:
+        """One routed or shared expert (gated FFN of width expert_ffn)."""
+        return 3 * self.hidden * self.expert_ffn
+
+    @property
+    def router_params(self) -> int:
+        return self.hidden * self.experts
+
+    @property
+    def embedding_params(self) -> int:
+        """Input embedding plus the output head (once if tied)."""
+        return self.vocab * self.hidden * (1 if self.tie_embeddings else 2)
+
+    @property
+    def layer_stack_params(self) -> int:
+        """All transformer-layer parameters (attention, FFN, experts, routers), no embeddings."""
+        moe = self.moe_layers * (self.experts * self.expert_params + self.shared_experts * self.expert_params
+                                 + self.router_params)
+        return self.layers * self.attention_params_per_layer + self.ffn_dense_layers * self.dense_ffn_params + moe
+
+    @property
+    def total_params(self) -> int:
+        return self.layer_stack_params + self.embedding_params
+
+    @property
+    def active_params_per_token(self) -> int:
+        """Parameters one token multiplies through, output head included, input embedding (a lookup) not."""
+        moe = self.moe_layers * ((self.active_experts + self.shared_experts) * self.expert_params + self.router_params)
+        stack = self.layers * self.attention_params_per_layer + self.ffn_dense_layers * self.dense_ffn_params + moe
+        return stack + self.vocab * self.hidden
+
+    def weight_bytes(self, dtype: str) -> float:
+        """Bytes of all weights: linear layers in `dtype`, embeddings and output head in bf16."""
+        return self.layer_stack_params * BYTES_PER_VALUE[dtype] + self.embedding_params * BYTES_PER_VALUE["bf16"]
+
+    # ---- KV cache and attention ------------------------------------------------------------
+    def kv_values_per_token_per_layer(self) -> int:
+        """Cached values per token per layer: K and V of every KV head, or MLA's latent plus rope key."""
+        if self.attention == "mla":
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return 2 * self.kv_heads * self.head_dim
+
+    def kv_bytes_per_token(self, kv_dtype: str) -> float:
+        """KV bytes one token of context holds across all full-attention layers.
+
+        Sliding-window layers hold at most `sliding_window` tokens per sequence; see
+        `kv_bytes_per_sequence_window`.
+        """
+        return self.full_attention_layers * self.kv_values_per_token_per_layer() * BYTES_PER_VALUE[kv_dtype]
+
+    def kv_bytes_per_sequence_window(self, kv_dtype: str) -> float:
+        """KV bytes of the sliding-window layers for one sequence at or beyond the window."""
+        return self.sliding_layers * self.sliding_window * self.kv_values_per_token_per_layer() * \
+            BYTES_PER_VALUE[kv_dtype]
+
+    def attention_flops_per_context_token(self) -> float:
+        """FLOPs of score and value products for one query attending one cached token, summed over layers
+        of one kind (multiply by the layer count you need). MLA in its absorbed (decode) form."""
+        if self.attention == "mla":
+            return 2 * self.heads * (2 * self.kv_lora_rank + self.qk_rope_head_dim)
+        return 4 * self.heads * self.head_dim
+
+    def flops_per_token(self, context_tokens: int = 0) -> float:
+        """Forward FLOPs for one token attending `context_tokens`: 2 x active params + attention."""
+        full = self.full_attention_layers * context_tokens
+        sliding = self.sliding_layers * min(context_tokens, self.sliding_window)
+        return 2 * self.active_params_per_token + self.attention_flops_per_context_token() * (full + sliding)
+
+
+_MODEL_KEYS = {f.name for f in fields(ModelSpec)} - {"name"} | {"_file"}
+
+
+def model_from_table(name: str, table: dict) -> ModelSpec:
+    where = f"{table.get('_file', 'models.toml')}: [{name}]"
+    reject_unknown_keys(where, table, _MODEL_KEYS)
+    values = {k: v for k, v in table.items() if k != "_file"}
+    missing = [k for k in ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab") if k not in values]
+    if missing:
+        raise ConfigError(f"{where}: missing key {missing[0]!r}")
+    try:
+        return ModelSpec(name=name, **values)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def model_from_hf_config(path: str | Path) -> ModelSpec:
+    """Build a ModelSpec from a Hugging Face `config.json` (Llama, Mistral/Mixtral, gpt-oss, DeepSeek-V3)."""
+    path = Path(path)
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    cfg = cfg.get("text_config", cfg)
+
+    def need(key):
+        if key not in cfg:
+            raise ConfigError(f"{path}: missing key {key!r}")
+        return cfg[key]
+
+    hidden, heads = need("hidden_size"), need("num_attention_heads")
+    layers = need("num_hidden_layers")
+    values = dict(
+        layers=layers, hidden=hidden, heads=heads,
+        kv_heads=cfg.get("num_key_value_heads") or heads,
+        head_dim=cfg.get("head_dim") or hidden // heads,
+        ffn=cfg.get("intermediate_size") or 4 * hidden,
+        vocab=need("vocab_size"),
+        tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        max_context=int(cfg.get("max_position_embeddings") or 131072),
+        display_name=path.parent.name or path.stem, source=str(path),
+    )
+    experts = cfg.get("num_local_experts") or cfg.get("n_routed_experts") or cfg.get("num_experts") or 0
+    if experts:
+        values.update(experts=experts,
+                      active_experts=cfg.get("num_experts_per_tok") or cfg.get("experts_per_token") or 2,
+                      shared_experts=cfg.get("n_shared_experts") or 0,
+                      expert_ffn=cfg.get("moe_intermediate_size") or values["ffn"],
+                      dense_layers=cfg.get("first_k_dense_replace") or 0)
+    if cfg.get("kv_lora_rank"):
+        values.update(attention="mla", kv_lora_rank=cfg["kv_lora_rank"], q_lora_rank=cfg.get("q_lora_rank") or 0,
+                      qk_nope_head_dim=cfg.get("qk_nope_head_dim", 128), qk_rope_head_dim=cfg.get("qk_rope_head_dim", 64),
+                      v_head_dim=cfg.get("v_head_dim", 128), kv_heads=heads)
+    window = cfg.get("sliding_window") or 0
+    layer_types = cfg.get("layer_types")
+    if window and isinstance(layer_types, list) and layer_types:
+        fraction = sum(1 for t in layer_types if "sliding" in str(t)) / len(layer_types)
+        values.update(sliding_window=window, sliding_layers_fraction=fraction)
+    elif window and cfg.get("use_sliding_window", True) and window < values["max_context"]:
+        values.update(sliding_window=window, sliding_layers_fraction=1.0)
+    try:
+        return ModelSpec(name=path.stem if path.stem != "config" else (path.parent.name or "model"), **values)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_models(user_files=()) -> dict[str, ModelSpec]:
+    tables = merged_catalog("simulator.catalog", "models.toml", user_files)
+    return {name: model_from_table(name, table) for name, table in tables.items()}
+
+
+def get_model(name: str, user_files=()) -> ModelSpec:
+    """A catalog model by name, or a Hugging Face config.json given as a path."""
+    if name.endswith(".json") or Path(name).is_file():
+        return model_from_hf_config(name)
+    models = load_models(user_files)
+    key = name.lower()
+    if key not in models:
+        raise ConfigError(f"--model: unknown model {name!r}; known: {', '.join(sorted(models))} or a config.json path")
+    return models[key]

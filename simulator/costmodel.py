@@ -1,0 +1,237 @@
+"""Time of one engine step from aggregates of its batch: a per-operator roofline plus collectives.
+
+Pure functions and one frozen, precomputed `StepCost` per deployment. A step's batch is described by
+aggregates only (prefill tokens, attention pairs, decode sequences, their summed context), so a step
+costs O(1) however many sequences it holds. A decode-only step is exactly `a(n) + b * context_sum`
+(`decode_coefficients`), which lets the engine advance many steps in closed form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator.hardware import Efficiency, GPUSpec
+from simulator.models import BYTES_PER_VALUE, ModelSpec, Precision
+from simulator.plan import Plan
+
+ACTIVATION_WIRE_BYTES = 2.0   # activations cross the network in bf16
+
+
+@dataclass(frozen=True)
+class AlphaBeta:
+    """A message's time as alpha + beta x bytes (alpha-beta model of one collective on one group)."""
+
+    alpha_s: float = 0.0
+    beta_s_per_byte: float = 0.0
+
+    def time_s(self, message_bytes: float) -> float:
+        return self.alpha_s + self.beta_s_per_byte * message_bytes if message_bytes > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Communication:
+    """The collectives one replica's step uses; `None` where the plan does not need one."""
+
+    tp_all_reduce: AlphaBeta | None = None
+    ep_all_to_all: AlphaBeta | None = None
+    pp_send_recv: AlphaBeta | None = None
+
+
+@dataclass(frozen=True)
+class BatchShape:
+    """Aggregates of one step's batch.
+
+    prefill_tokens: prompt tokens processed this step (whole prompts or chunks).
+    prefill_pairs: sum over those tokens of the context each attends (causal), full-attention layers.
+    prefill_window_pairs: the same with each span capped at the sliding window (sliding layers).
+    prefill_seqs: sequences whose prompt completes this step (they produce a logit).
+    decode_seqs: sequences generating one token this step.
+    decode_context: sum of the contexts those sequences attend.
+    """
+
+    prefill_tokens: int = 0
+    prefill_pairs: float = 0.0
+    prefill_window_pairs: float = 0.0
+    prefill_seqs: int = 0
+    decode_seqs: int = 0
+    decode_context: float = 0.0
+
+
+def roofline_time_s(flops: float, bytes_moved: float, flops_per_s: float, bytes_per_s: float) -> float:
+    """An operator takes the longer of its compute time and its memory time."""
+    return max(flops / flops_per_s, bytes_moved / bytes_per_s)
+
+
+def expected_distinct_experts(experts: int, top_k: int, tokens: float) -> float:
+    """Expected experts touched when `tokens` tokens each pick `top_k` of `experts` uniformly:
+    E x (1 - (1 - k/E)^B)."""
+    if tokens <= 0:
+        return 0.0
+    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+
+
+def causal_pairs(start_context: float, chunk_tokens: float, window: float = 0.0) -> float:
+    """Sum over a chunk's tokens of the context each attends: token i (1-based) of a chunk starting after
+    `start_context` cached tokens sees start_context + i tokens, capped at `window` when given."""
+    if chunk_tokens <= 0:
+        return 0.0
+    first, last = start_context + 1, start_context + chunk_tokens
+    if not window or last <= window:
+        return (first + last) * chunk_tokens / 2
+    if first > window:
+        return window * chunk_tokens
+    below = window - first + 1             # tokens that still see less than the window
+    return (first + window) * below / 2 + window * (chunk_tokens - below)
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """Step-time model of one replica of `model` on `gpu` under `plan`, precomputed for speed."""
+
+    model: ModelSpec
+    gpu: GPUSpec
+    precision: Precision
+    plan: Plan
+    efficiency: Efficiency
+    communication: Communication = Communication()
+
+    def __post_init__(self):
+        m, p, eff, prec = self.model, self.plan, self.efficiency, self.precision
+        wbytes = BYTES_PER_VALUE[prec.weights]
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen cache of derived constants
+        set_("_gemm_flops_per_s", self.gpu.peak_flops(prec.gemm_dtype) * eff.compute_efficiency)
+        set_("_head_flops_per_s", self.gpu.peak_flops("bf16") * eff.compute_efficiency)
+        set_("_attn_flops_per_s", self.gpu.peak_flops(prec.attention_dtype) * eff.attention_efficiency)
+        set_("_bytes_per_s", self.gpu.hbm_bytes_per_s * eff.memory_efficiency)
+        # Dense per-layer parameters on one GPU (attention projections split by tp).
+        attn_params = m.attention_params_per_layer / p.tp
+        ffn_params = m.dense_ffn_params / p.tp
+        shared_params = (m.shared_experts * m.expert_params + m.router_params) / p.tp if m.is_moe else 0.0
+        set_("_wbytes", wbytes)
+        set_("_attn_params_gpu", attn_params)
+        set_("_ffn_params_gpu", ffn_params)
+        set_("_shared_params_gpu", shared_params)
+        # Routed experts: spread over ep GPUs when ep > 1 (whole experts), tensor-split over tp otherwise.
+        set_("_expert_split", p.ep if p.ep > 1 else p.tp)
+        set_("_head_params_gpu", m.vocab * m.hidden / p.tp)
+        # KV per context token on one GPU, per layer: KV heads split over tp (at least one head each);
+        # MLA's latent is shared by all heads, so every tp rank holds all of it.
+        if m.attention == "mla":
+            kv_values = m.kv_values_per_token_per_layer()
+        else:
+            kv_values = 2 * m.head_dim * max(1.0, m.kv_heads / p.tp)
+        set_("_kv_bytes_per_token_layer_gpu", kv_values * BYTES_PER_VALUE[prec.kv_cache])
+        set_("_attn_flops_per_pair_gpu", m.attention_flops_per_context_token() / p.tp)
+
+    # ---- operators ---------------------------------------------------------------------------
+    def _gemm_s(self, params_gpu: float, tokens: float, flops_per_s: float, wbytes: float) -> float:
+        if params_gpu <= 0 or tokens <= 0:
+            return 0.0
+        efficiency = tokens / (tokens + self.efficiency.gemm_half_tokens)
+        return roofline_time_s(2 * params_gpu * tokens, params_gpu * wbytes,
+                               flops_per_s * efficiency, self._bytes_per_s)
+
+    def _moe_s(self, tokens: float) -> float:
+        """Routed experts of one MoE layer on the busiest-on-average GPU: weights of the distinct experts
+        the batch touches, FLOPs of top-k experts per token."""
+        m = self.model
+        if not m.is_moe or tokens <= 0:
+            return 0.0
+        distinct = expected_distinct_experts(m.experts, m.active_experts, tokens)
+        rows_per_expert = tokens * m.active_experts / distinct
+        efficiency = rows_per_expert / (rows_per_expert + self.efficiency.gemm_half_tokens)
+        flops = 2 * tokens * m.active_experts * m.expert_params / self._expert_split
+        weight_bytes = distinct * m.expert_params * self._wbytes / self._expert_split
+        return roofline_time_s(flops, weight_bytes, self._gemm_flops_per_s * efficiency, self._bytes_per_s)
+
+    def _linear_layers_s(self, tokens: float) -> float:
+        """All GEMMs of all layers (per attention group of the replica) for `tokens` tokens."""
+        m = self.model
+        dp = self.plan.attention_dp
+        group_tokens = tokens / dp
+        attn = self._gemm_s(self._attn_params_gpu, group_tokens, self._gemm_flops_per_s, self._wbytes)
+        dense = self._gemm_s(self._ffn_params_gpu, group_tokens, self._gemm_flops_per_s, self._wbytes)
+        shared = self._gemm_s(self._shared_params_gpu, group_tokens, self._gemm_flops_per_s, self._wbytes)
+        # With wide EP every GPU serves its experts for the tokens of all attention groups.
+        moe = self._moe_s(tokens)
+        return m.layers * attn + m.ffn_dense_layers * dense + m.moe_layers * (shared + moe)
+
+    def _output_head_s(self, logit_tokens: float) -> float:
+        return self._gemm_s(self._head_params_gpu, logit_tokens / self.plan.attention_dp,
+                            self._head_flops_per_s, BYTES_PER_VALUE["bf16"])
+
+    def _communication_s(self, tokens: float) -> float:
+        """TP all-reduces, EP dispatch + combine and pipeline hand-offs of one step.
+
+        Without EP every layer all-reduces twice (after attention, after the FFN or MoE). With EP a MoE
+        layer dispatches and combines its tokens with two all-to-alls instead of its second all-reduce.
+        """
+        m, p, comm = self.model, self.plan, self.communication
+        wire = tokens / p.attention_dp * m.hidden * ACTIVATION_WIRE_BYTES
+        total = 0.0
+        expert_parallel = p.ep > 1 and m.is_moe
+        if p.tp > 1 and comm.tp_all_reduce is not None:
+            reduces = m.layers + (m.ffn_dense_layers if expert_parallel else m.layers)
+            total += reduces * comm.tp_all_reduce.time_s(wire)
+        if expert_parallel and comm.ep_all_to_all is not None:
+            # Each GPU sends its share of the top-k copies of its group's tokens.
+            dispatched = wire * m.active_experts / p.tp
+            total += m.moe_layers * 2 * comm.ep_all_to_all.time_s(dispatched)
+        if p.pp > 1 and comm.pp_send_recv is not None:
+            total += (p.pp - 1) * comm.pp_send_recv.time_s(wire / p.tp)
+        return total
+
+    def _attention_s(self, layers: int, pairs: float, kv_tokens_read: float) -> float:
+        """Attention of `layers` layers: FLOPs of the query-key pairs, bytes of the KV read."""
+        if layers == 0 or (pairs <= 0 and kv_tokens_read <= 0):
+            return 0.0
+        dp = self.plan.attention_dp
+        flops = self._attn_flops_per_pair_gpu * layers * pairs / dp
+        kv_bytes = self._kv_bytes_per_token_layer_gpu * layers * kv_tokens_read / dp
+        return roofline_time_s(flops, kv_bytes, self._attn_flops_per_s, self._bytes_per_s)
+
+    # ---- public ------------------------------------------------------------------------------
+    def step_time_s(self, batch: BatchShape) -> float:
+        """Time of one engine step (for pipeline plans: one micro-batch through every stage).
+
+        Prefill and decode attention, and full and sliding-window layers, are separate kernels with
+        rooflines of their own. A decoding sequence in a sliding layer reads a full window (exact once
+        its context reaches the window, an upper bound before).
+        """
+        tokens = batch.prefill_tokens + batch.decode_seqs
+        if tokens <= 0:
+            return 0.0
+        m = self.model
+        window_context = batch.decode_seqs * m.sliding_window
+        attention = (self._attention_s(m.full_attention_layers, batch.prefill_pairs, batch.prefill_tokens)
+                     + self._attention_s(m.sliding_layers, batch.prefill_window_pairs, batch.prefill_tokens)
+                     + self._attention_s(m.full_attention_layers, batch.decode_context, batch.decode_context)
+                     + self._attention_s(m.sliding_layers, window_context, window_context))
+        return (self.efficiency.step_overhead_s + self._linear_layers_s(tokens)
+                + self._output_head_s(batch.prefill_seqs + batch.decode_seqs)
+                + attention + self._communication_s(tokens))
+
+    def decode_coefficients(self, decode_seqs: int) -> tuple[float, float]:
+        """(a, b) with decode step time = a + b x context_sum for `decode_seqs` sequences.
+
+        Exact: every term but full-layer decode attention depends on the sequence count only, and that
+        roofline, max(flops, bytes) of two quantities linear in the context, is linear in it.
+        """
+        if decode_seqs <= 0:
+            return 0.0, 0.0
+        a = self.step_time_s(BatchShape(decode_seqs=decode_seqs))
+        b = self.model.full_attention_layers * max(self._attn_flops_per_pair_gpu / self._attn_flops_per_s,
+                                                   self._kv_bytes_per_token_layer_gpu / self._bytes_per_s)
+        return a, b / self.plan.attention_dp
+
+    def prefill_shape(self, prompt_tokens: int, cached_tokens: int = 0, completes: bool = True) -> BatchShape:
+        """BatchShape of one prompt chunk of `prompt_tokens` after `cached_tokens` already in KV."""
+        w = self.model.sliding_window
+        return BatchShape(prefill_tokens=prompt_tokens,
+                          prefill_pairs=causal_pairs(cached_tokens, prompt_tokens),
+                          prefill_window_pairs=causal_pairs(cached_tokens, prompt_tokens, w) if w else 0.0,
+                          prefill_seqs=1 if completes else 0)
+
+
+def combine(*shapes: BatchShape) -> BatchShape:
+    """The aggregate of several batch parts (prompts of one prefill step, decode plus chunks)."""
+    return BatchShape(*(sum(getattr(s, f) for s in shapes) for f in BatchShape.__dataclass_fields__))

@@ -1,0 +1,291 @@
+"""Build a serving cluster in a SimPy environment, feed it a workload, run it, return a `Result`.
+
+The path of one request: the arrival process (open loop: pre-drawn times; closed loop: a user's next
+request after the previous one finishes) hands it to the router, which picks an engine; the engine's
+batching policy admits it into a step; the cost model prices every step; the request's first-token
+and finish times land in the shared `RequestTable`; metrics summarise the table at the end.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from simulator.costmodel import AlphaBeta, Communication, StepCost
+from simulator.errors import ConfigError, require_choice, require_number
+from simulator.hardware import Efficiency, GPUSpec
+from simulator.memory import MemoryPlan, plan_memory
+from simulator.metrics import SLA, LatencyHistogram, summarize
+from simulator.models import ModelSpec, Precision
+from simulator.plan import BATCHING_POLICIES, Plan
+from simulator.replica import Engine, _ceil_div
+from simulator.requests_state import RequestTable
+from simulator.router import ROUTERS
+from simulator.scheduling import POLICIES
+
+
+@dataclass(frozen=True)
+class ClosedLoopWorkload:
+    """N users, each sending its next request `think_time_s` after the previous one finishes, until
+    `len(input_tokens)` requests have been sent (the lengths are drawn up front)."""
+
+    users: int
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    think_time_s: float = 0.0
+
+    def __post_init__(self):
+        require_number("users", self.users, low=1, high=10_000_000, integer=True)
+        require_number("think_time_s", self.think_time_s, low=0, high=1e6)
+        if len(self.input_tokens) != len(self.output_tokens) or len(self.input_tokens) == 0:
+            raise ConfigError("closed loop: input and output length arrays must be non-empty and equal in size")
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Everything about the cluster a run needs besides the workload."""
+
+    model: ModelSpec
+    gpu: GPUSpec
+    gpus: int
+    precision: Precision = Precision()
+    plan: Plan = Plan()
+    efficiency: Efficiency = Efficiency()
+    batching: str = "continuous"
+    router: str = "round-robin"
+    prefill_gpus: int = 0
+    kv_transfer_gb_per_s: float | None = None
+    kv_transfer_latency_s: float = 20e-6
+    communication: Communication | None = None
+    seed: int = 0
+    max_time_s: float | None = None
+    sla: SLA | None = None
+    stack: str | None = None
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self):
+        require_number("--gpus", self.gpus, low=1, high=1_000_000, integer=True)
+        require_choice("--batching", self.batching, BATCHING_POLICIES)
+        require_choice("--router", self.router, ROUTERS)
+        require_number("--seed", self.seed, low=0, high=2**63 - 1, integer=True)
+        if self.max_time_s is not None:
+            require_number("--max-time", self.max_time_s, low=0, low_inclusive=False, high=1e9)
+        if self.kv_transfer_gb_per_s is not None:
+            require_number("--kv-transfer-gb-per-s", self.kv_transfer_gb_per_s, low=0, low_inclusive=False, high=1e6)
+        if self.batching == "disaggregated":
+            require_number("--prefill-gpus", self.prefill_gpus, low=self.plan.gpus_per_replica,
+                           high=self.gpus - self.plan.gpus_per_replica, integer=True)
+            if self.prefill_gpus % self.plan.gpus_per_replica:
+                raise ConfigError(f"--prefill-gpus: {self.prefill_gpus} must be a multiple of the replica size "
+                                  f"{self.plan.gpus_per_replica}")
+        elif self.prefill_gpus:
+            raise ConfigError("--prefill-gpus: only meaningful with --batching disaggregated")
+
+    @property
+    def replicas(self) -> int:
+        return self.plan.replicas_for(self.gpus)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one run measured: the summary (units in every key), the plan and memory layout used, and
+    the per-request arrays for anyone who wants more."""
+
+    summary: dict
+    plan: dict
+    memory: dict
+    engines: dict
+    arrays: dict = field(repr=False, hash=False, compare=False)
+    dropped: dict = field(repr=False, hash=False, compare=False)
+
+    def to_dict(self) -> dict:
+        return {**self.summary, "plan": self.plan, "memory": self.memory, "engines": self.engines}
+
+
+def default_communication(gpu: GPUSpec, plan: Plan, efficiency: Efficiency) -> Communication:
+    """Collectives inside one scale-up domain from the GPU's own figures (ring all-reduce through a
+    switch; on a full mesh a direct all-reduce over all links in parallel)."""
+    per_direction = gpu.scaleup_gb_per_s / 2 * 1e9 * efficiency.collective_efficiency
+    hop_s = 5e-6
+
+    def all_reduce(n):
+        if n <= 1:
+            return None
+        return AlphaBeta(alpha_s=2 * (n - 1) * hop_s, beta_s_per_byte=2 * (n - 1) / n / per_direction)
+
+    return Communication(tp_all_reduce=all_reduce(plan.tp),
+                         ep_all_to_all=AlphaBeta(hop_s, (plan.ep - 1) / plan.ep / per_direction) if plan.ep > 1 else None,
+                         pp_send_recv=AlphaBeta(hop_s, 1 / (gpu.nic_gbps / 8 * 1e9)) if plan.pp > 1 else None)
+
+
+class Cluster:
+    """The engines of one run, their routers and the callbacks that move requests between them."""
+
+    def __init__(self, config: ServingConfig, table: RequestTable, longest_request_tokens: int):
+        self.config, self.table = config, table
+        self.env = simpy.Environment()
+        self.rng = np.random.default_rng(config.seed)
+        plan = config.plan
+        self.memory: MemoryPlan = plan_memory(config.model, config.gpu, config.precision, plan,
+                                              longest_request_tokens)
+        communication = config.communication or default_communication(config.gpu, plan, config.efficiency)
+        self.cost = StepCost(config.model, config.gpu, config.precision, plan, config.efficiency, communication)
+        self.itl = LatencyHistogram()
+        per_token = self.memory.kv_bytes_per_token_per_gpu
+        self.window_blocks = _ceil_div(int(math.ceil(self.memory.window_bytes_per_sequence_per_gpu / per_token)),
+                                       plan.block_size) if self.memory.window_bytes_per_sequence_per_gpu else 0
+        blocks_per_engine = self.memory.kv_blocks_per_replica // plan.pp
+        replicas = config.replicas
+        prefill_replicas = config.prefill_gpus // plan.gpus_per_replica if config.batching == "disaggregated" else 0
+        self.on_user_finish = None
+        self.engines: list[Engine] = []
+        self.prefill_pool: list[Engine] = []
+        self.decode_pool: list[Engine] = []
+        for replica in range(replicas):
+            for stage_engine in range(plan.pp):   # pipeline parallelism: pp virtual engines in flight
+                if config.batching == "disaggregated":
+                    role = "prefill-only" if replica < prefill_replicas else "decode-only"
+                else:
+                    role = config.batching
+                engine = Engine(self.env, len(self.engines), table, self.cost, POLICIES[role](),
+                                blocks_per_engine, plan.block_size, self.window_blocks, self.itl,
+                                on_finish=self._finished,
+                                on_prefilled=self._prefilled if role == "prefill-only" else None)
+                self.engines.append(engine)
+                (self.prefill_pool if role == "prefill-only" else self.decode_pool).append(engine)
+        self.entry_pool = self.prefill_pool or self.decode_pool
+        self.router = ROUTERS[config.router](self.rng)
+        self.handoff_router = ROUTERS[config.router](self.rng)
+        nic_bytes_per_s = config.gpu.nic_gbps / 8 * 1e9
+        self.kv_transfer_bytes_per_s = (config.kv_transfer_gb_per_s * 1e9 if config.kv_transfer_gb_per_s
+                                        else nic_bytes_per_s * plan.tp)
+        self.kv_bytes_per_token = config.model.kv_bytes_per_token(config.precision.kv_cache)
+        self.kv_window_bytes = config.model.kv_bytes_per_sequence_window(config.precision.kv_cache)
+        self.blocks_per_engine = blocks_per_engine
+
+    # ---- moving requests ------------------------------------------------------------------------
+    def route(self, rid: int) -> None:
+        table = self.table
+        need = _ceil_div(table.input_tokens[rid] + table.output_tokens[rid], self.config.plan.block_size) \
+            + self.window_blocks
+        if need > self.blocks_per_engine:
+            table.dropped[rid] = (f"needs {need} KV blocks, an engine holds {self.blocks_per_engine}")
+            return
+        self.entry_pool[self.router.choose(self.entry_pool)].submit(rid)
+
+    def _finished(self, rid: int, engine: Engine) -> None:
+        if self.on_user_finish is not None:
+            self.on_user_finish(rid)
+
+    def _prefilled(self, rid: int, engine: Engine) -> None:
+        """Disaggregated: hold the prompt's KV on the prefill engine while it streams to a decode engine."""
+        table = self.table
+        context = table.input_tokens[rid] + table.generated[rid]
+        blocks = _ceil_div(context + 1, self.config.plan.block_size) + self.window_blocks
+        engine.reserved_blocks += blocks
+        engine.outstanding -= 1
+        self.env.process(self._transfer(rid, engine, blocks, context))
+
+    def _transfer(self, rid: int, source: Engine, blocks: int, context: int):
+        nbytes = self.kv_bytes_per_token * context + self.kv_window_bytes
+        yield self.env.timeout(self.config.kv_transfer_latency_s + nbytes / self.kv_transfer_bytes_per_s)
+        source.release_reserved(blocks)
+        table = self.table
+        if table.generated[rid] >= table.output_tokens[rid]:
+            table.first_token_s[rid] = self.env.now
+            table.finish_s[rid] = self.env.now
+            self._finished(rid, source)
+            return
+        table.first_token_s[rid] = self.env.now   # the first token reaches the user with its KV
+        self.decode_pool[self.handoff_router.choose(self.decode_pool)].receive_handoff(rid)
+
+    # ---- arrivals -------------------------------------------------------------------------------
+    def open_loop(self, arrival_s: np.ndarray):
+        env = self.env
+        for rid, when in enumerate(arrival_s.tolist()):
+            if when > env.now:
+                yield env.timeout(when - env.now)
+            self.route(rid)
+
+    def closed_loop(self, workload: ClosedLoopWorkload, total: int):
+        issued = [0]
+
+        def issue(rid_hint=None):
+            if issued[0] >= total:
+                return
+            rid = issued[0]
+            issued[0] += 1
+            self.table.arrival_s[rid] = self.env.now
+            self.route(rid)
+            if rid in self.table.dropped:
+                self.env.process(later(0.0))
+
+        def later(delay):
+            if delay > 0:
+                yield self.env.timeout(delay)
+            issue()
+
+        def on_finish(rid):
+            self.env.process(later(workload.think_time_s))
+
+        self.on_user_finish = on_finish
+        for _ in range(min(workload.users, total)):
+            issue()
+        yield self.env.timeout(0)
+
+
+def simulate(config: ServingConfig, workload) -> Result:
+    """Run `workload` (arrays `arrival_s`, `input_tokens`, `output_tokens`, or a ClosedLoopWorkload)
+    on the cluster `config` describes."""
+    if isinstance(workload, ClosedLoopWorkload):
+        count = len(workload.input_tokens)
+        table = RequestTable(np.zeros(count), workload.input_tokens, workload.output_tokens)
+    else:
+        arrival = np.asarray(workload.arrival_s, dtype=float)
+        if arrival.size == 0:
+            raise ConfigError("workload: no requests to simulate")
+        if np.any(np.diff(arrival) < 0):
+            raise ConfigError("workload: arrival_s must be sorted")
+        table = RequestTable(arrival, workload.input_tokens, workload.output_tokens)
+    longest = max(a + b for a, b in zip(table.input_tokens, table.output_tokens))
+    cluster = Cluster(config, table, min(longest, config.model.max_context))
+    if isinstance(workload, ClosedLoopWorkload):
+        cluster.env.process(cluster.closed_loop(workload, len(table)))
+    else:
+        cluster.env.process(cluster.open_loop(arrival))
+    if config.max_time_s is not None:
+        cluster.env.run(until=config.max_time_s)
+    else:
+        cluster.env.run()
+    arrays = table.arrays()
+    unfinished = np.flatnonzero(~np.isfinite(arrays["finish_s"]))
+    dropped = dict(table.dropped)
+    for rid in unfinished.tolist():
+        dropped.setdefault(rid, f"unfinished when the simulation stopped at {cluster.env.now:.3f} s")
+    summary = summarize(arrays, cluster.itl, config.sla)
+    summary["preemptions"] = int(arrays["preemptions"].sum())
+    summary["simulated_s"] = float(cluster.env.now)
+    engines = cluster.engines
+    makespan = summary["makespan_s"] if summary["requests_completed"] else float(cluster.env.now) or 1.0
+    busy = np.array([e.busy_s for e in engines])
+    summary["engine_utilization_mean"] = float(np.mean(busy) / makespan) if makespan else 0.0
+    summary["kv_occupancy_mean"] = float(np.mean([e.kv_block_s for e in engines]) / cluster.blocks_per_engine
+                                         / makespan) if makespan else 0.0
+    summary["engine_steps"] = int(sum(e.steps for e in engines))
+    plan = {"model": config.model.name, "gpu": config.gpu.name, "gpus": config.gpus,
+            "replicas": config.replicas, "batching": config.batching, "router": config.router,
+            "precision": {"weights": config.precision.weights, "activations": config.precision.activations,
+                          "kv_cache": config.precision.kv_cache},
+            **config.plan.describe()}
+    if config.batching == "disaggregated":
+        plan["prefill_gpus"] = config.prefill_gpus
+        plan["decode_gpus"] = config.replicas * config.plan.gpus_per_replica - config.prefill_gpus
+    idle_gpus = config.gpus - config.replicas * config.plan.gpus_per_replica
+    if idle_gpus:
+        plan["idle_gpus"] = idle_gpus
+    engine_info = {"count": len(engines), "kv_blocks_per_engine": cluster.blocks_per_engine,
+                   "block_size": config.plan.block_size}
+    return Result(summary=summary, plan=plan, memory=cluster.memory.describe(), engines=engine_info,
+                  arrays=arrays, dropped=dropped)

@@ -1,0 +1,85 @@
+"""Does a deployment fit in HBM, and how many KV-cache tokens (and blocks) remain per replica.
+
+Per GPU: weights of its shard + activation workspace + runtime reserve must leave room for at least
+one longest request's KV cache; what remains, within `memory_utilization` of HBM, is KV cache.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator.errors import InfeasibleError
+from simulator.hardware import GPUSpec
+from simulator.models import BYTES_PER_VALUE, ModelSpec, Precision
+from simulator.plan import Plan
+
+RUNTIME_RESERVE_GB = 2.0          # CUDA/HIP context, communicator buffers, allocator slack
+ACTIVATION_VALUES_PER_TOKEN = 16  # live activation values per token per hidden unit in the widest layer
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    weights_gb_per_gpu: float
+    activations_gb_per_gpu: float
+    reserve_gb_per_gpu: float
+    kv_gb_per_gpu: float
+    kv_bytes_per_token_per_gpu: float
+    kv_tokens_per_replica: int
+    kv_blocks_per_replica: int
+    window_bytes_per_sequence_per_gpu: float
+
+    def describe(self) -> dict:
+        return {"weights_gb_per_gpu": round(self.weights_gb_per_gpu, 3),
+                "activations_gb_per_gpu": round(self.activations_gb_per_gpu, 3),
+                "kv_cache_gb_per_gpu": round(self.kv_gb_per_gpu, 3),
+                "kv_tokens_per_replica": self.kv_tokens_per_replica,
+                "kv_blocks_per_replica": self.kv_blocks_per_replica}
+
+
+def weights_bytes_per_gpu(model: ModelSpec, precision: Precision, plan: Plan) -> float:
+    """Weights one GPU holds: dense parts split over tp x pp; routed experts over ep (or tp) x pp."""
+    total = model.weight_bytes(precision.weights)
+    if not model.is_moe or plan.ep <= 1:
+        return total / (plan.tp * plan.pp)
+    routed = model.moe_layers * model.experts * model.expert_params * BYTES_PER_VALUE[precision.weights]
+    return (total - routed) / (plan.tp * plan.pp) + routed / (plan.ep * plan.pp)
+
+
+def kv_bytes_per_token_per_gpu(model: ModelSpec, precision: Precision, plan: Plan) -> float:
+    """KV bytes one context token adds on one GPU of its attention group (full-attention layers)."""
+    per_layer = model.kv_values_per_token_per_layer()
+    if model.attention != "mla":
+        per_layer = 2 * model.head_dim * max(1.0, model.kv_heads / plan.tp)
+    return model.full_attention_layers / plan.pp * per_layer * BYTES_PER_VALUE[precision.kv_cache]
+
+
+def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan,
+                longest_request_tokens: int = 2048) -> MemoryPlan:
+    """Lay the deployment into HBM or raise InfeasibleError saying what does not fit and why."""
+    gb = 1e9
+    weights = weights_bytes_per_gpu(model, precision, plan)
+    activations = plan.max_tokens_per_step / plan.attention_dp * model.hidden * ACTIVATION_VALUES_PER_TOKEN * 2
+    activations += plan.max_tokens_per_step * max(model.ffn, model.expert_ffn) / plan.tp * 2 * 2
+    reserve = RUNTIME_RESERVE_GB * gb
+    budget = gpu.hbm_gb * gb * plan.memory_utilization
+    kv_room = budget - weights - activations - reserve
+    describe = (f"{model.name} in {precision.weights} needs {weights / gb:.1f} GB of weights per GPU with "
+                f"tp={plan.tp} pp={plan.pp} ep={plan.ep}; {gpu.name} has {gpu.hbm_gb:g} GB "
+                f"({budget / gb:.1f} GB usable at memory_utilization {plan.memory_utilization:g})")
+    if kv_room <= 0:
+        raise InfeasibleError(f"does not fit: {describe}; raise --tp/--pp or use narrower weights")
+    per_token = kv_bytes_per_token_per_gpu(model, precision, plan)
+    window = (model.sliding_layers / plan.pp * model.sliding_window * model.kv_values_per_token_per_layer()
+              * BYTES_PER_VALUE[precision.kv_cache] / (1 if model.attention == "mla" else plan.tp))
+    # A sequence costs per_token x context + window bytes; express capacity in full-layer tokens,
+    # charging each sequence's window as that many tokens' worth when admitting (see kv_cache).
+    tokens_per_group = int(kv_room // per_token) if per_token else 10**12
+    tokens = tokens_per_group * plan.attention_dp
+    window_tokens = window / per_token if per_token else 0.0
+    if tokens_per_group < longest_request_tokens + window_tokens:
+        raise InfeasibleError(f"does not fit: {describe}; {kv_room / gb:.2f} GB left for KV cache holds "
+                              f"{tokens_per_group} tokens, fewer than one {longest_request_tokens}-token request")
+    return MemoryPlan(weights_gb_per_gpu=weights / gb, activations_gb_per_gpu=activations / gb,
+                      reserve_gb_per_gpu=reserve / gb, kv_gb_per_gpu=kv_room / gb,
+                      kv_bytes_per_token_per_gpu=per_token, kv_tokens_per_replica=tokens,
+                      kv_blocks_per_replica=tokens // plan.block_size,
+                      window_bytes_per_sequence_per_gpu=window)

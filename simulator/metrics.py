@@ -1,0 +1,119 @@
+"""Metrics: per-request arrays turned into throughput, latency percentiles and goodput, plus a
+bounded log-binned histogram for inter-token latency (recorded per step, not per token)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+PERCENTILES = (50, 90, 99)
+
+
+class LatencyHistogram:
+    """Weighted histogram of durations on log-spaced bins (1 us .. 10^4 s, ~0.5% wide): memory stays
+    flat however long the run, and percentiles are good to half a percent."""
+
+    BINS_PER_DECADE = 460
+    LOW_S, DECADES = 1e-6, 10
+
+    def __init__(self):
+        self.weights = np.zeros(self.BINS_PER_DECADE * self.DECADES + 1)
+        self._log_low = math.log10(self.LOW_S)
+
+    def _bin(self, duration_s: float) -> int:
+        if duration_s <= self.LOW_S:
+            return 0
+        index = int((math.log10(duration_s) - self._log_low) * self.BINS_PER_DECADE)
+        return min(index, len(self.weights) - 1)
+
+    def add(self, duration_s: float, weight: float) -> None:
+        self.weights[self._bin(duration_s)] += weight
+
+    def add_linear(self, first_s: float, last_s: float, steps: int, weight_per_step: float) -> None:
+        """`steps` durations spread evenly from first_s to last_s, each counted `weight_per_step` times."""
+        if steps <= 0:
+            return
+        if steps <= 4 or last_s - first_s < 0.005 * first_s:
+            if steps <= 4:
+                for j in range(steps):
+                    self.add(first_s + (last_s - first_s) * (j / (steps - 1) if steps > 1 else 0), weight_per_step)
+            else:
+                self.add((first_s + last_s) / 2, weight_per_step * steps)
+            return
+        parts = 8
+        for j in range(parts):
+            self.add(first_s + (last_s - first_s) * (j + 0.5) / parts, weight_per_step * steps / parts)
+
+    def percentile(self, q: float) -> float:
+        total = self.weights.sum()
+        if total <= 0:
+            return math.nan
+        index = int(np.searchsorted(np.cumsum(self.weights), q / 100 * total))
+        centre = (index + 0.5) / self.BINS_PER_DECADE + self._log_low
+        return float(10 ** centre)
+
+
+def percentile_fields(prefix: str, values: np.ndarray) -> dict:
+    values = values[np.isfinite(values)]
+    out = {}
+    for q in PERCENTILES:
+        out[f"{prefix}_p{q}_s"] = float(np.percentile(values, q)) if values.size else math.nan
+    out[f"{prefix}_mean_s"] = float(values.mean()) if values.size else math.nan
+    return out
+
+
+@dataclass(frozen=True)
+class SLA:
+    ttft_p99_s: float | None = None
+    tpot_p99_s: float | None = None
+
+
+def request_metrics(arrays: dict) -> dict[str, np.ndarray]:
+    """Per-request TTFT, TPOT (MLPerf: (latency - TTFT) / (output - 1)) and end-to-end latency."""
+    arrival, first, finish = arrays["arrival_s"], arrays["first_token_s"], arrays["finish_s"]
+    output = arrays["output_tokens"]
+    ttft = first - arrival
+    latency = finish - arrival
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(output > 1, (finish - first) / np.maximum(output - 1, 1), np.nan)
+    return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": latency}
+
+
+def summarize(arrays: dict, itl: LatencyHistogram, sla: SLA | None = None) -> dict:
+    """Throughput and latency summary of the finished requests."""
+    finished = np.isfinite(arrays["finish_s"])
+    per_request = request_metrics(arrays)
+    completed = int(finished.sum())
+    out_tokens = int(arrays["output_tokens"][finished].sum())
+    in_tokens = int(arrays["input_tokens"][finished].sum())
+    if completed:
+        start = float(arrays["arrival_s"].min())
+        end = float(arrays["finish_s"][finished].max())
+        makespan = max(end - start, 1e-12)
+    else:
+        makespan = math.nan
+    summary = {
+        "requests_total": int(finished.size),
+        "requests_completed": completed,
+        "requests_dropped": int(finished.size - completed),
+        "output_tokens": out_tokens,
+        "input_tokens": in_tokens,
+        "makespan_s": makespan,
+        "output_tokens_per_s": out_tokens / makespan if completed else 0.0,
+        "total_tokens_per_s": (out_tokens + in_tokens) / makespan if completed else 0.0,
+        "requests_per_s": completed / makespan if completed else 0.0,
+    }
+    for name in ("ttft", "tpot", "latency"):
+        summary.update(percentile_fields(name, per_request[f"{name}_s"][finished]))
+    for q in PERCENTILES:
+        summary[f"itl_p{q}_s"] = itl.percentile(q)
+    if sla is not None and completed:
+        ok = finished.copy()
+        if sla.ttft_p99_s is not None:
+            ok &= per_request["ttft_s"] <= sla.ttft_p99_s
+        if sla.tpot_p99_s is not None:
+            ok &= ~(per_request["tpot_s"] > sla.tpot_p99_s)
+        summary["goodput_requests_per_s"] = float(ok.sum()) / makespan
+        summary["goodput_output_tokens_per_s"] = float(arrays["output_tokens"][ok].sum()) / makespan
+    return summary

@@ -1,0 +1,58 @@
+"""A deployment plan: how one model is laid over GPUs (tp, pp, ep, replicas) and its serving limits.
+
+Replica layout: a replica is `tp x pp x attention_dp` GPUs. With `ep > tp` (wide expert parallelism)
+attention runs data-parallel over `ep / tp` groups of `tp` GPUs while each MoE layer's experts are spread
+over all `ep` GPUs and tokens reach them by all-to-all. With `ep <= tp` the replica is `tp x pp`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simulator.errors import ConfigError, require_number
+
+BATCHING_POLICIES = ("static", "continuous", "chunked", "disaggregated")
+
+
+@dataclass(frozen=True)
+class Plan:
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    max_batch_size: int = 256
+    max_tokens_per_step: int = 8192
+    block_size: int = 16
+    memory_utilization: float = 0.92
+
+    def __post_init__(self):
+        require_number("--tp", self.tp, low=1, high=1024, integer=True)
+        require_number("--pp", self.pp, low=1, high=256, integer=True)
+        require_number("--ep", self.ep, low=1, high=4096, integer=True)
+        require_number("--max-batch-size", self.max_batch_size, low=1, high=65536, integer=True)
+        require_number("--max-tokens-per-step", self.max_tokens_per_step, low=16, high=10_000_000, integer=True)
+        require_number("--block-size", self.block_size, low=1, high=4096, integer=True)
+        require_number("--memory-utilization", self.memory_utilization, low=0.05, high=1.0)
+        if self.ep > self.tp and self.ep % self.tp:
+            raise ConfigError(f"--ep: {self.ep} must be a multiple of --tp {self.tp} when larger than it")
+        if self.ep < self.tp and self.tp % self.ep:
+            raise ConfigError(f"--ep: {self.ep} must divide --tp {self.tp}")
+
+    @property
+    def attention_dp(self) -> int:
+        """Data-parallel attention groups inside one replica (wide EP); 1 otherwise."""
+        return self.ep // self.tp if self.ep > self.tp else 1
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.pp * self.attention_dp
+
+    def replicas_for(self, gpus: int) -> int:
+        """How many replicas `gpus` GPUs hold; an error when not even one fits."""
+        if gpus < self.gpus_per_replica:
+            raise ConfigError(f"--gpus: {gpus} GPUs cannot hold one replica of tp={self.tp} x pp={self.pp}"
+                              f" x attention-dp={self.attention_dp} = {self.gpus_per_replica} GPUs")
+        return gpus // self.gpus_per_replica
+
+    def describe(self) -> dict:
+        return {"tp": self.tp, "pp": self.pp, "ep": self.ep, "attention_dp": self.attention_dp,
+                "gpus_per_replica": self.gpus_per_replica, "max_batch_size": self.max_batch_size,
+                "max_tokens_per_step": self.max_tokens_per_step, "block_size": self.block_size}

@@ -1,0 +1,360 @@
+"""One serving engine (a replica, or one pipeline virtual engine) as a SimPy process.
+
+Speed comes from aggregates: the running batch is a count `n` and a context sum `base + n x step`
+(step = decode steps done), finishes sit in a heap keyed by their finish step, and stretches of
+decode steps in which nothing arrives, finishes or runs out of KV cache are advanced in closed form
+with one timeout (decode step time is `a(n) + b x context_sum`, an arithmetic series). An arrival that
+could join interrupts the stretch at the next step boundary. Nothing loops over tokens.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+
+import simpy
+
+from simulator.costmodel import BatchShape, StepCost, causal_pairs, combine
+from simulator.metrics import LatencyHistogram
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class Engine:
+    """State and step loop of one engine; `policy` decides each step, `cost` prices it."""
+
+    def __init__(self, env: simpy.Environment, index: int, table, cost: StepCost, policy,
+                 kv_blocks: int, block_size: int, window_blocks: int, itl: LatencyHistogram,
+                 on_finish, on_prefilled=None):
+        self.env, self.index, self.table, self.cost, self.policy = env, index, table, cost, policy
+        self.plan = cost.plan
+        self.kv_blocks, self.block_size, self.window_blocks = kv_blocks, block_size, window_blocks
+        self.itl = itl
+        self.on_finish = on_finish              # callback(request id, engine) when a request completes
+        self.on_prefilled = on_prefilled        # disaggregated prefill pool: callback(request id, engine)
+        self.waiting: deque[int] = deque()
+        self.handed_off: deque[int] = deque()   # disaggregated decode pool: prefilled, waiting to join
+        self.prefilling: dict[int, list[int]] = {}  # id -> [prompt tokens in KV, KV blocks charged]
+        self.prefill_blocks = 0
+        self.reserved_blocks = 0                # held for KV transfers in flight (prefill pool)
+        self.running: dict[int, tuple[int, int, int]] = {}  # id -> (context base, join step, generated at join)
+        self.finish_heap: list[tuple[int, int, int]] = []   # (finish step, id, epoch)
+        self.step = 0
+        self.base_sum = 0
+        self.padding = 0                         # finished sequences still holding a static-batch slot
+        self.padding_base = 0
+        self.outstanding = 0
+        self.alive = True
+        self.busy_s = 0.0
+        self.steps = 0
+        self.kv_block_s = 0.0                    # integral of used blocks over time
+        self.preemptions = 0
+        self._coefficients: dict[int, tuple[float, float]] = {}
+        self._interruptible = False
+        self._wake: simpy.Event | None = None
+        self.process = env.process(self._run())
+
+    # ---- what routers and policies read ----------------------------------------------------
+    @property
+    def decoding(self) -> int:
+        """Sequences taking part in a decode step (static padding included)."""
+        return len(self.running) + self.padding
+
+    def batch_active(self) -> bool:
+        return bool(self.running)
+
+    def kv_used_blocks(self) -> int:
+        n = self.decoding
+        context = self.base_sum + self.padding_base + n * self.step
+        decode = (context + n * (self.block_size - 1)) // self.block_size + n * self.window_blocks
+        return decode + self.prefill_blocks + self.reserved_blocks
+
+    @property
+    def kv_load(self) -> float:
+        return self.kv_used_blocks() / self.kv_blocks
+
+    def prompt_tokens(self, rid: int) -> int:
+        """Tokens a (re)started prefill processes: the prompt plus anything generated before preemption."""
+        return self.table.input_tokens[rid] + self.table.generated[rid]
+
+    # ---- entry points ----------------------------------------------------------------------
+    def submit(self, rid: int) -> None:
+        self.table.engine[rid] = self.index
+        self.waiting.append(rid)
+        self.outstanding += 1
+        self._poke()
+
+    def receive_handoff(self, rid: int) -> None:
+        self.table.engine[rid] = self.index
+        self.handed_off.append(rid)
+        self.outstanding += 1
+        self._poke()
+
+    def release_reserved(self, blocks: int) -> None:
+        self.reserved_blocks -= blocks
+        self._poke()
+
+    def _poke(self) -> None:
+        """Wake the engine if it sleeps, or cut a decode stretch short if the newcomer could join."""
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+        elif self._interruptible:
+            self._interruptible = False
+            self.process.interrupt()
+
+    # ---- admission (called by policies) -----------------------------------------------------
+    def _slots_free(self) -> int:
+        return self.plan.max_batch_size - len(self.running) - self.padding - len(self.prefilling)
+
+    def _free_blocks(self) -> int:
+        return self.kv_blocks - self.kv_used_blocks()
+
+    def admit_whole_prompts(self, token_budget, reserve_output: bool = False) -> list:
+        """Admit waiting requests in order while slots, KV blocks and the token budget allow. The first
+        prompt may exceed the budget alone (it would otherwise never run)."""
+        chunks, budget, slots = [], token_budget, self._slots_free()
+        free = self._free_blocks()
+        while self.waiting and slots > 0:
+            rid = self.waiting[0]
+            prompt = self.prompt_tokens(rid)
+            if budget is not None and prompt > budget and chunks:
+                break
+            length = prompt + (self.table.output_tokens[rid] - self.table.generated[rid] if reserve_output else 1)
+            blocks = _ceil_div(length, self.block_size) + self.window_blocks
+            if blocks > free:
+                break
+            self.waiting.popleft()
+            self.prefilling[rid] = [0, blocks]
+            self.prefill_blocks += blocks
+            free -= blocks
+            slots -= 1
+            chunks.append((rid, prompt))
+            if budget is not None:
+                budget -= prompt
+        return chunks
+
+    def admit_chunks(self, token_budget: int) -> list:
+        """Sarathi: continue partial prompts first, then admit new ones, chunking to the budget."""
+        chunks, budget = [], token_budget
+        free = self._free_blocks()
+        for rid, (done, _) in self.prefilling.items():
+            if budget <= 0:
+                break
+            take = min(self.prompt_tokens(rid) - done, budget)
+            blocks = _ceil_div(done + take, self.block_size) - _ceil_div(done, self.block_size)
+            if blocks > free:
+                break
+            chunks.append((rid, take))
+            budget -= take
+            free -= blocks
+        slots = self._slots_free()
+        while self.waiting and slots > 0 and budget > 0:
+            rid = self.waiting[0]
+            take = min(self.prompt_tokens(rid), budget)
+            blocks = _ceil_div(take, self.block_size) + self.window_blocks
+            if blocks > free:
+                break
+            self.waiting.popleft()
+            self.prefilling[rid] = [0, 0]       # blocks are charged as chunks land
+            chunks.append((rid, take))
+            budget -= take
+            free -= blocks
+            slots -= 1
+        return chunks
+
+    def admit_handed_off(self) -> None:
+        """Disaggregated decode pool: prefilled requests join the running batch directly."""
+        free, slots = self._free_blocks(), self._slots_free()
+        while self.handed_off and slots > 0:
+            rid = self.handed_off[0]
+            context = self.prompt_tokens(rid)
+            blocks = _ceil_div(context + 1, self.block_size) + self.window_blocks
+            if blocks > free:
+                break
+            self.handed_off.popleft()
+            self._join(rid)
+            free -= blocks
+            slots -= 1
+
+    # ---- the step loop -----------------------------------------------------------------------
+    def _run(self):
+        while self.alive:
+            plan = self.policy.next_step(self)
+            if plan is None:
+                self._wake = self.env.event()
+                yield self._wake
+                self._wake = None
+            elif plan.chunks:
+                yield from self._prompt_step(plan.chunks, plan.with_decode)
+            else:
+                yield from self._decode_stretch()
+
+    def _join(self, rid: int) -> None:
+        """A request whose prompt is in KV and whose latest token is out joins the decode batch."""
+        table = self.table
+        generated = table.generated[rid]
+        context = table.input_tokens[rid] + generated
+        self.running[rid] = (context - self.step, self.step, generated)
+        self.base_sum += context - self.step
+        heapq.heappush(self.finish_heap, (self.step + table.output_tokens[rid] - generated, rid, table.epoch[rid]))
+
+    def _prompt_step(self, chunks, with_decode: bool):
+        cost, table = self.cost, self.table
+        parts = []
+        for rid, take in chunks:
+            done = self.prefilling[rid][0]
+            parts.append(cost.prefill_shape(take, done, completes=done + take == self.prompt_tokens(rid)))
+        n = self.decoding if with_decode else 0
+        if n:
+            parts.append(BatchShape(decode_seqs=n, decode_context=self.base_sum + self.padding_base + n * self.step))
+        duration = cost.step_time_s(combine(*parts))
+        start = self.env.now
+        used_before = self.kv_used_blocks()
+        yield self.env.timeout(duration)
+        now = self.env.now
+        self.busy_s += duration
+        self.steps += 1
+        if n:
+            self.step += 1
+            self.itl.add(duration, n)
+        for rid, take in chunks:
+            state = self.prefilling[rid]
+            state[0] += take
+            needed = _ceil_div(state[0], self.block_size) + self.window_blocks
+            if needed > state[1]:
+                self.prefill_blocks += needed - state[1]
+                state[1] = needed
+            if state[0] < self.prompt_tokens(rid):
+                continue
+            del self.prefilling[rid]
+            self.prefill_blocks -= state[1]      # from here the running batch's bound counts its KV
+            table.generated[rid] += 1
+            if math.isnan(table.first_token_s[rid]):
+                table.first_token_s[rid] = now
+            if self.on_prefilled is not None:
+                self.on_prefilled(rid, self)
+            elif table.generated[rid] >= table.output_tokens[rid]:
+                self._finish(rid, now)
+            else:
+                self._join(rid)
+        self.kv_block_s += (used_before + self.kv_used_blocks()) / 2 * (now - start)
+        self._finish_due(now)
+
+    def _decode_coefficients(self, n: int) -> tuple[float, float]:
+        coefficients = self._coefficients.get(n)
+        if coefficients is None:
+            coefficients = self._coefficients[n] = self.cost.decode_coefficients(n)
+        return coefficients
+
+    def _steps_until_kv_full(self, n: int) -> float:
+        """Decode steps that still fit in KV blocks before the bound exceeds capacity."""
+        if not self.policy.preempts:
+            return math.inf
+        other = self.prefill_blocks + self.reserved_blocks + n * self.window_blocks
+        room = (self.kv_blocks - other + 1) * self.block_size - 1 - n * (self.block_size - 1)
+        context_now = self.base_sum + self.padding_base + n * self.step
+        return (room - context_now) // n
+
+    def _decode_stretch(self):
+        n = self.decoding
+        heap = self.finish_heap
+        while heap and (heap[0][1] not in self.running or heap[0][2] != self.table.epoch[heap[0][1]]):
+            heapq.heappop(heap)
+        steps_to_finish = heap[0][0] - self.step if heap else math.inf
+        steps_to_full = self._steps_until_kv_full(n)
+        if steps_to_full < 1:
+            self._preempt_newest()
+            return
+        k = int(min(steps_to_finish, steps_to_full))
+        a, b = self._decode_coefficients(n)
+        first = a + b * (self.base_sum + self.padding_base + n * self.step)   # duration of the first step
+        growth = b * n                                                        # each step is this much longer
+        total = k * first + growth * k * (k - 1) / 2
+        start = self.env.now
+        used_before = self.kv_used_blocks()
+        done = k
+        self._interruptible = self.policy.admits_mid_decode and k > 1
+        try:
+            yield self.env.timeout(total)
+        except simpy.Interrupt:
+            elapsed = self.env.now - start
+            done = min(k, _steps_completed(first, growth, elapsed) + 1)
+            remaining = done * first + growth * done * (done - 1) / 2 - elapsed
+            yield self.env.timeout(max(remaining, 0.0))
+        self._interruptible = False
+        span = self.env.now - start
+        self.busy_s += span
+        self.steps += done
+        self.step += done
+        self.itl.add_linear(first, first + growth * (done - 1), done, n)
+        self.kv_block_s += (used_before + self.kv_used_blocks()) / 2 * span
+        self._finish_due(self.env.now)
+
+    def _finish_due(self, now: float) -> None:
+        heap, table = self.finish_heap, self.table
+        while heap and heap[0][0] <= self.step:
+            _, rid, epoch = heapq.heappop(heap)
+            if rid not in self.running or epoch != table.epoch[rid]:
+                continue
+            base, join_step, generated = self.running.pop(rid)
+            table.generated[rid] = generated + self.step - join_step
+            if self.policy.holds_finished_slots:
+                self.padding += 1
+                self.padding_base += base
+            else:
+                self.base_sum -= base
+            self._finish(rid, now)
+        if self.policy.holds_finished_slots and not self.running and self.padding:
+            # the static batch is over: free every slot and the padding's KV at once
+            self.base_sum, self.padding, self.padding_base = 0, 0, 0
+
+    def _finish(self, rid: int, now: float) -> None:
+        self.table.finish_s[rid] = now
+        self.outstanding -= 1
+        self.on_finish(rid, self)
+
+    def _preempt_newest(self) -> None:
+        """vLLM's recompute preemption: the newest running request gives back its KV and waits again."""
+        rid, (base, join_step, generated) = self.running.popitem()
+        self.base_sum -= base
+        table = self.table
+        table.generated[rid] = generated + self.step - join_step
+        table.epoch[rid] += 1
+        table.preemptions[rid] += 1
+        self.preemptions += 1
+        self.waiting.appendleft(rid)
+
+    # ---- failure -------------------------------------------------------------------------------
+    def fail(self) -> list[int]:
+        """Take this engine down now; returns the requests it held (to be retried elsewhere)."""
+        self.alive = False
+        held = list(self.waiting) + list(self.handed_off) + list(self.prefilling) + list(self.running)
+        for rid in held:
+            self.table.epoch[rid] += 1
+            self.table.generated[rid] = 0 if math.isnan(self.table.first_token_s[rid]) else self.table.generated[rid]
+        self.waiting.clear(); self.handed_off.clear(); self.prefilling.clear(); self.running.clear()
+        self.finish_heap.clear()
+        self.outstanding = 0
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+        elif self.process.is_alive and self.process.target is not None and self._interruptible:
+            self._interruptible = False
+            self.process.interrupt()
+        return held
+
+
+def _steps_completed(first: float, growth: float, elapsed: float) -> int:
+    """Whole steps done after `elapsed` when step j lasts first + growth x j: the largest k with
+    k x first + growth x k(k-1)/2 <= elapsed."""
+    if growth <= 0:
+        return int(elapsed // first) if first > 0 else 0
+    half = growth / 2
+    linear = first - half
+    k = int((-linear + math.sqrt(linear * linear + 4 * half * elapsed)) / (2 * half))
+    while k > 0 and k * first + half * k * (k - 1) > elapsed:
+        k -= 1
+    while (k + 1) * first + half * (k + 1) * k <= elapsed:
+        k += 1
+    return k

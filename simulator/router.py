@@ -1,0 +1,78 @@
+"""Routers: which engine a new request goes to. One small class per policy, registered by name."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Router:
+    name = "base"
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+
+    def choose(self, engines: list) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class RoundRobin(Router):
+    name = "round-robin"
+
+    def __init__(self, rng):
+        super().__init__(rng)
+        self.next = 0
+
+    def choose(self, engines):
+        for _ in range(len(engines)):
+            index = self.next % len(engines)
+            self.next += 1
+            if engines[index].alive:
+                return index
+        raise RuntimeError("no engine is alive")
+
+
+class LeastOutstanding(Router):
+    """The engine with the fewest requests queued or in flight (ties: lowest index)."""
+
+    name = "least-outstanding"
+
+    def choose(self, engines):
+        best, best_load = -1, None
+        for index, engine in enumerate(engines):
+            if engine.alive and (best_load is None or engine.outstanding < best_load):
+                best, best_load = index, engine.outstanding
+        return best
+
+
+class LeastKVLoad(Router):
+    """The engine whose KV cache is least full, counting queued prompts as load to come."""
+
+    name = "least-kv"
+
+    def choose(self, engines):
+        best, best_load = -1, None
+        for index, engine in enumerate(engines):
+            if not engine.alive:
+                continue
+            load = engine.kv_load + len(engine.waiting) / max(engine.plan.max_batch_size, 1)
+            if best_load is None or load < best_load:
+                best, best_load = index, load
+        return best
+
+
+class PowerOfTwo(Router):
+    """Two engines drawn at random; the one with fewer outstanding requests wins."""
+
+    name = "power-of-two"
+
+    def choose(self, engines):
+        alive = [i for i, e in enumerate(engines) if e.alive] if not all(e.alive for e in engines) else None
+        count = len(alive) if alive is not None else len(engines)
+        if count == 1:
+            return alive[0] if alive is not None else 0
+        a, b = self.rng.choice(count, size=2, replace=False)
+        if alive is not None:
+            a, b = alive[a], alive[b]
+        return int(a if engines[a].outstanding <= engines[b].outstanding else b)
+
+
+ROUTERS = {cls.name: cls for cls in (RoundRobin, LeastOutstanding, LeastKVLoad, PowerOfTwo)}

@@ -123,15 +123,17 @@ def default_communication(gpu: GPUSpec, plan: Plan, efficiency: Efficiency) -> C
 class Cluster:
     """The engines of one run, their routers and the callbacks that move requests between them."""
 
-    def __init__(self, config: ServingConfig, table: RequestTable, longest_request_tokens: int):
+    def __init__(self, config: ServingConfig, table: RequestTable, typical_request_tokens: int,
+                 step_cost: StepCost | None = None):
         self.config, self.table = config, table
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(config.seed)
         plan = config.plan
         self.memory: MemoryPlan = plan_memory(config.model, config.gpu, config.precision, plan,
-                                              longest_request_tokens)
+                                              typical_request_tokens)
         communication = config.communication or default_communication(config.gpu, plan, config.efficiency)
-        self.cost = StepCost(config.model, config.gpu, config.precision, plan, config.efficiency, communication)
+        self.cost = step_cost or StepCost(config.model, config.gpu, config.precision, plan, config.efficiency,
+                                          communication)
         self.itl = LatencyHistogram()
         per_token = self.memory.kv_bytes_per_token_per_gpu
         self.window_blocks = _ceil_div(int(math.ceil(self.memory.window_bytes_per_sequence_per_gpu / per_token)),
@@ -236,9 +238,9 @@ class Cluster:
         yield self.env.timeout(0)
 
 
-def simulate(config: ServingConfig, workload) -> Result:
+def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = None) -> Result:
     """Run `workload` (arrays `arrival_s`, `input_tokens`, `output_tokens`, or a ClosedLoopWorkload)
-    on the cluster `config` describes."""
+    on the cluster `config` describes. `step_cost` replaces the cost model (tests use hand-set step times)."""
     if isinstance(workload, ClosedLoopWorkload):
         count = len(workload.input_tokens)
         table = RequestTable(np.zeros(count), workload.input_tokens, workload.output_tokens)
@@ -249,8 +251,9 @@ def simulate(config: ServingConfig, workload) -> Result:
         if np.any(np.diff(arrival) < 0):
             raise ConfigError("workload: arrival_s must be sorted")
         table = RequestTable(arrival, workload.input_tokens, workload.output_tokens)
-    longest = max(a + b for a, b in zip(table.input_tokens, table.output_tokens))
-    cluster = Cluster(config, table, min(longest, config.model.max_context))
+    # The run is infeasible when a typical request cannot fit; single oversized ones are dropped with a reason.
+    typical = int(np.median(np.add(table.input_tokens, table.output_tokens)))
+    cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost)
     if isinstance(workload, ClosedLoopWorkload):
         cluster.env.process(cluster.closed_loop(workload, len(table)))
     else:

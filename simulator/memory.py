@@ -1,7 +1,7 @@
 """Does a deployment fit in HBM, and how many KV-cache tokens (and blocks) remain per replica.
 
 Per GPU: weights of its shard + activation workspace + runtime reserve must leave room for at least
-one longest request's KV cache; what remains, within `memory_utilization` of HBM, is KV cache.
+one typical request's KV cache; what remains, within `memory_utilization` of HBM, is KV cache.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def kv_bytes_per_token_per_gpu(model: ModelSpec, precision: Precision, plan: Pla
 
 
 def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan,
-                longest_request_tokens: int = 2048) -> MemoryPlan:
+                request_tokens: int = 2048) -> MemoryPlan:
     """Lay the deployment into HBM or raise InfeasibleError saying what does not fit and why."""
     gb = 1e9
     weights = weights_bytes_per_gpu(model, precision, plan)
@@ -75,9 +75,9 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan
     tokens_per_group = int(kv_room // per_token) if per_token else 10**12
     tokens = tokens_per_group * plan.attention_dp
     window_tokens = window / per_token if per_token else 0.0
-    if tokens_per_group < longest_request_tokens + window_tokens:
+    if tokens_per_group < request_tokens + window_tokens:
         raise InfeasibleError(f"does not fit: {describe}; {kv_room / gb:.2f} GB left for KV cache holds "
-                              f"{tokens_per_group} tokens, fewer than one {longest_request_tokens}-token request")
+                              f"{tokens_per_group} tokens, fewer than one {request_tokens}-token request")
     return MemoryPlan(weights_gb_per_gpu=weights / gb, activations_gb_per_gpu=activations / gb,
                       reserve_gb_per_gpu=reserve / gb, kv_gb_per_gpu=kv_room / gb,
                       kv_bytes_per_token_per_gpu=per_token, kv_tokens_per_replica=tokens,

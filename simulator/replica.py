@@ -275,7 +275,7 @@ class Engine:
         start = self.env.now
         used_before = self.kv_used_blocks()
         done = k
-        self._interruptible = self.policy.admits_mid_decode and k > 1
+        self._interruptible = self.policy.admits_mid_decode and k > 1 and self._slots_free() > 0
         try:
             yield self.env.timeout(total)
         except simpy.Interrupt:

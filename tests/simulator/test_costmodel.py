@@ -1,0 +1,92 @@
+import pytest
+
+from simulator.costmodel import (AlphaBeta, BatchShape, Communication, StepCost, causal_pairs,
+                                 expected_distinct_experts)
+from simulator.hardware import Efficiency, get_gpu
+from simulator.models import Precision, get_model
+from simulator.plan import Plan
+
+EFF = Efficiency(compute_efficiency=0.5, memory_efficiency=0.8, gemm_half_tokens=0.0,
+                 attention_efficiency=0.5, step_overhead_s=0.001, collective_efficiency=1.0)
+
+
+def llama_on_mi355x(tp=1, communication=Communication()):
+    return StepCost(get_model("llama2-70b"), get_gpu("mi355x"), Precision("fp8", "fp8", "fp8"), Plan(tp=tp),
+                    EFF, communication)
+
+
+def test_decode_step_by_hand():
+    """Llama 2 70B, fp8, one MI355X (8 TB/s x 0.8 = 6.4e12 B/s; 5,000 fp8 TFLOPS x 0.5 = 2.5e15 FLOP/s).
+    One sequence attending 1,000 tokens:
+    - layer GEMMs: 80 x (150,994,944 + 704,643,072) = 68,451,041,280 fp8 bytes / 6.4e12 = 10.69548 ms
+      (compute 2 x 68.45e9 / 2.5e15 = 0.055 ms, memory-bound);
+    - output head: 32000 x 8192 bf16 = 524,288,000 B / 6.4e12 = 0.08192 ms;
+    - attention: 80 layers x 2,048 B x 1,000 tokens = 163.84 MB / 6.4e12 = 0.0256 ms;
+    - overhead 1 ms. Total 11.80300 ms."""
+    cost = llama_on_mi355x()
+    expected = 68_451_041_280 / 6.4e12 + 524_288_000 / 6.4e12 + 163_840_000 / 6.4e12 + 0.001
+    assert cost.step_time_s(BatchShape(decode_seqs=1, decode_context=1000)) == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx(0.0118030, rel=1e-5)
+
+
+def test_prefill_step_by_hand():
+    """A fresh 1,000-token prompt on the same GPU:
+    - GEMMs: 2 x 68,451,041,280 x 1,000 FLOPs / 2.5e15 = 54.76083 ms (memory 10.7 ms: compute-bound);
+    - head: one logit row, memory-bound: 0.08192 ms;
+    - attention: 1000 x 1001 / 2 = 500,500 pairs x 4 x 64 x 128 x 80 = 1.31204e12 FLOPs / 2.5e15 = 0.52482 ms;
+    - overhead 1 ms. Total 56.36757 ms."""
+    cost = llama_on_mi355x()
+    gemm = 2 * 68_451_041_280 * 1000 / 2.5e15
+    attention = 500_500 * 4 * 64 * 128 * 80 / 2.5e15
+    expected = gemm + 524_288_000 / 6.4e12 + attention + 0.001
+    assert cost.step_time_s(cost.prefill_shape(1000)) == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx(0.0563676, rel=1e-5)
+
+
+def test_tensor_parallel_adds_two_all_reduces_per_layer():
+    """tp=8 splits weights 8 ways; each of 80 layers all-reduces twice: 160 x (alpha + beta x bytes),
+    bytes = tokens x 8192 x 2 (bf16). One decode token: 160 x (10 us + 16,384 B x 1e-11 s/B)."""
+    comm = Communication(tp_all_reduce=AlphaBeta(alpha_s=10e-6, beta_s_per_byte=1e-11))
+    with_comm = llama_on_mi355x(tp=8, communication=comm)
+    without = llama_on_mi355x(tp=8)
+    shape = BatchShape(decode_seqs=1, decode_context=1000)
+    extra = with_comm.step_time_s(shape) - without.step_time_s(shape)
+    assert extra == pytest.approx(160 * (10e-6 + 16_384 * 1e-11), rel=1e-9)
+
+
+def test_decode_coefficients_match_step_time():
+    cost = StepCost(get_model("gpt-oss-120b"), get_gpu("b200"), Precision.parse("fp4"), Plan(tp=2), EFF)
+    for n in (1, 7, 64, 300):
+        a, b = cost.decode_coefficients(n)
+        for context in (n * 200, n * 5000):
+            direct = cost.step_time_s(BatchShape(decode_seqs=n, decode_context=context))
+            assert a + b * context == pytest.approx(direct, rel=1e-12)
+
+
+def test_expected_distinct_experts():
+    """E(1 - (1 - k/E)^B): 1 token touches exactly k; 128 experts top-4 with 32 tokens: 128 x (1 - (124/128)^32)."""
+    assert expected_distinct_experts(128, 4, 1) == pytest.approx(4)
+    assert expected_distinct_experts(128, 4, 32) == pytest.approx(128 * (1 - (124 / 128) ** 32))
+    assert expected_distinct_experts(8, 2, 10_000) == pytest.approx(8)
+
+
+def test_moe_decode_reads_fewer_expert_bytes_at_small_batches():
+    cost = StepCost(get_model("deepseek-r1"), get_gpu("mi355x"), Precision.parse("fp4"), Plan(tp=8), EFF)
+    one = cost.step_time_s(BatchShape(decode_seqs=1, decode_context=1000))
+    many = cost.step_time_s(BatchShape(decode_seqs=256, decode_context=256_000))
+    assert one < many
+
+
+def test_causal_pairs():
+    """Token i of a 4-token chunk after 10 cached tokens sees 10 + i: 11 + 12 + 13 + 14 = 50. With a
+    12-token window: 11 + 12 + 12 + 12 = 47."""
+    assert causal_pairs(10, 4) == 50
+    assert causal_pairs(10, 4, window=12) == 47
+    assert causal_pairs(0, 1000) == 500_500
+    assert causal_pairs(100, 5, window=50) == 250
+
+
+def test_gpu_without_fp4_refuses_fp4():
+    from simulator.errors import ConfigError
+    with pytest.raises(ConfigError, match="h200 has no fp4"):
+        StepCost(get_model("llama2-70b"), get_gpu("h200"), Precision.parse("fp4"), Plan(), EFF)

@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+
+from simulator.engine import ClosedLoopWorkload, simulate
+from simulator.plan import Plan
+from tests.simulator.conftest import FixedStepCost, Stream
+
+
+def run(config, stream, **cost):
+    return simulate(config, stream, step_cost=FixedStepCost(config.plan, **cost))
+
+
+def test_continuous_two_requests_together(small_config):
+    """Both arrive at 0 and share one 1 s prefill: first tokens at 1.0; two 0.1 s decode steps give
+    tokens 2 and 3 at 1.1 and 1.2, so both finish at 1.2 with TPOT 0.1 s."""
+    result = run(small_config(), Stream([0, 0], [10, 10], [3, 3]))
+    np.testing.assert_allclose(result.arrays["first_token_s"], [1.0, 1.0])
+    np.testing.assert_allclose(result.arrays["finish_s"], [1.2, 1.2])
+    assert result.summary["tpot_p50_s"] == pytest.approx(0.1)
+
+
+def test_continuous_prefill_first_stalls_decodes(small_config):
+    """A (out 3) at 0 prefills 0-1. B (out 2) arrives at 0.5 and prefills 1-2 while A waits (prefill
+    first). Step 2.0-2.1 gives A its 2nd and B its 2nd (B done); step 2.1-2.2 gives A its 3rd."""
+    result = run(small_config(), Stream([0, 0.5], [10, 10], [3, 2]))
+    np.testing.assert_allclose(result.arrays["first_token_s"], [1.0, 2.0])
+    np.testing.assert_allclose(result.arrays["finish_s"], [2.2, 2.1])
+
+
+def test_arrival_cuts_a_decode_stretch_at_the_next_step_boundary(small_config):
+    """A (out 10) decodes from 1.0 in one folded stretch. B arrives at 1.25: the step in flight ends at
+    1.3 (A has 4 tokens), B prefills 1.3-2.3; A's last 6 tokens end at 2.9, B's second at 2.4."""
+    result = run(small_config(), Stream([0, 1.25], [10, 10], [10, 2]))
+    np.testing.assert_allclose(result.arrays["first_token_s"], [1.0, 2.3])
+    np.testing.assert_allclose(result.arrays["finish_s"], [2.9, 2.4])
+
+
+def test_chunked_prefill_mixes_decode_and_prompt(small_config):
+    """A prefills 0-1. B arrives at 0.5; step 1.0-2.1 decodes A (token 2) and prefills B (1 + 0.1 s):
+    B's first token at 2.1. Step 2.1-2.2 finishes both."""
+    result = run(small_config("chunked"), Stream([0, 0.5], [10, 10], [3, 2]))
+    np.testing.assert_allclose(result.arrays["first_token_s"], [1.0, 2.1])
+    np.testing.assert_allclose(result.arrays["finish_s"], [2.2, 2.2])
+
+
+def test_chunked_prefill_splits_long_prompts(small_config):
+    """Budget 16 tokens: a 40-token prompt takes chunks 16 + 16 + 8, three 1 s steps."""
+    config = small_config("chunked", plan=Plan(max_tokens_per_step=16))
+    result = run(config, Stream([0], [40], [2]))
+    np.testing.assert_allclose(result.arrays["first_token_s"], [3.0])
+    np.testing.assert_allclose(result.arrays["finish_s"], [3.1])
+
+
+def test_static_batch_runs_to_completion_before_the_next(small_config):
+    """A alone forms a batch: prefill 0-1, tokens at 1.1, 1.2 (done). B (at 0.5) waits for the batch to end:
+    prefill 1.2-2.2, its 2nd token at 2.3."""
+    result = run(small_config("static"), Stream([0, 0.5], [10, 10], [3, 2]))
+    np.testing.assert_allclose(result.arrays["first_token_s"], [1.0, 2.2])
+    np.testing.assert_allclose(result.arrays["finish_s"], [1.2, 2.3])
+
+
+def test_static_padding_holds_slots(small_config):
+    """A (out 2) and B (out 4) share a batch: A finishes at 1.1 but its slot stays taken, so C (arrived at
+    0.2) starts only after B's last token at 1.3: prefill 1.3-2.3."""
+    result = run(small_config("static"), Stream([0, 0, 0.2], [10, 10, 10], [2, 4, 2]))
+    np.testing.assert_allclose(result.arrays["finish_s"], [1.1, 1.3, 2.4])
+
+
+def test_disaggregated_hands_kv_to_the_decode_pool(small_config):
+    """Prefill engine 0-1; the KV transfer takes 0.05 s latency + bytes / 1e6 GB/s (~0); the first token
+    reaches the user with it at ~1.05, then two decode steps on the decode engine end at ~1.25."""
+    config = small_config("disaggregated", gpus=2, prefill_gpus=1, kv_transfer_gb_per_s=1e6,
+                          kv_transfer_latency_s=0.05)
+    result = run(config, Stream([0], [10], [3]))
+    np.testing.assert_allclose(result.arrays["first_token_s"], [1.05], atol=1e-6)
+    np.testing.assert_allclose(result.arrays["finish_s"], [1.25], atol=1e-6)
+    assert result.arrays["engine"][0] == 1
+
+
+def test_m_d_1_mean_wait_matches_closed_form(small_config):
+    """Batch size 1 and fixed lengths make one engine an M/D/1 queue: service D = prefill 0.05 s +
+    5 decode steps x 0.01 s = 0.1 s; at lambda = 6/s, rho = 0.6 and the mean wait in queue is
+    rho D / (2 (1 - rho)) = 0.075 s. TTFT = wait + 0.05 s prefill."""
+    rng = np.random.default_rng(1)
+    count = 30_000
+    arrival = np.cumsum(rng.exponential(1 / 6, count))
+    config = small_config(plan=Plan(max_batch_size=1))
+    result = run(config, Stream(arrival, np.full(count, 10), np.full(count, 6)), prefill_s=0.05, decode_s=0.01)
+    wait = result.arrays["first_token_s"] - arrival - 0.05
+    assert wait.mean() == pytest.approx(0.075, rel=0.05)
+
+
+def test_conservation_and_routers(small_config):
+    """Every request finishes or is dropped, and output tokens equal the sum of output lengths."""
+    rng = np.random.default_rng(7)
+    count = 2000
+    arrival = np.sort(rng.uniform(0, 20, count))
+    inputs, outputs = rng.integers(1, 500, count), rng.integers(1, 300, count)
+    for router in ("round-robin", "least-outstanding", "least-kv", "power-of-two"):
+        for batching in ("continuous", "chunked", "static"):
+            config = small_config(batching, gpus=4, router=router)
+            result = simulate(config, Stream(arrival, inputs, outputs))
+            summary = result.summary
+            assert summary["requests_completed"] + len(result.dropped) == count
+            assert summary["requests_completed"] == count
+            assert summary["output_tokens"] == outputs.sum()
+            assert np.all(result.arrays["first_token_s"] <= result.arrays["finish_s"])
+            assert np.all(result.arrays["first_token_s"] >= arrival)
+
+
+def test_preemption_when_kv_is_tiny_and_everyone_still_finishes(small_config):
+    """Memory utilisation set so ~0.3 GB (about 1,800 tokens) is left for KV: eight 100 + 200-token
+    requests (2,400 tokens at full length) cannot all stay resident; the newest are preempted and recomputed."""
+    needed_gb = 69.499 + 8192 * 8192 * 16 * 2 / 1e9 + 8192 * 28672 * 4 / 1e9 + 2
+    plan = Plan(memory_utilization=(needed_gb + 0.3) / 288)
+    result = simulate(small_config(plan=plan), Stream(np.zeros(8), np.full(8, 100), np.full(8, 200)))
+    assert result.summary["preemptions"] > 0
+    assert result.summary["requests_completed"] == 8
+    assert result.summary["output_tokens"] == 8 * 200
+
+
+def test_request_larger_than_kv_is_dropped_with_a_reason(small_config):
+    needed_gb = 69.499 + 8192 * 8192 * 16 * 2 / 1e9 + 8192 * 28672 * 4 / 1e9 + 2
+    plan = Plan(memory_utilization=(needed_gb + 0.3) / 288)
+    result = simulate(small_config(plan=plan), Stream([0, 0], [100, 1500], [100, 1000]))
+    assert result.summary["requests_completed"] == 1
+    assert "KV blocks" in result.dropped[1]
+
+
+def test_closed_loop_users(small_config):
+    """Two users, think time 0, four requests of out 2: each user's request takes 1 s prefill + 0.1 s;
+    the second pair starts at 1.1 and ends at 2.2."""
+    workload = ClosedLoopWorkload(users=2, input_tokens=np.full(4, 10), output_tokens=np.full(4, 2))
+    result = run(small_config(), workload)
+    np.testing.assert_allclose(np.sort(result.arrays["arrival_s"]), [0, 0, 1.1, 1.1])
+    np.testing.assert_allclose(np.sort(result.arrays["finish_s"]), [1.1, 1.1, 2.2, 2.2])
+
+
+def test_same_seed_same_result(small_config):
+    rng = np.random.default_rng(3)
+    arrival = np.sort(rng.uniform(0, 10, 500))
+    stream = Stream(arrival, rng.integers(1, 400, 500), rng.integers(1, 400, 500))
+    first = simulate(small_config(gpus=3, router="power-of-two", seed=5), stream)
+    second = simulate(small_config(gpus=3, router="power-of-two", seed=5), stream)
+    assert first.summary == second.summary

@@ -1,0 +1,82 @@
+import pytest
+
+from simulator.errors import ConfigError
+from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_gpus
+
+REQUIRED = ("h100", "h200", "b200", "b300", "gb200", "mi300x", "mi325x", "mi350x", "mi355x")
+
+
+def test_catalog_has_every_required_gpu_with_a_source():
+    gpus = load_gpus()
+    for name in REQUIRED:
+        assert gpus[name].source
+        assert gpus[name].peak_flops("bf16") > 0
+
+
+def test_dense_figures_not_sparse():
+    """MI355X: ~10,000 dense FP4 TFLOPS (20,000 is the sparse figure); B200: 9,000 dense."""
+    assert get_gpu("mi355x").peak_flops("fp4") == 10_000e12
+    assert get_gpu("b200").peak_flops("fp4") == 9_000e12
+    assert get_gpu("h100").peak_flops("fp8") == 1_979e12
+
+
+def test_missing_dtype_is_an_error_not_a_fallback():
+    with pytest.raises(ConfigError, match="h100 has no fp4"):
+        get_gpu("h100").peak_flops("fp4")
+
+
+def test_user_file_overrides_and_adds(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('[mi355x]\nhbm_tb_per_s = 9.0\n\n[x1]\ndisplay_name = "X1"\nvendor = "acme"\nfamily = "x"\n'
+                    'hbm_gb = 100\nhbm_tb_per_s = 2\npeak_tflops = { bf16 = 100 }\nscaleup = "nvswitch"\n'
+                    'scaleup_gb_per_s = 100\ngpus_per_server = 8\nnic_gbps = 100\npower_w = 300\n'
+                    'usd_per_gpu_hour = [1, 2]\n')
+    gpus = load_gpus([path])
+    assert gpus["mi355x"].hbm_tb_per_s == 9.0
+    assert gpus["mi355x"].hbm_gb == 288
+    assert gpus["x1"].vendor == "acme"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("hbm_gb = -1", "hbm_gb: -1 is out of range"),
+    ("hbm_tb_per_s = nan", "must be finite"),
+    ("scaleup = \"ring\"", "scaleup: 'ring' is not one of"),
+    ("hbm_gbs = 3", "unknown key 'hbm_gbs'"),
+    ("peak_tflops = { bf16 = 1, fp3 = 2 }", "'fp3' is not one of"),
+])
+def test_bad_gpu_entries(tmp_path, line, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[h100]\n{line}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_gpus([path])
+
+
+def test_unparsable_and_empty_files(tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[h100\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_gpus([broken])
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="empty"):
+        load_gpus([empty])
+
+
+def test_unknown_gpu():
+    with pytest.raises(ConfigError, match="unknown GPU 'a100'"):
+        get_gpu("a100")
+
+
+def test_gemm_efficiency_falls_off_for_small_batches():
+    """compute 0.6, half 32 tokens: 1 token -> 0.6/33, 32 tokens -> 0.3, 3200 tokens -> ~0.594."""
+    eff = Efficiency(compute_efficiency=0.6, gemm_half_tokens=32)
+    assert eff.gemm_efficiency(1) == pytest.approx(0.6 / 33)
+    assert eff.gemm_efficiency(32) == pytest.approx(0.3)
+    assert eff.gemm_efficiency(3200) == pytest.approx(0.6 * 3200 / 3232)
+
+
+def test_profile_default_applies():
+    eff = efficiency_for(get_gpu("mi355x"))
+    assert 0 < eff.compute_efficiency <= 1
+    with pytest.raises(ConfigError, match="efficiency.memory_efficiency"):
+        Efficiency(memory_efficiency=1.5)

@@ -1,0 +1,43 @@
+import pytest
+
+from simulator.errors import InfeasibleError
+from simulator.hardware import get_gpu
+from simulator.memory import plan_memory
+from simulator.models import Precision, get_model
+from simulator.plan import Plan
+
+
+def test_llama2_70b_fits_one_mi355x_and_kv_tokens_by_hand():
+    """288 GB x 0.92 = 264.96 GB; weights 68.45e9 + 1.048e9 = 69.50 GB; activations 8192 x 8192 x 16 x 2 +
+    8192 x 28672 x 4 = 3.087 GB; reserve 2 GB -> KV room 190.37 GB / 163,840 B per token = 1,161,946."""
+    memory = plan_memory(get_model("llama2-70b"), get_gpu("mi355x"), Precision.parse("fp8"), Plan(tp=1))
+    weights = 68_451_041_280 + 524_288_000 * 2
+    activations = 8192 * 8192 * 16 * 2 + 8192 * 28672 * 4
+    room = 288e9 * 0.92 - weights - activations - 2e9
+    assert memory.kv_tokens_per_replica == int(room // 163_840)
+    assert memory.kv_blocks_per_replica == memory.kv_tokens_per_replica // 16
+
+
+def test_405b_does_not_fit_one_gpu_and_says_why():
+    with pytest.raises(InfeasibleError, match="does not fit: llama3.1-405b in fp8 needs .* GB of weights per GPU"):
+        plan_memory(get_model("llama3.1-405b"), get_gpu("mi355x"), Precision.parse("fp8"), Plan(tp=1))
+
+
+def test_tp_splits_weights_and_kv():
+    one = plan_memory(get_model("llama3.1-405b"), get_gpu("mi355x"), Precision.parse("fp8"), Plan(tp=8))
+    assert one.weights_gb_per_gpu == pytest.approx(get_model("llama3.1-405b").weight_bytes("fp8") / 8 / 1e9)
+    assert one.kv_tokens_per_replica > 100_000
+
+
+def test_expert_parallel_spreads_experts():
+    model = get_model("deepseek-r1")
+    tp8 = plan_memory(model, get_gpu("mi355x"), Precision.parse("fp4"), Plan(tp=8))
+    ep16 = plan_memory(model, get_gpu("mi355x"), Precision.parse("fp4"), Plan(tp=8, ep=16))
+    assert ep16.weights_gb_per_gpu < tp8.weights_gb_per_gpu
+    assert ep16.kv_tokens_per_replica > tp8.kv_tokens_per_replica
+
+
+def test_request_longer_than_kv_is_infeasible():
+    with pytest.raises(InfeasibleError, match="fewer than one"):
+        plan_memory(get_model("llama2-70b"), get_gpu("b200"), Precision.parse("fp8"), Plan(tp=1),
+                    longest_request_tokens=10_000_000)

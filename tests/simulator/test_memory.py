@@ -40,4 +40,4 @@ def test_expert_parallel_spreads_experts():
 def test_request_longer_than_kv_is_infeasible():
     with pytest.raises(InfeasibleError, match="fewer than one"):
         plan_memory(get_model("llama2-70b"), get_gpu("b200"), Precision.parse("fp8"), Plan(tp=1),
-                    longest_request_tokens=10_000_000)
+                    request_tokens=10_000_000)

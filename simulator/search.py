@@ -1,0 +1,135 @@
+"""Searches over simulations: the highest request rate that meets a p99 SLA (bisection on a Poisson
+rate), and the fewest GPUs that reach a throughput target (exponential then binary search).
+
+Both take the simulation as a callable, so they are tested on synthetic models with known answers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from simulator.errors import InfeasibleError
+from simulator.metrics import SLA
+
+
+def meets_sla(summary: dict, sla: SLA) -> bool:
+    """p99 TTFT and p99 TPOT within the limits, and nothing dropped or left unfinished."""
+    if summary.get("requests_dropped", 0):
+        return False
+    if sla.ttft_p99_s is not None and not (summary["ttft_p99_s"] <= sla.ttft_p99_s):
+        return False
+    if sla.tpot_p99_s is not None and not (summary["tpot_p99_s"] <= sla.tpot_p99_s):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class RateSearch:
+    rate_per_s: float
+    summary: dict
+    evaluations: int
+    history: tuple
+
+
+def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_per_s: float,
+                         relative_tolerance: float = 0.02, max_evaluations: int = 24) -> RateSearch:
+    """Highest rate whose run meets `sla`: double (or halve) from `initial_rate_per_s` to bracket the
+    threshold, then bisect until the bracket is within `relative_tolerance`.
+
+    Raises InfeasibleError when even a tiny rate (1/1000 of the start) misses the SLA, naming what
+    missed (an unloaded system's TTFT or TPOT already over the limit).
+    """
+    history = []
+
+    def evaluate(rate):
+        summary = run(rate)
+        ok = meets_sla(summary, sla)
+        history.append((rate, ok, summary.get("ttft_p99_s"), summary.get("tpot_p99_s")))
+        return ok, summary
+
+    rate = initial_rate_per_s
+    ok, summary = evaluate(rate)
+    if ok:
+        good, good_summary = rate, summary
+        bad = None
+        while bad is None and len(history) < max_evaluations:
+            rate *= 2
+            ok, summary = evaluate(rate)
+            if ok:
+                good, good_summary = rate, summary
+            else:
+                bad = rate
+        if bad is None:
+            return RateSearch(good, good_summary, len(history), tuple(history))
+    else:
+        bad, worst = rate, summary
+        good = None
+        floor = initial_rate_per_s / 1000
+        while good is None:
+            rate /= 2
+            if rate < floor:
+                parts = []
+                if sla.ttft_p99_s is not None and not (worst["ttft_p99_s"] <= sla.ttft_p99_s):
+                    parts.append(f"p99 TTFT {worst['ttft_p99_s']:.3g} s > {sla.ttft_p99_s:g} s")
+                if sla.tpot_p99_s is not None and not (worst["tpot_p99_s"] <= sla.tpot_p99_s):
+                    parts.append(f"p99 TPOT {worst['tpot_p99_s']:.3g} s > {sla.tpot_p99_s:g} s")
+                if worst.get("requests_dropped"):
+                    parts.append(f"{worst['requests_dropped']} requests dropped")
+                raise InfeasibleError("SLA unreachable: even at " f"{history[-1][0]:.3g} requests/s "
+                                      + ("; ".join(parts) or "the run missed the SLA"))
+            ok, summary = evaluate(rate)
+            if ok:
+                good, good_summary = rate, summary
+            else:
+                bad, worst = rate, summary
+    while bad - good > relative_tolerance * good and len(history) < max_evaluations:
+        middle = (good + bad) / 2
+        ok, summary = evaluate(middle)
+        if ok:
+            good, good_summary = middle, summary
+        else:
+            bad = middle
+    return RateSearch(good, good_summary, len(history), tuple(history))
+
+
+@dataclass(frozen=True)
+class SizeSearch:
+    units: int
+    value: float
+    result: object
+    evaluations: int
+    history: tuple
+
+
+def fewest_units_reaching(evaluate: Callable[[int], tuple[float, object]], target: float,
+                          max_units: int = 4096, start: int = 1) -> SizeSearch:
+    """Fewest units (nodes or replicas) whose `evaluate(units)[0]` reaches `target`.
+
+    Assumes more units never serve less (what a capacity planner assumes; the robustness tests check
+    it holds for the engine within noise). Doubles from `start` to bracket, then binary search.
+    """
+    history = []
+    cache = {}
+
+    def value_at(units):
+        if units not in cache:
+            cache[units] = evaluate(units)
+            history.append((units, cache[units][0]))
+        return cache[units]
+
+    low, high = 0, start
+    while value_at(high)[0] < target:
+        low = high
+        if high >= max_units:
+            raise InfeasibleError(f"target unreachable: {max_units} units serve {value_at(high)[0]:.4g}, "
+                                  f"below the target {target:.4g}")
+        high = min(high * 2, max_units)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if value_at(middle)[0] >= target:
+            high = middle
+        else:
+            low = middle
+    value, result = value_at(high)
+    return SizeSearch(high, value, result, len(history), tuple(history))

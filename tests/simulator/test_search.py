@@ -1,0 +1,48 @@
+import math
+
+import pytest
+
+from simulator.errors import InfeasibleError
+from simulator.metrics import SLA
+from simulator.search import fewest_units_reaching, max_rate_meeting_sla
+
+
+def synthetic_queue(service_s: float):
+    """An M/M/1-like stand-in: p99 TTFT = service / (1 - rho) x 4.6, TPOT constant. With service 0.01 s
+    and a 1 s limit the threshold is rho = 1 - 0.046 -> rate = 95.4 /s."""
+    def run(rate):
+        rho = rate * service_s
+        ttft = math.inf if rho >= 1 else service_s / (1 - rho) * 4.6
+        return {"ttft_p99_s": ttft, "tpot_p99_s": 0.01, "requests_dropped": 0}
+    return run
+
+
+
+
+def test_bisection_finds_known_threshold():
+    found = max_rate_meeting_sla(synthetic_queue(0.01), SLA(ttft_p99_s=1.0, tpot_p99_s=0.2), 10.0,
+                                 relative_tolerance=0.005)
+    assert found.rate_per_s == pytest.approx(95.4, rel=0.006)
+    assert found.rate_per_s <= 95.4 + 1e-9
+
+
+def test_bisection_from_above():
+    found = max_rate_meeting_sla(synthetic_queue(0.01), SLA(ttft_p99_s=1.0), 1000.0, relative_tolerance=0.005)
+    assert found.rate_per_s == pytest.approx(95.4, rel=0.006)
+
+
+def test_unreachable_sla_says_why():
+    with pytest.raises(InfeasibleError, match=r"SLA unreachable.*p99 TPOT 0.01 s > 0.001 s"):
+        max_rate_meeting_sla(synthetic_queue(0.01), SLA(tpot_p99_s=0.001), 10.0)
+
+
+def test_sizing_returns_the_minimum():
+    """Each unit serves 1,000 tok/s: 12,345 tok/s needs 13 units and 12 miss."""
+    found = fewest_units_reaching(lambda units: (units * 1000.0, None), 12_345)
+    assert found.units == 13
+    assert found.units - 1 < 12.345
+
+
+def test_sizing_unreachable():
+    with pytest.raises(InfeasibleError, match="target unreachable"):
+        fewest_units_reaching(lambda units: (min(units, 5) * 1.0, None), 10, max_units=64)

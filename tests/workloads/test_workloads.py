@@ -1,0 +1,118 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulator.errors import ConfigError
+from workloads import (Constant, Empirical, Fixed, Gamma, LogNormal, Offline, Poisson, Uniform, WorkloadSpec,
+                       get_scenario, list_scenarios, load_trace, mlperf_tpot_s, parse_length_flag)
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+def test_poisson_mean_gap():
+    times = Poisson(50.0).times(100_000, np.random.default_rng(0))
+    assert np.diff(times).mean() == pytest.approx(1 / 50, rel=0.02)
+
+
+def test_gamma_cv_recovered():
+    gaps = np.diff(Gamma(10.0, cv=3.0).times(200_000, np.random.default_rng(1)))
+    assert gaps.mean() == pytest.approx(0.1, rel=0.03)
+    assert gaps.std() / gaps.mean() == pytest.approx(3.0, rel=0.05)
+
+
+def test_constant_and_offline():
+    np.testing.assert_allclose(Constant(4.0).times(3, None), [0.25, 0.5, 0.75])
+    assert not Offline().times(5, None).any()
+
+
+def test_length_distributions():
+    rng = np.random.default_rng(2)
+    assert set(Fixed(7).sample(10, rng)) == {7}
+    uniform = Uniform(10, 20).sample(10_000, rng)
+    assert uniform.min() >= 10 and uniform.max() <= 20
+    lognormal = LogNormal(300, 0.5).sample(200_000, rng)
+    assert lognormal.mean() == pytest.approx(300, rel=0.01)
+    clipped = LogNormal(300, 2.0, low=5, high=1024).sample(10_000, rng)
+    assert clipped.min() >= 5 and clipped.max() <= 1024
+
+
+def test_empirical_from_file():
+    """Histogram 100 x 3, 200 x 1: mean 125."""
+    lengths = Empirical.from_file(DATA / "lengths_hist.csv")
+    assert lengths.mean == pytest.approx(125)
+    assert lengths.sample(40_000, np.random.default_rng(0)).mean() == pytest.approx(125, rel=0.01)
+
+
+@pytest.mark.parametrize("text, message", [("0", "tokens: 0 is out of range"), ("lognormal:300", "is not N"),
+                                            ("uniform:9,3", "high: 3 is out of range")])
+def test_length_flag_errors(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_length_flag("--input-tokens", text)
+
+
+def test_trace_csv_sorted_and_jsonl():
+    trace = load_trace(DATA / "trace_ok.csv")
+    np.testing.assert_allclose(trace.arrival_s, [0.1, 0.5, 1.0])
+    np.testing.assert_array_equal(trace.input_tokens, [50, 100, 200])
+    assert len(load_trace(DATA / "trace_ok.jsonl")) == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    ("arrival_s,input_tokens,output_tokens\n-1,10,10\n", "line 2: arrival_s '-1' must be finite"),
+    ("arrival_s,input_tokens,output_tokens\n0,abc,10\n", "line 2: values must be numbers"),
+    ("arrival_s,input_tokens\n0,10\n", "header lacks column 'output_tokens'"),
+    ("", "file is empty"),
+    ("arrival_s,input_tokens,output_tokens\nnan,10,10\n", "must be finite"),
+    ("arrival_s,input_tokens,output_tokens\n0,10,0\n", "output_tokens '0' must be a whole number"),
+    ("arrival_s,input_tokens,output_tokens\n", "no requests"),
+])
+def test_trace_errors(tmp_path, content, message):
+    path = tmp_path / "trace.csv"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_trace(path)
+
+
+def test_spec_from_toml_and_unknown_key(tmp_path):
+    path = tmp_path / "w.toml"
+    path.write_text('requests = 100\n[arrival]\nkind = "gamma"\nrate_per_s = 5\ncv = 2\n'
+                    '[input]\nkind = "fixed"\ntokens = 64\n[output]\nkind = "uniform"\nlow = 1\nhigh = 9\n')
+    spec = WorkloadSpec.from_toml(path)
+    requests = spec.build(seed=3)
+    assert len(requests) == 100 and set(requests.input_tokens) == {64}
+    assert np.array_equal(requests.arrival_s, spec.build(seed=3).arrival_s)
+    path.write_text('requests = 100\nrate = 3\n[input]\nkind = "fixed"\ntokens = 64\n')
+    with pytest.raises(ConfigError, match="unknown key 'rate'"):
+        WorkloadSpec.from_toml(path)
+
+
+def test_spec_from_flags_duration_cut():
+    requests = WorkloadSpec.from_flags(rate=40, duration_s=120).build(0)
+    assert requests.arrival_s.max() < 120
+    assert len(requests) == pytest.approx(4800, rel=0.05)
+    with pytest.raises(ConfigError, match="--rate R"):
+        WorkloadSpec.from_flags()
+    with pytest.raises(ConfigError, match="--rate: -1"):
+        WorkloadSpec.from_flags(rate=-1, duration_s=3)
+
+
+def test_scenarios_catalog():
+    scenarios = list_scenarios()
+    models = {s.model for s in scenarios}
+    assert {"llama2-70b", "llama3.1-405b", "llama3.1-8b", "gpt-oss-120b", "deepseek-r1", "mixtral-8x7b"} <= models
+    for scenario in scenarios:
+        assert scenario.source and scenario.input_lengths.mean > 0
+        if scenario.kind != "offline":
+            assert scenario.ttft_p99_s > 0 and scenario.tpot_p99_s > 0
+    server = get_scenario("llama2-70b", "server")
+    assert (server.ttft_p99_s, server.tpot_p99_s) == (2.0, 0.2)
+    assert get_scenario("llama2-70b", "interactive").tpot_p99_s == 0.04
+    with pytest.raises(ConfigError, match="no interactive scenario"):
+        get_scenario("mixtral-8x7b", "interactive")
+
+
+def test_mlperf_tpot():
+    """(latency - TTFT) / (output - 1): (2.0 - 0.5) / (31 - 1) = 0.05."""
+    np.testing.assert_allclose(mlperf_tpot_s([2.0], [0.5], [31]), [0.05])
+    assert np.isnan(mlperf_tpot_s([2.0], [0.5], [1])[0])

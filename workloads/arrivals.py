@@ -1,0 +1,73 @@
+"""Arrival processes: when requests arrive. Open-loop processes draw all times up front (vectorised);
+a closed loop is only a spec, since a user's next request depends on when the previous one finishes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.errors import require_number
+
+
+@dataclass(frozen=True)
+class Poisson:
+    """Exponential gaps at `rate_per_s`."""
+    rate_per_s: float
+
+    def __post_init__(self):
+        require_number("arrival.rate_per_s", self.rate_per_s, low=0, low_inclusive=False, high=1e9)
+
+    def times(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        return np.cumsum(rng.exponential(1.0 / self.rate_per_s, count))
+
+
+@dataclass(frozen=True)
+class Gamma:
+    """Gamma-distributed gaps with mean 1/rate and coefficient of variation `cv` (cv = 1 is Poisson;
+    cv > 1 is bursty): shape k = 1/cv^2, scale = cv^2/rate."""
+    rate_per_s: float
+    cv: float
+
+    def __post_init__(self):
+        require_number("arrival.rate_per_s", self.rate_per_s, low=0, low_inclusive=False, high=1e9)
+        require_number("arrival.cv", self.cv, low=0, low_inclusive=False, high=100)
+
+    def times(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        shape = 1.0 / self.cv ** 2
+        return np.cumsum(rng.gamma(shape, 1.0 / (self.rate_per_s * shape), count))
+
+
+@dataclass(frozen=True)
+class Constant:
+    """Evenly spaced arrivals, the first at 1/rate."""
+    rate_per_s: float
+
+    def __post_init__(self):
+        require_number("arrival.rate_per_s", self.rate_per_s, low=0, low_inclusive=False, high=1e9)
+
+    def times(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        return np.arange(1, count + 1, dtype=float) / self.rate_per_s
+
+
+@dataclass(frozen=True)
+class Offline:
+    """Everything queued at t = 0 (MLPerf Offline)."""
+    rate_per_s: float = float("inf")
+
+    def times(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        return np.zeros(count)
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    """`users` concurrent users; each sends its next request `think_time_s` after the previous one
+    finishes (how vLLM's benchmark with max concurrency and InferenceMAX runs measure)."""
+    users: int
+    think_time_s: float = 0.0
+
+    def __post_init__(self):
+        require_number("arrival.users", self.users, low=1, high=10_000_000, integer=True)
+        require_number("arrival.think_time_s", self.think_time_s, low=0, high=1e6)
+
+
+ARRIVALS = {"poisson": Poisson, "gamma": Gamma, "constant": Constant, "offline": Offline, "closed-loop": ClosedLoop}

@@ -1,0 +1,194 @@
+"""Token-length distributions for prompts and outputs: fixed, uniform, lognormal, empirical."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from simulator.errors import ConfigError, require_number
+
+MAX_TOKENS = 10_000_000
+
+
+@dataclass(frozen=True)
+class Fixed:
+    tokens: int
+
+    def __post_init__(self):
+        require_number("tokens", self.tokens, low=1, high=MAX_TOKENS, integer=True)
+
+    @property
+    def mean(self) -> float:
+        return float(self.tokens)
+
+    @property
+    def maximum(self) -> int:
+        return int(self.tokens)
+
+    def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        return np.full(count, self.tokens, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Uniform:
+    low: int
+    high: int
+
+    def __post_init__(self):
+        require_number("low", self.low, low=1, high=MAX_TOKENS, integer=True)
+        require_number("high", self.high, low=self.low, high=MAX_TOKENS, integer=True)
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2
+
+    @property
+    def maximum(self) -> int:
+        return int(self.high)
+
+    def sample(self, count, rng):
+        return rng.integers(self.low, self.high + 1, count, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class LogNormal:
+    """Lognormal with the given mean and coefficient of variation (of the untruncated distribution),
+    rounded and clipped to [low, high]."""
+    mean_tokens: float
+    cv: float
+    low: int = 1
+    high: int = MAX_TOKENS
+
+    def __post_init__(self):
+        require_number("mean", self.mean_tokens, low=1, high=MAX_TOKENS)
+        require_number("cv", self.cv, low=0, low_inclusive=False, high=100)
+        require_number("low", self.low, low=1, high=MAX_TOKENS, integer=True)
+        require_number("high", self.high, low=self.low, high=MAX_TOKENS, integer=True)
+
+    @property
+    def mean(self) -> float:
+        return float(self.mean_tokens)
+
+    @property
+    def maximum(self) -> int:
+        return int(self.high)
+
+    def sample(self, count, rng):
+        sigma2 = np.log1p(self.cv ** 2)
+        mu = np.log(self.mean_tokens) - sigma2 / 2
+        values = np.rint(rng.lognormal(mu, np.sqrt(sigma2), count))
+        return np.clip(values, self.low, self.high).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Empirical:
+    """Lengths drawn from observed values with weights (a histogram of a real dataset)."""
+    values: tuple
+    weights: tuple = field(default=())
+
+    def __post_init__(self):
+        values = np.asarray(self.values, dtype=float)
+        weights = np.asarray(self.weights or [1.0] * len(values), dtype=float)
+        if values.size == 0:
+            raise ConfigError("empirical lengths: no values")
+        if weights.shape != values.shape:
+            raise ConfigError("empirical lengths: values and weights differ in length")
+        if not np.all(np.isfinite(values)) or values.min() < 1 or np.any(values != np.rint(values)):
+            raise ConfigError("empirical lengths: values must be whole numbers >= 1")
+        if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
+            raise ConfigError("empirical lengths: weights must be >= 0 with a positive sum")
+
+    @property
+    def mean(self) -> float:
+        w = np.asarray(self.weights or [1.0] * len(self.values), dtype=float)
+        return float(np.dot(self.values, w) / w.sum())
+
+    @property
+    def maximum(self) -> int:
+        return int(max(self.values))
+
+    def sample(self, count, rng):
+        w = np.asarray(self.weights or [1.0] * len(self.values), dtype=float)
+        return rng.choice(np.asarray(self.values, dtype=np.int64), size=count, p=w / w.sum())
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Empirical":
+        """CSV with header `tokens,count`, or one length per line."""
+        path = Path(path)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+        lines = [line for line in lines if line.strip()]
+        if not lines:
+            raise ConfigError(f"{path}: file is empty")
+        values, weights = [], []
+        has_header = lines[0].replace(" ", "").lower().startswith("tokens")
+        reader = csv.reader(lines[1:] if has_header else lines)
+        for number, row in enumerate(reader, start=2 if has_header else 1):
+            try:
+                value = float(row[0])
+                weight = float(row[1]) if len(row) > 1 and row[1].strip() else 1.0
+            except (ValueError, IndexError):
+                raise ConfigError(f"{path}: line {number}: expected 'tokens[,count]', got {','.join(row)!r}") from None
+            if not (np.isfinite(value) and value >= 1 and value == int(value)):
+                raise ConfigError(f"{path}: line {number}: tokens {row[0]!r} must be a whole number >= 1")
+            if not (np.isfinite(weight) and weight >= 0):
+                raise ConfigError(f"{path}: line {number}: count {row[1]!r} must be >= 0")
+            values.append(int(value))
+            weights.append(weight)
+        try:
+            return cls(tuple(values), tuple(weights))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+
+def lengths_from_dict(where: str, table: dict, base_dir: Path | None = None):
+    """`{kind = "fixed", tokens = 128}`, `{kind = "uniform", low, high}`, `{kind = "lognormal", mean, cv,
+    low, high}`, `{kind = "empirical", file = "lengths.csv"}` or `{kind = "empirical", values, weights}`."""
+    from simulator.errors import reject_unknown_keys, require_choice
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table with a 'kind' key")
+    kind = require_choice(f"{where}.kind", table.get("kind"), ("fixed", "uniform", "lognormal", "empirical"))
+    allowed = {"fixed": ("tokens",), "uniform": ("low", "high"), "lognormal": ("mean", "cv", "low", "high"),
+               "empirical": ("file", "values", "weights")}[kind]
+    reject_unknown_keys(where, {k: v for k, v in table.items() if k != "kind"}, allowed)
+    try:
+        if kind == "fixed":
+            return Fixed(table.get("tokens"))
+        if kind == "uniform":
+            return Uniform(table.get("low"), table.get("high"))
+        if kind == "lognormal":
+            return LogNormal(table.get("mean"), table.get("cv"), table.get("low", 1), table.get("high", MAX_TOKENS))
+        if "file" in table:
+            path = Path(table["file"])
+            return Empirical.from_file(path if path.is_absolute() or base_dir is None else base_dir / path)
+        return Empirical(tuple(table.get("values", ())), tuple(table.get("weights", ())))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def parse_length_flag(where: str, text: str):
+    """CLI form: '128' (fixed), 'uniform:64,512', 'lognormal:MEAN,CV[,LOW,HIGH]', 'file:PATH'."""
+    text = str(text).strip()
+    try:
+        if ":" not in text:
+            return Fixed(int(text))
+        kind, args = text.split(":", 1)
+        if kind == "file":
+            return Empirical.from_file(args)
+        numbers = [float(a) for a in args.split(",")]
+        if kind == "uniform" and len(numbers) == 2:
+            return Uniform(int(numbers[0]), int(numbers[1]))
+        if kind == "lognormal" and len(numbers) in (2, 4):
+            extra = [int(n) for n in numbers[2:]]
+            return LogNormal(numbers[0], numbers[1], *extra)
+        if kind == "fixed" and len(numbers) == 1:
+            return Fixed(int(numbers[0]))
+    except ConfigError as exc:     # a subclass of ValueError: must come first
+        raise ConfigError(f"{where}: {exc}") from None
+    except ValueError:
+        pass
+    raise ConfigError(f"{where}: {text!r} is not N, uniform:LOW,HIGH, lognormal:MEAN,CV[,LOW,HIGH] or file:PATH")

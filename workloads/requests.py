@@ -1,0 +1,42 @@
+"""A stream of requests as numpy arrays: arrival time, prompt length and output length, sorted by arrival."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Requests:
+    arrival_s: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+
+    def __post_init__(self):
+        arrival = np.asarray(self.arrival_s, dtype=float)
+        inputs = np.asarray(self.input_tokens, dtype=np.int64)
+        outputs = np.asarray(self.output_tokens, dtype=np.int64)
+        if not (arrival.shape == inputs.shape == outputs.shape) or arrival.ndim != 1:
+            raise ConfigError("requests: arrival_s, input_tokens and output_tokens must be 1-D arrays of one length")
+        if arrival.size and (not np.all(np.isfinite(arrival)) or arrival.min() < 0):
+            raise ConfigError("requests: arrival_s must be finite and >= 0")
+        if arrival.size and np.any(np.diff(arrival) < 0):
+            raise ConfigError("requests: arrival_s must be sorted")
+        if inputs.size and (inputs.min() < 1 or outputs.min() < 1):
+            raise ConfigError("requests: input_tokens and output_tokens must be >= 1")
+        object.__setattr__(self, "arrival_s", arrival)
+        object.__setattr__(self, "input_tokens", inputs)
+        object.__setattr__(self, "output_tokens", outputs)
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.size)
+
+    @property
+    def total_output_tokens(self) -> int:
+        return int(self.output_tokens.sum())
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.arrival_s[-1]) if len(self) else 0.0

@@ -1,0 +1,154 @@
+"""A workload described as data: arrival process, prompt and output lengths, and how many requests (or
+for how long), or a trace to replay. Built from TOML, a dict, or CLI flags; `build(seed)` draws it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simulator.catalog_io import read_toml
+from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
+from workloads.arrivals import ARRIVALS, ClosedLoop, Constant, Gamma, Offline, Poisson
+from workloads.lengths import Fixed, lengths_from_dict, parse_length_flag
+from workloads.requests import Requests
+from workloads.traces import load_trace
+
+MAX_REQUESTS = 50_000_000
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    arrival: object = Offline()
+    input_lengths: object = Fixed(1024)
+    output_lengths: object = Fixed(256)
+    requests: int | None = None
+    duration_s: float | None = None
+    trace: str | None = None
+
+    def __post_init__(self):
+        if self.trace is not None:
+            return
+        if self.requests is not None:
+            require_number("requests", self.requests, low=1, high=MAX_REQUESTS, integer=True)
+        if self.duration_s is not None:
+            require_number("duration_s", self.duration_s, low=0, low_inclusive=False, high=1e8)
+            if isinstance(self.arrival, (Offline, ClosedLoop)):
+                raise ConfigError("duration_s: needs an open-loop arrival rate (poisson, gamma or constant); "
+                                  "give requests for offline and closed-loop workloads")
+        if self.requests is None and self.duration_s is None:
+            raise ConfigError("workload: give requests or duration_s")
+        if self.duration_s is not None and self.requests is None:
+            expected = self.arrival.rate_per_s * self.duration_s
+            if expected > MAX_REQUESTS:
+                raise ConfigError(f"workload: rate x duration = {expected:.3g} requests exceeds {MAX_REQUESTS}")
+
+    @property
+    def closed_loop(self) -> bool:
+        return isinstance(self.arrival, ClosedLoop)
+
+    def request_count(self, rng=None) -> int:
+        if self.requests is not None:
+            return int(self.requests)
+        return max(1, int(round(self.arrival.rate_per_s * self.duration_s)))
+
+    def build(self, seed: int = 0) -> Requests:
+        """Draw the open-loop request stream (deterministic for a seed). With duration_s, arrivals after
+        the duration are cut."""
+        if self.trace is not None:
+            return load_trace(self.trace)
+        if self.closed_loop:
+            raise ConfigError("workload: a closed loop has no arrival times to draw; use lengths()")
+        rng = np.random.default_rng(seed)
+        if self.duration_s is not None and self.requests is None:
+            # draw a little more than expected and cut at the duration
+            expected = self.arrival.rate_per_s * self.duration_s
+            count = int(expected + 6 * np.sqrt(expected) + 10)
+            times = self.arrival.times(count, rng)
+            times = times[times < self.duration_s]
+            if times.size == 0:
+                times = self.arrival.times(1, rng)
+        else:
+            times = self.arrival.times(self.request_count(), rng)
+        inputs, outputs = self._lengths(times.size, rng)
+        return Requests(times, inputs, outputs)
+
+    def _lengths(self, count, rng):
+        return self.input_lengths.sample(count, rng), self.output_lengths.sample(count, rng)
+
+    def lengths(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Prompt and output lengths of `requests` requests (closed loop: issued as users free up)."""
+        rng = np.random.default_rng(seed)
+        rng.random()   # keep streams distinct from build()'s
+        return self._lengths(self.request_count(), rng)
+
+    def describe(self) -> dict:
+        if self.trace is not None:
+            return {"trace": str(self.trace)}
+        arrival = {"kind": next(k for k, v in ARRIVALS.items() if isinstance(self.arrival, v)),
+                   **{k: v for k, v in vars(self.arrival).items()}}
+        if arrival["kind"] == "offline":
+            arrival.pop("rate_per_s", None)
+        return {"arrival": arrival, "input_tokens_mean": self.input_lengths.mean,
+                "output_tokens_mean": self.output_lengths.mean, "requests": self.requests,
+                "duration_s": self.duration_s}
+
+    # ---- constructors ---------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "workload", base_dir: Path | None = None) -> "WorkloadSpec":
+        reject_unknown_keys(where, data, ("arrival", "input", "output", "requests", "duration_s", "trace"))
+        if "trace" in data:
+            trace = Path(str(data["trace"]))
+            return cls(trace=str(trace if trace.is_absolute() or base_dir is None else base_dir / trace))
+        arrival_table = data.get("arrival", {"kind": "offline"})
+        if not isinstance(arrival_table, dict):
+            raise ConfigError(f"{where}: [arrival] must be a table")
+        kind = require_choice(f"{where}: arrival.kind", arrival_table.get("kind"), ARRIVALS)
+        params = {k: v for k, v in arrival_table.items() if k != "kind"}
+        allowed = {"poisson": ("rate_per_s",), "gamma": ("rate_per_s", "cv"), "constant": ("rate_per_s",),
+                   "offline": (), "closed-loop": ("users", "think_time_s")}[kind]
+        reject_unknown_keys(f"{where}: [arrival]", params, allowed)
+        try:
+            arrival = ARRIVALS[kind](**params)
+        except TypeError:
+            raise ConfigError(f"{where}: [arrival] kind {kind!r} needs {', '.join(allowed)}") from None
+        for key in ("input", "output"):
+            if key not in data:
+                raise ConfigError(f"{where}: missing [{key}] length table")
+        return cls(arrival=arrival,
+                   input_lengths=lengths_from_dict(f"{where}: [input]", data["input"], base_dir),
+                   output_lengths=lengths_from_dict(f"{where}: [output]", data["output"], base_dir),
+                   requests=data.get("requests"), duration_s=data.get("duration_s"))
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "WorkloadSpec":
+        path = Path(path)
+        return cls.from_dict(read_toml(path), where=str(path), base_dir=path.parent)
+
+    @classmethod
+    def from_flags(cls, *, rate=None, arrival="poisson", cv=1.0, duration_s=None, requests=None, offline=False,
+                   users=None, think_time_s=0.0, input_tokens="1024", output_tokens="256",
+                   input_lengths=None, output_lengths=None) -> "WorkloadSpec":
+        """CLI flags to a spec; `input_lengths`/`output_lengths` (distribution objects) win over the text."""
+        modes = sum(x for x in (rate is not None, bool(offline), users is not None))
+        if modes > 1:
+            raise ConfigError("workload: give one of --rate, --offline or --users")
+        if modes == 0:
+            raise ConfigError("workload: give --rate R (open loop), --offline or --users N (closed loop)")
+        if offline:
+            process = Offline()
+        elif users is not None:
+            process = ClosedLoop(users=users, think_time_s=think_time_s)
+        else:
+            require_choice("--arrival", arrival, ("poisson", "gamma", "constant"))
+            require_number("--rate", rate, low=0, low_inclusive=False, high=1e9)
+            process = {"poisson": lambda: Poisson(rate), "gamma": lambda: Gamma(rate, cv),
+                       "constant": lambda: Constant(rate)}[arrival]()
+        if (offline or users is not None) and requests is None:
+            raise ConfigError("--requests: needed with --offline or --users")
+        if rate is not None and requests is None and duration_s is None:
+            raise ConfigError("--duration: needed with --rate (or give --requests)")
+        return cls(arrival=process,
+                   input_lengths=input_lengths or parse_length_flag("--input-tokens", input_tokens),
+                   output_lengths=output_lengths or parse_length_flag("--output-tokens", output_tokens),
+                   requests=requests, duration_s=duration_s if requests is None else None)

@@ -1,0 +1,146 @@
+"""The Python API scripts use, with the same options as the CLI: `simulate`, (and in later modules
+`mlperf`, `size`, `sweep`). Names resolve against the catalogs; results come back as `RunResult`.
+
+    >>> from simulator import simulate
+    >>> result = simulate(model="llama2-70b", gpu="mi355x", gpus=8, rate=40, duration_s=60)
+    >>> result.summary["output_tokens_per_s"] > 0
+    True
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from simulator.cost import cost_fields
+from simulator.engine import ClosedLoopWorkload, ServingConfig, simulate as run_engine
+from simulator.errors import ConfigError
+from simulator.hardware import efficiency_for, get_gpu, load_profile
+from simulator.metrics import SLA
+from simulator.models import Precision, get_model
+from simulator.plan import Plan
+from workloads import WorkloadSpec
+from workloads.lengths import Fixed
+from workloads.requests import Requests
+
+CLUSTER_OPTIONS = ("model", "gpu", "gpus", "tp", "pp", "ep", "precision", "batching", "router", "prefill_gpus",
+                   "max_batch_size", "max_tokens_per_step", "block_size", "memory_utilization", "seed",
+                   "max_time_s", "gpu_catalog", "model_catalog", "profile", "stack", "kv_transfer_gb_per_s",
+                   "usd_per_gpu_hour")
+WORKLOAD_OPTIONS = ("rate", "arrival", "cv", "duration_s", "requests", "offline", "users", "think_time_s",
+                    "input_tokens", "output_tokens", "workload", "trace")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A run's summary (every number with its unit in its name), cost, plan, memory and workload."""
+
+    summary: dict
+    cost: dict
+    plan: dict
+    memory: dict
+    workload: dict
+    engine_result: object = field(repr=False, compare=False, default=None)
+
+    def to_dict(self) -> dict:
+        return {**self.summary, **self.cost, "plan": self.plan, "memory": self.memory, "workload": self.workload}
+
+    def row(self) -> dict:
+        """Flat dict for tables and sweeps: summary, cost, and the plan's scalar fields."""
+        flat = {k: v for k, v in self.plan.items() if not isinstance(v, dict)}
+        flat.update({f"precision_{k}": v for k, v in self.plan.get("precision", {}).items()})
+        return {**flat, **self.summary, **self.cost}
+
+
+def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1, precision="fp8",
+                   batching="continuous", router="round-robin", prefill_gpus=0, max_batch_size=256,
+                   max_tokens_per_step=8192, block_size=16, memory_utilization=0.92, seed=0, max_time_s=None,
+                   gpu_catalog=(), model_catalog=(), profile=None, stack=None, kv_transfer_gb_per_s=None,
+                   usd_per_gpu_hour=None, sla: SLA | None = None) -> ServingConfig:
+    """Resolve names and numbers into a validated ServingConfig."""
+    model_spec = get_model(model, model_catalog) if isinstance(model, str) else model
+    gpu_spec = get_gpu(gpu, gpu_catalog) if isinstance(gpu, str) else gpu
+    precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision
+    efficiency = efficiency_for(gpu_spec, load_profile(profile), stack, profile_path=profile)
+    plan = Plan(tp=tp, pp=pp, ep=ep, max_batch_size=max_batch_size, max_tokens_per_step=max_tokens_per_step,
+                block_size=block_size, memory_utilization=memory_utilization)
+    return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
+                         efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
+                         kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,
+                         stack=stack)
+
+
+def default_lengths(model_name: str):
+    """Prompt and output lengths when none are given: the model's MLPerf dataset where there is one,
+    else 1,024 in / 256 out."""
+    from workloads.scenarios import get_scenario
+    try:
+        scenario = get_scenario(model_name, "offline")
+        return scenario.input_lengths, scenario.output_lengths, f"MLPerf {model_name} dataset lengths"
+    except ConfigError:
+        return Fixed(1024), Fixed(256), "fixed 1024 in / 256 out"
+
+
+def workload_spec(model_name: str, *, rate=None, arrival="poisson", cv=1.0, duration_s=None, requests=None,
+                  offline=False, users=None, think_time_s=0.0, input_tokens=None, output_tokens=None,
+                  workload=None, trace=None) -> tuple[WorkloadSpec, str]:
+    if workload is not None and trace is not None:
+        raise ConfigError("--workload and --trace: give one")
+    if isinstance(workload, WorkloadSpec):
+        return workload, "given"
+    if workload is not None:
+        return WorkloadSpec.from_toml(workload), str(workload)
+    if trace is not None:
+        return WorkloadSpec(trace=str(trace)), str(trace)
+    default_in, default_out, lengths_note = default_lengths(model_name)
+    from workloads.lengths import parse_length_flag
+    spec = WorkloadSpec.from_flags(
+        rate=rate, arrival=arrival, cv=cv, duration_s=duration_s, requests=requests, offline=offline, users=users,
+        think_time_s=think_time_s,
+        input_lengths=parse_length_flag("--input-tokens", input_tokens) if input_tokens is not None else default_in,
+        output_lengths=parse_length_flag("--output-tokens", output_tokens) if output_tokens is not None else default_out)
+    note = lengths_note if input_tokens is None or output_tokens is None else "given"
+    return spec, note
+
+
+def engine_workload(spec: WorkloadSpec, seed: int):
+    if spec.closed_loop:
+        inputs, outputs = spec.lengths(seed)
+        return ClosedLoopWorkload(users=spec.arrival.users, input_tokens=inputs, output_tokens=outputs,
+                                  think_time_s=spec.arrival.think_time_s)
+    return spec.build(seed)
+
+
+def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_info: dict | None = None,
+               step_cost=None) -> RunResult:
+    """Run a resolved config on an engine workload (Requests or ClosedLoopWorkload)."""
+    result = run_engine(config, workload, step_cost=step_cost)
+    cost = cost_fields(config.gpu, config.gpus, result.summary["output_tokens_per_s"], usd_per_gpu_hour)
+    return RunResult(summary=result.summary, cost=cost, plan=result.plan, memory=result.memory,
+                     workload=workload_info or {}, engine_result=result)
+
+
+def simulate(workload=None, **options) -> RunResult:
+    """Simulate one cluster on one workload. Cluster options: see `serving_config`; workload options:
+    rate, arrival, cv, duration_s, requests, offline, users, think_time_s, input_tokens, output_tokens,
+    workload (TOML path or WorkloadSpec), trace (CSV/JSONL path); or pass `Requests` as `workload`."""
+    unknown = set(options) - set(CLUSTER_OPTIONS) - set(WORKLOAD_OPTIONS)
+    if unknown:
+        raise ConfigError(f"simulate: unknown option {sorted(unknown)[0]!r}")
+    cluster = {k: v for k, v in options.items() if k in CLUSTER_OPTIONS}
+    usd = cluster.pop("usd_per_gpu_hour", None)
+    config = serving_config(**cluster)
+    if isinstance(workload, (Requests, ClosedLoopWorkload)):
+        engine_input, info = workload, {"requests": len(workload.input_tokens)}
+    else:
+        flags = {k: v for k, v in options.items() if k in WORKLOAD_OPTIONS}
+        if workload is not None:
+            flags["workload"] = workload
+        spec, note = workload_spec(config.model.name, **flags)
+        engine_input = engine_workload(spec, config.seed)
+        info = {**spec.describe(), "lengths": note}
+    return run_config(config, engine_input, usd, info)
+
+
+def requests_from_arrays(arrival_s, input_tokens, output_tokens) -> Requests:
+    return Requests(np.asarray(arrival_s, float), np.asarray(input_tokens), np.asarray(output_tokens))

@@ -1,0 +1,187 @@
+"""The `infersim` command line: a thin layer over `simulator.api` (and friends). Bad input exits 2 with
+one line naming the field and the allowed range; `--debug` shows the traceback instead."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from simulator.errors import ConfigError, InfeasibleError
+from simulator.output import format_summary, format_table, per_request_csv, to_json, write_atomic
+
+
+def cluster_options(func):
+    """Options describing the cluster and deployment, shared by every command that simulates."""
+    options = [
+        click.option("--model", default="llama2-70b", show_default=True,
+                     help="Catalog model name or a Hugging Face config.json path."),
+        click.option("--gpu", default="mi355x", show_default=True, help="Catalog GPU name."),
+        click.option("--gpus", type=int, default=8, show_default=True, help="GPUs in the cluster."),
+        click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel degree."),
+        click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel stages."),
+        click.option("--ep", type=int, default=1, show_default=True, help="Expert-parallel degree (MoE)."),
+        click.option("--precision", default="fp8", show_default=True,
+                     help="bf16|fp8|fp6|fp4, or weights/activations/kv like fp4/fp8/fp8."),
+        click.option("--batching", default="continuous", show_default=True,
+                     type=click.Choice(["static", "continuous", "chunked", "disaggregated"])),
+        click.option("--router", default="round-robin", show_default=True,
+                     type=click.Choice(["round-robin", "least-outstanding", "least-kv", "power-of-two"])),
+        click.option("--prefill-gpus", type=int, default=0, help="Disaggregated: GPUs in the prefill pool."),
+        click.option("--max-batch-size", type=int, default=256, show_default=True,
+                     help="Sequences per engine step."),
+        click.option("--max-tokens-per-step", type=int, default=8192, show_default=True,
+                     help="Token budget per step (prefill chunking)."),
+        click.option("--block-size", type=int, default=16, show_default=True, help="KV-cache block in tokens."),
+        click.option("--memory-utilization", type=float, default=0.92, show_default=True,
+                     help="Fraction of HBM the engine may use."),
+        click.option("--kv-transfer-gb-per-s", type=float, default=None,
+                     help="Disaggregated: KV hand-off bandwidth (default: the replica's NICs)."),
+        click.option("--usd-per-gpu-hour", type=float, default=None,
+                     help="Price override (default: the catalog's range)."),
+        click.option("--catalog", "gpu_catalog", multiple=True, type=click.Path(dir_okay=False),
+                     help="Extra GPU catalog TOML (adds or overrides)."),
+        click.option("--model-catalog", multiple=True, type=click.Path(dir_okay=False),
+                     help="Extra model catalog TOML."),
+        click.option("--profile", type=click.Path(dir_okay=False), default=None,
+                     help="Efficiency profile TOML (default: the shipped fit)."),
+        click.option("--stack", default=None, help="Software-stack section of the profile to apply."),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def workload_options(func):
+    options = [
+        click.option("--rate", type=float, default=None, help="Open loop: requests per second."),
+        click.option("--arrival", default="poisson", show_default=True,
+                     type=click.Choice(["poisson", "gamma", "constant"])),
+        click.option("--cv", type=float, default=1.0, show_default=True, help="Gamma arrivals: gap CV."),
+        click.option("--duration", "duration_s", type=float, default=None, help="Seconds of arrivals."),
+        click.option("--requests", type=int, default=None, help="Number of requests."),
+        click.option("--offline", is_flag=True, help="All requests queued at t=0."),
+        click.option("--users", type=int, default=None, help="Closed loop: concurrent users."),
+        click.option("--think-time", "think_time_s", type=float, default=0.0, show_default=True),
+        click.option("--input-tokens", default=None,
+                     help="N, uniform:LO,HI, lognormal:MEAN,CV[,LO,HI] or file:PATH (default: MLPerf dataset)."),
+        click.option("--output-tokens", default=None, help="As --input-tokens."),
+        click.option("--workload", type=click.Path(dir_okay=False), default=None, help="Workload TOML file."),
+        click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Trace CSV/JSONL to replay."),
+        click.option("--max-time", "max_time_s", type=float, default=None,
+                     help="Stop the simulation at this time; unfinished requests count as dropped."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def emit(document: dict, as_json: bool, out: str | None = None, arrays=None) -> None:
+    """Print a result (JSON or key: value lines) and write --out (.json document or .csv per request)."""
+    if out:
+        if out.endswith(".csv"):
+            if arrays is None:
+                raise ConfigError("--out: a .csv file needs per-request data; use .json here")
+            write_atomic(out, per_request_csv(arrays))
+        else:
+            write_atomic(out, to_json(document) + "\n")
+    click.echo(to_json(document) if as_json else format_summary(document))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx, debug):
+    """infersim: predict LLM serving throughput, latency and cost on GPU clusters."""
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+@cli.command()
+@cluster_options
+@workload_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the result: .json (document) or .csv (one row per request).")
+def simulate(as_json, out, **options):
+    """Simulate one cluster serving one workload."""
+    from simulator.api import simulate as api_simulate
+    result = api_simulate(**{k: v for k, v in options.items()})
+    emit(result.to_dict(), as_json, out, result.engine_result.arrays)
+
+
+@cli.group()
+def catalog():
+    """List the built-in catalogs (GPUs, models, scenarios)."""
+
+
+@catalog.command("gpus")
+@click.option("--catalog", "gpu_catalog", multiple=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def catalog_gpus(gpu_catalog, as_json):
+    """GPUs with their datasheet figures (dense peaks)."""
+    from simulator.hardware import load_gpus
+    rows = []
+    for gpu in load_gpus(gpu_catalog).values():
+        rows.append({"name": gpu.name, "vendor": gpu.vendor, "hbm_gb": gpu.hbm_gb, "hbm_tb_per_s": gpu.hbm_tb_per_s,
+                     **{f"{d}_tflops": gpu.peak_tflops.get(d) for d in ("bf16", "fp8", "fp6", "fp4")},
+                     "scaleup": gpu.scaleup, "scaleup_gb_per_s": gpu.scaleup_gb_per_s, "power_w": gpu.power_w,
+                     "usd_per_gpu_hour_low": gpu.usd_per_gpu_hour[0], "usd_per_gpu_hour_high": gpu.usd_per_gpu_hour[1],
+                     "source": gpu.source})
+    show_rows(rows, as_json, exclude=("source",))
+
+
+@catalog.command("models")
+@click.option("--model-catalog", multiple=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def catalog_models(model_catalog, as_json):
+    """Models with derived sizes (parameters, KV bytes per token)."""
+    from simulator.models import load_models
+    rows = [{"name": m.name, "params_b": m.total_params / 1e9, "active_params_b": m.active_params_per_token / 1e9,
+             "layers": m.layers, "hidden": m.hidden, "experts": m.experts, "attention": m.attention,
+             "kv_bytes_per_token_fp8": m.kv_bytes_per_token("fp8"), "source": m.source}
+            for m in load_models(model_catalog).values()]
+    show_rows(rows, as_json, exclude=("source",))
+
+
+@catalog.command("scenarios")
+@click.option("--json", "as_json", is_flag=True)
+def catalog_scenarios(as_json):
+    """MLPerf scenarios with their latency limits and dataset lengths."""
+    from workloads import list_scenarios
+    show_rows([s.describe() for s in list_scenarios()], as_json, exclude=("dataset",))
+
+
+def show_rows(rows, as_json, exclude=()):
+    if as_json:
+        click.echo(to_json(rows))
+    else:
+        columns = [c for c in rows[0] if c not in exclude] if rows else []
+        click.echo(format_table(rows, columns))
+
+
+def main(argv=None) -> None:
+    """Entry point: one-line errors with exit code 2 for bad input; tracebacks only with --debug."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        cli.main(args=argv, prog_name="infersim", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("infersim: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except InfeasibleError as exc:
+        if debug:
+            raise
+        click.echo(f"infersim: cannot run: {exc}", err=True)
+        sys.exit(2)
+    except ConfigError as exc:
+        if debug:
+            raise
+        click.echo(f"infersim: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("infersim: interrupted", err=True)
+        sys.exit(130)

@@ -26,7 +26,7 @@ from workloads.requests import Requests
 CLUSTER_OPTIONS = ("model", "gpu", "gpus", "tp", "pp", "ep", "precision", "batching", "router", "prefill_gpus",
                    "max_batch_size", "max_tokens_per_step", "block_size", "memory_utilization", "seed",
                    "max_time_s", "gpu_catalog", "model_catalog", "profile", "stack", "kv_transfer_gb_per_s",
-                   "usd_per_gpu_hour")
+                   "usd_per_gpu_hour", "sla_ttft_s", "sla_tpot_s")
 WORKLOAD_OPTIONS = ("rate", "arrival", "cv", "duration_s", "requests", "offline", "users", "think_time_s",
                     "input_tokens", "output_tokens", "workload", "trace")
 
@@ -56,8 +56,13 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
                    batching="continuous", router="round-robin", prefill_gpus=0, max_batch_size=256,
                    max_tokens_per_step=8192, block_size=16, memory_utilization=0.92, seed=0, max_time_s=None,
                    gpu_catalog=(), model_catalog=(), profile=None, stack=None, kv_transfer_gb_per_s=None,
-                   usd_per_gpu_hour=None, sla: SLA | None = None) -> ServingConfig:
+                   usd_per_gpu_hour=None, sla_ttft_s=None, sla_tpot_s=None) -> ServingConfig:
     """Resolve names and numbers into a validated ServingConfig."""
+    from simulator.errors import require_number
+    for name, value in (("--sla-ttft", sla_ttft_s), ("--sla-tpot", sla_tpot_s)):
+        if value is not None:
+            require_number(name, value, low=0, low_inclusive=False, high=1e6)
+    sla = SLA(sla_ttft_s, sla_tpot_s) if sla_ttft_s is not None or sla_tpot_s is not None else None
     model_spec = get_model(model, model_catalog) if isinstance(model, str) else model
     gpu_spec = get_gpu(gpu, gpu_catalog) if isinstance(gpu, str) else gpu
     precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision

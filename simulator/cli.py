@@ -47,6 +47,10 @@ def cluster_options(func):
                      help="Efficiency profile TOML (default: the shipped fit)."),
         click.option("--stack", default=None, help="Software-stack section of the profile to apply."),
         click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--sla-ttft", "sla_ttft_s", type=float, default=None,
+                     help="Goodput: a request counts if its TTFT is at most this many seconds."),
+        click.option("--sla-tpot", "sla_tpot_s", type=float, default=None,
+                     help="Goodput: a request counts if its TPOT is at most this many seconds."),
     ]
     for option in reversed(options):
         func = option(func)

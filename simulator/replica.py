@@ -51,6 +51,8 @@ class Engine:
         self.steps = 0
         self.kv_block_s = 0.0                    # integral of used blocks over time
         self.preemptions = 0
+        self._stall_s = 0.0                      # prompt-only steps decoding sequences sat through
+        self._stalled = 0                        # how many sequences sat through them
         self._coefficients: dict[int, tuple[float, float]] = {}
         self._interruptible = False
         self._wake: simpy.Event | None = None
@@ -218,7 +220,11 @@ class Engine:
         self.steps += 1
         if n:
             self.step += 1
-            self.itl.add(duration, n)
+            self._record_itl(duration, duration, 1, n)
+        elif self.decoding:
+            # prefill-first: running sequences wait through this step; their next gap includes it
+            self._stalled = self._stalled or self.decoding
+            self._stall_s += duration
         for rid, take in chunks:
             state = self.prefilling[rid]
             state[0] += take
@@ -288,9 +294,22 @@ class Engine:
         self.busy_s += span
         self.steps += done
         self.step += done
-        self.itl.add_linear(first, first + growth * (done - 1), done, n)
+        self._record_itl(first, first + growth * (done - 1), done, n)
         self.kv_block_s += (used_before + self.kv_used_blocks()) / 2 * span
         self._finish_due(self.env.now)
+
+    def _record_itl(self, first_s: float, last_s: float, steps: int, n: int) -> None:
+        """Inter-token gaps of `steps` decode steps for `n` sequences; the first gap of sequences that
+        sat through prompt-only steps includes those steps."""
+        if self._stall_s:
+            stalled = min(self._stalled, n)
+            self.itl.add(first_s + self._stall_s, stalled)
+            self.itl.add(first_s, n - stalled)
+            self._stall_s, self._stalled = 0.0, 0
+            if steps > 1:
+                self.itl.add_linear(first_s + (last_s - first_s) / (steps - 1), last_s, steps - 1, n)
+            return
+        self.itl.add_linear(first_s, last_s, steps, n)
 
     def _finish_due(self, now: float) -> None:
         heap, table = self.finish_heap, self.table

@@ -21,10 +21,13 @@ def test_continuous_two_requests_together(small_config):
 
 def test_continuous_prefill_first_stalls_decodes(small_config):
     """A (out 3) at 0 prefills 0-1. B (out 2) arrives at 0.5 and prefills 1-2 while A waits (prefill
-    first). Step 2.0-2.1 gives A its 2nd and B its 2nd (B done); step 2.1-2.2 gives A its 3rd."""
+    first). Step 2.0-2.1 gives A its 2nd and B its 2nd (B done); step 2.1-2.2 gives A its 3rd.
+    Inter-token gaps: A 1.1 s (it sat through B's prefill) and 0.1 s, B 0.1 s."""
     result = run(small_config(), Stream([0, 0.5], [10, 10], [3, 2]))
     np.testing.assert_allclose(result.arrays["first_token_s"], [1.0, 2.0])
     np.testing.assert_allclose(result.arrays["finish_s"], [2.2, 2.1])
+    assert result.summary["itl_p50_s"] == pytest.approx(0.1, rel=0.01)
+    assert result.summary["itl_p99_s"] == pytest.approx(1.1, rel=0.01)
 
 
 def test_arrival_cuts_a_decode_stretch_at_the_next_step_boundary(small_config):

@@ -1,0 +1,223 @@
+"""Collective costs on a GPU group of a topology, as alpha-beta models.
+
+Each collective returns a `CollectiveCost`: one `AlphaBeta` per algorithm (ring, tree, direct,
+hierarchical); `time_s(bytes)` takes the fastest for that message size, as NCCL/RCCL's tuner would.
+Bandwidth comes from the slowest link on each route after counting how many of the collective's
+concurrent transfers share it (per direction). Routes are hop-count shortest paths, cached per graph.
+
+Message sizes: all-reduce, reduce-scatter and all-gather take the full buffer S (each GPU ends with S,
+or S/n for reduce-scatter); all-to-all takes the bytes each GPU sends in total; send/recv the payload.
+"""
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+
+import networkx as nx
+
+from simulator.errors import ConfigError
+
+LAUNCH_LATENCY_S = 3e-6   # software and kernel-launch cost per algorithm step
+
+
+@dataclass(frozen=True)
+class AlphaBeta:
+    """time = alpha_s + beta_s_per_byte x message bytes."""
+
+    alpha_s: float = 0.0
+    beta_s_per_byte: float = 0.0
+
+    def time_s(self, message_bytes: float) -> float:
+        return self.alpha_s + self.beta_s_per_byte * message_bytes if message_bytes > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class CollectiveCost:
+    """The candidate algorithms of one collective on one group; the fastest one runs."""
+
+    options: tuple  # ((name, AlphaBeta), ...)
+
+    def time_s(self, message_bytes: float) -> float:
+        if message_bytes <= 0 or not self.options:
+            return 0.0
+        return min(ab.time_s(message_bytes) for _, ab in self.options)
+
+    def best(self, message_bytes: float) -> str:
+        return min(self.options, key=lambda item: item[1].time_s(message_bytes))[0]
+
+    def get(self, name: str) -> AlphaBeta:
+        for option, ab in self.options:
+            if option == name:
+                return ab
+        raise ConfigError(f"algorithm: {name!r} is not available here; have {', '.join(n for n, _ in self.options)}")
+
+
+_ROUTES: "weakref.WeakKeyDictionary[nx.Graph, dict]" = weakref.WeakKeyDictionary()
+
+
+def invalidate(graph: nx.Graph) -> None:
+    """Forget cached routes (after a link or node goes down)."""
+    _ROUTES.pop(graph, None)
+
+
+def route(graph: nx.Graph, source: str, target: str) -> tuple:
+    """Directed edges of the hop-count shortest path (deterministic: networkx's BFS order)."""
+    cache = _ROUTES.setdefault(graph, {})
+    key = (source, target)
+    if key not in cache:
+        try:
+            path = nx.shortest_path(graph, source, target)
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            raise ConfigError(f"topology: no route from {source} to {target}") from None
+        cache[key] = tuple(zip(path[:-1], path[1:]))
+    return cache[key]
+
+
+def _bandwidth_bytes_per_s(graph, edge) -> float:
+    return graph.edges[edge]["bandwidth_gb_per_s"] * 1e9
+
+
+def _latency_s(graph, edges) -> float:
+    return sum(graph.edges[e].get("latency_us", 0.0) for e in edges) * 1e-6
+
+
+def _bottleneck_s_per_byte(graph, flows, efficiency) -> float:
+    """Concurrent flows, each moving one byte-unit: seconds per unit on the most loaded directed link."""
+    load = {}
+    for edges in flows:
+        for edge in edges:
+            load[edge] = load.get(edge, 0) + 1
+    worst = 0.0
+    for edge, count in load.items():
+        worst = max(worst, count / (_bandwidth_bytes_per_s(graph, edge) * efficiency))
+    return worst
+
+
+def _ring(graph, group, efficiency):
+    """One ring step: every GPU sends to its successor at once. Returns (s/byte per step, step latency)."""
+    hops = [route(graph, a, b) for a, b in zip(group, group[1:] + group[:1])]
+    return _bottleneck_s_per_byte(graph, hops, efficiency), max(_latency_s(graph, h) for h in hops) + LAUNCH_LATENCY_S
+
+
+def _direct(graph, group, efficiency):
+    """Every GPU sends a piece to every other at once (one-shot): s/byte per piece, latency."""
+    flows = [route(graph, a, b) for a in group for b in group if a != b]
+    return _bottleneck_s_per_byte(graph, flows, efficiency), max(_latency_s(graph, f) for f in flows) + LAUNCH_LATENCY_S
+
+
+def _tree(graph, group, efficiency):
+    """A binary tree over the group (rank order): s/byte on the busiest tree link, depth, hop latency."""
+    edges = [route(graph, group[(i - 1) // 2], group[i]) for i in range(1, len(group))]
+    edges += [route(graph, group[i], group[(i - 1) // 2]) for i in range(1, len(group))]
+    depth = math.ceil(math.log2(len(group) + 1)) - 1 if len(group) > 1 else 0
+    return (_bottleneck_s_per_byte(graph, edges, efficiency), max(depth, 1),
+            max(_latency_s(graph, e) for e in edges) + LAUNCH_LATENCY_S)
+
+
+def _servers(graph, group):
+    by_server = {}
+    for gpu in group:
+        by_server.setdefault(graph.nodes[gpu].get("server", 0), []).append(gpu)
+    return [by_server[s] for s in sorted(by_server)]
+
+
+def _check_group(graph, group) -> tuple:
+    group = tuple(group)
+    for gpu in group:
+        if gpu not in graph or graph.nodes[gpu].get("kind") != "gpu":
+            raise ConfigError(f"topology: {gpu!r} is not a GPU of this topology")
+    if len(set(group)) != len(group):
+        raise ConfigError("topology: a collective group lists a GPU twice")
+    return group
+
+
+def reduce_scatter(graph: nx.Graph, group, efficiency: float = 1.0) -> CollectiveCost:
+    """Each GPU ends with 1/n of the reduced S-byte buffer: (n-1)/n x S moved per GPU."""
+    return _half_collective(graph, _check_group(graph, group), efficiency)
+
+
+def all_gather(graph: nx.Graph, group, efficiency: float = 1.0) -> CollectiveCost:
+    """Each GPU ends with all n pieces of an S-byte buffer: the mirror of reduce-scatter, same cost."""
+    return _half_collective(graph, _check_group(graph, group), efficiency)
+
+
+def _half_collective(graph, group, efficiency) -> CollectiveCost:
+    n = len(group)
+    if n <= 1:
+        return CollectiveCost(())
+    ring_beta, ring_alpha = _ring(graph, list(group), efficiency)
+    direct_beta, direct_alpha = _direct(graph, list(group), efficiency)
+    return CollectiveCost((
+        ("ring", AlphaBeta((n - 1) * ring_alpha, (n - 1) / n * ring_beta)),
+        ("direct", AlphaBeta(direct_alpha, direct_beta / n)),
+    ))
+
+
+def all_reduce(graph: nx.Graph, group, efficiency: float = 1.0) -> CollectiveCost:
+    """All-reduce of an S-byte buffer.
+
+    ring: 2(n-1) steps of S/n: 2(n-1)/n x S / B_ring + 2(n-1) alpha.
+    direct: reduce-scatter then all-gather, each GPU exchanging S/n with every peer at once:
+        2 x S/n x (busiest link's load / its bandwidth) + 2 alpha. On a full mesh that uses all links.
+    tree: pipelined binary tree, ~2 S / B_tree + 2 depth alpha.
+    hierarchical (groups spanning servers): reduce-scatter inside each server, all-reduce of S/g across
+        servers among same-rank GPUs, all-gather inside each server.
+    """
+    group = _check_group(graph, group)
+    n = len(group)
+    if n <= 1:
+        return CollectiveCost(())
+    ring_beta, ring_alpha = _ring(graph, list(group), efficiency)
+    direct_beta, direct_alpha = _direct(graph, list(group), efficiency)
+    tree_beta, depth, tree_alpha = _tree(graph, list(group), efficiency)
+    options = [
+        ("ring", AlphaBeta(2 * (n - 1) * ring_alpha, 2 * (n - 1) / n * ring_beta)),
+        ("direct", AlphaBeta(2 * direct_alpha, 2 * direct_beta / n)),
+        ("tree", AlphaBeta(2 * depth * tree_alpha, 2 * tree_beta)),
+    ]
+    servers = _servers(graph, group)
+    if len(servers) > 1 and len({len(s) for s in servers}) == 1 and len(servers[0]) > 1:
+        per_server = len(servers[0])
+        inner = [_half_collective(graph, tuple(s), efficiency) for s in servers]
+        inner_best = max(inner, key=lambda c: c.time_s(1 << 24))
+        across = [tuple(s[rank] for s in servers) for rank in range(per_server)]
+        # all ranks' cross-server rings run at once: count their shared links together
+        hops = [route(graph, a, b) for ring in across for a, b in zip(ring, ring[1:] + ring[:1])]
+        cross_beta = _bottleneck_s_per_byte(graph, hops, efficiency)
+        cross_alpha = max(_latency_s(graph, h) for h in hops) + LAUNCH_LATENCY_S
+        m = len(servers)
+        for inner_name, inner_ab in inner_best.options:
+            options.append((f"hierarchical-{inner_name}", AlphaBeta(
+                2 * inner_ab.alpha_s + 2 * (m - 1) * cross_alpha,
+                2 * inner_ab.beta_s_per_byte + 2 * (m - 1) / m * cross_beta / per_server)))
+    return CollectiveCost(tuple(options))
+
+
+def all_to_all(graph: nx.Graph, group, efficiency: float = 1.0) -> CollectiveCost:
+    """Each GPU sends S bytes in total, S/(n-1) to each peer, all at once (MoE dispatch or combine)."""
+    group = _check_group(graph, group)
+    n = len(group)
+    if n <= 1:
+        return CollectiveCost(())
+    beta, alpha = _direct(graph, list(group), efficiency)
+    return CollectiveCost((("direct", AlphaBeta(alpha, beta / (n - 1))),))
+
+
+def send_recv(graph: nx.Graph, source: str, target: str, efficiency: float = 1.0) -> CollectiveCost:
+    """Point-to-point transfer: route latency + bytes / slowest link on the route."""
+    _check_group(graph, (source, target))
+    if source == target:
+        return CollectiveCost(())
+    edges = route(graph, source, target)
+    beta = _bottleneck_s_per_byte(graph, [edges], efficiency)
+    return CollectiveCost((("p2p", AlphaBeta(_latency_s(graph, edges) + LAUNCH_LATENCY_S, beta)),))
+
+
+def all_reduce_time_s(graph, group, message_bytes, algorithm="auto", efficiency=1.0) -> float:
+    cost = all_reduce(graph, group, efficiency)
+    return cost.time_s(message_bytes) if algorithm == "auto" else cost.get(algorithm).time_s(message_bytes)
+
+
+def all_to_all_time_s(graph, group, message_bytes, efficiency=1.0) -> float:
+    return all_to_all(graph, group, efficiency).time_s(message_bytes)

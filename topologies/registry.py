@@ -1,0 +1,111 @@
+"""Named topologies from `topologies/catalog/topologies.toml` or a user TOML file, with what-if overrides.
+
+A catalog entry names a builder and some parameters; the rest come from the GPU (its server kind,
+scale-up bandwidth, NIC speed) and the server count from the GPU count, so `--topology rail-800g` means
+"this GPU's servers on an 800G rail fabric".
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+
+import networkx as nx
+
+from simulator.catalog_io import packaged_toml, read_toml
+from simulator.errors import ConfigError, reject_unknown_keys
+from topologies.builders import BUILDERS, cluster, validate_graph
+
+CLUSTER_PARAMETERS = tuple(p for p in inspect.signature(cluster).parameters if p != "name")
+
+
+def topology_catalog() -> dict:
+    return packaged_toml("topologies.catalog", "topologies.toml")
+
+
+def list_topologies() -> list[str]:
+    return list(topology_catalog())
+
+
+def describe_topologies() -> list[dict]:
+    rows = []
+    for name, entry in topology_catalog().items():
+        rows.append({"name": name, "builder": entry.get("builder", "cluster"),
+                     "server_kind": entry.get("server_kind", "from GPU"),
+                     "scaleup_gb_per_s": entry.get("scaleup_gb_per_s", "from GPU"),
+                     "nic_gbps": entry.get("nic_gbps", "from GPU"),
+                     "oversubscription": entry.get("oversubscription", 1.0),
+                     "fabric": entry.get("fabric", "rail"), "description": entry.get("description", "")})
+    return rows
+
+
+def gpu_defaults(gpu, gpus: int) -> dict:
+    """Cluster-builder parameters implied by a GPUSpec and a GPU count."""
+    return {"server_kind": gpu.scaleup, "gpus_per_server": gpu.gpus_per_server,
+            "scaleup_gb_per_s": gpu.scaleup_gb_per_s, "scaleup_links": gpu.scaleup_links,
+            "nic_gbps": gpu.nic_gbps, "servers": max(1, math.ceil(gpus / gpu.gpus_per_server))}
+
+
+def _explicit_graph(where: str, data: dict) -> nx.Graph:
+    reject_unknown_keys(where, data, ("node", "edge", "name", "description", "gpus_per_server"))
+    graph = nx.Graph(name=data.get("name", where), gpus_per_server=data.get("gpus_per_server", 8))
+    for i, node in enumerate(data.get("node", [])):
+        reject_unknown_keys(f"{where}: node {i + 1}", node, ("id", "kind", "index", "server", "local_rank"))
+        if "id" not in node:
+            raise ConfigError(f"{where}: node {i + 1}: missing key 'id'")
+        graph.add_node(str(node["id"]), **{k: v for k, v in node.items() if k != "id"})
+    for i, edge in enumerate(data.get("edge", [])):
+        reject_unknown_keys(f"{where}: edge {i + 1}", edge, ("a", "b", "bandwidth_gb_per_s", "latency_us"))
+        for key in ("a", "b"):
+            if str(edge.get(key)) not in graph:
+                raise ConfigError(f"{where}: edge {i + 1}: {key} = {edge.get(key)!r} is not a declared node")
+        graph.add_edge(str(edge["a"]), str(edge["b"]), bandwidth_gb_per_s=edge.get("bandwidth_gb_per_s"),
+                       latency_us=edge.get("latency_us", 0.0))
+    return validate_graph(graph, where)
+
+
+def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = None,
+                  overrides: dict | None = None) -> nx.Graph:
+    """Build a topology by catalog name or from a TOML file, filling unset parameters from `gpu` and
+    `gpus`, then applying `overrides` (any cluster-builder parameter, e.g. {"nic_gbps": 200})."""
+    name_or_path = name_or_path or "auto"
+    overrides = dict(overrides or {})
+    catalog = topology_catalog()
+    if name_or_path in catalog:
+        entry, where = dict(catalog[name_or_path]), f"topology {name_or_path}"
+    elif name_or_path.endswith(".toml") or Path(name_or_path).is_file():
+        data = read_toml(name_or_path)
+        where = str(name_or_path)
+        if "edge" in data or "node" in data:
+            if overrides:
+                raise ConfigError(f"{where}: an explicit [[edge]] graph takes no overrides "
+                                  f"({', '.join(overrides)}); edit the file")
+            return _explicit_graph(where, data)
+        entry = data
+    else:
+        raise ConfigError(f"--topology: unknown topology {name_or_path!r}; known: {', '.join(catalog)} or a TOML path")
+    builder_name = entry.pop("builder", "cluster")
+    entry.pop("description", None)
+    if builder_name not in BUILDERS:
+        raise ConfigError(f"{where}: builder {builder_name!r} is not one of {', '.join(BUILDERS)}")
+    builder = BUILDERS[builder_name]
+    allowed = tuple(p for p in inspect.signature(builder).parameters if p not in ("graph", "name"))
+    reject_unknown_keys(where, entry, allowed)
+    reject_unknown_keys("--set topology", overrides, allowed)
+    params = {}
+    if builder is cluster and gpu is not None:
+        params.update(gpu_defaults(gpu, gpus or gpu.gpus_per_server))
+    params.update(entry)
+    params.update(overrides)
+    if builder is cluster and gpus is not None:
+        needed = math.ceil(gpus / params.get("gpus_per_server", 8))
+        if params.get("servers", 1) < needed and "servers" not in overrides:
+            params["servers"] = needed
+    try:
+        graph = builder(**params)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    graph.graph["name"] = name_or_path
+    return validate_graph(graph, where)

@@ -19,6 +19,7 @@ from simulator.hardware import efficiency_for, get_gpu, load_profile
 from simulator.metrics import SLA
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
+from topologies import load_topology
 from workloads import WorkloadSpec
 from workloads.lengths import Fixed
 from workloads.requests import Requests
@@ -26,7 +27,8 @@ from workloads.requests import Requests
 CLUSTER_OPTIONS = ("model", "gpu", "gpus", "tp", "pp", "ep", "precision", "batching", "router", "prefill_gpus",
                    "max_batch_size", "max_tokens_per_step", "block_size", "memory_utilization", "seed",
                    "max_time_s", "gpu_catalog", "model_catalog", "profile", "stack", "kv_transfer_gb_per_s",
-                   "usd_per_gpu_hour", "sla_ttft_s", "sla_tpot_s")
+                   "usd_per_gpu_hour", "sla_ttft_s", "sla_tpot_s", "topology", "scaleout_gbps", "oversubscription",
+                   "set_values", "fail")
 WORKLOAD_OPTIONS = ("rate", "arrival", "cv", "duration_s", "requests", "offline", "users", "think_time_s",
                     "input_tokens", "output_tokens", "workload", "trace")
 
@@ -56,8 +58,14 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
                    batching="continuous", router="round-robin", prefill_gpus=0, max_batch_size=256,
                    max_tokens_per_step=8192, block_size=16, memory_utilization=0.92, seed=0, max_time_s=None,
                    gpu_catalog=(), model_catalog=(), profile=None, stack=None, kv_transfer_gb_per_s=None,
-                   usd_per_gpu_hour=None, sla_ttft_s=None, sla_tpot_s=None) -> ServingConfig:
-    """Resolve names and numbers into a validated ServingConfig."""
+                   usd_per_gpu_hour=None, sla_ttft_s=None, sla_tpot_s=None, topology=None, scaleout_gbps=None,
+                   oversubscription=None, set_values=(), fail=()) -> ServingConfig:
+    """Resolve names and numbers into a validated ServingConfig.
+
+    Interconnect what-ifs: `topology` (catalog name or TOML path), `scaleout_gbps` (NIC speed),
+    `oversubscription` (leaf uplinks), `set_values` ("gpu.FIELD=V", "gpu.peak_tflops.fp4=V" or
+    "topology.PARAM=V"), `fail` ("gpu:ID@T" or "link:A-B@T", T in simulated seconds).
+    """
     from simulator.errors import require_number
     for name, value in (("--sla-ttft", sla_ttft_s), ("--sla-tpot", sla_tpot_s)):
         if value is not None:
@@ -65,6 +73,15 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     sla = SLA(sla_ttft_s, sla_tpot_s) if sla_ttft_s is not None or sla_tpot_s is not None else None
     model_spec = get_model(model, model_catalog) if isinstance(model, str) else model
     gpu_spec = get_gpu(gpu, gpu_catalog) if isinstance(gpu, str) else gpu
+    gpu_overrides, topology_overrides = parse_set_values(set_values)
+    gpu_spec = apply_gpu_overrides(gpu_spec, gpu_overrides)
+    if scaleout_gbps is not None:
+        topology_overrides["nic_gbps"] = scaleout_gbps
+    if oversubscription is not None:
+        topology_overrides["oversubscription"] = oversubscription
+    from simulator.errors import require_number as _require
+    _require("--gpus", gpus, low=1, high=1_000_000, integer=True)
+    graph = load_topology(topology, gpu_spec, gpus, topology_overrides) if (topology or topology_overrides) else None
     precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision
     efficiency = efficiency_for(gpu_spec, load_profile(profile), stack, profile_path=profile)
     plan = Plan(tp=tp, pp=pp, ep=ep, max_batch_size=max_batch_size, max_tokens_per_step=max_tokens_per_step,
@@ -72,7 +89,76 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
                          kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,
-                         stack=stack)
+                         stack=stack, topology=graph, failures=tuple(parse_failure(f) for f in fail))
+
+
+def _number(where: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{where}: {text!r} is not a number") from None
+
+
+def parse_set_values(set_values) -> tuple[dict, dict]:
+    """'gpu.hbm_tb_per_s=10' -> GPU override; 'topology.nic_gbps=200' (or a bare topology parameter) ->
+    topology override. Values are numbers (or strings for fabric and server_kind)."""
+    gpu_overrides, topology_overrides = {}, {}
+    for item in set_values or ():
+        if "=" not in item:
+            raise ConfigError(f"--set: {item!r} is not KEY=VALUE (e.g. topology.nic_gbps=200, gpu.hbm_tb_per_s=10)")
+        key, value = (part.strip() for part in item.split("=", 1))
+        scope, _, name = key.partition(".")
+        if scope == "gpu" and name:
+            gpu_overrides[name] = value
+        elif scope == "topology" and name:
+            topology_overrides[name] = value if name in ("fabric", "server_kind") else _number(f"--set {key}", value)
+        else:
+            raise ConfigError(f"--set: {key!r} must start with gpu. or topology.")
+    return gpu_overrides, topology_overrides
+
+
+def apply_gpu_overrides(gpu, overrides: dict):
+    """A GPUSpec with fields replaced (validated again by GPUSpec itself)."""
+    from dataclasses import fields, replace
+    if not overrides:
+        return gpu
+    names = {f.name for f in fields(gpu)} - {"name"}
+    changes = {}
+    peaks = dict(gpu.peak_tflops)
+    for key, value in overrides.items():
+        if key.startswith("peak_tflops."):
+            peaks[key.split(".", 1)[1]] = _number(f"--set gpu.{key}", value)
+            changes["peak_tflops"] = peaks
+        elif key not in names or key in ("peak_tflops", "usd_per_gpu_hour"):
+            allowed = sorted(names - {"peak_tflops", "usd_per_gpu_hour"}) + ["peak_tflops.DTYPE"]
+            raise ConfigError(f"--set gpu.{key}: unknown GPU field; allowed: {', '.join(allowed)}")
+        elif key in ("display_name", "vendor", "family", "scaleup", "source"):
+            changes[key] = value
+        else:
+            number = _number(f"--set gpu.{key}", value)
+            changes[key] = int(number) if key in ("gpus_per_server", "scaleup_links") and number == int(number) else number
+    try:
+        return replace(gpu, **changes)
+    except ConfigError as exc:
+        raise ConfigError(f"--set: {exc}") from None
+
+
+def parse_failure(text: str) -> tuple:
+    """'gpu:12@30' -> ("gpu", 12, 30.0); 'link:gpu0-nvswitch0@5' -> ("link", "gpu0", "nvswitch0", 5.0)."""
+    kind, _, rest = str(text).partition(":")
+    target, _, when = rest.rpartition("@")
+    if kind not in ("gpu", "link") or not target or not when:
+        raise ConfigError(f"--fail: {text!r} is not gpu:ID@T or link:A-B@T")
+    time_s = _number("--fail time", when)
+    if kind == "gpu":
+        try:
+            return ("gpu", int(target), time_s)
+        except ValueError:
+            raise ConfigError(f"--fail: GPU id {target!r} must be a whole number") from None
+    a, sep, b = target.partition("-")
+    if not sep or not a or not b:
+        raise ConfigError(f"--fail: link {target!r} must be A-B (node ids, e.g. nic0-leaf0)")
+    return ("link", a, b, time_s)
 
 
 def default_lengths(model_name: str):

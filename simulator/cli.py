@@ -47,6 +47,14 @@ def cluster_options(func):
                      help="Efficiency profile TOML (default: the shipped fit)."),
         click.option("--stack", default=None, help="Software-stack section of the profile to apply."),
         click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--topology", default=None,
+                     help="Topology: catalog name (infersim catalog topologies) or TOML file (default: the GPU's own)."),
+        click.option("--scaleout-gbps", type=float, default=None, help="What-if: NIC speed per GPU in Gb/s."),
+        click.option("--oversubscription", type=float, default=None, help="What-if: leaf uplink oversubscription."),
+        click.option("--set", "set_values", multiple=True,
+                     help="What-if: gpu.FIELD=V, gpu.peak_tflops.fp4=V or topology.PARAM=V (repeatable)."),
+        click.option("--fail", multiple=True,
+                     help="Take a GPU or link down at simulated time T: gpu:ID@T or link:A-B@T (repeatable)."),
         click.option("--sla-ttft", "sla_ttft_s", type=float, default=None,
                      help="Goodput: a request counts if its TTFT is at most this many seconds."),
         click.option("--sla-tpot", "sla_tpot_s", type=float, default=None,
@@ -146,6 +154,14 @@ def catalog_models(model_catalog, as_json):
              "kv_bytes_per_token_fp8": m.kv_bytes_per_token("fp8"), "source": m.source}
             for m in load_models(model_catalog).values()]
     show_rows(rows, as_json, exclude=("source",))
+
+
+@catalog.command("topologies")
+@click.option("--json", "as_json", is_flag=True)
+def catalog_topologies(as_json):
+    """Built-in topologies (parameters marked 'from GPU' come from the GPU's catalog entry)."""
+    from topologies import describe_topologies
+    show_rows(describe_topologies(), as_json, exclude=("description",))
 
 
 @catalog.command("scenarios")

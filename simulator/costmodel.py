@@ -12,24 +12,15 @@ from dataclasses import dataclass
 from simulator.hardware import Efficiency, GPUSpec
 from simulator.models import BYTES_PER_VALUE, ModelSpec, Precision
 from simulator.plan import Plan
+from topologies.collectives import AlphaBeta  # noqa: F401 - re-exported: the simplest collective cost
 
 ACTIVATION_WIRE_BYTES = 2.0   # activations cross the network in bf16
 
 
 @dataclass(frozen=True)
-class AlphaBeta:
-    """A message's time as alpha + beta x bytes (alpha-beta model of one collective on one group)."""
-
-    alpha_s: float = 0.0
-    beta_s_per_byte: float = 0.0
-
-    def time_s(self, message_bytes: float) -> float:
-        return self.alpha_s + self.beta_s_per_byte * message_bytes if message_bytes > 0 else 0.0
-
-
-@dataclass(frozen=True)
 class Communication:
-    """The collectives one replica's step uses; `None` where the plan does not need one."""
+    """The collectives one replica's step uses; `None` where the plan does not need one. Each is any
+    object with `time_s(message_bytes)`: an AlphaBeta or a topology's CollectiveCost."""
 
     tp_all_reduce: AlphaBeta | None = None
     ep_all_to_all: AlphaBeta | None = None

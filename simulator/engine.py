@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from simulator.costmodel import AlphaBeta, Communication, StepCost
+import networkx as nx
+
+from simulator.costmodel import Communication, StepCost
 from simulator.errors import ConfigError, require_choice, require_number
 from simulator.hardware import Efficiency, GPUSpec
 from simulator.memory import MemoryPlan, plan_memory
@@ -24,6 +26,7 @@ from simulator.replica import Engine, _ceil_div
 from simulator.requests_state import RequestTable
 from simulator.router import ROUTERS
 from simulator.scheduling import POLICIES
+from topologies import FlowNetwork, NetworkError, all_reduce, all_to_all, load_topology, place, send_recv
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ class ServingConfig:
     prefill_gpus: int = 0
     kv_transfer_gb_per_s: float | None = None
     kv_transfer_latency_s: float = 20e-6
-    communication: Communication | None = None
+    topology: nx.Graph | None = field(default=None, hash=False, compare=False)
+    failures: tuple = ()      # (("gpu", index, time_s) | ("link", a, b, time_s), ...)
     seed: int = 0
     max_time_s: float | None = None
     sla: SLA | None = None
@@ -82,6 +86,8 @@ class ServingConfig:
                                   f"{self.plan.gpus_per_replica}")
         elif self.prefill_gpus:
             raise ConfigError("--prefill-gpus: only meaningful with --batching disaggregated")
+        for failure in self.failures:
+            require_number("--fail time", failure[-1], low=0, high=1e9)
 
     @property
     def replicas(self) -> int:
@@ -104,20 +110,19 @@ class Result:
         return {**self.summary, "plan": self.plan, "memory": self.memory, "engines": self.engines}
 
 
-def default_communication(gpu: GPUSpec, plan: Plan, efficiency: Efficiency) -> Communication:
-    """Collectives inside one scale-up domain from the GPU's own figures (ring all-reduce through a
-    switch; on a full mesh a direct all-reduce over all links in parallel)."""
-    per_direction = gpu.scaleup_gb_per_s / 2 * 1e9 * efficiency.collective_efficiency
-    hop_s = 5e-6
-
-    def all_reduce(n):
-        if n <= 1:
-            return None
-        return AlphaBeta(alpha_s=2 * (n - 1) * hop_s, beta_s_per_byte=2 * (n - 1) / n / per_direction)
-
-    return Communication(tp_all_reduce=all_reduce(plan.tp),
-                         ep_all_to_all=AlphaBeta(hop_s, (plan.ep - 1) / plan.ep / per_direction) if plan.ep > 1 else None,
-                         pp_send_recv=AlphaBeta(hop_s, 1 / (gpu.nic_gbps / 8 * 1e9)) if plan.pp > 1 else None)
+def replica_communication(graph: nx.Graph, placement, replica: int, plan: Plan, efficiency: Efficiency) -> Communication:
+    """The collectives one replica's step needs, priced on the topology: tp all-reduce inside a stage's
+    tp group, ep all-to-all over the expert group, pp hand-off over the slowest stage boundary."""
+    eff = efficiency.collective_efficiency
+    tp_group = placement.tp_group(replica)
+    tp_cost = all_reduce(graph, tp_group, eff) if plan.tp > 1 else None
+    ep_cost = all_to_all(graph, placement.ep_group(replica, plan.ep), eff) if plan.ep > 1 else None
+    pp_cost = None
+    if plan.pp > 1:
+        stages = placement.stage_groups(replica)
+        boundaries = [send_recv(graph, stages[k][0][0], stages[k + 1][0][0], eff) for k in range(plan.pp - 1)]
+        pp_cost = max(boundaries, key=lambda cost: cost.time_s(1 << 20))
+    return Communication(tp_all_reduce=tp_cost, ep_all_to_all=ep_cost, pp_send_recv=pp_cost)
 
 
 class Cluster:
@@ -131,9 +136,12 @@ class Cluster:
         plan = config.plan
         self.memory: MemoryPlan = plan_memory(config.model, config.gpu, config.precision, plan,
                                               typical_request_tokens)
-        communication = config.communication or default_communication(config.gpu, plan, config.efficiency)
-        self.cost = step_cost or StepCost(config.model, config.gpu, config.precision, plan, config.efficiency,
-                                          communication)
+        self.graph = config.topology if config.topology is not None else load_topology("auto", config.gpu, config.gpus)
+        self.graph = self.graph.copy()   # failures edit it
+        self.placement = place(self.graph, plan.tp, plan.pp, plan.attention_dp, replicas=config.replicas,
+                               gpus=config.gpus)
+        self.network = FlowNetwork(self.env, self.graph)
+        self.step_cost_override = step_cost
         self.itl = LatencyHistogram()
         per_token = self.memory.kv_bytes_per_token_per_gpu
         self.window_blocks = _ceil_div(int(math.ceil(self.memory.window_bytes_per_sequence_per_gpu / per_token)),
@@ -143,29 +151,52 @@ class Cluster:
         prefill_replicas = config.prefill_gpus // plan.gpus_per_replica if config.batching == "disaggregated" else 0
         self.on_user_finish = None
         self.engines: list[Engine] = []
+        self.replica_of: list[int] = []
         self.prefill_pool: list[Engine] = []
         self.decode_pool: list[Engine] = []
+        costs = {}
         for replica in range(replicas):
+            cost = self._replica_cost(replica, costs)
             for stage_engine in range(plan.pp):   # pipeline parallelism: pp virtual engines in flight
                 if config.batching == "disaggregated":
                     role = "prefill-only" if replica < prefill_replicas else "decode-only"
                 else:
                     role = config.batching
-                engine = Engine(self.env, len(self.engines), table, self.cost, POLICIES[role](),
+                engine = Engine(self.env, len(self.engines), table, cost, POLICIES[role](),
                                 blocks_per_engine, plan.block_size, self.window_blocks, self.itl,
                                 on_finish=self._finished,
                                 on_prefilled=self._prefilled if role == "prefill-only" else None)
                 self.engines.append(engine)
+                self.replica_of.append(replica)
                 (self.prefill_pool if role == "prefill-only" else self.decode_pool).append(engine)
+        self.cost = self.engines[0].cost
         self.entry_pool = self.prefill_pool or self.decode_pool
         self.router = ROUTERS[config.router](self.rng)
         self.handoff_router = ROUTERS[config.router](self.rng)
-        nic_bytes_per_s = config.gpu.nic_gbps / 8 * 1e9
-        self.kv_transfer_bytes_per_s = (config.kv_transfer_gb_per_s * 1e9 if config.kv_transfer_gb_per_s
-                                        else nic_bytes_per_s * plan.tp)
+        self.kv_transfer_bytes_per_s = config.kv_transfer_gb_per_s * 1e9 if config.kv_transfer_gb_per_s else None
         self.kv_bytes_per_token = config.model.kv_bytes_per_token(config.precision.kv_cache)
         self.kv_window_bytes = config.model.kv_bytes_per_sequence_window(config.precision.kv_cache)
         self.blocks_per_engine = blocks_per_engine
+        self.failed_gpus: list[str] = []
+        for failure in config.failures:
+            if failure[0] == "gpu" and not 0 <= failure[1] < config.gpus:
+                raise ConfigError(f"--fail gpu:{failure[1]}: no such GPU (GPUs are 0..{config.gpus - 1})")
+            if failure[0] == "link" and not self.graph.has_edge(failure[1], failure[2]):
+                raise ConfigError(f"--fail link:{failure[1]}-{failure[2]}: no such link in the topology")
+            self.env.process(self._fail_at(failure))
+
+    def _replica_cost(self, replica: int, cache: dict) -> StepCost:
+        """StepCost of one replica on the current graph (replicas with identical collectives share one)."""
+        if self.step_cost_override is not None:
+            return self.step_cost_override
+        config = self.config
+        communication = replica_communication(self.graph, self.placement, replica, config.plan, config.efficiency)
+        key = tuple(None if c is None else c.options for c in
+                    (communication.tp_all_reduce, communication.ep_all_to_all, communication.pp_send_recv))
+        if key not in cache:
+            cache[key] = StepCost(config.model, config.gpu, config.precision, config.plan, config.efficiency,
+                                  communication)
+        return cache[key]
 
     # ---- moving requests ------------------------------------------------------------------------
     def route(self, rid: int) -> None:
@@ -174,6 +205,9 @@ class Cluster:
             + self.window_blocks
         if need > self.blocks_per_engine:
             table.dropped[rid] = (f"needs {need} KV blocks, an engine holds {self.blocks_per_engine}")
+            return
+        if not any(engine.alive for engine in self.entry_pool):
+            table.dropped[rid] = "no engine left alive after failures"
             return
         self.entry_pool[self.router.choose(self.entry_pool)].submit(rid)
 
@@ -191,17 +225,65 @@ class Cluster:
         self.env.process(self._transfer(rid, engine, blocks, context))
 
     def _transfer(self, rid: int, source: Engine, blocks: int, context: int):
+        """Stream the prompt's KV from the prefill replica to a decode replica: with a fixed bandwidth
+        when one is given, else rank-to-rank flows on the topology sharing links with other transfers."""
         nbytes = self.kv_bytes_per_token * context + self.kv_window_bytes
-        yield self.env.timeout(self.config.kv_transfer_latency_s + nbytes / self.kv_transfer_bytes_per_s)
-        source.release_reserved(blocks)
         table = self.table
+        alive = [e for e in self.decode_pool if e.alive]
+        if not alive:
+            source.release_reserved(blocks)
+            table.dropped[rid] = "no decode engine left alive after failures"
+            return
+        target = self.decode_pool[self.handoff_router.choose(self.decode_pool)]
+        if self.kv_transfer_bytes_per_s is not None:
+            yield self.env.timeout(self.config.kv_transfer_latency_s + nbytes / self.kv_transfer_bytes_per_s)
+        else:
+            senders = self.placement.gpus(self.replica_of[source.index])
+            receivers = self.placement.gpus(self.replica_of[target.index])
+            flows = [self.network.transfer(a, b, nbytes / len(senders)) for a, b in zip(senders, receivers)]
+            try:
+                yield self.env.all_of(flows)
+            except NetworkError:
+                source.release_reserved(blocks)
+                table.dropped[rid] = "KV transfer lost its route after a failure"
+                return
+        source.release_reserved(blocks)
         if table.generated[rid] >= table.output_tokens[rid]:
             table.first_token_s[rid] = self.env.now
             table.finish_s[rid] = self.env.now
             self._finished(rid, source)
             return
         table.first_token_s[rid] = self.env.now   # the first token reaches the user with its KV
-        self.decode_pool[self.handoff_router.choose(self.decode_pool)].receive_handoff(rid)
+        if not target.alive:
+            target = self.decode_pool[self.handoff_router.choose(self.decode_pool)]
+        target.receive_handoff(rid)
+
+    # ---- failures -------------------------------------------------------------------------------
+    def _fail_at(self, failure):
+        yield self.env.timeout(failure[-1])
+        if failure[0] == "gpu":
+            gpu = f"gpu{failure[1]}"
+            self.failed_gpus.append(gpu)
+            doomed = {i for i, engine in enumerate(self.engines)
+                      if gpu in self.placement.gpus(self.replica_of[i])}
+            self.network.fail_node(gpu)
+        else:
+            _, a, b, _ = failure
+            self.network.fail_link(a, b)
+            doomed = set()
+            costs = {}
+            for i, engine in enumerate(self.engines):
+                if not engine.alive:
+                    continue
+                try:
+                    engine.cost = self._replica_cost(self.replica_of[i], costs)
+                    engine._coefficients.clear()
+                except ConfigError:
+                    doomed.add(i)          # its own GPUs can no longer reach each other
+        for i in sorted(doomed):
+            for rid in self.engines[i].fail():
+                self.table.engine[rid] = -1
+                self.route(rid)
 
     # ---- arrivals -------------------------------------------------------------------------------
     def open_loop(self, arrival_s: np.ndarray):
@@ -285,6 +367,10 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     if config.batching == "disaggregated":
         plan["prefill_gpus"] = config.prefill_gpus
         plan["decode_gpus"] = config.replicas * config.plan.gpus_per_replica - config.prefill_gpus
+    plan["topology"] = str(cluster.graph.graph.get("name", "auto"))
+    if config.failures:
+        plan["failures"] = [":".join(map(str, f)) for f in config.failures]
+        summary["engines_failed"] = sum(1 for e in engines if not e.alive)
     idle_gpus = config.gpus - config.replicas * config.plan.gpus_per_replica
     if idle_gpus:
         plan["idle_gpus"] = idle_gpus

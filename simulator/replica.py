@@ -30,6 +30,9 @@ class Engine:
                  on_finish, on_prefilled=None):
         self.env, self.index, self.table, self.cost, self.policy = env, index, table, cost, policy
         self.plan = cost.plan
+        # limits are per attention group: a wide-EP replica runs attention_dp groups side by side
+        self.max_batch_size = self.plan.max_batch_size * self.plan.attention_dp
+        self.max_tokens_per_step = self.plan.max_tokens_per_step * self.plan.attention_dp
         self.kv_blocks, self.block_size, self.window_blocks = kv_blocks, block_size, window_blocks
         self.itl = itl
         self.on_finish = on_finish              # callback(request id, engine) when a request completes
@@ -108,7 +111,7 @@ class Engine:
 
     # ---- admission (called by policies) -----------------------------------------------------
     def _slots_free(self) -> int:
-        return self.plan.max_batch_size - len(self.running) - self.padding - len(self.prefilling)
+        return self.max_batch_size - len(self.running) - self.padding - len(self.prefilling)
 
     def _free_blocks(self) -> int:
         return self.kv_blocks - self.kv_used_blocks()
@@ -215,6 +218,8 @@ class Engine:
         start = self.env.now
         used_before = self.kv_used_blocks()
         yield self.env.timeout(duration)
+        if not self.alive:
+            return
         now = self.env.now
         self.busy_s += duration
         self.steps += 1
@@ -285,11 +290,15 @@ class Engine:
         try:
             yield self.env.timeout(total)
         except simpy.Interrupt:
+            if not self.alive:
+                return
             elapsed = self.env.now - start
             done = min(k, _steps_completed(first, growth, elapsed) + 1)
             remaining = done * first + growth * done * (done - 1) / 2 - elapsed
             yield self.env.timeout(max(remaining, 0.0))
         self._interruptible = False
+        if not self.alive:
+            return
         span = self.env.now - start
         self.busy_s += span
         self.steps += done
@@ -347,18 +356,25 @@ class Engine:
 
     # ---- failure -------------------------------------------------------------------------------
     def fail(self) -> list[int]:
-        """Take this engine down now; returns the requests it held (to be retried elsewhere)."""
+        """Take this engine down now; returns the requests it held, to be retried elsewhere. A request
+        keeps the tokens it already streamed (a retry recomputes prompt + those tokens)."""
         self.alive = False
-        held = list(self.waiting) + list(self.handed_off) + list(self.prefilling) + list(self.running)
+        table = self.table
+        held = list(self.waiting) + list(self.handed_off) + list(self.prefilling)
+        for rid, (_, join_step, generated) in self.running.items():
+            table.generated[rid] = generated + self.step - join_step
+            held.append(rid)
         for rid in held:
-            self.table.epoch[rid] += 1
-            self.table.generated[rid] = 0 if math.isnan(self.table.first_token_s[rid]) else self.table.generated[rid]
-        self.waiting.clear(); self.handed_off.clear(); self.prefilling.clear(); self.running.clear()
+            table.epoch[rid] += 1
+        self.waiting.clear()
+        self.handed_off.clear()
+        self.prefilling.clear()
+        self.running.clear()
         self.finish_heap.clear()
         self.outstanding = 0
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
-        elif self.process.is_alive and self.process.target is not None and self._interruptible:
+        elif self._interruptible:
             self._interruptible = False
             self.process.interrupt()
         return held

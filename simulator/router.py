@@ -53,7 +53,7 @@ class LeastKVLoad(Router):
         for index, engine in enumerate(engines):
             if not engine.alive:
                 continue
-            load = engine.kv_load + len(engine.waiting) / max(engine.plan.max_batch_size, 1)
+            load = engine.kv_load + len(engine.waiting) / engine.max_batch_size
             if best_load is None or load < best_load:
                 best, best_load = index, load
         return best

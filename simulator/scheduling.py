@@ -56,7 +56,7 @@ class ContinuousBatching(BatchingPolicy):
     name = "continuous"
 
     def next_step(self, engine):
-        chunks = engine.admit_whole_prompts(token_budget=engine.plan.max_tokens_per_step)
+        chunks = engine.admit_whole_prompts(token_budget=engine.max_tokens_per_step)
         if chunks:
             return StepPlan(chunks)
         return DECODE if engine.decoding else None
@@ -69,7 +69,7 @@ class ChunkedPrefill(BatchingPolicy):
     name = "chunked"
 
     def next_step(self, engine):
-        budget = engine.plan.max_tokens_per_step - engine.decoding
+        budget = engine.max_tokens_per_step - engine.decoding
         chunks = engine.admit_chunks(token_budget=budget) if budget > 0 else []
         if chunks:
             return StepPlan(chunks, with_decode=engine.decoding > 0)
@@ -82,7 +82,7 @@ class PrefillOnly(BatchingPolicy):
     name = "prefill-only"
 
     def next_step(self, engine):
-        chunks = engine.admit_whole_prompts(token_budget=engine.plan.max_tokens_per_step)
+        chunks = engine.admit_whole_prompts(token_budget=engine.max_tokens_per_step)
         return StepPlan(chunks) if chunks else None
 
 

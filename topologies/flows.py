@@ -117,7 +117,8 @@ class FlowNetwork:
         if generation != self._generation:
             return   # rates changed since this completion was scheduled
         self._advance()
-        finished = [f for f in self.flows.values() if f.remaining <= 1e-6 * max(1.0, f.rate * 1e-9)]
+        # done when less than a byte or a nanosecond of transfer is left (float rounding of the clock)
+        finished = [f for f in self.flows.values() if f.remaining <= max(1.0, f.rate * 1e-9)]
         for flow in finished:
             self.bytes_delivered += flow.remaining
             flow.remaining = 0.0

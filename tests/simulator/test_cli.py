@@ -56,6 +56,12 @@ def test_offline_requests_and_outputs(tmp_path):
     (("simulate", "--model", "llama3.1-405b", "--gpu", "h100", "--rate", "3", "--duration", "3"), "does not fit"),
     (("simulate", "--tp", "16", "--gpus", "8", "--rate", "3", "--duration", "3"), "cannot hold one replica"),
     (("simulate", "--rate", "3"), "--duration: needed"),
+    (("simulate", "--rate", "3", "--duration", "3", "--topology", "torus"), "unknown topology 'torus'"),
+    (("simulate", "--rate", "3", "--duration", "3", "--scaleout-gbps", "0"), "nic_gbps: 0.0 is out of range"),
+    (("simulate", "--rate", "3", "--duration", "3", "--oversubscription", "0.5"), "oversubscription: 0.5"),
+    (("simulate", "--rate", "3", "--duration", "3", "--set", "gpu.hbm_tb_per_s"), "is not KEY=VALUE"),
+    (("simulate", "--rate", "3", "--duration", "3", "--fail", "gpu:x@3"), "must be a whole number"),
+    (("simulate", "--rate", "3", "--duration", "3", "--fail", "gpu:99@1"), "no such GPU"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, args, message):
     code, captured = run_main(args, capsys)
@@ -66,7 +72,7 @@ def test_bad_input_is_one_line_exit_2(capsys, args, message):
 
 
 def test_catalog_commands():
-    for what in ("gpus", "models", "scenarios"):
+    for what in ("gpus", "models", "scenarios", "topologies"):
         result = invoke("catalog", what, "--json")
         assert result.exit_code == 0
         assert len(json.loads(result.output)) >= 7

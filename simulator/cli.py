@@ -8,29 +8,39 @@ import sys
 import click
 
 from simulator.errors import ConfigError, InfeasibleError
-from simulator.output import format_summary, format_table, per_request_csv, to_json, write_atomic
+from simulator.output import format_summary, format_table, per_request_csv, rows_to_csv, to_json, write_atomic
 
 
-def cluster_options(func):
-    """Options describing the cluster and deployment, shared by every command that simulates."""
+def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True):
+    """Options describing the cluster and deployment, shared by every command that simulates. With
+    `searched`, plan options default to unset (the command searches them) and precision to "auto"."""
+    if func is None:
+        return functools.partial(cluster_options, searched=searched, with_gpus=with_gpus)
+    plan_default = (lambda value: None) if searched else (lambda value: value)
+    pin = " (default: searched)" if searched else ""
     options = [
         click.option("--model", default="llama2-70b", show_default=True,
                      help="Catalog model name or a Hugging Face config.json path."),
         click.option("--gpu", default="mi355x", show_default=True, help="Catalog GPU name."),
-        click.option("--gpus", type=int, default=8, show_default=True, help="GPUs in the cluster."),
-        click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel degree."),
-        click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel stages."),
-        click.option("--ep", type=int, default=1, show_default=True, help="Expert-parallel degree (MoE)."),
-        click.option("--precision", default="fp8", show_default=True,
-                     help="bf16|fp8|fp6|fp4, or weights/activations/kv like fp4/fp8/fp8."),
+        *([click.option("--gpus", type=int, default=8, show_default=True, help="GPUs in the cluster.")]
+          if with_gpus else []),
+        click.option("--tp", type=int, default=plan_default(1), show_default=not searched,
+                     help="Tensor-parallel degree." + pin),
+        click.option("--pp", type=int, default=plan_default(1), show_default=not searched,
+                     help="Pipeline-parallel stages." + pin),
+        click.option("--ep", type=int, default=plan_default(1), show_default=not searched,
+                     help="Expert-parallel degree (MoE)." + pin),
+        click.option("--precision", default="auto" if searched else "fp8", show_default=True,
+                     help="bf16|fp8|fp6|fp4, weights/activations/kv like fp4/fp8/fp8"
+                          + (", or auto (fp4 where the GPU has an fp4 rate, else fp8)." if searched else ".")),
         click.option("--batching", default="continuous", show_default=True,
                      type=click.Choice(["static", "continuous", "chunked", "disaggregated"])),
         click.option("--router", default="round-robin", show_default=True,
                      type=click.Choice(["round-robin", "least-outstanding", "least-kv", "power-of-two"])),
         click.option("--prefill-gpus", type=int, default=0, help="Disaggregated: GPUs in the prefill pool."),
-        click.option("--max-batch-size", type=int, default=256, show_default=True,
-                     help="Sequences per engine step."),
-        click.option("--max-tokens-per-step", type=int, default=8192, show_default=True,
+        click.option("--max-batch-size", type=int, default=plan_default(256), show_default=not searched,
+                     help="Sequences per engine step." + pin),
+        click.option("--max-tokens-per-step", type=int, default=plan_default(8192), show_default=not searched,
                      help="Token budget per step (prefill chunking)."),
         click.option("--block-size", type=int, default=16, show_default=True, help="KV-cache block in tokens."),
         click.option("--memory-utilization", type=float, default=0.92, show_default=True,
@@ -120,6 +130,68 @@ def simulate(as_json, out, **options):
     from simulator.api import simulate as api_simulate
     result = api_simulate(**{k: v for k, v in options.items()})
     emit(result.to_dict(), as_json, out, result.engine_result.arrays)
+
+
+def scenario_options(func):
+    options = [
+        click.option("--scenario", default="offline", show_default=True,
+                     type=click.Choice(["offline", "server", "interactive"], case_sensitive=False)),
+        click.option("--duration", "duration_s", type=float, default=None,
+                     help="Server/Interactive: simulated seconds of arrivals per search point (default 120)."),
+        click.option("--queries", type=int, default=None,
+                     help="Queries per run (default: the dataset size offline, rate x duration otherwise)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@cli.command()
+@cluster_options(searched=True)
+@scenario_options
+@click.option("--rate", type=float, default=None,
+              help="Server/Interactive: score this Poisson rate (requests/s) instead of searching for the highest.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON document here.")
+def mlperf(as_json, out, **options):
+    """Score a cluster in an MLPerf scenario (Offline throughput; Server/Interactive: the highest Poisson
+    rate meeting the p99 TTFT/TPOT limits), choosing the best plan that fits unless --tp etc. pin it."""
+    from simulator.mlperf import mlperf as run_mlperf
+    result = run_mlperf(**options)
+    emit(result.to_dict(), as_json, out)
+
+
+@cli.command()
+@cluster_options(searched=True, with_gpus=False)
+@scenario_options
+@click.option("--target-tokens-per-s", type=float, required=True, help="Output tokens/s the cluster must serve.")
+@click.option("--compare", default=None, help="Comma-separated GPUs to size side by side (replaces --gpu).")
+@click.option("--node-gpus", type=int, default=None, help="GPUs per node (default: the GPU's server size, at most 8).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list with --compare).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write .json or .csv (one row per GPU).")
+def size(as_json, out, compare, **options):
+    """Fewest GPUs (and nodes) reaching a tokens/s target under a scenario's SLA, with cost."""
+    from simulator.sizing import compare as compare_gpus, size as run_size
+    options["scenario"] = options["scenario"].lower()
+    if compare:
+        options.pop("gpu")
+        results = compare_gpus([name.strip() for name in compare.split(",") if name.strip()], **options)
+    else:
+        results = [run_size(**options)]
+    rows = [r.row() for r in results]
+    if out:
+        write_atomic(out, rows_to_csv(rows) if out.endswith(".csv") else to_json([r.to_dict() for r in results]) + "\n")
+    if as_json:
+        click.echo(to_json(results[0].to_dict() if not compare else [r.to_dict() for r in results]))
+    elif compare:
+        click.echo(format_table(rows, SIZE_COLUMNS))
+    else:
+        click.echo(format_summary(results[0].to_dict()))
+
+
+SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "tokens_per_s", "ttft_p99_s",
+                "tpot_p99_s", "usd_per_hour", "usd_per_million_tokens", "usd_per_million_tokens_low",
+                "usd_per_million_tokens_high", "energy_j_per_token_upper_bound"]
 
 
 @cli.group()

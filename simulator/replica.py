@@ -116,11 +116,17 @@ class Engine:
     def _free_blocks(self) -> int:
         return self.kv_blocks - self.kv_used_blocks()
 
+    def _admission_headroom(self) -> int:
+        """Blocks a new prompt must leave free: one per sequence already in the batch (each needs a new
+        block within `block_size` decode steps), as vLLM's watermark does; without it a full cache
+        admits a prompt, preempts it a step later and admits it again, forever recomputing."""
+        return len(self.running) + len(self.prefilling)
+
     def admit_whole_prompts(self, token_budget, reserve_output: bool = False) -> list:
         """Admit waiting requests in order while slots, KV blocks and the token budget allow. The first
         prompt may exceed the budget alone (it would otherwise never run)."""
         chunks, budget, slots = [], token_budget, self._slots_free()
-        free = self._free_blocks()
+        free = self._free_blocks() - self._admission_headroom()
         while self.waiting and slots > 0:
             rid = self.waiting[0]
             prompt = self.prompt_tokens(rid)
@@ -133,7 +139,7 @@ class Engine:
             self.waiting.popleft()
             self.prefilling[rid] = [0, blocks]
             self.prefill_blocks += blocks
-            free -= blocks
+            free -= blocks + 1          # and one block of headroom for its own decode
             slots -= 1
             chunks.append((rid, prompt))
             if budget is not None:
@@ -155,6 +161,7 @@ class Engine:
             budget -= take
             free -= blocks
         slots = self._slots_free()
+        free -= self._admission_headroom()
         while self.waiting and slots > 0 and budget > 0:
             rid = self.waiting[0]
             take = min(self.prompt_tokens(rid), budget)
@@ -165,13 +172,13 @@ class Engine:
             self.prefilling[rid] = [0, 0]       # blocks are charged as chunks land
             chunks.append((rid, take))
             budget -= take
-            free -= blocks
+            free -= blocks + 1
             slots -= 1
         return chunks
 
     def admit_handed_off(self) -> None:
         """Disaggregated decode pool: prefilled requests join the running batch directly."""
-        free, slots = self._free_blocks(), self._slots_free()
+        free, slots = self._free_blocks() - self._admission_headroom(), self._slots_free()
         while self.handed_off and slots > 0:
             rid = self.handed_off[0]
             context = self.prompt_tokens(rid)

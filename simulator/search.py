@@ -63,26 +63,30 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
         if bad is None:
             return RateSearch(good, good_summary, len(history), tuple(history))
     else:
-        bad, worst = rate, summary
-        good = None
+        bad = rate
         floor = initial_rate_per_s / 1000
-        while good is None:
+        # A nearly idle system first: if even that misses, no rate will meet the SLA (one run, not ten).
+        ok, worst = evaluate(floor)
+        if not ok:
+            parts = []
+            if sla.ttft_p99_s is not None and not (worst["ttft_p99_s"] <= sla.ttft_p99_s):
+                parts.append(f"p99 TTFT {worst['ttft_p99_s']:.3g} s > {sla.ttft_p99_s:g} s")
+            if sla.tpot_p99_s is not None and not (worst["tpot_p99_s"] <= sla.tpot_p99_s):
+                parts.append(f"p99 TPOT {worst['tpot_p99_s']:.3g} s > {sla.tpot_p99_s:g} s")
+            if worst.get("requests_dropped"):
+                parts.append(f"{worst['requests_dropped']} requests dropped")
+            raise InfeasibleError(f"SLA unreachable: even at {floor:.3g} requests/s "
+                                  + ("; ".join(parts) or "the run missed the SLA"))
+        good, good_summary = floor, worst
+        while True:
             rate /= 2
-            if rate < floor:
-                parts = []
-                if sla.ttft_p99_s is not None and not (worst["ttft_p99_s"] <= sla.ttft_p99_s):
-                    parts.append(f"p99 TTFT {worst['ttft_p99_s']:.3g} s > {sla.ttft_p99_s:g} s")
-                if sla.tpot_p99_s is not None and not (worst["tpot_p99_s"] <= sla.tpot_p99_s):
-                    parts.append(f"p99 TPOT {worst['tpot_p99_s']:.3g} s > {sla.tpot_p99_s:g} s")
-                if worst.get("requests_dropped"):
-                    parts.append(f"{worst['requests_dropped']} requests dropped")
-                raise InfeasibleError("SLA unreachable: even at " f"{history[-1][0]:.3g} requests/s "
-                                      + ("; ".join(parts) or "the run missed the SLA"))
+            if rate <= floor:
+                break
             ok, summary = evaluate(rate)
             if ok:
                 good, good_summary = rate, summary
-            else:
-                bad, worst = rate, summary
+                break
+            bad = rate
     while bad - good > relative_tolerance * good and len(history) < max_evaluations:
         middle = (good + bad) / 2
         ok, summary = evaluate(middle)
@@ -107,8 +111,11 @@ def fewest_units_reaching(evaluate: Callable[[int], tuple[float, object]], targe
     """Fewest units (nodes or replicas) whose `evaluate(units)[0]` reaches `target`.
 
     Assumes more units never serve less (what a capacity planner assumes; the robustness tests check
-    it holds for the engine within noise). Doubles from `start` to bracket, then binary search.
+    it holds for the engine within noise). From `start` (a good estimate saves runs) it steps up or
+    down with a doubling step until the threshold is bracketed, then bisects.
     """
+    if not 1 <= start <= max_units:
+        raise ValueError(f"start {start} outside 1..{max_units}")
     history = []
     cache = {}
 
@@ -118,13 +125,24 @@ def fewest_units_reaching(evaluate: Callable[[int], tuple[float, object]], targe
             history.append((units, cache[units][0]))
         return cache[units]
 
-    low, high = 0, start
-    while value_at(high)[0] < target:
-        low = high
-        if high >= max_units:
-            raise InfeasibleError(f"target unreachable: {max_units} units serve {value_at(high)[0]:.4g}, "
-                                  f"below the target {target:.4g}")
-        high = min(high * 2, max_units)
+    step = max(1, start // 16)
+    if value_at(start)[0] >= target:
+        high, low = start, start - step
+        while low >= 1 and value_at(low)[0] >= target:
+            high, step = low, step * 2
+            low = high - step
+        low = max(low, 0)              # zero units serve nothing
+    else:
+        low, high = start, start + step
+        while True:
+            high = min(high, max_units)
+            if value_at(high)[0] >= target:
+                break
+            if high >= max_units:
+                raise InfeasibleError(f"target unreachable: {max_units} units serve {value_at(high)[0]:.4g}, "
+                                      f"below the target {target:.4g}")
+            low, step = high, step * 2
+            high = low + step
     while high - low > 1:
         middle = (low + high) // 2
         if value_at(middle)[0] >= target:

@@ -46,3 +46,23 @@ def test_sizing_returns_the_minimum():
 def test_sizing_unreachable():
     with pytest.raises(InfeasibleError, match="target unreachable"):
         fewest_units_reaching(lambda units: (min(units, 5) * 1.0, None), 10, max_units=64)
+
+
+@pytest.mark.parametrize("start", [1, 3, 13, 14, 50, 400])
+def test_sizing_minimum_from_any_start(start):
+    """The start is only an estimate: from above or below the answer is still 13, and 12 was tried."""
+    found = fewest_units_reaching(lambda units: (units * 1000.0, None), 12_345, start=start)
+    assert found.units == 13
+    assert (12, 12_000.0) in found.history
+
+
+def test_unreachable_sla_costs_two_runs_not_ten():
+    calls = []
+
+    def run(rate):
+        calls.append(rate)
+        return {"ttft_p99_s": 0.5, "tpot_p99_s": 0.01}
+
+    with pytest.raises(InfeasibleError):
+        max_rate_meeting_sla(run, SLA(tpot_p99_s=0.001), 10.0)
+    assert calls == [10.0, 0.01]

@@ -1,0 +1,120 @@
+"""Cluster sizing: the fewest GPUs (and nodes) that reach a throughput target in an MLPerf scenario.
+
+1. Score one node (`mlperf`, best plan unless pinned) to get the plan and a per-replica throughput.
+2. Estimate the replica count from it, then `search.fewest_units_reaching` over replica counts, each
+   point a simulation of the whole cluster: Offline must reach the target tokens/s; Server and
+   Interactive must meet the scenario's p99 limits with Poisson arrivals at the target's rate
+   (target tokens/s / mean output length).
+The answer is therefore tested directly: one replica fewer misses the target or the SLA.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from simulator.api import CLUSTER_OPTIONS, RunResult, run_config
+from simulator.cost import cost_fields
+from simulator.errors import ConfigError, InfeasibleError, require_number
+from simulator.mlperf import (PLAN_PINS, ScenarioResult, ScenarioRunner, mlperf, offline_queries,
+                              resolve_config, steady_offline_tokens_per_s)
+from simulator.search import fewest_units_reaching, meets_sla
+from workloads.scenarios import get_scenario
+
+MAX_GPUS = 100_000
+
+
+@dataclass(frozen=True)
+class SizeResult:
+    gpu: str
+    gpus: int
+    nodes: int
+    gpus_per_node: int
+    target_tokens_per_s: float
+    tokens_per_s: float
+    run: RunResult
+    node_score: ScenarioResult
+    evaluations: int
+    history: tuple
+    cost: dict
+
+    def to_dict(self) -> dict:
+        summary = self.run.summary
+        document = {
+            "model": self.run.plan["model"], "scenario": self.node_score.scenario.kind, "gpu": self.gpu,
+            "gpus": self.gpus, "nodes": self.nodes, "gpus_per_node": self.gpus_per_node,
+            "replicas": self.run.plan["replicas"], "target_tokens_per_s": self.target_tokens_per_s,
+            "tokens_per_s": self.tokens_per_s, "tokens_per_s_per_gpu": self.tokens_per_s / self.gpus,
+            "ttft_p99_s": summary["ttft_p99_s"], "tpot_p99_s": summary["tpot_p99_s"],
+            "ttft_limit_s": self.node_score.scenario.ttft_p99_s, "tpot_limit_s": self.node_score.scenario.tpot_p99_s,
+            "node_tokens_per_s": self.node_score.tokens_per_s, "evaluations": self.evaluations,
+        }
+        document.update(self.cost)
+        document["plan"] = self.run.plan
+        document["searched_gpus"] = [{"gpus": gpus, "tokens_per_s": value} for gpus, value in self.history]
+        return document
+
+    def row(self) -> dict:
+        plan = self.run.plan
+        return {k: v for k, v in self.to_dict().items() if not isinstance(v, (dict, list))} | {
+            "tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"], "max_batch_size": plan["max_batch_size"],
+            "precision": plan["precision"]["weights"]}
+
+
+def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=None, queries=None,
+         node_gpus: int | None = None, **options) -> SizeResult:
+    """Fewest GPUs of one kind reaching `target_tokens_per_s` in `scenario` (see the module docstring).
+    Options are `serving_config`'s except `gpus`; plan pins (tp, pp, ep, max_batch_size) skip the
+    node-level plan search."""
+    require_number("--target-tokens-per-s", target_tokens_per_s, low=0, low_inclusive=False, high=1e12)
+    unknown = set(options) - set(CLUSTER_OPTIONS)
+    if unknown or "gpus" in options:
+        raise ConfigError(f"size: unknown option {sorted(unknown or {'gpus'})[0]!r} (size chooses --gpus)")
+    pins = {key: options[key] for key in PLAN_PINS if options.get(key) is not None}
+    base_options = {k: v for k, v in options.items() if k not in PLAN_PINS}
+    usd = base_options.pop("usd_per_gpu_hour", None)
+    probe = resolve_config({**base_options, "gpus": 1}, {})
+    per_node = node_gpus if node_gpus is not None else min(probe.gpu.gpus_per_server, 8)
+    require_number("--node-gpus", per_node, low=1, high=1024, integer=True)
+    node = mlperf(scenario=scenario, duration_s=duration_s, queries=queries, gpus=per_node,
+                  usd_per_gpu_hour=usd, **base_options, **pins)
+    plan = node.run.plan
+    gpus_per_replica = plan["gpus_per_replica"]
+    replica_pins = {"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"], "max_batch_size": plan["max_batch_size"],
+                    "max_tokens_per_step": plan["max_tokens_per_step"]}
+    the_scenario = get_scenario(plan["model"], scenario)
+    per_replica = node.tokens_per_s / plan["replicas"]
+    estimate = max(1, math.ceil(target_tokens_per_s / per_replica))
+    max_replicas = MAX_GPUS // gpus_per_replica
+
+    def evaluate(replicas: int):
+        config = resolve_config({**base_options, "gpus": replicas * gpus_per_replica}, replica_pins)
+        runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries)
+        if the_scenario.kind == "offline":
+            run, _ = runner.offline(config.plan)
+            tokens, _ = steady_offline_tokens_per_s(run.engine_result.arrays)
+            return tokens, run
+        rate = target_tokens_per_s / the_scenario.output_lengths.mean
+        run, _ = runner.server_run(config.plan, rate, tokens_per_s=target_tokens_per_s)
+        offered = run.workload["rate_per_s"] * float(run.engine_result.arrays["output_tokens"].mean())
+        return (offered if meets_sla(run.summary, runner.sla) else 0.0), run
+
+    try:
+        found = fewest_units_reaching(evaluate, target_tokens_per_s, max_units=max_replicas,
+                                      start=min(estimate, max_replicas))
+    except InfeasibleError as exc:
+        raise InfeasibleError(f"{target_tokens_per_s:.4g} tokens/s in {scenario} is out of reach with up to "
+                              f"{MAX_GPUS} {probe.gpu.name}: {exc}") from None
+    gpus = found.units * gpus_per_replica
+    history = tuple((units * gpus_per_replica, value) for units, value in sorted(found.history))
+    cost = cost_fields(probe.gpu, gpus, found.value, usd)
+    return SizeResult(gpu=probe.gpu.name, gpus=gpus, nodes=math.ceil(gpus / per_node), gpus_per_node=per_node,
+                      target_tokens_per_s=target_tokens_per_s, tokens_per_s=found.value, run=found.result,
+                      node_score=node, evaluations=found.evaluations + node.evaluations, history=history, cost=cost)
+
+
+def compare(gpus: list[str], **options) -> list[SizeResult]:
+    """`size` for several GPUs with the same target and options, cheapest per million tokens first."""
+    if not gpus:
+        raise ConfigError("--compare: give at least one GPU name")
+    results = [size(gpu=name, **options) for name in gpus]
+    return sorted(results, key=lambda r: r.cost["usd_per_million_tokens"])

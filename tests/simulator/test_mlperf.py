@@ -1,0 +1,118 @@
+"""MLPerf scenarios and sizing: hand-computed offline throughput, the server search against the
+saturation rate of a hand-set cost model, unreachable SLAs, and the sizing minimum."""
+import json
+
+import numpy as np
+import pytest
+
+from simulator.cli import main
+from simulator.errors import InfeasibleError
+from simulator.mlperf import ScenarioRunner, mlperf, steady_offline_tokens_per_s
+from simulator.plan import Plan
+from simulator.sizing import size
+from workloads.lengths import Fixed
+from workloads.scenarios import Scenario
+
+from .conftest import FixedStepCost
+
+
+def synthetic_scenario(kind="offline", ttft_p99_s=None, tpot_p99_s=None, samples=40):
+    return Scenario(model="llama2-70b", kind=kind, input_lengths=Fixed(100), output_lengths=Fixed(11),
+                    samples=samples, dataset="synthetic", source="test", ttft_p99_s=ttft_p99_s, tpot_p99_s=tpot_p99_s)
+
+
+def test_offline_steady_throughput_by_hand(small_config):
+    """One replica, batch 4, 40 queries of 100 in / 11 out, prefill step 1 s, decode step 0.1 s.
+    A wave: one prefill step admits 4 prompts (first token each) at +1 s, then 10 decode steps (1 s):
+    2 s per wave, 44 tokens. Ten waves: makespan 20 s, 440 tokens = 22 tok/s. The steady window ends
+    when the last query gets its first token, at 9 x 2 + 1 = 19 s, by which 9 waves (396 tokens) and 4
+    first tokens are out: 400 / 19 = 21.0526 tok/s (the tail after it is the drain)."""
+    plan = Plan(max_batch_size=4)
+    runner = ScenarioRunner(small_config(plan=plan), synthetic_scenario(), queries=40,
+                            step_cost=FixedStepCost(plan, prefill_s=1.0, decode_s=0.1))
+    run, count = runner.offline(plan)
+    assert count == 40
+    assert run.summary["makespan_s"] == pytest.approx(20.0)
+    assert run.summary["output_tokens_per_s"] == pytest.approx(22.0)
+    tokens_per_s, requests_per_s = steady_offline_tokens_per_s(run.engine_result.arrays)
+    assert tokens_per_s == pytest.approx(400 / 19)
+    assert requests_per_s == pytest.approx(400 / 19 / 11)
+
+
+def test_server_search_lands_where_kingman_says(small_config):
+    """Free prefill, decode step 0.1 s, batch 4, 11 output tokens: each query holds one of 4 slots for
+    10 decode steps = 1 s, an M/D/4 queue with capacity 4 queries/s. Kingman's heavy-traffic wait is
+    exponential with mean W = (Ca^2 + Cs^2)/2 x rho/(1 - rho) x D/c = 0.5 x rho/(1 - rho) x 0.25 s; a p99
+    TTFT of 20 s needs 4.6 W <= 20, so rho <= 0.972, rate ~3.89 queries/s. The search must land there
+    (within 8%, steps quantise to 0.1 s), and never above saturation by more than a 2,000 s run hides."""
+    plan = Plan(max_batch_size=4)
+    scenario = synthetic_scenario("server", ttft_p99_s=20.0, tpot_p99_s=10.0, samples=4000)
+    runner = ScenarioRunner(small_config(plan=plan), scenario, duration_s=2000,
+                            step_cost=FixedStepCost(plan, prefill_s=0.0, decode_s=0.1))
+    rate, (run, _) = runner.search_rate(plan, initial_rate_per_s=1.0)
+    assert rate == pytest.approx(3.89, rel=0.08)
+    assert rate < 4.0 * 1.02
+    assert run.summary["ttft_p99_s"] <= 20.0
+
+
+def test_unreachable_sla_is_reported(capsys):
+    """Memory bandwidth cut to 0.2 TB/s: a Llama 2 70B decode step on 8 H200 (tp 8) reads 8.7 GB of fp8
+    weights per GPU at 0.15 TB/s effective, ~58 ms, over Interactive's 40 ms TPOT limit at any rate."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mlperf", "--model", "llama2-70b", "--gpu", "h200", "--gpus", "8", "--tp", "8", "--max-batch-size",
+              "64", "--scenario", "interactive", "--set", "gpu.hbm_tb_per_s=0.2", "--queries", "300"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "unreachable" in err and "p99 TPOT" in err and "> 0.04 s" in err
+
+
+def test_mlperf_offline_picks_a_fitting_plan_and_reports_cost():
+    result = mlperf(model="llama3.1-8b", gpu="b200", gpus=2, scenario="offline", queries=400, max_batch_size=64)
+    document = result.to_dict()
+    assert document["valid"] and document["tokens_per_s"] > 0
+    assert {c["plan"] for c in document["candidates"]} == {"tp1-pp1-ep1-mbs64", "tp2-pp1-ep1-mbs64"}
+    assert document["plan"]["precision"]["weights"] == "fp4"          # auto: B200 has an fp4 rate
+    assert document["usd_per_million_tokens"] > 0 and document["energy_j_per_token_upper_bound"] > 0
+    best = max(document["candidates"], key=lambda c: c["offline_tokens_per_s"])
+    assert best["outcome"] == "best"
+
+
+def test_size_returns_the_minimum_and_one_fewer_misses():
+    target = 30_000.0
+    result = size(model="llama3.1-8b", gpu="mi355x", scenario="offline", target_tokens_per_s=target, node_gpus=1,
+                  tp=1, max_batch_size=64, queries=600)
+    assert result.tokens_per_s >= target
+    fewer = dict(result.history).get(result.gpus - 1)
+    assert result.gpus == 1 or (fewer is not None and fewer < target)
+    assert result.nodes == result.gpus        # one GPU per node here
+    assert result.cost["usd_per_hour"] == pytest.approx(result.gpus * result.cost["usd_per_gpu_hour"])
+
+
+def test_size_server_meets_the_sla_at_the_target_rate():
+    result = size(model="llama3.1-8b", gpu="b200", scenario="server", target_tokens_per_s=20_000.0, node_gpus=1,
+                  tp=1, max_batch_size=128, queries=1500)
+    summary = result.run.summary
+    assert summary["ttft_p99_s"] <= 2.0 and summary["tpot_p99_s"] <= 0.1
+    assert result.tokens_per_s == pytest.approx(20_000.0)
+    assert all(value == 0.0 for gpus, value in result.history if gpus < result.gpus)
+
+
+def test_cli_mlperf_json_keys(capsys):
+    main(["mlperf", "--model", "llama3.1-8b", "--gpu", "mi355x", "--gpus", "1", "--scenario", "server",
+          "--max-batch-size", "64", "--queries", "800", "--json"])
+    document = json.loads(capsys.readouterr().out)
+    for key in ("tokens_per_s", "valid", "ttft_p99_s", "tpot_p99_s", "requests_per_s", "plan", "usd_per_hour",
+                "usd_per_million_tokens", "tokens_per_usd", "energy_j_per_token_upper_bound"):
+        assert key in document
+    assert document["valid"] is True
+    assert document["ttft_p99_s"] <= 2.0 and document["tpot_p99_s"] <= 0.1
+    assert 1 <= document["tokens_per_s"] / document["requests_per_s"] <= 128     # mean output, capped at 128
+
+
+def test_cli_size_compare_table(capsys):
+    main(["size", "--model", "llama3.1-8b", "--compare", "mi355x,b200", "--scenario", "offline",
+          "--target-tokens-per-s", "40000", "--node-gpus", "1", "--tp", "1", "--max-batch-size", "64",
+          "--queries", "400"])
+    out = capsys.readouterr().out
+    assert "mi355x" in out and "b200" in out and "usd_per_million_tokens" in out

@@ -70,10 +70,12 @@ def per_request_csv(arrays: dict) -> str:
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
-    """Aligned text table; floats get 4 significant figures."""
+    """Aligned text table; floats get 4 significant figures, or whole numbers with separators from 10,000."""
     def show(value):
         if isinstance(value, float):
-            return "nan" if not math.isfinite(value) else f"{value:.4g}" if abs(value) < 1e5 else f"{value:,.0f}"
+            if not math.isfinite(value):
+                return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+            return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
         return str(value)
     cells = [[show(row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]

@@ -28,7 +28,7 @@ CLUSTER_OPTIONS = ("model", "gpu", "gpus", "tp", "pp", "ep", "precision", "batch
                    "max_batch_size", "max_tokens_per_step", "block_size", "memory_utilization", "seed",
                    "max_time_s", "gpu_catalog", "model_catalog", "profile", "stack", "kv_transfer_gb_per_s",
                    "usd_per_gpu_hour", "sla_ttft_s", "sla_tpot_s", "topology", "scaleout_gbps", "oversubscription",
-                   "set_values", "fail")
+                   "set_values", "fail", "interval")
 WORKLOAD_OPTIONS = ("rate", "arrival", "cv", "duration_s", "requests", "offline", "users", "think_time_s",
                     "input_tokens", "output_tokens", "workload", "trace")
 
@@ -59,7 +59,7 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
                    max_tokens_per_step=8192, block_size=16, memory_utilization=0.92, seed=0, max_time_s=None,
                    gpu_catalog=(), model_catalog=(), profile=None, stack=None, kv_transfer_gb_per_s=None,
                    usd_per_gpu_hour=None, sla_ttft_s=None, sla_tpot_s=None, topology=None, scaleout_gbps=None,
-                   oversubscription=None, set_values=(), fail=()) -> ServingConfig:
+                   oversubscription=None, set_values=(), fail=(), interval=None) -> ServingConfig:
     """Resolve names and numbers into a validated ServingConfig.
 
     Interconnect what-ifs: `topology` (catalog name or TOML path), `scaleout_gbps` (NIC speed),
@@ -86,10 +86,14 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     efficiency = efficiency_for(gpu_spec, load_profile(profile), stack, profile_path=profile)
     plan = Plan(tp=tp, pp=pp, ep=ep, max_batch_size=max_batch_size, max_tokens_per_step=max_tokens_per_step,
                 block_size=block_size, memory_utilization=memory_utilization)
+    from simulator.calibrate import DEFAULT_INTERVAL, interval_z, prediction_log_sigma
+    level = DEFAULT_INTERVAL if interval is None else interval
+    interval_z(require_number("--interval", level, low=0, low_inclusive=False, high=1))
+    extra = {"prediction_log_sigma": prediction_log_sigma(load_profile(profile), gpu_spec), "interval": level}
     return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
                          kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,
-                         stack=stack, topology=graph, failures=tuple(parse_failure(f) for f in fail))
+                         stack=stack, topology=graph, failures=tuple(parse_failure(f) for f in fail), extra=extra)
 
 
 def _number(where: str, text: str) -> float:
@@ -205,9 +209,14 @@ def engine_workload(spec: WorkloadSpec, seed: int):
 def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_info: dict | None = None,
                step_cost=None) -> RunResult:
     """Run a resolved config on an engine workload (Requests or ClosedLoopWorkload)."""
+    from simulator.calibrate import interval_fields
     result = run_engine(config, workload, step_cost=step_cost)
     cost = cost_fields(config.gpu, config.gpus, result.summary["output_tokens_per_s"], usd_per_gpu_hour)
-    return RunResult(summary=result.summary, cost=cost, plan=result.plan, memory=result.memory,
+    summary = dict(result.summary)
+    if step_cost is None:
+        summary.update(interval_fields(summary["output_tokens_per_s"], config.extra.get("prediction_log_sigma"),
+                                       config.extra.get("interval", 0.8)))
+    return RunResult(summary=summary, cost=cost, plan=result.plan, memory=result.memory,
                      workload=workload_info or {}, engine_result=result)
 
 

@@ -65,6 +65,8 @@ class ScenarioResult:
     queries: int
     candidates: tuple
     history: tuple
+    prediction_log_sigma: float | None = None
+    interval: float = 0.8
 
     def to_dict(self) -> dict:
         summary = self.run.summary
@@ -77,6 +79,8 @@ class ScenarioResult:
             "tpot_limit_s": self.scenario.tpot_p99_s, "tokens_per_s_per_gpu": self.tokens_per_s / self.run.plan["gpus"],
             "queries": self.queries, "evaluations": self.evaluations,
         }
+        from simulator.calibrate import interval_fields
+        document.update(interval_fields(self.tokens_per_s, self.prediction_log_sigma, self.interval))
         document.update(self.run.cost)
         document["plan"] = self.run.plan
         document["memory"] = self.run.memory
@@ -157,7 +161,7 @@ class ScenarioRunner:
         self.info = scenario.describe()
 
     def config_for(self, plan: Plan):
-        return replace(self.config, plan=plan, extra={})
+        return replace(self.config, plan=plan)
 
     def offline(self, plan: Plan) -> tuple[RunResult, int]:
         config = self.config_for(plan)
@@ -261,15 +265,16 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
         tokens, requests = _score(result, the_scenario, None)
         scored.append((replace(candidate, offline_tokens_per_s=tokens, offline_requests_per_s=requests), result, count))
     scored.sort(key=lambda item: -item[0].offline_tokens_per_s)
+    sigma = {"prediction_log_sigma": config.extra.get("prediction_log_sigma"),
+             "interval": config.extra.get("interval", 0.8)}
     if the_scenario.kind == "offline":
         best, best_run, count = scored[0]
         marked = tuple(replace(c, outcome="best" if c is best else "lower offline throughput") for c, _, _ in scored)
         tokens, requests = _score(best_run, the_scenario, None)
         return ScenarioResult(the_scenario, best_run.summary["requests_dropped"] == 0, tokens, requests, best_run,
-                              runner.evaluations, count, marked, tuple(runner.history))
-    if rate is not None:
-        return _score_given_rate(runner, scored, rate)
-    return _search_server(runner, scored)
+                              runner.evaluations, count, marked, tuple(runner.history), **sigma)
+    found = _score_given_rate(runner, scored, rate) if rate is not None else _search_server(runner, scored)
+    return replace(found, **sigma)
 
 
 def resolve_config(options: dict, pins: dict):

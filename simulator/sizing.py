@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from statistics import NormalDist
+
 from simulator.api import CLUSTER_OPTIONS, RunResult, run_config
+from simulator.calibrate import interval_fields
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, InfeasibleError, require_number
 from simulator.mlperf import (PLAN_PINS, ScenarioResult, ScenarioRunner, mlperf, offline_queries,
@@ -36,6 +39,8 @@ class SizeResult:
     evaluations: int
     history: tuple
     cost: dict
+    confidence: float | None = None
+    sized_for_tokens_per_s: float | None = None
 
     def to_dict(self) -> dict:
         summary = self.run.summary
@@ -48,6 +53,11 @@ class SizeResult:
             "ttft_limit_s": self.node_score.scenario.ttft_p99_s, "tpot_limit_s": self.node_score.scenario.tpot_p99_s,
             "node_tokens_per_s": self.node_score.tokens_per_s, "evaluations": self.evaluations,
         }
+        if self.confidence is not None:
+            document["confidence"] = self.confidence
+            document["sized_for_tokens_per_s"] = self.sized_for_tokens_per_s
+        document.update(interval_fields(self.tokens_per_s, self.node_score.prediction_log_sigma,
+                                        self.node_score.interval))
         document.update(self.cost)
         document["plan"] = self.run.plan
         document["searched_gpus"] = [{"gpus": gpus, "tokens_per_s": value} for gpus, value in self.history]
@@ -61,11 +71,18 @@ class SizeResult:
 
 
 def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=None, queries=None,
-         node_gpus: int | None = None, **options) -> SizeResult:
+         node_gpus: int | None = None, confidence: float | None = None, **options) -> SizeResult:
     """Fewest GPUs of one kind reaching `target_tokens_per_s` in `scenario` (see the module docstring).
     Options are `serving_config`'s except `gpus`; plan pins (tp, pp, ep, max_batch_size) skip the
-    node-level plan search."""
+    node-level plan search.
+
+    `confidence` (e.g. 0.9): the fewest GPUs that reach the target with that probability under the
+    calibration's uncertainty. A calibration error scales the whole cluster's speed by a lognormal
+    factor f (log-sigma from the profile's fit); the real cluster serves the target when the nominal one
+    serves target / f, so with probability `confidence` when sized for target x exp(z sigma)."""
     require_number("--target-tokens-per-s", target_tokens_per_s, low=0, low_inclusive=False, high=1e12)
+    if confidence is not None:
+        require_number("--confidence", confidence, low=0.5, high=0.999)
     unknown = set(options) - set(CLUSTER_OPTIONS)
     if unknown or "gpus" in options:
         raise ConfigError(f"size: unknown option {sorted(unknown or {'gpus'})[0]!r} (size chooses --gpus)")
@@ -82,8 +99,14 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
     replica_pins = {"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"], "max_batch_size": plan["max_batch_size"],
                     "max_tokens_per_step": plan["max_tokens_per_step"]}
     the_scenario = get_scenario(plan["model"], scenario)
+    goal = target_tokens_per_s
+    if confidence is not None:
+        if node.prediction_log_sigma is None:
+            raise ConfigError("--confidence: the profile carries no calibration fit ([fit.log_sigma]); "
+                              "use a profile written by infersim calibrate")
+        goal = target_tokens_per_s * math.exp(NormalDist().inv_cdf(confidence) * node.prediction_log_sigma)
     per_replica = node.tokens_per_s / plan["replicas"]
-    estimate = max(1, math.ceil(target_tokens_per_s / per_replica))
+    estimate = max(1, math.ceil(goal / per_replica))
     max_replicas = MAX_GPUS // gpus_per_replica
 
     def evaluate(replicas: int):
@@ -93,13 +116,13 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
             run, _ = runner.offline(config.plan)
             tokens, _ = steady_offline_tokens_per_s(run.engine_result.arrays)
             return tokens, run
-        rate = target_tokens_per_s / the_scenario.output_lengths.mean
-        run, _ = runner.server_run(config.plan, rate, tokens_per_s=target_tokens_per_s)
+        rate = goal / the_scenario.output_lengths.mean
+        run, _ = runner.server_run(config.plan, rate, tokens_per_s=goal)
         offered = run.workload["rate_per_s"] * float(run.engine_result.arrays["output_tokens"].mean())
         return (offered if meets_sla(run.summary, runner.sla) else 0.0), run
 
     try:
-        found = fewest_units_reaching(evaluate, target_tokens_per_s, max_units=max_replicas,
+        found = fewest_units_reaching(evaluate, goal, max_units=max_replicas,
                                       start=min(estimate, max_replicas))
     except InfeasibleError as exc:
         raise InfeasibleError(f"{target_tokens_per_s:.4g} tokens/s in {scenario} is out of reach with up to "
@@ -109,7 +132,8 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
     cost = cost_fields(probe.gpu, gpus, found.value, usd)
     return SizeResult(gpu=probe.gpu.name, gpus=gpus, nodes=math.ceil(gpus / per_node), gpus_per_node=per_node,
                       target_tokens_per_s=target_tokens_per_s, tokens_per_s=found.value, run=found.result,
-                      node_score=node, evaluations=found.evaluations + node.evaluations, history=history, cost=cost)
+                      node_score=node, evaluations=found.evaluations + node.evaluations, history=history, cost=cost,
+                      confidence=confidence, sized_for_tokens_per_s=goal if confidence is not None else None)
 
 
 def compare(gpus: list[str], **options) -> list[SizeResult]:

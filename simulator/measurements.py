@@ -1,0 +1,238 @@
+"""Measured benchmark rows for calibration: one CSV format, and importers for vLLM's `benchmark_serving`
+result JSON and InferenceMAX per-run result JSON.
+
+CSV columns (header required; blank cells mean "not measured" / "default"):
+  model, gpu, gpus, scenario         required; scenario is offline | server | interactive (an MLPerf
+                                     scenario of the model's dataset), open (Poisson at rate_per_s) or
+                                     closed (`users` concurrent users, no think time)
+  output_tokens_per_s, source        required: the measured output tokens/s of the whole system, and
+                                     where the figure comes from
+  rate_per_s, users                  open / closed workloads
+  input_tokens, output_tokens        open / closed: fixed lengths per request (means of the run)
+  precision, stack                   e.g. fp4, fp8 or fp4/fp8/fp8; software stack name (free text)
+  tp, pp, ep, max_batch_size         the plan measured (blank: tp = smallest that fits, pp = ep = 1)
+  ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from simulator.errors import ConfigError
+
+SCENARIOS = ("offline", "server", "interactive", "open", "closed")
+NUMBERS = {"gpus": (1, 1_000_000, True), "rate_per_s": (0, 1e7, False), "users": (1, 10_000_000, True),
+           "input_tokens": (1, 10_000_000, True), "output_tokens": (1, 10_000_000, True),
+           "tp": (1, 1024, True), "pp": (1, 256, True), "ep": (1, 4096, True), "max_batch_size": (1, 65536, True),
+           "output_tokens_per_s": (0, 1e12, False), "ttft_p50_s": (0, 1e6, False), "ttft_p99_s": (0, 1e6, False),
+           "tpot_p50_s": (0, 1e6, False), "tpot_p99_s": (0, 1e6, False)}
+REQUIRED = ("model", "gpu", "gpus", "scenario", "output_tokens_per_s", "source")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    model: str
+    gpu: str
+    gpus: int
+    scenario: str
+    output_tokens_per_s: float
+    source: str
+    rate_per_s: float | None = None
+    users: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    precision: str = "fp8"
+    stack: str = ""
+    tp: int | None = None
+    pp: int | None = None
+    ep: int | None = None
+    max_batch_size: int | None = None
+    ttft_p50_s: float | None = None
+    ttft_p99_s: float | None = None
+    tpot_p50_s: float | None = None
+    tpot_p99_s: float | None = None
+
+    @property
+    def label(self) -> str:
+        extra = f" @{self.rate_per_s:g}/s" if self.rate_per_s else f" x{self.users}u" if self.users else ""
+        return f"{self.model} {self.gpu}x{self.gpus} {self.precision} {self.scenario}{extra}"
+
+
+COLUMNS = tuple(f.name for f in fields(Measurement))
+
+
+def _number(where: str, name: str, text: str):
+    low, high, integer = NUMBERS[name]
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{where}: {name} {text!r} is not a number") from None
+    if not math.isfinite(value) or value < low or value > high or (name == "output_tokens_per_s" and value <= 0):
+        raise ConfigError(f"{where}: {name} {text!r} is out of range [{low:g}, {high:g}]"
+                          + (" and must be > 0" if name == "output_tokens_per_s" else ""))
+    if integer:
+        if value != int(value):
+            raise ConfigError(f"{where}: {name} {text!r} must be a whole number")
+        return int(value)
+    return value
+
+
+def measurement_from_record(where: str, record: dict) -> Measurement:
+    """Validate one row (strings or numbers) into a Measurement; errors name `where` and the column."""
+    unknown = sorted(set(record) - set(COLUMNS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown column {unknown[0]!r}; allowed: {', '.join(COLUMNS)}")
+    values = {}
+    for name in COLUMNS:
+        raw = record.get(name)
+        text = "" if raw is None else str(raw).strip()
+        if not text:
+            if name in REQUIRED:
+                raise ConfigError(f"{where}: {name} is required")
+            continue
+        values[name] = _number(where, name, text) if name in NUMBERS else text
+    values["model"], values["gpu"] = values["model"].lower(), values["gpu"].lower()
+    values["scenario"] = values["scenario"].lower()
+    if values["scenario"] not in SCENARIOS:
+        raise ConfigError(f"{where}: scenario {values['scenario']!r} is not one of {', '.join(SCENARIOS)}")
+    if values["scenario"] == "open" and not values.get("rate_per_s"):
+        raise ConfigError(f"{where}: an open workload needs rate_per_s > 0")
+    if values["scenario"] == "closed" and not values.get("users"):
+        raise ConfigError(f"{where}: a closed workload needs users")
+    if values["scenario"] in ("open", "closed") and not (values.get("input_tokens") and values.get("output_tokens")):
+        raise ConfigError(f"{where}: an {values['scenario']} workload needs input_tokens and output_tokens")
+    return Measurement(**values)
+
+
+def load_measurements(path: str | Path) -> list[Measurement]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    if not lines or not lines[0].strip():
+        raise ConfigError(f"{path}: file is empty (expected a header: {', '.join(REQUIRED)}, ...)")
+    try:
+        reader = csv.DictReader(lines)
+        header = [h.strip() for h in reader.fieldnames or []]
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise ConfigError(f"{path}: line 1: header lacks column {missing[0]!r}")
+        rows = []
+        for number, record in enumerate(reader, start=2):
+            if None in record:
+                raise ConfigError(f"{path}: row {number - 1}: more cells than header columns")
+            record = {k.strip(): v for k, v in record.items()}
+            if not any((v or "").strip() for v in record.values()):
+                continue
+            rows.append(measurement_from_record(f"{path}: row {number - 1}", record))
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: not valid CSV ({exc})") from None
+    if not rows:
+        raise ConfigError(f"{path}: no measurement rows")
+    return rows
+
+
+def measurements_csv(rows: list[Measurement]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in asdict(row).items()})
+    return buffer.getvalue()
+
+
+def _read_json(path) -> dict:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON file ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return data
+
+
+def _field(path, data: dict, *names, required=True):
+    for name in names:
+        if name in data and data[name] is not None:
+            value = data[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{path}: {name} {value!r} must be a finite non-negative number")
+            return value
+    if required:
+        raise ConfigError(f"{path}: missing {' or '.join(names)}")
+    return None
+
+
+def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None = None, ep: int | None = None,
+                        precision: str = "fp8", stack: str = "vllm") -> Measurement:
+    """A vLLM `benchmarks/benchmark_serving.py --save-result` JSON file as a calibration row. The file
+    does not say what hardware it ran on: the GPU, count and plan come from the caller. `request_rate`
+    "inf" with `max_concurrency` is a closed loop of that many users; a finite rate is open loop.
+    Latencies in the file are milliseconds; the row stores seconds."""
+    data = _read_json(path)
+    completed = _field(path, data, "completed")
+    if not completed:
+        raise ConfigError(f"{path}: completed is 0; no requests finished")
+    rate = data.get("request_rate")
+    concurrency = data.get("max_concurrency")
+    record = {"model": model, "gpu": gpu, "gpus": gpus, "precision": precision, "stack": stack,
+              "tp": tp, "ep": ep, "source": f"vLLM benchmark_serving result {Path(path).name}",
+              "output_tokens_per_s": _field(path, data, "output_throughput"),
+              "input_tokens": max(1, round(_field(path, data, "total_input_tokens") / completed)),
+              "output_tokens": max(1, round(_field(path, data, "total_output_tokens") / completed))}
+    finite_rate = isinstance(rate, (int, float)) and not isinstance(rate, bool) and math.isfinite(rate) and rate > 0
+    if concurrency and not finite_rate:
+        record.update(scenario="closed", users=concurrency)
+    elif finite_rate:
+        record.update(scenario="open", rate_per_s=rate)
+    else:
+        raise ConfigError(f"{path}: request_rate is inf and max_concurrency is missing: cannot tell the load")
+    for ours, theirs in (("ttft_p50_s", "median_ttft_ms"), ("ttft_p99_s", "p99_ttft_ms"),
+                         ("tpot_p50_s", "median_tpot_ms"), ("tpot_p99_s", "p99_tpot_ms")):
+        value = _field(path, data, theirs, required=False)
+        if value is not None:
+            record[ours] = round(value / 1000.0, 9)
+    return measurement_from_record(str(path), record)
+
+
+INFERENCEMAX_MODELS = {"llama3.3-70b": "llama3.1-70b", "llama-3.3-70b": "llama3.1-70b", "llama70b": "llama3.1-70b",
+                       "gptoss": "gpt-oss-120b", "gpt-oss": "gpt-oss-120b", "gpt-oss-120b": "gpt-oss-120b",
+                       "dsr1": "deepseek-r1", "deepseek-r1": "deepseek-r1", "deepseek-r1-0528": "deepseek-r1"}
+
+
+def from_inferencemax(path) -> Measurement:
+    """An InferenceMAX per-run result JSON (`hw`, `model`, `precision`, `tp`, `ep`, `isl`, `osl`, `conc`,
+    `tput_per_gpu`, `output_tput_per_gpu`, `median_ttft`, `p99_ttft`, `median_tpot`, `p99_tpot`; times
+    in seconds) as a closed-loop row of `conc` users on max(tp, ep) GPUs."""
+    data = _read_json(path)
+    for key in ("hw", "model", "precision"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise ConfigError(f"{path}: {key} must be a non-empty string")
+    hw = data["hw"].lower().split("-")[0].split("_")[0]
+    model_key = data["model"].lower().split("/")[-1]
+    model = INFERENCEMAX_MODELS.get(model_key, model_key)
+    tp = int(_field(path, data, "tp"))
+    ep = int(_field(path, data, "ep", required=False) or 1)
+    gpus = max(tp, ep, 1)
+    record = {"model": model, "gpu": hw, "gpus": gpus, "scenario": "closed", "users": _field(path, data, "conc"),
+              "input_tokens": _field(path, data, "isl"), "output_tokens": _field(path, data, "osl"),
+              "precision": data["precision"].lower(), "stack": str(data.get("framework", "") or ""), "tp": tp,
+              "ep": ep, "output_tokens_per_s": _field(path, data, "output_tput_per_gpu") * gpus,
+              "source": f"InferenceMAX result {Path(path).name}"}
+    for ours, theirs in (("ttft_p50_s", "median_ttft"), ("ttft_p99_s", "p99_ttft"),
+                         ("tpot_p50_s", "median_tpot"), ("tpot_p99_s", "p99_tpot")):
+        value = _field(path, data, theirs, required=False)
+        if value is not None:
+            record[ours] = value
+    return measurement_from_record(str(path), record)

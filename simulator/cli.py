@@ -65,6 +65,8 @@ def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True
                      help="What-if: gpu.FIELD=V, gpu.peak_tflops.fp4=V or topology.PARAM=V (repeatable)."),
         click.option("--fail", multiple=True,
                      help="Take a GPU or link down at simulated time T: gpu:ID@T or link:A-B@T (repeatable)."),
+        click.option("--interval", type=float, default=None,
+                     help="Prediction interval level for tokens_per_s_low/high (default 0.8; needs a fitted profile)."),
         click.option("--sla-ttft", "sla_ttft_s", type=float, default=None,
                      help="Goodput: a request counts if its TTFT is at most this many seconds."),
         click.option("--sla-tpot", "sla_tpot_s", type=float, default=None,
@@ -167,6 +169,8 @@ def mlperf(as_json, out, **options):
 @click.option("--target-tokens-per-s", type=float, required=True, help="Output tokens/s the cluster must serve.")
 @click.option("--compare", default=None, help="Comma-separated GPUs to size side by side (replaces --gpu).")
 @click.option("--node-gpus", type=int, default=None, help="GPUs per node (default: the GPU's server size, at most 8).")
+@click.option("--confidence", type=float, default=None,
+              help="Size so the target is reached with this probability under calibration uncertainty (e.g. 0.9).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list with --compare).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write .json or .csv (one row per GPU).")
 def size(as_json, out, compare, **options):
@@ -192,6 +196,99 @@ def size(as_json, out, compare, **options):
 SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "tokens_per_s", "ttft_p99_s",
                 "tpot_p99_s", "usd_per_hour", "usd_per_million_tokens", "usd_per_million_tokens_low",
                 "usd_per_million_tokens_high", "energy_j_per_token_upper_bound"]
+
+
+@cli.command()
+@click.argument("measurements", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the fitted profile TOML here.")
+@click.option("--prior-profile", type=click.Path(dir_okay=False), default=None,
+              help="Profile whose [default] is the prior (default: the built-in defaults).")
+@click.option("--no-loo", is_flag=True, help="Skip leave-one-out (one refit per row).")
+@click.option("--interval", type=float, default=0.8, show_default=True, help="Interval level stored in the profile.")
+@click.option("--json", "as_json", is_flag=True, help="Print the per-row report as JSON.")
+def calibrate(measurements, out, prior_profile, no_loo, interval, as_json):
+    """Fit efficiency parameters to measured rows (CSV; see simulator/measurements.py for the columns):
+    per-row residuals, leave-one-out error, and a profile any command takes with --profile."""
+    from simulator.calibrate import calibrate_files, interval_z
+    interval_z(interval)
+    header = "Efficiency profile fitted by infersim calibrate from: " + ", ".join(measurements)
+    result, text, rows = calibrate_files(list(measurements), prior_profile=prior_profile, header=header,
+                                         loo=not no_loo, interval=interval)
+    if out:
+        write_atomic(out, text)
+    if as_json:
+        click.echo(to_json({"rows": rows, "residual_log_rms": result.residual_log_rms,
+                            "loo_log_rms": (sum(e * e for e in result.loo) / len(result.loo)) ** 0.5 if result.loo else None}))
+    else:
+        click.echo(format_table(rows, [c for c in rows[0] if c != "source"]))
+        click.echo(f"residual_log_rms: {result.residual_log_rms:.4f}" + (f"; profile written to {out}" if out else ""))
+
+
+@cli.command("import-runs")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--format", "kind", required=True, type=click.Choice(["vllm", "inferencemax"]))
+@click.option("--model", default=None, help="vllm: the model served (catalog name or config.json).")
+@click.option("--gpu", default=None, help="vllm: the GPU the run used.")
+@click.option("--gpus", type=int, default=None, help="vllm: GPUs the run used.")
+@click.option("--tp", type=int, default=None, help="vllm: tensor-parallel degree.")
+@click.option("--ep", type=int, default=None, help="vllm: expert-parallel degree.")
+@click.option("--precision", default="fp8", show_default=True, help="vllm: deployment precision.")
+@click.option("--stack", default="vllm", show_default=True, help="vllm: software stack label.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the rows as measurement CSV.")
+def import_runs(files, kind, model, gpu, gpus, tp, ep, precision, stack, out):
+    """Turn measured runs (vLLM benchmark_serving result JSON, InferenceMAX result JSON) into calibration rows."""
+    from simulator.measurements import from_inferencemax, from_vllm_benchmark, measurements_csv
+    if kind == "vllm":
+        for name, value in (("--model", model), ("--gpu", gpu), ("--gpus", gpus)):
+            if value is None:
+                raise ConfigError(f"{name}: required with --format vllm (the result file does not say)")
+        rows = [from_vllm_benchmark(f, model=model, gpu=gpu, gpus=gpus, tp=tp, ep=ep, precision=precision, stack=stack)
+                for f in files]
+    else:
+        rows = [from_inferencemax(f) for f in files]
+    text = measurements_csv(rows)
+    if out:
+        write_atomic(out, text)
+    click.echo(text, nl=False)
+
+
+@cli.command("sweep")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Results CSV (rows appended as points finish).")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Local worker processes.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) instead of local processes.")
+@click.option("--resume", is_flag=True, help="Skip points already in --out (after an interrupted sweep).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep_command(spec, out, jobs, scheduler, resume, quiet):
+    """Run a grid of points from a sweep TOML (see simulator/sweep.py) on local processes or Dask."""
+    from simulator.sweep import load_sweep, progress_bar, run_sweep
+    command, points = load_sweep(spec)
+    rows = run_sweep(command, points, out, jobs=jobs, scheduler=scheduler, resume=resume,
+                     progress=None if quiet else progress_bar())
+    failed = sum(1 for r in rows if r["status"] != "ok")
+    click.echo(f"{len(rows)} points run ({failed} failed, {len(points) - len(rows)} already in {out}); rows in {out}")
+
+
+@cli.command("plot")
+@click.argument("results", type=click.Path(dir_okay=False))
+@click.option("--x", "x_column", required=True, help="Column for the x axis (e.g. nodes).")
+@click.option("--y", "y_column", required=True, help="Column for the y axis (e.g. tokens_per_s).")
+@click.option("--color", default=None, help="Column whose values become separate curves (e.g. gpu).")
+@click.option("--kind", default="line", show_default=True, type=click.Choice(["line", "scatter", "pareto"]))
+@click.option("--logx", is_flag=True)
+@click.option("--logy", is_flag=True)
+@click.option("--title", default=None)
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .png or .svg.")
+def plot_command(results, x_column, y_column, color, kind, logx, logy, title, out):
+    """Plot a results CSV: scaling curves, Pareto fronts, cost per million tokens."""
+    from simulator.plot import plot_rows
+    from simulator.sweep import read_rows
+    from pathlib import Path
+    if not Path(results).exists():
+        raise ConfigError(f"{results}: file not found")
+    path = plot_rows(read_rows(results), x_column, y_column, out, color=color, kind=kind, title=title,
+                     logx=logx, logy=logy)
+    click.echo(f"wrote {path}")
 
 
 @cli.group()

@@ -1,0 +1,87 @@
+"""Plots of sweep results (matplotlib, the optional `plot` extra): lines of y against x per colour group
+(scaling curves, cost per million tokens), and Pareto fronts (the points no other point beats on both
+axes, e.g. tokens/s per GPU against tokens/s per user). PNG or SVG by the output's suffix."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from simulator.errors import ConfigError
+
+KINDS = ("line", "scatter", "pareto")
+
+
+def _number(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not dominated when both coordinates are better larger, sorted by x."""
+    front, best_y = [], -math.inf
+    for x, y in sorted(points, key=lambda p: (-p[0], -p[1])):
+        if y > best_y:
+            front.append((x, y))
+            best_y = y
+    return sorted(front)
+
+
+def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, kind: str = "line",
+              title: str | None = None, logx: bool = False, logy: bool = False) -> Path:
+    if kind not in KINDS:
+        raise ConfigError(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise ConfigError(f"-o: {out.name!r} must end in .png or .svg")
+    if not rows:
+        raise ConfigError("plot: the results file has no rows")
+    for column in (x, y) + ((color,) if color else ()):
+        if column not in rows[0]:
+            raise ConfigError(f"plot: no column {column!r}; columns: {', '.join(rows[0])}")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("plot: matplotlib is not installed; pip install 'infersim[plot]'") from None
+    groups: dict = defaultdict(list)
+    for row in rows:
+        if row.get("status", "ok") not in ("ok", None):
+            continue
+        xv, yv = _number(row.get(x)), _number(row.get(y))
+        if xv is not None and yv is not None:
+            groups[row.get(color, "") if color else ""].append((xv, yv))
+    if not groups:
+        raise ConfigError(f"plot: no rows with numeric {x} and {y}")
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for label, points in sorted(groups.items(), key=lambda item: str(item[0])):
+        points.sort()
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        if kind == "line":
+            axes.plot(xs, ys, marker="o", label=str(label) or None)
+        elif kind == "scatter":
+            axes.scatter(xs, ys, label=str(label) or None, s=18)
+        else:
+            axes.scatter(xs, ys, alpha=0.3, s=14)
+            front = pareto_front(points)
+            axes.plot([p[0] for p in front], [p[1] for p in front], marker="o", label=str(label) or None)
+    axes.set_xlabel(x)
+    axes.set_ylabel(y)
+    if logx:
+        axes.set_xscale("log")
+    if logy:
+        axes.set_yscale("log")
+    axes.grid(True, alpha=0.3)
+    if color:
+        axes.legend(title=color)
+    axes.set_title(title or f"{y} vs {x}" + (f" by {color}" if color else ""))
+    figure.tight_layout()
+    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
+    figure.savefig(tmp)
+    plt.close(figure)
+    tmp.replace(out)
+    return out

@@ -1,0 +1,128 @@
+"""Sweeps: grid expansion, failing points recorded, resume after a kill (no duplicate, no lost row),
+Dask LocalCluster rows equal local rows, and the plot command's PNG."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simulator.cli import main
+from simulator.errors import ConfigError
+from simulator.sweep import api_options, expand, point_id, read_rows, run_sweep
+
+BASE = {"model": "llama3.1-8b", "gpu": "b200", "rate": 5.0, "requests": 60, "input_tokens": "256",
+        "output_tokens": "64"}
+
+
+def small_spec(grid=None, points=None):
+    spec = {"command": "simulate", "base": dict(BASE), "grid": grid or {"gpus": [1, 2], "batching": ["continuous", "chunked"]}}
+    if points:
+        spec["points"] = points
+    return spec
+
+
+def comparable(rows):
+    drop = {"wall_s"}
+    return sorted(({k: v for k, v in r.items() if k not in drop} for r in rows), key=lambda r: r["point_id"])
+
+
+def test_grid_expansion_and_options():
+    command, points = expand({"command": "simulate", "base": {"model": "m"},
+                              "grid": {"nodes": [1, 2], "gpu": ["b200", "mi355x"], "topology.nic_gbps": [400, 800]},
+                              "points": [{"gpu": "h200", "gpus": 8}]})
+    assert command == "simulate" and len(points) == 2 * 2 * 2 + 1
+    assert points[0] == {"model": "m", "nodes": 1, "gpu": "b200", "topology.nic_gbps": 400}
+    assert points[-1] == {"model": "m", "gpu": "h200", "gpus": 8}
+    assert len({point_id(p) for p in points}) == len(points)
+    options = api_options(points[7])         # nodes 2, mi355x (8 per server), 800G
+    assert options["gpus"] == 16 and options["set_values"] == ("topology.nic_gbps=800",)
+    with pytest.raises(ConfigError, match="grid.gpu must be a non-empty list"):
+        expand({"grid": {"gpu": []}})
+    with pytest.raises(ConfigError, match="unknown key 'gird'|'gird'"):
+        expand({"gird": {}})
+
+
+def test_failing_points_are_recorded_and_the_sweep_goes_on(tmp_path):
+    out = tmp_path / "rows.csv"
+    rows = run_sweep(*expand(small_spec(grid={"gpu": ["b200", "no-such-gpu"]})), out)
+    by_gpu = {r["gpu"]: r for r in rows}
+    assert by_gpu["b200"]["status"] == "ok" and by_gpu["b200"]["output_tokens_per_s"] > 0
+    assert by_gpu["no-such-gpu"]["status"] == "error" and "unknown GPU" in by_gpu["no-such-gpu"]["error"]
+    assert len(read_rows(out)) == 2
+
+
+def test_resume_after_a_torn_write_neither_duplicates_nor_loses(tmp_path):
+    """A killed sweep leaves whole lines plus at most one torn line: resume drops the torn line, keeps
+    the finished rows byte for byte and runs only the missing points."""
+    command, points = expand(small_spec())
+    out = tmp_path / "rows.csv"
+    run_sweep(command, points[:2], out)
+    finished = out.read_text()
+    out.write_text(finished + "abc123,ok,,0.1,llama3.1")        # torn last line
+    with pytest.raises(ConfigError, match="exists; pass --resume"):
+        run_sweep(command, points, out)
+    ran = run_sweep(command, points, out, resume=True)
+    assert len(ran) == len(points) - 2
+    rows = read_rows(out)
+    assert sorted(r["point_id"] for r in rows) == sorted(point_id(p) for p in points)
+    assert out.read_text().startswith(finished)
+
+
+def test_resume_after_a_real_kill(tmp_path):
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('command = "simulate"\n[base]\nmodel = "llama3.1-8b"\ngpu = "b200"\nrequests = 400\n'
+                    'input_tokens = "512"\noutput_tokens = "128"\n[grid]\nrate = [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]\n'
+                    'gpus = [1, 2]\n')
+    out = tmp_path / "rows.csv"
+    process = subprocess.Popen([sys.executable, "-m", "simulator", "sweep", str(spec), "--out", str(out), "--quiet"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = read_rows(out)
+    assert 2 <= len(before) < 16
+    main(["sweep", str(spec), "--out", str(out), "--resume", "--quiet"])
+    after = read_rows(out)
+    ids = [r["point_id"] for r in after]
+    assert len(ids) == 16 and len(set(ids)) == 16
+    kept = {r["point_id"]: r for r in after}
+    assert all(kept[r["point_id"]] == r for r in before)
+
+
+def test_dask_local_cluster_gives_the_same_rows_as_local_processes(tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    command, points = expand(small_spec())
+    local = run_sweep(command, points, jobs=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = run_sweep(command, points, scheduler=client)
+    assert comparable(local) == comparable(remote)
+
+
+def test_plot_writes_a_png(tmp_path):
+    out = tmp_path / "rows.csv"
+    main(["sweep", _write_spec(tmp_path), "--out", str(out), "--quiet"])
+    png = tmp_path / "scaling.png"
+    main(["plot", str(out), "--x", "gpus", "--y", "output_tokens_per_s", "--color", "batching", "-o", str(png)])
+    assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = tmp_path / "front.svg"
+    main(["plot", str(out), "--x", "tpot_p50_s", "--y", "output_tokens_per_s", "--kind", "pareto", "-o", str(svg)])
+    assert b"<svg" in svg.read_bytes()[:500]
+
+
+def _write_spec(tmp_path) -> str:
+    spec = tmp_path / "small.toml"
+    spec.write_text('command = "simulate"\n[base]\nmodel = "llama3.1-8b"\ngpu = "b200"\nrate = 5.0\nrequests = 60\n'
+                    '[grid]\ngpus = [1, 2, 4]\nbatching = ["continuous", "chunked"]\n')
+    return str(spec)
+
+
+def test_pareto_front():
+    from simulator.plot import pareto_front
+    assert pareto_front([(1, 5), (2, 4), (3, 1), (2, 2), (0.5, 5)]) == [(1, 5), (2, 4), (3, 1)]

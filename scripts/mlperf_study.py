@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from simulator.mlperf import ScenarioRunner, mlperf, resolve_config, steady_offline_tokens_per_s
+from simulator.mlperf import ScenarioRunner, mlperf, resolve_config, offline_score
 from simulator.output import format_table
 from simulator.search import meets_sla
 from workloads.scenarios import get_scenario
@@ -52,7 +52,7 @@ def cluster_answer(model, gpus, target, profile, duration_s):
     config = resolve_config({"model": model, "gpu": "mi355x", "gpus": gpus, "profile": profile}, pins)
     offline_runner = ScenarioRunner(config, get_scenario(model, "offline"))
     offline_run, _ = offline_runner.offline(config.plan)
-    offline_tokens, _ = steady_offline_tokens_per_s(offline_run.engine_result.arrays)
+    offline_tokens, _ = offline_score(offline_run)
     server = get_scenario(model, "server")
     runner = ScenarioRunner(config, server, duration_s=duration_s)
     run, _ = runner.server_run(config.plan, target / server.output_lengths.mean, tokens_per_s=target)

@@ -3,5 +3,6 @@ calibration and a discrete-event simulation."""
 from simulator.api import RunResult, serving_config, simulate
 from simulator.mlperf import mlperf
 from simulator.sizing import size
+from simulator.sweep import sweep
 
-__all__ = ["RunResult", "mlperf", "serving_config", "simulate", "size"]
+__all__ = ["RunResult", "mlperf", "serving_config", "simulate", "size", "sweep"]

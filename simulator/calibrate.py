@@ -33,7 +33,7 @@ from simulator.errors import ConfigError, InfeasibleError
 from simulator.hardware import Efficiency, get_gpu
 from simulator.measurements import Measurement
 from simulator.memory import plan_memory
-from simulator.mlperf import OFFLINE_BATCH_SIZES, ScenarioRunner, steady_offline_tokens_per_s
+from simulator.mlperf import OFFLINE_BATCH_SIZES, ScenarioRunner, offline_score
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from workloads.requests import Requests
@@ -105,7 +105,7 @@ class RowModel:
     def _offline_tokens(self, efficiency, plan=None, fit: bool = True) -> float:
         runner = self._runner(efficiency, "offline", plan, fit=fit)
         run, _ = runner.offline(runner.config.plan)
-        return steady_offline_tokens_per_s(run.engine_result.arrays)[0]
+        return offline_score(run)[0]
 
     def _best_offline_batch(self, base: Efficiency) -> Plan:
         scored = [(self._offline_tokens(base, replace(self.plan, max_batch_size=b)), b) for b in OFFLINE_BATCH_SIZES]

@@ -78,6 +78,11 @@ class ServingConfig:
             require_number("--max-time", self.max_time_s, low=0, low_inclusive=False, high=1e9)
         if self.kv_transfer_gb_per_s is not None:
             require_number("--kv-transfer-gb-per-s", self.kv_transfer_gb_per_s, low=0, low_inclusive=False, high=1e6)
+        try:   # the GPU must have tensor rates for the deployment's number formats
+            self.gpu.peak_flops(self.precision.gemm_dtype)
+            self.gpu.peak_flops(self.precision.attention_dtype)
+        except ConfigError as exc:
+            raise ConfigError(f"--precision: {exc}") from None
         if self.batching == "disaggregated":
             require_number("--prefill-gpus", self.prefill_gpus, low=self.plan.gpus_per_replica,
                            high=self.gpus - self.plan.gpus_per_replica, integer=True)

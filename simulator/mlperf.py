@@ -203,33 +203,49 @@ class ScenarioRunner:
         return found.rate_per_s, runs[found.rate_per_s]
 
 
-def steady_offline_tokens_per_s(arrays: dict) -> tuple[float, float]:
-    """Output tokens/s and requests/s while the offline queue still held work: up to the moment the last
-    queued query got its first token. Tokens of a query in flight at that moment are counted pro rata
-    between its first token and its finish (decode runs at a near-constant pace). This drops the drain
-    tail, where replicas idle one by one, which a 600 s MLPerf run amortises and a short run does not."""
+def steady_offline_tokens_per_s(arrays: dict, warmup_requests: int = 0) -> tuple[float, float]:
+    """Output tokens/s and requests/s of an Offline run in its steady state: from the moment the first
+    `warmup_requests` queries (the initial batch fill of every engine) all have their first token, to
+    the moment the last queued query gets its first token. Tokens of a query in flight at either edge
+    are counted pro rata between its first token and its finish (decode runs at a near-constant pace).
+    This drops the start-up fill, when prompts run with no decode output, and the drain tail, when
+    engines idle one by one: a 600 s MLPerf run amortises both, a short simulated run would not."""
     import numpy as np
     first, finish, output = arrays["first_token_s"], arrays["finish_s"], arrays["output_tokens"].astype(float)
     done = np.isfinite(finish)
     if not done.any():
         return 0.0, 0.0
-    start = float(arrays["arrival_s"].min())
-    window_end = float(np.max(first[done]))
-    span = window_end - start
+    first, finish, output = first[done], finish[done], output[done]
+
+    def produced_by(moment: float) -> float:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fraction = np.where(finish > first, (moment - first) / (finish - first), 1.0)
+        partial = 1 + (output - 1) * np.clip(fraction, 0, 1)
+        return float(np.where(finish <= moment, output, np.where(first <= moment, partial, 0.0)).sum())
+
+    window_start = float(arrays["arrival_s"].min())
+    window_end = float(np.max(first))
+    warm = np.asarray(arrays["first_token_s"][:warmup_requests], dtype=float)
+    if warmup_requests and np.isfinite(warm).all() and float(warm.max()) < window_end:
+        window_start = float(warm.max())
+    span = window_end - window_start
     if span <= 0:
         return 0.0, 0.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fraction = np.where(finish > first, (window_end - first) / (finish - first), 1.0)
-    produced = np.where(finish <= window_end, output, 1 + (output - 1) * np.clip(fraction, 0, 1))
-    tokens_per_s = float(produced[done].sum()) / span
-    return tokens_per_s, tokens_per_s / float(output[done].mean())
+    tokens_per_s = (produced_by(window_end) - produced_by(window_start)) / span
+    return tokens_per_s, tokens_per_s / float(output.mean())
+
+
+def offline_score(run: RunResult) -> tuple[float, float]:
+    """Steady-state Offline (tokens/s, requests/s) of a run; the warm-up is one full batch per engine."""
+    warmup = run.engine_result.engines["count"] * run.plan["max_batch_size"]
+    return steady_offline_tokens_per_s(run.engine_result.arrays, warmup)
 
 
 def _score(run: RunResult, scenario: Scenario, rate_per_s: float | None) -> tuple[float, float]:
     """(tokens/s, requests/s) as MLPerf reports them."""
     summary = run.summary
     if rate_per_s is None:
-        return steady_offline_tokens_per_s(run.engine_result.arrays)
+        return offline_score(run)
     mean_output = summary["output_tokens"] / max(summary["requests_completed"], 1)
     return rate_per_s * mean_output, rate_per_s
 

@@ -19,7 +19,7 @@ from simulator.calibrate import interval_fields
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, InfeasibleError, require_number
 from simulator.mlperf import (PLAN_PINS, ScenarioResult, ScenarioRunner, mlperf, offline_queries,
-                              resolve_config, steady_offline_tokens_per_s)
+                              resolve_config, offline_score)
 from simulator.search import fewest_units_reaching, meets_sla
 from workloads.scenarios import get_scenario
 
@@ -114,7 +114,7 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
         runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries)
         if the_scenario.kind == "offline":
             run, _ = runner.offline(config.plan)
-            tokens, _ = steady_offline_tokens_per_s(run.engine_result.arrays)
+            tokens, _ = offline_score(run)
             return tokens, run
         rate = goal / the_scenario.output_lengths.mean
         run, _ = runner.server_run(config.plan, rate, tokens_per_s=goal)

@@ -92,11 +92,26 @@ def api_options(point: dict) -> dict:
         options["set_values"] = tuple(set_values)
     if "fail" in options and isinstance(options["fail"], str):
         options["fail"] = (options["fail"],)
+    if "plan" in options:
+        options.update(parse_plan(options.pop("plan")))
     if "nodes" in options:
         from simulator.hardware import get_gpu
         nodes = require_number("nodes", options.pop("nodes"), low=1, high=100_000, integer=True)
         gpu = get_gpu(options.get("gpu", "mi355x"), options.get("gpu_catalog", ()))
         options["gpus"] = nodes * min(gpu.gpus_per_server, 8)
+    return options
+
+
+def parse_plan(text) -> dict:
+    """'tp16', 'pp2-tp8', 'tp8-ep8' -> {"tp": 16} etc.: a plan as one sweepable value."""
+    options = {}
+    for part in str(text).lower().replace("x", "-").split("-"):
+        for key in ("tp", "pp", "ep"):
+            if part.startswith(key) and part[len(key):].isdigit():
+                options[key] = int(part[len(key):])
+                break
+        else:
+            raise ConfigError(f"plan: {text!r} is not like tp16, pp2-tp8 or tp8-ep8")
     return options
 
 

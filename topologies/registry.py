@@ -13,7 +13,7 @@ from pathlib import Path
 import networkx as nx
 
 from simulator.catalog_io import packaged_toml, read_toml
-from simulator.errors import ConfigError, reject_unknown_keys
+from simulator.errors import require_number, ConfigError, reject_unknown_keys
 from topologies.builders import BUILDERS, cluster, validate_graph
 
 CLUSTER_PARAMETERS = tuple(p for p in inspect.signature(cluster).parameters if p != "name")
@@ -97,6 +97,13 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
         params.update(gpu_defaults(gpu, gpus or gpu.gpus_per_server))
     params.update(entry)
     params.update(overrides)
+    # Counts must be whole numbers (a --set value arrives as a float): 4.0 -> 4, 2.5 -> an error.
+    signature = inspect.signature(builder).parameters
+    for key, value in list(params.items()):
+        if key in signature and isinstance(signature[key].default, int) and not isinstance(signature[key].default, bool) \
+                or key in ("servers", "spines", "servers_per_leaf", "gpus_per_server", "scaleup_links"):
+            if isinstance(value, float):
+                params[key] = int(require_number(f"{where}: {key}", value, low=0, high=1_000_000, integer=True))
     if builder is cluster and gpus is not None:
         needed = math.ceil(gpus / params.get("gpus_per_server", 8))
         if params.get("servers", 1) < needed and "servers" not in overrides:

@@ -1,0 +1,99 @@
+"""Hostile input at every CLI boundary: each case exits 2 with one line naming the field (or file) and,
+where there is one, the allowed range; never a traceback."""
+import pytest
+
+from simulator.cli import main
+
+FILES = {
+    "typo_workload.toml": 'requests = 10\n[arival]\nkind = "poisson"\n',
+    "nan_workload.toml": 'requests = 10\n[arrival]\nkind = "poisson"\nrate_per_s = nan\n[input]\nkind = "fixed"\n'
+                         'tokens = 10\n[output]\nkind = "fixed"\ntokens = 10\n',
+    "negative_trace.csv": "arrival_s,input_tokens,output_tokens\n0.0,10,10\n-1.0,10,10\n",
+    "empty.csv": "",
+    "zero_hbm.toml": '[h100]\nhbm_gb = 0\n',
+    "word_hbm.toml": '[h100]\nhbm_gb = "lots"\n',
+    "bad_profile.toml": '[default]\ncompute_eficiency = 0.5\n',
+    "huge_profile.toml": '[default]\ncompute_efficiency = 1e300\n',
+    "rows_unknown.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,speed\nllama2-70b,b200,1,offline,1,s,9\n",
+    "sweep_typo.toml": 'command = "simulate"\n[grid]\ngpus = [1]\n[bsae]\nmodel = "x"\n',
+    "sweep_ok.toml": 'command = "simulate"\n[base]\nmodel = "llama3.1-8b"\nrequests = 5\n[grid]\ngpus = [1]\n',
+    "results.csv": "point_id,status,gpus,output_tokens_per_s\nabc,ok,1,10.0\n",
+    "vllm.json": '{"completed": 10, "output_throughput": 5.0, "total_input_tokens": 100, "total_output_tokens": 50, '
+                 '"request_rate": 1.0}',
+    "truncated.json": '{"hw": "mi355x", "model": ',
+}
+
+SIM = ["simulate", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1", "--requests", "5", "--offline"]
+OPEN = ["simulate", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1", "--requests", "5"]
+CASES = [
+    (["simulate", "--gpu", "nosuch"], "--gpu: unknown GPU 'nosuch'"),
+    (OPEN + ["--rate", "-5"], "--rate"),
+    (OPEN + ["--rate", "nan"], "finite"),
+    (OPEN + ["--rate", "inf"], "finite"),
+    (["simulate", "--gpus", "0"], "--gpus"),
+    (SIM + ["--requests", "10000000000"], "requests"),
+    (OPEN[:-2] + ["--duration", "1e300", "--rate", "1"], "duration"),
+    (SIM + ["--seed", "-1"], "--seed"),
+    (OPEN + ["--users", "0"], "users"),
+    (SIM + ["--max-batch-size", "0"], "--max-batch-size"),
+    (SIM + ["--memory-utilization", "1.5"], "--memory-utilization"),
+    (SIM + ["--block-size", "0"], "--block-size"),
+    (SIM + ["--kv-transfer-gb-per-s", "0"], "--kv-transfer-gb-per-s"),
+    (SIM + ["--input-tokens", "0"], "--input-tokens"),
+    (SIM + ["--input-tokens", "lognormal:abc"], "--input-tokens"),
+    (SIM + ["--output-tokens", "uniform:9,3"], "--output-tokens"),
+    (["simulate", "--model", "llama3.1-405b", "--gpu", "h100", "--gpus", "1", "--offline", "--requests", "5"], "does not fit"),
+    (["simulate", "--model", "nosuch-model"], "--model"),
+    (["simulate", "--model", "/nonexistent/config.json"], "config.json"),
+    (SIM + ["--precision", "fp4", "--gpu", "h100"], "fp4"),
+    (SIM + ["--precision", "int3"], "--precision"),
+    (SIM + ["--tp", "0"], "--tp"),
+    (SIM + ["--ep", "3", "--tp", "2", "--gpus", "2"], "--ep"),
+    (OPEN[:-2] + ["--workload", "{typo_workload.toml}"], "unknown key 'arival'"),
+    (OPEN[:-2] + ["--workload", "{nan_workload.toml}"], "rate_per_s"),
+    (OPEN[:-2] + ["--trace", "{negative_trace.csv}"], "line 3: arrival_s '-1.0'"),
+    (OPEN[:-2] + ["--trace", "{empty.csv}"], "empty"),
+    (OPEN[:-2] + ["--trace", "/nonexistent.csv"], "file not found"),
+    (SIM + ["--catalog", "{zero_hbm.toml}"], "hbm_gb"),
+    (SIM + ["--catalog", "{word_hbm.toml}"], "hbm_gb"),
+    (SIM + ["--profile", "{bad_profile.toml}"], "compute_eficiency"),
+    (SIM + ["--profile", "{huge_profile.toml}"], "compute_efficiency"),
+    (SIM + ["--set", "topology.nic_gbps=0"], "nic_gbps"),
+    (SIM + ["--set", "gpu.hbm_tb_per_s=-1"], "hbm_tb_per_s"),
+    (SIM + ["--set", "gpu.colour=red"], "unknown GPU field"),
+    (SIM + ["--set", "speed=1"], "--set"),
+    (SIM + ["--set", "topology.nic_gbps=fast"], "not a number"),
+    (SIM + ["--topology", "nosuch"], "nosuch"),
+    (SIM + ["--fail", "gpu:99@1"], "no such GPU"),
+    (SIM + ["--fail", "link:x-y@1"], "no such link"),
+    (SIM + ["--fail", "gpu:0@soon"], "--fail"),
+    (SIM + ["--sla-ttft", "-1"], "--sla-ttft"),
+    (SIM + ["--interval", "1.5"], "--interval"),
+    (["mlperf", "--model", "mixtral-8x7b", "--scenario", "interactive"], "no interactive scenario"),
+    (["mlperf", "--rate", "5", "--scenario", "offline"], "--rate"),
+    (["mlperf", "--model", "llama3.1-8b", "--gpus", "1", "--queries", "0"], "--queries"),
+    (["size", "--target-tokens-per-s", "-1"], "--target-tokens-per-s"),
+    (["size", "--target-tokens-per-s", "1e6", "--confidence", "1.5"], "--confidence"),
+    (["calibrate", "{empty.csv}"], "empty"),
+    (["calibrate", "{rows_unknown.csv}"], "unknown column 'speed'"),
+    (["sweep", "{sweep_typo.toml}", "--out", "{out.csv}"], "bsae"),
+    (["sweep", "{sweep_ok.toml}", "--out", "{out.csv}", "--jobs", "0"], "--jobs"),
+    (["plot", "{results.csv}", "--x", "nosuch", "--y", "gpus", "-o", "{p.png}"], "nosuch"),
+    (["plot", "{results.csv}", "--x", "gpus", "--y", "output_tokens_per_s", "-o", "{p.gif}"], ".png or .svg"),
+    (["import-runs", "--format", "vllm", "{vllm.json}"], "--model"),
+    (["import-runs", "--format", "inferencemax", "{truncated.json}"], "truncated.json"),
+]
+
+
+@pytest.mark.parametrize("args,message", CASES, ids=[" ".join(a[:1] + a[-2:]) for a, _ in CASES])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
+    for name, text in FILES.items():
+        (tmp_path / name).write_text(text)
+    argv = [str(tmp_path / a[1:-1]) if a.startswith("{") else a for a in args]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2, captured
+    err = captured.err.strip()
+    assert "Traceback" not in err and err.count("\n") == 0, err
+    assert message in err, err

@@ -11,15 +11,21 @@ from pathlib import Path
 from simulator.errors import ConfigError
 
 
-def read_toml(path: str | Path) -> dict:
-    """Parse one TOML file, turning every failure into a one-line ConfigError naming the file."""
+def read_text(path: str | Path) -> str:
+    """A user file's text (UTF-8), or a one-line ConfigError naming the file: missing, unreadable, binary."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
+        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+
+
+def read_toml(path: str | Path) -> dict:
+    """Parse one TOML file, turning every failure into a one-line ConfigError naming the file."""
+    path = Path(path)
+    text = read_text(path)
     if not text.strip():
         raise ConfigError(f"{path}: file is empty")
     try:

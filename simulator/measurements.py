@@ -22,6 +22,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from simulator.catalog_io import read_text
 from simulator.errors import ConfigError
 
 SCENARIOS = ("offline", "server", "interactive", "open", "closed")
@@ -110,12 +111,7 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
 
 def load_measurements(path: str | Path) -> list[Measurement]:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    text = read_text(path)
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     if not lines or not lines[0].strip():
         raise ConfigError(f"{path}: file is empty (expected a header: {', '.join(REQUIRED)}, ...)")
@@ -152,11 +148,9 @@ def measurements_csv(rows: list[Measurement]) -> str:
 def _read_json(path) -> dict:
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable JSON file ({exc.__class__.__name__})") from None
+        data = json.loads(read_text(path))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     return data

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.catalog_io import read_text
 from simulator.errors import ConfigError
 from workloads.requests import Requests
 
@@ -38,12 +39,7 @@ def _row(path, number, record) -> tuple[float, int, int]:
 
 def load_trace(path: str | Path) -> Requests:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    text = read_text(path)
     rows = []
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         for number, line in enumerate(text.splitlines(), start=1):

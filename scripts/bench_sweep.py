@@ -2,7 +2,7 @@
 
     python scripts/bench_sweep.py
 
-Points: Llama 3.1 8B on 1-4 B200/MI355X, Poisson 5-50 requests/s, 1,000 requests each (10 rates x 5
+Points: Llama 3.1 8B on 1-4 B200/MI355X, Poisson 5-50 requests/s, 4,000 requests each (10 rates x 5
 GPU counts x 2 GPUs = 100 points).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 SPEC = """command = "simulate"
 [base]
 model = "llama3.1-8b"
-requests = 1000
+requests = 4000
 input_tokens = "lognormal:800,0.5,32,4096"
 output_tokens = "lognormal:200,0.5,1,1024"
 [grid]

@@ -58,12 +58,15 @@ def run(name: str, outdir: Path, jobs: int) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("studies", nargs="*", default=list(STUDIES), choices=list(STUDIES))
+    parser.add_argument("studies", nargs="*", help=f"which studies (default: all of {', '.join(STUDIES)})")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--outdir", type=Path, default=Path("docs/studies"))
     args = parser.parse_args(argv)
     args.outdir.mkdir(parents=True, exist_ok=True)
-    for name in args.studies:
+    unknown = [name for name in args.studies if name not in STUDIES]
+    if unknown:
+        parser.error(f"unknown study {unknown[0]!r}; choose from {', '.join(STUDIES)}")
+    for name in args.studies or list(STUDIES):
         run(name, args.outdir, args.jobs)
     return 0
 

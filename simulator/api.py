@@ -88,7 +88,7 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
                 block_size=block_size, memory_utilization=memory_utilization)
     from simulator.calibrate import DEFAULT_INTERVAL, interval_z, prediction_log_sigma
     level = DEFAULT_INTERVAL if interval is None else interval
-    interval_z(require_number("--interval", level, low=0, low_inclusive=False, high=1))
+    interval_z(require_number("--interval", level, low=0, low_inclusive=False, high=0.999))
     extra = {"prediction_log_sigma": prediction_log_sigma(load_profile(profile), gpu_spec), "interval": level}
     return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,

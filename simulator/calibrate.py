@@ -239,9 +239,14 @@ class Fit:
         """Prediction log-sd for a GPU: parameter uncertainty through its rows' sensitivities plus the
         in-sample scatter; prior-only spread for a GPU the rows never saw."""
         params = self.parameters
-        chosen = [i for i, m in enumerate(self.row_models) if m.gpu.name == gpu_name] or \
-                 [i for i, m in enumerate(self.row_models) if m.gpu.family == family]
+        own = [i for i, m in enumerate(self.row_models) if m.gpu.name == gpu_name]
+        chosen = own or [i for i, m in enumerate(self.row_models) if m.gpu.family == family]
         scatter = self.residual_log_rms ** 2
+        if chosen and not own:
+            # a GPU the rows never saw, of a measured family: the family's uncertainty plus the GPU's own
+            # prior spread, which no row constrains
+            sensitivity = np.mean([self.sensitivities[i] for i in chosen], axis=0)
+            scatter += float(np.sum(sensitivity ** 2)) * PRIOR_SIGMA["gpu"] ** 2
         if chosen:
             variances = []
             for i in chosen:

@@ -50,7 +50,7 @@ CASES = [
     (SIM + ["--tp", "0"], "--tp"),
     (SIM + ["--ep", "3", "--tp", "2", "--gpus", "2"], "--ep"),
     (OPEN[:-2] + ["--workload", "{typo_workload.toml}"], "unknown key 'arival'"),
-    (OPEN[:-2] + ["--workload", "{nan_workload.toml}"], "rate_per_s"),
+    (OPEN[:-2] + ["--workload", "{nan_workload.toml}"], "nan_workload.toml: [arrival] arrival.rate_per_s: must be finite"),
     (OPEN[:-2] + ["--trace", "{negative_trace.csv}"], "line 3: arrival_s '-1.0'"),
     (OPEN[:-2] + ["--trace", "{empty.csv}"], "empty"),
     (OPEN[:-2] + ["--trace", "/nonexistent.csv"], "file not found"),

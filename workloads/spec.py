@@ -112,6 +112,8 @@ class WorkloadSpec:
             arrival = ARRIVALS[kind](**params)
         except TypeError:
             raise ConfigError(f"{where}: [arrival] kind {kind!r} needs {', '.join(allowed)}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: [arrival] {exc}") from None
         for key in ("input", "output"):
             if key not in data:
                 raise ConfigError(f"{where}: missing [{key}] length table")

@@ -30,7 +30,8 @@ CLUSTER_OPTIONS = ("model", "gpu", "gpus", "tp", "pp", "ep", "precision", "batch
                    "usd_per_gpu_hour", "sla_ttft_s", "sla_tpot_s", "topology", "scaleout_gbps", "oversubscription",
                    "set_values", "fail", "interval")
 WORKLOAD_OPTIONS = ("rate", "arrival", "cv", "duration_s", "requests", "offline", "users", "think_time_s",
-                    "input_tokens", "output_tokens", "workload", "trace")
+                    "input_tokens", "output_tokens", "workload", "trace", "stream_metrics")
+STREAM_ABOVE_REQUESTS = 2_000_000   # longer open-loop runs stream their metrics (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,18 @@ def workload_spec(model_name: str, *, rate=None, arrival="poisson", cv=1.0, dura
     return spec, note
 
 
-def engine_workload(spec: WorkloadSpec, seed: int):
+def engine_workload(spec: WorkloadSpec, seed: int, stream_metrics: bool | None = None):
+    """What the engine runs: Requests, a ClosedLoopWorkload, or (long open-loop runs, or when asked) a
+    ChunkedWorkload simulated in bounded memory with histogram percentiles."""
+    from simulator.engine import ChunkedWorkload
+    open_loop = spec.trace is None and not spec.closed_loop
+    if stream_metrics is None:
+        expected = spec.request_count() if open_loop else 0
+        stream_metrics = open_loop and expected > STREAM_ABOVE_REQUESTS
+    if stream_metrics:
+        if not open_loop:
+            raise ConfigError("--stream-metrics: needs an open-loop workload (--rate or --offline), not a trace or --users")
+        return ChunkedWorkload(lambda: spec.chunks(seed))
     if spec.closed_loop:
         inputs, outputs = spec.lengths(seed)
         return ClosedLoopWorkload(users=spec.arrival.users, input_tokens=inputs, output_tokens=outputs,
@@ -233,12 +245,14 @@ def simulate(workload=None, **options) -> RunResult:
     if isinstance(workload, (Requests, ClosedLoopWorkload)):
         engine_input, info = workload, {"requests": len(workload.input_tokens)}
     else:
-        flags = {k: v for k, v in options.items() if k in WORKLOAD_OPTIONS}
+        flags = {k: v for k, v in options.items() if k in WORKLOAD_OPTIONS and k != "stream_metrics"}
         if workload is not None:
             flags["workload"] = workload
         spec, note = workload_spec(config.model.name, **flags)
-        engine_input = engine_workload(spec, config.seed)
+        engine_input = engine_workload(spec, config.seed, options.get("stream_metrics"))
         info = {**spec.describe(), "lengths": note}
+        if engine_input.__class__.__name__ == "ChunkedWorkload":
+            info["metrics"] = "streamed (bounded memory; percentiles from 0.5%-wide histogram bins)"
     return run_config(config, engine_input, usd, info)
 
 

@@ -93,6 +93,9 @@ def workload_options(func):
         click.option("--output-tokens", default=None, help="As --input-tokens."),
         click.option("--workload", type=click.Path(dir_okay=False), default=None, help="Workload TOML file."),
         click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Trace CSV/JSONL to replay."),
+        click.option("--stream-metrics/--keep-requests", "stream_metrics", default=None,
+                     help="Stream metrics in bounded memory (histogram percentiles, no per-request CSV); "
+                          "default: on above 2,000,000 open-loop requests."),
         click.option("--max-time", "max_time_s", type=float, default=None,
                      help="Stop the simulation at this time; unfinished requests count as dropped."),
     ]
@@ -131,6 +134,9 @@ def simulate(as_json, out, **options):
     """Simulate one cluster serving one workload."""
     from simulator.api import simulate as api_simulate
     result = api_simulate(**{k: v for k, v in options.items()})
+    if out and out.endswith(".csv") and result.engine_result.arrays is None:
+        raise ConfigError("--out: a per-request .csv is not kept when metrics are streamed; add --keep-requests "
+                          "or write .json")
     emit(result.to_dict(), as_json, out, result.engine_result.arrays)
 
 

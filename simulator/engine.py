@@ -7,6 +7,7 @@ and finish times land in the shared `RequestTable`; metrics summarise the table 
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -44,6 +45,14 @@ class ClosedLoopWorkload:
         require_number("think_time_s", self.think_time_s, low=0, high=1e6)
         if len(self.input_tokens) != len(self.output_tokens) or len(self.input_tokens) == 0:
             raise ConfigError("closed loop: input and output length arrays must be non-empty and equal in size")
+
+
+@dataclass(frozen=True)
+class ChunkedWorkload:
+    """An open-loop stream too long to hold: `chunks()` yields `Requests` batches with increasing arrival
+    times. `simulate` then runs with a StreamingTable (bounded memory, histogram percentiles)."""
+
+    chunks: object        # a callable returning an iterator of Requests chunks (called once per run)
 
 
 @dataclass(frozen=True)
@@ -209,16 +218,17 @@ class Cluster:
         need = _ceil_div(table.input_tokens[rid] + table.output_tokens[rid], self.config.plan.block_size) \
             + self.window_blocks
         if need > self.blocks_per_engine:
-            table.dropped[rid] = (f"needs {need} KV blocks, an engine holds {self.blocks_per_engine}")
+            table.drop(rid, f"needs {need} KV blocks, an engine holds {self.blocks_per_engine}")
             return
         if not any(engine.alive for engine in self.entry_pool):
-            table.dropped[rid] = "no engine left alive after failures"
+            table.drop(rid, "no engine left alive after failures")
             return
         self.entry_pool[self.router.choose(self.entry_pool)].submit(rid)
 
     def _finished(self, rid: int, engine: Engine) -> None:
         if self.on_user_finish is not None:
             self.on_user_finish(rid)
+        self.table.retire(rid)
 
     def _prefilled(self, rid: int, engine: Engine) -> None:
         """Disaggregated: hold the prompt's KV on the prefill engine while it streams to a decode engine."""
@@ -237,7 +247,7 @@ class Cluster:
         alive = [e for e in self.decode_pool if e.alive]
         if not alive:
             source.release_reserved(blocks)
-            table.dropped[rid] = "no decode engine left alive after failures"
+            table.drop(rid, "no decode engine left alive after failures")
             return
         target = self.decode_pool[self.handoff_router.choose(self.decode_pool)]
         if self.kv_transfer_bytes_per_s is not None:
@@ -250,7 +260,7 @@ class Cluster:
                 yield self.env.all_of(flows)
             except NetworkError:
                 source.release_reserved(blocks)
-                table.dropped[rid] = "KV transfer lost its route after a failure"
+                table.drop(rid, "KV transfer lost its route after a failure")
                 return
         source.release_reserved(blocks)
         if table.generated[rid] >= table.output_tokens[rid]:
@@ -298,6 +308,17 @@ class Cluster:
                 yield env.timeout(when - env.now)
             self.route(rid)
 
+    def open_loop_chunks(self, chunks):
+        """Open loop from an iterator of request chunks (a long run's arrivals, drawn as needed): each
+        request takes a table slot when it arrives."""
+        env, table = self.env, self.table
+        for chunk in chunks:
+            for when, inputs, outputs in zip(chunk.arrival_s.tolist(), chunk.input_tokens.tolist(),
+                                             chunk.output_tokens.tolist()):
+                if when > env.now:
+                    yield env.timeout(when - env.now)
+                self.route(table.admit(when, inputs, outputs))
+
     def closed_loop(self, workload: ClosedLoopWorkload, total: int):
         issued = [0]
 
@@ -328,6 +349,8 @@ class Cluster:
 def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = None) -> Result:
     """Run `workload` (arrays `arrival_s`, `input_tokens`, `output_tokens`, or a ClosedLoopWorkload)
     on the cluster `config` describes. `step_cost` replaces the cost model (tests use hand-set step times)."""
+    if isinstance(workload, ChunkedWorkload):
+        return _simulate_streaming(config, workload, step_cost)
     if isinstance(workload, ClosedLoopWorkload):
         count = len(workload.input_tokens)
         table = RequestTable(np.zeros(count), workload.input_tokens, workload.output_tokens)
@@ -355,7 +378,36 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     for rid in unfinished.tolist():
         dropped.setdefault(rid, f"unfinished when the simulation stopped at {cluster.env.now:.3f} s")
     summary = summarize(arrays, cluster.itl, config.sla)
-    summary["preemptions"] = int(arrays["preemptions"].sum())
+    return _result(config, cluster, summary, arrays, dropped, int(arrays["preemptions"].sum()))
+
+
+def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step_cost) -> Result:
+    """A long open-loop run in bounded memory: arrivals drawn chunk by chunk, finished requests folded
+    into histograms (see StreamingTable). Percentiles are histogram-based; no per-request arrays."""
+    from simulator.requests_state import StreamingTable
+    chunks = iter(workload.chunks())
+    first = next(chunks, None)
+    if first is None or len(first.arrival_s) == 0:
+        raise ConfigError("workload: no requests to simulate")
+    typical = int(np.median(np.add(first.input_tokens, first.output_tokens)))
+    table = StreamingTable(config.sla)
+    cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost)
+    cluster.env.process(cluster.open_loop_chunks(itertools.chain([first], chunks)))
+    if config.max_time_s is not None:
+        cluster.env.run(until=config.max_time_s)
+    else:
+        cluster.env.run()
+    summary = table.summary()
+    for q in (50, 90, 99):
+        summary[f"itl_p{q}_s"] = cluster.itl.percentile(q)
+    dropped = dict(table.drop_reasons)
+    if table.live:
+        dropped[f"unfinished when the simulation stopped at {cluster.env.now:.3f} s"] = table.live
+    return _result(config, cluster, summary, None, dropped, table.preemption_total)
+
+
+def _result(config, cluster, summary, arrays, dropped, preemptions) -> Result:
+    summary["preemptions"] = preemptions
     summary["simulated_s"] = float(cluster.env.now)
     engines = cluster.engines
     makespan = summary["makespan_s"] if summary["requests_completed"] else float(cluster.env.now) or 1.0

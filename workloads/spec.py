@@ -73,6 +73,30 @@ class WorkloadSpec:
         inputs, outputs = self._lengths(times.size, rng)
         return Requests(times, inputs, outputs)
 
+    def chunks(self, seed: int = 0, size: int = 1 << 16):
+        """The open-loop stream drawn `size` requests at a time (for long runs in bounded memory). Gaps
+        are i.i.d., so a chunk continues from the previous one's last arrival; the draws interleave
+        differently from `build`, so the two give different (each deterministic) streams."""
+        if self.trace is not None or self.closed_loop:
+            raise ConfigError("workload: streaming needs an open-loop arrival process (not a trace or closed loop)")
+        rng = np.random.default_rng([seed, 1])
+        remaining = None if self.duration_s is not None and self.requests is None else self.request_count()
+        offset = 0.0
+        while remaining is None or remaining > 0:
+            count = size if remaining is None else min(size, remaining)
+            times = self.arrival.times(count, rng) + offset
+            if remaining is None:
+                times = times[times < self.duration_s]
+            if times.size == 0:
+                return
+            inputs, outputs = self._lengths(times.size, rng)
+            yield Requests(times, inputs, outputs)
+            offset = float(times[-1])
+            if remaining is not None:
+                remaining -= times.size
+            elif times.size < count:
+                return
+
     def _lengths(self, count, rng):
         return self.input_lengths.sample(count, rng), self.output_lengths.sample(count, rng)
 

@@ -116,3 +116,20 @@ def test_more_gpus_never_lower_offline_throughput(options, count, seed):
     small = run(build(options), workload)
     big = run(build({**options, "gpus": options["gpus"] * 2}), workload)
     assert big.summary["output_tokens_per_s"] >= 0.95 * small.summary["output_tokens_per_s"]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(clusters(), workloads(), st.integers(1, 7))
+def test_streamed_metrics_match_the_full_table(options, workload, chunk):
+    from simulator.engine import ChunkedWorkload
+    config = build(options)
+    full = run(config, workload).summary
+
+    def chunks():
+        for start in range(0, len(workload.arrival_s), chunk):
+            yield Requests(workload.arrival_s[start:start + chunk], workload.input_tokens[start:start + chunk],
+                           workload.output_tokens[start:start + chunk])
+
+    streamed = simulate(config, ChunkedWorkload(chunks)).summary
+    for key in ("requests_completed", "requests_dropped", "output_tokens", "preemptions", "engine_steps"):
+        assert streamed[key] == full[key], key

@@ -48,7 +48,8 @@ def run(name: str, outdir: Path, jobs: int) -> None:
                 row[key] = float(row[key]) if key not in ("gpu", "plan", "status") else row[key]
             except (KeyError, ValueError):
                 pass
-    rows.sort(key=lambda r: tuple(str(r.get(c)) for c in columns[:2]))
+    rows.sort(key=lambda r: (str(r.get(columns[0])) if name == "scaling" else float(r["nodes"]),
+                             float(r["nodes"]) if name == "scaling" else str(r.get("plan"))))
     print(f"\n{name}: {len(rows)} points, {wall:.0f} s wall with --jobs {jobs}")
     print(format_table(rows, columns))
     for x, y, color, kind in STUDIES[name]:

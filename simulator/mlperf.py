@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, replace
 
 from simulator.api import CLUSTER_OPTIONS, RunResult, run_config, serving_config
+from simulator.cost import cost_fields
 from simulator.errors import ConfigError, InfeasibleError, require_number
 from simulator.memory import plan_memory
 from simulator.metrics import SLA
@@ -67,6 +68,7 @@ class ScenarioResult:
     history: tuple
     prediction_log_sigma: float | None = None
     interval: float = 0.8
+    cost: dict | None = None          # money and energy at the score (the run's own throughput differs a little)
 
     def to_dict(self) -> dict:
         summary = self.run.summary
@@ -81,7 +83,7 @@ class ScenarioResult:
         }
         from simulator.calibrate import interval_fields
         document.update(interval_fields(self.tokens_per_s, self.prediction_log_sigma, self.interval))
-        document.update(self.run.cost)
+        document.update(self.cost if self.cost is not None else self.run.cost)
         document["plan"] = self.run.plan
         document["memory"] = self.run.memory
         document["candidates"] = [{"plan": c.label, "offline_tokens_per_s": c.offline_tokens_per_s,
@@ -281,16 +283,17 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
         tokens, requests = _score(result, the_scenario, None)
         scored.append((replace(candidate, offline_tokens_per_s=tokens, offline_requests_per_s=requests), result, count))
     scored.sort(key=lambda item: -item[0].offline_tokens_per_s)
-    sigma = {"prediction_log_sigma": config.extra.get("prediction_log_sigma"),
-             "interval": config.extra.get("interval", 0.8)}
     if the_scenario.kind == "offline":
         best, best_run, count = scored[0]
         marked = tuple(replace(c, outcome="best" if c is best else "lower offline throughput") for c, _, _ in scored)
         tokens, requests = _score(best_run, the_scenario, None)
-        return ScenarioResult(the_scenario, best_run.summary["requests_dropped"] == 0, tokens, requests, best_run,
-                              runner.evaluations, count, marked, tuple(runner.history), **sigma)
-    found = _score_given_rate(runner, scored, rate) if rate is not None else _search_server(runner, scored)
-    return replace(found, **sigma)
+        found = ScenarioResult(the_scenario, best_run.summary["requests_dropped"] == 0, tokens, requests, best_run,
+                               runner.evaluations, count, marked, tuple(runner.history))
+    else:
+        found = _score_given_rate(runner, scored, rate) if rate is not None else _search_server(runner, scored)
+    return replace(found, prediction_log_sigma=config.extra.get("prediction_log_sigma"),
+                   interval=config.extra.get("interval", 0.8),
+                   cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd))
 
 
 def resolve_config(options: dict, pins: dict):

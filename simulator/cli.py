@@ -147,7 +147,8 @@ def scenario_options(func):
         click.option("--duration", "duration_s", type=float, default=None,
                      help="Server/Interactive: simulated seconds of arrivals per search point (default 120)."),
         click.option("--queries", type=int, default=None,
-                     help="Queries per run (default: the dataset size offline, rate x duration otherwise)."),
+                     help="Offline: queries per run (default: the dataset, or 4 batches per engine). "
+                          "Server/Interactive: at least this many, and never less than rate x --duration."),
     ]
     for option in reversed(options):
         func = option(func)

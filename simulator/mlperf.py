@@ -81,6 +81,8 @@ class ScenarioResult:
             "tpot_limit_s": self.scenario.tpot_p99_s, "tokens_per_s_per_gpu": self.tokens_per_s / self.run.plan["gpus"],
             "queries": self.queries, "evaluations": self.evaluations,
         }
+        if self.scenario.kind != "offline":
+            document["arrivals_s"] = self.queries / self.requests_per_s
         from simulator.calibrate import interval_fields
         document.update(interval_fields(self.tokens_per_s, self.prediction_log_sigma, self.interval))
         document.update(self.cost if self.cost is not None else self.run.cost)
@@ -177,7 +179,8 @@ class ScenarioRunner:
     def server_run(self, plan: Plan, rate_per_s: float, tokens_per_s: float | None = None) -> tuple[RunResult, int]:
         """One Poisson run at `rate_per_s`; with `tokens_per_s`, the rate is set so that the drawn queries
         offer exactly that many output tokens per second (arrival times rescaled, still Poisson)."""
-        count = self.queries or max(MIN_SERVER_QUERIES, int(math.ceil(rate_per_s * self.duration_s)))
+        # At least `duration_s` of arrivals: a shorter run hides an overload of up to TTFT limit / duration.
+        count = max(self.queries or MIN_SERVER_QUERIES, int(math.ceil(rate_per_s * self.duration_s)))
         requests = self.scenario.requests(count, rate_per_s, self.config.seed)
         if tokens_per_s is not None:
             exact_rate = tokens_per_s / float(requests.output_tokens.mean())
@@ -329,7 +332,7 @@ def _search_server(runner: ScenarioRunner, scored) -> ScenarioResult:
     for candidate, _, _ in scored:
         if best is not None:
             probe_rate = best[0] * (1 + RATE_TOLERANCE)
-            if candidate.offline_requests_per_s < probe_rate:
+            if candidate.offline_requests_per_s * 1.1 < probe_rate:      # 10% margin: offline is an estimate
                 marked.append(replace(candidate, outcome=f"saturates at {candidate.offline_requests_per_s:.4g} "
                                                          f"requests/s offline, below {probe_rate:.4g}"))
                 continue

@@ -33,7 +33,7 @@ from simulator.errors import ConfigError, InfeasibleError
 from simulator.hardware import Efficiency, get_gpu
 from simulator.measurements import Measurement
 from simulator.memory import plan_memory
-from simulator.mlperf import OFFLINE_BATCH_SIZES, ScenarioRunner, offline_score
+from simulator.mlperf import OFFLINE_BATCH_SIZES, ScenarioRunner, offline_score, server_score
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from workloads.requests import Requests
@@ -115,8 +115,8 @@ class RowModel:
     def _server_tokens(self, efficiency) -> float:
         runner = self._runner(efficiency, fit=False)
         offline = self._offline_tokens(efficiency)
-        rate, (run, _) = runner.search_rate(runner.config.plan, 0.6 * offline / self.scenario.output_lengths.mean)
-        return rate * float(run.engine_result.arrays["output_tokens"].mean())
+        _, (run, _) = runner.search_rate(runner.config.plan, 0.6 * offline / self.scenario.output_lengths.mean)
+        return server_score(run)[0]
 
     def _server_ratio(self, base: Efficiency) -> float:
         return self._server_tokens(base) / self._offline_tokens(base)

@@ -60,7 +60,7 @@ class Measurement:
     @property
     def label(self) -> str:
         extra = f" @{self.rate_per_s:g}/s" if self.rate_per_s else f" x{self.users}u" if self.users else ""
-        return f"{self.model} {self.gpu}x{self.gpus} {self.precision} {self.scenario}{extra}"
+        return f"{self.model} {self.gpu} x{self.gpus} {self.precision} {self.scenario}{extra}"
 
 
 COLUMNS = tuple(f.name for f in fields(Measurement))

@@ -246,13 +246,16 @@ def offline_score(run: RunResult) -> tuple[float, float]:
     return steady_offline_tokens_per_s(run.engine_result.arrays, warmup)
 
 
+def server_score(run: RunResult) -> tuple[float, float]:
+    """Server/Interactive (tokens/s, requests/s) of a run: its Poisson rate times the mean output of the
+    queries it issued, the steady-state completion rate of a valid run (MLPerf's completed tokens/s)."""
+    rate_per_s = run.workload["rate_per_s"]
+    return rate_per_s * float(run.engine_result.arrays["output_tokens"].mean()), rate_per_s
+
+
 def _score(run: RunResult, scenario: Scenario, rate_per_s: float | None) -> tuple[float, float]:
     """(tokens/s, requests/s) as MLPerf reports them."""
-    summary = run.summary
-    if rate_per_s is None:
-        return offline_score(run)
-    mean_output = summary["output_tokens"] / max(summary["requests_completed"], 1)
-    return rate_per_s * mean_output, rate_per_s
+    return offline_score(run) if rate_per_s is None else server_score(run)
 
 
 def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=None, **options) -> ScenarioResult:

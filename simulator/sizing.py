@@ -19,7 +19,7 @@ from simulator.calibrate import interval_fields
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, InfeasibleError, require_number
 from simulator.mlperf import (PLAN_PINS, ScenarioResult, ScenarioRunner, mlperf, offline_queries,
-                              resolve_config, offline_score)
+                              resolve_config, offline_score, server_score)
 from simulator.search import fewest_units_reaching, meets_sla
 from workloads.scenarios import get_scenario
 
@@ -118,7 +118,7 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
             return tokens, run
         rate = goal / the_scenario.output_lengths.mean
         run, _ = runner.server_run(config.plan, rate, tokens_per_s=goal)
-        offered = run.workload["rate_per_s"] * float(run.engine_result.arrays["output_tokens"].mean())
+        offered, _ = server_score(run)
         return (offered if meets_sla(run.summary, runner.sla) else 0.0), run
 
     try:

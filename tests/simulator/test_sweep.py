@@ -102,7 +102,8 @@ def test_dask_local_cluster_gives_the_same_rows_as_local_processes(tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
             remote = run_sweep(command, points, scheduler=client)
-    assert comparable(local) == comparable(remote)
+        by_address = run_sweep(command, points, scheduler=cluster.scheduler_address)   # what --scheduler passes
+    assert comparable(local) == comparable(remote) == comparable(by_address)
 
 
 def test_plot_writes_a_png(tmp_path):

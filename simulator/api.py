@@ -84,13 +84,14 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     _require("--gpus", gpus, low=1, high=1_000_000, integer=True)
     graph = load_topology(topology, gpu_spec, gpus, topology_overrides) if (topology or topology_overrides) else None
     precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision
-    efficiency = efficiency_for(gpu_spec, load_profile(profile), stack, profile_path=profile)
+    profile_data = load_profile(profile)
+    efficiency = efficiency_for(gpu_spec, profile_data, stack, profile_path=profile)
     plan = Plan(tp=tp, pp=pp, ep=ep, max_batch_size=max_batch_size, max_tokens_per_step=max_tokens_per_step,
                 block_size=block_size, memory_utilization=memory_utilization)
     from simulator.calibrate import DEFAULT_INTERVAL, interval_z, prediction_log_sigma
     level = DEFAULT_INTERVAL if interval is None else interval
     interval_z(require_number("--interval", level, low=0, low_inclusive=False, high=0.999))
-    extra = {"prediction_log_sigma": prediction_log_sigma(load_profile(profile), gpu_spec), "interval": level}
+    extra = {"prediction_log_sigma": prediction_log_sigma(profile_data, gpu_spec), "interval": level}
     return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
                          kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,

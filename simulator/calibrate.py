@@ -112,14 +112,16 @@ class RowModel:
         scored = [(self._offline_tokens(base, replace(self.plan, max_batch_size=b)), b) for b in OFFLINE_BATCH_SIZES]
         return replace(self.plan, max_batch_size=max(scored)[1])
 
-    def _server_tokens(self, efficiency) -> float:
+    def _server_tokens(self, efficiency, offline_tokens: float | None = None) -> float:
+        """The mlperf command's rate search, started at 60% of the Offline rate (given, or run here)."""
         runner = self._runner(efficiency, fit=False)
-        offline = self._offline_tokens(efficiency)
+        offline = offline_tokens if offline_tokens is not None else self._offline_tokens(efficiency)
         _, (run, _) = runner.search_rate(runner.config.plan, 0.6 * offline / self.scenario.output_lengths.mean)
         return server_score(run)[0]
 
     def _server_ratio(self, base: Efficiency) -> float:
-        return self._server_tokens(base) / self._offline_tokens(base)
+        offline = self._offline_tokens(base)
+        return self._server_tokens(base, offline) / offline
 
     def predict(self, efficiency: Efficiency, full: bool = False) -> dict:
         """{"output_tokens_per_s", and ttft_p50_s/tpot_p50_s where the workload gives them}."""

@@ -253,11 +253,6 @@ def server_score(run: RunResult) -> tuple[float, float]:
     return rate_per_s * float(run.engine_result.arrays["output_tokens"].mean()), rate_per_s
 
 
-def _score(run: RunResult, scenario: Scenario, rate_per_s: float | None) -> tuple[float, float]:
-    """(tokens/s, requests/s) as MLPerf reports them."""
-    return offline_score(run) if rate_per_s is None else server_score(run)
-
-
 def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=None, **options) -> ScenarioResult:
     """Score a cluster in an MLPerf scenario (see the module docstring). Options are `serving_config`'s
     (model, gpu, gpus, precision="auto", ...); `tp`, `pp`, `ep`, `max_batch_size`, `max_tokens_per_step`
@@ -286,13 +281,13 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
     scored = []
     for candidate in candidates:
         result, count = runner.offline(candidate.plan)
-        tokens, requests = _score(result, the_scenario, None)
+        tokens, requests = offline_score(result)
         scored.append((replace(candidate, offline_tokens_per_s=tokens, offline_requests_per_s=requests), result, count))
     scored.sort(key=lambda item: -item[0].offline_tokens_per_s)
     if the_scenario.kind == "offline":
         best, best_run, count = scored[0]
         marked = tuple(replace(c, outcome="best" if c is best else "lower offline throughput") for c, _, _ in scored)
-        tokens, requests = _score(best_run, the_scenario, None)
+        tokens, requests = offline_score(best_run)
         found = ScenarioResult(the_scenario, best_run.summary["requests_dropped"] == 0, tokens, requests, best_run,
                                runner.evaluations, count, marked, tuple(runner.history))
     else:
@@ -322,7 +317,7 @@ def _score_given_rate(runner: ScenarioRunner, scored, rate: float) -> ScenarioRe
     outcomes.sort(key=lambda o: (not o[0], o[2].summary["tpot_p99_s"] / runner.sla.tpot_p99_s
                                  + o[2].summary["ttft_p99_s"] / runner.sla.ttft_p99_s))
     valid, best, run, count = outcomes[0]
-    tokens, requests = _score(run, runner.scenario, rate)
+    tokens, requests = server_score(run)
     marked = tuple(replace(c, outcome=("best" if c is best else "valid" if ok else "missed the limits"))
                    for ok, c, _, _ in outcomes)
     return ScenarioResult(runner.scenario, valid, tokens, requests, run, runner.evaluations, count, marked,
@@ -362,6 +357,6 @@ def _search_server(runner: ScenarioRunner, scored) -> ScenarioResult:
                               + " | ".join(reasons[:3]))
     rate, winner, run, count = best
     marked = tuple(replace(c, outcome=f"best ({c.outcome})") if c.plan == winner.plan else c for c in marked)
-    tokens, requests = _score(run, runner.scenario, rate)
+    tokens, requests = server_score(run)
     return ScenarioResult(runner.scenario, True, tokens, requests, run, runner.evaluations, count, marked,
                           tuple(runner.history))

@@ -132,9 +132,7 @@ def run_point(command: str, point: dict) -> dict:
             result_row = size(**options).row()
         for key, value in result_row.items():
             row.setdefault(key, value)
-    except (ConfigError, TypeError) as exc:      # ConfigError includes InfeasibleError
-        row.update(status="error", error=f"{exc.__class__.__name__}: {exc}")
-    except Exception as exc:                       # noqa: BLE001 - a sweep records and goes on
+    except Exception as exc:                       # noqa: BLE001 - a sweep records any failure and goes on
         row.update(status="error", error=f"{exc.__class__.__name__}: {exc}")
     row["wall_s"] = time.perf_counter() - start
     return row
@@ -259,10 +257,9 @@ def _execute_dask(command: str, points: list[dict], scheduler) -> Iterable[dict]
         from dask.distributed import Client, as_completed
     except ImportError:
         raise ConfigError("--scheduler: dask.distributed is not installed; pip install 'infersim[distributed]'") from None
-    own = isinstance(scheduler, str)
+    own = not isinstance(scheduler, Client)       # an address or a cluster object: our client, ours to close
     try:
-        client = Client(scheduler, timeout="10s") if own else (scheduler if isinstance(scheduler, Client)
-                                                                 else Client(scheduler))
+        client = Client(scheduler, timeout="10s") if own else scheduler
     except (OSError, TimeoutError) as exc:
         raise ConfigError(f"--scheduler: cannot reach {scheduler!r} ({exc.__class__.__name__})") from None
     try:

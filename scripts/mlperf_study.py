@@ -15,7 +15,8 @@ import argparse
 import sys
 import time
 
-from simulator.mlperf import ScenarioRunner, mlperf, resolve_config, offline_score
+from simulator.mlperf import mlperf
+from simulator.scenario_runs import ScenarioRunner, offline_score, resolve_config
 from simulator.output import format_table
 from simulator.search import meets_sla
 from workloads.scenarios import get_scenario

@@ -1,8 +1,18 @@
 """infersim: predict LLM serving throughput, latency and cost on GPU clusters from datasheets,
-calibration and a discrete-event simulation."""
-from simulator.api import RunResult, serving_config, simulate
-from simulator.mlperf import mlperf
-from simulator.sizing import size
-from simulator.sweep import sweep
+calibration and a discrete-event simulation.
 
-__all__ = ["RunResult", "mlperf", "serving_config", "simulate", "size", "sweep"]
+The API names below load on first use, so `import simulator` (or `import topologies`, which needs
+`simulator.errors`) stays light: no simulation engine, no scipy.optimize, until something asks for it.
+"""
+from importlib import import_module
+
+_API = {"RunResult": "simulator.api", "serving_config": "simulator.api", "simulate": "simulator.api",
+        "mlperf": "simulator.mlperf", "size": "simulator.sizing", "sweep": "simulator.sweep"}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")

@@ -14,8 +14,9 @@ import numpy as np
 
 from simulator.cost import cost_fields
 from simulator.engine import ClosedLoopWorkload, ServingConfig, simulate as run_engine
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, require_number
 from simulator.hardware import efficiency_for, get_gpu, load_profile
+from simulator.intervals import DEFAULT_INTERVAL, interval_fields, prediction_log_sigma
 from simulator.metrics import SLA
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
@@ -67,7 +68,6 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     `oversubscription` (leaf uplinks), `set_values` ("gpu.FIELD=V", "gpu.peak_tflops.fp4=V" or
     "topology.PARAM=V"), `fail` ("gpu:ID@T" or "link:A-B@T", T in simulated seconds).
     """
-    from simulator.errors import require_number
     for name, value in (("--sla-ttft", sla_ttft_s), ("--sla-tpot", sla_tpot_s)):
         if value is not None:
             require_number(name, value, low=0, low_inclusive=False, high=1e6)
@@ -80,22 +80,20 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
         topology_overrides["nic_gbps"] = scaleout_gbps
     if oversubscription is not None:
         topology_overrides["oversubscription"] = oversubscription
-    from simulator.errors import require_number as _require
-    _require("--gpus", gpus, low=1, high=1_000_000, integer=True)
+    require_number("--gpus", gpus, low=1, high=1_000_000, integer=True)
     graph = load_topology(topology, gpu_spec, gpus, topology_overrides) if (topology or topology_overrides) else None
     precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision
     profile_data = load_profile(profile)
     efficiency = efficiency_for(gpu_spec, profile_data, stack, profile_path=profile)
     plan = Plan(tp=tp, pp=pp, ep=ep, max_batch_size=max_batch_size, max_tokens_per_step=max_tokens_per_step,
                 block_size=block_size, memory_utilization=memory_utilization)
-    from simulator.calibrate import DEFAULT_INTERVAL, interval_z, prediction_log_sigma
-    level = DEFAULT_INTERVAL if interval is None else interval
-    interval_z(require_number("--interval", level, low=0, low_inclusive=False, high=0.999))
-    extra = {"prediction_log_sigma": prediction_log_sigma(profile_data, gpu_spec), "interval": level}
+    level = DEFAULT_INTERVAL if interval is None else require_number("--interval", interval, low=0,
+                                                                        low_inclusive=False, high=0.999)
     return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
                          kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,
-                         stack=stack, topology=graph, failures=tuple(parse_failure(f) for f in fail), extra=extra)
+                         stack=stack, topology=graph, failures=tuple(parse_failure(f) for f in fail),
+                         prediction_log_sigma=prediction_log_sigma(profile_data, gpu_spec), interval=level)
 
 
 def _number(where: str, text: str) -> float:
@@ -220,15 +218,14 @@ def engine_workload(spec: WorkloadSpec, seed: int, stream_metrics: bool | None =
 
 
 def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_info: dict | None = None,
-               step_cost=None) -> RunResult:
-    """Run a resolved config on an engine workload (Requests or ClosedLoopWorkload)."""
-    from simulator.calibrate import interval_fields
-    result = run_engine(config, workload, step_cost=step_cost)
+               step_cost=None, representative: bool = False) -> RunResult:
+    """Run a resolved config on an engine workload (Requests or ClosedLoopWorkload); `representative`
+    simulates one replica where that stands for all (see `engine.simulate`)."""
+    result = run_engine(config, workload, step_cost=step_cost, representative=representative)
     cost = cost_fields(config.gpu, config.gpus, result.summary["output_tokens_per_s"], usd_per_gpu_hour)
     summary = dict(result.summary)
     if step_cost is None:
-        summary.update(interval_fields(summary["output_tokens_per_s"], config.extra.get("prediction_log_sigma"),
-                                       config.extra.get("interval", 0.8)))
+        summary.update(interval_fields(summary["output_tokens_per_s"], config.prediction_log_sigma, config.interval))
     return RunResult(summary=summary, cost=cost, plan=result.plan, memory=result.memory,
                      workload=workload_info or {}, engine_result=result)
 

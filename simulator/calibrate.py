@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from statistics import NormalDist
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -31,9 +30,11 @@ from simulator.api import run_config, serving_config
 from simulator.engine import ClosedLoopWorkload
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.hardware import Efficiency, get_gpu
+from simulator.intervals import DEFAULT_INTERVAL
 from simulator.measurements import Measurement
 from simulator.memory import plan_memory
-from simulator.mlperf import OFFLINE_BATCH_SIZES, ScenarioRunner, offline_score, server_score
+from simulator.scenario_runs import ScenarioRunner, offline_score, server_score
+OFFLINE_BATCH_SIZES = (256, 512, 1024)
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from workloads.requests import Requests
@@ -44,13 +45,6 @@ PRIOR_SIGMA = {"family": 0.5, "gpu": 0.25, "stack": 0.25}
 MEASUREMENT_SIGMA = {"tokens": 0.05, "tpot": 0.10, "ttft": 0.25}
 FIELD_CEILING = {"compute_efficiency": 0.99, "memory_efficiency": 0.99, "step_overhead_s": 10.0}
 DIFF_STEP = 0.05
-DEFAULT_INTERVAL = 0.8
-
-
-def interval_z(level: float) -> float:
-    if not 0 < level < 1:
-        raise ConfigError(f"--interval: {level!r} is out of range (0, 1)")
-    return NormalDist().inv_cdf(0.5 + level / 2)
 
 
 class RowModel:
@@ -378,22 +372,6 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
         lines.append(f'"{gpu.name}" = {round(result.log_sigma(gpu.name, gpu.family), 6)}')
     return "\n".join(lines) + "\n"
 
-
-def prediction_log_sigma(profile: dict, gpu) -> float | None:
-    """The profile's prediction log-sigma for `gpu` (None when the profile carries no fit)."""
-    table = profile.get("fit", {}).get("log_sigma", {})
-    value = table.get(gpu.name)
-    return float(value) if isinstance(value, (int, float)) else None
-
-
-def interval_fields(tokens_per_s: float, log_sigma: float | None, level: float = DEFAULT_INTERVAL) -> dict:
-    """tokens_per_s_low/high at `level` (central), from the calibration's log-sigma."""
-    if log_sigma is None:
-        return {}
-    z = interval_z(level)
-    return {"tokens_per_s_low": tokens_per_s * math.exp(-z * log_sigma),
-            "tokens_per_s_high": tokens_per_s * math.exp(z * log_sigma), "interval": level,
-            "prediction_log_sigma": log_sigma}
 
 
 def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", loo: bool = True,

@@ -211,12 +211,14 @@ SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "to
 @click.option("--prior-profile", type=click.Path(dir_okay=False), default=None,
               help="Profile whose [default] is the prior (default: the built-in defaults).")
 @click.option("--no-loo", is_flag=True, help="Skip leave-one-out (one refit per row).")
-@click.option("--interval", type=float, default=0.8, show_default=True, help="Interval level stored in the profile.")
+@click.option("--interval", type=float, default=None, help="Interval level stored in the profile (default 0.8).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-row report as JSON.")
 def calibrate(measurements, out, prior_profile, no_loo, interval, as_json):
     """Fit efficiency parameters to measured rows (CSV; see simulator/measurements.py for the columns):
     per-row residuals, leave-one-out error, and a profile any command takes with --profile."""
-    from simulator.calibrate import calibrate_files, interval_z
+    from simulator.calibrate import calibrate_files
+    from simulator.intervals import DEFAULT_INTERVAL, interval_z
+    interval = DEFAULT_INTERVAL if interval is None else interval
     interval_z(interval)
     header = "Efficiency profile fitted by infersim calibrate from: " + ", ".join(measurements)
     result, text, rows = calibrate_files(list(measurements), prior_profile=prior_profile, header=header,

@@ -19,6 +19,7 @@ import networkx as nx
 from simulator.costmodel import Communication, StepCost
 from simulator.errors import ConfigError, require_choice, require_number
 from simulator.hardware import Efficiency, GPUSpec
+from simulator.intervals import DEFAULT_INTERVAL
 from simulator.memory import MemoryPlan, plan_memory
 from simulator.metrics import SLA, LatencyHistogram, summarize
 from simulator.models import ModelSpec, Precision
@@ -76,13 +77,15 @@ class ServingConfig:
     max_time_s: float | None = None
     sla: SLA | None = None
     stack: str | None = None
-    extra: dict = field(default_factory=dict, hash=False, compare=False)
+    prediction_log_sigma: float | None = None     # from the profile's fit: intervals around predictions
+    interval: float = DEFAULT_INTERVAL
 
     def __post_init__(self):
         require_number("--gpus", self.gpus, low=1, high=1_000_000, integer=True)
         require_choice("--batching", self.batching, BATCHING_POLICIES)
         require_choice("--router", self.router, ROUTERS)
         require_number("--seed", self.seed, low=0, high=2**63 - 1, integer=True)
+        require_number("--interval", self.interval, low=0, low_inclusive=False, high=0.999)
         if self.max_time_s is not None:
             require_number("--max-time", self.max_time_s, low=0, low_inclusive=False, high=1e9)
         if self.kv_transfer_gb_per_s is not None:
@@ -143,7 +146,7 @@ class Cluster:
     """The engines of one run, their routers and the callbacks that move requests between them."""
 
     def __init__(self, config: ServingConfig, table: RequestTable, typical_request_tokens: int,
-                 step_cost: StepCost | None = None):
+                 step_cost: StepCost | None = None, simulated_replicas: int | None = None):
         self.config, self.table = config, table
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(config.seed)
@@ -161,7 +164,7 @@ class Cluster:
         self.window_blocks = _ceil_div(int(math.ceil(self.memory.window_bytes_per_sequence_per_gpu / per_token)),
                                        plan.block_size) if self.memory.window_bytes_per_sequence_per_gpu else 0
         blocks_per_engine = self.memory.kv_blocks_per_replica // plan.pp
-        replicas = config.replicas
+        replicas = config.replicas if simulated_replicas is None else simulated_replicas
         prefill_replicas = config.prefill_gpus // plan.gpus_per_replica if config.batching == "disaggregated" else 0
         self.on_user_finish = None
         self.engines: list[Engine] = []
@@ -184,6 +187,13 @@ class Cluster:
                 self.replica_of.append(replica)
                 (self.prefill_pool if role == "prefill-only" else self.decode_pool).append(engine)
         self.cost = self.engines[0].cost
+        self.simulated_replicas = replicas
+        if replicas < config.replicas:
+            # Representative mode: the replicas left out must be exact copies of the ones simulated.
+            for replica in range(replicas, config.replicas):
+                if self._replica_cost(replica, costs) is not self.cost:
+                    raise ConfigError("representative run: replicas differ in their collectives on this "
+                                      "topology; simulate the whole cluster")
         self.entry_pool = self.prefill_pool or self.decode_pool
         self.router = ROUTERS[config.router](self.rng)
         self.handoff_router = ROUTERS[config.router](self.rng)
@@ -346,11 +356,24 @@ class Cluster:
         yield self.env.timeout(0)
 
 
-def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = None) -> Result:
+def representative_ok(config: ServingConfig, workload) -> bool:
+    """Whether one replica stands for all: round-robin routing hands replica r every R-th arrival, and
+    without failures, load-aware routing or KV hand-offs the replicas never interact, so every
+    replica's requests are distributed exactly like replica 0's."""
+    return (config.replicas > 1 and config.router == "round-robin" and config.batching != "disaggregated"
+            and not config.failures and not isinstance(workload, (ClosedLoopWorkload, ChunkedWorkload)))
+
+
+def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = None,
+             representative: bool = False) -> Result:
     """Run `workload` (arrays `arrival_s`, `input_tokens`, `output_tokens`, or a ClosedLoopWorkload)
-    on the cluster `config` describes. `step_cost` replaces the cost model (tests use hand-set step times)."""
+    on the cluster `config` describes. `step_cost` replaces the cost model (tests use hand-set step times).
+
+    `representative` (where `representative_ok`): simulate replica 0 on the arrivals round-robin routing
+    gives it; throughput fields are scaled to the whole cluster and `replicas_simulated` says so."""
     if isinstance(workload, ChunkedWorkload):
         return _simulate_streaming(config, workload, step_cost)
+    simulated = None
     if isinstance(workload, ClosedLoopWorkload):
         count = len(workload.input_tokens)
         table = RequestTable(np.zeros(count), workload.input_tokens, workload.output_tokens)
@@ -360,10 +383,16 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
             raise ConfigError("workload: no requests to simulate")
         if np.any(np.diff(arrival) < 0):
             raise ConfigError("workload: arrival_s must be sorted")
-        table = RequestTable(arrival, workload.input_tokens, workload.output_tokens)
+        inputs, outputs = np.asarray(workload.input_tokens), np.asarray(workload.output_tokens)
+        if representative and representative_ok(config, workload):
+            engines = config.replicas * config.plan.pp        # round-robin cycles over every engine
+            mine = np.flatnonzero(np.arange(arrival.size) % engines < config.plan.pp)
+            if mine.size:
+                arrival, inputs, outputs, simulated = arrival[mine], inputs[mine], outputs[mine], 1
+        table = RequestTable(arrival, inputs, outputs)
     # The run is infeasible when a typical request cannot fit; single oversized ones are dropped with a reason.
     typical = int(np.median(np.add(table.input_tokens, table.output_tokens)))
-    cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost)
+    cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost, simulated)
     if isinstance(workload, ClosedLoopWorkload):
         cluster.env.process(cluster.closed_loop(workload, len(table)))
     else:
@@ -407,6 +436,11 @@ def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step
 
 
 def _result(config, cluster, summary, arrays, dropped, preemptions) -> Result:
+    if cluster.simulated_replicas < config.replicas:
+        scale = config.replicas / cluster.simulated_replicas
+        for key in [k for k in summary if k.endswith("_per_s")]:
+            summary[key] *= scale
+        summary["replicas_simulated"] = cluster.simulated_replicas
     summary["preemptions"] = preemptions
     summary["simulated_s"] = float(cluster.env.now)
     engines = cluster.engines

@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 from simulator.api import CLUSTER_OPTIONS, RunResult, run_config
-from simulator.calibrate import interval_fields
+from simulator.intervals import interval_fields
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, InfeasibleError, require_number
-from simulator.mlperf import (PLAN_PINS, ScenarioResult, ScenarioRunner, mlperf, offline_queries,
-                              resolve_config, offline_score, server_score)
+from simulator.mlperf import PLAN_PINS, ScenarioResult, mlperf
+from simulator.scenario_runs import ScenarioRunner, offline_score, resolve_config
 from simulator.search import fewest_units_reaching, meets_sla
 from workloads.scenarios import get_scenario
 
@@ -118,8 +118,8 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
             return tokens, run
         rate = goal / the_scenario.output_lengths.mean
         run, _ = runner.server_run(config.plan, rate, tokens_per_s=goal)
-        offered, _ = server_score(run)
-        return (offered if meets_sla(run.summary, runner.sla) else 0.0), run
+        # the queries offer exactly `goal` tokens/s; the cluster serves it when the SLA holds
+        return (goal if meets_sla(run.summary, runner.sla) else 0.0), run
 
     try:
         found = fewest_units_reaching(evaluate, goal, max_units=max_replicas,

@@ -36,16 +36,35 @@ class Scenario:
         real Server run); a simulation needs a few thousand for the 99th percentile to settle."""
         return max(4000, min(self.samples, 24576))
 
-    def requests(self, count: int, rate_per_s: float | None, seed: int = 0) -> Requests:
+    def requests(self, count: int, rate_per_s: float | None, seed: int = 0,
+                 output_tokens_mean: float | None = None) -> Requests:
+        """`count` queries, Offline (rate None) or Poisson at `rate_per_s`. `output_tokens_mean` rescales
+        the drawn output lengths to that mean (a measured tokens per sample), within the dataset's cap."""
         rng = np.random.default_rng(seed)
         arrival = Offline() if rate_per_s is None else Poisson(rate_per_s)
         times = arrival.times(count, rng)
-        return Requests(times, self.input_lengths.sample(count, rng), self.output_lengths.sample(count, rng))
+        inputs, outputs = self.input_lengths.sample(count, rng), self.output_lengths.sample(count, rng)
+        if output_tokens_mean is not None:
+            outputs = rescale_mean(outputs, output_tokens_mean, self.output_lengths.maximum)
+        return Requests(times, inputs, outputs)
 
     def describe(self) -> dict:
         return {"model": self.model, "scenario": self.kind, "ttft_p99_s": self.ttft_p99_s,
                 "tpot_p99_s": self.tpot_p99_s, "input_tokens_mean": self.input_lengths.mean,
                 "output_tokens_mean": self.output_lengths.mean, "dataset": self.dataset}
+
+
+def rescale_mean(lengths: np.ndarray, mean: float, cap: int) -> np.ndarray:
+    """Lengths scaled so their mean is `mean` (clipped to [1, cap], the scale re-solved after clipping)."""
+    require_number("output_tokens_mean", mean, low=1, high=cap)
+    values = lengths.astype(float)
+    factor = mean / values.mean()
+    for _ in range(20):
+        scaled = np.clip(np.rint(values * factor), 1, cap)
+        if abs(scaled.mean() - mean) <= 0.01 * mean:
+            break
+        factor *= mean / scaled.mean()
+    return scaled.astype(np.int64)
 
 
 def _catalog() -> dict:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.calibrate import FIT_FIELDS, RowModel, fit, interval_fields
+from simulator.calibrate import FIT_FIELDS, RowModel, fit
+from simulator.intervals import interval_fields
 from simulator.cli import main
 from simulator.errors import ConfigError
 from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_profile

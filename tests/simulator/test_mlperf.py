@@ -7,7 +7,8 @@ import pytest
 
 from simulator.cli import main
 from simulator.errors import InfeasibleError
-from simulator.mlperf import ScenarioRunner, mlperf, offline_score, steady_offline_tokens_per_s
+from simulator.mlperf import mlperf
+from simulator.scenario_runs import ScenarioRunner, offline_score, steady_offline_tokens_per_s
 from simulator.plan import Plan
 from simulator.sizing import size
 from workloads.lengths import Fixed

@@ -1,0 +1,38 @@
+"""Prediction intervals: how far a prediction may be off, from the calibration's uncertainty.
+
+A calibrated profile stores, per GPU, the log-sd of its predictions (`[fit.log_sigma]`); an interval at
+level L is the prediction times exp(+-z sigma) with z the central normal quantile of L. The default
+level is written here once.
+"""
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+from simulator.errors import ConfigError
+
+DEFAULT_INTERVAL = 0.8
+
+
+def interval_z(level: float) -> float:
+    """Central normal quantile of an interval level in (0, 1): 0.8 -> 1.2816."""
+    if not isinstance(level, (int, float)) or isinstance(level, bool) or not 0 < level < 1:
+        raise ConfigError(f"--interval: {level!r} is out of range (0, 1)")
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def prediction_log_sigma(profile: dict, gpu) -> float | None:
+    """The profile's prediction log-sigma for `gpu` (None when the profile carries no fit)."""
+    table = profile.get("fit", {}).get("log_sigma", {})
+    value = table.get(gpu.name)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def interval_fields(tokens_per_s: float, log_sigma: float | None, level: float = DEFAULT_INTERVAL) -> dict:
+    """tokens_per_s_low/high at `level` (central), from the calibration's log-sigma; {} without one."""
+    if log_sigma is None:
+        return {}
+    z = interval_z(level)
+    return {"tokens_per_s_low": tokens_per_s * math.exp(-z * log_sigma),
+            "tokens_per_s_high": tokens_per_s * math.exp(z * log_sigma), "interval": level,
+            "prediction_log_sigma": log_sigma}

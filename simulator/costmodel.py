@@ -104,13 +104,7 @@ class StepCost:
         # Routed experts: spread over ep GPUs when ep > 1 (whole experts), tensor-split over tp otherwise.
         set_("_expert_split", p.ep if p.ep > 1 else p.tp)
         set_("_head_params_gpu", m.vocab * m.hidden / p.tp)
-        # KV per context token on one GPU, per layer: KV heads split over tp (at least one head each);
-        # MLA's latent is shared by all heads, so every tp rank holds all of it.
-        if m.attention == "mla":
-            kv_values = m.kv_values_per_token_per_layer()
-        else:
-            kv_values = 2 * m.head_dim * max(1.0, m.kv_heads / p.tp)
-        set_("_kv_bytes_per_token_layer_gpu", kv_values * BYTES_PER_VALUE[prec.kv_cache])
+        set_("_kv_bytes_per_token_layer_gpu", m.kv_values_per_token_layer(p.tp) * BYTES_PER_VALUE[prec.kv_cache])
         set_("_attn_flops_per_pair_gpu", m.attention_flops_per_context_token() / p.tp)
 
     # ---- operators ---------------------------------------------------------------------------

@@ -198,8 +198,10 @@ class Cluster:
         self.router = ROUTERS[config.router](self.rng)
         self.handoff_router = ROUTERS[config.router](self.rng)
         self.kv_transfer_bytes_per_s = config.kv_transfer_gb_per_s * 1e9 if config.kv_transfer_gb_per_s else None
-        self.kv_bytes_per_token = config.model.kv_bytes_per_token(config.precision.kv_cache)
-        self.kv_window_bytes = config.model.kv_bytes_per_sequence_window(config.precision.kv_cache)
+        # a hand-off moves every rank's shard (replicated KV heads once per rank that holds them)
+        kv, tp = config.precision.kv_cache, plan.tp
+        self.kv_bytes_per_token = config.model.kv_bytes_per_token(kv, tp) * tp
+        self.kv_window_bytes = config.model.kv_bytes_per_sequence_window(kv, tp) * tp
         self.blocks_per_engine = blocks_per_engine
         self.failed_gpus: list[str] = []
         for failure in config.failures:

@@ -44,14 +44,6 @@ def weights_bytes_per_gpu(model: ModelSpec, precision: Precision, plan: Plan) ->
     return (total - routed) / (plan.tp * plan.pp) + routed / (plan.ep * plan.pp)
 
 
-def kv_bytes_per_token_per_gpu(model: ModelSpec, precision: Precision, plan: Plan) -> float:
-    """KV bytes one context token adds on one GPU of its attention group (full-attention layers)."""
-    per_layer = model.kv_values_per_token_per_layer()
-    if model.attention != "mla":
-        per_layer = 2 * model.head_dim * max(1.0, model.kv_heads / plan.tp)
-    return model.full_attention_layers / plan.pp * per_layer * BYTES_PER_VALUE[precision.kv_cache]
-
-
 def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan,
                 request_tokens: int = 2048) -> MemoryPlan:
     """Lay the deployment into HBM or raise InfeasibleError saying what does not fit and why."""
@@ -67,9 +59,8 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan
                 f"({budget / gb:.1f} GB usable at memory_utilization {plan.memory_utilization:g})")
     if kv_room <= 0:
         raise InfeasibleError(f"does not fit: {describe}; raise --tp/--pp or use narrower weights")
-    per_token = kv_bytes_per_token_per_gpu(model, precision, plan)
-    window = (model.sliding_layers / plan.pp * model.sliding_window * model.kv_values_per_token_per_layer()
-              * BYTES_PER_VALUE[precision.kv_cache] / (1 if model.attention == "mla" else plan.tp))
+    per_token = model.kv_bytes_per_token(precision.kv_cache, plan.tp, plan.pp)
+    window = model.kv_bytes_per_sequence_window(precision.kv_cache, plan.tp, plan.pp)
     # A sequence costs per_token x context + window bytes; express capacity in full-layer tokens,
     # charging each sequence's window as that many tokens' worth when admitting (see kv_cache).
     tokens_per_group = int(kv_room // per_token) if per_token else 10**12

@@ -6,6 +6,7 @@ arithmetic on the architecture; the time those bytes and FLOPs take is `costmode
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -185,23 +186,24 @@ class ModelSpec:
         return self.layer_stack_params * BYTES_PER_VALUE[dtype] + self.embedding_params * BYTES_PER_VALUE["bf16"]
 
     # ---- KV cache and attention ------------------------------------------------------------
-    def kv_values_per_token_per_layer(self) -> int:
-        """Cached values per token per layer: K and V of every KV head, or MLA's latent plus rope key."""
+    def kv_values_per_token_layer(self, tp: int = 1) -> float:
+        """Cached values one token adds to one layer on one of `tp` tensor-parallel GPUs: K and V of the KV
+        heads that GPU holds (heads split over tp, at least one each: with tp > kv_heads heads are
+        replicated), or MLA's latent plus rope key, which every head shares, so every rank holds it all."""
         if self.attention == "mla":
-            return self.kv_lora_rank + self.qk_rope_head_dim
-        return 2 * self.kv_heads * self.head_dim
+            return float(self.kv_lora_rank + self.qk_rope_head_dim)
+        return 2.0 * self.head_dim * math.ceil(self.kv_heads / tp) if tp < self.kv_heads else 2.0 * self.head_dim
 
-    def kv_bytes_per_token(self, kv_dtype: str) -> float:
-        """KV bytes one token of context holds across all full-attention layers.
+    def kv_bytes_per_token(self, kv_dtype: str, tp: int = 1, pp: int = 1) -> float:
+        """KV bytes one token of context adds on one GPU of a tp x pp deployment (the whole model with
+        the defaults), over its full-attention layers (the most any pipeline stage holds). The one place
+        KV bytes are computed. Sliding-window layers hold at most `sliding_window` tokens per sequence;
+        see `kv_bytes_per_sequence_window`."""
+        return math.ceil(self.full_attention_layers / pp) * self.kv_values_per_token_layer(tp) * BYTES_PER_VALUE[kv_dtype]
 
-        Sliding-window layers hold at most `sliding_window` tokens per sequence; see
-        `kv_bytes_per_sequence_window`.
-        """
-        return self.full_attention_layers * self.kv_values_per_token_per_layer() * BYTES_PER_VALUE[kv_dtype]
-
-    def kv_bytes_per_sequence_window(self, kv_dtype: str) -> float:
-        """KV bytes of the sliding-window layers for one sequence at or beyond the window."""
-        return self.sliding_layers * self.sliding_window * self.kv_values_per_token_per_layer() * \
+    def kv_bytes_per_sequence_window(self, kv_dtype: str, tp: int = 1, pp: int = 1) -> float:
+        """KV bytes the sliding-window layers hold for one sequence at or beyond the window, on one GPU."""
+        return math.ceil(self.sliding_layers / pp) * self.sliding_window * self.kv_values_per_token_layer(tp) * \
             BYTES_PER_VALUE[kv_dtype]
 
     def attention_flops_per_context_token(self) -> float:

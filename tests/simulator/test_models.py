@@ -35,6 +35,28 @@ def test_kv_bytes_per_token():
     assert get_model("deepseek-r1").kv_bytes_per_token("bf16") == 70_272
 
 
+def test_kv_bytes_per_gpu_gpt_oss_at_tp_1_8_16():
+    """gpt-oss-120b: 8 KV heads of 64 dims, fp8 (1 byte), 18 full-attention layers, 18 sliding layers of 128.
+    tp 1: a GPU holds all 8 heads: 2 x 64 x 8 = 1,024 B per layer -> 18 x 1,024 = 18,432 B per token.
+    tp 8: one head each: 2 x 64 x 1 = 128 B per layer -> 2,304 B per token.
+    tp 16: 16 GPUs share 8 heads, each GPU still holds one whole head (replicated): 128 B per layer,
+    2,304 B per token, not 64 B per layer. Window per sequence at tp 16: 18 x 128 x 128 = 294,912 B.
+    The engine (cost model) and the memory plan read these same numbers."""
+    from simulator.costmodel import StepCost
+    from simulator.hardware import Efficiency, get_gpu
+    from simulator.memory import plan_memory
+    from simulator.models import Precision
+    from simulator.plan import Plan
+    model, precision = get_model("gpt-oss-120b"), Precision("fp4", "fp4", "fp8")
+    for tp, per_layer, per_token in ((1, 1024, 18_432), (8, 128, 2_304), (16, 128, 2_304)):
+        assert model.kv_values_per_token_layer(tp) == per_layer
+        assert model.kv_bytes_per_token("fp8", tp) == per_token
+        plan = Plan(tp=tp)
+        assert StepCost(model, get_gpu("mi355x"), precision, plan, Efficiency())._kv_bytes_per_token_layer_gpu == per_layer
+        assert plan_memory(model, get_gpu("mi355x"), precision, plan).kv_bytes_per_token_per_gpu == per_token
+    assert model.kv_bytes_per_sequence_window("fp8", 16) == 294_912
+
+
 def test_sliding_window_layers_hold_a_bounded_window():
     """gpt-oss-120b: 18 full layers x 8 KV heads x 64 x 2 = 18,432 fp8 bytes per token; 18 sliding layers
     hold 128 tokens each: 18 x 128 x 1024 = 2,359,296 bytes per sequence."""

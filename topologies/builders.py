@@ -36,8 +36,11 @@ def _add_gpus(graph: nx.Graph, first_gpu: int, gpus: int, server: int) -> list[s
 
 
 def nvswitch_server(gpus: int = 8, nvlink_gb_per_s: float = 450.0, latency_us: float = NVLINK_LATENCY_US,
-                    server: int = 0, first_gpu: int = 0, graph: nx.Graph | None = None) -> nx.Graph:
+                    server: int = 0, first_gpu: int = 0, graph: nx.Graph | None = None,
+                    in_network_reduction: bool = True) -> nx.Graph:
     """GPUs each with one edge to an NVSwitch node: any GPU can send at full NVLink bandwidth to any other.
+    `in_network_reduction`: the switch reduces all-reduce traffic itself (NVLink SHARP, third-generation
+    NVSwitch on H100 and later).
 
     >>> g = nvswitch_server(8, 450.0)
     >>> g.number_of_nodes(), g.number_of_edges()
@@ -48,7 +51,7 @@ def nvswitch_server(gpus: int = 8, nvlink_gb_per_s: float = 450.0, latency_us: f
     require_number("latency_us", latency_us, low=0, high=1e6)
     graph = graph if graph is not None else _new_graph("nvswitch-server", gpus)
     switch = f"nvswitch{server}"
-    graph.add_node(switch, kind="switch", server=server)
+    graph.add_node(switch, kind="switch", server=server, in_network_reduction=bool(in_network_reduction))
     for name in _add_gpus(graph, first_gpu, gpus, server):
         graph.add_edge(name, switch, bandwidth_gb_per_s=float(nvlink_gb_per_s), latency_us=float(latency_us))
     return graph

@@ -1,9 +1,12 @@
 """Collective costs on a GPU group of a topology, as alpha-beta models.
 
 Each collective returns a `CollectiveCost`: one `AlphaBeta` per algorithm (ring, tree, direct,
-hierarchical); `time_s(bytes)` takes the fastest for that message size, as NCCL/RCCL's tuner would.
-Bandwidth comes from the slowest link on each route after counting how many of the collective's
-concurrent transfers share it (per direction). Routes are hop-count shortest paths, cached per graph.
+hierarchical, and NVLink SHARP where the switch reduces in the network); `time_s(bytes)` takes the
+fastest for that message size, as NCCL/RCCL's tuner would. Bandwidth comes from the most loaded link
+after counting how much of the collective's concurrent traffic crosses it (per direction); traffic
+between two endpoints spreads evenly over every equal-cost (hop-count) path, as ECMP hashing does on
+average across a leaf-spine. Latency: one launch per collective (LAUNCH_LATENCY_S) plus the hop
+latencies of each of the algorithm's sequential steps.
 
 Message sizes: all-reduce, reduce-scatter and all-gather take the full buffer S (each GPU ends with S,
 or S/n for reduce-scatter); all-to-all takes the bytes each GPU sends in total; send/recv the payload.
@@ -18,7 +21,15 @@ import networkx as nx
 
 from simulator.errors import ConfigError
 
-LAUNCH_LATENCY_S = 3e-6   # software and kernel-launch cost per algorithm step
+# Fixed cost of one collective call: kernel launch and synchronisation. Measured small all-reduces take
+# ~6 us with CUDA graphs (NCCL, 2 x H100) and 6-8 us with graphs on 8 x MI300X (RCCL), more without;
+# see topologies/catalog/topologies.toml for sources.
+LAUNCH_LATENCY_S = 5e-6
+# NVLink SHARP moves (n-1)/n x S each way instead of a ring's 2(n-1)/n x S, but reaches a smaller share of
+# the line rate: 8 x H100 measure ~480 GB/s bus bandwidth with NVLS against ~370 for rings (line 450),
+# i.e. NVLS is ~1.3x a ring for large messages. This factor reproduces that ratio (0.875 / 2 x 370 x
+# 1.3 / 450 ~ 0.62 of ideal).
+NVLS_EFFICIENCY = 0.62
 
 
 @dataclass(frozen=True)
@@ -61,17 +72,28 @@ def invalidate(graph: nx.Graph) -> None:
     _ROUTES.pop(graph, None)
 
 
-def route(graph: nx.Graph, source: str, target: str) -> tuple:
-    """Directed edges of the hop-count shortest path (deterministic: networkx's BFS order)."""
+def paths(graph: nx.Graph, source: str, target: str) -> tuple:
+    """Every hop-count shortest path from `source` to `target`, each as its directed edges, in a
+    deterministic order (ECMP spreads traffic over these)."""
     cache = _ROUTES.setdefault(graph, {})
     key = (source, target)
     if key not in cache:
         try:
-            path = nx.shortest_path(graph, source, target)
+            found = sorted(nx.all_shortest_paths(graph, source, target))
         except (nx.NetworkXNoPath, nx.NodeNotFound):
             raise ConfigError(f"topology: no route from {source} to {target}") from None
-        cache[key] = tuple(zip(path[:-1], path[1:]))
+        cache[key] = tuple(tuple(zip(path[:-1], path[1:])) for path in found)
     return cache[key]
+
+
+def route(graph: nx.Graph, source: str, target: str) -> tuple:
+    """The directed edges one flow from `source` to `target` takes: the equal-cost path a per-flow ECMP
+    hash picks (deterministic, from the endpoints' names)."""
+    options = paths(graph, source, target)
+    if len(options) == 1:
+        return options[0]
+    digest = sum((i + 1) * ord(c) for i, c in enumerate(f"{source}>{target}"))
+    return options[digest % len(options)]
 
 
 def _bandwidth_bytes_per_s(graph, edge) -> float:
@@ -82,37 +104,56 @@ def _latency_s(graph, edges) -> float:
     return sum(graph.edges[e].get("latency_us", 0.0) for e in edges) * 1e-6
 
 
-def _bottleneck_s_per_byte(graph, flows, efficiency) -> float:
-    """Concurrent flows, each moving one byte-unit: seconds per unit on the most loaded directed link."""
+def _path_latency_s(graph, source, target) -> float:
+    return _latency_s(graph, paths(graph, source, target)[0])
+
+
+def _bottleneck_s_per_byte(graph, pairs, efficiency) -> float:
+    """Concurrent transfers, each moving one byte-unit from source to target, spread evenly over their
+    equal-cost paths: seconds per unit on the most loaded directed link."""
     load = {}
-    for edges in flows:
-        for edge in edges:
-            load[edge] = load.get(edge, 0) + 1
+    for source, target in pairs:
+        options = paths(graph, source, target)
+        share = 1.0 / len(options)
+        for edges in options:
+            for edge in edges:
+                load[edge] = load.get(edge, 0.0) + share
     worst = 0.0
-    for edge, count in load.items():
-        worst = max(worst, count / (_bandwidth_bytes_per_s(graph, edge) * efficiency))
+    for edge, amount in load.items():
+        worst = max(worst, amount / (_bandwidth_bytes_per_s(graph, edge) * efficiency))
     return worst
 
 
 def _ring(graph, group, efficiency):
     """One ring step: every GPU sends to its successor at once. Returns (s/byte per step, step latency)."""
-    hops = [route(graph, a, b) for a, b in zip(group, group[1:] + group[:1])]
-    return _bottleneck_s_per_byte(graph, hops, efficiency), max(_latency_s(graph, h) for h in hops) + LAUNCH_LATENCY_S
+    pairs = list(zip(group, group[1:] + group[:1]))
+    return _bottleneck_s_per_byte(graph, pairs, efficiency), max(_path_latency_s(graph, a, b) for a, b in pairs)
 
 
 def _direct(graph, group, efficiency):
-    """Every GPU sends a piece to every other at once (one-shot): s/byte per piece, latency."""
-    flows = [route(graph, a, b) for a in group for b in group if a != b]
-    return _bottleneck_s_per_byte(graph, flows, efficiency), max(_latency_s(graph, f) for f in flows) + LAUNCH_LATENCY_S
+    """Every GPU sends a piece to every other at once (one-shot): s/byte per piece, step latency."""
+    pairs = [(a, b) for a in group for b in group if a != b]
+    return _bottleneck_s_per_byte(graph, pairs, efficiency), max(_path_latency_s(graph, a, b) for a, b in pairs)
 
 
 def _tree(graph, group, efficiency):
     """A binary tree over the group (rank order): s/byte on the busiest tree link, depth, hop latency."""
-    edges = [route(graph, group[(i - 1) // 2], group[i]) for i in range(1, len(group))]
-    edges += [route(graph, group[i], group[(i - 1) // 2]) for i in range(1, len(group))]
+    pairs = [(group[(i - 1) // 2], group[i]) for i in range(1, len(group))]
+    pairs += [(b, a) for a, b in pairs]
     depth = math.ceil(math.log2(len(group) + 1)) - 1 if len(group) > 1 else 0
-    return (_bottleneck_s_per_byte(graph, edges, efficiency), max(depth, 1),
-            max(_latency_s(graph, e) for e in edges) + LAUNCH_LATENCY_S)
+    return (_bottleneck_s_per_byte(graph, pairs, efficiency), max(depth, 1),
+            max(_path_latency_s(graph, a, b) for a, b in pairs))
+
+
+def _in_network_reduction(graph, group) -> bool:
+    """The whole group hangs off one switch that reduces in the network (NVLink SHARP)."""
+    switches = set()
+    for gpu in group:
+        neighbours = [n for n in graph.neighbors(gpu) if graph.nodes[n].get("kind") == "switch"]
+        if len(neighbours) != 1 or not graph.nodes[neighbours[0]].get("in_network_reduction"):
+            return False
+        switches.add(neighbours[0])
+    return len(switches) == 1
 
 
 def _servers(graph, group):
@@ -149,18 +190,20 @@ def _half_collective(graph, group, efficiency) -> CollectiveCost:
     ring_beta, ring_alpha = _ring(graph, list(group), efficiency)
     direct_beta, direct_alpha = _direct(graph, list(group), efficiency)
     return CollectiveCost((
-        ("ring", AlphaBeta((n - 1) * ring_alpha, (n - 1) / n * ring_beta)),
-        ("direct", AlphaBeta(direct_alpha, direct_beta / n)),
+        ("ring", AlphaBeta(LAUNCH_LATENCY_S + (n - 1) * ring_alpha, (n - 1) / n * ring_beta)),
+        ("direct", AlphaBeta(LAUNCH_LATENCY_S + direct_alpha, direct_beta / n)),
     ))
 
 
 def all_reduce(graph: nx.Graph, group, efficiency: float = 1.0) -> CollectiveCost:
-    """All-reduce of an S-byte buffer.
+    """All-reduce of an S-byte buffer; every option pays one launch (LAUNCH_LATENCY_S) plus:
 
-    ring: 2(n-1) steps of S/n: 2(n-1)/n x S / B_ring + 2(n-1) alpha.
+    ring: 2(n-1) steps of S/n: 2(n-1)/n x S / B_ring + 2(n-1) hop latencies.
     direct: reduce-scatter then all-gather, each GPU exchanging S/n with every peer at once:
-        2 x S/n x (busiest link's load / its bandwidth) + 2 alpha. On a full mesh that uses all links.
-    tree: pipelined binary tree, ~2 S / B_tree + 2 depth alpha.
+        2 x S/n x (busiest link's load / its bandwidth) + 2 hop latencies. On a full mesh that uses all links.
+    tree: pipelined binary tree, ~2 S / B_tree + 2 depth hop latencies.
+    nvls (one switch that reduces in the network, NVLink SHARP): each GPU sends and receives (n-1)/n x S
+        once, at NVLS_EFFICIENCY of the link: (n-1)/n x S / (B x NVLS_EFFICIENCY) + 2 hop latencies.
     hierarchical (groups spanning servers): reduce-scatter inside each server, all-reduce of S/g across
         servers among same-rank GPUs, all-gather inside each server.
     """
@@ -171,11 +214,16 @@ def all_reduce(graph: nx.Graph, group, efficiency: float = 1.0) -> CollectiveCos
     ring_beta, ring_alpha = _ring(graph, list(group), efficiency)
     direct_beta, direct_alpha = _direct(graph, list(group), efficiency)
     tree_beta, depth, tree_alpha = _tree(graph, list(group), efficiency)
+    launch = LAUNCH_LATENCY_S
     options = [
-        ("ring", AlphaBeta(2 * (n - 1) * ring_alpha, 2 * (n - 1) / n * ring_beta)),
-        ("direct", AlphaBeta(2 * direct_alpha, 2 * direct_beta / n)),
-        ("tree", AlphaBeta(2 * depth * tree_alpha, 2 * tree_beta)),
+        ("ring", AlphaBeta(launch + 2 * (n - 1) * ring_alpha, 2 * (n - 1) / n * ring_beta)),
+        ("direct", AlphaBeta(launch + 2 * direct_alpha, 2 * direct_beta / n)),
+        ("tree", AlphaBeta(launch + 2 * depth * tree_alpha, 2 * tree_beta)),
     ]
+    if _in_network_reduction(graph, group):
+        uplink = min(_bandwidth_bytes_per_s(graph, (gpu, next(iter(graph.neighbors(gpu))))) for gpu in group)
+        options.append(("nvls", AlphaBeta(launch + 2 * direct_alpha,
+                                          (n - 1) / n / (uplink * efficiency * NVLS_EFFICIENCY))))
     servers = _servers(graph, group)
     if len(servers) > 1 and len({len(s) for s in servers}) == 1 and len(servers[0]) > 1:
         per_server = len(servers[0])
@@ -183,13 +231,13 @@ def all_reduce(graph: nx.Graph, group, efficiency: float = 1.0) -> CollectiveCos
         inner_best = max(inner, key=lambda c: c.time_s(1 << 24))
         across = [tuple(s[rank] for s in servers) for rank in range(per_server)]
         # all ranks' cross-server rings run at once: count their shared links together
-        hops = [route(graph, a, b) for ring in across for a, b in zip(ring, ring[1:] + ring[:1])]
-        cross_beta = _bottleneck_s_per_byte(graph, hops, efficiency)
-        cross_alpha = max(_latency_s(graph, h) for h in hops) + LAUNCH_LATENCY_S
+        pairs = [(a, b) for ring in across for a, b in zip(ring, ring[1:] + ring[:1])]
+        cross_beta = _bottleneck_s_per_byte(graph, pairs, efficiency)
+        cross_alpha = max(_path_latency_s(graph, a, b) for a, b in pairs)
         m = len(servers)
         for inner_name, inner_ab in inner_best.options:
-            options.append((f"hierarchical-{inner_name}", AlphaBeta(
-                2 * inner_ab.alpha_s + 2 * (m - 1) * cross_alpha,
+            options.append((f"hierarchical-{inner_name}", AlphaBeta(      # one launch, three phases
+                launch + 2 * (inner_ab.alpha_s - launch) + 2 * (m - 1) * cross_alpha,
                 2 * inner_ab.beta_s_per_byte + 2 * (m - 1) / m * cross_beta / per_server)))
     return CollectiveCost(tuple(options))
 
@@ -201,17 +249,16 @@ def all_to_all(graph: nx.Graph, group, efficiency: float = 1.0) -> CollectiveCos
     if n <= 1:
         return CollectiveCost(())
     beta, alpha = _direct(graph, list(group), efficiency)
-    return CollectiveCost((("direct", AlphaBeta(alpha, beta / (n - 1))),))
+    return CollectiveCost((("direct", AlphaBeta(LAUNCH_LATENCY_S + alpha, beta / (n - 1))),))
 
 
 def send_recv(graph: nx.Graph, source: str, target: str, efficiency: float = 1.0) -> CollectiveCost:
-    """Point-to-point transfer: route latency + bytes / slowest link on the route."""
+    """Point-to-point transfer: launch + route latency + bytes / slowest link on the route."""
     _check_group(graph, (source, target))
     if source == target:
         return CollectiveCost(())
-    edges = route(graph, source, target)
-    beta = _bottleneck_s_per_byte(graph, [edges], efficiency)
-    return CollectiveCost((("p2p", AlphaBeta(_latency_s(graph, edges) + LAUNCH_LATENCY_S, beta)),))
+    beta = _bottleneck_s_per_byte(graph, [(source, target)], efficiency)
+    return CollectiveCost((("p2p", AlphaBeta(LAUNCH_LATENCY_S + _path_latency_s(graph, source, target), beta)),))
 
 
 def all_reduce_time_s(graph, group, message_bytes, algorithm="auto", efficiency=1.0) -> float:

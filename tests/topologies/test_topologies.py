@@ -86,21 +86,57 @@ def test_tp3_never_straddles_a_server():
 
 
 # ---- collectives ----------------------------------------------------------------------------
-def test_ring_all_reduce_nvswitch_vs_mesh_by_hand():
-    """S = 64 MB on 8 GPUs. Ring: 2 x 7/8 x S / B + 14 steps x (route latency + 3 us launch).
-    NVSwitch: B = 450 GB/s, route 2 x 0.5 us -> 0.248889 ms + 14 x 4 us = 0.304889 ms.
-    Mesh: a ring uses one 76.8 GB/s link, route 0.7 us -> 1.458333 ms + 14 x 3.7 us = 1.510133 ms.
-    Direct on the mesh uses all 7 links: 2 x S/8 / 76.8 GB/s + 2 x 3.7 us = 0.215733 ms."""
-    size = 64e6
-    switch = nvswitch_server(8, 450.0)
-    mesh = mesh_server(8, 76.8)
-    ring_switch = all_reduce(switch, gpus_of(switch)).get("ring").time_s(size)
-    ring_mesh = all_reduce(mesh, gpus_of(mesh)).get("ring").time_s(size)
-    direct_mesh = all_reduce(mesh, gpus_of(mesh)).get("direct").time_s(size)
-    assert ring_switch == pytest.approx(2 * 7 / 8 * size / 450e9 + 14 * (1e-6 + LAUNCH_LATENCY_S))
-    assert ring_mesh == pytest.approx(2 * 7 / 8 * size / 76.8e9 + 14 * (0.7e-6 + LAUNCH_LATENCY_S))
-    assert direct_mesh == pytest.approx(2 * size / 8 / 76.8e9 + 2 * (0.7e-6 + LAUNCH_LATENCY_S))
-    assert all_reduce(mesh, gpus_of(mesh)).best(size) == "direct"
+def test_all_reduce_on_nvswitch_by_hand():
+    """S = 64 MB on 8 GPUs of one NVSwitch, 450 GB/s each way per GPU, 0.5 us per hop (a step crosses
+    GPU -> switch -> GPU: 1 us); every algorithm pays one 5 us launch.
+    ring:   2 x 7/8 x S / 450 GB/s = 248.889 us + 5 + 14 steps x 1 us            = 267.889 us
+    direct: each uplink carries 7 pieces of S/8 each way: 2 x 7 x S/8 / 450 GB/s  = 248.889 us + 5 + 2 = 255.889 us
+    tree:   binary tree over ranks; rank 1's uplink carries 3 streams (to 0, 3, 4): 2 x 3 x S / 450 GB/s
+            = 853.333 us + 5 + 2 x depth 3 x 1 us                                 = 864.333 us
+    nvls:   the switch reduces: 7/8 x S once each way at 62% of 450 GB/s = 200.717 us + 5 + 2 = 207.717 us,
+            the fastest (measured NVLS is ~1.3x a ring on 8 x H100)."""
+    size, graph = 64e6, nvswitch_server(8, 450.0)
+    cost = all_reduce(graph, gpus_of(graph))
+    assert cost.get("ring").time_s(size) == pytest.approx(267.889e-6, rel=1e-5)
+    assert cost.get("direct").time_s(size) == pytest.approx(255.889e-6, rel=1e-5)
+    assert cost.get("tree").time_s(size) == pytest.approx(864.333e-6, rel=1e-5)
+    assert cost.get("nvls").time_s(size) == pytest.approx(207.717e-6, rel=1e-5)
+    assert cost.best(size) == "nvls"
+    # 16 KB (a decode step's activations for a few sequences): latency-bound, one-shot wins: 5 + 2 us
+    assert cost.time_s(16e3) == pytest.approx(7e-6 + 16e3 * 7 / 8 / (450e9 * 0.62), rel=1e-6)
+
+
+def test_all_reduce_on_infinity_fabric_mesh_by_hand():
+    """S = 64 MB on an 8-GPU full mesh: one 76.8 GB/s link per pair and direction, 0.7 us per hop.
+    ring:   every step uses one link per GPU: 2 x 7/8 x S / 76.8 GB/s = 1458.333 us + 5 + 14 x 0.7 = 1473.133 us
+    direct: every pair on its own link: 2 x S/8 / 76.8 GB/s = 208.333 us + 5 + 2 x 0.7 = 214.733 us (all 7
+            links busy at once: why RCCL reaches ~7 links' worth of bus bandwidth on MI300X)
+    tree:   each tree edge its own link: 2 x S / 76.8 GB/s = 1666.667 us + 5 + 2 x 3 x 0.7 = 1675.867 us
+    No NVLS on a mesh. tp 2 on the mesh has a single link: S / 76.8 GB/s = 833.333 + 5 + 1.4 = 839.733 us."""
+    size, graph = 64e6, mesh_server(8, 76.8)
+    cost = all_reduce(graph, gpus_of(graph))
+    assert cost.get("ring").time_s(size) == pytest.approx(1473.133e-6, rel=1e-5)
+    assert cost.get("direct").time_s(size) == pytest.approx(214.733e-6, rel=1e-5)
+    assert cost.get("tree").time_s(size) == pytest.approx(1675.867e-6, rel=1e-5)
+    assert cost.best(size) == "direct"
+    assert "nvls" not in [name for name, _ in cost.options]
+    assert all_reduce(graph, ("gpu0", "gpu1")).time_s(size) == pytest.approx(839.733e-6, rel=1e-5)
+
+
+def test_fat_tree_one_server_per_leaf_matches_rails_at_the_same_nic_speed():
+    """tp 16 over two 8-GPU servers, 400G NICs (50 GB/s). Rails: same-rank GPUs meet on one leaf, 8 flows
+    each on their own NIC links. Fat-tree, one server per leaf, 1:1: each leaf's 400 GB/s of uplinks
+    is split over 2 spines (200 GB/s each); the 8 cross-server flows spread over both spines (ECMP),
+    4 per uplink: 50 GB/s each, the NIC rate. Both non-blocking: the same all-reduce time."""
+    rail = cluster(2, "nvswitch", 8, 900, nic_gbps=400, fabric="rail")
+    tree = cluster(2, "nvswitch", 8, 900, nic_gbps=400, fabric="fat-tree", servers_per_leaf=1)
+    size = 32e6
+    rail_s = all_reduce(rail, gpus_of(rail)).time_s(size)
+    tree_s = all_reduce(tree, gpus_of(tree)).time_s(size)
+    assert tree_s == pytest.approx(rail_s, rel=0.02)
+    # 2:1 oversubscribed uplinks do halve the cross-server bandwidth
+    thin = cluster(2, "nvswitch", 8, 900, nic_gbps=400, fabric="fat-tree", servers_per_leaf=1, oversubscription=2)
+    assert all_reduce(thin, gpus_of(thin)).time_s(size) > 1.3 * tree_s
 
 
 def test_cross_server_all_reduce_is_bounded_by_the_nic():
@@ -118,6 +154,7 @@ def test_all_to_all_and_send_recv():
     """All-to-all on a mesh: S/(n-1) per link at 76.8 GB/s; send/recv across servers: NIC-bound 50 GB/s."""
     mesh = mesh_server(8, 76.8)
     assert all_to_all(mesh, gpus_of(mesh)).time_s(7e6) == pytest.approx(1e6 / 76.8e9 + 0.7e-6 + LAUNCH_LATENCY_S)
+    assert send_recv(mesh, "gpu0", "gpu1").time_s(0) == 0.0
     graph = cluster(2, "nvswitch", 8, 900, nic_gbps=400)
     assert send_recv(graph, "gpu0", "gpu8").time_s(50e9) == pytest.approx(1.0, rel=1e-4)
 

@@ -234,8 +234,9 @@ def calibrate(measurements, out, prior_profile, no_loo, interval, as_json):
 
 
 @cli.command("import-runs")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--format", "kind", required=True, type=click.Choice(["vllm", "inferencemax"]))
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "kind", required=True, type=click.Choice(["mlperf", "vllm", "inferencemax"]))
+@click.option("--strict", is_flag=True, help="mlperf: results that do not map to the catalogs are an error.")
 @click.option("--model", default=None, help="vllm: the model served (catalog name or config.json).")
 @click.option("--gpu", default=None, help="vllm: the GPU the run used.")
 @click.option("--gpus", type=int, default=None, help="vllm: GPUs the run used.")
@@ -244,10 +245,17 @@ def calibrate(measurements, out, prior_profile, no_loo, interval, as_json):
 @click.option("--precision", default="fp8", show_default=True, help="vllm: deployment precision.")
 @click.option("--stack", default="vllm", show_default=True, help="vllm: software stack label.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the rows as measurement CSV.")
-def import_runs(files, kind, model, gpu, gpus, tp, ep, precision, stack, out):
-    """Turn measured runs (vLLM benchmark_serving result JSON, InferenceMAX result JSON) into calibration rows."""
+def import_runs(files, kind, strict, model, gpu, gpus, tp, ep, precision, stack, out):
+    """Turn measured runs into calibration rows: MLPerf results (submission trees with
+    mlperf_log_summary.txt and systems/*.json, or summary_results.json, or folders of them), vLLM
+    benchmark_serving result JSON, InferenceMAX result JSON."""
     from simulator.measurements import from_inferencemax, from_vllm_benchmark, measurements_csv
-    if kind == "vllm":
+    if kind == "mlperf":
+        from simulator.mlperf_results import import_mlperf
+        report = import_mlperf(files, strict=strict)
+        rows = report.rows
+        click.echo(f"infersim: {report.summary_line()}", err=True)
+    elif kind == "vllm":
         for name, value in (("--model", model), ("--gpu", gpu), ("--gpus", gpus)):
             if value is None:
                 raise ConfigError(f"{name}: required with --format vllm (the result file does not say)")

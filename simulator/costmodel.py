@@ -4,10 +4,17 @@ Pure functions and one frozen, precomputed `StepCost` per deployment. A step's b
 aggregates only (prefill tokens, attention pairs, decode sequences, their summed context), so a step
 costs O(1) however many sequences it holds. A decode-only step is exactly `a(n) + b * context_sum`
 (`decode_coefficients`), which lets the engine advance many steps in closed form.
+
+Every formula is written once and works on numbers or on numpy arrays of aggregates alike: the engine
+prices one step at a time, calibration re-prices a recorded run's steps all at once (`BatchShape`
+fields as arrays) under other efficiencies.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from statistics import NormalDist
+
+import numpy as np
 
 from simulator.hardware import Efficiency, GPUSpec
 from simulator.models import BYTES_PER_VALUE, ModelSpec, Precision
@@ -29,7 +36,7 @@ class Communication:
 
 @dataclass(frozen=True)
 class BatchShape:
-    """Aggregates of one step's batch.
+    """Aggregates of one step's batch (numbers, or numpy arrays with one entry per step).
 
     prefill_tokens: prompt tokens processed this step (whole prompts or chunks).
     prefill_pairs: sum over those tokens of the context each attends (causal), full-attention layers.
@@ -47,17 +54,29 @@ class BatchShape:
     decode_context: float = 0.0
 
 
-def roofline_time_s(flops: float, bytes_moved: float, flops_per_s: float, bytes_per_s: float) -> float:
+SHAPE_FIELDS = tuple(f.name for f in fields(BatchShape))
+
+
+def roofline_time_s(flops, bytes_moved, flops_per_s: float, bytes_per_s: float):
     """An operator takes the longer of its compute time and its memory time."""
-    return max(flops / flops_per_s, bytes_moved / bytes_per_s)
+    return np.maximum(flops / flops_per_s, bytes_moved / bytes_per_s)
 
 
-def expected_distinct_experts(experts: int, top_k: int, tokens: float) -> float:
+def expected_distinct_experts(experts: int, top_k: int, tokens):
     """Expected experts touched when `tokens` tokens each pick `top_k` of `experts` uniformly:
     E x (1 - (1 - k/E)^B)."""
-    if tokens <= 0:
-        return 0.0
-    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
+    return experts * (1.0 - (1.0 - top_k / experts) ** np.maximum(tokens, 0))
+
+
+def busiest_share(ranks: int, routed) -> np.ndarray:
+    """Load of the busiest of `ranks` expert-parallel ranks relative to the mean, when `routed` token
+    copies pick ranks uniformly: binomial counts, the maximum of `ranks` of them ~ mean + z_G x sd with
+    z_G the expected maximum of G standard normals (Blom's approximation). 1 with one rank."""
+    if ranks <= 1:
+        return np.ones_like(np.asarray(routed, dtype=float))
+    z = NormalDist().inv_cdf((ranks - 0.375) / (ranks + 0.25))
+    routed = np.maximum(np.asarray(routed, dtype=float), 1e-9)
+    return 1.0 + z * np.sqrt((ranks - 1) / routed)
 
 
 def causal_pairs(start_context: float, chunk_tokens: float, window: float = 0.0) -> float:
@@ -87,52 +106,57 @@ class StepCost:
 
     def __post_init__(self):
         m, p, eff, prec = self.model, self.plan, self.efficiency, self.precision
-        wbytes = BYTES_PER_VALUE[prec.weights]
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen cache of derived constants
-        set_("_gemm_flops_per_s", self.gpu.peak_flops(prec.gemm_dtype) * eff.compute_efficiency)
+        gemm_dtype = prec.gemm_dtype
+        set_("_gemm_flops_per_s", self.gpu.peak_flops(gemm_dtype) * eff.gemm_efficiency(gemm_dtype))
         set_("_head_flops_per_s", self.gpu.peak_flops("bf16") * eff.compute_efficiency)
         set_("_attn_flops_per_s", self.gpu.peak_flops(prec.attention_dtype) * eff.attention_efficiency)
         set_("_bytes_per_s", self.gpu.hbm_bytes_per_s * eff.memory_efficiency)
+        set_("_half", eff.gemm_half_tokens)
+        set_("_wbytes", BYTES_PER_VALUE[prec.weights])
         # Dense per-layer parameters on one GPU (attention projections split by tp).
-        attn_params = m.attention_params_per_layer / p.tp
-        ffn_params = m.dense_ffn_params / p.tp
-        shared_params = (m.shared_experts * m.expert_params + m.router_params) / p.tp if m.is_moe else 0.0
-        set_("_wbytes", wbytes)
-        set_("_attn_params_gpu", attn_params)
-        set_("_ffn_params_gpu", ffn_params)
-        set_("_shared_params_gpu", shared_params)
+        set_("_attn_params_gpu", m.attention_params_per_layer / p.tp)
+        set_("_ffn_params_gpu", m.dense_ffn_params / p.tp)
+        set_("_shared_params_gpu",
+             (m.shared_experts * m.expert_params + m.router_params) / p.tp if m.is_moe else 0.0)
         # Routed experts: spread over ep GPUs when ep > 1 (whole experts), tensor-split over tp otherwise.
         set_("_expert_split", p.ep if p.ep > 1 else p.tp)
+        set_("_expert_ranks", p.ep if p.ep > 1 else 1)
+        set_("_moe_flops_per_s", self._gemm_flops_per_s * eff.moe_efficiency)
         set_("_head_params_gpu", m.vocab * m.hidden / p.tp)
         set_("_kv_bytes_per_token_layer_gpu", m.kv_values_per_token_layer(p.tp) * BYTES_PER_VALUE[prec.kv_cache])
         set_("_attn_flops_per_pair_gpu", m.attention_flops_per_context_token() / p.tp)
 
     # ---- operators ---------------------------------------------------------------------------
-    def _gemm_s(self, params_gpu: float, tokens: float, flops_per_s: float, wbytes: float) -> float:
-        if params_gpu <= 0 or tokens <= 0:
+    def _gemm_s(self, params_gpu: float, tokens, flops_per_s: float, wbytes: float):
+        """One GEMM over `tokens` rows: compute at a rate that falls off as tokens/(tokens + half),
+        2 P t (t + half) / t / F = 2 P (t + half) / F, or reading the weights, whichever is longer."""
+        if params_gpu <= 0:
             return 0.0
-        efficiency = tokens / (tokens + self.efficiency.gemm_half_tokens)
-        return roofline_time_s(2 * params_gpu * tokens, params_gpu * wbytes,
-                               flops_per_s * efficiency, self._bytes_per_s)
+        compute = 2 * params_gpu * (tokens + self._half) / flops_per_s
+        memory = params_gpu * wbytes / self._bytes_per_s
+        return (tokens > 0) * np.maximum(compute, memory)
 
-    def _moe_s(self, tokens: float) -> float:
-        """Routed experts of one MoE layer on the busiest-on-average GPU: weights of the distinct experts
-        the batch touches, FLOPs of top-k experts per token."""
+    def _moe_s(self, tokens):
+        """Routed experts of one MoE layer on the busiest GPU: weights of the distinct experts the batch
+        touches, FLOPs of top-k experts per token at grouped-GEMM efficiency, rows per expert setting
+        the small-GEMM falloff; with expert parallelism the most loaded rank (binomial routing) sets the
+        pace."""
         m = self.model
-        if not m.is_moe or tokens <= 0:
+        if not m.is_moe:
             return 0.0
+        routed = tokens * m.active_experts
         distinct = expected_distinct_experts(m.experts, m.active_experts, tokens)
-        rows_per_expert = tokens * m.active_experts / distinct
-        efficiency = rows_per_expert / (rows_per_expert + self.efficiency.gemm_half_tokens)
-        flops = 2 * tokens * m.active_experts * m.expert_params / self._expert_split
-        weight_bytes = distinct * m.expert_params * self._wbytes / self._expert_split
-        return roofline_time_s(flops, weight_bytes, self._gemm_flops_per_s * efficiency, self._bytes_per_s)
+        # rows per expert r = routed / distinct: 2 routed P (r + half) / r / F = 2 P (routed + half x distinct) / F
+        compute = 2 * m.expert_params / self._expert_split * (routed + self._half * distinct) / self._moe_flops_per_s
+        compute = compute * busiest_share(self._expert_ranks, routed)
+        memory = distinct * m.expert_params * self._wbytes / self._expert_split / self._bytes_per_s
+        return (tokens > 0) * np.maximum(compute, memory)
 
-    def _linear_layers_s(self, tokens: float) -> float:
+    def _linear_layers_s(self, tokens):
         """All GEMMs of all layers (per attention group of the replica) for `tokens` tokens."""
         m = self.model
-        dp = self.plan.attention_dp
-        group_tokens = tokens / dp
+        group_tokens = tokens / self.plan.attention_dp
         attn = self._gemm_s(self._attn_params_gpu, group_tokens, self._gemm_flops_per_s, self._wbytes)
         dense = self._gemm_s(self._ffn_params_gpu, group_tokens, self._gemm_flops_per_s, self._wbytes)
         shared = self._gemm_s(self._shared_params_gpu, group_tokens, self._gemm_flops_per_s, self._wbytes)
@@ -140,11 +164,11 @@ class StepCost:
         moe = self._moe_s(tokens)
         return m.layers * attn + m.ffn_dense_layers * dense + m.moe_layers * (shared + moe)
 
-    def _output_head_s(self, logit_tokens: float) -> float:
+    def _output_head_s(self, logit_tokens):
         return self._gemm_s(self._head_params_gpu, logit_tokens / self.plan.attention_dp,
                             self._head_flops_per_s, BYTES_PER_VALUE["bf16"])
 
-    def _communication_s(self, tokens: float) -> float:
+    def _communication_s(self, tokens):
         """TP all-reduces, EP dispatch + combine and pipeline hand-offs of one step.
 
         Without EP every layer all-reduces twice (after attention, after the FFN or MoE). With EP a MoE
@@ -156,18 +180,18 @@ class StepCost:
         expert_parallel = p.ep > 1 and m.is_moe
         if p.tp > 1 and comm.tp_all_reduce is not None:
             reduces = m.layers + (m.ffn_dense_layers if expert_parallel else m.layers)
-            total += reduces * comm.tp_all_reduce.time_s(wire)
+            total = total + reduces * comm.tp_all_reduce.time_s(wire)
         if expert_parallel and comm.ep_all_to_all is not None:
             # Each GPU sends its share of the top-k copies of its group's tokens.
             dispatched = wire * m.active_experts / p.tp
-            total += m.moe_layers * 2 * comm.ep_all_to_all.time_s(dispatched)
+            total = total + m.moe_layers * 2 * comm.ep_all_to_all.time_s(dispatched)
         if p.pp > 1 and comm.pp_send_recv is not None:
-            total += (p.pp - 1) * comm.pp_send_recv.time_s(wire / p.tp)
+            total = total + (p.pp - 1) * comm.pp_send_recv.time_s(wire / p.tp)
         return total
 
-    def _attention_s(self, layers: int, pairs: float, kv_tokens_read: float) -> float:
+    def _attention_s(self, layers: int, pairs, kv_tokens_read):
         """Attention of `layers` layers: FLOPs of the query-key pairs, bytes of the KV read."""
-        if layers == 0 or (pairs <= 0 and kv_tokens_read <= 0):
+        if layers == 0:
             return 0.0
         dp = self.plan.attention_dp
         flops = self._attn_flops_per_pair_gpu * layers * pairs / dp
@@ -175,34 +199,33 @@ class StepCost:
         return roofline_time_s(flops, kv_bytes, self._attn_flops_per_s, self._bytes_per_s)
 
     # ---- public ------------------------------------------------------------------------------
-    def step_time_s(self, batch: BatchShape) -> float:
-        """Time of one engine step (for pipeline plans: one micro-batch through every stage).
+    def step_time_s(self, batch: BatchShape):
+        """Time of one engine step (for pipeline plans: one micro-batch through every stage); a number,
+        or an array when the shape's fields are arrays.
 
         Prefill and decode attention, and full and sliding-window layers, are separate kernels with
         rooflines of their own. A decoding sequence in a sliding layer reads a full window (exact once
         its context reaches the window, an upper bound before).
         """
         tokens = batch.prefill_tokens + batch.decode_seqs
-        if tokens <= 0:
-            return 0.0
         m = self.model
         window_context = batch.decode_seqs * m.sliding_window
         attention = (self._attention_s(m.full_attention_layers, batch.prefill_pairs, batch.prefill_tokens)
                      + self._attention_s(m.sliding_layers, batch.prefill_window_pairs, batch.prefill_tokens)
                      + self._attention_s(m.full_attention_layers, batch.decode_context, batch.decode_context)
                      + self._attention_s(m.sliding_layers, window_context, window_context))
-        return (self.efficiency.step_overhead_s + self._linear_layers_s(tokens)
+        busy = ((tokens > 0) * self.efficiency.step_overhead_s + self._linear_layers_s(tokens)
                 + self._output_head_s(batch.prefill_seqs + batch.decode_seqs)
                 + attention + self._communication_s(tokens))
+        return busy if isinstance(busy, np.ndarray) else float(busy)
 
-    def decode_coefficients(self, decode_seqs: int) -> tuple[float, float]:
-        """(a, b) with decode step time = a + b x context_sum for `decode_seqs` sequences.
+    def decode_coefficients(self, decode_seqs):
+        """(a, b) with decode step time = a + b x context_sum for `decode_seqs` sequences (a number or an
+        array of sequence counts).
 
         Exact: every term but full-layer decode attention depends on the sequence count only, and that
         roofline, max(flops, bytes) of two quantities linear in the context, is linear in it.
         """
-        if decode_seqs <= 0:
-            return 0.0, 0.0
         a = self.step_time_s(BatchShape(decode_seqs=decode_seqs))
         b = self.model.full_attention_layers * max(self._attn_flops_per_pair_gpu / self._attn_flops_per_s,
                                                    self._kv_bytes_per_token_layer_gpu / self._bytes_per_s)
@@ -219,4 +242,11 @@ class StepCost:
 
 def combine(*shapes: BatchShape) -> BatchShape:
     """The aggregate of several batch parts (prompts of one prefill step, decode plus chunks)."""
-    return BatchShape(*(sum(getattr(s, f) for s in shapes) for f in BatchShape.__dataclass_fields__))
+    return BatchShape(*(sum(getattr(s, f) for s in shapes) for f in SHAPE_FIELDS))
+
+
+def shape_arrays(rows) -> BatchShape:
+    """Recorded steps (tuples in SHAPE_FIELDS order) as one BatchShape of numpy arrays."""
+    table = np.asarray(rows, dtype=float).reshape(-1, len(SHAPE_FIELDS))
+    return BatchShape(*(table[:, i] for i in range(len(SHAPE_FIELDS))))
+

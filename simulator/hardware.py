@@ -11,6 +11,7 @@ from simulator.catalog_io import merged_catalog, read_toml, packaged_toml
 from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
 
 DTYPES = ("bf16", "fp8", "fp6", "fp4")
+NARROW_DTYPES = ("fp6", "fp4")
 BITS = {"bf16": 16, "fp16": 16, "fp8": 8, "fp6": 6, "fp4": 4}
 SCALEUP_KINDS = ("nvswitch", "mesh", "nvl72")
 
@@ -34,6 +35,8 @@ class GPUSpec:
     usd_per_gpu_hour: tuple[float, float]
     scaleup_links: int = 0
     source: str = ""
+    aliases: tuple = ()
+
 
     def __post_init__(self):
         where = f"gpu {self.name}"
@@ -81,7 +84,7 @@ def gpu_from_table(name: str, table: dict) -> GPUSpec:
     """Build a GPUSpec from one catalog table, naming the file and key on any error."""
     where = f"{table.get('_file', 'gpus.toml')}: [{name}]"
     reject_unknown_keys(where, table, _GPU_KEYS)
-    required = [f.name for f in fields(GPUSpec) if f.name not in ("name", "scaleup_links", "source")]
+    required = [f.name for f in fields(GPUSpec) if f.name not in ("name", "scaleup_links", "source", "aliases")]
     missing = [k for k in required if k not in table]
     if missing:
         raise ConfigError(f"{where}: missing key {missing[0]!r}")
@@ -92,6 +95,10 @@ def gpu_from_table(name: str, table: dict) -> GPUSpec:
     if not isinstance(values["peak_tflops"], dict):
         raise ConfigError(f"{where}: peak_tflops must be a table like {{ bf16 = 989 }}")
     values["usd_per_gpu_hour"] = tuple(prices)
+    aliases = values.get("aliases", [])
+    if not (isinstance(aliases, list) and all(isinstance(a, str) and a.strip() for a in aliases)):
+        raise ConfigError(f"{where}: aliases must be a list of names, got {aliases!r}")
+    values["aliases"] = tuple(aliases)
     values["peak_tflops"] = dict(values["peak_tflops"])
     try:
         return GPUSpec(name=name, **values)
@@ -105,6 +112,20 @@ def load_gpus(user_files=()) -> dict[str, GPUSpec]:
     return {name: gpu_from_table(name, table) for name, table in tables.items()}
 
 
+def alias_key(name: str) -> str:
+    """How names are compared: case and runs of spaces do not matter."""
+    return " ".join(str(name).lower().split())
+
+
+def gpu_by_alias(gpus: dict[str, GPUSpec]) -> dict[str, str]:
+    """Every catalog name and alias (normalised by `alias_key`) -> the catalog name."""
+    table = {}
+    for gpu in gpus.values():
+        for alias in (gpu.name, *gpu.aliases):
+            table[alias_key(alias)] = gpu.name
+    return table
+
+
 def get_gpu(name: str, user_files=()) -> GPUSpec:
     gpus = load_gpus(user_files)
     key = name.lower()
@@ -115,33 +136,42 @@ def get_gpu(name: str, user_files=()) -> GPUSpec:
 
 @dataclass(frozen=True)
 class Efficiency:
-    """How much of the datasheet software reaches; the parameters calibration fits.
+    """How much of the datasheet software reaches; the parameters calibration fits. Defaults are the
+    uncalibrated prior, each set by what is known of real kernels (see simulator/catalog/profile.toml
+    for the fitted values and ../shared/reference/gpus.md for the measurements quoted).
 
-    compute_efficiency: fraction of dense peak a large GEMM reaches.
-    memory_efficiency: fraction of HBM bandwidth a streaming read reaches.
+    compute_efficiency: fraction of dense peak a large 8- or 16-bit GEMM reaches (an 8192^3 bf16 GEMM
+        reaches ~81% of an H100's peak).
+    narrow_compute_efficiency: the same for 4- and 6-bit GEMMs, which reach a smaller share of their
+        (doubled) peak: scaling factors, unpacking and operand delivery do not speed up with the tensor rate.
+    memory_efficiency: fraction of HBM bandwidth a streaming read reaches (device copies reach ~90%).
     gemm_half_tokens: GEMM rows (tokens) at which GEMM efficiency is half its large-GEMM value; small
         batches (decode with few sequences) reach far less of peak.
-    attention_efficiency: fraction of peak the attention math reaches.
+    attention_efficiency: fraction of peak the attention math reaches (flash-attention kernels).
+    moe_efficiency: fraction of the dense-GEMM efficiency a grouped expert GEMM reaches.
     step_overhead_s: fixed time per engine step (scheduler, kernel launches, sampling).
-    collective_efficiency: fraction of link bandwidth a collective reaches.
+    collective_efficiency: fraction of link bandwidth a collective reaches (NCCL rings ~82% of NVLink).
     """
 
-    compute_efficiency: float = 0.6
-    memory_efficiency: float = 0.75
-    gemm_half_tokens: float = 32.0
-    attention_efficiency: float = 0.4
+    compute_efficiency: float = 0.7
+    narrow_compute_efficiency: float = 0.5
+    memory_efficiency: float = 0.85
+    gemm_half_tokens: float = 64.0
+    attention_efficiency: float = 0.5
+    moe_efficiency: float = 0.7
     step_overhead_s: float = 0.003
-    collective_efficiency: float = 0.7
+    collective_efficiency: float = 0.8
 
     def __post_init__(self):
-        for name in ("compute_efficiency", "memory_efficiency", "attention_efficiency", "collective_efficiency"):
+        for name in ("compute_efficiency", "narrow_compute_efficiency", "memory_efficiency", "attention_efficiency",
+                     "moe_efficiency", "collective_efficiency"):
             require_number(f"efficiency.{name}", getattr(self, name), low=0, low_inclusive=False, high=1.0)
         require_number("efficiency.gemm_half_tokens", self.gemm_half_tokens, low=0, high=1e6)
         require_number("efficiency.step_overhead_s", self.step_overhead_s, low=0, high=10.0)
 
-    def gemm_efficiency(self, tokens: float) -> float:
-        """Fraction of peak a GEMM with `tokens` rows reaches: falls off as tokens/(tokens + half)."""
-        return self.compute_efficiency * tokens / (tokens + self.gemm_half_tokens)
+    def gemm_efficiency(self, dtype: str) -> float:
+        """Large-GEMM fraction of the dense peak for math in `dtype`."""
+        return self.narrow_compute_efficiency if dtype in NARROW_DTYPES else self.compute_efficiency
 
 
 EFFICIENCY_FIELDS = tuple(f.name for f in fields(Efficiency))

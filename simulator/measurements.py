@@ -12,6 +12,10 @@ CSV columns (header required; blank cells mean "not measured" / "default"):
   precision, stack                   e.g. fp4, fp8 or fp4/fp8/fp8; software stack name (free text)
   tp, pp, ep, max_batch_size         the plan measured (blank: tp = smallest that fits, pp = ep = 1)
   ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures
+  ttft_limit_s, tpot_limit_s         the limits a Server/Interactive run was held to
+  nodes, gpu_power_w                 the system's node count and GPU power limit (TGP) where published
+  benchmark                          the MLPerf benchmark whose dataset was served (default: the model's)
+  round, division, submitter, system, valid   provenance of a published result
 """
 from __future__ import annotations
 
@@ -27,10 +31,13 @@ from simulator.errors import ConfigError
 
 SCENARIOS = ("offline", "server", "interactive", "open", "closed")
 NUMBERS = {"gpus": (1, 1_000_000, True), "rate_per_s": (0, 1e7, False), "users": (1, 10_000_000, True),
-           "input_tokens": (1, 10_000_000, True), "output_tokens": (1, 10_000_000, True),
+           "input_tokens": (1, 10_000_000, False), "output_tokens": (1, 10_000_000, False),
            "tp": (1, 1024, True), "pp": (1, 256, True), "ep": (1, 4096, True), "max_batch_size": (1, 65536, True),
            "output_tokens_per_s": (0, 1e12, False), "ttft_p50_s": (0, 1e6, False), "ttft_p99_s": (0, 1e6, False),
-           "tpot_p50_s": (0, 1e6, False), "tpot_p99_s": (0, 1e6, False)}
+           "tpot_p50_s": (0, 1e6, False), "tpot_p99_s": (0, 1e6, False), "ttft_limit_s": (0, 1e6, False),
+           "tpot_limit_s": (0, 1e6, False), "nodes": (1, 1_000_000, True), "gpu_power_w": (1, 100_000, True)}
+BOOLEANS = {"true": True, "yes": True, "1": True, "valid": True, "false": False, "no": False, "0": False,
+            "invalid": False}
 REQUIRED = ("model", "gpu", "gpus", "scenario", "output_tokens_per_s", "source")
 
 
@@ -56,6 +63,16 @@ class Measurement:
     ttft_p99_s: float | None = None
     tpot_p50_s: float | None = None
     tpot_p99_s: float | None = None
+    ttft_limit_s: float | None = None
+    tpot_limit_s: float | None = None
+    nodes: int | None = None
+    gpu_power_w: int | None = None
+    benchmark: str = ""
+    round: str = ""
+    division: str = ""
+    submitter: str = ""
+    system: str = ""
+    valid: bool = True
 
     @property
     def label(self) -> str:
@@ -95,7 +112,12 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
             if name in REQUIRED:
                 raise ConfigError(f"{where}: {name} is required")
             continue
-        values[name] = _number(where, name, text) if name in NUMBERS else text
+        if name == "valid":
+            if text.lower() not in BOOLEANS:
+                raise ConfigError(f"{where}: valid {text!r} is not true or false")
+            values[name] = BOOLEANS[text.lower()]
+        else:
+            values[name] = _number(where, name, text) if name in NUMBERS else text
     values["model"], values["gpu"] = values["model"].lower(), values["gpu"].lower()
     values["scenario"] = values["scenario"].lower()
     if values["scenario"] not in SCENARIOS:

@@ -13,11 +13,13 @@ or S/n for reduce-scatter); all-to-all takes the bytes each GPU sends in total; 
 """
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from dataclasses import dataclass
 
 import networkx as nx
+import numpy as np
 
 from simulator.errors import ConfigError
 
@@ -39,8 +41,9 @@ class AlphaBeta:
     alpha_s: float = 0.0
     beta_s_per_byte: float = 0.0
 
-    def time_s(self, message_bytes: float) -> float:
-        return self.alpha_s + self.beta_s_per_byte * message_bytes if message_bytes > 0 else 0.0
+    def time_s(self, message_bytes):
+        """Seconds for a message (a number, or a numpy array of sizes); nothing to send costs nothing."""
+        return (message_bytes > 0) * (self.alpha_s + self.beta_s_per_byte * message_bytes)
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,11 @@ class CollectiveCost:
 
     options: tuple  # ((name, AlphaBeta), ...)
 
-    def time_s(self, message_bytes: float) -> float:
-        if message_bytes <= 0 or not self.options:
-            return 0.0
-        return min(ab.time_s(message_bytes) for _, ab in self.options)
+    def time_s(self, message_bytes):
+        """Seconds of the fastest algorithm for the message size (numbers or numpy arrays)."""
+        if not self.options:
+            return 0.0 * message_bytes
+        return functools.reduce(np.minimum, (ab.time_s(message_bytes) for _, ab in self.options))
 
     def best(self, message_bytes: float) -> str:
         return min(self.options, key=lambda item: item[1].time_s(message_bytes))[0]

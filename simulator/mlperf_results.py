@@ -1,0 +1,315 @@
+"""Import published MLPerf Inference results (MLCommons' own files) as calibration rows.
+
+Reads either kind of file MLCommons publishes, or a folder holding them:
+- submission trees: `[ROUND/]DIVISION/SUBMITTER/results/SYSTEM/BENCHMARK/SCENARIO/performance/run_1/
+  mlperf_log_summary.txt` (LoadGen's summary: scenario, tokens/s, samples/s, VALID, latency percentiles
+  and limits in ns) with `DIVISION/SUBMITTER/systems/SYSTEM.json` (accelerator name, accelerators per
+  node, nodes, framework, hardware notes);
+- `summary_results.json` (one object per result: Accelerator, "a#", Nodes, Model, UsedModel, Scenario,
+  Performance_Result, weight_data_types, Software, Accuracy with TOKENS_PER_SAMPLE, Category).
+A result found in both is one row (the log's latencies, the summary's data types and tokens/sample).
+
+Mapping: accelerator name -> catalog GPU through the catalog's `aliases`; accelerators per node x nodes
+-> GPUs; weight data type -> precision (mxfp4/nvfp4 -> fp4; unknown -> what that GPU's submitters run);
+benchmark -> model and dataset (an open-division `UsedModel` that is another catalog model keeps the
+benchmark's dataset); framework -> stack. Names that do not map are counted per name and reported in one
+line (`strict` makes them an error), never dropped silently.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulator.catalog_io import read_text
+from simulator.errors import ConfigError
+from simulator.hardware import alias_key, gpu_by_alias, load_gpus
+from simulator.measurements import Measurement, measurement_from_record
+
+BENCHMARK_MODELS = {"llama2-70b-99": "llama2-70b", "llama2-70b-99.9": "llama2-70b", "llama2-70b": "llama2-70b",
+                    "mixtral-8x7b": "mixtral-8x7b", "llama3.1-405b": "llama3.1-405b", "llama3_1-405b": "llama3.1-405b",
+                    "llama3.1-8b": "llama3.1-8b", "llama3_1-8b": "llama3.1-8b", "llama3.1-8b-edge": "llama3.1-8b",
+                    "deepseek-r1": "deepseek-r1"}
+# Open-division submissions may serve another model on a benchmark's dataset ("UsedModel").
+USED_MODELS = (("llama3_1-70b", "llama3.1-70b"), ("llama3.1-70b", "llama3.1-70b"), ("llama2-70b", "llama2-70b"),
+               ("llama3_1-405b", "llama3.1-405b"), ("llama3.1-405b", "llama3.1-405b"))
+MODIFIED_MODEL = re.compile(r"prun|finetun|sparse|distill|depth", re.IGNORECASE)
+SCENARIOS = {"offline": "offline", "server": "server", "interactive": "interactive"}
+PRECISIONS = {"fp4": "fp4", "mxfp4": "fp4", "nvfp4": "fp4", "fp6": "fp6", "mxfp6": "fp6", "fp8": "fp8",
+              "bf16": "bf16", "fp16": "bf16"}
+STACKS = (("tensorrt", "tensorrt-llm"), ("trt", "tensorrt-llm"), ("llmboost", "llmboost"), ("sglang", "sglang"),
+          ("vllm", "vllm"), ("aiter", "pytorch-aiter"), ("pytorch", "pytorch"))
+NS = 1e-9
+
+
+@dataclass
+class ImportReport:
+    """What an import found: the rows, and per reason a count of what it could not use."""
+
+    rows: list = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+
+    def summary_line(self) -> str:
+        if not self.skipped:
+            return f"{len(self.rows)} rows imported"
+        parts = "; ".join(f"{reason} x{count}" for reason, count in sorted(self.skipped.items(), key=lambda i: -i[1]))
+        return f"{len(self.rows)} rows imported; not imported: {parts}"
+
+
+def stack_of(framework: str) -> str:
+    text = (framework or "").lower()
+    for needle, stack in STACKS:
+        if needle in text:
+            return stack
+    word = re.split(r"[\s,]+", text.strip())[0] if text.strip() else ""
+    return word or "unknown"
+
+
+def _number(pattern: str, text: str) -> float | None:
+    match = re.search(pattern, text, re.IGNORECASE | re.MULTILINE)
+    return float(match.group(1)) if match else None
+
+
+def parse_log_summary(text: str) -> dict:
+    """The figures of one `mlperf_log_summary.txt`: scenario, tokens/s, samples/s, validity, p99 TTFT
+    and TPOT and their limits (seconds)."""
+    scenario = re.search(r"^Scenario\s*:\s*(\w+)", text, re.MULTILINE)
+    valid = re.search(r"^Result is\s*:\s*(\w+)", text, re.MULTILINE)
+    out = {"scenario": scenario.group(1) if scenario else None,
+           "tokens_per_s": _number(r"^(?:Completed tokens per second|Tokens per second)\s*:\s*([\d.]+)", text),
+           "samples_per_s": _number(r"^(?:Completed samples per second|Samples per second)\s*:\s*([\d.]+)", text),
+           "valid": (valid.group(1).upper() == "VALID") if valid else None}
+    for key, pattern in (("ttft_p99_s", r"^99\.00 percentile first token latency \(ns\)\s*:\s*(\d+)"),
+                         ("tpot_p99_s", r"^99\.00 percentile time to output token \(ns\)\s*:\s*(\d+)"),
+                         ("ttft_limit_s", r"^ttft_latency \(ns\)\s*:\s*(\d+)"),
+                         ("tpot_limit_s", r"^tpot_latency \(ns\)\s*:\s*(\d+)")):
+        value = _number(pattern, text)
+        out[key] = round(value * NS, 9) if value is not None else None
+    return out
+
+
+class _Mapper:
+    """Catalog lookups shared by every result of one import."""
+
+    def __init__(self, gpu_catalog=()):
+        self.gpus = load_gpus(gpu_catalog)
+        self.aliases = gpu_by_alias(self.gpus)
+
+    def gpu(self, accelerator: str) -> str | None:
+        return self.aliases.get(alias_key(accelerator))
+
+    def default_precision(self, gpu: str) -> str:
+        return "fp4" if "fp4" in self.gpus[gpu].peak_tflops else "fp8"
+
+
+def _round_of(path: Path) -> str | None:
+    for part in path.parts:
+        if re.fullmatch(r"v\d+\.\d+", part):
+            return part
+    return None
+
+
+def _model_for(benchmark: str, used_model: str | None) -> tuple[str | None, str | None, str]:
+    """(model served, benchmark dataset, reason when unmapped) for a benchmark and an open division's
+    UsedModel (another model run on the benchmark's dataset)."""
+    dataset = BENCHMARK_MODELS.get(benchmark.lower())
+    if dataset is None:
+        return None, None, f"unknown benchmark {benchmark!r}"
+    used = (used_model or benchmark).lower()
+    if BENCHMARK_MODELS.get(used) == dataset:
+        return dataset, dataset, ""
+    if MODIFIED_MODEL.search(used):
+        return None, None, f"modified model {used_model!r} (open division)"
+    for prefix, model in USED_MODELS:
+        if used.startswith(prefix):
+            return model, dataset, ""
+    return None, None, f"unknown model {used_model!r}"
+
+
+def _record(mapper: _Mapper, report: ImportReport, *, round_: str, division: str, submitter: str, system: str,
+            benchmark: str, scenario: str, accelerator: str, per_node, nodes, framework: str, source: str,
+            figures: dict, weight_type: str | None = None, tokens_per_sample: float | None = None,
+            used_model: str | None = None, hw_notes: str = "", system_name: str = "") -> None:
+    kind = SCENARIOS.get(str(scenario).lower())
+    if kind is None:
+        report.skipped[f"unknown scenario {scenario!r}"] += 1
+        return
+    model, dataset, reason = _model_for(benchmark, used_model)
+    if model is None:
+        report.skipped[reason] += 1
+        return
+    gpu = mapper.gpu(accelerator or "")
+    if gpu is None:
+        report.skipped[f"unknown accelerator {accelerator or 'N/A'!r}"] += 1
+        return
+    if division == "open" and MODIFIED_MODEL.search(system):
+        report.skipped["modified model (open division system named so)"] += 1
+        return
+    if re.search(r"maxq", f"{system} {system_name}", re.IGNORECASE):
+        report.skipped["power-capped MaxQ system (its power limit is not published)"] += 1
+        return
+    try:
+        gpus = int(per_node) * int(nodes)
+    except (TypeError, ValueError):
+        gpus = 0
+    if gpus <= 0:
+        report.skipped["no accelerator count"] += 1
+        return
+    tokens = figures.get("tokens_per_s")
+    if not tokens:
+        report.skipped["no tokens/s in the result"] += 1
+        return
+    precision = PRECISIONS.get(str(weight_type or "").lower()) or mapper.default_precision(gpu)
+    samples = figures.get("samples_per_s")
+    per_sample = tokens_per_sample or (tokens / samples if samples else None)
+    power = re.search(r"TGP\s*(\d+)\s*W", hw_notes or "", re.IGNORECASE)
+    record = {"model": model, "gpu": gpu, "gpus": gpus, "nodes": int(nodes), "scenario": kind,
+              "output_tokens_per_s": tokens, "source": source, "precision": precision,
+              "stack": stack_of(framework), "round": round_, "division": division, "submitter": submitter,
+              "system": system, "benchmark": dataset, "valid": figures.get("valid", True),
+              "output_tokens": round(per_sample, 1) if per_sample else None,
+              "gpu_power_w": int(power.group(1)) if power else None}
+    if kind != "offline":
+        for key in ("ttft_p99_s", "tpot_p99_s", "ttft_limit_s", "tpot_limit_s"):
+            record[key] = figures.get(key)
+    report.rows.append(measurement_from_record(source, record))
+
+
+def _load_json(path: Path):
+    try:
+        return json.loads(read_text(path))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
+
+
+def _tree_results(root: Path) -> list[Path]:
+    return sorted(root.rglob("mlperf_log_summary.txt"))
+
+
+def _from_log(mapper: _Mapper, report: ImportReport, log: Path, base: Path, summary_index: dict) -> tuple | None:
+    """One submission-tree result; returns its identity key (for merging with summary_results.json)."""
+    parts = log.parts
+    try:
+        at = parts.index("results")
+    except ValueError:
+        report.skipped["log outside a results/ folder"] += 1
+        return None
+    if len(parts) < at + 4 or at < 2:
+        report.skipped["log outside a results/SYSTEM/BENCHMARK/SCENARIO tree"] += 1
+        return None
+    division, submitter = parts[at - 2], parts[at - 1]
+    system, benchmark, scenario = parts[at + 1], parts[at + 2], parts[at + 3]
+    round_ = _round_of(log) or "unknown"
+    key = (round_, division, submitter, system, benchmark, scenario.lower())
+    system_file = Path(*parts[:at]) / "systems" / f"{system}.json"
+    if not system_file.is_file():
+        report.skipped["missing systems/SYSTEM.json"] += 1
+        return key
+    description = _load_json(system_file)
+    if not isinstance(description, dict):
+        raise ConfigError(f"{system_file}: expected a JSON object")
+    figures = parse_log_summary(read_text(log))
+    extra = summary_index.get(key, {})
+    benchmark = extra.get("benchmark") or benchmark
+    try:
+        source = str(log.relative_to(base))
+    except ValueError:
+        source = str(log)
+    _record(mapper, report, round_=round_, division=division, submitter=submitter, system=system,
+            benchmark=benchmark, scenario=scenario,
+            accelerator=description.get("accelerator_model_name", ""),
+            per_node=description.get("accelerators_per_node"), nodes=description.get("number_of_nodes"),
+            framework=description.get("framework", ""), source=source, figures=figures,
+            weight_type=extra.get("weight_data_types"), tokens_per_sample=extra.get("tokens_per_sample"),
+            used_model=extra.get("used_model"), hw_notes=description.get("hw_notes", ""),
+            system_name=description.get("system_name", ""))
+    return key
+
+
+def _summary_entries(path: Path) -> list[dict]:
+    data = _load_json(path)
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a JSON list of results (MLCommons summary_results.json)")
+    return [entry for entry in data if isinstance(entry, dict)]
+
+
+def _summary_key(round_: str, entry: dict) -> tuple | None:
+    parts = str(entry.get("Location", "")).split("/")
+    if len(parts) < 6:
+        return None
+    return (round_, parts[0], parts[1], parts[3], parts[4], parts[5].lower())
+
+
+def _tokens_per_sample(entry: dict) -> float | None:
+    match = re.search(r"TOKENS_PER_SAMPLE:\s*([\d.]+)", str(entry.get("Accuracy", "")))
+    return float(match.group(1)) if match else None
+
+
+def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportReport:
+    """Rows from MLPerf result trees and/or summary_results.json files (see the module docstring)."""
+    mapper, report = _Mapper(gpu_catalog), ImportReport()
+    logs, summaries = [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            logs += [(log, path) for log in _tree_results(path)]
+            summaries += [(s, path) for s in sorted(path.rglob("summary_results.json"))]
+        elif path.name == "mlperf_log_summary.txt":
+            logs.append((path, path.parent))
+        elif path.suffix == ".json":
+            summaries.append((path, path.parent))
+        elif not path.exists():
+            raise ConfigError(f"{path}: file not found")
+        else:
+            raise ConfigError(f"{path}: not an mlperf_log_summary.txt, a summary_results.json or a folder of them")
+    index, entries = {}, []
+    for summary, base in summaries:
+        round_ = _round_of(summary.resolve()) or "unknown"
+        for entry in _summary_entries(summary):
+            key = _summary_key(round_, entry)
+            info = {"weight_data_types": entry.get("weight_data_types"), "tokens_per_sample": _tokens_per_sample(entry),
+                    "used_model": entry.get("UsedModel"), "benchmark": entry.get("Model")}
+            if key is not None:
+                index[key] = info
+            entries.append((round_, summary, base, key, entry, info))
+    seen = set()
+    for log, base in logs:
+        key = _from_log(mapper, report, log, base, index)
+        seen.add(key)
+    for round_, summary, base, key, entry, info in entries:
+        if key in seen:
+            continue        # the tree's log already gave this result
+        try:
+            source = f"{summary.relative_to(base)}#{entry.get('ID', '?')}"
+        except ValueError:
+            source = f"{summary}#{entry.get('ID', '?')}"
+        location = key or (None, entry.get("Category"), entry.get("Submitter"), entry.get("Platform"), "", "")
+        figures = {"tokens_per_s": entry.get("Performance_Result")
+                   if entry.get("Performance_Units") in (None, "Tokens/s") else None, "valid": True}
+        _record(mapper, report, round_=round_, division=str(entry.get("Category", location[1])),
+                submitter=str(entry.get("Submitter", location[2])), system=str(entry.get("Platform", location[3])),
+                benchmark=str(entry.get("Model", "")), scenario=str(entry.get("Scenario", "")),
+                accelerator=str(entry.get("Accelerator", "")), per_node=entry.get("a#"), nodes=entry.get("Nodes"),
+                framework=str(entry.get("Software", "")), source=source, figures=figures,
+                weight_type=info["weight_data_types"], tokens_per_sample=info["tokens_per_sample"],
+                used_model=info["used_model"], system_name=str(entry.get("System", "")))
+    report.rows = _drop_resubmissions(report)
+    if strict and report.skipped:
+        raise ConfigError(f"--strict: {report.summary_line()}")
+    return report
+
+
+def _drop_resubmissions(report: ImportReport) -> list:
+    """One row per run: a Llama 2 70B result filed under both accuracy targets (-99 and -99.9) with the
+    identical score is the same run submitted twice."""
+    kept, seen = [], set()
+    for row in report.rows:
+        key = (row.round, row.division, row.submitter, row.system, row.scenario, row.model, row.output_tokens_per_s)
+        if key in seen:
+            report.skipped["the same run filed under a second accuracy target"] += 1
+            continue
+        seen.add(key)
+        kept.append(row)
+    return kept

@@ -218,10 +218,12 @@ def engine_workload(spec: WorkloadSpec, seed: int, stream_metrics: bool | None =
 
 
 def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_info: dict | None = None,
-               step_cost=None, representative: bool = False) -> RunResult:
+               step_cost=None, representative: bool = False, record_steps: bool = False) -> RunResult:
     """Run a resolved config on an engine workload (Requests or ClosedLoopWorkload); `representative`
-    simulates one replica where that stands for all (see `engine.simulate`)."""
-    result = run_engine(config, workload, step_cost=step_cost, representative=representative)
+    simulates one replica where that stands for all, `record_steps` keeps step traces (see
+    `engine.simulate`)."""
+    result = run_engine(config, workload, step_cost=step_cost, representative=representative,
+                        record_steps=record_steps)
     cost = cost_fields(config.gpu, config.gpus, result.summary["output_tokens_per_s"], usd_per_gpu_hour)
     summary = dict(result.summary)
     if step_cost is None:

@@ -33,6 +33,11 @@ class Communication:
     ep_all_to_all: AlphaBeta | None = None
     pp_send_recv: AlphaBeta | None = None
 
+    def scaled(self, bandwidth_factor: float) -> "Communication":
+        """The same collectives when links deliver `bandwidth_factor` times the bandwidth."""
+        return Communication(*(None if c is None else c.scaled(bandwidth_factor)
+                               for c in (self.tp_all_reduce, self.ep_all_to_all, self.pp_send_recv)))
+
 
 @dataclass(frozen=True)
 class BatchShape:
@@ -230,6 +235,12 @@ class StepCost:
         b = self.model.full_attention_layers * max(self._attn_flops_per_pair_gpu / self._attn_flops_per_s,
                                                    self._kv_bytes_per_token_layer_gpu / self._bytes_per_s)
         return a, b / self.plan.attention_dp
+
+    def with_efficiency(self, efficiency: Efficiency) -> "StepCost":
+        """This deployment under other efficiencies (collectives rescaled by the collective efficiency)."""
+        factor = efficiency.collective_efficiency / self.efficiency.collective_efficiency
+        return StepCost(self.model, self.gpu, self.precision, self.plan, efficiency,
+                        self.communication.scaled(factor))
 
     def prefill_shape(self, prompt_tokens: int, cached_tokens: int = 0, completes: bool = True) -> BatchShape:
         """BatchShape of one prompt chunk of `prompt_tokens` after `cached_tokens` already in KV."""

@@ -24,7 +24,7 @@ from simulator.memory import MemoryPlan, plan_memory
 from simulator.metrics import SLA, LatencyHistogram, summarize
 from simulator.models import ModelSpec, Precision
 from simulator.plan import BATCHING_POLICIES, Plan
-from simulator.replica import Engine, _ceil_div
+from simulator.replica import Engine, StepTrace, _ceil_div
 from simulator.requests_state import RequestTable
 from simulator.router import ROUTERS
 from simulator.scheduling import POLICIES
@@ -122,6 +122,8 @@ class Result:
     engines: dict
     arrays: dict = field(repr=False, hash=False, compare=False)
     dropped: dict = field(repr=False, hash=False, compare=False)
+    traces: tuple = field(default=(), repr=False, hash=False, compare=False)   # per engine, when recorded
+    step_costs: tuple = field(default=(), repr=False, hash=False, compare=False)  # per engine
 
     def to_dict(self) -> dict:
         return {**self.summary, "plan": self.plan, "memory": self.memory, "engines": self.engines}
@@ -146,7 +148,8 @@ class Cluster:
     """The engines of one run, their routers and the callbacks that move requests between them."""
 
     def __init__(self, config: ServingConfig, table: RequestTable, typical_request_tokens: int,
-                 step_cost: StepCost | None = None, simulated_replicas: int | None = None):
+                 step_cost: StepCost | None = None, simulated_replicas: int | None = None,
+                 record_steps: bool = False):
         self.config, self.table = config, table
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(config.seed)
@@ -182,7 +185,8 @@ class Cluster:
                 engine = Engine(self.env, len(self.engines), table, cost, POLICIES[role](),
                                 blocks_per_engine, plan.block_size, self.window_blocks, self.itl,
                                 on_finish=self._finished,
-                                on_prefilled=self._prefilled if role == "prefill-only" else None)
+                                on_prefilled=self._prefilled if role == "prefill-only" else None,
+                                trace=StepTrace() if record_steps else None)
                 self.engines.append(engine)
                 self.replica_of.append(replica)
                 (self.prefill_pool if role == "prefill-only" else self.decode_pool).append(engine)
@@ -367,12 +371,13 @@ def representative_ok(config: ServingConfig, workload) -> bool:
 
 
 def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = None,
-             representative: bool = False) -> Result:
+             representative: bool = False, record_steps: bool = False) -> Result:
     """Run `workload` (arrays `arrival_s`, `input_tokens`, `output_tokens`, or a ClosedLoopWorkload)
     on the cluster `config` describes. `step_cost` replaces the cost model (tests use hand-set step times).
 
     `representative` (where `representative_ok`): simulate replica 0 on the arrivals round-robin routing
-    gives it; throughput fields are scaled to the whole cluster and `replicas_simulated` says so."""
+    gives it; throughput fields are scaled to the whole cluster and `replicas_simulated` says so.
+    `record_steps`: every engine keeps a StepTrace of its steps (Result.traces)."""
     if isinstance(workload, ChunkedWorkload):
         return _simulate_streaming(config, workload, step_cost)
     simulated = None
@@ -394,7 +399,7 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
         table = RequestTable(arrival, inputs, outputs)
     # The run is infeasible when a typical request cannot fit; single oversized ones are dropped with a reason.
     typical = int(np.median(np.add(table.input_tokens, table.output_tokens)))
-    cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost, simulated)
+    cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost, simulated, record_steps)
     if isinstance(workload, ClosedLoopWorkload):
         cluster.env.process(cluster.closed_loop(workload, len(table)))
     else:
@@ -470,4 +475,5 @@ def _result(config, cluster, summary, arrays, dropped, preemptions) -> Result:
     engine_info = {"count": len(engines), "kv_blocks_per_engine": cluster.blocks_per_engine,
                    "block_size": config.plan.block_size}
     return Result(summary=summary, plan=plan, memory=cluster.memory.describe(), engines=engine_info,
-                  arrays=arrays, dropped=dropped)
+                  arrays=arrays, dropped=dropped, traces=tuple(e.trace for e in engines if e.trace is not None),
+                  step_costs=tuple(e.cost for e in engines))

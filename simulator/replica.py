@@ -11,11 +11,23 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from dataclasses import astuple, dataclass, field
 
 import simpy
 
 from simulator.costmodel import BatchShape, StepCost, causal_pairs, combine
 from simulator.metrics import LatencyHistogram
+
+
+@dataclass
+class StepTrace:
+    """Every step one engine ran, as batch aggregates: prompt steps as BatchShape tuples, folded decode
+    stretches as (sequences, context sum at the first step, steps). Re-priced under other efficiencies
+    it gives the engine's busy time without simulating again (the steps of a run whose arrivals are all
+    at t = 0 do not depend on how long they take)."""
+
+    prompt_steps: list = field(default_factory=list)
+    decode_stretches: list = field(default_factory=list)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -27,7 +39,7 @@ class Engine:
 
     def __init__(self, env: simpy.Environment, index: int, table, cost: StepCost, policy,
                  kv_blocks: int, block_size: int, window_blocks: int, itl: LatencyHistogram,
-                 on_finish, on_prefilled=None):
+                 on_finish, on_prefilled=None, trace: "StepTrace | None" = None):
         self.env, self.index, self.table, self.cost, self.policy = env, index, table, cost, policy
         self.plan = cost.plan
         # limits are per attention group: a wide-EP replica runs attention_dp groups side by side
@@ -57,6 +69,7 @@ class Engine:
         self._stall_s = 0.0                      # prompt-only steps decoding sequences sat through
         self._stalled = 0                        # how many sequences sat through them
         self._coefficients: dict[int, tuple[float, float]] = {}
+        self.trace = trace                       # records every step's batch aggregates when given
         self._interruptible = False
         self._wake: simpy.Event | None = None
         self.process = env.process(self._run())
@@ -221,7 +234,10 @@ class Engine:
         n = self.decoding if with_decode else 0
         if n:
             parts.append(BatchShape(decode_seqs=n, decode_context=self.base_sum + self.padding_base + n * self.step))
-        duration = cost.step_time_s(combine(*parts))
+        shape = combine(*parts)
+        duration = cost.step_time_s(shape)
+        if self.trace is not None:
+            self.trace.prompt_steps.append(astuple(shape))
         start = self.env.now
         used_before = self.kv_used_blocks()
         yield self.env.timeout(duration)
@@ -307,6 +323,8 @@ class Engine:
         if not self.alive:
             return
         span = self.env.now - start
+        if self.trace is not None:
+            self.trace.decode_stretches.append((n, self.base_sum + self.padding_base + n * self.step, done))
         self.busy_s += span
         self.steps += done
         self.step += done

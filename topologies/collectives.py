@@ -41,6 +41,10 @@ class AlphaBeta:
     alpha_s: float = 0.0
     beta_s_per_byte: float = 0.0
 
+    def scaled(self, bandwidth_factor: float) -> "AlphaBeta":
+        """The same transfer when links deliver `bandwidth_factor` times the bandwidth."""
+        return AlphaBeta(self.alpha_s, self.beta_s_per_byte / bandwidth_factor)
+
     def time_s(self, message_bytes):
         """Seconds for a message (a number, or a numpy array of sizes); nothing to send costs nothing."""
         return (message_bytes > 0) * (self.alpha_s + self.beta_s_per_byte * message_bytes)
@@ -51,6 +55,9 @@ class CollectiveCost:
     """The candidate algorithms of one collective on one group; the fastest one runs."""
 
     options: tuple  # ((name, AlphaBeta), ...)
+
+    def scaled(self, bandwidth_factor: float) -> "CollectiveCost":
+        return CollectiveCost(tuple((name, ab.scaled(bandwidth_factor)) for name, ab in self.options))
 
     def time_s(self, message_bytes):
         """Seconds of the fastest algorithm for the message size (numbers or numpy arrays)."""

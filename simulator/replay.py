@@ -1,0 +1,27 @@
+"""Re-price a recorded run: the busy time of an engine's steps under another step-cost model.
+
+An Offline run's steps (which prompts join, when sequences finish or get preempted) depend on KV blocks,
+slots and token budgets, never on how long a step takes; so its makespan under any efficiency is the
+sum of its recorded steps priced anew, computed for all steps at once. Calibration uses this to move
+efficiency parameters without simulating again.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.costmodel import StepCost, shape_arrays
+from simulator.replica import StepTrace
+
+
+def busy_time_s(trace: StepTrace, cost: StepCost) -> float:
+    """Seconds the traced steps take under `cost`: prompt steps priced from their aggregates, each decode
+    stretch of k steps from n sequences with context C at its first step as k a(n) + b (k C + n k(k-1)/2)."""
+    total = 0.0
+    if trace.prompt_steps:
+        total += float(np.sum(cost.step_time_s(shape_arrays(trace.prompt_steps))))
+    if trace.decode_stretches:
+        stretches = np.asarray(trace.decode_stretches, dtype=float)
+        n, context, k = stretches[:, 0], stretches[:, 1], stretches[:, 2]
+        a, b = cost.decode_coefficients(n)
+        total += float(np.sum(k * a + b * (k * context + n * k * (k - 1) / 2)))
+    return total

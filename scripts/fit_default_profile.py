@@ -2,8 +2,9 @@
 measurements (simulator/catalog/measurements/*.csv). The profile is this script's output; never edit it
 by hand.
 
-    python scripts/fit_default_profile.py            # fit, leave-one-out, write the profile (~minutes)
+    python scripts/fit_default_profile.py            # fit and write the profile
     python scripts/fit_default_profile.py --dry-run  # print the table only
+How well the result predicts what it did not see: `infersim validate` (docs/validation.md).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from simulator.calibrate import calibrate_files
+from simulator.calibrate import calibrate_files, stderr_progress
 from simulator.output import format_table, write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,8 +30,8 @@ def main(argv=None) -> int:
               "measurements by scripts/fit_default_profile.py. GENERATED: do not edit by hand; add rows to\n"
               "simulator/catalog/measurements/ and rerun the script.\n"
               "Sources: " + ", ".join(p.name for p in MEASUREMENTS))
-    result, text, rows = calibrate_files([str(p) for p in MEASUREMENTS], header=header, loo=True)
-    print(format_table(rows, [c for c in rows[0] if c != "source"]))
+    result, text, rows = calibrate_files([str(p) for p in MEASUREMENTS], header=header, progress=stderr_progress)
+    print(format_table(rows, [c for c in rows[0] if c not in ("source", "submitter")]))
     print(f"residual log-RMS {result.residual_log_rms:.4f}; wall {time.perf_counter() - start:.0f} s")
     if not args.dry_run:
         write_atomic(PROFILE, text)

@@ -171,7 +171,7 @@ def default_lengths(model_name: str):
     from workloads.scenarios import get_scenario
     try:
         scenario = get_scenario(model_name, "offline")
-        return scenario.input_lengths, scenario.output_lengths, f"MLPerf {model_name} dataset lengths"
+        return scenario.input_lengths, scenario.generated_lengths, f"MLPerf {model_name} dataset lengths"
     except ConfigError:
         return Fixed(1024), Fixed(256), "fixed 1024 in / 256 out"
 

@@ -1,208 +1,44 @@
-"""Calibration: fit efficiency parameters to measured rows with `scipy.optimize.least_squares`.
+"""Calibration: fit the efficiency parameters to measured rows, with honest prediction intervals.
 
-Model. Three fields of `Efficiency` are fitted (`FIT_FIELDS`: compute and memory efficiency, per-step
-overhead), in log space relative to the prior profile's `[default]`. A row's effective value of a field
-is default x exp(theta_family + theta_gpu [+ theta_stack]): a GPU family shares one offset, each GPU
-adds its own, and a software stack adds one when the rows name two or more stacks. Weak Gaussian priors
-(sigma 0.5 for a family, 0.25 for a GPU or stack, in log units) keep a GPU with one row finite and close
-to its family; measured tokens/s enter with sigma 0.05 (5%), latencies with 0.10 (TPOT) and 0.25 (TTFT).
+Model. Each efficiency field of a row is prior x exp(sum of offsets of its groups) (`fit_parameters`:
+global, vendor, chip family, GPU, stack), every level with a Gaussian prior in log units. A row's
+prediction is the simulator's (`row_models`: the MLPerf scenario run or the measured loop). Measured
+tokens/s enter as log residuals with sigma 5% (submitters of one system differ by a few percent),
+latency medians where a row has them with 10% (TPOT) and 25% (TTFT).
 
-Speed. A row's prediction depends only on its own effective fields, so the Jacobian is built by the
-chain rule from one forward difference per fitted field per row (not per parameter), and simulations are
-cached by (row, effective efficiency). Server/Interactive rows are priced during the fit as Offline x
-the server/offline ratio the simulator gives at the prior (one rate search per row up front); the
-reported predictions run the full rate search at the fitted parameters.
+Fit. Levenberg-Marquardt (`scipy.optimize.least_squares`) on the whitened residuals plus the priors.
+The Jacobian comes by the chain rule from one difference per fitted field per distinct row (a prediction
+depends on its own effective fields only). Server/Interactive rows move by their local model between
+anchors; after each inner fit every such row is re-anchored with a rate search at its new efficiency,
+until no prediction moves by more than REANCHOR_TOLERANCE.
 
-Uncertainty. Cov(theta) = (J^T J)^-1 of the whitened problem at the solution. A GPU's prediction
-log-sigma is the mean over its rows (else its family's, else all rows) of g^T Cov g plus the in-sample
-residual variance, where g is the row's sensitivity of log tokens/s to theta. GPUs with no rows get the
-prior-only spread. An interval is exp(+-z sigma) around the prediction (80% by default).
+Uncertainty. Cov(theta) = (J^T J)^-1 of the whitened problem at the solution. A prediction's log-sigma
+is sqrt(g^T Cov g + s^2), g its gradient in theta, s the residual scatter beyond the parameters
+(estimated with the degrees of freedom the parameters use). A GPU no row measures keeps its own groups
+at the prior, so its interval carries the prior spread. Per GPU the profile stores the mean over its
+rows (else over all rows' sensitivities mapped onto its groups) in `[fit.log_sigma]`.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+import sys
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares
 
-from simulator.api import run_config, serving_config
-from simulator.engine import ClosedLoopWorkload
 from simulator.errors import ConfigError, InfeasibleError
-from simulator.hardware import Efficiency, get_gpu
-from simulator.intervals import DEFAULT_INTERVAL
-from simulator.measurements import Measurement
-from simulator.memory import plan_memory
-from simulator.scenario_runs import ScenarioRunner, offline_score, server_score
-OFFLINE_BATCH_SIZES = (256, 512, 1024)
-from simulator.models import Precision, get_model
-from simulator.plan import Plan
-from workloads.requests import Requests
-from workloads.scenarios import get_scenario
+from simulator.fit_parameters import FIT_FIELDS, REFERENCE_STACKS, Membership, Parameters, stack_key
+from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, efficiency_from_table, get_gpu, load_gpus, load_profile
+from simulator.intervals import DEFAULT_INTERVAL, interval_z
+from simulator.measurements import Measurement, load_measurements
+from simulator.row_models import RowSpec, row_model
 
-FIT_FIELDS = ("compute_efficiency", "memory_efficiency", "step_overhead_s")
-PRIOR_SIGMA = {"family": 0.5, "gpu": 0.25, "stack": 0.25}
 MEASUREMENT_SIGMA = {"tokens": 0.05, "tpot": 0.10, "ttft": 0.25}
-FIELD_CEILING = {"compute_efficiency": 0.99, "memory_efficiency": 0.99, "step_overhead_s": 10.0}
-DIFF_STEP = 0.05
-
-
-class RowModel:
-    """Predicts one measurement row with the simulator for a given Efficiency."""
-
-    def __init__(self, row: Measurement, base: Efficiency, seed: int = 0, model_catalog=(), gpu_catalog=()):
-        self.row = row
-        self.gpu = get_gpu(row.gpu, gpu_catalog)
-        self.model = get_model(row.model, model_catalog)
-        self.precision = Precision.parse(row.precision)
-        self.seed = seed
-        self.cache: dict = {}
-        self.scenario = get_scenario(self.model.name, row.scenario) if row.scenario in (
-            "offline", "server", "interactive") else None
-        request_tokens = (int(self.scenario.input_lengths.mean + self.scenario.output_lengths.mean) if self.scenario
-                          else row.input_tokens + row.output_tokens)
-        tp = row.tp or self._smallest_tp(request_tokens)
-        self.plan = Plan(tp=tp, pp=row.pp or 1, ep=row.ep or 1, max_batch_size=row.max_batch_size or 256)
-        if self.plan.gpus_per_replica > row.gpus:
-            raise ConfigError(f"{row.label}: plan needs {self.plan.gpus_per_replica} GPUs, the row has {row.gpus}")
-        plan_memory(self.model, self.gpu, self.precision, self.plan, min(request_tokens, self.model.max_context))
-        self.server_ratio = None
-        if self.scenario is not None and row.max_batch_size is None:
-            self.plan = self._best_offline_batch(base)
-        if self.scenario is not None and self.scenario.kind != "offline":
-            self.server_ratio = self._server_ratio(base)
-
-    def _smallest_tp(self, request_tokens: int) -> int:
-        for tp in (1, 2, 4, 8, 16):
-            if tp > self.row.gpus:
-                break
-            try:
-                plan_memory(self.model, self.gpu, self.precision, Plan(tp=tp), min(request_tokens, self.model.max_context))
-                return tp
-            except InfeasibleError:
-                continue
-        raise InfeasibleError(f"{self.row.label}: does not fit on {self.row.gpus} {self.gpu.name} at any tp")
-
-    def config(self, efficiency: Efficiency, plan: Plan | None = None):
-        base = serving_config(model=self.model, gpu=self.gpu, gpus=self.row.gpus, precision=self.precision,
-                              tp=self.plan.tp, pp=self.plan.pp, ep=self.plan.ep, seed=self.seed)
-        return replace(base, efficiency=efficiency, plan=plan or self.plan)
-
-    def _runner(self, efficiency, kind=None, plan=None, fit=True):
-        scenario = self.scenario if kind is None else get_scenario(self.model.name, kind)
-        config = self.config(efficiency, plan)
-        # Fit mode: four batches' worth of Offline queries per replica (the mlperf command runs the whole
-        # dataset or that, whichever is more); Server rows are priced with the rate search the mlperf
-        # command runs (once up front for the ratio, and in the report).
-        queries = max(4000, 4 * config.replicas * config.plan.max_batch_size) if fit and kind == "offline" else None
-        return ScenarioRunner(config, scenario, queries=queries)
-
-    def _offline_tokens(self, efficiency, plan=None, fit: bool = True) -> float:
-        runner = self._runner(efficiency, "offline", plan, fit=fit)
-        run, _ = runner.offline(runner.config.plan)
-        return offline_score(run)[0]
-
-    def _best_offline_batch(self, base: Efficiency) -> Plan:
-        scored = [(self._offline_tokens(base, replace(self.plan, max_batch_size=b)), b) for b in OFFLINE_BATCH_SIZES]
-        return replace(self.plan, max_batch_size=max(scored)[1])
-
-    def _server_tokens(self, efficiency, offline_tokens: float | None = None) -> float:
-        """The mlperf command's rate search, started at 60% of the Offline rate (given, or run here)."""
-        runner = self._runner(efficiency, fit=False)
-        offline = offline_tokens if offline_tokens is not None else self._offline_tokens(efficiency)
-        _, (run, _) = runner.search_rate(runner.config.plan, 0.6 * offline / self.scenario.output_lengths.mean)
-        return server_score(run)[0]
-
-    def _server_ratio(self, base: Efficiency) -> float:
-        offline = self._offline_tokens(base)
-        return self._server_tokens(base, offline) / offline
-
-    def predict(self, efficiency: Efficiency, full: bool = False) -> dict:
-        """{"output_tokens_per_s", and ttft_p50_s/tpot_p50_s where the workload gives them}."""
-        key = (full, tuple(round(getattr(efficiency, f), 9) for f in FIT_FIELDS))
-        if key in self.cache:
-            return self.cache[key]
-        row = self.row
-        if self.scenario is not None:
-            if self.scenario.kind == "offline":
-                result = {"output_tokens_per_s": self._offline_tokens(efficiency, fit=not full)}
-            elif full:
-                result = {"output_tokens_per_s": self._server_tokens(efficiency)}
-            else:
-                result = {"output_tokens_per_s": self._offline_tokens(efficiency) * self.server_ratio}
-        else:
-            if row.scenario == "open":
-                count = int(min(4000, max(400, row.rate_per_s * 120)))
-                rng = np.random.default_rng(self.seed)
-                arrival = np.cumsum(rng.exponential(1 / row.rate_per_s, count))
-                arrival -= arrival[0]
-                workload = Requests(arrival, np.full(count, row.input_tokens), np.full(count, row.output_tokens))
-            else:
-                count = int(min(5000, max(8 * row.users, 200)))
-                workload = ClosedLoopWorkload(users=row.users, input_tokens=np.full(count, row.input_tokens),
-                                              output_tokens=np.full(count, row.output_tokens))
-            summary = run_config(self.config(efficiency), workload).summary
-            result = {"output_tokens_per_s": summary["output_tokens_per_s"], "ttft_p50_s": summary["ttft_p50_s"],
-                      "tpot_p50_s": summary["tpot_p50_s"]}
-        self.cache[key] = result
-        return result
-
-    def residuals(self, efficiency: Efficiency) -> np.ndarray:
-        """Whitened log residuals: tokens/s, then TPOT and TTFT medians where measured."""
-        predicted = self.predict(efficiency)
-        out = [math.log(predicted["output_tokens_per_s"] / self.row.output_tokens_per_s) / MEASUREMENT_SIGMA["tokens"]]
-        for name, key in (("tpot", "tpot_p50_s"), ("ttft", "ttft_p50_s")):
-            if getattr(self.row, key) and key in predicted and predicted[key] > 0:
-                out.append(math.log(predicted[key] / getattr(self.row, key)) / MEASUREMENT_SIGMA[name])
-        return np.array(out)
-
-
-@dataclass
-class Parameters:
-    """Group offsets (family, gpu, stack) x FIT_FIELDS, flattened for least_squares."""
-
-    groups: list                  # [(kind, name)]
-    base: Efficiency
-
-    def __post_init__(self):
-        self.index = {group: i for i, group in enumerate(self.groups)}
-
-    @property
-    def size(self) -> int:
-        return len(self.groups) * len(FIT_FIELDS)
-
-    def prior_sigma(self) -> np.ndarray:
-        return np.repeat([PRIOR_SIGMA[kind] for kind, _ in self.groups], len(FIT_FIELDS))
-
-    def row_groups(self, row_model: RowModel) -> list[int]:
-        keys = [("family", row_model.gpu.family), ("gpu", row_model.gpu.name)]
-        if ("stack", row_model.row.stack) in self.index:
-            keys.append(("stack", row_model.row.stack))
-        return [self.index[k] for k in keys if k in self.index]
-
-    def log_offsets(self, theta: np.ndarray, groups: list[int]) -> np.ndarray:
-        matrix = theta.reshape(len(self.groups), len(FIT_FIELDS))
-        return matrix[groups].sum(axis=0) if groups else np.zeros(len(FIT_FIELDS))
-
-    def efficiency(self, log_offsets: np.ndarray) -> Efficiency:
-        values = {}
-        for name, offset in zip(FIT_FIELDS, log_offsets):
-            values[name] = min(getattr(self.base, name) * math.exp(float(offset)), FIELD_CEILING[name])
-        return replace(self.base, **values)
-
-
-def build_parameters(row_models: list[RowModel], base: Efficiency) -> Parameters:
-    families = sorted({m.gpu.family for m in row_models})
-    gpus = sorted({m.gpu.name for m in row_models})
-    stacks = sorted({m.row.stack for m in row_models if m.row.stack})
-    groups = [("family", f) for f in families] + [("gpu", g) for g in gpus]
-    # A stack offset is identifiable only when some GPU was measured under two stacks; otherwise it
-    # would be confounded with that GPU's own offset (and lost when --stack is not given).
-    mixed = any(len({m.row.stack for m in row_models if m.gpu.name == g}) >= 2 for g in gpus)
-    if len(stacks) >= 2 and mixed:
-        reference = max(stacks, key=lambda s: (sum(m.row.stack == s for m in row_models), s))
-        groups += [("stack", s) for s in stacks if s != reference]
-    return Parameters(groups, base)
+DIFF_STEP = 0.03                # log step of the finite differences
+REANCHOR_TOLERANCE = 0.01       # stop re-anchoring when no prediction moves by more than 1%
+MAX_REANCHORS = 3
 
 
 @dataclass
@@ -210,181 +46,205 @@ class Fit:
     parameters: Parameters
     theta: np.ndarray
     covariance: np.ndarray
-    row_models: list
+    rows: list                       # Measurement rows fitted
+    specs: list                      # per row: its RowSpec
+    models: dict                     # RowSpec -> row model
+    predictions: dict                # RowSpec -> predicted tokens/s at theta
+    sensitivities: dict              # RowSpec -> {field: d log prediction / d log field}
     residual_log_rms: float
-    sensitivities: list            # per row: d log tokens / d field-offset (len FIT_FIELDS)
-    cost: float
+    model_log_sigma: float
     evaluations: int
-    loo: list = field(default_factory=list)
+    wall_s: float
+    skipped: list = field(default_factory=list)    # (row, reason) for rows that cannot be simulated
+    gpu_catalog: tuple = ()
 
-    def efficiency_for_row(self, i: int) -> Efficiency:
-        return self.parameters.efficiency(self.parameters.log_offsets(self.theta, self.parameters.row_groups(self.row_models[i])))
+    def membership(self, spec: RowSpec) -> Membership:
+        return Membership.of(get_gpu(spec.gpu, self.gpu_catalog), spec.stack)
 
-    def group_values(self, kind: str, name: str) -> dict:
-        groups = [self.parameters.index[("family", name)]] if kind == "family" else []
-        if kind == "gpu":
-            model = next(m for m in self.row_models if m.gpu.name == name)
-            groups = [self.parameters.index[("family", model.gpu.family)], self.parameters.index[("gpu", name)]]
-        efficiency = self.parameters.efficiency(self.parameters.log_offsets(self.theta, groups))
-        return {f: getattr(efficiency, f) for f in FIT_FIELDS}
+    def efficiency_for(self, spec: RowSpec) -> Efficiency:
+        return self.parameters.efficiency(self.theta, self.parameters.indices(self.membership(spec)))
 
-    def stack_factors(self, name: str) -> dict:
-        offsets = self.parameters.log_offsets(self.theta, [self.parameters.index[("stack", name)]])
-        return {f"{f}_factor": math.exp(float(o)) for f, o in zip(FIT_FIELDS, offsets)}
+    def log_error(self, i: int) -> float:
+        return math.log(self.predictions[self.specs[i]] / self.rows[i].output_tokens_per_s)
 
-    def log_sigma(self, gpu_name: str | None, family: str | None) -> float:
-        """Prediction log-sd for a GPU: parameter uncertainty through its rows' sensitivities plus the
-        in-sample scatter; prior-only spread for a GPU the rows never saw."""
-        params = self.parameters
-        own = [i for i, m in enumerate(self.row_models) if m.gpu.name == gpu_name]
-        chosen = own or [i for i, m in enumerate(self.row_models) if m.gpu.family == family]
-        scatter = self.residual_log_rms ** 2
-        if chosen and not own:
-            # a GPU the rows never saw, of a measured family: the family's uncertainty plus the GPU's own
-            # prior spread, which no row constrains
-            sensitivity = np.mean([self.sensitivities[i] for i in chosen], axis=0)
-            scatter += float(np.sum(sensitivity ** 2)) * PRIOR_SIGMA["gpu"] ** 2
-        if chosen:
-            variances = []
-            for i in chosen:
-                g = np.zeros(params.size)
-                for group in params.row_groups(self.row_models[i]):
-                    g[group * len(FIT_FIELDS):(group + 1) * len(FIT_FIELDS)] = self.sensitivities[i]
-                variances.append(float(g @ self.covariance @ g))
-            return math.sqrt(float(np.mean(variances)) + scatter)
-        mean_sensitivity = np.mean(self.sensitivities, axis=0)
-        prior = PRIOR_SIGMA["family"] ** 2 + PRIOR_SIGMA["gpu"] ** 2
-        return math.sqrt(float(np.sum(mean_sensitivity ** 2)) * prior + scatter)
+    def prediction_log_sigma(self, member: Membership, sensitivity: dict) -> float:
+        g = self.parameters.gradient(self.parameters.indices(member), sensitivity)
+        return math.sqrt(max(float(g @ self.covariance @ g), 0.0) + self.model_log_sigma ** 2)
+
+    def spec_log_sigma(self, spec: RowSpec) -> float:
+        return self.prediction_log_sigma(self.membership(spec), self.sensitivities[spec])
+
+    def log_sigma(self, gpu) -> float:
+        """A GPU's prediction log-sigma: the mean variance over its rows, else all rows' sensitivities
+        applied to its groups (its vendor's reference stack)."""
+        own = [spec for spec in self.models if spec.gpu == gpu.name]
+        if own:
+            return math.sqrt(float(np.mean([self.spec_log_sigma(s) ** 2 for s in own])))
+        typical = {f: float(np.mean([s.get(f, 0.0) for s in self.sensitivities.values()])) for f in FIT_FIELDS}
+        return self.prediction_log_sigma(Membership.of(gpu), typical)
 
 
-def fit(rows: list[Measurement], base: Efficiency | None = None, *, row_models: list | None = None,
-        start: np.ndarray | None = None, parameters: Parameters | None = None) -> Fit:
-    base = base or Efficiency()
-    row_models = row_models if row_models is not None else [RowModel(row, base) for row in rows]
-    if not row_models:
+def _sensitivity(model, parameters: Parameters, theta, indices, base: float) -> dict:
+    """d log prediction / d log field, one forward difference per fitted field."""
+    out = {}
+    for name in FIT_FIELDS:
+        if not indices.get(name):
+            continue
+        shifted = theta.copy()
+        shifted[indices[name][0]] += DIFF_STEP      # any one group of the field moves the field by DIFF_STEP
+        moved = model.predict(parameters.efficiency(shifted, indices))
+        out[name] = math.log(moved / base) / DIFF_STEP
+    return out
+
+
+def build_models(specs, prior: Efficiency, models: dict | None = None, progress=None, model_catalog=(),
+                 gpu_catalog=()) -> tuple[dict, list]:
+    """A row model per distinct spec (reusing `models`), and the specs that cannot be simulated."""
+    models = dict(models or {})
+    failed = []
+    todo = [s for s in dict.fromkeys(specs) if s not in models]
+    for k, spec in enumerate(todo):
+        if progress:
+            progress(f"simulating rows {k + 1}/{len(todo)}: {spec.label}")
+        try:
+            models[spec] = row_model(spec, prior, model_catalog, gpu_catalog)
+        except (ConfigError, InfeasibleError) as exc:
+            failed.append((spec, str(exc)))
+    return models, failed
+
+
+def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dict | None = None,
+        theta0: np.ndarray | None = None, reanchor: bool = True, progress=None, model_catalog=(),
+        gpu_catalog=()) -> Fit:
+    """Fit the parameters to `rows` (see the module docstring). `models` (from an earlier fit) are
+    reused and, when `reanchor`, re-anchored at the fitted efficiencies."""
+    start = time.perf_counter()
+    prior = prior or Efficiency()
+    if not rows:
         raise ConfigError("calibrate: no measurement rows to fit")
-    params = parameters or build_parameters(row_models, base)
-    prior_sigma = params.prior_sigma()
-    groups = [params.row_groups(m) for m in row_models]
+    all_specs = [RowSpec.of(r) for r in rows]
+    models, failed = build_models(all_specs, prior, models, progress, model_catalog, gpu_catalog)
+    bad = {spec for spec, _ in failed}
+    skipped = [(row, dict(failed)[spec]) for row, spec in zip(rows, all_specs) if spec in bad]
+    kept = [(row, spec) for row, spec in zip(rows, all_specs) if spec not in bad]
+    if not kept:
+        raise ConfigError(f"calibrate: no row can be simulated ({skipped[0][1]})")
+    rows, specs = [r for r, _ in kept], [s for _, s in kept]
+    gpus = load_gpus(gpu_catalog)
+    stacks = {stack_key(gpus[s.gpu].vendor, s.stack) for s in specs}
+    parameters = Parameters(prior, gpus, stacks)
+    distinct = list(dict.fromkeys(specs))
+    indices = {s: parameters.indices(Membership.of(gpus[s.gpu], s.stack)) for s in distinct}
+    row_of = [distinct.index(s) for s in specs]
+    measured = np.log([r.output_tokens_per_s for r in rows])
     evaluations = [0]
 
-    def row_residuals(i, offsets):
-        evaluations[0] += 1
-        return row_models[i].residuals(params.efficiency(offsets))
+    def predictions(theta):
+        evaluations[0] += len(distinct)
+        return {s: models[s].predict(parameters.efficiency(theta, indices[s])) for s in distinct}
 
-    def fun(theta):
-        parts = [row_residuals(i, params.log_offsets(theta, groups[i])) for i in range(len(row_models))]
-        return np.concatenate(parts + [theta / prior_sigma])
+    def residuals(theta):
+        predicted = predictions(theta)
+        logs = np.log([predicted[s] for s in distinct])[row_of]
+        return np.concatenate([(logs - measured) / MEASUREMENT_SIGMA["tokens"], theta / parameters.sigma])
 
-    def jac(theta):
-        rows_j = []
-        for i in range(len(row_models)):
-            offsets = params.log_offsets(theta, groups[i])
-            r0 = row_residuals(i, offsets)
-            block = np.zeros((len(r0), params.size))
-            for k in range(len(FIT_FIELDS)):
-                shifted = offsets.copy()
-                shifted[k] += DIFF_STEP
-                derivative = (row_residuals(i, shifted) - r0) / DIFF_STEP
-                for group in groups[i]:
-                    block[:, group * len(FIT_FIELDS) + k] = derivative
-            rows_j.append(block)
-        return np.vstack(rows_j + [np.diag(1 / prior_sigma)])
+    def jacobian(theta):
+        predicted = predictions(theta)
+        gradients = {s: parameters.gradient(indices[s], _sensitivity(models[s], parameters, theta, indices[s],
+                                                                       predicted[s])) for s in distinct}
+        data = np.array([gradients[s] for s in specs]) / MEASUREMENT_SIGMA["tokens"]
+        return np.vstack([data, np.diag(1.0 / parameters.sigma)])
 
-    x0 = np.zeros(params.size) if start is None else start
-    solution = least_squares(fun, x0, jac=jac, method="trf", x_scale=1.0, xtol=1e-4, ftol=1e-6, max_nfev=40)
-    theta = solution.x
-    jacobian = jac(theta)
-    covariance = np.linalg.pinv(jacobian.T @ jacobian)
-    log_errors, sensitivities = [], []
-    for i, model in enumerate(row_models):
-        offsets = params.log_offsets(theta, groups[i])
-        efficiency = params.efficiency(offsets)
-        predicted = model.predict(efficiency)["output_tokens_per_s"]
-        log_errors.append(math.log(predicted / model.row.output_tokens_per_s))
-        sensitivity = []
-        for k in range(len(FIT_FIELDS)):
-            shifted = offsets.copy()
-            shifted[k] += DIFF_STEP
-            moved = model.predict(params.efficiency(shifted))["output_tokens_per_s"]
-            sensitivity.append(math.log(moved / predicted) / DIFF_STEP)
-        sensitivities.append(np.array(sensitivity))
-    rms = math.sqrt(float(np.mean(np.square(log_errors))))
-    return Fit(params, theta, covariance, row_models, rms, sensitivities, float(solution.cost), evaluations[0])
-
-
-def leave_one_out(result: Fit) -> list[float]:
-    """Per row: log(predicted / measured) when that row is left out of the fit (warm-started)."""
-    errors = []
-    models = result.row_models
-    for i in range(len(models)):
-        others = models[:i] + models[i + 1:]
-        sub = fit([], result.parameters.base, row_models=others, start=result.theta, parameters=result.parameters)
-        offsets = result.parameters.log_offsets(sub.theta, result.parameters.row_groups(models[i]))
-        predicted = models[i].predict(result.parameters.efficiency(offsets))["output_tokens_per_s"]
-        errors.append(math.log(predicted / models[i].row.output_tokens_per_s))
-    result.loo = errors
-    return errors
+    theta = np.zeros(parameters.size) if theta0 is None or len(theta0) != parameters.size else theta0.copy()
+    for round_ in range(MAX_REANCHORS + 1):
+        if progress:
+            progress(f"fitting {len(rows)} rows ({len(distinct)} distinct), pass {round_ + 1}")
+        solution = least_squares(residuals, theta, jac=jacobian, method="trf", x_scale=1.0, xtol=1e-5,
+                                 ftol=1e-7, max_nfev=60)
+        theta = solution.x
+        if not reanchor or round_ == MAX_REANCHORS:
+            break
+        before = predictions(theta)
+        anchored = [s for s in distinct if hasattr(models[s], "anchor_rate")]
+        for k, s in enumerate(anchored):
+            if progress:
+                progress(f"re-anchoring Server/Interactive rows {k + 1}/{len(anchored)}")
+            models[s].refresh(parameters.efficiency(theta, indices[s]))
+        after = predictions(theta)
+        if max((abs(math.log(after[s] / before[s])) for s in distinct), default=0.0) < REANCHOR_TOLERANCE:
+            break
+    predicted = predictions(theta)
+    sensitivities = {s: _sensitivity(models[s], parameters, theta, indices[s], predicted[s]) for s in distinct}
+    whitened = jacobian(theta)
+    covariance = np.linalg.pinv(whitened.T @ whitened)
+    errors = np.log([predicted[s] for s in specs]) - measured
+    data_rows = whitened[:len(specs)]
+    used = float(np.trace(data_rows @ covariance @ data_rows.T))      # degrees of freedom the parameters take
+    scatter = float(np.sum(errors ** 2)) / max(len(specs) - used, 1.0)
+    return Fit(parameters, theta, covariance, rows, specs, models, predicted, sensitivities,
+               math.sqrt(float(np.mean(errors ** 2))), math.sqrt(scatter), evaluations[0],
+               time.perf_counter() - start, skipped, tuple(gpu_catalog))
 
 
-def report_rows(result: Fit, full: bool = True) -> list[dict]:
-    """Per row: measured vs predicted at the fitted parameters (full rate search for Server rows), the
-    residual, and the leave-one-out error when computed."""
-    rows = []
-    for i, model in enumerate(result.row_models):
-        efficiency = result.efficiency_for_row(i)
-        predicted = model.predict(efficiency, full=full)["output_tokens_per_s"]
-        row = {"row": model.row.label, "plan": f"tp{model.plan.tp}-mbs{model.plan.max_batch_size}",
-               "measured_tokens_per_s": model.row.output_tokens_per_s, "predicted_tokens_per_s": predicted,
-               "residual_pct": 100 * (predicted / model.row.output_tokens_per_s - 1)}
-        if result.loo:
-            row["loo_error_pct"] = 100 * (math.exp(result.loo[i]) - 1)
-        row["source"] = model.row.source
-        rows.append(row)
-    return rows
+def report_rows(result: Fit) -> list[dict]:
+    """Per row: measured vs predicted at the fitted parameters, the error and the 80% interval."""
+    z = interval_z(DEFAULT_INTERVAL)
+    out = []
+    for i, (row, spec) in enumerate(zip(result.rows, result.specs)):
+        predicted = result.predictions[spec]
+        sigma = result.spec_log_sigma(spec)
+        inside = abs(math.log(predicted / row.output_tokens_per_s)) <= z * sigma
+        out.append({"row": spec.label, "round": row.round, "submitter": row.submitter,
+                    "plan": getattr(result.models[spec], "plan_label", ""),
+                    "measured_tokens_per_s": row.output_tokens_per_s, "predicted_tokens_per_s": predicted,
+                    "error_pct": 100 * (predicted / row.output_tokens_per_s - 1), "inside_interval": inside,
+                    "source": row.source})
+    return out
 
 
 def _toml_value(value) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(float(value)) if isinstance(value, float) else str(value)
+    return format(float(value), ".8g") if isinstance(value, float) else str(value)
 
 
-def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERVAL, gpu_catalog=()) -> str:
-    """The fitted profile: [default] (the prior), [gpu.family-X], [gpu.NAME], [stack.NAME] factors, and a
-    [fit] section with per-GPU prediction log-sigmas for intervals."""
-    from simulator.hardware import EFFICIENCY_FIELDS, load_gpus
-    lines = [f"# {line}" if line else "#" for line in header.splitlines()] + [""] if header else []
-    base = result.parameters.base
+def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERVAL) -> str:
+    """The fitted profile: [default] global values, FIELD_factor sections per vendor, family, GPU and
+    stack, and [fit] with the reference stacks and each catalog GPU's prediction log-sigma."""
+    lines = ([f"# {line}" if line else "#" for line in header.splitlines()] + [""]) if header else []
+    sections = result.parameters.profile_sections(result.theta)
     lines.append("[default]")
-    lines += [f"{name} = {_toml_value(getattr(base, name))}" for name in EFFICIENCY_FIELDS]
-    for kind, name in result.parameters.groups:
-        values = result.stack_factors(name) if kind == "stack" else result.group_values(kind, name)
-        section = {"family": f'gpu."family-{name}"', "gpu": f'gpu."{name}"', "stack": f'stack."{name}"'}[kind]
-        lines += ["", f"[{section}]"]
-        lines += [f"{key} = {_toml_value(round(value, 6))}" for key, value in values.items()]
-    lines += ["", "[fit]", f"interval = {interval}", f"rows = {len(result.row_models)}",
-              f"residual_log_rms = {round(result.residual_log_rms, 6)}"]
-    if result.loo:
-        lines.append(f"loo_log_rms = {round(math.sqrt(float(np.mean(np.square(result.loo)))), 6)}")
+    lines += [f"{name} = {_toml_value(float(sections['default'][name]))}" for name in EFFICIENCY_FIELDS]
+    for level in ("vendor", "family", "gpu", "stack"):
+        for key in sorted(sections[level]):
+            lines += ["", f'[{level}."{key}"]']
+            lines += [f"{name} = {_toml_value(value)}" for name, value in sorted(sections[level][key].items())]
+    lines += ["", "[fit]", f"interval = {interval}", f"rows = {len(result.rows)}",
+              f"residual_log_rms = {_toml_value(result.residual_log_rms)}",
+              f"model_log_sigma = {_toml_value(result.model_log_sigma)}", "", "[fit.reference_stack]"]
+    lines += [f'{vendor} = "{stack}"' for vendor, stack in REFERENCE_STACKS.items()]
     lines += ["", "[fit.log_sigma]"]
-    for gpu in load_gpus(gpu_catalog).values():
-        lines.append(f'"{gpu.name}" = {round(result.log_sigma(gpu.name, gpu.family), 6)}')
+    for gpu in load_gpus(result.gpu_catalog).values():
+        lines.append(f'"{gpu.name}" = {_toml_value(result.log_sigma(gpu))}')
     return "\n".join(lines) + "\n"
 
 
+def prior_from(profile_path=None) -> Efficiency:
+    """The prior: a profile's [default] (its global values), or the built-in defaults."""
+    if profile_path is None:
+        return Efficiency()
+    return efficiency_from_table(f"{profile_path}: [default]", load_profile(profile_path).get("default", {}), Efficiency())
 
-def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", loo: bool = True,
-                    interval: float = DEFAULT_INTERVAL) -> tuple[Fit, str, list[dict]]:
-    """Load measurement files, fit, optionally leave-one-out, and render the profile TOML and the
-    per-row report. The prior is the `[default]` of `prior_profile` (else the built-in defaults)."""
-    from simulator.hardware import efficiency_from_table, load_profile
-    from simulator.measurements import load_measurements
+
+def stderr_progress(message: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + message[:150])
+        sys.stderr.flush()
+
+
+def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", interval: float = DEFAULT_INTERVAL,
+                    progress=None) -> tuple[Fit, str, list[dict]]:
+    """Load measurement files, fit, and render the profile TOML and the per-row report."""
     rows = [row for path in paths for row in load_measurements(path)]
-    base = Efficiency()
-    if prior_profile is not None:
-        base = efficiency_from_table(f"{prior_profile}: [default]", load_profile(prior_profile).get("default", {}), base)
-    result = fit(rows, base)
-    if loo:
-        leave_one_out(result)
+    result = fit(rows, prior_from(prior_profile), progress=progress)
     return result, profile_toml(result, header, interval), report_rows(result)

@@ -210,27 +210,28 @@ SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "to
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the fitted profile TOML here.")
 @click.option("--prior-profile", type=click.Path(dir_okay=False), default=None,
               help="Profile whose [default] is the prior (default: the built-in defaults).")
-@click.option("--no-loo", is_flag=True, help="Skip leave-one-out (one refit per row).")
 @click.option("--interval", type=float, default=None, help="Interval level stored in the profile (default 0.8).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-row report as JSON.")
-def calibrate(measurements, out, prior_profile, no_loo, interval, as_json):
+def calibrate(measurements, out, prior_profile, interval, as_json):
     """Fit efficiency parameters to measured rows (CSV; see simulator/measurements.py for the columns):
-    per-row residuals, leave-one-out error, and a profile any command takes with --profile."""
-    from simulator.calibrate import calibrate_files
+    per-row prediction, error and 80% interval, and a profile any command takes with --profile. How well
+    the fit predicts what it did not see: `infersim validate`."""
+    from simulator.calibrate import calibrate_files, stderr_progress
     from simulator.intervals import DEFAULT_INTERVAL, interval_z
     interval = DEFAULT_INTERVAL if interval is None else interval
     interval_z(interval)
     header = "Efficiency profile fitted by infersim calibrate from: " + ", ".join(measurements)
     result, text, rows = calibrate_files(list(measurements), prior_profile=prior_profile, header=header,
-                                         loo=not no_loo, interval=interval)
+                                         interval=interval, progress=stderr_progress)
     if out:
         write_atomic(out, text)
     if as_json:
         click.echo(to_json({"rows": rows, "residual_log_rms": result.residual_log_rms,
-                            "loo_log_rms": (sum(e * e for e in result.loo) / len(result.loo)) ** 0.5 if result.loo else None}))
+                            "model_log_sigma": result.model_log_sigma, "wall_s": result.wall_s}))
     else:
-        click.echo(format_table(rows, [c for c in rows[0] if c != "source"]))
-        click.echo(f"residual_log_rms: {result.residual_log_rms:.4f}" + (f"; profile written to {out}" if out else ""))
+        click.echo(format_table(rows, [c for c in rows[0] if c not in ("source", "submitter")]))
+        click.echo(f"residual_log_rms: {result.residual_log_rms:.4f}; fitted in {result.wall_s:.0f} s"
+                   + (f"; profile written to {out}" if out else ""))
 
 
 @cli.command("import-runs")

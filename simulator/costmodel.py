@@ -62,26 +62,32 @@ class BatchShape:
 SHAPE_FIELDS = tuple(f.name for f in fields(BatchShape))
 
 
+def _maximum(a, b):
+    """Element-wise max of numbers or arrays (plain `max` for numbers: the engine's hot path)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.maximum(a, b)
+    return a if a > b else b
+
+
 def roofline_time_s(flops, bytes_moved, flops_per_s: float, bytes_per_s: float):
     """An operator takes the longer of its compute time and its memory time."""
-    return np.maximum(flops / flops_per_s, bytes_moved / bytes_per_s)
+    return _maximum(flops / flops_per_s, bytes_moved / bytes_per_s)
 
 
 def expected_distinct_experts(experts: int, top_k: int, tokens):
     """Expected experts touched when `tokens` tokens each pick `top_k` of `experts` uniformly:
     E x (1 - (1 - k/E)^B)."""
-    return experts * (1.0 - (1.0 - top_k / experts) ** np.maximum(tokens, 0))
+    return experts * (1.0 - (1.0 - top_k / experts) ** _maximum(tokens, 0))
 
 
-def busiest_share(ranks: int, routed) -> np.ndarray:
+def busiest_share(ranks: int, routed):
     """Load of the busiest of `ranks` expert-parallel ranks relative to the mean, when `routed` token
     copies pick ranks uniformly: binomial counts, the maximum of `ranks` of them ~ mean + z_G x sd with
     z_G the expected maximum of G standard normals (Blom's approximation). 1 with one rank."""
     if ranks <= 1:
-        return np.ones_like(np.asarray(routed, dtype=float))
+        return 1.0
     z = NormalDist().inv_cdf((ranks - 0.375) / (ranks + 0.25))
-    routed = np.maximum(np.asarray(routed, dtype=float), 1e-9)
-    return 1.0 + z * np.sqrt((ranks - 1) / routed)
+    return 1.0 + z * ((ranks - 1) / _maximum(routed, 1e-9)) ** 0.5
 
 
 def causal_pairs(start_context: float, chunk_tokens: float, window: float = 0.0) -> float:
@@ -140,7 +146,7 @@ class StepCost:
             return 0.0
         compute = 2 * params_gpu * (tokens + self._half) / flops_per_s
         memory = params_gpu * wbytes / self._bytes_per_s
-        return (tokens > 0) * np.maximum(compute, memory)
+        return (tokens > 0) * _maximum(compute, memory)
 
     def _moe_s(self, tokens):
         """Routed experts of one MoE layer on the busiest GPU: weights of the distinct experts the batch
@@ -156,7 +162,7 @@ class StepCost:
         compute = 2 * m.expert_params / self._expert_split * (routed + self._half * distinct) / self._moe_flops_per_s
         compute = compute * busiest_share(self._expert_ranks, routed)
         memory = distinct * m.expert_params * self._wbytes / self._expert_split / self._bytes_per_s
-        return (tokens > 0) * np.maximum(compute, memory)
+        return (tokens > 0) * _maximum(compute, memory)
 
     def _linear_layers_s(self, tokens):
         """All GEMMs of all layers (per attention group of the replica) for `tokens` tokens."""

@@ -144,6 +144,17 @@ def replica_communication(graph: nx.Graph, placement, replica: int, plan: Plan, 
     return Communication(tp_all_reduce=tp_cost, ep_all_to_all=ep_cost, pp_send_recv=pp_cost)
 
 
+def replica_layout(config: ServingConfig, typical_request_tokens: int) -> tuple[StepCost, MemoryPlan]:
+    """Replica 0's step-cost model on the cluster's topology and its memory plan, without simulating
+    (to rank plans and size runs)."""
+    memory = plan_memory(config.model, config.gpu, config.precision, config.plan, typical_request_tokens)
+    graph = config.topology if config.topology is not None else load_topology("auto", config.gpu, config.gpus)
+    placement = place(graph, config.plan.tp, config.plan.pp, config.plan.attention_dp, replicas=config.replicas,
+                      gpus=config.gpus)
+    communication = replica_communication(graph, placement, 0, config.plan, config.efficiency)
+    return StepCost(config.model, config.gpu, config.precision, config.plan, config.efficiency, communication), memory
+
+
 class Cluster:
     """The engines of one run, their routers and the callbacks that move requests between them."""
 

@@ -177,16 +177,23 @@ class Efficiency:
 EFFICIENCY_FIELDS = tuple(f.name for f in fields(Efficiency))
 
 
+# Highest value calibration or a profile may give each field (efficiencies are fractions of a peak).
+FIELD_CEILING = {"compute_efficiency": 0.99, "narrow_compute_efficiency": 0.99, "memory_efficiency": 0.99,
+                 "attention_efficiency": 0.99, "moe_efficiency": 1.0, "collective_efficiency": 1.0,
+                 "step_overhead_s": 10.0, "gemm_half_tokens": 1e6}
+PROFILE_SECTIONS = ("default", "vendor", "family", "gpu", "stack", "fit")
+
+
 def efficiency_from_table(where: str, table: dict, base: Efficiency) -> Efficiency:
     """`base` with the table's fields set; a `FIELD_factor` key multiplies the field instead (a software
-    stack that reaches 0.9x of what the GPU's own figures say)."""
+    stack that reaches 0.9x of what the GPU's own figures say), capped at the field's ceiling."""
     reject_unknown_keys(where, table, EFFICIENCY_FIELDS + tuple(f"{name}_factor" for name in EFFICIENCY_FIELDS))
     changes = {}
     for key, value in table.items():
         if key.endswith("_factor"):
             name = key[: -len("_factor")]
             require_number(f"{where}: {key}", value, low=0, low_inclusive=False, high=100)
-            changes[name] = getattr(base, name) * value
+            changes[name] = min(getattr(base, name) * value, FIELD_CEILING[name])
         else:
             changes[key] = value
     try:
@@ -196,25 +203,39 @@ def efficiency_from_table(where: str, table: dict, base: Efficiency) -> Efficien
 
 
 def load_profile(path=None) -> dict:
-    """The efficiency profile: `[default]` plus `[gpu.NAME]` (and `[stack.NAME]`) overrides."""
+    """The efficiency profile: `[default]`, then factors per `[vendor.X]`, `[family.X]`, `[gpu.X]` and
+    `[stack.X]`, and the calibration's `[fit]` (see `efficiency_for`)."""
     data = read_toml(path) if path else packaged_toml("simulator.catalog", "profile.toml")
-    reject_unknown_keys(f"{path or 'profile.toml'}", data, ("default", "gpu", "stack", "fit"))
+    reject_unknown_keys(f"{path or 'profile.toml'}", data, PROFILE_SECTIONS)
     return data
+
+
+def profile_stacks(profile: dict) -> list[str]:
+    return sorted(profile.get("stack", {}))
 
 
 def efficiency_for(gpu: GPUSpec, profile: dict | None = None, stack: str | None = None,
                    profile_path=None) -> Efficiency:
-    """Efficiency for `gpu`: the profile's default, then its GPU family, then the GPU, then the stack."""
+    """Efficiency for `gpu` running `stack`: the profile's default, then its vendor's, its chip family's
+    and its own factors, then the software stack's (`stack` as written in the profile, or qualified by
+    the GPU's vendor, "vllm" -> "nvidia/vllm"). Without a stack, the vendor's reference stack (the one
+    its published results mostly use, whose factors the vendor and GPU sections already hold)."""
     profile = profile if profile is not None else load_profile(profile_path)
     where = str(profile_path or "profile.toml")
     eff = efficiency_from_table(f"{where}: [default]", profile.get("default", {}), Efficiency())
-    per_gpu = profile.get("gpu", {})
-    for key in (f"family-{gpu.family}", gpu.name):
-        if key in per_gpu:
-            eff = efficiency_from_table(f"{where}: [gpu.{key}]", per_gpu[key], eff)
+    sections = (("vendor", gpu.vendor), ("family", gpu.family), ("gpu", f"family-{gpu.family}"), ("gpu", gpu.name))
+    for section, key in sections:
+        table = profile.get(section, {})
+        if key in table:
+            eff = efficiency_from_table(f"{where}: [{section}.{key}]", table[key], eff)
     if stack is not None:
         stacks = profile.get("stack", {})
-        if stack not in stacks:
-            raise ConfigError(f"--stack: {stack!r} is not in the profile; known: {', '.join(sorted(stacks)) or 'none'}")
-        eff = efficiency_from_table(f"{where}: [stack.{stack}]", stacks[stack], eff)
+        key = stack if stack in stacks else f"{gpu.vendor}/{stack}"
+        reference = profile.get("fit", {}).get("reference_stack", {}).get(gpu.vendor)
+        if key in stacks:
+            eff = efficiency_from_table(f"{where}: [stack.{key}]", stacks[key], eff)
+        elif stack != reference:
+            known = sorted(set(stacks) | set(profile.get("fit", {}).get("reference_stack", {}).values()))
+            raise ConfigError(f"--stack: {stack!r} is not in the profile for {gpu.vendor} GPUs; known: "
+                              f"{', '.join(known) or 'none'}")
     return eff

@@ -30,6 +30,7 @@ from simulator.search import meets_sla
 from workloads.scenarios import Scenario, get_scenario
 
 PLAN_PINS = ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")
+PRUNE_MARGIN = 0.08     # the closed-form estimate is within ~5% of the simulation; 8% keeps every contender
 
 
 
@@ -92,7 +93,7 @@ def batch_limits(kv_tokens_per_group: int, scenario: Scenario, kind: str) -> lis
     """Batch limits worth trying for one attention group: powers of two around the number of typical
     sequences its KV cache holds (a running sequence holds its prompt and on average half its output).
     Offline wants the cache full; Server and Interactive also try smaller batches, which shorten steps."""
-    average_context = scenario.input_lengths.mean + scenario.output_lengths.mean / 2
+    average_context = scenario.input_lengths.mean + scenario.output_mean / 2
     fits = max(1.0, kv_tokens_per_group / average_context)
     top = 2 ** max(4, min(14, math.floor(math.log2(fits))))
     steps = (2, 1, 0.5) if kind == "offline" else (2, 1, 0.5, 0.25, 0.125)
@@ -108,7 +109,7 @@ def candidate_plans(config, scenario: Scenario, pins: dict) -> tuple[list[Candid
     widest = min(config.gpus, gpu.gpus_per_server, 8)
     tps = [pins["tp"]] if pins.get("tp") else [t for t in (1, 2, 4, 8) if t <= widest]
     pps = [pins["pp"]] if pins.get("pp") else [1, 2, 4]
-    request_tokens = int(scenario.input_lengths.mean + scenario.output_lengths.mean)
+    request_tokens = int(scenario.input_lengths.mean + scenario.output_mean)
     fitting, rejected, seen = [], [], set()
     for pp in pps:
         for tp in tps:
@@ -162,34 +163,54 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
         if the_scenario.kind == "offline":
             raise ConfigError("--rate: Offline queues every query at t=0; give --rate only for server or interactive")
     runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries)
+    found = score_scenario(runner, pins, rate)
+    return replace(found, prediction_log_sigma=config.prediction_log_sigma, interval=config.interval,
+                   cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd))
+
+
+def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None) -> ScenarioResult:
+    """The best plan's score on the runner's cluster and scenario (plans searched except where `pins`
+    fix them); `rate` scores that Poisson rate instead of searching for the highest."""
+    config, the_scenario = runner.config, runner.scenario
     candidates, rejected = candidate_plans(config, the_scenario, pins)
     if not candidates:
         raise InfeasibleError(f"no plan fits {config.gpus} x {config.gpu.name} for {config.model.name}: "
                               + "; ".join(rejected[:3]))
-    # Offline score of every candidate: the answer for Offline, the ordering and starting rate otherwise.
-    scored = []
+    # Every candidate's saturated throughput in closed form ranks them; Offline simulates the ones
+    # within PRUNE_MARGIN of the best estimate, Server/Interactive start their rate searches from it.
+    estimated = []
     for candidate in candidates:
+        capacity = runner.capacity(candidate.plan)
+        estimated.append(replace(candidate, offline_tokens_per_s=capacity.tokens_per_s,
+                                 offline_requests_per_s=capacity.requests_per_s, outcome="estimated"))
+    estimated.sort(key=lambda c: -c.offline_tokens_per_s)
+    if the_scenario.kind != "offline":
+        return _score_given_rate(runner, estimated, rate) if rate is not None else _search_server(runner, estimated)
+    top = estimated[0].offline_tokens_per_s
+    marked, best = [], None
+    for candidate in estimated:
+        if candidate.offline_tokens_per_s < (1 - PRUNE_MARGIN) * top:
+            marked.append(replace(candidate, outcome=f"estimated {candidate.offline_tokens_per_s:,.0f} tokens/s, over "
+                                                     f"{PRUNE_MARGIN:.0%} below the best estimate: not simulated"))
+            continue
         result, count = runner.offline(candidate.plan)
         tokens, requests = offline_score(result)
-        scored.append((replace(candidate, offline_tokens_per_s=tokens, offline_requests_per_s=requests), result, count))
-    scored.sort(key=lambda item: -item[0].offline_tokens_per_s)
-    if the_scenario.kind == "offline":
-        best, best_run, count = scored[0]
-        marked = tuple(replace(c, outcome="best" if c is best else "lower offline throughput") for c, _, _ in scored)
-        tokens, requests = offline_score(best_run)
-        found = ScenarioResult(the_scenario, best_run.summary["requests_dropped"] == 0, tokens, requests, best_run,
-                               runner.evaluations, count, marked, tuple(runner.history))
-    else:
-        found = _score_given_rate(runner, scored, rate) if rate is not None else _search_server(runner, scored)
-    return replace(found, prediction_log_sigma=config.prediction_log_sigma, interval=config.interval,
-                   cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd))
-
+        simulated = replace(candidate, offline_tokens_per_s=tokens, offline_requests_per_s=requests)
+        marked.append(simulated)
+        if best is None or tokens > best[0].offline_tokens_per_s:
+            best = (simulated, result, count)
+    winner, best_run, count = best
+    marked = tuple(replace(c, outcome="best" if c is winner else c.outcome if c.outcome != "estimated"
+                           else "lower offline throughput") for c in marked)
+    tokens, requests = offline_score(best_run)
+    return ScenarioResult(the_scenario, best_run.summary["requests_dropped"] == 0, tokens, requests, best_run,
+                          runner.evaluations, count, marked, tuple(runner.history))
 
 
 def _score_given_rate(runner: ScenarioRunner, scored, rate: float) -> ScenarioResult:
     """Every candidate at the given rate; the valid one with the lowest p99 TPOT wins (else the closest miss)."""
     outcomes = []
-    for candidate, _, _ in scored:
+    for candidate in scored:
         result, count = runner.server_run(candidate.plan, rate)
         outcomes.append((meets_sla(result.summary, runner.sla), candidate, result, count))
     outcomes.sort(key=lambda o: (not o[0], o[2].summary["tpot_p99_s"] / runner.sla.tpot_p99_s
@@ -205,7 +226,7 @@ def _score_given_rate(runner: ScenarioRunner, scored, rate: float) -> ScenarioRe
 def _search_server(runner: ScenarioRunner, scored) -> ScenarioResult:
     best = None       # (rate, candidate, run, count)
     marked, reasons = [], []
-    for candidate, _, _ in scored:
+    for candidate in scored:
         if best is not None:
             probe_rate = best[0] * (1 + RATE_TOLERANCE)
             if candidate.offline_requests_per_s * 1.1 < probe_rate:      # 10% margin: offline is an estimate
@@ -218,9 +239,10 @@ def _search_server(runner: ScenarioRunner, scored) -> ScenarioResult:
                 continue
             start = probe_rate
         else:
-            start = 0.6 * candidate.offline_requests_per_s
+            start = 0.85 * candidate.offline_requests_per_s
         try:
-            rate, (run, count) = runner.search_rate(candidate.plan, start)
+            rate, (run, count) = runner.search_rate(candidate.plan, start,
+                                                    ceiling_rate_per_s=candidate.offline_requests_per_s)
         except InfeasibleError as exc:
             reasons.append(f"{candidate.label}: {exc}")
             marked.append(replace(candidate, outcome=str(exc)))

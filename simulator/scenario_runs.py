@@ -3,7 +3,8 @@ and calibration.
 
 Offline: every query queued at t = 0, as many queries as keep the cluster busy for MLPerf's 600 s
 minimum (at least the dataset once); the score is completed output tokens over the whole run, start-up
-fill and drain tail included, as LoadGen counts them. A short pilot run sizes the query count.
+fill and drain tail included, as LoadGen counts them. The closed-form capacity estimate (`capacity`)
+sizes the query count.
 Server / Interactive: Poisson arrivals at a rate for at least 600 s, and for several request lifetimes
 when requests live long (reasoning outputs), so an overload shows up as a growing queue instead of
 hiding in a window shorter than the queue's growth; valid when p99 TTFT and p99 TPOT meet the limits
@@ -22,6 +23,8 @@ from dataclasses import replace
 import numpy as np
 
 from simulator.api import RunResult, run_config, serving_config
+from simulator.capacity import Capacity, replica_capacity
+from simulator.engine import replica_layout
 from simulator.errors import require_number
 from simulator.hardware import get_gpu
 from simulator.metrics import SLA
@@ -33,7 +36,6 @@ from workloads.scenarios import Scenario
 MLPERF_MIN_DURATION_S = 600.0     # LoadGen's min_duration for every LLM scenario
 REQUEST_LIFETIMES = 8             # a Server run also lasts this many worst-case request lifetimes
 RATE_TOLERANCE = 0.02
-PILOT_BATCHES = 3                 # pilot Offline run: this many batch fills per engine
 MAX_QUERIES = 50_000_000
 
 
@@ -60,38 +62,9 @@ def server_duration_s(scenario: Scenario, duration_s: float | None = None) -> fl
     """Seconds of arrivals a Server/Interactive run covers: MLPerf's 600 s (or `duration_s`), and at
     least REQUEST_LIFETIMES worst-case lifetimes (TTFT limit + mean output x TPOT limit), so a queue that
     grows slowly behind long-lived requests has time to show."""
-    lifetime = scenario.ttft_p99_s + scenario.output_lengths.mean * scenario.tpot_p99_s
+    lifetime = scenario.ttft_p99_s + scenario.output_mean * scenario.tpot_p99_s
     return max(duration_s if duration_s is not None else MLPERF_MIN_DURATION_S, REQUEST_LIFETIMES * lifetime)
 
-
-def steady_offline_tokens_per_s(arrays: dict, warmup_requests: int = 0) -> tuple[float, float]:
-    """Output tokens/s and requests/s of an Offline run in its steady state: from the moment the first
-    `warmup_requests` queries (the initial batch fill of every engine) all have their first token, to
-    the moment the last queued query gets its first token. Tokens of a query in flight at either edge
-    are counted pro rata between its first token and its finish (decode runs at a near-constant pace).
-    Used to size a scored run from a short pilot, where fill and drain would distort the rate."""
-    first, finish, output = arrays["first_token_s"], arrays["finish_s"], arrays["output_tokens"].astype(float)
-    done = np.isfinite(finish)
-    if not done.any():
-        return 0.0, 0.0
-    first, finish, output = first[done], finish[done], output[done]
-
-    def produced_by(moment: float) -> float:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            fraction = np.where(finish > first, (moment - first) / (finish - first), 1.0)
-        partial = 1 + (output - 1) * np.clip(fraction, 0, 1)
-        return float(np.where(finish <= moment, output, np.where(first <= moment, partial, 0.0)).sum())
-
-    window_start = float(arrays["arrival_s"].min())
-    window_end = float(np.max(first))
-    warm = np.asarray(arrays["first_token_s"][:warmup_requests], dtype=float)
-    if warmup_requests and np.isfinite(warm).all() and float(warm.max()) < window_end:
-        window_start = float(warm.max())
-    span = window_end - window_start
-    if span <= 0:
-        return 0.0, 0.0
-    tokens_per_s = (produced_by(window_end) - produced_by(window_start)) / span
-    return tokens_per_s, tokens_per_s / float(output.mean())
 
 
 def offline_score(run: RunResult) -> tuple[float, float]:
@@ -111,7 +84,8 @@ class ScenarioRunner:
     lengths to a measured tokens-per-sample (quantised models answer a little shorter or longer)."""
 
     def __init__(self, config, scenario: Scenario, usd_per_gpu_hour=None, duration_s=None, queries=None,
-                 step_cost=None, output_tokens_mean: float | None = None, exact: bool = False):
+                 step_cost=None, output_tokens_mean: float | None = None, exact: bool = False,
+                 record_steps: bool = False):
         self.config, self.scenario, self.usd = config, scenario, usd_per_gpu_hour
         self.step_cost = step_cost      # tests replace the cost model with hand-set step times
         if duration_s is not None:
@@ -121,6 +95,7 @@ class ScenarioRunner:
             if queries is not None else None
         self.output_tokens_mean = output_tokens_mean
         self.representative = not exact
+        self.record_steps = record_steps          # keep step traces of the scored runs (calibration re-prices them)
         self.evaluations = 0
         self.history = []
         self.sla = SLA(scenario.ttft_p99_s, scenario.tpot_p99_s) if scenario.kind != "offline" else None
@@ -133,24 +108,34 @@ class ScenarioRunner:
         return self.scenario.requests(count, rate_per_s, self.config.seed, self.output_tokens_mean)
 
     def _run(self, config, requests: Requests, info: dict) -> RunResult:
-        result = run_config(config, requests, self.usd, info, self.step_cost, representative=self.representative)
+        result = run_config(config, requests, self.usd, info, self.step_cost, representative=self.representative,
+                            record_steps=self.record_steps)
         self.evaluations += 1
         return result
 
+    def capacity(self, plan: Plan) -> Capacity:
+        """The plan's saturated throughput in closed form (whole cluster: every replica)."""
+        config = self.config_for(plan)
+        scenario = self.scenario
+        typical = int(min(scenario.input_lengths.mean + self.output_mean, config.model.max_context))
+        cost, memory = replica_layout(config, typical)
+        if self.step_cost is not None:
+            cost = self.step_cost
+        one = replica_capacity(cost, memory.kv_tokens_per_replica, scenario.input_lengths.mean, self.output_mean)
+        return Capacity(one.batch * config.replicas, one.tokens_per_s * config.replicas,
+                        one.requests_per_s * config.replicas, one.decode_step_s)
+
+    @property
+    def output_mean(self) -> float:
+        return self.output_tokens_mean or self.scenario.output_mean
+
     def offline_queries(self, plan: Plan) -> int:
-        """MLPerf's Offline query count: enough for 600 s at the rate a short pilot run reaches, and at
-        least the dataset once (`queries` overrides)."""
+        """MLPerf's Offline query count: enough for 600 s at the plan's estimated saturated rate, at least
+        the dataset once (`queries` overrides)."""
         if self.queries:
             return self.queries
-        config = self.config_for(plan)
-        engines = config.replicas * plan.pp
-        pilot_count = PILOT_BATCHES * engines * plan.max_batch_size * plan.attention_dp
-        pilot = self._run(config, self.requests(pilot_count, None), {"pilot": True})
-        warmup = pilot.engine_result.engines["count"] * plan.max_batch_size * plan.attention_dp
-        _, requests_per_s = steady_offline_tokens_per_s(pilot.engine_result.arrays, warmup)
-        scale = config.replicas / pilot.engine_result.summary.get("replicas_simulated", config.replicas)
-        wanted = math.ceil(requests_per_s * scale * MLPERF_MIN_DURATION_S)
-        return int(min(MAX_QUERIES, max(self.scenario.samples, wanted, pilot_count)))
+        wanted = math.ceil(self.capacity(plan).requests_per_s * MLPERF_MIN_DURATION_S)
+        return int(min(MAX_QUERIES, max(self.scenario.samples, wanted)))
 
     def offline(self, plan: Plan) -> tuple[RunResult, int]:
         config = self.config_for(plan)
@@ -177,8 +162,10 @@ class ScenarioRunner:
                              result.summary["tpot_p99_s"]))
         return result, count
 
-    def search_rate(self, plan: Plan, initial_rate_per_s: float):
-        """Highest Poisson rate meeting the SLA for `plan`, with every run kept by rate."""
+    def search_rate(self, plan: Plan, initial_rate_per_s: float, ceiling_rate_per_s: float | None = None,
+                    step: float = 2.0):
+        """Highest Poisson rate meeting the SLA for `plan`, with every run kept by rate; the search's history
+        is kept as `last_search` (calibration reads how the limits respond near the threshold)."""
         runs = {}
 
         def run(rate):
@@ -186,5 +173,7 @@ class ScenarioRunner:
                 runs[rate] = self.server_run(plan, rate)
             return runs[rate][0].summary
 
-        found = max_rate_meeting_sla(run, self.sla, initial_rate_per_s, relative_tolerance=RATE_TOLERANCE)
+        found = max_rate_meeting_sla(run, self.sla, initial_rate_per_s, relative_tolerance=RATE_TOLERANCE,
+                                     ceiling_rate_per_s=ceiling_rate_per_s, step=step)
+        self.last_search = found
         return found.rate_per_s, runs[found.rate_per_s]

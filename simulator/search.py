@@ -33,12 +33,16 @@ class RateSearch:
 
 
 def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_per_s: float,
-                         relative_tolerance: float = 0.02, max_evaluations: int = 24) -> RateSearch:
-    """Highest rate whose run meets `sla`: double (or halve) from `initial_rate_per_s` to bracket the
-    threshold, then bisect until the bracket is within `relative_tolerance`.
+                         relative_tolerance: float = 0.02, max_evaluations: int = 24,
+                         ceiling_rate_per_s: float | None = None, step: float = 2.0) -> RateSearch:
+    """Highest rate whose run meets `sla`: step up (or down) by `step` from `initial_rate_per_s` to
+    bracket the threshold, then bisect until the bracket is within `relative_tolerance`. A
+    `ceiling_rate_per_s` the system is not expected to exceed (its saturation rate) is tried before
+    stepping past it. A search started near the answer (a small `step`) brackets it in two runs.
 
-    Raises InfeasibleError when even a tiny rate (1/1000 of the start) misses the SLA, naming what
-    missed (an unloaded system's TTFT or TPOT already over the limit).
+    Raises InfeasibleError when even a nearly idle system (1/1000 of the start) misses the SLA, naming
+    what missed (an unloaded system's TTFT or TPOT already over the limit); that run follows the first
+    miss (the first two when `step` is small).
     """
     history = []
 
@@ -50,11 +54,12 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
 
     rate = initial_rate_per_s
     ok, summary = evaluate(rate)
+    good = good_summary = bad = None
     if ok:
         good, good_summary = rate, summary
-        bad = None
         while bad is None and len(history) < max_evaluations:
-            rate *= 2
+            ceiling = ceiling_rate_per_s if ceiling_rate_per_s and ceiling_rate_per_s > rate * (1 + relative_tolerance) else None
+            rate = ceiling if ceiling is not None else rate * step
             ok, summary = evaluate(rate)
             if ok:
                 good, good_summary = rate, summary
@@ -65,28 +70,24 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
     else:
         bad = rate
         floor = initial_rate_per_s / 1000
-        # A nearly idle system first: if even that misses, no rate will meet the SLA (one run, not ten).
-        ok, worst = evaluate(floor)
-        if not ok:
-            parts = []
-            if sla.ttft_p99_s is not None and not (worst["ttft_p99_s"] <= sla.ttft_p99_s):
-                parts.append(f"p99 TTFT {worst['ttft_p99_s']:.3g} s > {sla.ttft_p99_s:g} s")
-            if sla.tpot_p99_s is not None and not (worst["tpot_p99_s"] <= sla.tpot_p99_s):
-                parts.append(f"p99 TPOT {worst['tpot_p99_s']:.3g} s > {sla.tpot_p99_s:g} s")
-            if worst.get("requests_dropped"):
-                parts.append(f"{worst['requests_dropped']} requests dropped")
-            raise InfeasibleError(f"SLA unreachable: even at {floor:.3g} requests/s "
-                                  + ("; ".join(parts) or "the run missed the SLA"))
-        good, good_summary = floor, worst
-        while True:
-            rate /= 2
-            if rate <= floor:
-                break
+        factor = step
+        while good is None:
+            rate = bad / factor
+            if len(history) == (1 if step >= 2 else 2) or rate <= floor:
+                # Missed (twice when stepping finely): is any rate feasible? A nearly idle system answers
+                # in one run, not ten.
+                ok, worst = evaluate(floor)
+                if not ok:
+                    raise InfeasibleError(_unreachable(sla, floor, worst))
+                if rate <= floor:
+                    good, good_summary = floor, worst
+                    break
+                factor = max(factor, 2.0)
             ok, summary = evaluate(rate)
             if ok:
                 good, good_summary = rate, summary
-                break
-            bad = rate
+            else:
+                bad = rate
     while bad - good > relative_tolerance * good and len(history) < max_evaluations:
         middle = (good + bad) / 2
         ok, summary = evaluate(middle)
@@ -95,6 +96,17 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
         else:
             bad = middle
     return RateSearch(good, good_summary, len(history), tuple(history))
+
+
+def _unreachable(sla: SLA, floor: float, worst: dict) -> str:
+    parts = []
+    if sla.ttft_p99_s is not None and not (worst["ttft_p99_s"] <= sla.ttft_p99_s):
+        parts.append(f"p99 TTFT {worst['ttft_p99_s']:.3g} s > {sla.ttft_p99_s:g} s")
+    if sla.tpot_p99_s is not None and not (worst["tpot_p99_s"] <= sla.tpot_p99_s):
+        parts.append(f"p99 TPOT {worst['tpot_p99_s']:.3g} s > {sla.tpot_p99_s:g} s")
+    if worst.get("requests_dropped"):
+        parts.append(f"{worst['requests_dropped']} requests dropped")
+    return f"SLA unreachable: even at {floor:.3g} requests/s " + ("; ".join(parts) or "the run missed the SLA")
 
 
 @dataclass(frozen=True)

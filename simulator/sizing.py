@@ -116,7 +116,7 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
             run, _ = runner.offline(config.plan)
             tokens, _ = offline_score(run)
             return tokens, run
-        rate = goal / the_scenario.output_lengths.mean
+        rate = goal / the_scenario.output_mean
         run, _ = runner.server_run(config.plan, rate, tokens_per_s=goal)
         # the queries offer exactly `goal` tokens/s; the cluster serves it when the SLA holds
         return (goal if meets_sla(run.summary, runner.sla) else 0.0), run

@@ -63,7 +63,9 @@ class CollectiveCost:
         """Seconds of the fastest algorithm for the message size (numbers or numpy arrays)."""
         if not self.options:
             return 0.0 * message_bytes
-        return functools.reduce(np.minimum, (ab.time_s(message_bytes) for _, ab in self.options))
+        if isinstance(message_bytes, np.ndarray):
+            return functools.reduce(np.minimum, (ab.time_s(message_bytes) for _, ab in self.options))
+        return min(ab.time_s(message_bytes) for _, ab in self.options)
 
     def best(self, message_bytes: float) -> str:
         return min(self.options, key=lambda item: item[1].time_s(message_bytes))[0]

@@ -115,13 +115,13 @@ class Empirical:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Empirical":
-        """CSV with header `tokens,count`, or one length per line."""
+        """CSV with header `tokens,count`, or one length per line; lines starting with # are comments."""
         path = Path(path)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
-        lines = [line for line in lines if line.strip()]
+        lines = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
         if not lines:
             raise ConfigError(f"{path}: file is empty")
         values, weights = [], []
@@ -143,6 +143,44 @@ class Empirical:
             return cls(tuple(values), tuple(weights))
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+
+
+def rescale_mean(lengths: np.ndarray, mean: float, cap: int) -> np.ndarray:
+    """Lengths scaled so their mean is `mean` (clipped to [1, cap], the scale re-solved after clipping);
+    a mean at or above the cap puts every length at the cap."""
+    require_number("mean", mean, low=1, high=MAX_TOKENS)
+    if mean >= cap:
+        return np.full(lengths.shape, cap, dtype=np.int64)
+    values = lengths.astype(float)
+    factor = mean / values.mean()
+    for _ in range(20):
+        scaled = np.clip(np.rint(values * factor), 1, cap)
+        if abs(scaled.mean() - mean) <= 0.01 * mean:
+            break
+        factor *= mean / scaled.mean()
+    return scaled.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Rescaled:
+    """Another distribution's shape at a given mean (a dataset's reference answers rescaled to what a
+    model actually generates, or to a run's measured tokens per sample), within its maximum."""
+    base: object
+    target_mean: float
+
+    def __post_init__(self):
+        require_number("mean", self.target_mean, low=1, high=MAX_TOKENS)
+
+    @property
+    def mean(self) -> float:
+        return float(min(self.target_mean, self.base.maximum))
+
+    @property
+    def maximum(self) -> int:
+        return self.base.maximum
+
+    def sample(self, count, rng):
+        return rescale_mean(self.base.sample(count, rng), self.target_mean, self.base.maximum)
 
 
 def lengths_from_dict(where: str, table: dict, base_dir: Path | None = None):

@@ -5,14 +5,18 @@ when p99 TTFT and p99 TPOT meet the limits. Figures live in `workloads/catalog/s
 """
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 from simulator.catalog_io import packaged_toml
 from simulator.errors import ConfigError, reject_unknown_keys, require_number
 from workloads.arrivals import Offline, Poisson
-from workloads.lengths import lengths_from_dict
+from workloads.lengths import Rescaled, lengths_from_dict
 from workloads.requests import Requests
 
 KINDS = ("offline", "server", "interactive")
@@ -29,6 +33,20 @@ class Scenario:
     source: str
     ttft_p99_s: float | None = None
     tpot_p99_s: float | None = None
+    generated_output_mean: float | None = None   # tokens the benchmark's model generates per sample, when the
+                                                 # dataset's lengths are another model's reference answers
+
+    @property
+    def output_mean(self) -> float:
+        """Mean output tokens per query the benchmark generates."""
+        return self.generated_output_mean or self.output_lengths.mean
+
+    @property
+    def generated_lengths(self):
+        """The output lengths the benchmark's model generates: the dataset's shape at its generated mean."""
+        if self.generated_output_mean is None:
+            return self.output_lengths
+        return Rescaled(self.output_lengths, self.generated_output_mean)
 
     @property
     def min_queries(self) -> int:
@@ -38,33 +56,21 @@ class Scenario:
 
     def requests(self, count: int, rate_per_s: float | None, seed: int = 0,
                  output_tokens_mean: float | None = None) -> Requests:
-        """`count` queries, Offline (rate None) or Poisson at `rate_per_s`. `output_tokens_mean` rescales
-        the drawn output lengths to that mean (a measured tokens per sample), within the dataset's cap."""
+        """`count` queries, Offline (rate None) or Poisson at `rate_per_s`. Output lengths are rescaled to
+        `output_tokens_mean` (a measured tokens per sample; default: what the benchmark's model generates),
+        within the dataset's cap."""
         rng = np.random.default_rng(seed)
         arrival = Offline() if rate_per_s is None else Poisson(rate_per_s)
         times = arrival.times(count, rng)
-        inputs, outputs = self.input_lengths.sample(count, rng), self.output_lengths.sample(count, rng)
-        if output_tokens_mean is not None:
-            outputs = rescale_mean(outputs, output_tokens_mean, self.output_lengths.maximum)
+        outputs = self.generated_lengths if output_tokens_mean is None else Rescaled(self.output_lengths,
+                                                                                     output_tokens_mean)
+        inputs, outputs = self.input_lengths.sample(count, rng), outputs.sample(count, rng)
         return Requests(times, inputs, outputs)
 
     def describe(self) -> dict:
         return {"model": self.model, "scenario": self.kind, "ttft_p99_s": self.ttft_p99_s,
                 "tpot_p99_s": self.tpot_p99_s, "input_tokens_mean": self.input_lengths.mean,
-                "output_tokens_mean": self.output_lengths.mean, "dataset": self.dataset}
-
-
-def rescale_mean(lengths: np.ndarray, mean: float, cap: int) -> np.ndarray:
-    """Lengths scaled so their mean is `mean` (clipped to [1, cap], the scale re-solved after clipping)."""
-    require_number("output_tokens_mean", mean, low=1, high=cap)
-    values = lengths.astype(float)
-    factor = mean / values.mean()
-    for _ in range(20):
-        scaled = np.clip(np.rint(values * factor), 1, cap)
-        if abs(scaled.mean() - mean) <= 0.01 * mean:
-            break
-        factor *= mean / scaled.mean()
-    return scaled.astype(np.int64)
+                "output_tokens_mean": self.output_mean, "dataset": self.dataset}
 
 
 def _catalog() -> dict:
@@ -86,7 +92,8 @@ def get_scenario(model: str, kind: str) -> Scenario:
         raise ConfigError(f"--model: no MLPerf scenario for {model!r}; known: {', '.join(sorted(catalog))}")
     table = catalog[model]
     where = f"scenarios.toml: [{model}]"
-    reject_unknown_keys(where, table, ("dataset", "samples", "source", "server", "interactive", "input", "output"))
+    reject_unknown_keys(where, table, ("dataset", "samples", "source", "server", "interactive", "input", "output",
+                                       "generated_output_mean"))
     kind = kind.lower()
     if kind not in KINDS:
         raise ConfigError(f"--scenario: {kind!r} is not one of {', '.join(KINDS)}")
@@ -99,9 +106,24 @@ def get_scenario(model: str, kind: str) -> Scenario:
         reject_unknown_keys(f"{where}.{kind}", limits, ("ttft_p99_s", "tpot_p99_s"))
         for key in ("ttft_p99_s", "tpot_p99_s"):
             require_number(f"{where}.{kind}.{key}", limits.get(key), low=0, low_inclusive=False, high=3600)
-    return Scenario(model=model, kind=kind, input_lengths=lengths_from_dict(f"{where}.input", table["input"]),
-                    output_lengths=lengths_from_dict(f"{where}.output", table["output"]),
-                    samples=int(table["samples"]), dataset=table["dataset"], source=table["source"], **limits)
+    here = Path(str(resources.files("workloads.catalog")))
+    generated = table.get("generated_output_mean")
+    if generated is not None:
+        require_number(f"{where}.generated_output_mean", generated, low=1, high=1e7)
+    return Scenario(model=model, kind=kind, input_lengths=_lengths(f"{where}.input", table["input"], here),
+                    output_lengths=_lengths(f"{where}.output", table["output"], here),
+                    samples=int(table["samples"]), dataset=table["dataset"], source=table["source"],
+                    generated_output_mean=generated, **limits)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_lengths(where: str, key: str, base: Path):
+    return lengths_from_dict(where, json.loads(key), base)
+
+
+def _lengths(where: str, table: dict, base: Path):
+    """A length distribution of the catalog (dataset histograms load once per process)."""
+    return _cached_lengths(where, json.dumps(table, sort_keys=True), base)
 
 
 def mlperf_tpot_s(latency_s, ttft_s, output_tokens) -> np.ndarray:

@@ -1,75 +1,97 @@
-"""Calibration: parameters recovered from rows the simulator itself generated, prior-anchored fits for a
-GPU with one row, intervals that widen with fewer rows, measurement files and importers, and the CLI."""
+"""Calibration: parameters recovered from rows the simulator itself generated, a GPU with one row stays
+near its family, intervals widen with fewer rows and for unmeasured GPUs, measurement files and
+importers, and the CLI from calibrate to a prediction with an interval."""
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from simulator.calibrate import FIT_FIELDS, RowModel, fit
-from simulator.intervals import interval_fields
+from simulator.calibrate import fit
 from simulator.cli import main
 from simulator.errors import ConfigError
+from simulator.fit_parameters import Membership
 from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_profile
+from simulator.intervals import interval_fields
 from simulator.measurements import (from_inferencemax, from_vllm_benchmark, load_measurements,
                                     measurement_from_record)
+from simulator.row_models import RowSpec, row_model
 
 DATA = Path(__file__).parent.parent / "data"
-TRUTH = Efficiency(compute_efficiency=0.45, memory_efficiency=0.6, step_overhead_s=0.002)
-SHAPES = [dict(users=1, input_tokens=128, output_tokens=256), dict(users=8, input_tokens=16000, output_tokens=64),
-          dict(users=64, input_tokens=2048, output_tokens=32), dict(users=128, input_tokens=256, output_tokens=256)]
+PRIOR = Efficiency()
+TRUTH = replace(PRIOR, compute_efficiency=0.5, memory_efficiency=0.6, step_overhead_s=0.002)
+# compute-bound prefill, overhead- and weight-bound small decode, KV-bound long-context decode, big batches
+SHAPES = [dict(users=1, input_tokens=128, output_tokens=128), dict(users=8, input_tokens=8000, output_tokens=32),
+          dict(users=64, input_tokens=2048, output_tokens=32), dict(users=96, input_tokens=256, output_tokens=128),
+          dict(users=24, input_tokens=6000, output_tokens=96)]
 
 
-def synthetic_row(gpu="b200", truth=TRUTH, model="llama3.1-8b", **shape):
-    """A closed-loop row whose 'measured' figures are the simulator's own at `truth`."""
+def closed_row(gpu="b200", truth=TRUTH, model="llama3.1-8b", measured=None, **shape):
+    """A closed-loop row; its 'measured' tokens/s is the simulator's own at `truth` unless given."""
     record = dict(model=model, gpu=gpu, gpus=1, scenario="closed", source="synthetic", precision="fp8", tp=1, **shape)
-    predicted = RowModel(measurement_from_record("synthetic", {**record, "output_tokens_per_s": 1}), Efficiency()).predict(truth)
-    return measurement_from_record("synthetic", {**record, "output_tokens_per_s": predicted["output_tokens_per_s"],
-                                                 "tpot_p50_s": predicted["tpot_p50_s"],
-                                                 "ttft_p50_s": predicted["ttft_p50_s"]})
+    if measured is None:
+        spec = RowSpec.of(measurement_from_record("synthetic", {**record, "output_tokens_per_s": 1}))
+        measured = row_model(spec, truth).predict(truth)
+    return measurement_from_record("synthetic", {**record, "output_tokens_per_s": measured})
 
 
 @pytest.fixture(scope="module")
 def full_fit():
-    return fit([synthetic_row(**shape) for shape in SHAPES])
+    return fit([closed_row(**shape) for shape in SHAPES])
 
 
-def test_recovers_parameters_from_its_own_predictions(full_fit):
-    """Compute efficiency is pinned by the prefill-heavy rows; memory efficiency and step overhead trade
-    off along decode time = overhead + bytes / bandwidth, so the weak prior (0.75, 3 ms) keeps them
-    within 25% rather than exact. What matters, predictions, must come back within 5% on a shape the
-    fit never saw, and inside the fit's own 95% interval."""
-    fitted = full_fit.efficiency_for_row(0)
-    assert fitted.compute_efficiency == pytest.approx(TRUTH.compute_efficiency, rel=0.05)
-    assert fitted.memory_efficiency == pytest.approx(TRUTH.memory_efficiency, rel=0.25)
-    assert fitted.step_overhead_s == pytest.approx(TRUTH.step_overhead_s, rel=0.25)
-    unseen = synthetic_row(users=32, input_tokens=4096, output_tokens=512)
-    model = RowModel(unseen, Efficiency())
-    predicted = model.predict(fitted)["output_tokens_per_s"]
-    assert predicted == pytest.approx(unseen.output_tokens_per_s, rel=0.05)
-    assert abs(math.log(predicted / unseen.output_tokens_per_s)) < 1.96 * full_fit.log_sigma("b200", "blackwell")
+def test_recovers_predictions_from_its_own_rows(full_fit):
+    """Rows generated at known efficiencies: the fit reproduces them, and predicts a shape it never saw
+    within 5% and inside its own 95% interval. Compute efficiency (pinned by the prefill-heavy rows) comes
+    back within 10%; memory efficiency and step overhead trade off along decode time = overhead + bytes /
+    bandwidth, and with 5% measurement noise assumed the prior holds them near its own values along
+    that ridge: what the rows pin is their sum, which is what predictions need."""
     assert full_fit.residual_log_rms < 0.03
+    fitted = full_fit.efficiency_for(full_fit.specs[0])
+    assert fitted.compute_efficiency == pytest.approx(TRUTH.compute_efficiency, rel=0.1)
+    unseen = closed_row(users=32, input_tokens=4096, output_tokens=256)
+    spec = RowSpec.of(unseen)
+    predicted = row_model(spec, PRIOR).predict(fitted)
+    assert predicted == pytest.approx(unseen.output_tokens_per_s, rel=0.05)
+    sigma = full_fit.prediction_log_sigma(Membership.of(get_gpu("b200")), full_fit.sensitivities[full_fit.specs[0]])
+    assert abs(math.log(predicted / unseen.output_tokens_per_s)) < 1.96 * sigma
 
 
-def test_gpu_with_one_row_gets_finite_prior_anchored_parameters(full_fit):
-    rows = [synthetic_row(**shape) for shape in SHAPES] + [synthetic_row(gpu="mi355x", **SHAPES[3])]
+def test_gpu_with_one_row_stays_near_its_family(full_fit):
+    """One MI355X row at a very different truth: its GPU-level offsets move by at most about two prior
+    sigmas (0.1 each), and its interval is wider than the well-measured B200's."""
+    odd = replace(TRUTH, compute_efficiency=0.25)
+    rows = [closed_row(**shape) for shape in SHAPES] + [closed_row(gpu="mi355x", truth=odd, **SHAPES[3])]
     result = fit(rows)
-    values = result.group_values("gpu", "mi355x")
-    assert all(math.isfinite(v) and v > 0 for v in values.values())
-    # One row cannot move a GPU far from its prior: every offset within 2 prior sigmas (0.5 in log units)
-    offsets = result.theta.reshape(len(result.parameters.groups), len(FIT_FIELDS))
-    gpu_offsets = offsets[result.parameters.index[("gpu", "mi355x")]]
-    assert all(abs(o) <= 0.5 for o in gpu_offsets)
-    assert math.isfinite(result.log_sigma("mi355x", "cdna4"))
-    assert result.log_sigma("mi355x", "cdna4") > result.log_sigma("b200", "blackwell")
+    gpu_offsets = [t for (field, level, key), t in zip(result.parameters.groups, result.theta)
+                   if level == "gpu" and key == "mi355x"]
+    assert gpu_offsets and all(abs(t) <= 0.25 for t in gpu_offsets)
+    assert result.log_sigma(get_gpu("mi355x")) > result.log_sigma(get_gpu("b200"))
 
 
-def test_intervals_widen_when_rows_are_removed(full_fit):
-    fewer = fit([synthetic_row(**SHAPES[0])])
-    assert fewer.log_sigma("b200", "blackwell") > full_fit.log_sigma("b200", "blackwell")
-    # a GPU the rows never saw gets the prior-only spread, wider still; one of a measured family sits between
-    assert full_fit.log_sigma("h100", "hopper") > full_fit.log_sigma("b300", "blackwell") \
-        > full_fit.log_sigma("b200", "blackwell")
+def test_intervals_widen_with_fewer_rows_and_for_unmeasured_gpus(full_fit):
+    fewer = fit([closed_row(**SHAPES[0])])
+    assert fewer.log_sigma(get_gpu("b200")) > full_fit.log_sigma(get_gpu("b200"))
+    # unmeasured: another vendor is widest, the same family's sibling (B300 is blackwell-ultra, GB200 blackwell)
+    # sits between
+    assert full_fit.log_sigma(get_gpu("mi300x")) > full_fit.log_sigma(get_gpu("gb200")) \
+        > full_fit.log_sigma(get_gpu("b200"))
+
+
+def test_profile_round_trip_reproduces_fitted_efficiencies(full_fit, tmp_path):
+    """The written profile gives every catalog GPU the efficiency the fit would give it."""
+    from simulator.calibrate import profile_toml
+    path = tmp_path / "profile.toml"
+    path.write_text(profile_toml(full_fit))
+    profile = load_profile(str(path))
+    for name in ("b200", "mi355x", "h100"):
+        gpu = get_gpu(name)
+        expected = full_fit.parameters.efficiency(full_fit.theta, full_fit.parameters.indices(Membership.of(gpu)))
+        got = efficiency_for(gpu, profile, profile_path=str(path))
+        for field in ("compute_efficiency", "memory_efficiency", "step_overhead_s", "narrow_compute_efficiency"):
+            assert getattr(got, field) == pytest.approx(getattr(expected, field), rel=1e-5)
+    assert profile["fit"]["log_sigma"]["b200"] == pytest.approx(full_fit.log_sigma(get_gpu("b200")), rel=1e-4)
 
 
 def test_interval_fields_arithmetic():
@@ -84,13 +106,15 @@ def test_measurement_file_and_errors(tmp_path):
     rows = load_measurements(DATA / "measurements_small.csv")
     assert [r.scenario for r in rows] == ["closed", "closed", "open"] and rows[2].rate_per_s == 4
     shipped = load_measurements(Path(__file__).parents[2] / "simulator/catalog/measurements/mlperf.csv")
-    assert len(shipped) >= 10 and all(r.source for r in shipped)
+    assert len(shipped) >= 300 and all(r.source and r.round and r.submitter and r.system for r in shipped)
+    assert not [r for r in shipped if r.round.startswith("v6")]
     cases = {
         "model,gpu,gpus,scenario,output_tokens_per_s,source,colour\nm,b200,1,offline,1,s,red\n": "unknown column 'colour'",
         "model,gpu,gpus,scenario,output_tokens_per_s,source\nm,b200,0,offline,1,s\n": "gpus '0' is out of range",
         "model,gpu,gpus,scenario,output_tokens_per_s,source\nm,b200,1,offline,nan,s\n": "output_tokens_per_s 'nan'",
         "model,gpu,gpus,scenario,output_tokens_per_s,source\nm,b200,1,weekly,1,s\n": "scenario 'weekly'",
         "model,gpu,gpus,scenario,output_tokens_per_s,source\nm,b200,1,open,1,s\n": "needs rate_per_s",
+        "model,gpu,gpus,scenario,output_tokens_per_s,source,valid\nm,b200,1,offline,1,s,maybe\n": "valid 'maybe'",
         "model,gpu,gpus,scenario,source\n": "header lacks column 'output_tokens_per_s'",
         "": "file is empty",
     }
@@ -105,8 +129,8 @@ def test_importers_read_the_documented_shapes():
     open_row = from_vllm_benchmark(DATA / "vllm_bench_rate.json", model="llama3.1-8b", gpu="h100", gpus=1, tp=1)
     assert (open_row.scenario, open_row.rate_per_s, open_row.input_tokens, open_row.output_tokens) == ("open", 8.0, 1024, 256)
     assert open_row.tpot_p50_s == pytest.approx(0.0096) and open_row.output_tokens_per_s == 2009.4
-    closed_row = from_vllm_benchmark(DATA / "vllm_bench_concurrency.json", model="llama3.1-8b", gpu="h100", gpus=1)
-    assert (closed_row.scenario, closed_row.users) == ("closed", 64)
+    closed_row_ = from_vllm_benchmark(DATA / "vllm_bench_concurrency.json", model="llama3.1-8b", gpu="h100", gpus=1)
+    assert (closed_row_.scenario, closed_row_.users) == ("closed", 64)
     imx = from_inferencemax(DATA / "inferencemax_gptoss_mi355x.json")
     assert (imx.model, imx.gpu, imx.gpus, imx.users, imx.tp) == ("gpt-oss-120b", "mi355x", 8, 64, 8)
     assert imx.output_tokens_per_s == pytest.approx(1395.2 * 8)
@@ -116,15 +140,16 @@ def test_importers_read_the_documented_shapes():
 
 def test_inferencemax_rows_simulate_as_closed_loops():
     row = from_inferencemax(DATA / "inferencemax_gptoss_mi355x.json")
-    predicted = RowModel(row, Efficiency()).predict(Efficiency())
-    assert predicted["output_tokens_per_s"] > 0 and predicted["tpot_p50_s"] > 0
+    assert row_model(RowSpec.of(row), PRIOR).predict(PRIOR) > 0
 
 
 def test_stack_factor_multiplies(tmp_path):
     path = tmp_path / "profile.toml"
-    path.write_text('[default]\nmemory_efficiency = 0.8\n[stack.slow]\nmemory_efficiency_factor = 0.5\n')
+    path.write_text('[default]\nmemory_efficiency = 0.8\n[stack."nvidia/slow"]\nmemory_efficiency_factor = 0.5\n')
     efficiency = efficiency_for(get_gpu("b200"), load_profile(str(path)), "slow", profile_path=str(path))
     assert efficiency.memory_efficiency == pytest.approx(0.4)
+    with pytest.raises(ConfigError, match="--stack: 'fast' is not in the profile"):
+        efficiency_for(get_gpu("b200"), load_profile(str(path)), "fast", profile_path=str(path))
 
 
 def test_cli_calibrate_then_simulate_with_interval(tmp_path, capsys):
@@ -133,7 +158,7 @@ def test_cli_calibrate_then_simulate_with_interval(tmp_path, capsys):
     profile = tmp_path / "fitted.toml"
     main(["calibrate", str(rows), "--out", str(profile), "--json"])
     report = json.loads(capsys.readouterr().out)
-    assert len(report["rows"]) == 3 and all("loo_error_pct" in r for r in report["rows"])
+    assert len(report["rows"]) == 3 and all("error_pct" in r for r in report["rows"])
     main(["simulate", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1", "--rate", "2", "--requests", "50",
           "--profile", str(profile), "--json"])
     document = json.loads(capsys.readouterr().out)

@@ -1,0 +1,45 @@
+"""Regenerate the shipped calibration rows (simulator/catalog/measurements/mlperf.csv) from MLCommons'
+published MLPerf Inference v4.1 and v5.1 LLM results.
+
+    python scripts/import_mlperf_rows.py [DATA_DIR]     # default: ../shared/data/mlperf-inference
+
+The same as `infersim import-runs --format mlperf DATA_DIR --out ...`, plus a header saying where the
+rows come from and what was left out. MLPerf v6.0 and later rounds are the project's held-out validation
+set: they are never imported here.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from simulator.measurements import measurements_csv
+from simulator.mlperf_results import import_mlperf
+from simulator.output import write_atomic
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mlperf-inference"
+OUT = ROOT / "simulator" / "catalog" / "measurements" / "mlperf.csv"
+ROUNDS = ("v4.1", "v5.1")
+
+
+def main(argv=None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    data = Path(args[0]) if args else DEFAULT_DATA
+    report = import_mlperf([data])
+    rows = [r for r in report.rows if r.round in ROUNDS]
+    header = [
+        "Published MLPerf Inference (datacenter) LLM results, imported by scripts/import_mlperf_rows.py from",
+        "MLCommons' result repositories (github.com/mlcommons/inference_results_v4.1 and _v5.1, Apache 2.0;",
+        "unchanged copies in ../shared/data/mlperf-inference). `source` is the result file relative to that",
+        "folder. GENERATED: rerun the script rather than editing. Rounds v6.0 and later are held out.",
+        f"Not imported: {report.summary_line().split('; not imported: ')[-1] if report.skipped else 'nothing'}",
+    ]
+    text = "".join(f"# {line}\n" for line in header) + measurements_csv(rows)
+    write_atomic(OUT, text)
+    print(f"{len(rows)} rows -> {OUT.relative_to(ROOT)}")
+    print(report.summary_line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""A replica's saturated throughput in closed form, from the step-cost model: to rank plans and size runs
+before simulating them (the simulation, not this estimate, gives every reported number).
+
+Continuous batching at steady state holds B sequences: the plan's batch limit, or as many as the KV
+cache holds at their average context (prompt + half the output). Each decode step yields B tokens and
+completes B / output requests, whose prompts (B x input / output tokens) are prefilled in steps of at
+most the token budget. Tokens per second = B / (decode step + prefill per decode step).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from simulator.costmodel import BatchShape, StepCost, causal_pairs
+
+
+@dataclass(frozen=True)
+class Capacity:
+    batch: float                   # sequences in flight across the replica
+    tokens_per_s: float            # output tokens per second of one replica (one pipeline engine x pp)
+    requests_per_s: float
+    decode_step_s: float
+
+
+def replica_capacity(cost: StepCost, kv_tokens_per_replica: int, input_mean: float, output_mean: float) -> Capacity:
+    """Saturated output tokens/s of one replica (all its pipeline engines) under continuous batching."""
+    plan = cost.plan
+    engines = plan.pp
+    average_context = input_mean + output_mean / 2
+    by_kv = kv_tokens_per_replica / engines / average_context
+    batch = max(1.0, min(plan.max_batch_size * plan.attention_dp, by_kv))
+    decode = cost.step_time_s(BatchShape(decode_seqs=batch, decode_context=batch * average_context))
+    prompt_tokens = batch * input_mean / output_mean
+    budget = plan.max_tokens_per_step * plan.attention_dp
+    steps = max(1.0, math.ceil(prompt_tokens / budget))
+    per_step = prompt_tokens / steps
+    prompts = per_step / input_mean
+    window = cost.model.sliding_window
+    prefill = steps * cost.step_time_s(BatchShape(
+        prefill_tokens=per_step, prefill_pairs=prompts * causal_pairs(0, input_mean),
+        prefill_window_pairs=prompts * causal_pairs(0, input_mean, window) if window else 0.0, prefill_seqs=prompts))
+    step = decode + prefill
+    tokens = engines * batch / step
+    return Capacity(batch * engines, tokens, tokens / output_mean, decode)

@@ -1,0 +1,128 @@
+"""The calibration's parameters: log-offsets of efficiency fields, shared along the hardware hierarchy.
+
+A measured row's effective value of a field is prior x exp(sum of the offsets of the groups it belongs
+to), capped at the field's ceiling. Groups: every row (`global`), its GPU vendor, its chip family
+(H100/H200/GH200 are Hopper; GB300/B300 Blackwell Ultra), the GPU itself, and its software stack where
+that is not the vendor's reference stack. Which fields vary at which level is a modelling choice
+(FIELD_LEVELS, with the reason for each); each level has a Gaussian prior in log units (LEVEL_SIGMA):
+what a GPU has not been measured on stays at its family's value, within the prior's spread.
+
+Every catalog GPU, family and vendor has its groups even without rows: they sit at their prior, so a
+prediction's variance for an unmeasured GPU includes the prior spread of the levels no row constrains.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, Efficiency
+
+# What each field's value depends on, and why:
+# - compute: GEMM kernels differ by chip (tensor core generation, clocks under power limits) and stack.
+# - narrow (4/6-bit) compute: how much of a doubled peak the kernels reach is a property of a chip
+#   generation's FP4/FP6 support, not of one GPU.
+# - memory: HBM generation and controller, per chip family.
+# - attention: flash-attention kernels per vendor.
+# - moe: grouped-GEMM quality; too few MoE rows to split it further.
+# - step overhead: the serving stack's scheduler and launch path.
+# - collectives: NCCL/RCCL and the scale-up fabric, per vendor.
+# - gemm_half_tokens: how fast small GEMMs fall off; one value.
+FIELD_LEVELS = {
+    "compute_efficiency": ("global", "vendor", "family", "gpu", "stack"),
+    "narrow_compute_efficiency": ("global", "vendor", "family"),
+    "memory_efficiency": ("global", "vendor", "family"),
+    "attention_efficiency": ("global", "vendor"),
+    "moe_efficiency": ("global",),
+    "step_overhead_s": ("global", "stack"),
+    "collective_efficiency": ("global", "vendor"),
+    "gemm_half_tokens": ("global",),
+}
+FIT_FIELDS = tuple(FIELD_LEVELS)
+# Prior spread of each level's offset (log units): a global value may sit far from the datasheet-based
+# prior; vendors differ by tens of percent; GPUs of one family, and stacks, less.
+LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "gpu": 0.1, "stack": 0.2}
+# The stack most of a vendor's published results use; its effect is part of the vendor's own values.
+REFERENCE_STACKS = {"nvidia": "tensorrt-llm", "amd": "vllm"}
+assert set(FIT_FIELDS) <= set(EFFICIENCY_FIELDS)
+
+
+def stack_key(vendor: str, stack: str | None) -> str | None:
+    """The stack group of a row: None for the vendor's reference stack (or none named)."""
+    if not stack or stack == REFERENCE_STACKS.get(vendor):
+        return None
+    return f"{vendor}/{stack}"
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Which groups a row (or a prediction) belongs to."""
+
+    vendor: str
+    family: str
+    gpu: str
+    stack: str | None = None
+
+    @classmethod
+    def of(cls, gpu, stack: str | None = None) -> "Membership":
+        return cls(gpu.vendor, gpu.family, gpu.name, stack_key(gpu.vendor, stack))
+
+    def key(self, level: str) -> str | None:
+        return "*" if level == "global" else getattr(self, level)
+
+
+class Parameters:
+    """The groups (field, level, key), their prior sigmas, and the map from offsets to Efficiency."""
+
+    def __init__(self, prior: Efficiency, gpus: dict, stacks=()):
+        self.prior = prior
+        keys = {"global": ["*"], "vendor": sorted({g.vendor for g in gpus.values()}),
+                "family": sorted({g.family for g in gpus.values()}), "gpu": sorted(gpus),
+                "stack": sorted({s for s in stacks if s})}
+        self.groups = [(field, level, key) for field, levels in FIELD_LEVELS.items()
+                       for level in levels for key in keys[level]]
+        self.index = {group: i for i, group in enumerate(self.groups)}
+        self.sigma = np.array([LEVEL_SIGMA[level] for _, level, _ in self.groups])
+
+    @property
+    def size(self) -> int:
+        return len(self.groups)
+
+    def indices(self, member: Membership) -> dict[str, list[int]]:
+        """Per field, the groups whose offsets add up for `member`."""
+        out = {}
+        for field, levels in FIELD_LEVELS.items():
+            out[field] = [self.index[(field, level, member.key(level))] for level in levels
+                          if (field, level, member.key(level)) in self.index]
+        return out
+
+    def log_offsets(self, theta: np.ndarray, indices: dict) -> dict[str, float]:
+        return {field: float(sum(theta[i] for i in ids)) for field, ids in indices.items()}
+
+    def efficiency(self, theta: np.ndarray, indices: dict) -> Efficiency:
+        offsets = self.log_offsets(theta, indices)
+        return replace(self.prior, **{field: min(getattr(self.prior, field) * math.exp(offset), FIELD_CEILING[field])
+                                      for field, offset in offsets.items()})
+
+    def gradient(self, indices: dict, sensitivity: dict) -> np.ndarray:
+        """d log(prediction) / d theta for a row with these groups and per-field log-sensitivities."""
+        g = np.zeros(self.size)
+        for field, ids in indices.items():
+            g[ids] += sensitivity.get(field, 0.0)
+        return g
+
+    def profile_sections(self, theta: np.ndarray) -> dict:
+        """The fitted values as profile sections: [default] holds the global values, every other level
+        multiplies them by `FIELD_factor` (only where the offset is not zero)."""
+        sections = {"default": {}, "vendor": {}, "family": {}, "gpu": {}, "stack": {}}
+        for field in EFFICIENCY_FIELDS:
+            value = getattr(self.prior, field)
+            if ("global" in FIELD_LEVELS.get(field, ())):
+                value *= math.exp(float(theta[self.index[(field, "global", "*")]]))
+            sections["default"][field] = min(value, FIELD_CEILING[field])
+        for (field, level, key), offset in zip(self.groups, theta):
+            if level == "global" or abs(offset) < 1e-9:
+                continue
+            sections[level].setdefault(key, {})[f"{field}_factor"] = math.exp(float(offset))
+        return sections

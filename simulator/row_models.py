@@ -1,0 +1,224 @@
+"""Predict a measured row with the simulator, fast enough to sit inside a least-squares fit.
+
+A row is turned into the run that would have measured it: an MLPerf scenario of the row's model and
+dataset (Offline, Server or Interactive: the `mlperf` command's plan search and scoring, with the row's
+measured tokens per sample), or an open / closed loop of fixed lengths (vLLM and InferenceMAX runs).
+
+Speed: an MLPerf Offline row is simulated once at its anchor efficiency with step traces; under other
+efficiencies its score is the traced steps re-priced (exact, `replay`). A Server / Interactive row is
+anchored by a full rate search; between anchors its score moves with how much faster the anchored
+run's own steps become (rho): by rho where queueing (TTFT) binds, by rho^(1 + 1/e) where TPOT binds, e
+being how steeply p99 TPOT rose with the rate around the threshold (a faster step also lets the batch
+grow until TPOT is back at the limit). `refresh` re-anchors with a new rate search; a fit refreshes until
+the anchors stop moving, so its final predictions are the simulator's own.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from simulator.api import run_config, serving_config
+from simulator.engine import ClosedLoopWorkload
+from simulator.errors import InfeasibleError
+from simulator.hardware import Efficiency, get_gpu
+from simulator.measurements import Measurement
+from simulator.memory import plan_memory
+from simulator.mlperf import score_scenario
+from simulator.models import Precision, get_model
+from simulator.plan import Plan
+from simulator.replay import busy_time_s
+from simulator.scenario_runs import ScenarioRunner
+from workloads.requests import Requests
+from workloads.scenarios import get_scenario
+
+MLPERF_SCENARIOS = ("offline", "server", "interactive")
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """What a prediction depends on; measured rows with the same spec share one prediction."""
+
+    model: str
+    benchmark: str
+    gpu: str
+    gpus: int
+    scenario: str
+    precision: str
+    stack: str
+    output_tokens: float | None = None
+    input_tokens: float | None = None
+    rate_per_s: float | None = None
+    users: int | None = None
+    tp: int | None = None
+    pp: int | None = None
+    ep: int | None = None
+    max_batch_size: int | None = None
+
+    @classmethod
+    def of(cls, row: Measurement) -> "RowSpec":
+        output = row.output_tokens
+        if output and row.scenario in MLPERF_SCENARIOS:
+            output = round(math.exp(round(math.log(output), 2)), 1)   # tokens/sample within 1% share a spec
+        return cls(row.model, row.benchmark or row.model, row.gpu, row.gpus, row.scenario, row.precision,
+                   row.stack, output, row.input_tokens, row.rate_per_s, row.users, row.tp, row.pp, row.ep,
+                   row.max_batch_size)
+
+    @property
+    def label(self) -> str:
+        load = f" @{self.rate_per_s:g}/s" if self.rate_per_s else f" x{self.users}u" if self.users else ""
+        model = self.model if self.benchmark == self.model else f"{self.model} on {self.benchmark}"
+        return f"{model} {self.gpu} x{self.gpus} {self.precision} {self.stack} {self.scenario}{load}"
+
+
+def _config(spec: RowSpec, efficiency: Efficiency, model_catalog=(), gpu_catalog=()):
+    config = serving_config(model=get_model(spec.model, model_catalog), gpu=get_gpu(spec.gpu, gpu_catalog),
+                            gpus=spec.gpus, precision=Precision.parse(spec.precision), seed=0)
+    return replace(config, efficiency=efficiency)
+
+
+def _pins(spec: RowSpec) -> dict:
+    return {k: getattr(spec, k) for k in ("tp", "pp", "ep", "max_batch_size") if getattr(spec, k)}
+
+
+class OfflineRow:
+    """An MLPerf Offline row: the best plan at the anchor efficiency, its scored run re-priced."""
+
+    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=()):
+        self.spec = spec
+        config = _config(spec, anchor, model_catalog, gpu_catalog)
+        scenario = get_scenario(spec.benchmark, "offline")
+        runner = ScenarioRunner(config, scenario, output_tokens_mean=spec.output_tokens, record_steps=True)
+        result = score_scenario(runner, _pins(spec))
+        run = result.run.engine_result
+        self.plan = replace(config.plan, **{k: result.run.plan[k] for k in
+                                            ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")})
+        self.plan_label = next((c.label for c in result.candidates if c.outcome == "best"), "")
+        self.tokens = float(run.arrays["output_tokens"].sum())
+        self.scale = config.replicas / run.summary.get("replicas_simulated", config.replicas)
+        self.traces, self.costs = run.traces, run.step_costs
+        self.anchor_score = result.tokens_per_s
+
+    def predict(self, efficiency: Efficiency) -> float:
+        makespan = max(busy_time_s(trace, cost.with_efficiency(efficiency))
+                       for trace, cost in zip(self.traces, self.costs))
+        return self.tokens * self.scale / makespan
+
+    def refresh(self, efficiency: Efficiency) -> None:
+        """Offline traces do not depend on the efficiency: nothing to re-anchor."""
+
+
+class ServerRow:
+    """An MLPerf Server / Interactive row: best plan and rate at an anchor, a local model between."""
+
+    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=()):
+        self.spec, self.catalogs = spec, (model_catalog, gpu_catalog)
+        config = _config(spec, anchor, model_catalog, gpu_catalog)
+        self.scenario = get_scenario(spec.benchmark, spec.scenario)
+        runner = ScenarioRunner(config, self.scenario, output_tokens_mean=spec.output_tokens, record_steps=True)
+        result = score_scenario(runner, _pins(spec))
+        self.plan = replace(config.plan, **{k: result.run.plan[k] for k in
+                                            ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")})
+        self.plan_label = next((c.label for c in result.candidates if c.outcome.startswith("best")), "")
+        self._anchor(anchor, runner, result.run, result.tokens_per_s)
+
+    def _anchor(self, efficiency: Efficiency, runner: ScenarioRunner, run, score: float) -> None:
+        self.anchor_efficiency, self.anchor_score = efficiency, score
+        self.anchor_rate = run.workload["rate_per_s"]
+        engine = run.engine_result
+        self.traces, self.costs = engine.traces, engine.step_costs
+        self.anchor_busy = sum(busy_time_s(t, c) for t, c in zip(self.traces, self.costs))
+        self.binding, self.elasticity = _binding_limit(runner.last_search, self.scenario)
+
+    def speedup(self, efficiency: Efficiency) -> float:
+        busy = sum(busy_time_s(t, c.with_efficiency(efficiency)) for t, c in zip(self.traces, self.costs))
+        return self.anchor_busy / busy
+
+    def predict(self, efficiency: Efficiency) -> float:
+        rho = self.speedup(efficiency)
+        exponent = 1.0 + 1.0 / self.elasticity if self.binding == "tpot" else 1.0
+        return self.anchor_score * rho ** exponent
+
+    def refresh(self, efficiency: Efficiency) -> None:
+        """A new rate search at `efficiency` for the anchored plan, started where the local model says."""
+        model_catalog, gpu_catalog = self.catalogs
+        config = replace(_config(self.spec, efficiency, model_catalog, gpu_catalog), plan=self.plan)
+        runner = ScenarioRunner(config, self.scenario, output_tokens_mean=self.spec.output_tokens, record_steps=True)
+        guess = self.anchor_rate * self.predict(efficiency) / self.anchor_score
+        rate, (run, _) = runner.search_rate(self.plan, guess, ceiling_rate_per_s=guess * 1.04, step=1.04)
+        self._anchor(efficiency, runner, run, run.summary["output_tokens_per_s"])
+
+
+def _binding_limit(search, scenario) -> tuple[str, float]:
+    """Which limit stopped the rate search just above the found rate, and d log p99 TPOT / d log rate
+    there (clamped; 1 when the history cannot tell)."""
+    history = sorted(search.history)
+    good = [h for h in history if h[1]]
+    bad = [h for h in history if not h[1] and good and h[0] > good[-1][0]]
+    if not good or not bad:
+        return "ttft", 1.0
+    (r_good, _, ttft_good, tpot_good), (r_bad, _, ttft_bad, tpot_bad) = good[-1], bad[0]
+    tpot_miss = (tpot_bad or 0) / scenario.tpot_p99_s
+    ttft_miss = (ttft_bad or 0) / scenario.ttft_p99_s
+    if tpot_miss <= ttft_miss or not (tpot_good and tpot_bad) or r_bad <= r_good:
+        return "ttft", 1.0
+    elasticity = math.log(tpot_bad / tpot_good) / math.log(r_bad / r_good)
+    return "tpot", float(np.clip(elasticity, 0.2, 5.0))
+
+
+class StreamRow:
+    """An open (Poisson at rate_per_s) or closed (`users` concurrent) loop of fixed lengths, simulated
+    afresh for each efficiency (these are a user's own few rows)."""
+
+    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=()):
+        self.spec, self.catalogs = spec, (model_catalog, gpu_catalog)
+        self.cache: dict = {}
+        model = get_model(spec.model, model_catalog)
+        tp = spec.tp or _smallest_tp(spec, model, get_gpu(spec.gpu, gpu_catalog))
+        self.plan = Plan(tp=tp, pp=spec.pp or 1, ep=spec.ep or 1, max_batch_size=spec.max_batch_size or 256)
+        self.plan_label = f"tp{self.plan.tp}-mbs{self.plan.max_batch_size}"
+        self.anchor_score = self.predict(anchor)
+
+    def run(self, efficiency: Efficiency) -> dict:
+        key = tuple(round(getattr(efficiency, f), 9) for f in ("compute_efficiency", "narrow_compute_efficiency",
+                    "memory_efficiency", "attention_efficiency", "moe_efficiency", "step_overhead_s",
+                    "collective_efficiency", "gemm_half_tokens"))
+        if key not in self.cache:
+            spec = self.spec
+            config = replace(_config(spec, efficiency, *self.catalogs), plan=self.plan)
+            inputs, outputs = round(spec.input_tokens), round(spec.output_tokens)
+            if spec.scenario == "open":
+                count = int(min(4000, max(400, spec.rate_per_s * 120)))
+                arrival = np.cumsum(np.random.default_rng(0).exponential(1 / spec.rate_per_s, count))
+                workload = Requests(arrival - arrival[0], np.full(count, inputs), np.full(count, outputs))
+            else:
+                count = int(min(5000, max(8 * spec.users, 200)))
+                workload = ClosedLoopWorkload(users=spec.users, input_tokens=np.full(count, inputs),
+                                              output_tokens=np.full(count, outputs))
+            self.cache[key] = run_config(config, workload).summary
+        return self.cache[key]
+
+    def predict(self, efficiency: Efficiency) -> float:
+        return self.run(efficiency)["output_tokens_per_s"]
+
+    def refresh(self, efficiency: Efficiency) -> None:
+        """Simulated afresh each time: nothing to re-anchor."""
+
+
+def _smallest_tp(spec: RowSpec, model, gpu) -> int:
+    tokens = min(int((spec.input_tokens or 1024) + (spec.output_tokens or 256)), model.max_context)
+    for tp in (1, 2, 4, 8, 16):
+        if tp > spec.gpus:
+            break
+        try:
+            plan_memory(model, gpu, Precision.parse(spec.precision), Plan(tp=tp), tokens)
+            return tp
+        except InfeasibleError:
+            continue
+    raise InfeasibleError(f"{spec.label}: does not fit on {spec.gpus} {gpu.name} at any tp")
+
+
+def row_model(spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=()):
+    kind = {"offline": OfflineRow, "server": ServerRow, "interactive": ServerRow}.get(spec.scenario, StreamRow)
+    return kind(spec, anchor, model_catalog, gpu_catalog)

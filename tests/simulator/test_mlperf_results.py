@@ -1,0 +1,112 @@
+"""The MLPerf results importer on real MLCommons files (unchanged copies in tests/data/mlperf, and the
+whole v4.1/v5.1 set in ../shared/data when it is there): rows checked by hand against their summary
+files, a multi-node system, aliases, unknown names reported with counts."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulator.errors import ConfigError
+from simulator.hardware import alias_key, get_gpu, gpu_by_alias, load_gpus
+from simulator.mlperf_results import import_mlperf, parse_log_summary
+
+DATA = Path(__file__).parent.parent / "data" / "mlperf"
+SHARED = Path(__file__).parents[3] / "shared" / "data" / "mlperf-inference"
+H200_OFFLINE = "v4.1/closed/NVIDIA/results/H200-SXM-141GBx8_TRT/llama2-70b-99/Offline/performance/run_1/mlperf_log_summary.txt"
+
+
+def rows_by_source(report):
+    return {row.source: row for row in report.rows}
+
+
+def test_one_row_checked_by_hand_against_its_summary():
+    """H200-SXM-141GBx8_TRT, llama2-70b-99 Offline (v4.1): the summary says 'Samples per second:
+    107.477', 'Tokens per second: 31302.7', VALID; systems/H200-SXM-141GBx8_TRT.json: 8 x 'NVIDIA
+    H200-SXM-141GB' on 1 node, 'TensorRT 10.2.0, CUDA 12.4', hw_notes 'H200 TGP 700W'. So: 8 h200, 1
+    node, 31,302.7 tokens/s, 31302.7 / 107.477 = 291.25 tokens per sample, TensorRT-LLM, fp8 (v4.1 files
+    give no weight type: what the GPU's submitters run), 700 W."""
+    row = rows_by_source(import_mlperf([DATA]))[H200_OFFLINE]
+    assert (row.model, row.benchmark, row.gpu, row.gpus, row.nodes, row.scenario) == \
+        ("llama2-70b", "llama2-70b", "h200", 8, 1, "offline")
+    assert row.output_tokens_per_s == 31302.7 and row.output_tokens == pytest.approx(291.25, abs=0.06)
+    assert (row.stack, row.precision, row.gpu_power_w, row.valid) == ("tensorrt-llm", "fp8", 700, True)
+    assert (row.round, row.division, row.submitter, row.system) == ("v4.1", "closed", "NVIDIA", "H200-SXM-141GBx8_TRT")
+
+
+def test_server_row_carries_latencies_and_limits():
+    """The Server summary: p99 first token 452,744,202 ns, p99 time to output token 146,040,006 ns, limits
+    ttft_latency 2e9 ns and tpot_latency 2e8 ns."""
+    row = rows_by_source(import_mlperf([DATA]))[H200_OFFLINE.replace("Offline", "Server")]
+    assert (row.ttft_p99_s, row.tpot_p99_s) == (pytest.approx(0.452744202), pytest.approx(0.146040006))
+    assert (row.ttft_limit_s, row.tpot_limit_s) == (2.0, 0.2)
+    assert row.output_tokens_per_s == 29228.22
+
+
+def test_multi_node_system_and_summary_json_merge():
+    """GB200-NVL72 x72: 4 accelerators per node x 18 nodes = 72 GPUs; summary_results.json adds the fp4
+    weights and tokens per sample for the same result."""
+    rows = [r for r in import_mlperf([DATA]).rows if r.system == "GB200-NVL72_GB200-186GB_aarch64x72_TRT"
+            and r.model == "deepseek-r1" and r.scenario == "server"]
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row.gpu, row.gpus, row.nodes, row.precision) == ("gb200", 72, 18, "fp4")
+    assert row.output_tokens_per_s == 167578.06 and row.output_tokens == pytest.approx(3716.7, abs=0.1)
+    assert row.source.endswith("deepseek-r1/Server/performance/run_1/mlperf_log_summary.txt")
+
+
+def test_power_and_aliases():
+    """'NVIDIA H200-SXM-141GB-CTS' maps to the h200-cts entry (run at 1,000 W TGP); every alias of the
+    catalog maps back to its GPU, whatever the case and spacing."""
+    row = [r for r in import_mlperf([DATA]).rows if r.system == "H200-SXM-141GB-CTSx1_TRT"][0]
+    assert (row.gpu, row.gpus, row.gpu_power_w) == ("h200-cts", 1, 1000)
+    table = gpu_by_alias(load_gpus())
+    assert table[alias_key("AMD  Instinct MI325X 256GB HBM3e")] == "mi325x"
+    assert table[alias_key("nvidia b200-sxm-180gb")] == "b200"
+    for gpu in load_gpus().values():
+        for alias in gpu.aliases:
+            assert table[alias_key(alias)] == gpu.name
+    assert get_gpu("gb300").family == get_gpu("b300").family == "blackwell-ultra"
+
+
+def test_unknown_names_are_counted_not_dropped_silently():
+    report = import_mlperf([DATA / "v4.1"])
+    line = report.summary_line()
+    assert "unknown accelerator 'NVIDIA L40S' x1" in line
+    assert "the same run filed under a second accuracy target x1" in line    # the -99.9 copy of H200 Offline
+    assert report.skipped["unknown accelerator 'NVIDIA L40S'"] == 1
+    assert len(report.rows) == 3          # H200 x8 Offline and Server, H200-CTS x1 Offline
+    with pytest.raises(ConfigError, match="--strict: .*unknown accelerator 'NVIDIA L40S'"):
+        import_mlperf([DATA / "v4.1"], strict=True)
+
+
+def test_summary_json_only_results_map_open_division_models():
+    """Results present only in summary_results.json still import; an open-division run of Llama 3.1 70B on
+    the Llama 2 70B benchmark keeps the benchmark's dataset and serves its own model; pruned models do
+    not map."""
+    report = import_mlperf([DATA / "v5.1" / "summary_results.json"])
+    krai = [r for r in report.rows if r.submitter == "Krai" and r.system == "xd670_h200_x8_vllm_092"]
+    assert krai and all((r.model, r.benchmark, r.stack) == ("llama3.1-70b", "llama2-70b", "vllm") for r in krai)
+    assert report.skipped["modified model 'llama3_1-405b_pruned' (open division)"] == 1
+
+
+def test_log_summary_parser_on_bad_text():
+    assert parse_log_summary("not a log")["tokens_per_s"] is None
+    with pytest.raises(ConfigError, match="file not found"):
+        import_mlperf([DATA / "nosuch"])
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/mlperf-inference is not here")
+def test_the_whole_published_set():
+    report = import_mlperf([SHARED])
+    assert len(report.rows) == 362
+    assert sum(r.round == "v4.1" for r in report.rows) == 92
+    assert {r.gpu for r in report.rows} >= {"h100", "h200", "b200", "gb200", "gb300", "mi300x", "mi325x", "mi355x"}
+    assert not [r for r in report.rows if r.round.startswith("v6")]
+
+
+def test_cli_strict_names_the_unknown_accelerator():
+    done = subprocess.run([sys.executable, "-m", "simulator", "import-runs", "--format", "mlperf", str(DATA),
+                           "--strict"], capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown accelerator 'NVIDIA L40S'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -240,15 +240,21 @@ class Cluster:
         return cache[key]
 
     # ---- moving requests ------------------------------------------------------------------------
-    def route(self, rid: int) -> None:
+    def admissible(self, rid: int) -> bool:
+        """A request whose whole context fits one engine's KV cache; otherwise dropped with the reason."""
         table = self.table
         need = _ceil_div(table.input_tokens[rid] + table.output_tokens[rid], self.config.plan.block_size) \
             + self.window_blocks
         if need > self.blocks_per_engine:
             table.drop(rid, f"needs {need} KV blocks, an engine holds {self.blocks_per_engine}")
+            return False
+        return True
+
+    def route(self, rid: int) -> None:
+        if not self.admissible(rid):
             return
         if not any(engine.alive for engine in self.entry_pool):
-            table.drop(rid, "no engine left alive after failures")
+            self.table.drop(rid, "no engine left alive after failures")
             return
         self.entry_pool[self.router.choose(self.entry_pool)].submit(rid)
 
@@ -328,6 +334,19 @@ class Cluster:
                 self.route(rid)
 
     # ---- arrivals -------------------------------------------------------------------------------
+    def run_engines_alone(self, arrival_s: np.ndarray, until: float | None) -> float:
+        """Round-robin routing without SimPy: request i that is not dropped goes to engine (routed count)
+        mod E, as the RoundRobin router assigns it; each engine then runs its own loop. Returns the end
+        time (the last engine to fall idle, or `until`)."""
+        per_engine = [[] for _ in self.engines]
+        routed = 0
+        for rid, when in enumerate(arrival_s.tolist()):
+            if self.admissible(rid):
+                per_engine[routed % len(self.engines)].append((when, rid))
+                routed += 1
+        limit = math.inf if until is None else until
+        return max(engine.run_alone(arrivals, limit) for engine, arrivals in zip(self.engines, per_engine))
+
     def open_loop(self, arrival_s: np.ndarray):
         env = self.env
         for rid, when in enumerate(arrival_s.tolist()):
@@ -373,6 +392,19 @@ class Cluster:
         yield self.env.timeout(0)
 
 
+def independent(config: ServingConfig) -> bool:
+    """Engines never interact: oblivious (round-robin) routing, no failures, no KV hand-offs."""
+    return config.router == "round-robin" and config.batching != "disaggregated" and not config.failures
+
+
+def _run_env(cluster: "Cluster", config: ServingConfig) -> float:
+    if config.max_time_s is not None:
+        cluster.env.run(until=config.max_time_s)
+    else:
+        cluster.env.run()
+    return float(cluster.env.now)
+
+
 def representative_ok(config: ServingConfig, workload) -> bool:
     """Whether one replica stands for all: round-robin routing hands replica r every R-th arrival, and
     without failures, load-aware routing or KV hand-offs the replicas never interact, so every
@@ -382,13 +414,15 @@ def representative_ok(config: ServingConfig, workload) -> bool:
 
 
 def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = None,
-             representative: bool = False, record_steps: bool = False) -> Result:
+             representative: bool = False, record_steps: bool = False, fast: bool = True) -> Result:
     """Run `workload` (arrays `arrival_s`, `input_tokens`, `output_tokens`, or a ClosedLoopWorkload)
     on the cluster `config` describes. `step_cost` replaces the cost model (tests use hand-set step times).
 
     `representative` (where `representative_ok`): simulate replica 0 on the arrivals round-robin routing
     gives it; throughput fields are scaled to the whole cluster and `replicas_simulated` says so.
-    `record_steps`: every engine keeps a StepTrace of its steps (Result.traces)."""
+    `record_steps`: every engine keeps a StepTrace of its steps (Result.traces).
+    `fast`: where engines never interact (`independent`), each runs its own loop over the arrivals
+    round-robin routing gives it, without SimPy (the same steps and times; `fast=False` forces SimPy)."""
     if isinstance(workload, ChunkedWorkload):
         return _simulate_streaming(config, workload, step_cost)
     simulated = None
@@ -413,17 +447,18 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost, simulated, record_steps)
     if isinstance(workload, ClosedLoopWorkload):
         cluster.env.process(cluster.closed_loop(workload, len(table)))
+        end_s = _run_env(cluster, config)
+    elif fast and independent(config):
+        end_s = cluster.run_engines_alone(arrival, config.max_time_s)
     else:
         cluster.env.process(cluster.open_loop(arrival))
-    if config.max_time_s is not None:
-        cluster.env.run(until=config.max_time_s)
-    else:
-        cluster.env.run()
+        end_s = _run_env(cluster, config)
+    cluster.end_s = end_s
     arrays = table.arrays()
     unfinished = np.flatnonzero(~np.isfinite(arrays["finish_s"]))
     dropped = dict(table.dropped)
     for rid in unfinished.tolist():
-        dropped.setdefault(rid, f"unfinished when the simulation stopped at {cluster.env.now:.3f} s")
+        dropped.setdefault(rid, f"unfinished when the simulation stopped at {end_s:.3f} s")
     summary = summarize(arrays, cluster.itl, config.sla)
     return _result(config, cluster, summary, arrays, dropped, int(arrays["preemptions"].sum()))
 
@@ -440,16 +475,13 @@ def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step
     table = StreamingTable(config.sla)
     cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost)
     cluster.env.process(cluster.open_loop_chunks(itertools.chain([first], chunks)))
-    if config.max_time_s is not None:
-        cluster.env.run(until=config.max_time_s)
-    else:
-        cluster.env.run()
+    cluster.end_s = _run_env(cluster, config)
     summary = table.summary()
     for q in (50, 90, 99):
         summary[f"itl_p{q}_s"] = cluster.itl.percentile(q)
     dropped = dict(table.drop_reasons)
     if table.live:
-        dropped[f"unfinished when the simulation stopped at {cluster.env.now:.3f} s"] = table.live
+        dropped[f"unfinished when the simulation stopped at {cluster.end_s:.3f} s"] = table.live
     return _result(config, cluster, summary, None, dropped, table.preemption_total)
 
 
@@ -460,9 +492,9 @@ def _result(config, cluster, summary, arrays, dropped, preemptions) -> Result:
             summary[key] *= scale
         summary["replicas_simulated"] = cluster.simulated_replicas
     summary["preemptions"] = preemptions
-    summary["simulated_s"] = float(cluster.env.now)
+    summary["simulated_s"] = float(cluster.end_s)
     engines = cluster.engines
-    makespan = summary["makespan_s"] if summary["requests_completed"] else float(cluster.env.now) or 1.0
+    makespan = summary["makespan_s"] if summary["requests_completed"] else float(cluster.end_s) or 1.0
     busy = np.array([e.busy_s for e in engines])
     summary["engine_utilization_mean"] = float(np.mean(busy) / makespan) if makespan else 0.0
     summary["kv_occupancy_mean"] = float(np.mean([e.kv_block_s for e in engines]) / cluster.blocks_per_engine

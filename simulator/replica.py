@@ -205,6 +205,8 @@ class Engine:
 
     # ---- the step loop -----------------------------------------------------------------------
     def _run(self):
+        """The engine as a SimPy process: wait for work, run prompt steps, fold decode stretches (cut short
+        at the next step boundary when a newcomer could join)."""
         while self.alive:
             plan = self.policy.next_step(self)
             if plan is None:
@@ -212,9 +214,60 @@ class Engine:
                 yield self._wake
                 self._wake = None
             elif plan.chunks:
-                yield from self._prompt_step(plan.chunks, plan.with_decode)
+                duration = self.begin_prompt_step(plan.chunks, plan.with_decode, self.env.now)
+                yield self.env.timeout(duration)
+                if self.alive:
+                    self.end_prompt_step(self.env.now)
             else:
-                yield from self._decode_stretch()
+                stretch = self.begin_stretch(self.env.now)
+                if stretch is None:
+                    continue
+                k, first, growth = stretch
+                start, done = self.env.now, k
+                self._interruptible = self.policy.admits_mid_decode and k > 1 and self._slots_free() > 0
+                try:
+                    yield self.env.timeout(stretch_time_s(first, growth, k))
+                except simpy.Interrupt:
+                    if not self.alive:
+                        return
+                    done = min(k, _steps_completed(first, growth, self.env.now - start) + 1)
+                    yield self.env.timeout(max(stretch_time_s(first, growth, done) - (self.env.now - start), 0.0))
+                self._interruptible = False
+                if self.alive:
+                    self.end_stretch(done, self.env.now)
+
+    def run_alone(self, arrivals, until: float = math.inf) -> float:
+        """The same step loop without SimPy, for an engine nothing else interacts with: `arrivals` are its
+        (time, request id) pairs in time order. A decode stretch is cut at the step boundary after the
+        next arrival that could join, exactly as the SimPy process cuts it when interrupted. Returns the
+        time the engine fell idle with nothing left to arrive (or `until`)."""
+        now, i, count = 0.0, 0, len(arrivals)
+        while now < until:
+            while i < count and arrivals[i][0] <= now:
+                self.submit(arrivals[i][1])
+                i += 1
+            plan = self.policy.next_step(self)
+            if plan is None:
+                if i >= count:
+                    break
+                now = arrivals[i][0]
+                continue
+            if plan.chunks:
+                now += self.begin_prompt_step(plan.chunks, plan.with_decode, now)
+                self.end_prompt_step(now)
+                continue
+            stretch = self.begin_stretch(now)
+            if stretch is None:
+                continue
+            k, first, growth = stretch
+            done = k
+            if i < count and k > 1 and self.policy.admits_mid_decode and self._slots_free() > 0:
+                elapsed = arrivals[i][0] - now
+                if elapsed < stretch_time_s(first, growth, k):
+                    done = min(k, _steps_completed(first, growth, elapsed) + 1)
+            now += stretch_time_s(first, growth, done)
+            self.end_stretch(done, now)
+        return min(now, until)
 
     def _join(self, rid: int) -> None:
         """A request whose prompt is in KV and whose latest token is out joins the decode batch."""
@@ -225,8 +278,10 @@ class Engine:
         self.base_sum += context - self.step
         heapq.heappush(self.finish_heap, (self.step + table.output_tokens[rid] - generated, rid, table.epoch[rid]))
 
-    def _prompt_step(self, chunks, with_decode: bool):
-        cost, table = self.cost, self.table
+    def begin_prompt_step(self, chunks, with_decode: bool, now: float) -> float:
+        """Price a step of prompt work (and the running batch's decode with it) starting at `now`:
+        returns its duration."""
+        cost = self.cost
         parts = []
         for rid, take in chunks:
             done = self.prefilling[rid][0]
@@ -238,12 +293,13 @@ class Engine:
         duration = cost.step_time_s(shape)
         if self.trace is not None:
             self.trace.prompt_steps.append(astuple(shape))
-        start = self.env.now
-        used_before = self.kv_used_blocks()
-        yield self.env.timeout(duration)
-        if not self.alive:
-            return
-        now = self.env.now
+        self._step_started = (now, duration, self.kv_used_blocks(), chunks, n)
+        return duration
+
+    def end_prompt_step(self, now: float) -> None:
+        """The prompt step is over at `now`: chunks land in KV, completed prompts emit their first token."""
+        start, duration, used_before, chunks, n = self._step_started
+        table = self.table
         self.busy_s += duration
         self.steps += 1
         if n:
@@ -291,7 +347,10 @@ class Engine:
         context_now = self.base_sum + self.padding_base + n * self.step
         return (room - context_now) // n
 
-    def _decode_stretch(self):
+    def begin_stretch(self, now: float):
+        """Plan a stretch of decode steps from `now` up to the next finish or KV exhaustion: (k steps, the
+        first step's duration, how much longer each later step is); None when the newest sequence had to
+        be preempted instead (the caller asks the policy again)."""
         n = self.decoding
         heap = self.finish_heap
         while heap and (heap[0][1] not in self.running or heap[0][2] != self.table.epoch[heap[0][1]]):
@@ -300,29 +359,18 @@ class Engine:
         steps_to_full = self._steps_until_kv_full(n)
         if steps_to_full < 1:
             self._preempt_newest()
-            return
+            return None
         k = int(min(steps_to_finish, steps_to_full))
         a, b = self._decode_coefficients(n)
         first = a + b * (self.base_sum + self.padding_base + n * self.step)   # duration of the first step
         growth = b * n                                                        # each step is this much longer
-        total = k * first + growth * k * (k - 1) / 2
-        start = self.env.now
-        used_before = self.kv_used_blocks()
-        done = k
-        self._interruptible = self.policy.admits_mid_decode and k > 1 and self._slots_free() > 0
-        try:
-            yield self.env.timeout(total)
-        except simpy.Interrupt:
-            if not self.alive:
-                return
-            elapsed = self.env.now - start
-            done = min(k, _steps_completed(first, growth, elapsed) + 1)
-            remaining = done * first + growth * done * (done - 1) / 2 - elapsed
-            yield self.env.timeout(max(remaining, 0.0))
-        self._interruptible = False
-        if not self.alive:
-            return
-        span = self.env.now - start
+        self._stretch_started = (now, n, first, growth, self.kv_used_blocks())
+        return k, first, growth
+
+    def end_stretch(self, done: int, now: float) -> None:
+        """`done` steps of the stretch are over at `now`."""
+        start, n, first, growth, used_before = self._stretch_started
+        span = now - start
         if self.trace is not None:
             self.trace.decode_stretches.append((n, self.base_sum + self.padding_base + n * self.step, done))
         self.busy_s += span
@@ -330,7 +378,7 @@ class Engine:
         self.step += done
         self._record_itl(first, first + growth * (done - 1), done, n)
         self.kv_block_s += (used_before + self.kv_used_blocks()) / 2 * span
-        self._finish_due(self.env.now)
+        self._finish_due(now)
 
     def _record_itl(self, first_s: float, last_s: float, steps: int, n: int) -> None:
         """Inter-token gaps of `steps` decode steps for `n` sequences; the first gap of sequences that
@@ -403,6 +451,11 @@ class Engine:
             self._interruptible = False
             self.process.interrupt()
         return held
+
+
+def stretch_time_s(first: float, growth: float, steps: int) -> float:
+    """Duration of `steps` decode steps when step j lasts first + growth x j (an arithmetic series)."""
+    return steps * first + growth * steps * (steps - 1) / 2
 
 
 def _steps_completed(first: float, growth: float, elapsed: float) -> int:

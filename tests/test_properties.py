@@ -8,6 +8,7 @@ Offline throughput beyond noise. A larger example budget runs from scripts/prope
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from simulator.api import serving_config
@@ -133,3 +134,25 @@ def test_streamed_metrics_match_the_full_table(options, workload, chunk):
     streamed = simulate(config, ChunkedWorkload(chunks)).summary
     for key in ("requests_completed", "requests_dropped", "output_tokens", "preemptions", "engine_steps"):
         assert streamed[key] == full[key], key
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(clusters(), workloads(), st.booleans())
+def test_fast_path_equals_the_simpy_path(options, workload, representative):
+    """Where engines never interact (round-robin, no failures or hand-offs) each engine's own loop gives
+    exactly what the SimPy processes give: the same requests finished and dropped, the same tokens,
+    preemptions and steps, the same makespan and latency percentiles (to float rounding)."""
+    options = {**options, "router": "round-robin", "batching": options["batching"].replace("disaggregated", "chunked")}
+    options.pop("prefill_gpus", None)
+    config = build(options)
+    try:
+        fast = simulate(config, workload, fast=True, representative=representative)
+        slow = simulate(config, workload, fast=False, representative=representative)
+    except InfeasibleError:
+        assume(False)
+    for key in ("requests_completed", "requests_dropped", "output_tokens", "input_tokens", "preemptions",
+                "engine_steps"):
+        assert fast.summary[key] == slow.summary[key], key
+    for key in ("makespan_s", "ttft_p99_s", "tpot_p50_s", "output_tokens_per_s"):
+        a, b = fast.summary[key], slow.summary[key]
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-12), key

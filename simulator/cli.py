@@ -234,6 +234,43 @@ def calibrate(measurements, out, prior_profile, interval, as_json):
                    + (f"; profile written to {out}" if out else ""))
 
 
+@cli.command("validate")
+@click.argument("measurements", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--split", "splits", multiple=True, type=click.Choice(["gpu", "round", "model"]),
+              help="Only these splits (repeatable; default: all three).")
+@click.option("--prior-profile", type=click.Path(dir_okay=False), default=None,
+              help="Profile whose [default] is the prior (default: the built-in defaults).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write the markdown report here (the shipped rows' report lives in docs/validation.md).")
+@click.option("--json", "as_json", is_flag=True, help="Print summaries and held-out rows as JSON.")
+def validate_command(measurements, splits, prior_profile, out, as_json):
+    """How well calibration predicts rows it never saw: leave one GPU out, leave one round out (fit v4.1,
+    predict v5.1), leave one model out. Default rows: the shipped MLPerf results."""
+    from simulator.calibrate import prior_from, stderr_progress
+    from simulator.measurements import load_measurements
+    from simulator.validate import SPLITS, markdown, validate
+    from importlib import resources
+    paths = list(measurements) or [str(resources.files("simulator.catalog") / "measurements" / "mlperf.csv")]
+    rows = [row for path in paths for row in load_measurements(path)]
+    results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=stderr_progress)
+    if out:
+        write_atomic(out, markdown(results, "infersim validate " + " ".join(measurements)) + "\n")
+    summaries = {split: results[split]["summary"] for split in (splits or SPLITS)}
+    if as_json:
+        click.echo(to_json({"summaries": summaries, "node_ratios": results.get("gpu", {}).get("node_ratios", []),
+                            "held_out": [{"split": h.split, "left_out": h.left_out, "row": h.spec.label,
+                                          "round": h.row.round, "submitter": h.row.submitter,
+                                          "measured_tokens_per_s": h.row.output_tokens_per_s,
+                                          "predicted_tokens_per_s": h.predicted, "error_pct": 100 * h.error,
+                                          "inside_interval": h.inside}
+                                         for split in (splits or SPLITS) for h in results[split]["held_out"]]}))
+    else:
+        click.echo(format_table([{"split": k, **v} for k, v in summaries.items()],
+                                ["split", "rows", "median_abs_error_pct", "p90_abs_error_pct", "interval_coverage_pct"]))
+        if out:
+            click.echo(f"report written to {out}")
+
+
 @cli.command("import-runs")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "kind", required=True, type=click.Choice(["mlperf", "vllm", "inferencemax"]))

@@ -53,6 +53,18 @@ def test_server_search_lands_where_kingman_says(small_config):
     assert run.summary["ttft_p99_s"] <= 20.0
 
 
+@pytest.mark.parametrize("model,gpu,gpus,limits", [("llama2-70b", "h100", 2, ("server", "interactive")),
+                                                    ("mixtral-8x7b", "h200", 2, ("server",))])
+def test_server_never_beats_offline(model, gpu, gpus, limits):
+    """At steady state a cluster cannot complete more than it can with every query queued: every Server
+    and Interactive score is at most the Offline score of the same cluster (the runs cover MLPerf's 600 s
+    and 8 request lifetimes, so a queue that grows cannot hide)."""
+    offline = mlperf(model=model, gpu=gpu, gpus=gpus, scenario="offline").tokens_per_s
+    for scenario in limits:
+        scored = mlperf(model=model, gpu=gpu, gpus=gpus, scenario=scenario)
+        assert scored.valid and scored.tokens_per_s <= offline * 1.001, scenario
+
+
 def test_unreachable_sla_is_reported(capsys):
     """Memory bandwidth cut to 0.2 TB/s: a Llama 2 70B decode step on 8 H200 (tp 8) reads 8.7 GB of fp8
     weights per GPU at 0.15 TB/s effective, ~58 ms, over Interactive's 40 ms TPOT limit at any rate."""

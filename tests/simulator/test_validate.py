@@ -1,0 +1,54 @@
+"""Validation splits on a synthetic set generated from known efficiencies: every GPU, round and model
+the fit never saw is predicted back within tolerance and inside its interval, and the report holds
+every held-out row."""
+from dataclasses import replace
+
+import pytest
+
+from simulator.hardware import Efficiency
+from simulator.measurements import measurement_from_record
+from simulator.row_models import RowSpec, row_model
+from simulator.validate import markdown, node_ratios, validate, worst_rows
+
+TRUTH = replace(Efficiency(), compute_efficiency=0.55, memory_efficiency=0.7, step_overhead_s=0.0025)
+SHAPES = [dict(users=1, input_tokens=128, output_tokens=128), dict(users=8, input_tokens=8000, output_tokens=32),
+          dict(users=64, input_tokens=2048, output_tokens=32), dict(users=24, input_tokens=6000, output_tokens=96)]
+
+
+def row(gpu, model, round_, shape):
+    record = dict(model=model, gpu=gpu, gpus=1, scenario="closed", source=f"synthetic {gpu} {model} {shape}",
+                  precision="fp8", tp=1, round=round_, submitter="test", system=gpu, **shape)
+    spec = RowSpec.of(measurement_from_record("synthetic", {**record, "output_tokens_per_s": 1}))
+    return measurement_from_record("synthetic", {**record, "output_tokens_per_s": row_model(spec, TRUTH).predict(TRUTH)})
+
+
+@pytest.fixture(scope="module")
+def results():
+    rows = [row(gpu, model, round_, shape) for gpu, round_ in (("h200", "v4.1"), ("b200", "v5.1"), ("h100", "v4.1"))
+            for model in ("llama3.1-8b", "mixtral-8x7b") for shape in SHAPES[:3 if gpu == "h100" else 4]
+            if not (gpu == "h100" and model == "mixtral-8x7b")]
+    return validate(rows)
+
+
+def test_every_split_predicts_the_held_out_rows(results):
+    """All rows come from one efficiency: whatever is left out, the rest pins the shared (global and vendor)
+    values, so held-out rows come back within 10% and mostly inside their 80% intervals."""
+    for split in ("gpu", "round", "model"):
+        summary = results[split]["summary"]
+        assert summary["rows"] > 0
+        assert summary["median_abs_error_pct"] < 5, split
+        assert summary["p90_abs_error_pct"] < 10, split
+    gpu_split = {h.left_out for h in results["gpu"]["held_out"]}
+    assert gpu_split == {"h200", "b200", "h100"}            # each GPU has at least three rows
+    assert {h.left_out for h in results["round"]["held_out"]} == {"v5.1"}
+
+
+def test_report_lists_every_held_out_row(results):
+    text = markdown(results)
+    for split in ("gpu", "round", "model"):
+        for h in results[split]["held_out"]:
+            assert h.spec.label in text
+    assert "| leave one GPU out |" in text and "80% interval coverage" in text
+    ratios = node_ratios(results["gpu"]["held_out"])
+    assert ratios and all(abs(r["ratio_error"]) < 0.1 for r in ratios)
+    assert len(worst_rows(results, 3)) == 3

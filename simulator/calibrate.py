@@ -84,10 +84,10 @@ class Fit:
         return self.prediction_log_sigma(Membership.of(gpu), typical)
 
 
-def _sensitivity(model, parameters: Parameters, theta, indices, base: float) -> dict:
-    """d log prediction / d log field, one forward difference per fitted field."""
+def _sensitivity(model, parameters: Parameters, theta, indices, base: float, fields=FIT_FIELDS) -> dict:
+    """d log prediction / d log field, one forward difference per fitted field (of `fields`)."""
     out = {}
-    for name in FIT_FIELDS:
+    for name in fields:
         if not indices.get(name):
             continue
         shifted = theta.copy()
@@ -148,14 +148,21 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
         logs = np.log([predicted[s] for s in distinct])[row_of]
         return np.concatenate([(logs - measured) / MEASUREMENT_SIGMA["tokens"], theta / parameters.sigma])
 
+    # fields a row does not depend on at all (MoE efficiency for a dense model, collectives at tp 1, 4-bit
+    # GEMMs in fp8) stay out of its finite differences
+    first = predictions(np.zeros(parameters.size) if theta0 is None or len(theta0) != parameters.size else theta0)
+    start_theta = np.zeros(parameters.size) if theta0 is None or len(theta0) != parameters.size else theta0
+    active = {s: tuple(f for f, v in _sensitivity(models[s], parameters, start_theta, indices[s], first[s]).items()
+                       if abs(v) > 1e-6) for s in distinct}
+
     def jacobian(theta):
         predicted = predictions(theta)
         gradients = {s: parameters.gradient(indices[s], _sensitivity(models[s], parameters, theta, indices[s],
-                                                                       predicted[s])) for s in distinct}
+                                                                       predicted[s], active[s])) for s in distinct}
         data = np.array([gradients[s] for s in specs]) / MEASUREMENT_SIGMA["tokens"]
         return np.vstack([data, np.diag(1.0 / parameters.sigma)])
 
-    theta = np.zeros(parameters.size) if theta0 is None or len(theta0) != parameters.size else theta0.copy()
+    theta = start_theta.copy()
     for round_ in range(MAX_REANCHORS + 1):
         if progress:
             progress(f"fitting {len(rows)} rows ({len(distinct)} distinct), pass {round_ + 1}")

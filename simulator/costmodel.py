@@ -135,6 +135,10 @@ class StepCost:
         set_("_expert_ranks", p.ep if p.ep > 1 else 1)
         set_("_moe_flops_per_s", self._gemm_flops_per_s * eff.moe_efficiency)
         set_("_head_params_gpu", m.vocab * m.hidden / p.tp)
+        # outside GEMMs and attention: activations in bf16; each sampled token's fp32 logits are written
+        # and read back for sampling
+        set_("_elementwise_bytes_per_token", m.elementwise_values_per_token(p.tp) / p.pp * BYTES_PER_VALUE["bf16"])
+        set_("_logit_bytes", m.vocab / p.tp * 4 * 2)
         set_("_kv_bytes_per_token_layer_gpu", m.kv_values_per_token_layer(p.tp) * BYTES_PER_VALUE[prec.kv_cache])
         set_("_attn_flops_per_pair_gpu", m.attention_flops_per_context_token() / p.tp)
 
@@ -176,8 +180,13 @@ class StepCost:
         return m.layers * attn + m.ffn_dense_layers * dense + m.moe_layers * (shared + moe)
 
     def _output_head_s(self, logit_tokens):
-        return self._gemm_s(self._head_params_gpu, logit_tokens / self.plan.attention_dp,
-                            self._head_flops_per_s, BYTES_PER_VALUE["bf16"])
+        group = logit_tokens / self.plan.attention_dp
+        return (self._gemm_s(self._head_params_gpu, group, self._head_flops_per_s, BYTES_PER_VALUE["bf16"])
+                + group * self._logit_bytes / self._bytes_per_s)
+
+    def _elementwise_s(self, tokens):
+        """Norms, residual adds, activation and rotary: memory-bound, a fixed number of bytes per token."""
+        return tokens / self.plan.attention_dp * self._elementwise_bytes_per_token / self._bytes_per_s
 
     def _communication_s(self, tokens):
         """TP all-reduces, EP dispatch + combine and pipeline hand-offs of one step.
@@ -216,7 +225,8 @@ class StepCost:
 
         Prefill and decode attention, and full and sliding-window layers, are separate kernels with
         rooflines of their own. A decoding sequence in a sliding layer reads a full window (exact once
-        its context reaches the window, an upper bound before).
+        its context reaches the window, an upper bound before). Outside the tensor cores: a fixed step
+        overhead, a per-sequence overhead, and the norms/activations' memory traffic per token.
         """
         tokens = batch.prefill_tokens + batch.decode_seqs
         m = self.model
@@ -225,8 +235,9 @@ class StepCost:
                      + self._attention_s(m.sliding_layers, batch.prefill_window_pairs, batch.prefill_tokens)
                      + self._attention_s(m.full_attention_layers, batch.decode_context, batch.decode_context)
                      + self._attention_s(m.sliding_layers, window_context, window_context))
-        busy = ((tokens > 0) * self.efficiency.step_overhead_s + self._linear_layers_s(tokens)
-                + self._output_head_s(batch.prefill_seqs + batch.decode_seqs)
+        sequences = batch.prefill_seqs + batch.decode_seqs
+        busy = ((tokens > 0) * self.efficiency.step_overhead_s + self.efficiency.sequence_overhead_s * sequences
+                + self._linear_layers_s(tokens) + self._elementwise_s(tokens) + self._output_head_s(sequences)
                 + attention + self._communication_s(tokens))
         return busy if isinstance(busy, np.ndarray) else float(busy)
 

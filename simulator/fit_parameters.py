@@ -26,7 +26,8 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, Efficiency
 # - memory: HBM generation and controller, per chip family.
 # - attention: flash-attention kernels per vendor.
 # - moe: grouped-GEMM quality; too few MoE rows to split it further.
-# - step overhead: the serving stack's scheduler and launch path.
+# - step overhead: the serving stack's scheduler and launch path, and the vendor's launch latencies.
+# - sequence overhead: the serving stack's per-sequence bookkeeping (C++ or Python).
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor.
 # - gemm_half_tokens: how fast small GEMMs fall off; one value.
 FIELD_LEVELS = {
@@ -35,7 +36,8 @@ FIELD_LEVELS = {
     "memory_efficiency": ("global", "vendor", "family"),
     "attention_efficiency": ("global", "vendor"),
     "moe_efficiency": ("global",),
-    "step_overhead_s": ("global", "stack"),
+    "step_overhead_s": ("global", "vendor", "stack"),
+    "sequence_overhead_s": ("global", "stack"),
     "collective_efficiency": ("global", "vendor"),
     "gemm_half_tokens": ("global",),
 }

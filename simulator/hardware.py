@@ -150,6 +150,9 @@ class Efficiency:
     attention_efficiency: fraction of peak the attention math reaches (flash-attention kernels).
     moe_efficiency: fraction of the dense-GEMM efficiency a grouped expert GEMM reaches.
     step_overhead_s: fixed time per engine step (scheduler, kernel launches, sampling).
+    sequence_overhead_s: time per sequence in a step that does not run on tensor cores nor grow with the
+        model: the serving stack's bookkeeping, sampling and detokenising for each sequence (a C++
+        runtime spends ~1-2 us, a Python scheduler ~10 us).
     collective_efficiency: fraction of link bandwidth a collective reaches (NCCL rings ~82% of NVLink).
     """
 
@@ -160,6 +163,7 @@ class Efficiency:
     attention_efficiency: float = 0.5
     moe_efficiency: float = 0.7
     step_overhead_s: float = 0.003
+    sequence_overhead_s: float = 3e-6
     collective_efficiency: float = 0.8
 
     def __post_init__(self):
@@ -168,6 +172,7 @@ class Efficiency:
             require_number(f"efficiency.{name}", getattr(self, name), low=0, low_inclusive=False, high=1.0)
         require_number("efficiency.gemm_half_tokens", self.gemm_half_tokens, low=0, high=1e6)
         require_number("efficiency.step_overhead_s", self.step_overhead_s, low=0, high=10.0)
+        require_number("efficiency.sequence_overhead_s", self.sequence_overhead_s, low=0, high=1.0)
 
     def gemm_efficiency(self, dtype: str) -> float:
         """Large-GEMM fraction of the dense peak for math in `dtype`."""
@@ -180,7 +185,7 @@ EFFICIENCY_FIELDS = tuple(f.name for f in fields(Efficiency))
 # Highest value calibration or a profile may give each field (efficiencies are fractions of a peak).
 FIELD_CEILING = {"compute_efficiency": 0.99, "narrow_compute_efficiency": 0.99, "memory_efficiency": 0.99,
                  "attention_efficiency": 0.99, "moe_efficiency": 1.0, "collective_efficiency": 1.0,
-                 "step_overhead_s": 10.0, "gemm_half_tokens": 1e6}
+                 "step_overhead_s": 10.0, "sequence_overhead_s": 1.0, "gemm_half_tokens": 1e6}
 PROFILE_SECTIONS = ("default", "vendor", "family", "gpu", "stack", "fit")
 
 

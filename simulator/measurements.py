@@ -9,7 +9,8 @@ CSV columns (header required; blank cells mean "not measured" / "default"):
                                      where the figure comes from
   rate_per_s, users                  open / closed workloads
   input_tokens, output_tokens        open / closed: fixed lengths per request (means of the run)
-  precision, stack                   e.g. fp4, fp8 or fp4/fp8/fp8; software stack name (free text)
+  precision, stack, stack_version    e.g. fp4, fp8 or fp4/fp8/fp8; software stack name (free text) and its
+                                     major.minor release
   tp, pp, ep, max_batch_size         the plan measured (blank: tp = smallest that fits, pp = ep = 1)
   ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures
   ttft_limit_s, tpot_limit_s         the limits a Server/Interactive run was held to
@@ -55,6 +56,7 @@ class Measurement:
     output_tokens: int | None = None
     precision: str = "fp8"
     stack: str = ""
+    stack_version: str = ""
     tp: int | None = None
     pp: int | None = None
     ep: int | None = None

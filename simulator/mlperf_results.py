@@ -58,6 +58,18 @@ class ImportReport:
         return f"{len(self.rows)} rows imported; not imported: {parts}"
 
 
+VERSIONS = {"tensorrt-llm": r"tensorrt\s*(\d+\.\d+)", "vllm": r"vllm[\s-]*v?(\d+\.\d+)",
+            "llmboost": r"vllm[\s-]*v?(\d+\.\d+)", "sglang": r"sglang\s*v?(\d+\.\d+)",
+            "pytorch-aiter": r"aiter\s*(\d+\.\d+)"}
+
+
+def stack_version(stack: str, framework: str) -> str:
+    """The stack's major.minor release as the framework string names it ('TensorRT 10.2.0' -> '10.2'),
+    or '' when it does not say."""
+    match = re.search(VERSIONS.get(stack, r"(\d+\.\d+)"), framework or "", re.IGNORECASE)
+    return match.group(1) if match else ""
+
+
 def stack_of(framework: str) -> str:
     text = (framework or "").lower()
     for needle, stack in STACKS:
@@ -167,7 +179,8 @@ def _record(mapper: _Mapper, report: ImportReport, *, round_: str, division: str
     power = re.search(r"TGP\s*(\d+)\s*W", hw_notes or "", re.IGNORECASE)
     record = {"model": model, "gpu": gpu, "gpus": gpus, "nodes": int(nodes), "scenario": kind,
               "output_tokens_per_s": tokens, "source": source, "precision": precision,
-              "stack": stack_of(framework), "round": round_, "division": division, "submitter": submitter,
+              "stack": stack_of(framework), "stack_version": stack_version(stack_of(framework), framework),
+              "round": round_, "division": division, "submitter": submitter,
               "system": system, "benchmark": dataset, "valid": figures.get("valid", True),
               "output_tokens": round(per_sample, 1) if per_sample else None,
               "gpu_power_w": int(power.group(1)) if power else None}

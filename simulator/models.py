@@ -206,6 +206,20 @@ class ModelSpec:
         return math.ceil(self.sliding_layers / pp) * self.sliding_window * self.kv_values_per_token_layer(tp) * \
             BYTES_PER_VALUE[kv_dtype]
 
+    def elementwise_values_per_token(self, tp: int = 1) -> float:
+        """Activation values one token reads and writes outside the GEMMs and attention, summed over
+        layers, on one of `tp` tensor-parallel GPUs: per layer two RMSNorms (read and write the hidden
+        state, 4h), two residual adds (read two, write one: 6h), the gated activation (read gate and up,
+        write one: 3 x the FFN width each GPU holds; for MoE the active and shared experts' widths) and
+        rotary on queries and keys (read and write, 2 (heads + kv_heads) x head_dim / tp). The hidden-state
+        terms are not split by tp: every rank holds the whole residual stream. Fused kernels touch no less."""
+        h = self.hidden
+        dense = 3 * self.ffn / tp
+        moe = 3 * (self.active_experts + self.shared_experts) * self.expert_ffn / tp
+        rotary = 2 * (self.heads + self.kv_heads) * self.head_dim / tp
+        per_layer = 10 * h + rotary
+        return self.layers * per_layer + self.ffn_dense_layers * dense + self.moe_layers * moe
+
     def attention_flops_per_context_token(self) -> float:
         """FLOPs of score and value products for one query attending one cached token, summed over layers
         of one kind (multiply by the layer count you need). MLA in its absorbed (decode) form."""

@@ -29,11 +29,16 @@ from simulator.mlperf import score_scenario
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from simulator.replay import busy_time_s
+from simulator.replica import StepTrace
 from simulator.scenario_runs import ScenarioRunner
 from workloads.requests import Requests
 from workloads.scenarios import get_scenario
 
 MLPERF_SCENARIOS = ("offline", "server", "interactive")
+THINNED_STEPS = 1500
+# Below this the local model would let a 1% faster step lift the rate by more than 3% (exponent 1 + 1/e):
+# beyond what one rate search can vouch for, so flatter TPOT curves are treated as this steep.
+MIN_ELASTICITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -96,7 +101,8 @@ class OfflineRow:
                                             ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")})
         self.plan_label = next((c.label for c in result.candidates if c.outcome == "best"), "")
         self.tokens = float(run.arrays["output_tokens"].sum())
-        self.scale = config.replicas / run.summary.get("replicas_simulated", config.replicas)
+        replicas = replace(config, plan=self.plan).replicas
+        self.scale = replicas / run.summary.get("replicas_simulated", replicas)
         self.traces, self.costs = run.traces, run.step_costs
         self.anchor_score = result.tokens_per_s
 
@@ -127,7 +133,8 @@ class ServerRow:
         self.anchor_efficiency, self.anchor_score = efficiency, score
         self.anchor_rate = run.workload["rate_per_s"]
         engine = run.engine_result
-        self.traces, self.costs = engine.traces, engine.step_costs
+        # the local model needs a ratio of busy times: an evenly thinned trace gives it to well under 0.1%
+        self.traces, self.costs = tuple(thinned(t) for t in engine.traces), engine.step_costs
         self.anchor_busy = sum(busy_time_s(t, c) for t, c in zip(self.traces, self.costs))
         self.binding, self.elasticity = _binding_limit(runner.last_search, self.scenario)
 
@@ -150,6 +157,12 @@ class ServerRow:
         self._anchor(efficiency, runner, run, run.summary["output_tokens_per_s"])
 
 
+def thinned(trace: StepTrace, keep: int = THINNED_STEPS) -> StepTrace:
+    """Every k-th prompt step and decode stretch of a long trace (their busy time scales by k)."""
+    every = max(1, math.ceil(max(len(trace.prompt_steps), len(trace.decode_stretches)) / keep))
+    return StepTrace(trace.prompt_steps[::every], trace.decode_stretches[::every]) if every > 1 else trace
+
+
 def _binding_limit(search, scenario) -> tuple[str, float]:
     """Which limit stopped the rate search just above the found rate, and d log p99 TPOT / d log rate
     there (clamped; 1 when the history cannot tell)."""
@@ -164,7 +177,7 @@ def _binding_limit(search, scenario) -> tuple[str, float]:
     if tpot_miss <= ttft_miss or not (tpot_good and tpot_bad) or r_bad <= r_good:
         return "ttft", 1.0
     elasticity = math.log(tpot_bad / tpot_good) / math.log(r_bad / r_good)
-    return "tpot", float(np.clip(elasticity, 0.2, 5.0))
+    return "tpot", float(np.clip(elasticity, MIN_ELASTICITY, 5.0))
 
 
 class StreamRow:

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from simulator.errors import ConfigError, InfeasibleError
-from simulator.fit_parameters import FIT_FIELDS, REFERENCE_STACKS, Membership, Parameters, stack_key
+from simulator.fit_parameters import FIT_FIELDS, REFERENCE_STACKS, Membership, Parameters
 from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, efficiency_from_table, get_gpu, load_gpus, load_profile
 from simulator.intervals import DEFAULT_INTERVAL, interval_z
 from simulator.measurements import Measurement, load_measurements
@@ -59,7 +59,26 @@ class Fit:
     gpu_catalog: tuple = ()
 
     def membership(self, spec: RowSpec) -> Membership:
-        return Membership.of(get_gpu(spec.gpu, self.gpu_catalog), spec.stack)
+        return Membership.of(get_gpu(spec.gpu, self.gpu_catalog), spec.stack, spec.stack_version)
+
+    def default_releases(self) -> dict:
+        """Per vendor/stack the release predictions use when none is named: the one with the most rows
+        in the newest round."""
+        counts = {}
+        newest = max((r.round for r in self.rows), default="")
+        for row, spec in zip(self.rows, self.specs):
+            if spec.stack_version:
+                gpu = get_gpu(spec.gpu, self.gpu_catalog)
+                key = f"{gpu.vendor}/{spec.stack}"
+                weight = (row.round == newest, 1)
+                tally = counts.setdefault(key, {})
+                tally[spec.stack_version] = tuple(a + b for a, b in zip(tally.get(spec.stack_version, (0, 0)), weight))
+        return {key: max(tally, key=tally.get) for key, tally in counts.items()}
+
+    def default_membership(self, gpu) -> Membership:
+        """A prediction for `gpu` without a named stack: its vendor's reference stack at its default release."""
+        stack = REFERENCE_STACKS.get(gpu.vendor)
+        return Membership.of(gpu, stack, self.default_releases().get(f"{gpu.vendor}/{stack}"))
 
     def efficiency_for(self, spec: RowSpec) -> Efficiency:
         return self.parameters.efficiency(self.theta, self.parameters.indices(self.membership(spec)))
@@ -81,7 +100,7 @@ class Fit:
         if own:
             return math.sqrt(float(np.mean([self.spec_log_sigma(s) ** 2 for s in own])))
         typical = {f: float(np.mean([s.get(f, 0.0) for s in self.sensitivities.values()])) for f in FIT_FIELDS}
-        return self.prediction_log_sigma(Membership.of(gpu), typical)
+        return self.prediction_log_sigma(self.default_membership(gpu), typical)
 
 
 def _sensitivity(model, parameters: Parameters, theta, indices, base: float, fields=FIT_FIELDS) -> dict:
@@ -131,10 +150,10 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
         raise ConfigError(f"calibrate: no row can be simulated ({skipped[0][1]})")
     rows, specs = [r for r, _ in kept], [s for _, s in kept]
     gpus = load_gpus(gpu_catalog)
-    stacks = {stack_key(gpus[s.gpu].vendor, s.stack) for s in specs}
-    parameters = Parameters(prior, gpus, stacks)
+    members = {s: Membership.of(gpus[s.gpu], s.stack, s.stack_version) for s in specs}
+    parameters = Parameters(prior, gpus, {m.stack for m in members.values()}, {m.release for m in members.values()})
     distinct = list(dict.fromkeys(specs))
-    indices = {s: parameters.indices(Membership.of(gpus[s.gpu], s.stack)) for s in distinct}
+    indices = {s: parameters.indices(members[s]) for s in distinct}
     row_of = [distinct.index(s) for s in specs]
     measured = np.log([r.output_tokens_per_s for r in rows])
     evaluations = [0]
@@ -222,7 +241,7 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
     sections = result.parameters.profile_sections(result.theta)
     lines.append("[default]")
     lines += [f"{name} = {_toml_value(float(sections['default'][name]))}" for name in EFFICIENCY_FIELDS]
-    for level in ("vendor", "family", "gpu", "stack"):
+    for level in ("vendor", "family", "gpu", "stack", "release"):
         for key in sorted(sections[level]):
             lines += ["", f'[{level}."{key}"]']
             lines += [f"{name} = {_toml_value(value)}" for name, value in sorted(sections[level][key].items())]
@@ -230,6 +249,8 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
               f"residual_log_rms = {_toml_value(result.residual_log_rms)}",
               f"model_log_sigma = {_toml_value(result.model_log_sigma)}", "", "[fit.reference_stack]"]
     lines += [f'{vendor} = "{stack}"' for vendor, stack in REFERENCE_STACKS.items()]
+    lines += ["", "[fit.default_release]"]
+    lines += [f'"{key}" = "{version}"' for key, version in sorted(result.default_releases().items())]
     lines += ["", "[fit.log_sigma]"]
     for gpu in load_gpus(result.gpu_catalog).values():
         lines.append(f'"{gpu.name}" = {_toml_value(result.log_sigma(gpu))}')

@@ -164,7 +164,8 @@ class StepCost:
         distinct = expected_distinct_experts(m.experts, m.active_experts, tokens)
         # rows per expert r = routed / distinct: 2 routed P (r + half) / r / F = 2 P (routed + half x distinct) / F
         compute = 2 * m.expert_params / self._expert_split * (routed + self._half * distinct) / self._moe_flops_per_s
-        compute = compute * busiest_share(self._expert_ranks, routed)
+        if self._expert_ranks > 1:
+            compute = compute * busiest_share(self._expert_ranks, routed) / self.efficiency.expert_balance
         memory = distinct * m.expert_params * self._wbytes / self._expert_split / self._bytes_per_s
         return (tokens > 0) * _maximum(compute, memory)
 

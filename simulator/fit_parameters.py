@@ -25,26 +25,29 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, Efficiency
 #   generation's FP4/FP6 support, not of one GPU.
 # - memory: HBM generation and controller, per chip family.
 # - attention: flash-attention kernels per vendor.
-# - moe: grouped-GEMM quality; too few MoE rows to split it further.
+# - moe: grouped-GEMM quality; too few MoE rows to split it further; expert balance: how skewed routers are.
+# - release: a stack's kernels and scheduler improve from one release to the next (TensorRT-LLM 10.2 in
+#   MLPerf v4.1, 10.11 in v5.1); a GPU measured on an older release is predicted at the newest one.
 # - step overhead: the serving stack's scheduler and launch path, and the vendor's launch latencies.
 # - sequence overhead: the serving stack's per-sequence bookkeeping (C++ or Python).
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor.
 # - gemm_half_tokens: how fast small GEMMs fall off; one value.
 FIELD_LEVELS = {
-    "compute_efficiency": ("global", "vendor", "family", "gpu", "stack"),
+    "compute_efficiency": ("global", "vendor", "family", "gpu", "stack", "release"),
     "narrow_compute_efficiency": ("global", "vendor", "family"),
     "memory_efficiency": ("global", "vendor", "family"),
     "attention_efficiency": ("global", "vendor"),
     "moe_efficiency": ("global",),
-    "step_overhead_s": ("global", "vendor", "stack"),
-    "sequence_overhead_s": ("global", "stack"),
+    "expert_balance": ("global",),
+    "step_overhead_s": ("global", "vendor", "stack", "release"),
+    "sequence_overhead_s": ("global", "stack", "release"),
     "collective_efficiency": ("global", "vendor"),
     "gemm_half_tokens": ("global",),
 }
 FIT_FIELDS = tuple(FIELD_LEVELS)
 # Prior spread of each level's offset (log units): a global value may sit far from the datasheet-based
 # prior; vendors differ by tens of percent; GPUs of one family, and stacks, less.
-LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "gpu": 0.1, "stack": 0.2}
+LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "gpu": 0.1, "stack": 0.2, "release": 0.1}
 # The stack most of a vendor's published results use; its effect is part of the vendor's own values.
 REFERENCE_STACKS = {"nvidia": "tensorrt-llm", "amd": "vllm"}
 assert set(FIT_FIELDS) <= set(EFFICIENCY_FIELDS)
@@ -57,6 +60,13 @@ def stack_key(vendor: str, stack: str | None) -> str | None:
     return f"{vendor}/{stack}"
 
 
+def release_key(vendor: str, stack: str | None, version: str | None) -> str | None:
+    """The release group of a row ('nvidia/tensorrt-llm 10.11'); None when the version is not known."""
+    if not version:
+        return None
+    return f"{vendor}/{stack or REFERENCE_STACKS.get(vendor, '')} {version}"
+
+
 @dataclass(frozen=True)
 class Membership:
     """Which groups a row (or a prediction) belongs to."""
@@ -65,10 +75,12 @@ class Membership:
     family: str
     gpu: str
     stack: str | None = None
+    release: str | None = None
 
     @classmethod
-    def of(cls, gpu, stack: str | None = None) -> "Membership":
-        return cls(gpu.vendor, gpu.family, gpu.name, stack_key(gpu.vendor, stack))
+    def of(cls, gpu, stack: str | None = None, version: str | None = None) -> "Membership":
+        return cls(gpu.vendor, gpu.family, gpu.name, stack_key(gpu.vendor, stack),
+                   release_key(gpu.vendor, stack, version))
 
     def key(self, level: str) -> str | None:
         return "*" if level == "global" else getattr(self, level)
@@ -77,11 +89,11 @@ class Membership:
 class Parameters:
     """The groups (field, level, key), their prior sigmas, and the map from offsets to Efficiency."""
 
-    def __init__(self, prior: Efficiency, gpus: dict, stacks=()):
+    def __init__(self, prior: Efficiency, gpus: dict, stacks=(), releases=()):
         self.prior = prior
         keys = {"global": ["*"], "vendor": sorted({g.vendor for g in gpus.values()}),
                 "family": sorted({g.family for g in gpus.values()}), "gpu": sorted(gpus),
-                "stack": sorted({s for s in stacks if s})}
+                "stack": sorted({s for s in stacks if s}), "release": sorted({r for r in releases if r})}
         self.groups = [(field, level, key) for field, levels in FIELD_LEVELS.items()
                        for level in levels for key in keys[level]]
         self.index = {group: i for i, group in enumerate(self.groups)}
@@ -117,7 +129,7 @@ class Parameters:
     def profile_sections(self, theta: np.ndarray) -> dict:
         """The fitted values as profile sections: [default] holds the global values, every other level
         multiplies them by `FIELD_factor` (only where the offset is not zero)."""
-        sections = {"default": {}, "vendor": {}, "family": {}, "gpu": {}, "stack": {}}
+        sections = {"default": {}, "vendor": {}, "family": {}, "gpu": {}, "stack": {}, "release": {}}
         for field in EFFICIENCY_FIELDS:
             value = getattr(self.prior, field)
             if ("global" in FIELD_LEVELS.get(field, ())):

@@ -149,6 +149,9 @@ class Efficiency:
         batches (decode with few sequences) reach far less of peak.
     attention_efficiency: fraction of peak the attention math reaches (flash-attention kernels).
     moe_efficiency: fraction of the dense-GEMM efficiency a grouped expert GEMM reaches.
+    expert_balance: with expert parallelism the most loaded rank sets the pace; uniform routing gives a
+        binomial spread, real routers favour some experts more: the busiest rank's expert work is that
+        binomial maximum / expert_balance (1 = uniform routing).
     step_overhead_s: fixed time per engine step (scheduler, kernel launches, sampling).
     sequence_overhead_s: time per sequence in a step that does not run on tensor cores nor grow with the
         model: the serving stack's bookkeeping, sampling and detokenising for each sequence (a C++
@@ -162,13 +165,14 @@ class Efficiency:
     gemm_half_tokens: float = 64.0
     attention_efficiency: float = 0.5
     moe_efficiency: float = 0.7
+    expert_balance: float = 0.8
     step_overhead_s: float = 0.003
     sequence_overhead_s: float = 3e-6
     collective_efficiency: float = 0.8
 
     def __post_init__(self):
         for name in ("compute_efficiency", "narrow_compute_efficiency", "memory_efficiency", "attention_efficiency",
-                     "moe_efficiency", "collective_efficiency"):
+                     "moe_efficiency", "expert_balance", "collective_efficiency"):
             require_number(f"efficiency.{name}", getattr(self, name), low=0, low_inclusive=False, high=1.0)
         require_number("efficiency.gemm_half_tokens", self.gemm_half_tokens, low=0, high=1e6)
         require_number("efficiency.step_overhead_s", self.step_overhead_s, low=0, high=10.0)
@@ -184,9 +188,9 @@ EFFICIENCY_FIELDS = tuple(f.name for f in fields(Efficiency))
 
 # Highest value calibration or a profile may give each field (efficiencies are fractions of a peak).
 FIELD_CEILING = {"compute_efficiency": 0.99, "narrow_compute_efficiency": 0.99, "memory_efficiency": 0.99,
-                 "attention_efficiency": 0.99, "moe_efficiency": 1.0, "collective_efficiency": 1.0,
+                 "attention_efficiency": 0.99, "moe_efficiency": 1.0, "expert_balance": 1.0, "collective_efficiency": 1.0,
                  "step_overhead_s": 10.0, "sequence_overhead_s": 1.0, "gemm_half_tokens": 1e6}
-PROFILE_SECTIONS = ("default", "vendor", "family", "gpu", "stack", "fit")
+PROFILE_SECTIONS = ("default", "vendor", "family", "gpu", "stack", "release", "fit")
 
 
 def efficiency_from_table(where: str, table: dict, base: Efficiency) -> Efficiency:
@@ -224,7 +228,8 @@ def efficiency_for(gpu: GPUSpec, profile: dict | None = None, stack: str | None 
     """Efficiency for `gpu` running `stack`: the profile's default, then its vendor's, its chip family's
     and its own factors, then the software stack's (`stack` as written in the profile, or qualified by
     the GPU's vendor, "vllm" -> "nvidia/vllm"). Without a stack, the vendor's reference stack (the one
-    its published results mostly use, whose factors the vendor and GPU sections already hold)."""
+    its published results mostly use, whose factors the vendor and GPU sections already hold). The
+    stack's release is the profile's default one (`[fit.default_release]`: the newest it was fitted on)."""
     profile = profile if profile is not None else load_profile(profile_path)
     where = str(profile_path or "profile.toml")
     eff = efficiency_from_table(f"{where}: [default]", profile.get("default", {}), Efficiency())
@@ -233,14 +238,21 @@ def efficiency_for(gpu: GPUSpec, profile: dict | None = None, stack: str | None 
         table = profile.get(section, {})
         if key in table:
             eff = efficiency_from_table(f"{where}: [{section}.{key}]", table[key], eff)
+    fit = profile.get("fit", {})
+    reference = fit.get("reference_stack", {}).get(gpu.vendor)
     if stack is not None:
         stacks = profile.get("stack", {})
         key = stack if stack in stacks else f"{gpu.vendor}/{stack}"
-        reference = profile.get("fit", {}).get("reference_stack", {}).get(gpu.vendor)
         if key in stacks:
             eff = efficiency_from_table(f"{where}: [stack.{key}]", stacks[key], eff)
         elif stack != reference:
-            known = sorted(set(stacks) | set(profile.get("fit", {}).get("reference_stack", {}).values()))
+            known = sorted(set(stacks) | set(fit.get("reference_stack", {}).values()))
             raise ConfigError(f"--stack: {stack!r} is not in the profile for {gpu.vendor} GPUs; known: "
                               f"{', '.join(known) or 'none'}")
+    name = (stack or reference or "").split("/")[-1]
+    version = fit.get("default_release", {}).get(f"{gpu.vendor}/{name}")
+    releases = profile.get("release", {})
+    if version and f"{gpu.vendor}/{name} {version}" in releases:
+        key = f"{gpu.vendor}/{name} {version}"
+        eff = efficiency_from_table(f"{where}: [release.{key}]", releases[key], eff)
     return eff

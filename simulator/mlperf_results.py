@@ -10,7 +10,8 @@ Reads either kind of file MLCommons publishes, or a folder holding them:
 A result found in both is one row (the log's latencies, the summary's data types and tokens/sample).
 
 Mapping: accelerator name -> catalog GPU through the catalog's `aliases`; accelerators per node x nodes
--> GPUs; weight data type -> precision (mxfp4/nvfp4 -> fp4; unknown -> what that GPU's submitters run);
+-> GPUs; weight data type -> precision (mxfp4/nvfp4 -> fp4; unset -> what the model's name says, else what that
+GPU's submitters run);
 benchmark -> model and dataset (an open-division `UsedModel` that is another catalog model keeps the
 benchmark's dataset); framework -> stack. Names that do not map are counted per name and reported in one
 line (`strict` makes them an error), never dropped silently.
@@ -116,6 +117,14 @@ class _Mapper:
         return "fp4" if "fp4" in self.gpus[gpu].peak_tflops else "fp8"
 
 
+def _precision_named(name: str | None) -> str | None:
+    """A data type an open-division model name spells out ('llama3_1-70b-fp8_dyn' -> fp8)."""
+    for part in re.split(r"[-_]", str(name or "").lower()):
+        if part in PRECISIONS:
+            return PRECISIONS[part]
+    return None
+
+
 def _round_of(path: Path) -> str | None:
     for part in path.parts:
         if re.fullmatch(r"v\d+\.\d+", part):
@@ -173,7 +182,8 @@ def _record(mapper: _Mapper, report: ImportReport, *, round_: str, division: str
     if not tokens:
         report.skipped["no tokens/s in the result"] += 1
         return
-    precision = PRECISIONS.get(str(weight_type or "").lower()) or mapper.default_precision(gpu)
+    precision = PRECISIONS.get(str(weight_type or "").lower()) or _precision_named(used_model) \
+        or mapper.default_precision(gpu)
     samples = figures.get("samples_per_s")
     per_sample = tokens_per_sample or (tokens / samples if samples else None)
     power = re.search(r"TGP\s*(\d+)\s*W", hw_notes or "", re.IGNORECASE)

@@ -52,6 +52,7 @@ class RowSpec:
     scenario: str
     precision: str
     stack: str
+    stack_version: str = ""
     output_tokens: float | None = None
     input_tokens: float | None = None
     rate_per_s: float | None = None
@@ -67,14 +68,15 @@ class RowSpec:
         if output and row.scenario in MLPERF_SCENARIOS:
             output = round(math.exp(round(math.log(output), 2)), 1)   # tokens/sample within 1% share a spec
         return cls(row.model, row.benchmark or row.model, row.gpu, row.gpus, row.scenario, row.precision,
-                   row.stack, output, row.input_tokens, row.rate_per_s, row.users, row.tp, row.pp, row.ep,
-                   row.max_batch_size)
+                   row.stack, row.stack_version, output, row.input_tokens, row.rate_per_s, row.users, row.tp, row.pp,
+                   row.ep, row.max_batch_size)
 
     @property
     def label(self) -> str:
         load = f" @{self.rate_per_s:g}/s" if self.rate_per_s else f" x{self.users}u" if self.users else ""
         model = self.model if self.benchmark == self.model else f"{self.model} on {self.benchmark}"
-        return f"{model} {self.gpu} x{self.gpus} {self.precision} {self.stack} {self.scenario}{load}"
+        stack = f"{self.stack} {self.stack_version}".strip()
+        return f"{model} {self.gpu} x{self.gpus} {self.precision} {stack} {self.scenario}{load}"
 
 
 def _config(spec: RowSpec, efficiency: Efficiency, model_catalog=(), gpu_catalog=()):

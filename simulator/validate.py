@@ -21,8 +21,7 @@ import numpy as np
 
 from simulator.calibrate import Fit, fit, _sensitivity
 from simulator.errors import ConfigError
-from simulator.fit_parameters import Membership
-from simulator.hardware import Efficiency, get_gpu
+from simulator.hardware import Efficiency
 from simulator.intervals import DEFAULT_INTERVAL, interval_z
 from simulator.row_models import RowSpec
 
@@ -57,12 +56,13 @@ def _predict_held_out(split_fit: Fit, specs, progress=None) -> dict:
         if progress:
             progress(f"predicting held-out rows {k + 1}/{len(specs)}")
         model = split_fit.models[spec]
-        indices = parameters.indices(Membership.of(get_gpu(spec.gpu, split_fit.gpu_catalog), spec.stack))
+        member = split_fit.membership(spec)
+        indices = parameters.indices(member)
         efficiency = parameters.efficiency(theta, indices)
         model.refresh(efficiency)
         predicted = model.predict(efficiency)
         sensitivity = _sensitivity(model, parameters, theta, indices, predicted)
-        out[spec] = (predicted, split_fit.prediction_log_sigma(Membership.of(get_gpu(spec.gpu)), sensitivity))
+        out[spec] = (predicted, split_fit.prediction_log_sigma(member, sensitivity))
     return out
 
 

@@ -87,7 +87,7 @@ def test_profile_round_trip_reproduces_fitted_efficiencies(full_fit, tmp_path):
     profile = load_profile(str(path))
     for name in ("b200", "mi355x", "h100"):
         gpu = get_gpu(name)
-        expected = full_fit.parameters.efficiency(full_fit.theta, full_fit.parameters.indices(Membership.of(gpu)))
+        expected = full_fit.parameters.efficiency(full_fit.theta, full_fit.parameters.indices(full_fit.default_membership(gpu)))
         got = efficiency_for(gpu, profile, profile_path=str(path))
         for field in ("compute_efficiency", "memory_efficiency", "step_overhead_s", "narrow_compute_efficiency"):
             assert getattr(got, field) == pytest.approx(getattr(expected, field), rel=1e-5)

@@ -237,7 +237,9 @@ class StepCost:
                      + self._attention_s(m.full_attention_layers, batch.decode_context, batch.decode_context)
                      + self._attention_s(m.sliding_layers, window_context, window_context))
         sequences = batch.prefill_seqs + batch.decode_seqs
-        busy = ((tokens > 0) * self.efficiency.step_overhead_s + self.efficiency.sequence_overhead_s * sequences
+        # each attention-data-parallel rank schedules its own sequences, in parallel with the others
+        busy = ((tokens > 0) * self.efficiency.step_overhead_s
+                + self.efficiency.sequence_overhead_s * sequences / self.plan.attention_dp
                 + self._linear_layers_s(tokens) + self._elementwise_s(tokens) + self._output_head_s(sequences)
                 + attention + self._communication_s(tokens))
         return busy if isinstance(busy, np.ndarray) else float(busy)

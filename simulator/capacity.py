@@ -22,12 +22,14 @@ class Capacity:
     decode_step_s: float
 
 
-def replica_capacity(cost: StepCost, kv_tokens_per_replica: int, input_mean: float, output_mean: float) -> Capacity:
-    """Saturated output tokens/s of one replica (all its pipeline engines) under continuous batching."""
+def replica_capacity(cost: StepCost, kv_tokens_per_replica: int, input_mean: float, output_mean: float,
+                     window_tokens: float = 0.0) -> Capacity:
+    """Saturated output tokens/s of one replica (all its pipeline engines) under continuous batching;
+    `window_tokens`: what each sequence's sliding-window layers hold, in full-layer token equivalents."""
     plan = cost.plan
     engines = plan.pp
     average_context = input_mean + output_mean / 2
-    by_kv = kv_tokens_per_replica / engines / average_context
+    by_kv = kv_tokens_per_replica / engines / (average_context + window_tokens)
     batch = max(1.0, min(plan.max_batch_size * plan.attention_dp, by_kv))
     decode = cost.step_time_s(BatchShape(decode_seqs=batch, decode_context=batch * average_context))
     prompt_tokens = batch * input_mean / output_mean

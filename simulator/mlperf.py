@@ -190,8 +190,9 @@ def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None
     marked, best = [], None
     for candidate in estimated:
         if candidate.offline_tokens_per_s < (1 - PRUNE_MARGIN) * top:
-            marked.append(replace(candidate, outcome=f"estimated {candidate.offline_tokens_per_s:,.0f} tokens/s, over "
-                                                     f"{PRUNE_MARGIN:.0%} below the best estimate: not simulated"))
+            marked.append(replace(candidate, outcome=f"not simulated: estimated {candidate.offline_tokens_per_s:,.0f} "
+                                                     f"tokens/s, over {PRUNE_MARGIN:.0%} below the best estimate "
+                                                     f"({top:,.0f})"))
             continue
         result, count = runner.offline(candidate.plan)
         tokens, requests = offline_score(result)

@@ -121,7 +121,9 @@ class ScenarioRunner:
         cost, memory = replica_layout(config, typical)
         if self.step_cost is not None:
             cost = self.step_cost
-        one = replica_capacity(cost, memory.kv_tokens_per_replica, scenario.input_lengths.mean, self.output_mean)
+        window = memory.window_bytes_per_sequence_per_gpu / memory.kv_bytes_per_token_per_gpu
+        one = replica_capacity(cost, memory.kv_tokens_per_replica, scenario.input_lengths.mean, self.output_mean,
+                               window)
         return Capacity(one.batch * config.replicas, one.tokens_per_s * config.replicas,
                         one.requests_per_s * config.replicas, one.decode_step_s)
 

@@ -22,15 +22,10 @@ class Capacity:
     decode_step_s: float
 
 
-def replica_capacity(cost: StepCost, kv_tokens_per_replica: int, input_mean: float, output_mean: float,
-                     window_tokens: float = 0.0) -> Capacity:
-    """Saturated output tokens/s of one replica (all its pipeline engines) under continuous batching;
-    `window_tokens`: what each sequence's sliding-window layers hold, in full-layer token equivalents."""
+def _at_batch(cost: StepCost, batch: float, input_mean: float, output_mean: float) -> tuple[float, float]:
+    """(decode step, decode step plus the prefill work each decode step brings) at `batch` sequences."""
     plan = cost.plan
-    engines = plan.pp
     average_context = input_mean + output_mean / 2
-    by_kv = kv_tokens_per_replica / engines / (average_context + window_tokens)
-    batch = max(1.0, min(plan.max_batch_size * plan.attention_dp, by_kv))
     decode = cost.step_time_s(BatchShape(decode_seqs=batch, decode_context=batch * average_context))
     prompt_tokens = batch * input_mean / output_mean
     budget = plan.max_tokens_per_step * plan.attention_dp
@@ -41,6 +36,29 @@ def replica_capacity(cost: StepCost, kv_tokens_per_replica: int, input_mean: flo
     prefill = steps * cost.step_time_s(BatchShape(
         prefill_tokens=per_step, prefill_pairs=prompts * causal_pairs(0, input_mean),
         prefill_window_pairs=prompts * causal_pairs(0, input_mean, window) if window else 0.0, prefill_seqs=prompts))
-    step = decode + prefill
+    return decode, decode + prefill
+
+
+def replica_capacity(cost: StepCost, kv_tokens_per_replica: int, input_mean: float, output_mean: float,
+                     window_tokens: float = 0.0, tpot_limit_s: float | None = None) -> Capacity:
+    """Saturated output tokens/s of one replica (all its pipeline engines) under continuous batching;
+    `window_tokens`: what each sequence's sliding-window layers hold, in full-layer token equivalents.
+    With `tpot_limit_s` the batch also stays small enough that a decode step with its share of prefill
+    fits the limit (where Interactive's TPOT limit, not capacity, bounds the rate)."""
+    plan = cost.plan
+    engines = plan.pp
+    by_kv = kv_tokens_per_replica / engines / (input_mean + output_mean / 2 + window_tokens)
+    batch = max(1.0, min(plan.max_batch_size * plan.attention_dp, by_kv))
+    decode, step = _at_batch(cost, batch, input_mean, output_mean)
+    if tpot_limit_s is not None and step > tpot_limit_s:
+        low, high = 1.0, batch               # the step grows with the batch: bisect for the limit
+        for _ in range(30):
+            middle = (low + high) / 2
+            if _at_batch(cost, middle, input_mean, output_mean)[1] <= tpot_limit_s:
+                low = middle
+            else:
+                high = middle
+        batch = low
+        decode, step = _at_batch(cost, batch, input_mean, output_mean)
     tokens = engines * batch / step
     return Capacity(batch * engines, tokens, tokens / output_mean, decode)

@@ -42,6 +42,7 @@ class Candidate:
     offline_tokens_per_s: float | None = None
     offline_requests_per_s: float | None = None
     outcome: str = ""
+    tpot_bound_requests_per_s: float | None = None   # estimate at the batch whose steps meet the TPOT limit
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,10 @@ def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None
                                  offline_requests_per_s=capacity.requests_per_s, outcome="estimated"))
     estimated.sort(key=lambda c: -c.offline_tokens_per_s)
     if the_scenario.kind != "offline":
-        return _score_given_rate(runner, estimated, rate) if rate is not None else _search_server(runner, estimated)
+        bounded = [replace(c, tpot_bound_requests_per_s=runner.capacity(c.plan, within_tpot_limit=True).requests_per_s)
+                   for c in estimated]
+        bounded.sort(key=lambda c: -c.tpot_bound_requests_per_s)
+        return _score_given_rate(runner, bounded, rate) if rate is not None else _search_server(runner, bounded)
     top = estimated[0].offline_tokens_per_s
     marked, best = [], None
     for candidate in estimated:
@@ -234,16 +238,22 @@ def _search_server(runner: ScenarioRunner, scored) -> ScenarioResult:
                 marked.append(replace(candidate, outcome=f"saturates at {candidate.offline_requests_per_s:.4g} "
                                                          f"requests/s offline, below {probe_rate:.4g}"))
                 continue
+            if candidate.tpot_bound_requests_per_s * 1.15 < probe_rate:
+                marked.append(replace(candidate, outcome=f"steps reach the TPOT limit near "
+                                                         f"{candidate.tpot_bound_requests_per_s:.4g} requests/s, "
+                                                         f"below {probe_rate:.4g}"))
+                continue
             probe, _ = runner.server_run(candidate.plan, probe_rate)
             if not meets_sla(probe.summary, runner.sla):
                 marked.append(replace(candidate, outcome=f"misses the limits at {probe_rate:.4g} requests/s"))
                 continue
             start = probe_rate
         else:
-            start = 0.85 * candidate.offline_requests_per_s
+            # start below the rate at which steps reach the TPOT limit, which saturation also bounds
+            start = 0.85 * candidate.tpot_bound_requests_per_s
         try:
             rate, (run, count) = runner.search_rate(candidate.plan, start,
-                                                    ceiling_rate_per_s=candidate.offline_requests_per_s)
+                                                    ceiling_rate_per_s=candidate.offline_requests_per_s, step=1.15)
         except InfeasibleError as exc:
             reasons.append(f"{candidate.label}: {exc}")
             marked.append(replace(candidate, outcome=str(exc)))

@@ -113,8 +113,9 @@ class ScenarioRunner:
         self.evaluations += 1
         return result
 
-    def capacity(self, plan: Plan) -> Capacity:
-        """The plan's saturated throughput in closed form (whole cluster: every replica)."""
+    def capacity(self, plan: Plan, within_tpot_limit: bool = False) -> Capacity:
+        """The plan's saturated throughput in closed form (whole cluster: every replica); with
+        `within_tpot_limit`, at the largest batch whose steps still meet the scenario's TPOT limit."""
         config = self.config_for(plan)
         scenario = self.scenario
         typical = int(min(scenario.input_lengths.mean + self.output_mean, config.model.max_context))
@@ -122,8 +123,9 @@ class ScenarioRunner:
         if self.step_cost is not None:
             cost = self.step_cost
         window = memory.window_bytes_per_sequence_per_gpu / memory.kv_bytes_per_token_per_gpu
+        limit = scenario.tpot_p99_s if within_tpot_limit and scenario.tpot_p99_s else None
         one = replica_capacity(cost, memory.kv_tokens_per_replica, scenario.input_lengths.mean, self.output_mean,
-                               window)
+                               window, limit)
         return Capacity(one.batch * config.replicas, one.tokens_per_s * config.replicas,
                         one.requests_per_s * config.replicas, one.decode_step_s)
 

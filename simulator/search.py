@@ -59,7 +59,7 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
         good, good_summary = rate, summary
         while bad is None and len(history) < max_evaluations:
             ceiling = ceiling_rate_per_s if ceiling_rate_per_s and ceiling_rate_per_s > rate * (1 + relative_tolerance) else None
-            rate = ceiling if ceiling is not None else rate * step
+            rate = min(ceiling, rate * step) if ceiling is not None else rate * step
             ok, summary = evaluate(rate)
             if ok:
                 good, good_summary = rate, summary

@@ -141,6 +141,8 @@ class StepCost:
         set_("_logit_bytes", m.vocab / p.tp * 4 * 2)
         set_("_kv_bytes_per_token_layer_gpu", m.kv_values_per_token_layer(p.tp) * BYTES_PER_VALUE[prec.kv_cache])
         set_("_attn_flops_per_pair_gpu", m.attention_flops_per_context_token() / p.tp)
+        set_("_token_memo", {})
+        set_("_sequence_memo", {})
 
     # ---- operators ---------------------------------------------------------------------------
     def _gemm_s(self, params_gpu: float, tokens, flops_per_s: float, wbytes: float):
@@ -219,6 +221,23 @@ class StepCost:
         kv_bytes = self._kv_bytes_per_token_layer_gpu * layers * kv_tokens_read / dp
         return roofline_time_s(flops, kv_bytes, self._attn_flops_per_s, self._bytes_per_s)
 
+    def _per_token_s(self, tokens):
+        """Everything that depends on the step's token count alone: GEMMs, norms/activations, collectives."""
+        return self._linear_layers_s(tokens) + self._elementwise_s(tokens) + self._communication_s(tokens)
+
+    def _per_sequence_s(self, sequences):
+        """Everything that depends on how many sequences produce a token: per-sequence overhead (each
+        attention-data-parallel rank schedules its own sequences, in parallel with the others) and the
+        output head with its logits."""
+        return self.efficiency.sequence_overhead_s * sequences / self.plan.attention_dp + self._output_head_s(sequences)
+
+    def _memo(self, cache: dict, function, count):
+        """`function(count)` for whole-number counts, computed once per count (the engine's hot path)."""
+        value = cache.get(count)
+        if value is None:
+            value = cache[count] = float(function(count))
+        return value
+
     # ---- public ------------------------------------------------------------------------------
     def step_time_s(self, batch: BatchShape):
         """Time of one engine step (for pipeline plans: one micro-batch through every stage); a number,
@@ -230,18 +249,19 @@ class StepCost:
         overhead, a per-sequence overhead, and the norms/activations' memory traffic per token.
         """
         tokens = batch.prefill_tokens + batch.decode_seqs
+        sequences = batch.prefill_seqs + batch.decode_seqs
         m = self.model
         window_context = batch.decode_seqs * m.sliding_window
         attention = (self._attention_s(m.full_attention_layers, batch.prefill_pairs, batch.prefill_tokens)
                      + self._attention_s(m.sliding_layers, batch.prefill_window_pairs, batch.prefill_tokens)
                      + self._attention_s(m.full_attention_layers, batch.decode_context, batch.decode_context)
                      + self._attention_s(m.sliding_layers, window_context, window_context))
-        sequences = batch.prefill_seqs + batch.decode_seqs
-        # each attention-data-parallel rank schedules its own sequences, in parallel with the others
-        busy = ((tokens > 0) * self.efficiency.step_overhead_s
-                + self.efficiency.sequence_overhead_s * sequences / self.plan.attention_dp
-                + self._linear_layers_s(tokens) + self._elementwise_s(tokens) + self._output_head_s(sequences)
-                + attention + self._communication_s(tokens))
+        if isinstance(tokens, int) and isinstance(sequences, int):
+            return ((tokens > 0) * self.efficiency.step_overhead_s + attention
+                    + self._memo(self._token_memo, self._per_token_s, tokens)
+                    + self._memo(self._sequence_memo, self._per_sequence_s, sequences))
+        busy = ((tokens > 0) * self.efficiency.step_overhead_s + attention + self._per_token_s(tokens)
+                + self._per_sequence_s(sequences))
         return busy if isinstance(busy, np.ndarray) else float(busy)
 
     def decode_coefficients(self, decode_seqs):
@@ -262,18 +282,6 @@ class StepCost:
         return StepCost(self.model, self.gpu, self.precision, self.plan, efficiency,
                         self.communication.scaled(factor))
 
-    def prefill_shape(self, prompt_tokens: int, cached_tokens: int = 0, completes: bool = True) -> BatchShape:
-        """BatchShape of one prompt chunk of `prompt_tokens` after `cached_tokens` already in KV."""
-        w = self.model.sliding_window
-        return BatchShape(prefill_tokens=prompt_tokens,
-                          prefill_pairs=causal_pairs(cached_tokens, prompt_tokens),
-                          prefill_window_pairs=causal_pairs(cached_tokens, prompt_tokens, w) if w else 0.0,
-                          prefill_seqs=1 if completes else 0)
-
-
-def combine(*shapes: BatchShape) -> BatchShape:
-    """The aggregate of several batch parts (prompts of one prefill step, decode plus chunks)."""
-    return BatchShape(*(sum(getattr(s, f) for s in shapes) for f in SHAPE_FIELDS))
 
 
 def shape_arrays(rows) -> BatchShape:

@@ -15,7 +15,7 @@ from dataclasses import astuple, dataclass, field
 
 import simpy
 
-from simulator.costmodel import BatchShape, StepCost, causal_pairs, combine
+from simulator.costmodel import BatchShape, StepCost, causal_pairs
 from simulator.metrics import LatencyHistogram
 
 
@@ -281,16 +281,19 @@ class Engine:
     def begin_prompt_step(self, chunks, with_decode: bool, now: float) -> float:
         """Price a step of prompt work (and the running batch's decode with it) starting at `now`:
         returns its duration."""
-        cost = self.cost
-        parts = []
+        window = self.cost.model.sliding_window
+        tokens = pairs = window_pairs = completes = 0
         for rid, take in chunks:
             done = self.prefilling[rid][0]
-            parts.append(cost.prefill_shape(take, done, completes=done + take == self.prompt_tokens(rid)))
+            tokens += take
+            pairs += causal_pairs(done, take)
+            if window:
+                window_pairs += causal_pairs(done, take, window)
+            completes += done + take == self.prompt_tokens(rid)
         n = self.decoding if with_decode else 0
-        if n:
-            parts.append(BatchShape(decode_seqs=n, decode_context=self.base_sum + self.padding_base + n * self.step))
-        shape = combine(*parts)
-        duration = cost.step_time_s(shape)
+        context = self.base_sum + self.padding_base + n * self.step if n else 0
+        shape = BatchShape(tokens, pairs, window_pairs, completes, n, context)
+        duration = self.cost.step_time_s(shape)
         if self.trace is not None:
             self.trace.prompt_steps.append(astuple(shape))
         self._step_started = (now, duration, self.kv_used_blocks(), chunks, n)

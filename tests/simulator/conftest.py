@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from simulator.costmodel import BatchShape
 from simulator.engine import ServingConfig
 from simulator.hardware import get_gpu
 from simulator.models import Precision, get_model
@@ -14,9 +13,7 @@ class FixedStepCost:
 
     def __init__(self, plan, prefill_s=1.0, decode_s=0.1):
         self.plan, self.prefill_s, self.decode_s = plan, prefill_s, decode_s
-
-    def prefill_shape(self, tokens, cached=0, completes=True):
-        return BatchShape(prefill_tokens=tokens, prefill_seqs=1 if completes else 0)
+        self.model = get_model("llama2-70b")
 
     def step_time_s(self, shape):
         return (self.prefill_s if shape.prefill_tokens else 0.0) + (self.decode_s if shape.decode_seqs else 0.0)

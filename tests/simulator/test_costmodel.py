@@ -44,7 +44,8 @@ def test_prefill_step_by_hand():
     gemm = 2 * 68_451_041_280 * 1000 / 2.5e15
     attention = 500_500 * 4 * 64 * 128 * 80 / 2.5e15
     expected = (gemm + (524_288_000 + 1000 * ELEMENTWISE_BYTES + LOGIT_BYTES) / 6.4e12 + attention + 0.001 + 2e-6)
-    assert cost.step_time_s(cost.prefill_shape(1000)) == pytest.approx(expected, rel=1e-9)
+    prompt = BatchShape(prefill_tokens=1000, prefill_pairs=causal_pairs(0, 1000), prefill_seqs=1)
+    assert cost.step_time_s(prompt) == pytest.approx(expected, rel=1e-9)
     assert expected == pytest.approx(0.0610288, rel=1e-5)
 
 

@@ -120,13 +120,13 @@ def build_models(specs, prior: Efficiency, models: dict | None = None, progress=
                  gpu_catalog=()) -> tuple[dict, list]:
     """A row model per distinct spec (reusing `models`), and the specs that cannot be simulated."""
     models = dict(models or {})
-    failed = []
+    failed, plans = [], {}
     todo = [s for s in dict.fromkeys(specs) if s not in models]
     for k, spec in enumerate(todo):
         if progress:
             progress(f"simulating rows {k + 1}/{len(todo)}: {spec.label}")
         try:
-            models[spec] = row_model(spec, prior, model_catalog, gpu_catalog)
+            models[spec] = row_model(spec, prior, model_catalog, gpu_catalog, plans)
         except (ConfigError, InfeasibleError) as exc:
             failed.append((spec, str(exc)))
     return models, failed
@@ -195,7 +195,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
         for k, s in enumerate(anchored):
             if progress:
                 progress(f"re-anchoring Server/Interactive rows {k + 1}/{len(anchored)}")
-            models[s].refresh(parameters.efficiency(theta, indices[s]))
+            models[s].refresh(parameters.efficiency(theta, indices[s]), REANCHOR_TOLERANCE)
         after = predictions(theta)
         if max((abs(math.log(after[s] / before[s])) for s in distinct), default=0.0) < REANCHOR_TOLERANCE:
             break

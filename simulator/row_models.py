@@ -85,22 +85,36 @@ def _config(spec: RowSpec, efficiency: Efficiency, model_catalog=(), gpu_catalog
     return replace(config, efficiency=efficiency)
 
 
-def _pins(spec: RowSpec) -> dict:
-    return {k: getattr(spec, k) for k in ("tp", "pp", "ep", "max_batch_size") if getattr(spec, k)}
+def _pins(spec: RowSpec, plans: dict | None = None) -> dict:
+    """The plan fields a row fixes: its own, else the plan a row of the same system, model and scenario
+    already chose (`plans`, keyed by `plan_key`: measured tokens per sample or a stack release do not
+    change which plan is best, so the search runs once per system)."""
+    own = {k: getattr(spec, k) for k in ("tp", "pp", "ep", "max_batch_size") if getattr(spec, k)}
+    return own or dict((plans or {}).get(plan_key(spec), {}))
+
+
+def plan_key(spec: RowSpec) -> tuple:
+    return (spec.model, spec.benchmark, spec.gpu, spec.gpus, spec.precision, spec.scenario)
+
+
+def _remember(plans: dict | None, spec: RowSpec, plan) -> None:
+    if plans is not None:
+        plans.setdefault(plan_key(spec), {k: getattr(plan, k) for k in ("tp", "pp", "ep", "max_batch_size")})
 
 
 class OfflineRow:
     """An MLPerf Offline row: the best plan at the anchor efficiency, its scored run re-priced."""
 
-    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=()):
+    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None):
         self.spec = spec
         config = _config(spec, anchor, model_catalog, gpu_catalog)
         scenario = get_scenario(spec.benchmark, "offline")
         runner = ScenarioRunner(config, scenario, output_tokens_mean=spec.output_tokens, record_steps=True)
-        result = score_scenario(runner, _pins(spec))
+        result = score_scenario(runner, _pins(spec, plans))
         run = result.run.engine_result
         self.plan = replace(config.plan, **{k: result.run.plan[k] for k in
                                             ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")})
+        _remember(plans, spec, self.plan)
         self.plan_label = next((c.label for c in result.candidates if c.outcome == "best"), "")
         self.tokens = float(run.arrays["output_tokens"].sum())
         replicas = replace(config, plan=self.plan).replicas
@@ -113,21 +127,22 @@ class OfflineRow:
                        for trace, cost in zip(self.traces, self.costs))
         return self.tokens * self.scale / makespan
 
-    def refresh(self, efficiency: Efficiency) -> None:
+    def refresh(self, efficiency: Efficiency, tolerance: float = 0.0) -> None:
         """Offline traces do not depend on the efficiency: nothing to re-anchor."""
 
 
 class ServerRow:
     """An MLPerf Server / Interactive row: best plan and rate at an anchor, a local model between."""
 
-    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=()):
+    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None):
         self.spec, self.catalogs = spec, (model_catalog, gpu_catalog)
         config = _config(spec, anchor, model_catalog, gpu_catalog)
         self.scenario = get_scenario(spec.benchmark, spec.scenario)
         runner = ScenarioRunner(config, self.scenario, output_tokens_mean=spec.output_tokens, record_steps=True)
-        result = score_scenario(runner, _pins(spec))
+        result = score_scenario(runner, _pins(spec, plans))
         self.plan = replace(config.plan, **{k: result.run.plan[k] for k in
                                             ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")})
+        _remember(plans, spec, self.plan)
         self.plan_label = next((c.label for c in result.candidates if c.outcome.startswith("best")), "")
         self._anchor(anchor, runner, result.run, result.tokens_per_s)
 
@@ -149,8 +164,12 @@ class ServerRow:
         exponent = 1.0 + 1.0 / self.elasticity if self.binding == "tpot" else 1.0
         return self.anchor_score * rho ** exponent
 
-    def refresh(self, efficiency: Efficiency) -> None:
-        """A new rate search at `efficiency` for the anchored plan, started where the local model says."""
+    def refresh(self, efficiency: Efficiency, tolerance: float = 0.0) -> None:
+        """A new rate search at `efficiency` for the anchored plan, started where the local model says;
+        skipped when the anchored run's steps change by less than `tolerance` (log), where the local
+        model is as good as a new search."""
+        if tolerance and abs(math.log(self.speedup(efficiency))) < tolerance:
+            return
         model_catalog, gpu_catalog = self.catalogs
         config = replace(_config(self.spec, efficiency, model_catalog, gpu_catalog), plan=self.plan)
         runner = ScenarioRunner(config, self.scenario, output_tokens_mean=self.spec.output_tokens, record_steps=True)
@@ -186,7 +205,7 @@ class StreamRow:
     """An open (Poisson at rate_per_s) or closed (`users` concurrent) loop of fixed lengths, simulated
     afresh for each efficiency (these are a user's own few rows)."""
 
-    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=()):
+    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None):
         self.spec, self.catalogs = spec, (model_catalog, gpu_catalog)
         self.cache: dict = {}
         model = get_model(spec.model, model_catalog)
@@ -217,7 +236,7 @@ class StreamRow:
     def predict(self, efficiency: Efficiency) -> float:
         return self.run(efficiency)["output_tokens_per_s"]
 
-    def refresh(self, efficiency: Efficiency) -> None:
+    def refresh(self, efficiency: Efficiency, tolerance: float = 0.0) -> None:
         """Simulated afresh each time: nothing to re-anchor."""
 
 
@@ -234,6 +253,8 @@ def _smallest_tp(spec: RowSpec, model, gpu) -> int:
     raise InfeasibleError(f"{spec.label}: does not fit on {spec.gpus} {gpu.name} at any tp")
 
 
-def row_model(spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=()):
+def row_model(spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans: dict | None = None):
+    """The row's model; `plans` (shared across calls) lets rows of one system, model and scenario reuse
+    the plan the first of them searched for."""
     kind = {"offline": OfflineRow, "server": ServerRow, "interactive": ServerRow}.get(spec.scenario, StreamRow)
-    return kind(spec, anchor, model_catalog, gpu_catalog)
+    return kind(spec, anchor, model_catalog, gpu_catalog, plans)

@@ -48,6 +48,11 @@ FIT_FIELDS = tuple(FIELD_LEVELS)
 # Prior spread of each level's offset (log units): a global value may sit far from the datasheet-based
 # prior; vendors differ by tens of percent; GPUs of one family, and stacks, less.
 LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "gpu": 0.1, "stack": 0.2, "release": 0.1}
+# Fields whose global value physics pins closer than LEVEL_SIGMA["global"]: routers are trained with a
+# balancing loss, so the busiest expert rank exceeds the binomial maximum by tens of percent, not by
+# multiples; a wider prior lets the few expert-parallel rows (DeepSeek-R1) push it to unphysical values
+# (0.08 was fitted, below the 1/8 of all tokens on one of 8 ranks).
+GLOBAL_SIGMA = {"expert_balance": 0.2}
 # The stack most of a vendor's published results use; its effect is part of the vendor's own values.
 REFERENCE_STACKS = {"nvidia": "tensorrt-llm", "amd": "vllm"}
 assert set(FIT_FIELDS) <= set(EFFICIENCY_FIELDS)
@@ -97,7 +102,8 @@ class Parameters:
         self.groups = [(field, level, key) for field, levels in FIELD_LEVELS.items()
                        for level in levels for key in keys[level]]
         self.index = {group: i for i, group in enumerate(self.groups)}
-        self.sigma = np.array([LEVEL_SIGMA[level] for _, level, _ in self.groups])
+        self.sigma = np.array([GLOBAL_SIGMA.get(field, LEVEL_SIGMA[level]) if level == "global" else LEVEL_SIGMA[level]
+                               for field, level, _ in self.groups])
 
     @property
     def size(self) -> int:

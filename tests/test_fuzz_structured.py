@@ -464,7 +464,7 @@ GENERATORS = {
     "measurement csv": measurement_csv(), "vllm json": vllm_json(), "inferencemax json": inferencemax_json(),
     "other commands": other_options(), "plot csv": plot_csv(),
 }
-FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def check(case: Case) -> None:

@@ -383,12 +383,16 @@ class Cluster:
         yield self.env.timeout(failure[-1])
         if failure[0] == "gpu":
             gpu = f"gpu{failure[1]}"
+            if gpu not in self.graph:         # already down (the same GPU named twice)
+                return
             self.failed_gpus.append(gpu)
             doomed = {i for i, engine in enumerate(self.engines)
                       if gpu in self.placement.gpus(self.replica_of[i])}
             self.network.fail_node(gpu)
         else:
             _, a, b, _ = failure
+            if not self.graph.has_edge(a, b):  # already down: the same link twice, or an end's GPU failed
+                return
             self.network.fail_link(a, b)
             doomed = set()
             costs = {}
@@ -618,6 +622,10 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions) -
                         + "; ".join(f"{reason} ({count})" for reason, count in causes.items()))
     engine_info = {"count": len(engines), "kv_blocks_per_engine": cluster.blocks_per_engine,
                    "block_size": config.plan.block_size}
+    if cluster.prefill_pool:
+        engine_info["prefill"] = len(cluster.prefill_pool)      # engines 0..prefill-1; the rest decode
+    if config.failures:
+        engine_info["failed"] = [i for i, e in enumerate(engines) if not e.alive]
     return Result(summary=summary, plan=plan, memory=cluster.memory.describe(), engines=engine_info,
                   arrays=arrays, dropped=dropped, traces=tuple(e.trace for e in engines if e.trace is not None),
                   step_costs=tuple(e.cost for e in engines), warnings=tuple(warnings))

@@ -305,8 +305,8 @@ def from_inferencemax(path) -> Measurement:
     tp = _whole(path, data, "tp")
     ep = _whole(path, data, "ep", required=False) or 1
     gpus = max(tp, ep, 1)
-    record = {"model": model, "gpu": hw, "gpus": gpus, "scenario": "closed", "users": _field(path, data, "conc"),
-              "input_tokens": _field(path, data, "isl"), "output_tokens": _field(path, data, "osl"),
+    record = {"model": model, "gpu": hw, "gpus": gpus, "scenario": "closed", "users": _whole(path, data, "conc"),
+              "input_tokens": _whole(path, data, "isl"), "output_tokens": _whole(path, data, "osl"),
               "precision": data["precision"].lower(), "stack": str(data.get("framework", "") or ""), "tp": tp,
               "ep": ep, "output_tokens_per_s": _field(path, data, "output_tput_per_gpu") * gpus,
               "source": f"InferenceMAX result {Path(path).name}"}

@@ -10,8 +10,8 @@ import json
 import math
 import os
 import re
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -45,7 +45,7 @@ class PendingOutput:
     removes it. Temporary files of this naming whose process is gone (a killed run) are removed on the way.
 
     The file gets the mode a plain `open` would give it: the mode of the file it replaces, or 0666 less
-    the umask (tempfile alone would leave 0600)."""
+    the umask (not the 0600 a private temporary file starts with)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -57,12 +57,19 @@ class PendingOutput:
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot create the folder {folder} ({_reason(exc)})") from None
         remove_stale_temporaries(self.path)
-        try:
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp")
-        except OSError as exc:
-            raise ConfigError(f"{self.path}: cannot write in {folder} ({_reason(exc)})") from None
-        self.tmp = Path(tmp)
-        _PENDING.add(self.tmp)
+        fd = None
+        while fd is None:
+            # The name is noted before the file exists, so a Ctrl-C landing between creating it and noting
+            # it cannot leak it (any thread may take the signal: masking it in this one would not do).
+            self.tmp = folder / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            _PENDING.add(self.tmp)
+            try:
+                fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+            except FileExistsError:
+                _PENDING.discard(self.tmp)
+            except OSError as exc:
+                _PENDING.discard(self.tmp)
+                raise ConfigError(f"{self.path}: cannot write in {folder} ({_reason(exc)})") from None
         try:
             os.fchmod(fd, _mode_for(self.path))
         finally:

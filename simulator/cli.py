@@ -228,7 +228,8 @@ def size(as_json, out, compare, **options):
         results = [run_size(**options)]
     rows = [r.row() for r in results]
     if target is not None:
-        target.write(rows_to_csv(rows) if target.path.suffix == ".csv" else to_json([r.to_dict() for r in results]) + "\n")
+        as_csv = target.path.suffix == ".csv"
+        target.write(rows_to_csv(rows) if as_csv else to_json([r.to_dict() for r in results]) + "\n")
     if as_json:
         click.echo(to_json(results[0].to_dict() if not compare else [r.to_dict() for r in results]))
     elif compare:

@@ -156,7 +156,8 @@ def workload_toml(draw):
         low = draw(small(1, 200))
         valid.update({"output.kind": "uniform", "output.low": low, "output.high": low + draw(small(0, 500))})
     else:
-        valid.update({"output.kind": "lognormal", "output.mean": draw(small(10, 500)), "output.cv": draw(st.floats(0.2, 2))})
+        valid.update({"output.kind": "lognormal", "output.mean": draw(small(10, 500)),
+                      "output.cv": draw(st.floats(0.2, 2))})
     fields = {k: v for k, v in WORKLOAD_FIELDS.items() if k in valid}
     values, hostile, names = draw(mutated(valid, fields))
     conflict = draw(st.sampled_from([None, None, None, "both", "trace"]))
@@ -283,7 +284,8 @@ GPU_FIELDS = {
 def gpu_catalog(draw):
     valid = {"fuzzgpu.display_name": "Fuzz GPU", "fuzzgpu.vendor": "nvidia", "fuzzgpu.family": "fuzz",
              "fuzzgpu.hbm_gb": draw(st.floats(80, 300)), "fuzzgpu.hbm_tb_per_s": draw(st.floats(2, 10)),
-             "fuzzgpu.peak_tflops.bf16": draw(st.floats(500, 3000)), "fuzzgpu.peak_tflops.fp8": draw(st.floats(1000, 6000)),
+             "fuzzgpu.peak_tflops.bf16": draw(st.floats(500, 3000)),
+             "fuzzgpu.peak_tflops.fp8": draw(st.floats(1000, 6000)),
              "fuzzgpu.scaleup": "nvswitch", "fuzzgpu.scaleup_gb_per_s": draw(st.floats(400, 1800)),
              "fuzzgpu.gpus_per_server": draw(small(1, 8)), "fuzzgpu.nic_gbps": draw(st.floats(100, 800)),
              "fuzzgpu.power_w": draw(st.floats(300, 1500)), "fuzzgpu.usd_per_gpu_hour": [1.0, 3.0],

@@ -75,7 +75,8 @@ def load_trace(path: str | Path) -> Requests:
                 raise ConfigError(f"{path}: line 1: header lacks column {missing[0]!r} (need {', '.join(COLUMNS)})")
             for number, record in enumerate(reader, start=2):
                 if None in record:       # csv puts cells beyond the header under the key None
-                    raise ConfigError(f"{path}: line {number}: more cells than the header's {len(reader.fieldnames)} columns")
+                    raise ConfigError(f"{path}: line {number}: more cells than the header's "
+                                      f"{len(reader.fieldnames)} columns")
                 if not any((v or "").strip() for v in record.values() if isinstance(v, str)):
                     continue
                 rows.append(_row(path, number, record))

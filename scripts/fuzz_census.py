@@ -1,5 +1,6 @@
 """Count what the structure-aware fuzz generators (tests/test_fuzz_structured.py) find, without stopping at
-the first defect: every generator draws N cases from a fixed seed and the oracle classifies each one.
+the first defect: every generator draws N cases from a fixed seed and the oracle classifies each one
+(a case running out of time or memory counts as a hang).
 
     python scripts/fuzz_census.py 60            # 60 cases per generator
     python scripts/fuzz_census.py 60 --show 3   # and the first 3 cases of each defect kind
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 import collections
 import random
+import resource
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -38,18 +41,43 @@ def draw_cases(strategy, count: int, seed: int) -> list:
     return cases[:count]
 
 
+class Hang(BaseException):
+    """A case ran longer than the per-case limit."""
+
+
+def _alarm(signum, frame):
+    raise Hang()
+
+
+def classify_bounded(case, seconds: int):
+    """classify, with a time limit per case (a hostile value can make a loop run for ever)."""
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(seconds)
+    try:
+        verdict, detail = classify(case)
+    finally:
+        signal.alarm(0)
+    if verdict == "traceback" and ("Hang" in detail or "MemoryError" in detail):
+        return "hang", detail
+    return verdict, detail
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int, nargs="?", default=60)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--show", type=int, default=0)
+    parser.add_argument("--seconds", type=int, default=60, help="time limit per case (then: hang)")
+    parser.add_argument("--memory-gb", type=float, default=8.0, help="address-space limit (then: hang)")
     args = parser.parse_args()
+    limit = int(args.memory_gb * 2 ** 30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     totals = collections.Counter()
     shown = collections.Counter()
     for name, strategy in GENERATORS.items():
         verdicts = collections.Counter()
         for case in draw_cases(strategy, args.count, args.seed):
-            verdict, detail = classify(case)
+            verdict, detail = classify_bounded(case, args.seconds)
             verdicts[verdict] += 1
             if verdict not in ("ok", "refused") and shown[(name, verdict)] < args.show:
                 shown[(name, verdict)] += 1

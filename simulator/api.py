@@ -197,8 +197,8 @@ def workload_spec(model_name: str, *, rate=None, arrival="poisson", cv=1.0, dura
                                          ("--cv", cv == 1.0), ("--think-time", think_time_s == 0.0)) if not off]
         if given:
             source = "--workload" if workload is not None else "--trace"
-            raise ConfigError(f"{given[0]}: {source} describes the whole workload; drop {given[0]} or put it in "
-                              f"the workload file")
+            raise ConfigError(f"{given[0]}: {source} describes the whole workload, so {given[0]} would be "
+                              f"ignored; drop one")
     if isinstance(workload, WorkloadSpec):
         return workload, "given"
     if workload is not None:

@@ -4,11 +4,15 @@ the first defect: every generator draws N cases from a fixed seed and the oracle
 
     python scripts/fuzz_census.py 60            # 60 cases per generator
     python scripts/fuzz_census.py 60 --show 3   # and the first 3 cases of each defect kind
+    python scripts/fuzz_census.py 60 --save cases.json   # keep the cases, to classify them again with
+    python scripts/fuzz_census.py --load cases.json      # another version of the code (before / after)
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
+import json
 import random
 import resource
 import signal
@@ -21,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis.errors import NonInteractiveExampleWarning  # noqa: E402
 
-from tests.fuzzing import classify  # noqa: E402
+from tests.fuzzing import Case, classify  # noqa: E402
 from tests.test_fuzz_structured import GENERATORS  # noqa: E402
 
 
@@ -39,6 +43,17 @@ def draw_cases(strategy, count: int, seed: int) -> list:
         collect._hypothesis_internal_use_seed = seed
         collect()
     return cases[:count]
+
+
+def dump_case(case: Case) -> dict:
+    files = {n: ({"base64": base64.b64encode(c).decode()} if isinstance(c, bytes) else c) for n, c in case.files.items()}
+    return {"argv": [str(a) for a in case.argv], "files": files, "hostile": case.hostile, "names": list(case.names),
+            "arrivals": list(case.arrivals)}
+
+
+def load_case(data: dict) -> Case:
+    files = {n: (base64.b64decode(c["base64"]) if isinstance(c, dict) else c) for n, c in data["files"].items()}
+    return Case(data["argv"], files, data["hostile"], tuple(data["names"]), tuple(data["arrivals"]))
 
 
 class Hang(BaseException):
@@ -69,14 +84,22 @@ def main() -> None:
     parser.add_argument("--show", type=int, default=0)
     parser.add_argument("--seconds", type=int, default=60, help="time limit per case (then: hang)")
     parser.add_argument("--memory-gb", type=float, default=8.0, help="address-space limit (then: hang)")
+    parser.add_argument("--save", help="write the drawn cases to this JSON file")
+    parser.add_argument("--load", help="classify the cases of this JSON file instead of drawing")
     args = parser.parse_args()
     limit = int(args.memory_gb * 2 ** 30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     totals = collections.Counter()
     shown = collections.Counter()
-    for name, strategy in GENERATORS.items():
+    if args.load:
+        drawn = {name: [load_case(c) for c in cases] for name, cases in json.loads(Path(args.load).read_text()).items()}
+    else:
+        drawn = {name: draw_cases(strategy, args.count, args.seed) for name, strategy in GENERATORS.items()}
+    if args.save:
+        Path(args.save).write_text(json.dumps({name: [dump_case(c) for c in cases] for name, cases in drawn.items()}))
+    for name, cases in drawn.items():
         verdicts = collections.Counter()
-        for case in draw_cases(strategy, args.count, args.seed):
+        for case in cases:
             verdict, detail = classify_bounded(case, args.seconds)
             verdicts[verdict] += 1
             if verdict not in ("ok", "refused") and shown[(name, verdict)] < args.show:

@@ -123,9 +123,10 @@ def warn(warnings) -> None:
         click.echo(f"infersim: warning: {text}", err=True)
 
 
-def emit(document: dict, as_json: bool, target: PendingOutput | None = None, arrays=None, dropped=None) -> None:
+def emit(document: dict, as_json: bool, target: PendingOutput | None = None, arrays=None, dropped=None,
+         warnings=None) -> None:
     """Print a result (JSON or key: value lines) and write --out (.json document or .csv per request);
-    the document's warnings also go to stderr, one line each."""
+    the document's warnings (or `warnings`) also go to stderr, one line each."""
     if target is not None:
         if target.path.suffix == ".csv":
             if arrays is None:
@@ -134,7 +135,7 @@ def emit(document: dict, as_json: bool, target: PendingOutput | None = None, arr
         else:
             target.write(to_json(document) + "\n")
     click.echo(to_json(document) if as_json else format_summary(document))
-    warn(document.get("warnings"))
+    warn(document.get("warnings") if warnings is None else warnings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -166,8 +167,9 @@ def simulate(as_json, out, **options):
                           "or write .json")
     document = result.to_dict()
     failed = result.summary.get("run_status") == "failed"
-    emit({**document, "warnings": document["warnings"][1:]} if failed else document, as_json, target,
-         result.engine_result.arrays, result.engine_result.dropped)
+    # a failed run's first warning is its failure: said once, as the last line, with exit 3
+    emit(document, as_json, target, result.engine_result.arrays, result.engine_result.dropped,
+         warnings=document["warnings"][1:] if failed else None)
     if failed:
         click.echo(f"infersim: run failed: {result.warnings[0]}", err=True)
         sys.exit(3)

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,7 @@ from simulator.hardware import efficiency_for, get_gpu, load_profile
 from simulator.intervals import DEFAULT_INTERVAL, interval_fields, prediction_log_sigma
 from simulator.metrics import SLA
 from simulator.models import Precision, get_model
-from simulator.plan import Plan
+from simulator.plan import MAX_GPUS, Plan
 from topologies import load_topology
 from workloads import WorkloadSpec
 from workloads.lengths import Fixed
@@ -45,15 +46,19 @@ class RunResult:
     memory: dict
     workload: dict
     engine_result: object = field(repr=False, compare=False, default=None)
+    warnings: tuple = ()
 
     def to_dict(self) -> dict:
-        return {**self.summary, **self.cost, "plan": self.plan, "memory": self.memory, "workload": self.workload}
+        return {**self.summary, **self.cost, "plan": self.plan, "memory": self.memory, "workload": self.workload,
+                "warnings": list(self.warnings)}
 
     def row(self) -> dict:
-        """Flat dict for tables and sweeps: summary, cost, and the plan's scalar fields."""
+        """Flat dict for tables and sweeps: summary, cost, and the plan's scalar fields (a table such as
+        requests_dropped_by_reason as one JSON cell)."""
         flat = {k: v for k, v in self.plan.items() if not isinstance(v, dict)}
         flat.update({f"precision_{k}": v for k, v in self.plan.get("precision", {}).items()})
-        return {**flat, **self.summary, **self.cost}
+        summary = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in self.summary.items()}
+        return {**flat, **summary, **self.cost}
 
 
 def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1, precision="fp8",
@@ -76,11 +81,13 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     gpu_spec = get_gpu(gpu, gpu_catalog) if isinstance(gpu, str) else gpu
     gpu_overrides, topology_overrides = parse_set_values(set_values)
     gpu_spec = apply_gpu_overrides(gpu_spec, gpu_overrides)
-    if scaleout_gbps is not None:
-        topology_overrides["nic_gbps"] = scaleout_gbps
-    if oversubscription is not None:
-        topology_overrides["oversubscription"] = oversubscription
-    require_number("--gpus", gpus, low=1, high=1_000_000, integer=True)
+    for flag, key, value in (("--scaleout-gbps", "nic_gbps", scaleout_gbps),
+                             ("--oversubscription", "oversubscription", oversubscription)):
+        if value is not None:
+            if key in topology_overrides:
+                raise ConfigError(f"{flag}: also given as --set topology.{key}; give one")
+            topology_overrides[key] = value
+    require_number("--gpus", gpus, low=1, high=MAX_GPUS, integer=True)
     graph = load_topology(topology, gpu_spec, gpus, topology_overrides) if (topology or topology_overrides) else None
     precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision
     profile_data = load_profile(profile)
@@ -181,6 +188,17 @@ def workload_spec(model_name: str, *, rate=None, arrival="poisson", cv=1.0, dura
                   workload=None, trace=None) -> tuple[WorkloadSpec, str]:
     if workload is not None and trace is not None:
         raise ConfigError("--workload and --trace: give one")
+    if workload is not None or trace is not None:
+        # a file describes the whole workload; a flag beside it would be silently ignored
+        given = [flag for flag, value in (("--rate", rate), ("--duration", duration_s), ("--requests", requests),
+                                          ("--users", users), ("--input-tokens", input_tokens),
+                                          ("--output-tokens", output_tokens)) if value is not None]
+        given += [flag for flag, off in (("--offline", not offline), ("--arrival", arrival == "poisson"),
+                                         ("--cv", cv == 1.0), ("--think-time", think_time_s == 0.0)) if not off]
+        if given:
+            source = "--workload" if workload is not None else "--trace"
+            raise ConfigError(f"{given[0]}: {source} describes the whole workload, so {given[0]} would be "
+                              f"ignored; drop one")
     if isinstance(workload, WorkloadSpec):
         return workload, "given"
     if workload is not None:
@@ -229,7 +247,7 @@ def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_
     if step_cost is None:
         summary.update(interval_fields(summary["output_tokens_per_s"], config.prediction_log_sigma, config.interval))
     return RunResult(summary=summary, cost=cost, plan=result.plan, memory=result.memory,
-                     workload=workload_info or {}, engine_result=result)
+                     workload=workload_info or {}, engine_result=result, warnings=result.warnings)
 
 
 def simulate(workload=None, **options) -> RunResult:

@@ -8,7 +8,8 @@ import sys
 import click
 
 from simulator.errors import ConfigError, InfeasibleError
-from simulator.output import format_summary, format_table, per_request_csv, rows_to_csv, to_json, write_atomic
+from simulator.output import (PendingOutput, discard_pending, format_summary, format_table, per_request_csv,
+                              rows_to_csv, to_json)
 
 
 def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True):
@@ -104,16 +105,37 @@ def workload_options(func):
     return func
 
 
-def emit(document: dict, as_json: bool, out: str | None = None, arrays=None) -> None:
-    """Print a result (JSON or key: value lines) and write --out (.json document or .csv per request)."""
-    if out:
-        if out.endswith(".csv"):
+def claim_output(out: str | None, flag: str = "--out", suffixes: tuple = ()) -> PendingOutput | None:
+    """Claim the output file before the work it records: its folder is created and proven writable now,
+    not after the computation (see output.PendingOutput)."""
+    if not out:
+        return None
+    if suffixes and not out.lower().endswith(suffixes):
+        raise ConfigError(f"{flag}: {out!r} must end in {' or '.join(suffixes)}")
+    try:
+        return PendingOutput(out)
+    except ConfigError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
+def warn(warnings) -> None:
+    for text in warnings or ():
+        click.echo(f"infersim: warning: {text}", err=True)
+
+
+def emit(document: dict, as_json: bool, target: PendingOutput | None = None, arrays=None, dropped=None,
+         warnings=None) -> None:
+    """Print a result (JSON or key: value lines) and write --out (.json document or .csv per request);
+    the document's warnings (or `warnings`) also go to stderr, one line each."""
+    if target is not None:
+        if target.path.suffix == ".csv":
             if arrays is None:
                 raise ConfigError("--out: a .csv file needs per-request data; use .json here")
-            write_atomic(out, per_request_csv(arrays))
+            target.write(per_request_csv(arrays, dropped))
         else:
-            write_atomic(out, to_json(document) + "\n")
+            target.write(to_json(document) + "\n")
     click.echo(to_json(document) if as_json else format_summary(document))
+    warn(document.get("warnings") if warnings is None else warnings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -131,13 +153,26 @@ def cli(ctx, debug):
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the result: .json (document) or .csv (one row per request).")
 def simulate(as_json, out, **options):
-    """Simulate one cluster serving one workload."""
+    """Simulate one cluster serving one workload.
+
+    Requests that do not finish are counted by cause in requests_dropped_by_reason (and named per request
+    in the drop_reason column of a .csv --out). Exit status: 0 when the run completed; 2 for bad input;
+    3 when injected failures (--fail) took down every engine able to serve while requests remained: the
+    result is still printed and written, with run_status "failed" and no throughput or cost per token."""
+    target = claim_output(out)
     from simulator.api import simulate as api_simulate
     result = api_simulate(**{k: v for k, v in options.items()})
-    if out and out.endswith(".csv") and result.engine_result.arrays is None:
+    if target is not None and target.path.suffix == ".csv" and result.engine_result.arrays is None:
         raise ConfigError("--out: a per-request .csv is not kept when metrics are streamed; add --keep-requests "
                           "or write .json")
-    emit(result.to_dict(), as_json, out, result.engine_result.arrays)
+    document = result.to_dict()
+    failed = result.summary.get("run_status") == "failed"
+    # a failed run's first warning is its failure: said once, as the last line, with exit 3
+    emit(document, as_json, target, result.engine_result.arrays, result.engine_result.dropped,
+         warnings=document["warnings"][1:] if failed else None)
+    if failed:
+        click.echo(f"infersim: run failed: {result.warnings[0]}", err=True)
+        sys.exit(3)
 
 
 def scenario_options(func):
@@ -165,9 +200,12 @@ def scenario_options(func):
 def mlperf(as_json, out, **options):
     """Score a cluster in an MLPerf scenario (Offline throughput; Server/Interactive: the highest Poisson
     rate meeting the p99 TTFT/TPOT limits), choosing the best plan that fits unless --tp etc. pin it."""
+    if out and out.lower().endswith(".csv"):
+        raise ConfigError("--out: mlperf writes its JSON document; a .csv holds per-request rows (simulate --out)")
+    target = claim_output(out)
     from simulator.mlperf import mlperf as run_mlperf
     result = run_mlperf(**options)
-    emit(result.to_dict(), as_json, out)
+    emit({**result.to_dict(), "warnings": list(result.run.warnings)}, as_json, target)
 
 
 @cli.command()
@@ -182,6 +220,7 @@ def mlperf(as_json, out, **options):
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write .json or .csv (one row per GPU).")
 def size(as_json, out, compare, **options):
     """Fewest GPUs (and nodes) reaching a tokens/s target under a scenario's SLA, with cost."""
+    target = claim_output(out)
     from simulator.sizing import compare as compare_gpus, size as run_size
     options["scenario"] = options["scenario"].lower()
     if compare:
@@ -190,8 +229,9 @@ def size(as_json, out, compare, **options):
     else:
         results = [run_size(**options)]
     rows = [r.row() for r in results]
-    if out:
-        write_atomic(out, rows_to_csv(rows) if out.endswith(".csv") else to_json([r.to_dict() for r in results]) + "\n")
+    if target is not None:
+        as_csv = target.path.suffix == ".csv"
+        target.write(rows_to_csv(rows) if as_csv else to_json([r.to_dict() for r in results]) + "\n")
     if as_json:
         click.echo(to_json(results[0].to_dict() if not compare else [r.to_dict() for r in results]))
     elif compare:
@@ -216,6 +256,7 @@ def calibrate(measurements, out, prior_profile, interval, as_json):
     """Fit efficiency parameters to measured rows (CSV; see simulator/measurements.py for the columns):
     per-row prediction, error and 80% interval, and a profile any command takes with --profile. How well
     the fit predicts what it did not see: `infersim validate`."""
+    target = claim_output(out)
     from simulator.calibrate import calibrate_files, stderr_progress
     from simulator.intervals import DEFAULT_INTERVAL, interval_z
     interval = DEFAULT_INTERVAL if interval is None else interval
@@ -223,8 +264,8 @@ def calibrate(measurements, out, prior_profile, interval, as_json):
     header = "Efficiency profile fitted by infersim calibrate from: " + ", ".join(measurements)
     result, text, rows = calibrate_files(list(measurements), prior_profile=prior_profile, header=header,
                                          interval=interval, progress=stderr_progress)
-    if out:
-        write_atomic(out, text)
+    if target is not None:
+        target.write(text)
     if as_json:
         click.echo(to_json({"rows": rows, "residual_log_rms": result.residual_log_rms,
                             "model_log_sigma": result.model_log_sigma, "wall_s": result.wall_s}))
@@ -246,6 +287,7 @@ def calibrate(measurements, out, prior_profile, interval, as_json):
 def validate_command(measurements, splits, prior_profile, out, as_json):
     """How well calibration predicts rows it never saw: leave one GPU out, leave one round out (fit v4.1,
     predict v5.1), leave one model out. Default rows: the shipped MLPerf results."""
+    target = claim_output(out)
     from simulator.calibrate import prior_from, stderr_progress
     from simulator.measurements import load_measurements
     from simulator.validate import SPLITS, markdown, validate
@@ -253,8 +295,8 @@ def validate_command(measurements, splits, prior_profile, out, as_json):
     paths = list(measurements) or [str(resources.files("simulator.catalog") / "measurements" / "mlperf.csv")]
     rows = [row for path in paths for row in load_measurements(path)]
     results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=stderr_progress)
-    if out:
-        write_atomic(out, markdown(results, "infersim validate " + " ".join(measurements)) + "\n")
+    if target is not None:
+        target.write(markdown(results, "infersim validate " + " ".join(measurements)) + "\n")
     summaries = {split: results[split]["summary"] for split in (splits or SPLITS)}
     if as_json:
         click.echo(to_json({"summaries": summaries, "node_ratios": results.get("gpu", {}).get("node_ratios", []),
@@ -287,6 +329,7 @@ def import_runs(files, kind, strict, model, gpu, gpus, tp, ep, precision, stack,
     """Turn measured runs into calibration rows: MLPerf results (submission trees with
     mlperf_log_summary.txt and systems/*.json, or summary_results.json, or folders of them), vLLM
     benchmark_serving result JSON, InferenceMAX result JSON."""
+    target = claim_output(out)
     from simulator.measurements import from_inferencemax, from_vllm_benchmark, measurements_csv
     if kind == "mlperf":
         from simulator.mlperf_results import import_mlperf
@@ -302,8 +345,8 @@ def import_runs(files, kind, strict, model, gpu, gpus, tp, ep, precision, stack,
     else:
         rows = [from_inferencemax(f) for f in files]
     text = measurements_csv(rows)
-    if out:
-        write_atomic(out, text)
+    if target is not None:
+        target.write(text)
     click.echo(text, nl=False)
 
 
@@ -311,17 +354,25 @@ def import_runs(files, kind, strict, model, gpu, gpus, tp, ep, precision, stack,
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Results CSV (rows appended as points finish).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Local worker processes.")
-@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) instead of local processes.")
+@click.option("--scheduler", default=None,
+              help="Dask scheduler address (tcp://host:8786) instead of local processes. Use only a cluster you "
+                   "trust: Dask pickles the points sent and the results returned.")
 @click.option("--resume", is_flag=True, help="Skip points already in --out (after an interrupted sweep).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sweep_command(spec, out, jobs, scheduler, resume, quiet):
-    """Run a grid of points from a sweep TOML (see simulator/sweep.py) on local processes or Dask."""
+    """Run a grid of points from a sweep TOML (see simulator/sweep.py) on local processes or Dask. Exit
+    status 2 when every point failed (their rows in --out say why)."""
     from simulator.sweep import load_sweep, progress_bar, run_sweep
     command, points = load_sweep(spec)
     rows = run_sweep(command, points, out, jobs=jobs, scheduler=scheduler, resume=resume,
                      progress=None if quiet else progress_bar())
-    failed = sum(1 for r in rows if r["status"] != "ok")
-    click.echo(f"{len(rows)} points run ({failed} failed, {len(points) - len(rows)} already in {out}); rows in {out}")
+    failed = [r for r in rows if r["status"] != "ok"]
+    if rows and len(failed) == len(rows):
+        # nothing was computed: as much bad input as a typo on the command line (rows in --out say why)
+        raise ConfigError(f"sweep: every point failed ({len(rows)} of {len(rows)}, rows in {out}); the first: "
+                          f"{failed[0]['error'].partition(': ')[2] or failed[0]['error']}")
+    click.echo(f"{len(rows)} points run ({len(failed)} failed, {len(points) - len(rows)} already in {out}); "
+               f"rows in {out}")
 
 
 @cli.command("plot")
@@ -335,14 +386,16 @@ def sweep_command(spec, out, jobs, scheduler, resume, quiet):
 @click.option("--title", default=None)
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .png or .svg.")
 def plot_command(results, x_column, y_column, color, kind, logx, logy, title, out):
-    """Plot a results CSV: scaling curves, Pareto fronts, cost per million tokens."""
+    """Plot a results CSV (a sweep's, or any CSV with the columns named): scaling curves, Pareto fronts,
+    cost per million tokens."""
+    target = claim_output(out, "-o", suffixes=(".png", ".svg"))
+    from simulator.output import read_csv_rows
     from simulator.plot import plot_rows
-    from simulator.sweep import read_rows
-    from pathlib import Path
-    if not Path(results).exists():
-        raise ConfigError(f"{results}: file not found")
-    path = plot_rows(read_rows(results), x_column, y_column, out, color=color, kind=kind, title=title,
-                     logx=logx, logy=logy)
+    from simulator.sweep import expand_extra
+    rows = [expand_extra(row) for row in read_csv_rows(results)]
+    if not rows:
+        raise ConfigError(f"{results}: no rows (a header line and at least one row of values)")
+    path = plot_rows(rows, x_column, y_column, target, color=color, kind=kind, title=title, logx=logx, logy=logy)
     click.echo(f"wrote {path}")
 
 
@@ -413,6 +466,12 @@ def main(argv=None) -> None:
     except click.exceptions.Abort:
         click.echo("infersim: interrupted", err=True)
         sys.exit(130)
+    except click.exceptions.UsageError as exc:
+        # click's own usage block is four lines; bad input gets one, like every other refusal
+        message = " ".join(exc.format_message().split())
+        command = exc.ctx.command_path if exc.ctx is not None else "infersim"
+        click.echo(f"infersim: error: {message} (see {command} --help)", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -429,3 +488,5 @@ def main(argv=None) -> None:
     except KeyboardInterrupt:
         click.echo("infersim: interrupted", err=True)
         sys.exit(130)
+    finally:
+        discard_pending()           # an --out claimed but never written (error, Ctrl-C) leaves nothing

@@ -7,6 +7,7 @@ and finish times land in the shared `RequestTable`; metrics summarise the table 
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from simulator.intervals import DEFAULT_INTERVAL
 from simulator.memory import MemoryPlan, plan_memory
 from simulator.metrics import SLA, LatencyHistogram, summarize
 from simulator.models import ModelSpec, Precision
-from simulator.plan import BATCHING_POLICIES, Plan
+from simulator.plan import BATCHING_POLICIES, MAX_GPUS, Plan
 from simulator.replica import Engine, StepTrace, _ceil_div
 from simulator.requests_state import RequestTable
 from simulator.router import ROUTERS
@@ -81,7 +82,9 @@ class ServingConfig:
     interval: float = DEFAULT_INTERVAL
 
     def __post_init__(self):
-        require_number("--gpus", self.gpus, low=1, high=1_000_000, integer=True)
+        require_number("--gpus", self.gpus, low=1, high=MAX_GPUS, integer=True)
+        self.plan.replicas_for(self.gpus)           # at least one replica fits
+        self.model.check_tensor_parallel(self.plan.tp)
         require_choice("--batching", self.batching, BATCHING_POLICIES)
         require_choice("--router", self.router, ROUTERS)
         require_number("--seed", self.seed, low=0, high=2**63 - 1, integer=True)
@@ -90,6 +93,9 @@ class ServingConfig:
             require_number("--max-time", self.max_time_s, low=0, low_inclusive=False, high=1e9)
         if self.kv_transfer_gb_per_s is not None:
             require_number("--kv-transfer-gb-per-s", self.kv_transfer_gb_per_s, low=0, low_inclusive=False, high=1e6)
+            if self.batching != "disaggregated":
+                raise ConfigError("--kv-transfer-gb-per-s: only meaningful with --batching disaggregated "
+                                  "(no KV hand-off happens otherwise)")
         try:   # the GPU must have tensor rates for the deployment's number formats
             self.gpu.peak_flops(self.precision.gemm_dtype)
             self.gpu.peak_flops(self.precision.attention_dtype)
@@ -124,9 +130,11 @@ class Result:
     dropped: dict = field(repr=False, hash=False, compare=False)
     traces: tuple = field(default=(), repr=False, hash=False, compare=False)   # per engine, when recorded
     step_costs: tuple = field(default=(), repr=False, hash=False, compare=False)  # per engine
+    warnings: tuple = ()      # what a reader of the numbers must know: idle GPUs, drops, a failed cluster
 
     def to_dict(self) -> dict:
-        return {**self.summary, "plan": self.plan, "memory": self.memory, "engines": self.engines}
+        return {**self.summary, "plan": self.plan, "memory": self.memory, "engines": self.engines,
+                "warnings": list(self.warnings)}
 
 
 def replica_communication(graph: nx.Graph, placement, replica: int, plan: Plan, efficiency: Efficiency) -> Communication:
@@ -153,6 +161,16 @@ def replica_layout(config: ServingConfig, typical_request_tokens: int) -> tuple[
                       gpus=config.gpus)
     communication = replica_communication(graph, placement, 0, config.plan, config.efficiency)
     return StepCost(config.model, config.gpu, config.precision, config.plan, config.efficiency, communication), memory
+
+
+# Why a request did not finish: the keys of `requests_dropped_by_reason`. Each text is fixed for a run, so
+# counting requests by text counts them by cause.
+NO_ENGINE = "no engine left alive after failures"
+NO_PREFILL_ENGINE = "no prefill engine left alive after failures"
+NO_DECODE_ENGINE = "no decode engine left alive after failures"
+HANDOFF_UNREACHABLE = "KV hand-off found no route to a live decode engine after a link failure"
+CLUSTER_DOWN = (NO_ENGINE, NO_PREFILL_ENGINE, NO_DECODE_ENGINE)
+UNFINISHED = "unfinished when the simulation stopped at {:.3f} s"     # --max-time: expected, no warning
 
 
 class Cluster:
@@ -218,6 +236,12 @@ class Cluster:
         self.kv_bytes_per_token = config.model.kv_bytes_per_token(kv, tp) * tp
         self.kv_window_bytes = config.model.kv_bytes_per_sequence_window(kv, tp) * tp
         self.blocks_per_engine = blocks_per_engine
+        self.too_long = f"prompt + output longer than {config.model.name}'s {config.model.max_context}-token context"
+        self.too_large = (f"needs more KV blocks than an engine holds ({blocks_per_engine} blocks of "
+                          f"{plan.block_size} tokens)")
+        self.no_entry = NO_PREFILL_ENGINE if self.prefill_pool else NO_ENGINE
+        self.down_at_s: float | None = None        # when failures left no engine able to serve
+        self.delivered: set[int] = set()           # disaggregated: first token already at the user
         self.failed_gpus: list[str] = []
         for failure in config.failures:
             if failure[0] == "gpu" and not 0 <= failure[1] < config.gpus:
@@ -241,24 +265,34 @@ class Cluster:
 
     # ---- moving requests ------------------------------------------------------------------------
     def admissible(self, rid: int) -> bool:
-        """A request whose whole context fits one engine's KV cache; otherwise dropped with the reason."""
+        """A request the model can take (prompt + output within its context) whose whole context fits one
+        engine's KV cache; otherwise dropped with the reason."""
         table = self.table
-        need = _ceil_div(table.input_tokens[rid] + table.output_tokens[rid], self.config.plan.block_size) \
-            + self.window_blocks
+        total = table.input_tokens[rid] + table.output_tokens[rid]
+        if total > self.config.model.max_context:
+            self._drop(rid, self.too_long)
+            return False
+        need = _ceil_div(total, self.config.plan.block_size) + self.window_blocks
         if need > self.blocks_per_engine:
-            table.drop(rid, f"needs {need} KV blocks, an engine holds {self.blocks_per_engine}")
+            self._drop(rid, self.too_large)
             return False
         return True
 
     def route(self, rid: int) -> None:
         if not self.admissible(rid):
             return
-        if not any(engine.alive for engine in self.entry_pool):
-            self.table.drop(rid, "no engine left alive after failures")
+        index = self.router.choose(self.entry_pool)
+        if index is None:
+            self._drop(rid, self.no_entry)
             return
-        self.entry_pool[self.router.choose(self.entry_pool)].submit(rid)
+        self.entry_pool[index].submit(rid)
+
+    def _drop(self, rid: int, reason: str) -> None:
+        self.delivered.discard(rid)
+        self.table.drop(rid, reason)
 
     def _finished(self, rid: int, engine: Engine) -> None:
+        self.delivered.discard(rid)
         if self.on_user_finish is not None:
             self.on_user_finish(rid)
         self.table.retire(rid)
@@ -273,50 +307,92 @@ class Cluster:
         self.env.process(self._transfer(rid, engine, blocks, context))
 
     def _transfer(self, rid: int, source: Engine, blocks: int, context: int):
-        """Stream the prompt's KV from the prefill replica to a decode replica: with a fixed bandwidth
-        when one is given, else rank-to-rank flows on the topology sharing links with other transfers."""
+        """Stream the prompt's KV from the prefill replica to a live decode replica: with a fixed bandwidth
+        when one is given, else rank-to-rank flows on the topology sharing links with other transfers.
+
+        Failures on the way: if the decode engine dies before the KV lands, the KV goes to another live
+        one (sent again); if the prefill engine dies first, its KV is lost and the request starts over
+        at a prefill engine (keeping the tokens it streamed, as after any failure); with no decode engine
+        left, or none the network still reaches, the request is dropped saying which."""
         nbytes = self.kv_bytes_per_token * context + self.kv_window_bytes
         table = self.table
-        alive = [e for e in self.decode_pool if e.alive]
-        if not alive:
-            source.release_reserved(blocks)
-            table.drop(rid, "no decode engine left alive after failures")
-            return
-        target = self.decode_pool[self.handoff_router.choose(self.decode_pool)]
-        if self.kv_transfer_bytes_per_s is not None:
-            yield self.env.timeout(self.config.kv_transfer_latency_s + nbytes / self.kv_transfer_bytes_per_s)
-        else:
-            senders = self.placement.gpus(self.replica_of[source.index])
-            receivers = self.placement.gpus(self.replica_of[target.index])
-            flows = [self.network.transfer(a, b, nbytes / len(senders)) for a, b in zip(senders, receivers)]
-            try:
-                yield self.env.all_of(flows)
-            except NetworkError:
+        unreachable: set[int] = set()
+        while True:
+            if not source.alive:
                 source.release_reserved(blocks)
-                table.drop(rid, "KV transfer lost its route after a failure")
+                table.engine[rid] = -1
+                self.route(rid)
                 return
+            target = self._pick_decode(unreachable)
+            if target is None:
+                source.release_reserved(blocks)
+                alive = any(e.alive for e in self.decode_pool)
+                self._drop(rid, HANDOFF_UNREACHABLE if alive else NO_DECODE_ENGINE)
+                self._note_down()
+                return
+            landed = yield from self._send_kv(source, target, nbytes)
+            if landed is None:
+                unreachable.add(target.index)
+            elif landed:
+                break
         source.release_reserved(blocks)
+        now = self.env.now
+        if rid not in self.delivered:          # a retry after a decode failure keeps its first token's time
+            self.delivered.add(rid)
+            table.first_token_s[rid] = now     # the first token reaches the user with its KV
         if table.generated[rid] >= table.output_tokens[rid]:
-            table.first_token_s[rid] = self.env.now
-            table.finish_s[rid] = self.env.now
+            table.finish_s[rid] = now
             self._finished(rid, source)
             return
-        table.first_token_s[rid] = self.env.now   # the first token reaches the user with its KV
-        if not target.alive:
-            target = self.decode_pool[self.handoff_router.choose(self.decode_pool)]
         target.receive_handoff(rid)
+
+    def _pick_decode(self, excluded: set) -> Engine | None:
+        pool = self.decode_pool if not excluded else [e for e in self.decode_pool if e.index not in excluded]
+        index = self.handoff_router.choose(pool)
+        return None if index is None else pool[index]
+
+    def _send_kv(self, source: Engine, target: Engine, nbytes: float):
+        """Move one hand-off's KV: True when it landed with both engines still alive, False when either
+        died on the way, None when the network has no route between them any more."""
+        if self.kv_transfer_bytes_per_s is not None:
+            yield self.env.timeout(self.config.kv_transfer_latency_s + nbytes / self.kv_transfer_bytes_per_s)
+            return source.alive and target.alive
+        senders = self.placement.gpus(self.replica_of[source.index])
+        receivers = self.placement.gpus(self.replica_of[target.index])
+        flows = [self.env.process(self._flow(a, b, nbytes / len(senders))) for a, b in zip(senders, receivers)]
+        done = yield self.env.all_of(flows)
+        if not (source.alive and target.alive):
+            return False
+        return True if all(done.values()) else None
+
+    def _flow(self, a: str, b: str, nbytes: float):
+        """One rank's share of a hand-off; False when the network loses its route. (Each flow catches its
+        own failure: a condition over several failing flows would leave all but the first unhandled.)"""
+        try:
+            yield self.network.transfer(a, b, nbytes)
+        except NetworkError:
+            return False
+        return True
+
+    def _note_down(self) -> None:
+        if self.down_at_s is None:
+            self.down_at_s = float(self.env.now)
 
     # ---- failures -------------------------------------------------------------------------------
     def _fail_at(self, failure):
         yield self.env.timeout(failure[-1])
         if failure[0] == "gpu":
             gpu = f"gpu{failure[1]}"
+            if gpu not in self.graph:         # already down (the same GPU named twice)
+                return
             self.failed_gpus.append(gpu)
             doomed = {i for i, engine in enumerate(self.engines)
                       if gpu in self.placement.gpus(self.replica_of[i])}
             self.network.fail_node(gpu)
         else:
             _, a, b, _ = failure
+            if not self.graph.has_edge(a, b):  # already down: the same link twice, or an end's GPU failed
+                return
             self.network.fail_link(a, b)
             doomed = set()
             costs = {}
@@ -332,6 +408,8 @@ class Cluster:
             for rid in self.engines[i].fail():
                 self.table.engine[rid] = -1
                 self.route(rid)
+        if not any(e.alive for e in self.entry_pool) or not any(e.alive for e in self.decode_pool):
+            self._note_down()
 
     # ---- arrivals -------------------------------------------------------------------------------
     def run_engines_alone(self, arrival_s: np.ndarray, until: float | None) -> float:
@@ -442,8 +520,12 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
             if mine.size:
                 arrival, inputs, outputs, simulated = arrival[mine], inputs[mine], outputs[mine], 1
         table = RequestTable(arrival, inputs, outputs)
+    lengths = np.add(np.asarray(table.input_tokens), np.asarray(table.output_tokens))
+    if lengths.min() > config.model.max_context:
+        raise ConfigError(f"workload: every request is longer than {config.model.name}'s context of "
+                          f"{config.model.max_context} tokens (prompt + output; the shortest is {int(lengths.min())})")
     # The run is infeasible when a typical request cannot fit; single oversized ones are dropped with a reason.
-    typical = int(np.median(np.add(table.input_tokens, table.output_tokens)))
+    typical = int(np.median(lengths))
     cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost, simulated, record_steps)
     if isinstance(workload, ClosedLoopWorkload):
         cluster.env.process(cluster.closed_loop(workload, len(table)))
@@ -458,9 +540,10 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     unfinished = np.flatnonzero(~np.isfinite(arrays["finish_s"]))
     dropped = dict(table.dropped)
     for rid in unfinished.tolist():
-        dropped.setdefault(rid, f"unfinished when the simulation stopped at {end_s:.3f} s")
+        dropped.setdefault(rid, UNFINISHED.format(end_s))
     summary = summarize(arrays, cluster.itl, config.sla)
-    return _result(config, cluster, summary, arrays, dropped, int(arrays["preemptions"].sum()))
+    by_reason = collections.Counter(dropped.values())
+    return _result(config, cluster, summary, arrays, dropped, by_reason, int(arrays["preemptions"].sum()))
 
 
 def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step_cost) -> Result:
@@ -481,16 +564,32 @@ def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step
         summary[f"itl_p{q}_s"] = cluster.itl.percentile(q)
     dropped = dict(table.drop_reasons)
     if table.live:
-        dropped[f"unfinished when the simulation stopped at {cluster.end_s:.3f} s"] = table.live
-    return _result(config, cluster, summary, None, dropped, table.preemption_total)
+        dropped[UNFINISHED.format(cluster.end_s)] = table.live
+    return _result(config, cluster, summary, None, dropped, collections.Counter(dropped), table.preemption_total)
 
 
-def _result(config, cluster, summary, arrays, dropped, preemptions) -> Result:
+def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions) -> Result:
+    """The Result of a finished run. `dropped`: request id -> reason (or reason -> count when streamed);
+    `by_reason`: reason -> count of requests dropped for it."""
     if cluster.simulated_replicas < config.replicas:
         scale = config.replicas / cluster.simulated_replicas
         for key in [k for k in summary if k.endswith("_per_s")]:
             summary[key] *= scale
         summary["replicas_simulated"] = cluster.simulated_replicas
+    summary["requests_dropped_by_reason"] = dict(sorted(by_reason.items(), key=lambda item: (-item[1], item[0])))
+    warnings = []
+    if any(reason in by_reason for reason in CLUSTER_DOWN):
+        # The cluster stopped serving with requests still to serve: what finished before says nothing
+        # about the throughput or cost of serving this workload, so no rate is reported.
+        summary["run_status"] = "failed"
+        for key in [k for k in summary if k.endswith("_per_s")]:
+            summary[key] = math.nan
+        down = cluster.down_at_s if cluster.down_at_s is not None else float(cluster.end_s)
+        warnings.append(f"injected failures took down every engine able to serve by {down:.3f} s; "
+                        f"{summary['requests_dropped']} of {summary['requests_total']} requests dropped, "
+                        f"so no throughput or cost per token is reported")
+    else:
+        summary["run_status"] = "partial" if summary["requests_dropped"] else "complete"
     summary["preemptions"] = preemptions
     summary["simulated_s"] = float(cluster.end_s)
     engines = cluster.engines
@@ -513,10 +612,21 @@ def _result(config, cluster, summary, arrays, dropped, preemptions) -> Result:
         plan["failures"] = [":".join(map(str, f)) for f in config.failures]
         summary["engines_failed"] = sum(1 for e in engines if not e.alive)
     idle_gpus = config.gpus - config.replicas * config.plan.gpus_per_replica
+    plan["idle_gpus"] = idle_gpus
     if idle_gpus:
-        plan["idle_gpus"] = idle_gpus
+        warnings.append(f"{idle_gpus} of {config.gpus} GPUs stay idle: a replica takes "
+                        f"{config.plan.gpus_per_replica} GPUs, so {config.gpus} GPUs hold {config.replicas}")
+    cut_at_stop = UNFINISHED.split(" at ")[0]
+    causes = {r: n for r, n in by_reason.items() if r not in CLUSTER_DOWN and not r.startswith(cut_at_stop)}
+    if causes:
+        warnings.append(f"{sum(causes.values())} of {summary['requests_total']} requests dropped: "
+                        + "; ".join(f"{reason} ({count})" for reason, count in causes.items()))
     engine_info = {"count": len(engines), "kv_blocks_per_engine": cluster.blocks_per_engine,
                    "block_size": config.plan.block_size}
+    if cluster.prefill_pool:
+        engine_info["prefill"] = len(cluster.prefill_pool)      # engines 0..prefill-1; the rest decode
+    if config.failures:
+        engine_info["failed"] = [i for i, e in enumerate(engines) if not e.alive]
     return Result(summary=summary, plan=plan, memory=cluster.memory.describe(), engines=engine_info,
                   arrays=arrays, dropped=dropped, traces=tuple(e.trace for e in engines if e.trace is not None),
-                  step_costs=tuple(e.cost for e in engines))
+                  step_costs=tuple(e.cost for e in engines), warnings=tuple(warnings))

@@ -40,6 +40,18 @@ def require_number(where: str, value: Any, *, low: float | None = None, high: fl
     return int(value) if integer else value
 
 
+def excerpt(text: Any, limit: int = 24) -> str:
+    """A short, printable quote of user data for an error message: control characters and anything
+    outside printable ASCII become '?', and more than `limit` characters are cut (a message must never
+    carry a whole line of a file it was pointed at by mistake, such as a password database).
+
+    >>> excerpt("12\x1b[2J,\u00e9" + "9" * 40)
+    "'12?[2J,?9999999999999...'"
+    """
+    text = "".join(c if " " <= c <= "~" else "?" for c in str(text))
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
 def require_choice(where: str, value: Any, choices) -> str:
     """Return `value` if it is one of `choices`, else raise naming the allowed values."""
     if value not in choices:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from simulator.catalog_io import read_text
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, excerpt
 
 SCENARIOS = ("offline", "server", "interactive", "open", "closed")
 NUMBERS = {"gpus": (1, 1_000_000, True), "rate_per_s": (0, 1e7, False), "users": (1, 10_000_000, True),
@@ -133,8 +133,50 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
     return Measurement(**values)
 
 
-def load_measurements(path: str | Path) -> list[Measurement]:
+class NameCheck:
+    """Resolves a row's model and GPU against the catalogs (each distinct name once) and refuses a row
+    naming a model or GPU the simulator does not know, or claiming more tokens per second than its GPUs
+    can compute (a unit slip, a per-node figure under a per-GPU count)."""
+
+    LABELS = {"gpu": "GPU", "model": "model"}
+
+    def __init__(self, gpu_catalog=(), model_catalog=()):
+        self.gpu_catalog, self.model_catalog = tuple(gpu_catalog), tuple(model_catalog)
+        self.cache: dict = {}
+
+    def resolve(self, kind: str, name: str):
+        """(spec, None) for a known name, (None, why not) otherwise."""
+        key = (kind, name)
+        if key not in self.cache:
+            from simulator.hardware import get_gpu
+            from simulator.models import get_model
+            try:
+                spec = get_gpu(name, self.gpu_catalog) if kind == "gpu" else get_model(name, self.model_catalog)
+                self.cache[key] = spec, None
+            except ConfigError as exc:
+                known = str(exc).partition("; known: ")[2]
+                self.cache[key] = None, (f"{kind} {excerpt(name)} is not in the {self.LABELS[kind]} catalog"
+                                         + (f" (known: {known})" if known else ""))
+        return self.cache[key]
+
+    def check(self, where: str, row: Measurement) -> None:
+        from simulator.metrics import compute_bound_tokens_per_s
+        model, problem = self.resolve("model", row.model)
+        gpu, gpu_problem = self.resolve("gpu", row.gpu)
+        if problem or gpu_problem:
+            raise ConfigError(f"{where}: {problem or gpu_problem}")
+        bound = compute_bound_tokens_per_s(model, gpu, row.gpus)
+        if row.output_tokens_per_s > bound:
+            raise ConfigError(f"{where}: output_tokens_per_s {row.output_tokens_per_s:.4g} is more than {row.gpus} "
+                              f"{gpu.name} can compute for {model.name} ({bound:.4g} tokens/s at the GPU's fastest "
+                              f"dense rate, 2 FLOPs per active parameter); check the figure, its units and gpus")
+
+
+def load_measurements(path: str | Path, *, gpu_catalog=(), model_catalog=()) -> list[Measurement]:
+    """The rows of a measurement CSV, each checked: columns and ranges, model and GPU names known to the
+    catalogs (plus the user files given), throughput within the compute bound of the GPUs it names."""
     path = Path(path)
+    names = NameCheck(gpu_catalog, model_catalog)
     text = read_text(path)
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     if not lines or not lines[0].strip():
@@ -152,7 +194,9 @@ def load_measurements(path: str | Path) -> list[Measurement]:
             record = {k.strip(): v for k, v in record.items()}
             if not any((v or "").strip() for v in record.values()):
                 continue
-            rows.append(measurement_from_record(f"{path}: row {number - 1}", record))
+            row = measurement_from_record(f"{path}: row {number - 1}", record)
+            names.check(f"{path}: row {number - 1}", row)
+            rows.append(row)
     except csv.Error as exc:
         raise ConfigError(f"{path}: not valid CSV ({exc})") from None
     if not rows:
@@ -192,12 +236,26 @@ def _field(path, data: dict, *names, required=True):
     return None
 
 
+def _whole(path, data: dict, name: str, required: bool = True) -> int | None:
+    """A count from a result JSON: a whole number (tp 1.7 is refused, not truncated to 1)."""
+    value = _field(path, data, name, required=required)
+    if value is None:
+        return None
+    if value != int(value) or value < 1:
+        raise ConfigError(f"{path}: {name} {value!r} must be a whole number >= 1")
+    return int(value)
+
+
 def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None = None, ep: int | None = None,
                         precision: str = "fp8", stack: str = "vllm") -> Measurement:
     """A vLLM `benchmarks/benchmark_serving.py --save-result` JSON file as a calibration row. The file
     does not say what hardware it ran on: the GPU, count and plan come from the caller. `request_rate`
     "inf" with `max_concurrency` is a closed loop of that many users; a finite rate is open loop.
     Latencies in the file are milliseconds; the row stores seconds."""
+    from simulator.hardware import get_gpu
+    from simulator.models import get_model
+    get_model(model)           # the caller's names first: their errors name --model / --gpu
+    get_gpu(gpu)
     data = _read_json(path)
     completed = _field(path, data, "completed")
     if not completed:
@@ -209,6 +267,8 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
               "output_tokens_per_s": _field(path, data, "output_throughput"),
               "input_tokens": max(1, round(_field(path, data, "total_input_tokens") / completed)),
               "output_tokens": max(1, round(_field(path, data, "total_output_tokens") / completed))}
+    if not isinstance(completed, int) and completed != int(completed):
+        raise ConfigError(f"{path}: completed {completed!r} must be a whole number of requests")
     finite_rate = isinstance(rate, (int, float)) and not isinstance(rate, bool) and math.isfinite(rate) and rate > 0
     if concurrency and not finite_rate:
         record.update(scenario="closed", users=concurrency)
@@ -221,7 +281,9 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
         value = _field(path, data, theirs, required=False)
         if value is not None:
             record[ours] = round(value / 1000.0, 9)
-    return measurement_from_record(str(path), record)
+    row = measurement_from_record(str(path), record)
+    NameCheck().check(str(path), row)
+    return row
 
 
 INFERENCEMAX_MODELS = {"llama3.3-70b": "llama3.1-70b", "llama-3.3-70b": "llama3.1-70b", "llama70b": "llama3.1-70b",
@@ -240,11 +302,11 @@ def from_inferencemax(path) -> Measurement:
     hw = data["hw"].lower().split("-")[0].split("_")[0]
     model_key = data["model"].lower().split("/")[-1]
     model = INFERENCEMAX_MODELS.get(model_key, model_key)
-    tp = int(_field(path, data, "tp"))
-    ep = int(_field(path, data, "ep", required=False) or 1)
+    tp = _whole(path, data, "tp")
+    ep = _whole(path, data, "ep", required=False) or 1
     gpus = max(tp, ep, 1)
-    record = {"model": model, "gpu": hw, "gpus": gpus, "scenario": "closed", "users": _field(path, data, "conc"),
-              "input_tokens": _field(path, data, "isl"), "output_tokens": _field(path, data, "osl"),
+    record = {"model": model, "gpu": hw, "gpus": gpus, "scenario": "closed", "users": _whole(path, data, "conc"),
+              "input_tokens": _whole(path, data, "isl"), "output_tokens": _whole(path, data, "osl"),
               "precision": data["precision"].lower(), "stack": str(data.get("framework", "") or ""), "tp": tp,
               "ep": ep, "output_tokens_per_s": _field(path, data, "output_tput_per_gpu") * gpus,
               "source": f"InferenceMAX result {Path(path).name}"}
@@ -253,4 +315,11 @@ def from_inferencemax(path) -> Measurement:
         value = _field(path, data, theirs, required=False)
         if value is not None:
             record[ours] = value
-    return measurement_from_record(str(path), record)
+    row = measurement_from_record(str(path), record)
+    names = NameCheck()
+    for key, kind, value in (("hw", "gpu", hw), ("model", "model", model)):
+        if names.resolve(kind, value)[1]:
+            raise ConfigError(f"{path}: {key} {excerpt(data[key])} names no {NameCheck.LABELS[kind]} in the "
+                              f"catalog (read as {excerpt(value)})")
+    names.check(str(path), row)
+    return row

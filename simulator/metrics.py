@@ -54,6 +54,15 @@ class LatencyHistogram:
         return float(10 ** centre)
 
 
+def compute_bound_tokens_per_s(model, gpu, gpus: int) -> float:
+    """The most tokens (prompt and generated) per second `gpus` GPUs can process: every token multiplies
+    through at least the layer stack's active parameters (2 FLOPs each; the output head is left out, since
+    prompt tokens skip it) at the GPU's fastest dense rate. No real run comes near it; a measured or
+    simulated figure above it is wrong."""
+    flops_per_token = 2.0 * (model.active_params_per_token - model.vocab * model.hidden)
+    return gpus * max(gpu.peak_tflops.values()) * 1e12 / flops_per_token
+
+
 def percentile_fields(prefix: str, values: np.ndarray) -> dict:
     values = values[np.isfinite(values)]
     out = {}

@@ -111,6 +111,21 @@ class ModelSpec:
         if self.sliding_layers_fraction and not self.sliding_window:
             raise ConfigError(f"{where}: sliding_layers_fraction needs sliding_window > 0")
 
+    def check_tensor_parallel(self, tp: int) -> None:
+        """Raise unless `tp` GPUs can split this model's attention the way serving stacks do: the query
+        heads evenly, and the KV heads evenly or each replicated on tp / kv_heads GPUs (MLA's latent is
+        shared by all heads, so only the query heads matter). A tp of 3 on 64 heads is refused by vLLM,
+        SGLang and TensorRT-LLM alike, so a prediction for it would describe nothing that runs."""
+        kv_ok = self.attention == "mla" or self.kv_heads % tp == 0 or tp % self.kv_heads == 0
+        if self.heads % tp == 0 and kv_ok:
+            return
+        usable = [t for t in range(1, min(self.heads, 1024) + 1) if self.heads % t == 0
+                  and (self.attention == "mla" or self.kv_heads % t == 0 or t % self.kv_heads == 0)]
+        what = (f"{self.heads} attention heads" if self.heads % tp else
+                f"{self.kv_heads} KV heads (nor is it a multiple of them)")
+        raise ConfigError(f"--tp: {tp} does not divide {self.name}'s {what}; tp can be "
+                          f"{', '.join(map(str, usable))}")
+
     # ---- structure -------------------------------------------------------------------------
     @property
     def is_moe(self) -> bool:

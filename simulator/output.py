@@ -1,16 +1,23 @@
 """Writing results: JSON documents and CSV tables, always write-then-rename so an interrupted run
-never leaves a half-written file; and a compact human-readable table for the terminal."""
+never leaves a half-written file (and the output is claimed before the run, so a folder that takes no
+files fails at once); reading results CSVs back; a compact human-readable table for the terminal."""
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
 import math
 import os
-import tempfile
+import re
+import secrets
+import stat
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
+
+from simulator.errors import ConfigError
 
 
 def _clean(value):
@@ -30,18 +37,158 @@ def to_json(document: dict) -> str:
     return json.dumps(_clean(document), indent=2, sort_keys=False)
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+class PendingOutput:
+    """A file a command will write, claimed before the work it records starts: missing parent folders are
+    created, and a temporary file of our own naming (`.NAME.PID.XXXX.tmp`) is created beside the target,
+    which proves the folder takes new files (a read-only folder, procfs, a full disk fail here, not after
+    an hour of simulation). `write` fills the temporary file and renames it over the target; `discard`
+    removes it. Temporary files of this naming whose process is gone (a killed run) are removed on the way.
+
+    The file gets the mode a plain `open` would give it: the mode of the file it replaces, or 0666 less
+    the umask (not the 0600 a private temporary file starts with)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise ConfigError(f"{self.path}: is a folder, not a file")
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot create the folder {folder} ({_reason(exc)})") from None
+        remove_stale_temporaries(self.path)
+        fd = None
+        while fd is None:
+            # The name is noted before the file exists, so a Ctrl-C landing between creating it and noting
+            # it cannot leak it (any thread may take the signal: masking it in this one would not do).
+            self.tmp = folder / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            _PENDING.add(self.tmp)
+            try:
+                fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+            except FileExistsError:
+                _PENDING.discard(self.tmp)
+            except OSError as exc:
+                _PENDING.discard(self.tmp)
+                raise ConfigError(f"{self.path}: cannot write in {folder} ({_reason(exc)})") from None
+        try:
+            os.fchmod(fd, _mode_for(self.path))
+        finally:
+            os.close(fd)
+
+    def write(self, content: str | bytes | Callable[[BinaryIO], None]) -> Path:
+        """Write `content` (text, bytes, or a function writing to a binary handle) and rename it into place."""
+        try:
+            with open(self.tmp, "wb") as handle:
+                if callable(content):
+                    content(handle)
+                else:
+                    handle.write(content.encode("utf-8") if isinstance(content, str) else content)
+                handle.flush()
+                os.fsync(handle.fileno())      # the rename must not land before the bytes (ext4, xfs)
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise ConfigError(f"{self.path}: cannot write ({_reason(exc)})") from None
+        except BaseException:
+            self.discard()
+            raise
+        _PENDING.discard(self.tmp)
+        return self.path
+
+    def discard(self) -> None:
+        _PENDING.discard(self.tmp)
+        try:
+            self.tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+
+_PENDING: set[Path] = set()     # temporary files this process created and has not renamed yet
+
+
+def discard_pending() -> None:
+    """Remove this process's unfinished temporary files (an error or Ctrl-C before the write)."""
+    for tmp in list(_PENDING):
+        _PENDING.discard(tmp)
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+atexit.register(discard_pending)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or exc.__class__.__name__
+
+
+def _mode_for(path: Path) -> int:
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True        # someone else's process: alive, and not ours to judge
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Delete `.NAME.PID.XXXX.tmp` files beside `path` left by a process that no longer runs."""
+    path = Path(path)
+    pattern = re.compile(r"\." + re.escape(path.name) + r"\.(\d+)\.[A-Za-z0-9_]+\.tmp")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass
+    return removed
+
+
+def write_atomic(path: str | Path, content: str | bytes | Callable[[BinaryIO], None]) -> Path:
+    """Write a whole file under a temporary name and rename it into place (see PendingOutput)."""
+    return PendingOutput(path).write(content)
+
+
+def read_csv_rows(path: str | Path) -> list[dict]:
+    """Rows of a results CSV as dicts of strings. A torn last line (a killed writer) is ignored; a file
+    that is not UTF-8 text or not CSV is a one-line error naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file (a results CSV is text)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({_reason(exc)})") from None
+    if "\0" in text:
+        raise ConfigError(f"{path}: not a text file (it holds NUL bytes)")
+    lines = text.splitlines(keepends=True)
+    if lines and not text.endswith("\n"):
+        lines = lines[:-1]                           # torn last line
+    try:
+        reader = csv.DictReader(lines)
+        return [row for row in reader if None not in row and None not in row.values()]
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: not valid CSV ({exc})") from None
 
 
 def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
@@ -54,19 +201,26 @@ def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
     return buffer.getvalue()
 
 
-def per_request_csv(arrays: dict) -> str:
-    """One row per request: times in seconds, lengths in tokens."""
+def per_request_csv(arrays: dict, dropped: dict | None = None) -> str:
+    """One row per request: times in seconds, lengths in tokens, and `drop_reason` (empty for a request
+    that finished; otherwise why it did not, as the run's `requests_dropped_by_reason` counts it)."""
     from simulator.metrics import request_metrics
     derived = request_metrics(arrays)
     columns = {"request": np.arange(len(arrays["arrival_s"])), **arrays, **derived}
     buffer = io.StringIO()
     names = list(columns)
-    buffer.write(",".join(names) + "\n")
+    buffer.write(",".join(names + ["drop_reason"]) + "\n")
     matrix = [columns[n].tolist() for n in names]
-    for row in zip(*matrix):
+    reasons = {rid: _csv_cell(reason) for rid, reason in (dropped or {}).items()}
+    for rid, row in enumerate(zip(*matrix)):
         buffer.write(",".join("" if isinstance(v, float) and not math.isfinite(v) else repr(v) if isinstance(v, float)
-                              else str(v) for v in row) + "\n")
+                              else str(v) for v in row) + "," + reasons.get(rid, "") + "\n")
     return buffer.getvalue()
+
+
+def _csv_cell(text: str) -> str:
+    text = str(text)
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
 
 
 def format_table(rows: list[dict], columns: list[str]) -> str:
@@ -89,6 +243,8 @@ def format_summary(document: dict) -> str:
     lines = []
 
     def walk(prefix, value):
+        if isinstance(value, (dict, list)) and not value:
+            return                      # an empty table or list says nothing on a terminal
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else k, v)

@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from simulator.errors import ConfigError
+from simulator.output import PendingOutput
 
 KINDS = ("line", "scatter", "pareto")
 
@@ -32,11 +33,14 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, kind: str = "line",
               title: str | None = None, logx: bool = False, logy: bool = False) -> Path:
+    """Plot `rows` (dicts of strings or numbers) into `out`: a path, or an output already claimed by the
+    CLI (output.PendingOutput), written whole under a temporary name and renamed."""
     if kind not in KINDS:
         raise ConfigError(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
-    out = Path(out)
-    if out.suffix.lower() not in (".png", ".svg"):
-        raise ConfigError(f"-o: {out.name!r} must end in .png or .svg")
+    path = out.path if isinstance(out, PendingOutput) else Path(out)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".svg"):
+        raise ConfigError(f"-o: {path.name!r} must end in .png or .svg")
     if not rows:
         raise ConfigError("plot: the results file has no rows")
     for column in (x, y) + ((color,) if color else ()):
@@ -80,8 +84,8 @@ def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, k
         axes.legend(title=color)
     axes.set_title(title or f"{y} vs {x}" + (f" by {color}" if color else ""))
     figure.tight_layout()
-    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
-    figure.savefig(tmp)
-    plt.close(figure)
-    tmp.replace(out)
-    return out
+    target = out if isinstance(out, PendingOutput) else PendingOutput(out)
+    try:
+        return target.write(lambda handle: figure.savefig(handle, format=suffix[1:]))
+    finally:
+        plt.close(figure)

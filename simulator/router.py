@@ -1,4 +1,8 @@
-"""Routers: which engine a new request goes to. One small class per policy, registered by name."""
+"""Routers: which engine a new request goes to. One small class per policy, registered by name.
+
+`choose(engines)` returns the index of a live engine, or None when every engine is down (failures):
+the caller then drops the request with that reason. A router never picks a dead engine and never
+raises because some are dead."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +14,7 @@ class Router:
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
 
-    def choose(self, engines: list) -> int:  # pragma: no cover - interface
+    def choose(self, engines: list) -> int | None:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -27,7 +31,7 @@ class RoundRobin(Router):
             self.next += 1
             if engines[index].alive:
                 return index
-        raise RuntimeError("no engine is alive")
+        return None
 
 
 class LeastOutstanding(Router):
@@ -36,7 +40,7 @@ class LeastOutstanding(Router):
     name = "least-outstanding"
 
     def choose(self, engines):
-        best, best_load = -1, None
+        best, best_load = None, None
         for index, engine in enumerate(engines):
             if engine.alive and (best_load is None or engine.outstanding < best_load):
                 best, best_load = index, engine.outstanding
@@ -49,7 +53,7 @@ class LeastKVLoad(Router):
     name = "least-kv"
 
     def choose(self, engines):
-        best, best_load = -1, None
+        best, best_load = None, None
         for index, engine in enumerate(engines):
             if not engine.alive:
                 continue
@@ -67,6 +71,8 @@ class PowerOfTwo(Router):
     def choose(self, engines):
         alive = [i for i, e in enumerate(engines) if e.alive] if not all(e.alive for e in engines) else None
         count = len(alive) if alive is not None else len(engines)
+        if count == 0:
+            return None
         if count == 1:
             return alive[0] if alive is not None else 0
         a, b = self.rng.choice(count, size=2, replace=False)

@@ -19,11 +19,12 @@ from simulator.intervals import interval_fields
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, InfeasibleError, require_number
 from simulator.mlperf import PLAN_PINS, ScenarioResult, mlperf
+from simulator.plan import MAX_GPUS
+
+CEILING_HEADROOM = 1.5    # how far a whole cluster's per-GPU rate may exceed one node's before sizing gives up
 from simulator.scenario_runs import ScenarioRunner, offline_score, resolve_config
 from simulator.search import fewest_units_reaching, meets_sla
 from workloads.scenarios import get_scenario
-
-MAX_GPUS = 100_000
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,16 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
     per_replica = node.tokens_per_s / plan["replicas"]
     estimate = max(1, math.ceil(goal / per_replica))
     max_replicas = MAX_GPUS // gpus_per_replica
+    # The most the largest cluster allowed could serve: every GPU at the node's best rate (its score, or a
+    # plan's saturated Offline estimate, which no SLA run beats), with headroom for a big cluster's
+    # smoother load. A target above it is refused now, not after a search that cannot succeed.
+    per_gpu = max([node.tokens_per_s] + [c.offline_tokens_per_s for c in node.candidates
+                                         if c.offline_tokens_per_s]) / per_node
+    ceiling = CEILING_HEADROOM * per_gpu * max_replicas * gpus_per_replica
+    if goal > ceiling:
+        raise InfeasibleError(f"--target-tokens-per-s: {goal:.4g} tokens/s is beyond what {MAX_GPUS:,} "
+                              f"{probe.gpu.name} can serve in {scenario} (at most about {ceiling:.3g} tokens/s, "
+                              f"{per_gpu:.4g} per GPU on the best plan for one node)")
 
     def evaluate(replicas: int):
         config = resolve_config({**base_options, "gpus": replicas * gpus_per_replica}, replica_pins)

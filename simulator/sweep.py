@@ -28,13 +28,17 @@ import io
 import itertools
 import json
 import os
+import re
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
 
 from simulator.catalog_io import read_toml
-from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
+from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_choice, require_number
+from simulator.output import PendingOutput, read_csv_rows, rows_to_csv, write_atomic
 
 COMMANDS = ("simulate", "mlperf", "size")
 META_COLUMNS = ("point_id", "status", "error", "wall_s")
@@ -143,16 +147,14 @@ def _cell(value):
 
 
 class RowWriter:
-    """Appends rows to a CSV, one flushed line per finished point. The header is fixed by the first row
-    (point keys + meta + its result columns); keys a later row adds go into an `extra` JSON column."""
+    """Appends rows to a CSV, one flushed line per finished point, under a fixed header (written when the
+    file is new); keys outside it go into the `extra` JSON column, so nothing a row holds is lost."""
 
-    def __init__(self, path: Path, header: list[str] | None):
+    def __init__(self, path: Path, header: list[str]):
         self.path, self.header = path, header
         self.handle = None
 
     def write(self, row: dict) -> None:
-        if self.header is None:
-            self.header = list(row) + ["extra"]
         if self.handle is None:
             new = not self.path.exists() or self.path.stat().st_size == 0
             self.handle = open(self.path, "a", newline="", encoding="utf-8")
@@ -160,8 +162,7 @@ class RowWriter:
                 csv.writer(self.handle).writerow(self.header)
         extra = {k: v for k, v in row.items() if k not in self.header}
         values = [row.get(k, "") for k in self.header]
-        if "extra" in self.header:
-            values[self.header.index("extra")] = json.dumps(extra, default=str) if extra else ""
+        values[self.header.index("extra")] = json.dumps(extra, default=str) if extra else ""
         buffer = io.StringIO()
         csv.writer(buffer).writerow(values)
         self.handle.write(buffer.getvalue())       # one write per row: a kill leaves whole lines or a torn last one
@@ -173,47 +174,93 @@ class RowWriter:
             self.handle.close()
 
 
+def expand_extra(row: dict) -> dict:
+    """A row with its `extra` JSON cell spread into columns (cells already set win)."""
+    text = row.get("extra")
+    merged = {k: v for k, v in row.items() if k != "extra"}
+    if not text:
+        return merged
+    try:
+        values = json.loads(text)
+    except ValueError:
+        return row
+    if not isinstance(values, dict):
+        return row
+    for key, value in values.items():
+        if merged.get(key) in (None, ""):      # as a CSV cell would hold it, so both forms compare equal
+            merged[key] = "" if value is None else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return merged
+
+
 def read_rows(path) -> list[dict]:
-    """Rows of a sweep CSV (a torn last line from a killed sweep is ignored)."""
+    """Rows of a sweep CSV, `extra` spread into columns (a torn last line from a killed sweep is ignored)."""
     path = Path(path)
-    if not path.exists():
-        return []
-    text = path.read_text(encoding="utf-8")
-    if not text.strip():
-        return []
-    lines = text.splitlines(keepends=True)
-    if not text.endswith("\n"):
-        lines = lines[:-1]                           # torn last line
-    reader = csv.DictReader(lines)
-    rows = [r for r in reader if r.get("point_id") and None not in r]
-    return rows
-
-
-def _repair(path: Path) -> list[str] | None:
-    """Drop a torn last line (write-then-rename) and return the existing header."""
     if not path.exists() or path.stat().st_size == 0:
-        return None
-    text = path.read_text(encoding="utf-8")
-    if not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    first = text.splitlines()[0] if text else ""
-    return next(csv.reader([first])) if first else None
+        return []
+    return [expand_extra(row) for row in read_csv_rows(path) if row.get("point_id")]
+
+
+def columns_for(points: list[dict], rows: list[dict]) -> list[str]:
+    """The results header: the points' keys in the order the sweep file gives them, the meta columns, then
+    result columns in the order the points' rows have them. It depends on the sweep and its results,
+    never on which point happened to finish first."""
+    point_keys = list(dict.fromkeys(k for point in points for k in point))
+    order = {point_id(p): i for i, p in enumerate(points)}
+    ordered = sorted(rows, key=lambda r: order.get(r.get("point_id"), len(order)))
+    taken = set(point_keys) | set(META_COLUMNS) | {"extra"}
+    results = list(dict.fromkeys(k for r in ordered for k in r if k not in taken))
+    return point_keys + list(META_COLUMNS) + results
+
+
+def _rewrite(path: Path, points: list[dict], rows: list[dict], extra: bool) -> list[str]:
+    """Rewrite a results file whole (write-then-rename) in the sweep's order under `columns_for`'s header
+    (plus `extra` while more rows are to be appended); returns the header."""
+    order = {point_id(p): i for i, p in enumerate(points)}
+    rows = sorted(rows, key=lambda r: order.get(r.get("point_id"), len(order)))
+    header = columns_for(points, rows) + (["extra"] if extra else [])
+    write_atomic(path, rows_to_csv(rows, header))
+    return header
+
+
+def _open_results(path: Path, points: list[dict], resume: bool) -> list[str]:
+    """Make `path` ready to take rows before any point runs: its folder created and writable, an old file
+    refused (without --resume) or checked and normalised (with it). Returns the header to append under."""
+    if path.is_dir():
+        raise ConfigError(f"--out: {path} is a folder")
+    if path.exists() and path.stat().st_size > 0:
+        if not resume:
+            raise ConfigError(f"--out: {path} exists; pass --resume to continue it or choose a new file")
+        try:
+            rows = read_csv_rows(path)
+        except ConfigError as exc:
+            raise ConfigError(f"--out: {exc}; choose a new file") from None
+        with open(path, encoding="utf-8") as handle:
+            first = handle.readline()
+        if "point_id" not in next(csv.reader([first]), []):
+            raise ConfigError(f"--out: {path} is not a sweep's results file (no point_id column); choose a new file")
+        try:
+            return _rewrite(path, points, [expand_extra(r) for r in rows if r.get("point_id")], extra=True)
+        except ConfigError as exc:
+            raise ConfigError(f"--out: {exc}") from None
+    try:
+        PendingOutput(path).discard()           # proves the folder takes files (and creates it)
+    except ConfigError as exc:
+        raise ConfigError(f"--out: {exc}") from None
+    return columns_for(points, []) + ["extra"]
 
 
 def run_sweep(command: str, points: list[dict], out=None, *, jobs: int = 1, scheduler=None, resume: bool = False,
               progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
-    """Run every point (skipping those already in `out` when `resume`); rows in completion order."""
+    """Run every point (skipping those already in `out` when `resume`); rows in completion order. `out`
+    is checked before any point runs, takes each row as it finishes, and is rewritten at the end in the
+    sweep's order under one header (see `columns_for`)."""
     require_number("--jobs", jobs, low=1, high=1024, integer=True)
+    check_scheduler(scheduler)
     out_path = Path(out) if out else None
     done_ids: set = set()
     header = None
     if out_path is not None:
-        if out_path.exists() and not resume and out_path.stat().st_size > 0:
-            raise ConfigError(f"--out: {out_path} exists; pass --resume to continue it or choose a new file")
-        header = _repair(out_path)
+        header = _open_results(out_path, points, resume)
         done_ids = {row["point_id"] for row in read_rows(out_path)} if resume else set()
     todo = [p for p in points if point_id(p) not in done_ids]
     writer = RowWriter(out_path, header) if out_path is not None else None
@@ -228,7 +275,21 @@ def run_sweep(command: str, points: list[dict], out=None, *, jobs: int = 1, sche
     finally:
         if writer is not None:
             writer.close()
+    if out_path is not None and out_path.exists():
+        _rewrite(out_path, points, read_rows(out_path), extra=False)
     return rows
+
+
+ADDRESS = re.compile(r"(?:tcp|tls|inproc|ucx|ws|wss)://\S+|[A-Za-z0-9_.\-]+:\d{1,5}")
+
+
+def check_scheduler(scheduler) -> None:
+    """A Dask scheduler address must look like one (tcp://host:8786, host:8786) before anything runs."""
+    if scheduler is None or not isinstance(scheduler, str):
+        return
+    if not ADDRESS.fullmatch(scheduler.strip()):
+        raise ConfigError(f"--scheduler: {excerpt(scheduler, 40)} is not a Dask scheduler address "
+                          f"(like tcp://host:8786)")
 
 
 def _execute(command: str, points: list[dict], jobs: int, scheduler) -> Iterable[dict]:
@@ -241,15 +302,47 @@ def _execute(command: str, points: list[dict], jobs: int, scheduler) -> Iterable
             yield run_point(command, point)
     else:
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start, initargs=(os.getpid(),))
+        futures = []
+        try:
             futures = [pool.submit(run_point, command, point) for point in points]
-            try:
-                for future in as_completed(futures):
-                    yield future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            # Ctrl-C, an error, or the consumer gone: running points are abandoned, not waited for.
+            for future in futures:
+                future.cancel()
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_start(parent_pid: int) -> None:
+    """Pool initializer: a local worker must not outlive the sweep that started it. Killed with SIGKILL,
+    the sweep never shuts its pool down and idle workers would wait for work forever; so each worker asks
+    the kernel for SIGTERM when its parent dies (Linux) and also watches its parent id (elsewhere, and
+    when the parent is a fork server). Ctrl-C is the parent's to handle: it stops the workers itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    if parent != parent_pid and parent == 1:
+        os._exit(1)                                 # the sweep died before this worker started
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, name="infersim-parent-watch", daemon=True).start()
 
 
 def _execute_dask(command: str, points: list[dict], scheduler) -> Iterable[dict]:
@@ -260,8 +353,8 @@ def _execute_dask(command: str, points: list[dict], scheduler) -> Iterable[dict]
     own = not isinstance(scheduler, Client)       # an address or a cluster object: our client, ours to close
     try:
         client = Client(scheduler, timeout="10s") if own else scheduler
-    except (OSError, TimeoutError) as exc:
-        raise ConfigError(f"--scheduler: cannot reach {scheduler!r} ({exc.__class__.__name__})") from None
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise ConfigError(f"--scheduler: cannot reach {excerpt(scheduler, 40)} ({exc.__class__.__name__})") from None
     try:
         futures = [client.submit(run_point, command, point, pure=False) for point in points]
         for future in as_completed(futures):

@@ -105,6 +105,8 @@ def cluster(servers: int = 1, server_kind: str = "nvswitch", gpus_per_server: in
     require_number("oversubscription", oversubscription, low=1, high=1000)
     require_choice("fabric", fabric, FABRICS)
     require_number("servers_per_leaf", servers_per_leaf, low=1, high=100_000, integer=True)
+    if spines is not None:
+        require_number("spines", spines, low=1, high=100_000, integer=True)
     require_number("nic_latency_us", nic_latency_us, low=0, high=1e6)
     require_number("switch_latency_us", switch_latency_us, low=0, high=1e6)
     graph = _new_graph(name, gpus_per_server)

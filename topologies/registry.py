@@ -17,6 +17,9 @@ from simulator.errors import require_number, ConfigError, reject_unknown_keys
 from topologies.builders import BUILDERS, cluster, validate_graph
 
 CLUSTER_PARAMETERS = tuple(p for p in inspect.signature(cluster).parameters if p != "name")
+# whole-number parameters and their upper limits (the builders check the rest of their ranges)
+COUNTS = {"servers": 100_000, "spines": 100_000, "servers_per_leaf": 100_000, "gpus_per_server": 4096,
+          "scaleup_links": 4096, "gpus": 4096}
 
 
 def topology_catalog() -> dict:
@@ -97,16 +100,26 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
         params.update(gpu_defaults(gpu, gpus or gpu.gpus_per_server))
     params.update(entry)
     params.update(overrides)
-    # Counts must be whole numbers (a --set value arrives as a float): 4.0 -> 4, 2.5 -> an error.
+    # Counts must be whole numbers (a --set value arrives as a float): 4.0 -> 4, 2.5 -> an error. They are
+    # checked here, before the server count is derived from them (a string or a zero would otherwise
+    # fail inside that arithmetic instead of naming the field).
     signature = inspect.signature(builder).parameters
     for key, value in list(params.items()):
-        if key in signature and isinstance(signature[key].default, int) and not isinstance(signature[key].default, bool) \
-                or key in ("servers", "spines", "servers_per_leaf", "gpus_per_server", "scaleup_links"):
-            if isinstance(value, float):
-                params[key] = int(require_number(f"{where}: {key}", value, low=0, high=1_000_000, integer=True))
+        counted = key in signature and isinstance(signature[key].default, int) \
+            and not isinstance(signature[key].default, bool)
+        if counted or key in COUNTS:
+            if value is None and key == "spines":
+                continue
+            low = 0 if key in signature and signature[key].default == 0 else 1
+            params[key] = int(require_number(f"{where}: {key}", value, low=low, high=COUNTS.get(key, 1_000_000),
+                                             integer=True))
     if builder is cluster and gpus is not None:
         needed = math.ceil(gpus / params.get("gpus_per_server", 8))
-        if params.get("servers", 1) < needed and "servers" not in overrides:
+        if "servers" in entry or "servers" in overrides:
+            if params["servers"] < needed:
+                raise ConfigError(f"{where}: servers = {params['servers']} of {params.get('gpus_per_server', 8)} "
+                                  f"GPUs hold fewer than the {gpus} GPUs asked for (needs {needed})")
+        elif params.get("servers", 1) < needed:
             params["servers"] = needed
     try:
         graph = builder(**params)

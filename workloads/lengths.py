@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.errors import ConfigError, require_number
+from simulator.errors import ConfigError, excerpt, require_number
 
 MAX_TOKENS = 10_000_000
 
@@ -127,16 +127,23 @@ class Empirical:
         values, weights = [], []
         has_header = lines[0].replace(" ", "").lower().startswith("tokens")
         reader = csv.reader(lines[1:] if has_header else lines)
+        # Nothing of the file is quoted back: a path typed by mistake (a password database, a key) must not
+        # end up in an error message, a terminal log or a sweep's results CSV.
         for number, row in enumerate(reader, start=2 if has_header else 1):
             try:
                 value = float(row[0])
                 weight = float(row[1]) if len(row) > 1 and row[1].strip() else 1.0
             except (ValueError, IndexError):
-                raise ConfigError(f"{path}: line {number}: expected 'tokens[,count]', got {','.join(row)!r}") from None
-            if not (np.isfinite(value) and value >= 1 and value == int(value)):
-                raise ConfigError(f"{path}: line {number}: tokens {row[0]!r} must be a whole number >= 1")
+                if not values:
+                    raise ConfigError(f"{path}: not a length table (a header 'tokens,count' or lines of "
+                                      f"'tokens[,count]' numbers)") from None
+                raise ConfigError(f"{path}: line {number}: not 'tokens[,count]' numbers") from None
+            if len(row) > 2:
+                raise ConfigError(f"{path}: line {number}: more than two cells (tokens, count)")
+            if not (np.isfinite(value) and 1 <= value <= MAX_TOKENS and value == int(value)):
+                raise ConfigError(f"{path}: line {number}: tokens must be a whole number in [1, {MAX_TOKENS}]")
             if not (np.isfinite(weight) and weight >= 0):
-                raise ConfigError(f"{path}: line {number}: count {row[1]!r} must be >= 0")
+                raise ConfigError(f"{path}: line {number}: count must be a finite number >= 0")
             values.append(int(value))
             weights.append(weight)
         try:
@@ -213,20 +220,27 @@ def parse_length_flag(where: str, text: str):
     text = str(text).strip()
     try:
         if ":" not in text:
-            return Fixed(int(text))
+            return Fixed(_whole("tokens", text))
         kind, args = text.split(":", 1)
         if kind == "file":
             return Empirical.from_file(args)
-        numbers = [float(a) for a in args.split(",")]
-        if kind == "uniform" and len(numbers) == 2:
-            return Uniform(int(numbers[0]), int(numbers[1]))
-        if kind == "lognormal" and len(numbers) in (2, 4):
-            extra = [int(n) for n in numbers[2:]]
-            return LogNormal(numbers[0], numbers[1], *extra)
-        if kind == "fixed" and len(numbers) == 1:
-            return Fixed(int(numbers[0]))
+        parts = args.split(",")
+        if kind == "uniform" and len(parts) == 2:
+            return Uniform(_whole("low", parts[0]), _whole("high", parts[1]))
+        if kind == "lognormal" and len(parts) in (2, 4):
+            bounds = [_whole(name, part) for name, part in zip(("low", "high"), parts[2:])]
+            return LogNormal(float(parts[0]), float(parts[1]), *bounds)
+        if kind == "fixed" and len(parts) == 1:
+            return Fixed(_whole("tokens", parts[0]))
     except ConfigError as exc:     # a subclass of ValueError: must come first
         raise ConfigError(f"{where}: {exc}") from None
     except ValueError:
         pass
-    raise ConfigError(f"{where}: {text!r} is not N, uniform:LOW,HIGH, lognormal:MEAN,CV[,LOW,HIGH] or file:PATH")
+    raise ConfigError(f"{where}: {excerpt(text, 40)} is not N, uniform:LOW,HIGH, lognormal:MEAN,CV[,LOW,HIGH] or "
+                      f"file:PATH")
+
+
+def _whole(name: str, text: str) -> int:
+    """A token count from the command line: a whole number in range (1.5 is refused, not truncated)."""
+    value = float(text)
+    return require_number(name, int(value) if value.is_integer() else value, low=1, high=MAX_TOKENS, integer=True)

@@ -7,6 +7,8 @@ import numpy as np
 
 from simulator.errors import ConfigError
 
+MAX_ARRIVAL_S = 1e9     # ~31 years: later times leave too few float digits for millisecond steps
+
 
 @dataclass(frozen=True)
 class Requests:
@@ -20,8 +22,8 @@ class Requests:
         outputs = np.asarray(self.output_tokens, dtype=np.int64)
         if not (arrival.shape == inputs.shape == outputs.shape) or arrival.ndim != 1:
             raise ConfigError("requests: arrival_s, input_tokens and output_tokens must be 1-D arrays of one length")
-        if arrival.size and (not np.all(np.isfinite(arrival)) or arrival.min() < 0):
-            raise ConfigError("requests: arrival_s must be finite and >= 0")
+        if arrival.size and (not np.all(np.isfinite(arrival)) or arrival.min() < 0 or arrival.max() > MAX_ARRIVAL_S):
+            raise ConfigError(f"requests: arrival_s must be in [0, {MAX_ARRIVAL_S:g}]")
         if arrival.size and np.any(np.diff(arrival) < 0):
             raise ConfigError("requests: arrival_s must be sorted")
         if inputs.size and (inputs.min() < 1 or outputs.min() < 1):

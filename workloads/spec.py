@@ -29,6 +29,8 @@ class WorkloadSpec:
     def __post_init__(self):
         if self.trace is not None:
             return
+        if self.requests is not None and self.duration_s is not None:
+            raise ConfigError("workload: give requests or duration_s, not both (one of them would be ignored)")
         if self.requests is not None:
             require_number("requests", self.requests, low=1, high=MAX_REQUESTS, integer=True)
         if self.duration_s is not None:
@@ -121,6 +123,9 @@ class WorkloadSpec:
     @classmethod
     def from_dict(cls, data: dict, where: str = "workload", base_dir: Path | None = None) -> "WorkloadSpec":
         reject_unknown_keys(where, data, ("arrival", "input", "output", "requests", "duration_s", "trace"))
+        if "trace" in data and len(data) > 1:
+            other = sorted(k for k in data if k != "trace")[0]
+            raise ConfigError(f"{where}: trace replays a recorded workload; {other!r} beside it would be ignored")
         if "trace" in data:
             trace = Path(str(data["trace"]))
             return cls(trace=str(trace if trace.is_absolute() or base_dir is None else base_dir / trace))
@@ -155,10 +160,21 @@ class WorkloadSpec:
     def from_flags(cls, *, rate=None, arrival="poisson", cv=1.0, duration_s=None, requests=None, offline=False,
                    users=None, think_time_s=0.0, input_tokens="1024", output_tokens="256",
                    input_lengths=None, output_lengths=None) -> "WorkloadSpec":
-        """CLI flags to a spec; `input_lengths`/`output_lengths` (distribution objects) win over the text."""
+        """CLI flags to a spec; `input_lengths`/`output_lengths` (distribution objects) win over the text.
+        A flag the chosen workload would ignore is an error, not a silent default."""
         modes = sum(x for x in (rate is not None, bool(offline), users is not None))
         if modes > 1:
             raise ConfigError("workload: give one of --rate, --offline or --users")
+        if rate is not None and requests is not None and duration_s is not None:
+            raise ConfigError("--duration: give --requests or --duration with --rate, not both")
+        if duration_s is not None and rate is None:
+            raise ConfigError("--duration: only with --rate (open loop); --offline and --users take --requests")
+        if think_time_s and users is None:
+            raise ConfigError("--think-time: only with --users (a closed loop)")
+        if arrival != "poisson" and rate is None:
+            raise ConfigError(f"--arrival: {arrival} arrivals need --rate")
+        if cv != 1.0 and arrival != "gamma":
+            raise ConfigError("--cv: only with --arrival gamma")
         if modes == 0:
             raise ConfigError("workload: give --rate R (open loop), --offline or --users N (closed loop)")
         if offline:

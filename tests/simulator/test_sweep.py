@@ -127,3 +127,76 @@ def _write_spec(tmp_path) -> str:
 def test_pareto_front():
     from simulator.plot import pareto_front
     assert pareto_front([(1, 5), (2, 4), (3, 1), (2, 2), (0.5, 5)]) == [(1, 5), (2, 4), (3, 1)]
+
+
+def header(path) -> list[str]:
+    return next(csv.reader([Path(path).read_text().splitlines()[0]]))
+
+
+def test_first_point_failing_keeps_every_metric_in_its_column(tmp_path):
+    """Issue 13: when the first point to finish was an error, the header was fixed without metrics and
+    every later row's results went into one `extra` cell that plot could not read."""
+    out = tmp_path / "rows.csv"
+    run_sweep(*expand(small_spec(grid={"gpu": ["no-such-gpu", "b200", "mi355x"]})), out)
+    columns = header(out)
+    assert "output_tokens_per_s" in columns and "extra" not in columns
+    rows = read_rows(out)
+    assert [r["gpu"] for r in rows] == ["no-such-gpu", "b200", "mi355x"]
+    assert rows[0]["output_tokens_per_s"] == "" and float(rows[1]["output_tokens_per_s"]) > 0
+    png = tmp_path / "p.png"
+    main(["plot", str(out), "--x", "gpus", "--y", "output_tokens_per_s", "--color", "gpu", "-o", str(png)])
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_header_does_not_depend_on_which_point_finishes_first(tmp_path):
+    """The same sweep finished in two orders (all at once; the last two points first, then resumed)
+    leaves the same file, rows in the sweep's order."""
+    command, points = expand(small_spec())
+    straight, shuffled = tmp_path / "a.csv", tmp_path / "b.csv"
+    run_sweep(command, points, straight)
+    run_sweep(command, points[2:], shuffled)
+    run_sweep(command, points, shuffled, resume=True)
+
+    def content(path):
+        rows = read_rows(path)
+        return header(path), [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+    assert content(straight) == content(shuffled)
+    assert [r["point_id"] for r in read_rows(straight)] == [point_id(p) for p in points]
+
+
+def test_resume_onto_another_header_loses_nothing(tmp_path):
+    """Issue 13: resuming onto a results file with a different header dropped the new rows' metrics."""
+    out = tmp_path / "rows.csv"
+    out.write_text("point_id,status,error,wall_s,colour\nold1,ok,,0.5,red\n")
+    command, points = expand(small_spec(grid={"gpus": [1, 2]}))
+    run_sweep(command, points, out, resume=True)
+    rows = {r["point_id"]: r for r in read_rows(out)}
+    assert rows["old1"]["colour"] == "red"
+    assert all(float(rows[point_id(p)]["output_tokens_per_s"]) > 0 for p in points)
+    assert "extra" not in header(out) and "output_tokens_per_s" in header(out)
+
+
+def test_resume_refuses_a_file_that_is_not_a_sweeps(tmp_path):
+    out = tmp_path / "rows.csv"
+    out.write_text("gpus,tokens_per_s\n1,10\n")
+    with pytest.raises(ConfigError, match="not a sweep's results file"):
+        run_sweep(*expand(small_spec()), out, resume=True)
+    assert out.read_text() == "gpus,tokens_per_s\n1,10\n"
+
+
+def test_a_sweep_whose_every_point_fails_exits_2(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('command = "simulate"\n[base]\nmodel = "llama3.1-8b"\nrequests = 5\noffline = true\n'
+                    '[grid]\nnodes = [0, -1, "x"]\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", str(spec), "--out", str(tmp_path / "o.csv"), "--quiet"])
+    assert exit_info.value.code == 2
+    assert "every point failed (3 of 3" in capsys.readouterr().err
+    assert len(read_rows(tmp_path / "o.csv")) == 3          # the rows say why, one per point
+
+
+@pytest.mark.parametrize("address", ["not a url", "tcp://", "host:port", ""])
+def test_scheduler_address_is_checked_before_any_point(tmp_path, address):
+    with pytest.raises(ConfigError, match="is not a Dask scheduler address"):
+        run_sweep(*expand(small_spec()), tmp_path / "o.csv", scheduler=address)
+    assert not (tmp_path / "o.csv").exists()

@@ -271,8 +271,11 @@ def stderr_progress(message: str) -> None:
 
 
 def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", interval: float = DEFAULT_INTERVAL,
-                    progress=None) -> tuple[Fit, str, list[dict]]:
-    """Load measurement files, fit, and render the profile TOML and the per-row report."""
-    rows = [row for path in paths for row in load_measurements(path)]
-    result = fit(rows, prior_from(prior_profile), progress=progress)
+                    progress=None, gpu_catalog=(), model_catalog=()) -> tuple[Fit, str, list[dict]]:
+    """Load measurement files (GPU and model names checked against the catalogs plus the extra files
+    given), fit, and render the profile TOML and the per-row report."""
+    rows = [row for path in paths
+            for row in load_measurements(path, gpu_catalog=gpu_catalog, model_catalog=model_catalog)]
+    result = fit(rows, prior_from(prior_profile), progress=progress, gpu_catalog=gpu_catalog,
+                 model_catalog=model_catalog)
     return result, profile_toml(result, header, interval), report_rows(result)

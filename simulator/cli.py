@@ -205,7 +205,7 @@ def mlperf(as_json, out, **options):
     target = claim_output(out)
     from simulator.mlperf import mlperf as run_mlperf
     result = run_mlperf(**options)
-    emit({**result.to_dict(), "warnings": list(result.run.warnings)}, as_json, target)
+    emit(result.to_dict(), as_json, target)
 
 
 @cli.command()
@@ -252,7 +252,11 @@ SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "to
               help="Profile whose [default] is the prior (default: the built-in defaults).")
 @click.option("--interval", type=float, default=None, help="Interval level stored in the profile (default 0.8).")
 @click.option("--json", "as_json", is_flag=True, help="Print the per-row report as JSON.")
-def calibrate(measurements, out, prior_profile, interval, as_json):
+@click.option("--catalog", "gpu_catalog", multiple=True, type=click.Path(dir_okay=False),
+              help="Extra GPU catalog TOML the rows may name.")
+@click.option("--model-catalog", multiple=True, type=click.Path(dir_okay=False),
+              help="Extra model catalog TOML the rows may name.")
+def calibrate(measurements, out, prior_profile, interval, as_json, gpu_catalog, model_catalog):
     """Fit efficiency parameters to measured rows (CSV; see simulator/measurements.py for the columns):
     per-row prediction, error and 80% interval, and a profile any command takes with --profile. How well
     the fit predicts what it did not see: `infersim validate`."""
@@ -263,7 +267,8 @@ def calibrate(measurements, out, prior_profile, interval, as_json):
     interval_z(interval)
     header = "Efficiency profile fitted by infersim calibrate from: " + ", ".join(measurements)
     result, text, rows = calibrate_files(list(measurements), prior_profile=prior_profile, header=header,
-                                         interval=interval, progress=stderr_progress)
+                                         interval=interval, progress=stderr_progress,
+                                         gpu_catalog=gpu_catalog, model_catalog=model_catalog)
     if target is not None:
         target.write(text)
     if as_json:

@@ -71,7 +71,7 @@ class ScenarioResult:
             "tpot_p99_s": summary["tpot_p99_s"], "ttft_p50_s": summary["ttft_p50_s"],
             "tpot_p50_s": summary["tpot_p50_s"], "ttft_limit_s": self.scenario.ttft_p99_s,
             "tpot_limit_s": self.scenario.tpot_p99_s, "tokens_per_s_per_gpu": self.tokens_per_s / self.run.plan["gpus"],
-            "queries": self.queries, "evaluations": self.evaluations,
+            "queries": self.queries, "evaluations": self.evaluations, "warnings": list(self.run.warnings),
         }
         if self.scenario.kind != "offline":
             document["arrivals_s"] = self.queries / self.requests_per_s
@@ -126,6 +126,8 @@ def candidate_plans(config, scenario: Scenario, pins: dict) -> tuple[list[Candid
                                  max_tokens_per_step=pins.get("max_tokens_per_step") or base.max_tokens_per_step,
                                  block_size=base.block_size, memory_utilization=base.memory_utilization)
                     if shape.gpus_per_replica > config.gpus:
+                        rejected.append(f"tp{tp}-pp{pp}-ep{ep}: one replica needs {shape.gpus_per_replica} GPUs, "
+                                        f"the cluster has {config.gpus}")
                         continue
                     memory = plan_memory(model, gpu, config.precision, shape, min(request_tokens, model.max_context))
                 except (ConfigError, InfeasibleError) as exc:

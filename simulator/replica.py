@@ -404,11 +404,10 @@ class Engine:
                 continue
             base, join_step, generated = self.running.pop(rid)
             table.generated[rid] = generated + self.step - join_step
-            if self.policy.holds_finished_slots:
+            self.base_sum -= base
+            if self.policy.holds_finished_slots:   # the slot keeps decoding padding: its context moves over
                 self.padding += 1
                 self.padding_base += base
-            else:
-                self.base_sum -= base
             self._finish(rid, now)
         if self.policy.holds_finished_slots and not self.running and self.padding:
             # the static batch is over: free every slot and the padding's KV at once

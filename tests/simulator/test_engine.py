@@ -146,3 +146,15 @@ def test_same_seed_same_result(small_config):
     first = simulate(small_config(gpus=3, router="power-of-two", seed=5), stream)
     second = simulate(small_config(gpus=3, router="power-of-two", seed=5), stream)
     assert first.summary == second.summary
+
+
+def test_static_padding_counts_a_finished_sequence_once(small_config):
+    """A static batch of A (out 2) and B (out 300): after A finishes its slot decodes padding, and its
+    context must move from the running sum to the padding sum, not sit in both. A padding slot holds
+    no more context than a live one, so this batch never holds more KV than one where A also runs to
+    300 tokens (its prompt reserves less). Counted twice, it held more, and the occupancy went negative
+    once the batch emptied."""
+    once = run(small_config("static"), Stream([0, 0], [10, 10], [2, 300]))
+    alone = run(small_config("static"), Stream([0, 0], [10, 10], [300, 300]))
+    occupancy = once.summary["kv_occupancy_mean"]
+    assert 0 <= occupancy <= alone.summary["kv_occupancy_mean"]

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from simulator.registry import Registry
+
+ROUTERS = Registry("router")
+
 
 class Router:
+    """Interface: `choose(engines, rid)`; subclasses register with `@ROUTERS.register`."""
+
     name = "base"
 
     def __init__(self, rng: np.random.Generator):
@@ -18,7 +24,10 @@ class Router:
         raise NotImplementedError
 
 
+@ROUTERS.register
 class RoundRobin(Router):
+    """Each engine in turn (oblivious: the only router that lets engines run independently)."""
+
     name = "round-robin"
 
     def __init__(self, rng):
@@ -34,6 +43,7 @@ class RoundRobin(Router):
         return None
 
 
+@ROUTERS.register
 class LeastOutstanding(Router):
     """The engine with the fewest requests queued or in flight (ties: lowest index)."""
 
@@ -47,6 +57,7 @@ class LeastOutstanding(Router):
         return best
 
 
+@ROUTERS.register
 class LeastKVLoad(Router):
     """The engine whose KV cache is least full, counting queued prompts as load to come."""
 
@@ -63,6 +74,7 @@ class LeastKVLoad(Router):
         return best
 
 
+@ROUTERS.register
 class PowerOfTwo(Router):
     """Two engines drawn at random; the one with fewer outstanding requests wins."""
 
@@ -80,5 +92,3 @@ class PowerOfTwo(Router):
             a, b = alive[a], alive[b]
         return int(a if engines[a].outstanding <= engines[b].outstanding else b)
 
-
-ROUTERS = {cls.name: cls for cls in (RoundRobin, LeastOutstanding, LeastKVLoad, PowerOfTwo)}

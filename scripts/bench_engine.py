@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from simulator.api import serving_config
-from simulator.engine import simulate
+from simulator.run import simulate
 from workloads import LogNormal, Poisson, Requests
 
 

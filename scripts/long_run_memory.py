@@ -15,7 +15,7 @@ import sys
 import time
 
 from simulator.api import serving_config
-from simulator.engine import ChunkedWorkload, simulate
+from simulator.run import ChunkedWorkload, simulate
 from workloads.arrivals import Poisson
 from workloads.scenarios import get_scenario
 from workloads.spec import WorkloadSpec

@@ -14,17 +14,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from simulator.cost import cost_fields
-from simulator.engine import ClosedLoopWorkload, ServingConfig, simulate as run_engine
 from simulator.errors import ConfigError, require_number
 from simulator.hardware import efficiency_for, get_gpu, load_profile
 from simulator.intervals import DEFAULT_INTERVAL, interval_fields, prediction_log_sigma
 from simulator.metrics import SLA
 from simulator.models import Precision, get_model
 from simulator.plan import MAX_GPUS, Plan
+from simulator.run import ChunkedWorkload, ServingConfig, simulate as run_engine
 from topologies import load_topology
 from workloads import WorkloadSpec
 from workloads.lengths import Fixed
-from workloads.requests import Requests
+from workloads.requests import ClosedLoopRequests, Requests
 
 CLUSTER_OPTIONS = ("model", "gpu", "gpus", "tp", "pp", "ep", "precision", "batching", "router", "prefill_gpus",
                    "max_batch_size", "max_tokens_per_step", "block_size", "memory_utilization", "seed",
@@ -217,9 +217,8 @@ def workload_spec(model_name: str, *, rate=None, arrival="poisson", cv=1.0, dura
 
 
 def engine_workload(spec: WorkloadSpec, seed: int, stream_metrics: bool | None = None):
-    """What the engine runs: Requests, a ClosedLoopWorkload, or (long open-loop runs, or when asked) a
+    """What the engine runs: Requests, ClosedLoopRequests, or (long open-loop runs, or when asked) a
     ChunkedWorkload simulated in bounded memory with histogram percentiles."""
-    from simulator.engine import ChunkedWorkload
     open_loop = spec.trace is None and not spec.closed_loop
     if stream_metrics is None:
         expected = spec.request_count() if open_loop else 0
@@ -230,14 +229,13 @@ def engine_workload(spec: WorkloadSpec, seed: int, stream_metrics: bool | None =
         return ChunkedWorkload(lambda: spec.chunks(seed))
     if spec.closed_loop:
         inputs, outputs = spec.lengths(seed)
-        return ClosedLoopWorkload(users=spec.arrival.users, input_tokens=inputs, output_tokens=outputs,
-                                  think_time_s=spec.arrival.think_time_s)
+        return ClosedLoopRequests(spec.arrival, input_tokens=inputs, output_tokens=outputs)
     return spec.build(seed)
 
 
 def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_info: dict | None = None,
                step_cost=None, representative: bool = False, record_steps: bool = False) -> RunResult:
-    """Run a resolved config on an engine workload (Requests or ClosedLoopWorkload); `representative`
+    """Run a resolved config on an engine workload (Requests or ClosedLoopRequests); `representative`
     simulates one replica where that stands for all, `record_steps` keeps step traces (see
     `engine.simulate`)."""
     result = run_engine(config, workload, step_cost=step_cost, representative=representative,
@@ -260,7 +258,7 @@ def simulate(workload=None, **options) -> RunResult:
     cluster = {k: v for k, v in options.items() if k in CLUSTER_OPTIONS}
     usd = cluster.pop("usd_per_gpu_hour", None)
     config = serving_config(**cluster)
-    if isinstance(workload, (Requests, ClosedLoopWorkload)):
+    if isinstance(workload, (Requests, ClosedLoopRequests)):
         engine_input, info = workload, {"requests": len(workload.input_tokens)}
     else:
         flags = {k: v for k, v in options.items() if k in WORKLOAD_OPTIONS and k != "stream_metrics"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.costmodel import StepCost, shape_arrays
-from simulator.replica import StepTrace
+from simulator.engine import StepTrace
 
 
 def busy_time_s(trace: StepTrace, cost: StepCost) -> float:

@@ -1,6 +1,8 @@
 """Routers: which engine a new request goes to. One small class per policy, registered by name.
 
-`choose(engines)` returns the index of a live engine, or None when every engine is down (failures):
+`choose(engines, rid)` gets the request it routes (its id in the run's request table, which a router
+may read through `self.table`) and returns the index of a live engine, or None when
+every engine is down (failures):
 the caller then drops the request with that reason. A router never picks a dead engine and never
 raises because some are dead."""
 from __future__ import annotations
@@ -17,10 +19,10 @@ class Router:
 
     name = "base"
 
-    def __init__(self, rng: np.random.Generator):
-        self.rng = rng
+    def __init__(self, rng: np.random.Generator, table=None):
+        self.rng, self.table = rng, table
 
-    def choose(self, engines: list) -> int | None:  # pragma: no cover - interface
+    def choose(self, engines: list, rid: int) -> int | None:  # pragma: no cover - interface
         raise NotImplementedError
 
 
@@ -30,11 +32,11 @@ class RoundRobin(Router):
 
     name = "round-robin"
 
-    def __init__(self, rng):
-        super().__init__(rng)
+    def __init__(self, rng, table=None):
+        super().__init__(rng, table)
         self.next = 0
 
-    def choose(self, engines):
+    def choose(self, engines, rid):
         for _ in range(len(engines)):
             index = self.next % len(engines)
             self.next += 1
@@ -49,7 +51,7 @@ class LeastOutstanding(Router):
 
     name = "least-outstanding"
 
-    def choose(self, engines):
+    def choose(self, engines, rid):
         best, best_load = None, None
         for index, engine in enumerate(engines):
             if engine.alive and (best_load is None or engine.outstanding < best_load):
@@ -63,7 +65,7 @@ class LeastKVLoad(Router):
 
     name = "least-kv"
 
-    def choose(self, engines):
+    def choose(self, engines, rid):
         best, best_load = None, None
         for index, engine in enumerate(engines):
             if not engine.alive:
@@ -80,7 +82,7 @@ class PowerOfTwo(Router):
 
     name = "power-of-two"
 
-    def choose(self, engines):
+    def choose(self, engines, rid):
         alive = [i for i, e in enumerate(engines) if e.alive] if not all(e.alive for e in engines) else None
         count = len(alive) if alive is not None else len(engines)
         if count == 0:

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from simulator.api import run_config, serving_config
-from simulator.engine import ClosedLoopWorkload
+from workloads.requests import ClosedLoopRequests
+from workloads.arrivals import ClosedLoop
 from simulator.errors import InfeasibleError
 from simulator.hardware import Efficiency, get_gpu
 from simulator.measurements import Measurement
@@ -29,7 +30,7 @@ from simulator.mlperf import score_scenario
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from simulator.replay import busy_time_s
-from simulator.replica import StepTrace
+from simulator.engine import StepTrace
 from simulator.scenario_runs import ScenarioRunner
 from workloads.requests import Requests
 from workloads.scenarios import get_scenario
@@ -228,7 +229,7 @@ class StreamRow:
                 workload = Requests(arrival - arrival[0], np.full(count, inputs), np.full(count, outputs))
             else:
                 count = int(min(5000, max(8 * spec.users, 200)))
-                workload = ClosedLoopWorkload(users=spec.users, input_tokens=np.full(count, inputs),
+                workload = ClosedLoopRequests(ClosedLoop(users=spec.users), input_tokens=np.full(count, inputs),
                                               output_tokens=np.full(count, outputs))
             self.cache[key] = run_config(config, workload).summary
         return self.cache[key]

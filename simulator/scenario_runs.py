@@ -24,7 +24,7 @@ import numpy as np
 
 from simulator.api import RunResult, run_config, serving_config
 from simulator.capacity import Capacity, replica_capacity
-from simulator.engine import replica_layout
+from simulator.cluster import replica_layout
 from simulator.errors import require_number
 from simulator.hardware import get_gpu
 from simulator.metrics import SLA

@@ -2,12 +2,23 @@
 
 `next_step(engine)` returns a `StepPlan` (prompt work to run this step, and whether decoding sequences
 advance in the same step), `DECODE` (decode only; the engine folds such steps until something changes)
-or `None` (nothing to do). Admission mechanics (slots, KV blocks) live in the engine; a policy only
-decides order and mix, as vLLM's scheduler does.
+or `None` (nothing to do). A policy decides the mix and, through the waiting queue it gives its engine
+(`new_queue`), the order requests are admitted in; the mechanics of slots and KV blocks live in
+`simulator.admission`, as in vLLM's scheduler.
+
+Adding a policy is one class here (or in any module imported before the run) decorated with
+`@BATCHING.register`: the CLI's `--batching` choices and `infersim catalog` read the registry.
+A registered entry with `pools = (prefill policy, decode policy)` splits the cluster into a prefill
+and a decode pool (disaggregated serving).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from simulator import admission
+from simulator.registry import Registry
+
+BATCHING = Registry("batching policy")
 
 
 @dataclass
@@ -27,11 +38,17 @@ class BatchingPolicy:
     admits_mid_decode = True
     preempts = True
     holds_finished_slots = False
+    pools = None
+
+    def new_queue(self, table):
+        """The engine's waiting queue: its order is the order requests are admitted in."""
+        return admission.FirstComeFirstServed()
 
     def next_step(self, engine):  # pragma: no cover - interface
         raise NotImplementedError
 
 
+@BATCHING.register
 class StaticBatching(BatchingPolicy):
     """FasterTransformer style: take up to max_batch_size waiting requests, reserve KV for their whole
     prompt + output, prefill them together, decode until the longest finishes; finished sequences keep
@@ -43,12 +60,13 @@ class StaticBatching(BatchingPolicy):
     holds_finished_slots = True
 
     def next_step(self, engine):
-        if engine.batch_active():
+        if engine.batch.running:
             return DECODE
-        chunks = engine.admit_whole_prompts(token_budget=None, reserve_output=True)
+        chunks = admission.whole_prompts(engine, token_budget=None, reserve_output=True)
         return StepPlan(chunks) if chunks else None
 
 
+@BATCHING.register
 class ContinuousBatching(BatchingPolicy):
     """Orca / vLLM (v0 default): iteration-level scheduling, prefill first. A step either prefills newly
     admitted whole prompts (within max_tokens_per_step) or decodes every running sequence."""
@@ -56,12 +74,13 @@ class ContinuousBatching(BatchingPolicy):
     name = "continuous"
 
     def next_step(self, engine):
-        chunks = engine.admit_whole_prompts(token_budget=engine.max_tokens_per_step)
+        chunks = admission.whole_prompts(engine, token_budget=engine.max_tokens_per_step)
         if chunks:
             return StepPlan(chunks)
-        return DECODE if engine.decoding else None
+        return DECODE if engine.batch.size else None
 
 
+@BATCHING.register
 class ChunkedPrefill(BatchingPolicy):
     """Sarathi-Serve: a token budget per step; every running sequence decodes one token and the rest
     of the budget goes to prompt chunks (partially prefilled prompts first, then new admissions)."""
@@ -69,11 +88,11 @@ class ChunkedPrefill(BatchingPolicy):
     name = "chunked"
 
     def next_step(self, engine):
-        budget = engine.max_tokens_per_step - engine.decoding
-        chunks = engine.admit_chunks(token_budget=budget) if budget > 0 else []
+        budget = engine.max_tokens_per_step - engine.batch.size
+        chunks = admission.prompt_chunks(engine, token_budget=budget) if budget > 0 else []
         if chunks:
-            return StepPlan(chunks, with_decode=engine.decoding > 0)
-        return DECODE if engine.decoding else None
+            return StepPlan(chunks, with_decode=engine.batch.size > 0)
+        return DECODE if engine.batch.size else None
 
 
 class PrefillOnly(BatchingPolicy):
@@ -82,7 +101,7 @@ class PrefillOnly(BatchingPolicy):
     name = "prefill-only"
 
     def next_step(self, engine):
-        chunks = engine.admit_whole_prompts(token_budget=engine.max_tokens_per_step)
+        chunks = admission.whole_prompts(engine, token_budget=engine.max_tokens_per_step)
         return StepPlan(chunks) if chunks else None
 
 
@@ -92,8 +111,25 @@ class DecodeOnly(BatchingPolicy):
     name = "decode-only"
 
     def next_step(self, engine):
-        engine.admit_handed_off()
-        return DECODE if engine.decoding else None
+        admission.handed_off(engine)
+        return DECODE if engine.batch.size else None
 
 
-POLICIES = {cls.name: cls for cls in (StaticBatching, ContinuousBatching, ChunkedPrefill, PrefillOnly, DecodeOnly)}
+@BATCHING.register
+class ShortestPromptFirst(ContinuousBatching):
+    """Continuous batching that admits the shortest waiting prompt first (lower mean TTFT under load;
+    long prompts can wait behind a stream of short ones)."""
+
+    name = "shortest-prompt-first"
+
+    def new_queue(self, table):
+        return admission.ShortestPromptFirst(table)
+
+
+@BATCHING.register
+class Disaggregated:
+    """Splits the cluster: a prefill pool (whole prompts) hands each prompt's KV to a decode pool over the
+    network (DistServe / Splitwise). Not a policy itself: it names the policies of its two pools."""
+
+    name = "disaggregated"
+    pools = (PrefillOnly, DecodeOnly)

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from simulator.api import serving_config, simulate as api_simulate
-from simulator.engine import (CLUSTER_DOWN, HANDOFF_UNREACHABLE, NO_DECODE_ENGINE, NO_ENGINE, NO_PREFILL_ENGINE,
-                              simulate)
+from simulator.drop_reasons import CLUSTER_DOWN, HANDOFF_UNREACHABLE, NO_DECODE_ENGINE, NO_ENGINE, NO_PREFILL_ENGINE
+from simulator.run import simulate
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.router import ROUTERS
 from topologies import load_topology
@@ -120,7 +120,7 @@ def test_routers_pick_only_live_engines_and_say_none_when_all_are_dead(name, ali
     engines = [Engine(up, i % 3) for i, up in enumerate(alive)]
     router = ROUTERS[name](np.random.default_rng(seed))
     for _ in range(len(engines) + 2):
-        choice = router.choose(engines)
+        choice = router.choose(engines, 0)
         if any(alive):
             assert choice is not None and engines[choice].alive
         else:

@@ -149,7 +149,7 @@ def test_claiming_a_folder_path_or_a_file_under_a_file_is_refused(tmp_path):
 
 def test_import_of_topologies_or_workloads_first_works():
     """Issue 13: `import topologies` or `import workloads` as a fresh interpreter's first import."""
-    for module in ("topologies", "workloads", "topologies.flows", "workloads.spec", "simulator.engine",
+    for module in ("topologies", "workloads", "topologies.flows", "workloads.spec", "simulator.engine", "simulator.run",
                    "simulator.cli"):
         completed = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True,
                                    cwd=Path(__file__).parent.parent)

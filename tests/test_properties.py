@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from simulator.api import serving_config
-from simulator.engine import simulate
+from simulator.run import simulate
 from simulator.errors import ConfigError, InfeasibleError
 from workloads.requests import Requests
 
@@ -122,7 +122,7 @@ def test_more_gpus_never_lower_offline_throughput(options, count, seed):
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clusters(), workloads(), st.integers(1, 7))
 def test_streamed_metrics_match_the_full_table(options, workload, chunk):
-    from simulator.engine import ChunkedWorkload
+    from simulator.run import ChunkedWorkload
     config = build(options)
     full = run(config, workload).summary
 

@@ -2,11 +2,11 @@
 benchmark scenarios."""
 from workloads.arrivals import ARRIVALS, ClosedLoop, Constant, Gamma, Offline, Poisson
 from workloads.lengths import Empirical, Fixed, LogNormal, Uniform, parse_length_flag
-from workloads.requests import Requests
+from workloads.requests import ClosedLoopRequests, Requests
 from workloads.scenarios import Scenario, get_scenario, list_scenarios, mlperf_tpot_s
 from workloads.spec import WorkloadSpec
 from workloads.traces import load_trace
 
-__all__ = ["ARRIVALS", "ClosedLoop", "Constant", "Empirical", "Fixed", "Gamma", "LogNormal", "Offline", "Poisson",
+__all__ = ["ARRIVALS", "ClosedLoop", "ClosedLoopRequests", "Constant", "Empirical", "Fixed", "Gamma", "LogNormal", "Offline", "Poisson",
            "Requests", "Scenario", "Uniform", "WorkloadSpec", "get_scenario", "list_scenarios", "load_trace",
            "mlperf_tpot_s", "parse_length_flag"]

@@ -42,3 +42,26 @@ class Requests:
     @property
     def duration_s(self) -> float:
         return float(self.arrival_s[-1]) if len(self) else 0.0
+
+
+@dataclass(frozen=True)
+class ClosedLoopRequests:
+    """The requests closed-loop users send in turn: `arrival` (a ClosedLoop: how many users, how long
+    they think) and the lengths of every request, drawn up front; arrival times come from the run."""
+
+    arrival: object          # workloads.arrivals.ClosedLoop
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+
+    def __post_init__(self):
+        inputs = np.asarray(self.input_tokens, dtype=np.int64)
+        outputs = np.asarray(self.output_tokens, dtype=np.int64)
+        if inputs.shape != outputs.shape or inputs.ndim != 1 or inputs.size == 0:
+            raise ConfigError("closed loop: input and output length arrays must be non-empty and equal in size")
+        if inputs.min() < 1 or outputs.min() < 1:
+            raise ConfigError("closed loop: input_tokens and output_tokens must be >= 1")
+        object.__setattr__(self, "input_tokens", inputs)
+        object.__setattr__(self, "output_tokens", outputs)
+
+    def __len__(self) -> int:
+        return int(self.input_tokens.size)

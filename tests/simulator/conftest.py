@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from simulator.engine import ServingConfig
+from simulator.run import ServingConfig
 from simulator.hardware import get_gpu
 from simulator.models import Precision, get_model
 from simulator.plan import Plan

@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
-from simulator.engine import ClosedLoopWorkload, simulate
+from simulator.plan import Plan
+from simulator.router import ROUTERS, Router
+from simulator.run import simulate
+from workloads import ClosedLoop, ClosedLoopRequests
 from simulator.plan import Plan
 from tests.simulator.conftest import FixedStepCost, Stream
 
@@ -133,7 +136,7 @@ def test_request_larger_than_kv_is_dropped_with_a_reason(small_config):
 def test_closed_loop_users(small_config):
     """Two users, think time 0, four requests of out 2: each user's request takes 1 s prefill + 0.1 s;
     the second pair starts at 1.1 and ends at 2.2."""
-    workload = ClosedLoopWorkload(users=2, input_tokens=np.full(4, 10), output_tokens=np.full(4, 2))
+    workload = ClosedLoopRequests(ClosedLoop(users=2), input_tokens=np.full(4, 10), output_tokens=np.full(4, 2))
     result = run(small_config(), workload)
     np.testing.assert_allclose(np.sort(result.arrays["arrival_s"]), [0, 0, 1.1, 1.1])
     np.testing.assert_allclose(np.sort(result.arrays["finish_s"]), [1.1, 1.1, 2.2, 2.2])
@@ -158,3 +161,31 @@ def test_static_padding_counts_a_finished_sequence_once(small_config):
     alone = run(small_config("static"), Stream([0, 0], [10, 10], [300, 300]))
     occupancy = once.summary["kv_occupancy_mean"]
     assert 0 <= occupancy <= alone.summary["kv_occupancy_mean"]
+
+
+def test_shortest_prompt_first_chooses_the_admission_order(small_config):
+    """One slot; A (prompt 30) and B (prompt 10) both wait at t = 0; each prefill takes 1 s, each decode
+    step 0.1 s, two output tokens each. First come first served runs A then B: A's tokens at 1.0 and
+    1.1, B's at 2.1 and 2.2. Shortest prompt first runs B first: B at 1.0/1.1, A at 2.1/2.2."""
+    stream = Stream([0, 0], [30, 10], [2, 2])
+    fcfs = run(small_config("continuous", plan=Plan(max_batch_size=1)), stream)
+    spf = run(small_config("shortest-prompt-first", plan=Plan(max_batch_size=1)), stream)
+    np.testing.assert_allclose(fcfs.arrays["finish_s"], [1.1, 2.2])
+    np.testing.assert_allclose(spf.arrays["finish_s"], [2.2, 1.1])
+
+
+@ROUTERS.register
+class LongPromptsToTheLastEngine(Router):
+    """Test router: prompts over 20 tokens go to the last engine, the rest to the first."""
+
+    name = "test-long-prompts-last"
+
+    def choose(self, engines, rid):
+        return len(engines) - 1 if self.table.input_tokens[rid] > 20 else 0
+
+
+def test_a_router_receives_the_request_it_routes(small_config):
+    """Registered from this module, the router is a valid choice and sees each request's prompt."""
+    config = small_config("continuous", gpus=3, router="test-long-prompts-last")
+    result = run(config, Stream([0, 0.1, 0.2, 0.3], [30, 10, 25, 5], [2, 2, 2, 2]))
+    assert result.arrays["engine"].tolist() == [2, 0, 2, 0]

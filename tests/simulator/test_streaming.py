@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from simulator.api import serving_config, simulate as api_simulate
-from simulator.engine import ChunkedWorkload, simulate
+from simulator.run import ChunkedWorkload, simulate
 from simulator.metrics import request_metrics
 from simulator.plan import Plan
 from workloads.requests import Requests

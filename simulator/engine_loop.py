@@ -1,0 +1,121 @@
+"""What advances an engine's clock: a SimPy process when engines interact (load-aware routing, KV
+hand-offs, failures, network flows), or a plain loop over its own arrivals when nothing else touches
+it. Both run the same steps (`Engine.begin_*` / `end_*`) and cut a decode stretch at the same step
+boundary when a newcomer could join, so their results are identical (tests/test_properties.py).
+"""
+from __future__ import annotations
+
+import math
+
+import simpy
+
+from simulator.admission import slots_free
+
+
+def stretch_time_s(first: float, growth: float, steps: int) -> float:
+    """Duration of `steps` decode steps when step j lasts first + growth x j (an arithmetic series)."""
+    return steps * first + growth * steps * (steps - 1) / 2
+
+
+def steps_completed(first: float, growth: float, elapsed: float) -> int:
+    """Whole steps done after `elapsed` when step j lasts first + growth x j: the largest k with
+    k x first + growth x k(k-1)/2 <= elapsed."""
+    if growth <= 0:
+        return int(elapsed // first) if first > 0 else 0
+    half = growth / 2
+    linear = first - half
+    k = int((-linear + math.sqrt(linear * linear + 4 * half * elapsed)) / (2 * half))
+    while k > 0 and k * first + half * k * (k - 1) > elapsed:
+        k -= 1
+    while (k + 1) * first + half * (k + 1) * k <= elapsed:
+        k += 1
+    return k
+
+
+def steps_before_newcomer(engine, k: int, first: float, growth: float, elapsed: float) -> int:
+    """Steps of a k-step stretch to run when a request arrives `elapsed` into it: through the step in
+    progress, if the policy lets newcomers join mid-decode and the batch has a free slot."""
+    if k > 1 and engine.policy.admits_mid_decode and slots_free(engine) > 0 \
+            and elapsed < stretch_time_s(first, growth, k):
+        return min(k, steps_completed(first, growth, elapsed) + 1)
+    return k
+
+
+class SimPyDriver:
+    """Runs one engine as a SimPy process: wait for work, run prompt steps, fold decode stretches (cut
+    short at the next step boundary when a newcomer could join)."""
+
+    def __init__(self, env: simpy.Environment, engine):
+        self.env, self.engine = env, engine
+        self._wake: simpy.Event | None = None
+        self._interruptible = False
+        engine.wake = self.poke
+        self.process = env.process(self._run())
+
+    def poke(self) -> None:
+        """Wake the engine if it sleeps, or cut a decode stretch short: new work or a failure."""
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+        elif self._interruptible:
+            self._interruptible = False
+            self.process.interrupt()
+
+    def _run(self):
+        env, engine = self.env, self.engine
+        while engine.alive:
+            plan = engine.policy.next_step(engine)
+            if plan is None:
+                self._wake = env.event()
+                yield self._wake
+                self._wake = None
+            elif plan.chunks:
+                yield env.timeout(engine.begin_prompt_step(plan.chunks, plan.with_decode, env.now))
+                if engine.alive:
+                    engine.end_prompt_step(env.now)
+            else:
+                stretch = engine.begin_stretch(env.now)
+                if stretch is None:
+                    continue
+                k, first, growth = stretch
+                start, done = env.now, k
+                self._interruptible = k > 1 and engine.policy.admits_mid_decode and slots_free(engine) > 0
+                try:
+                    yield env.timeout(stretch_time_s(first, growth, k))
+                except simpy.Interrupt:
+                    if not engine.alive:
+                        return
+                    done = steps_before_newcomer(engine, k, first, growth, env.now - start)
+                    yield env.timeout(max(stretch_time_s(first, growth, done) - (env.now - start), 0.0))
+                self._interruptible = False
+                if engine.alive:
+                    engine.end_stretch(done, env.now)
+
+
+def run_alone(engine, arrivals, until: float = math.inf) -> float:
+    """The same steps without SimPy, for an engine nothing else interacts with: `arrivals` are its
+    (time, request id) pairs in time order. Returns the time the engine fell idle with nothing left to
+    arrive (or `until`)."""
+    now, i, count = 0.0, 0, len(arrivals)
+    policy = engine.policy
+    while now < until:
+        while i < count and arrivals[i][0] <= now:
+            engine.submit(arrivals[i][1])
+            i += 1
+        plan = policy.next_step(engine)
+        if plan is None:
+            if i >= count:
+                break
+            now = arrivals[i][0]
+            continue
+        if plan.chunks:
+            now += engine.begin_prompt_step(plan.chunks, plan.with_decode, now)
+            engine.end_prompt_step(now)
+            continue
+        stretch = engine.begin_stretch(now)
+        if stretch is None:
+            continue
+        k, first, growth = stretch
+        done = steps_before_newcomer(engine, k, first, growth, arrivals[i][0] - now) if i < count else k
+        now += stretch_time_s(first, growth, done)
+        engine.end_stretch(done, now)
+    return min(now, until)

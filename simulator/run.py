@@ -1,0 +1,284 @@
+"""One run: the cluster's configuration (`ServingConfig`), `simulate`, and what it returns (`Result`).
+
+The path of one request: the arrival process (open loop: pre-drawn times; closed loop: a user's next
+request after the previous one finishes; `feed`) hands it to the cluster's router, which picks an
+engine (`cluster`); the engine's batching policy admits it into a step (`scheduling`, `admission`);
+the cost model prices every step (`costmodel`); the request's first-token and finish times land in
+the shared `RequestTable`; metrics summarise the table at the end.
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from simulator import feed
+from simulator.cluster import Cluster
+from simulator.costmodel import StepCost
+from simulator.drop_reasons import CLUSTER_DOWN, UNFINISHED
+from simulator.errors import ConfigError, require_number
+from simulator.hardware import Efficiency, GPUSpec
+from simulator.intervals import DEFAULT_INTERVAL
+from simulator.metrics import SLA, summarize
+from simulator.models import ModelSpec, Precision
+from simulator.plan import MAX_GPUS, Plan
+from simulator.requests_state import RequestTable, StreamingTable
+from simulator.router import ROUTERS
+from simulator.scheduling import BATCHING
+from workloads.requests import ClosedLoopRequests
+
+
+@dataclass(frozen=True)
+class ChunkedWorkload:
+    """An open-loop stream too long to hold: `chunks()` yields `Requests` batches with increasing arrival
+    times. `simulate` then runs with a StreamingTable (bounded memory, histogram percentiles)."""
+
+    chunks: object        # a callable returning an iterator of Requests chunks (called once per run)
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Everything about the cluster a run needs besides the workload."""
+
+    model: ModelSpec
+    gpu: GPUSpec
+    gpus: int
+    precision: Precision = Precision()
+    plan: Plan = Plan()
+    efficiency: Efficiency = Efficiency()
+    batching: str = "continuous"
+    router: str = "round-robin"
+    prefill_gpus: int = 0
+    kv_transfer_gb_per_s: float | None = None
+    kv_transfer_latency_s: float = 20e-6
+    topology: nx.Graph | None = field(default=None, hash=False, compare=False)
+    failures: tuple = ()      # (("gpu", index, time_s) | ("link", a, b, time_s), ...)
+    seed: int = 0
+    max_time_s: float | None = None
+    sla: SLA | None = None
+    stack: str | None = None
+    prediction_log_sigma: float | None = None     # from the profile's fit: intervals around predictions
+    interval: float = DEFAULT_INTERVAL
+
+    def __post_init__(self):
+        require_number("--gpus", self.gpus, low=1, high=MAX_GPUS, integer=True)
+        self.plan.replicas_for(self.gpus)           # at least one replica fits
+        self.model.check_tensor_parallel(self.plan.tp)
+        BATCHING.get_class(self.batching, "--batching")
+        ROUTERS.get_class(self.router, "--router")
+        require_number("--seed", self.seed, low=0, high=2**63 - 1, integer=True)
+        require_number("--interval", self.interval, low=0, low_inclusive=False, high=0.999)
+        if self.max_time_s is not None:
+            require_number("--max-time", self.max_time_s, low=0, low_inclusive=False, high=1e9)
+        if self.kv_transfer_gb_per_s is not None:
+            require_number("--kv-transfer-gb-per-s", self.kv_transfer_gb_per_s, low=0, low_inclusive=False, high=1e6)
+            if not BATCHING[self.batching].pools:
+                raise ConfigError("--kv-transfer-gb-per-s: only meaningful with --batching disaggregated "
+                                  "(no KV hand-off happens otherwise)")
+        try:   # the GPU must have tensor rates for the deployment's number formats
+            self.gpu.peak_flops(self.precision.gemm_dtype)
+            self.gpu.peak_flops(self.precision.attention_dtype)
+        except ConfigError as exc:
+            raise ConfigError(f"--precision: {exc}") from None
+        if BATCHING[self.batching].pools:
+            require_number("--prefill-gpus", self.prefill_gpus, low=self.plan.gpus_per_replica,
+                           high=self.gpus - self.plan.gpus_per_replica, integer=True)
+            if self.prefill_gpus % self.plan.gpus_per_replica:
+                raise ConfigError(f"--prefill-gpus: {self.prefill_gpus} must be a multiple of the replica size "
+                                  f"{self.plan.gpus_per_replica}")
+        elif self.prefill_gpus:
+            raise ConfigError("--prefill-gpus: only meaningful with --batching disaggregated")
+        for failure in self.failures:
+            require_number("--fail time", failure[-1], low=0, high=1e9)
+
+    @property
+    def replicas(self) -> int:
+        return self.plan.replicas_for(self.gpus)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one run measured: the summary (units in every key), the plan and memory layout used, and
+    the per-request arrays for anyone who wants more."""
+
+    summary: dict
+    plan: dict
+    memory: dict
+    engines: dict
+    arrays: dict = field(repr=False, hash=False, compare=False)
+    dropped: dict = field(repr=False, hash=False, compare=False)
+    traces: tuple = field(default=(), repr=False, hash=False, compare=False)   # per engine, when recorded
+    step_costs: tuple = field(default=(), repr=False, hash=False, compare=False)  # per engine
+    warnings: tuple = ()      # what a reader of the numbers must know: idle GPUs, drops, a failed cluster
+
+    def to_dict(self) -> dict:
+        return {**self.summary, "plan": self.plan, "memory": self.memory, "engines": self.engines,
+                "warnings": list(self.warnings)}
+
+
+def independent(config: ServingConfig) -> bool:
+    """Engines never interact: oblivious (round-robin) routing, no failures, no KV hand-offs."""
+    return config.router == "round-robin" and not BATCHING[config.batching].pools and not config.failures
+
+
+def _run_env(cluster: "Cluster", config: ServingConfig) -> float:
+    if config.max_time_s is not None:
+        cluster.env.run(until=config.max_time_s)
+    else:
+        cluster.env.run()
+    return float(cluster.env.now)
+
+
+def representative_ok(config: ServingConfig, workload) -> bool:
+    """Whether one replica stands for all: round-robin routing hands replica r every R-th arrival, and
+    without failures, load-aware routing or KV hand-offs the replicas never interact, so every
+    replica's requests are distributed exactly like replica 0's."""
+    return (config.replicas > 1 and independent(config)
+            and not isinstance(workload, (ClosedLoopRequests, ChunkedWorkload)))
+
+
+def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = None,
+             representative: bool = False, record_steps: bool = False, fast: bool = True) -> Result:
+    """Run `workload` (arrays `arrival_s`, `input_tokens`, `output_tokens`, or ClosedLoopRequests)
+    on the cluster `config` describes. `step_cost` replaces the cost model (tests use hand-set step times).
+
+    `representative` (where `representative_ok`): simulate replica 0 on the arrivals round-robin routing
+    gives it; throughput fields are scaled to the whole cluster and `replicas_simulated` says so.
+    `record_steps`: every engine keeps a StepTrace of its steps (Result.traces).
+    `fast`: where engines never interact (`independent`), each runs its own loop over the arrivals
+    round-robin routing gives it, without SimPy (the same steps and times; `fast=False` forces SimPy)."""
+    if isinstance(workload, ChunkedWorkload):
+        return _simulate_streaming(config, workload, step_cost)
+    simulated = None
+    if isinstance(workload, ClosedLoopRequests):
+        count = len(workload.input_tokens)
+        table = RequestTable(np.zeros(count), workload.input_tokens, workload.output_tokens)
+    else:
+        arrival = np.asarray(workload.arrival_s, dtype=float)
+        if arrival.size == 0:
+            raise ConfigError("workload: no requests to simulate")
+        if np.any(np.diff(arrival) < 0):
+            raise ConfigError("workload: arrival_s must be sorted")
+        inputs, outputs = np.asarray(workload.input_tokens), np.asarray(workload.output_tokens)
+        if representative and representative_ok(config, workload):
+            engines = config.replicas * config.plan.pp        # round-robin cycles over every engine
+            mine = np.flatnonzero(np.arange(arrival.size) % engines < config.plan.pp)
+            if mine.size:
+                arrival, inputs, outputs, simulated = arrival[mine], inputs[mine], outputs[mine], 1
+        table = RequestTable(arrival, inputs, outputs)
+    lengths = np.add(np.asarray(table.input_tokens), np.asarray(table.output_tokens))
+    if lengths.min() > config.model.max_context:
+        raise ConfigError(f"workload: every request is longer than {config.model.name}'s context of "
+                          f"{config.model.max_context} tokens (prompt + output; the shortest is {int(lengths.min())})")
+    # The run is infeasible when a typical request cannot fit; single oversized ones are dropped with a reason.
+    typical = int(np.median(lengths))
+    cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost, simulated, record_steps)
+    if isinstance(workload, ClosedLoopRequests):
+        cluster.start_engines()
+        cluster.env.process(feed.ClosedLoopUsers(cluster, workload.arrival, len(table)).start())
+        end_s = _run_env(cluster, config)
+    elif fast and independent(config):
+        end_s = cluster.run_engines_alone(arrival, config.max_time_s)
+    else:
+        cluster.start_engines()
+        cluster.env.process(feed.open_loop(cluster, arrival))
+        end_s = _run_env(cluster, config)
+    cluster.end_s = end_s
+    arrays = table.arrays()
+    unfinished = np.flatnonzero(~np.isfinite(arrays["finish_s"]))
+    dropped = dict(table.dropped)
+    for rid in unfinished.tolist():
+        dropped.setdefault(rid, UNFINISHED.format(end_s))
+    summary = summarize(arrays, cluster.itl, config.sla)
+    by_reason = collections.Counter(dropped.values())
+    return _result(config, cluster, summary, arrays, dropped, by_reason, int(arrays["preemptions"].sum()))
+
+
+def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step_cost) -> Result:
+    """A long open-loop run in bounded memory: arrivals drawn chunk by chunk, finished requests folded
+    into histograms (see StreamingTable). Percentiles are histogram-based; no per-request arrays."""
+    chunks = iter(workload.chunks())
+    first = next(chunks, None)
+    if first is None or len(first.arrival_s) == 0:
+        raise ConfigError("workload: no requests to simulate")
+    typical = int(np.median(np.add(first.input_tokens, first.output_tokens)))
+    table = StreamingTable(config.sla)
+    cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost)
+    cluster.start_engines()
+    cluster.env.process(feed.open_loop_chunks(cluster, itertools.chain([first], chunks)))
+    cluster.end_s = _run_env(cluster, config)
+    summary = table.summary()
+    for q in (50, 90, 99):
+        summary[f"itl_p{q}_s"] = cluster.itl.percentile(q)
+    dropped = dict(table.drop_reasons)
+    if table.live:
+        dropped[UNFINISHED.format(cluster.end_s)] = table.live
+    return _result(config, cluster, summary, None, dropped, collections.Counter(dropped), table.preemption_total)
+
+
+def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions) -> Result:
+    """The Result of a finished run. `dropped`: request id -> reason (or reason -> count when streamed);
+    `by_reason`: reason -> count of requests dropped for it."""
+    if cluster.simulated_replicas < config.replicas:
+        scale = config.replicas / cluster.simulated_replicas
+        for key in [k for k in summary if k.endswith("_per_s")]:
+            summary[key] *= scale
+        summary["replicas_simulated"] = cluster.simulated_replicas
+    summary["requests_dropped_by_reason"] = dict(sorted(by_reason.items(), key=lambda item: (-item[1], item[0])))
+    warnings = []
+    if any(reason in by_reason for reason in CLUSTER_DOWN):
+        # The cluster stopped serving with requests still to serve: what finished before says nothing
+        # about the throughput or cost of serving this workload, so no rate is reported.
+        summary["run_status"] = "failed"
+        for key in [k for k in summary if k.endswith("_per_s")]:
+            summary[key] = math.nan
+        down = cluster.down_at_s if cluster.down_at_s is not None else float(cluster.end_s)
+        warnings.append(f"injected failures took down every engine able to serve by {down:.3f} s; "
+                        f"{summary['requests_dropped']} of {summary['requests_total']} requests dropped, "
+                        f"so no throughput or cost per token is reported")
+    else:
+        summary["run_status"] = "partial" if summary["requests_dropped"] else "complete"
+    summary["preemptions"] = preemptions
+    summary["simulated_s"] = float(cluster.end_s)
+    engines = cluster.engines
+    makespan = summary["makespan_s"] if summary["requests_completed"] else float(cluster.end_s) or 1.0
+    busy = np.array([e.busy_s for e in engines])
+    summary["engine_utilization_mean"] = float(np.mean(busy) / makespan) if makespan else 0.0
+    summary["kv_occupancy_mean"] = float(np.mean([e.kv_block_s for e in engines]) / cluster.blocks_per_engine
+                                         / makespan) if makespan else 0.0
+    summary["engine_steps"] = int(sum(e.steps for e in engines))
+    plan = {"model": config.model.name, "gpu": config.gpu.name, "gpus": config.gpus,
+            "replicas": config.replicas, "batching": config.batching, "router": config.router,
+            "precision": {"weights": config.precision.weights, "activations": config.precision.activations,
+                          "kv_cache": config.precision.kv_cache},
+            **config.plan.describe()}
+    if cluster.prefill_pool:
+        plan["prefill_gpus"] = config.prefill_gpus
+        plan["decode_gpus"] = config.replicas * config.plan.gpus_per_replica - config.prefill_gpus
+    plan["topology"] = str(cluster.graph.graph.get("name", "auto"))
+    if config.failures:
+        plan["failures"] = [":".join(map(str, f)) for f in config.failures]
+        summary["engines_failed"] = sum(1 for e in engines if not e.alive)
+    idle_gpus = config.gpus - config.replicas * config.plan.gpus_per_replica
+    plan["idle_gpus"] = idle_gpus
+    if idle_gpus:
+        warnings.append(f"{idle_gpus} of {config.gpus} GPUs stay idle: a replica takes "
+                        f"{config.plan.gpus_per_replica} GPUs, so {config.gpus} GPUs hold {config.replicas}")
+    cut_at_stop = UNFINISHED.split(" at ")[0]
+    causes = {r: n for r, n in by_reason.items() if r not in CLUSTER_DOWN and not r.startswith(cut_at_stop)}
+    if causes:
+        warnings.append(f"{sum(causes.values())} of {summary['requests_total']} requests dropped: "
+                        + "; ".join(f"{reason} ({count})" for reason, count in causes.items()))
+    engine_info = {"count": len(engines), "kv_blocks_per_engine": cluster.blocks_per_engine,
+                   "block_size": config.plan.block_size}
+    if cluster.prefill_pool:
+        engine_info["prefill"] = len(cluster.prefill_pool)      # engines 0..prefill-1; the rest decode
+    if config.failures:
+        engine_info["failed"] = [i for i, e in enumerate(engines) if not e.alive]
+    return Result(summary=summary, plan=plan, memory=cluster.memory.describe(), engines=engine_info,
+                  arrays=arrays, dropped=dropped, traces=tuple(e.trace for e in engines if e.trace is not None),
+                  step_costs=tuple(e.cost for e in engines), warnings=tuple(warnings))

@@ -65,8 +65,10 @@ def whole_prompts(engine, token_budget, reserve_output: bool = False) -> list:
     """Admit waiting requests in queue order while slots, KV blocks and the token budget allow; returns
     (request id, prompt tokens) chunks. The first prompt may exceed the budget alone (it would otherwise
     never run). `reserve_output`: charge the blocks of the whole output up front (static batching)."""
-    chunks, budget, slots = [], token_budget, slots_free(engine)
     kv, waiting, table = engine.kv, engine.waiting, engine.table
+    if not waiting:
+        return []
+    chunks, budget, slots = [], token_budget, slots_free(engine)
     free = kv.free(engine.batch) - headroom_blocks(engine)
     while waiting and slots > 0:
         rid = waiting.peek()
@@ -90,6 +92,8 @@ def whole_prompts(engine, token_budget, reserve_output: bool = False) -> list:
 
 def prompt_chunks(engine, token_budget: int) -> list:
     """Sarathi: continue partial prompts first, then admit new ones, chunking to the budget."""
+    if not engine.prefilling and not engine.waiting:
+        return []
     chunks, budget, kv = [], token_budget, engine.kv
     free = kv.free(engine.batch)
     for rid, (done, _) in engine.prefilling.items():
@@ -123,6 +127,8 @@ def prompt_chunks(engine, token_budget: int) -> list:
 def handed_off(engine) -> None:
     """Disaggregated decode pool: prefilled requests join the running batch directly."""
     kv, queue = engine.kv, engine.handed_off
+    if not queue:
+        return
     free, slots = kv.free(engine.batch) - headroom_blocks(engine), slots_free(engine)
     while queue and slots > 0:
         rid = queue[0]

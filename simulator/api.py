@@ -234,12 +234,13 @@ def engine_workload(spec: WorkloadSpec, seed: int, stream_metrics: bool | None =
 
 
 def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_info: dict | None = None,
-               step_cost=None, representative: bool = False, record_steps: bool = False) -> RunResult:
+               step_cost=None, representative: bool = False, record_steps: bool = False, jobs: int = 1,
+               stop_when_missed=None) -> RunResult:
     """Run a resolved config on an engine workload (Requests or ClosedLoopRequests); `representative`
     simulates one replica where that stands for all, `record_steps` keeps step traces (see
     `engine.simulate`)."""
     result = run_engine(config, workload, step_cost=step_cost, representative=representative,
-                        record_steps=record_steps)
+                        record_steps=record_steps, jobs=jobs, stop_when_missed=stop_when_missed)
     cost = cost_fields(config.gpu, config.gpus, result.summary["output_tokens_per_s"], usd_per_gpu_hour)
     summary = dict(result.summary)
     if step_cost is None:
@@ -248,10 +249,11 @@ def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_
                      workload=workload_info or {}, engine_result=result, warnings=result.warnings)
 
 
-def simulate(workload=None, **options) -> RunResult:
+def simulate(workload=None, jobs: int = 1, **options) -> RunResult:
     """Simulate one cluster on one workload. Cluster options: see `serving_config`; workload options:
     rate, arrival, cv, duration_s, requests, offline, users, think_time_s, input_tokens, output_tokens,
-    workload (TOML path or WorkloadSpec), trace (CSV/JSONL path); or pass `Requests` as `workload`."""
+    workload (TOML path or WorkloadSpec), trace (CSV/JSONL path); or pass `Requests` as `workload`.
+    `jobs`: processes for this one run where its engines never interact (see `run.simulate`)."""
     unknown = set(options) - set(CLUSTER_OPTIONS) - set(WORKLOAD_OPTIONS)
     if unknown:
         raise ConfigError(f"simulate: unknown option {sorted(unknown)[0]!r}")
@@ -269,7 +271,7 @@ def simulate(workload=None, **options) -> RunResult:
         info = {**spec.describe(), "lengths": note}
         if engine_input.__class__.__name__ == "ChunkedWorkload":
             info["metrics"] = "streamed (bounded memory; percentiles from 0.5%-wide histogram bins)"
-    return run_config(config, engine_input, usd, info)
+    return run_config(config, engine_input, usd, info, jobs=jobs)
 
 
 def requests_from_arrays(arrival_s, input_tokens, output_tokens) -> Requests:

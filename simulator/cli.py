@@ -152,7 +152,10 @@ def cli(ctx, debug):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the result: .json (document) or .csv (one row per request).")
-def simulate(as_json, out, **options):
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Processes for this one simulation: engines that never interact (round-robin routing, no "
+                   "failures, no disaggregation) run in parallel groups; the result is the same as with 1.")
+def simulate(as_json, out, jobs, **options):
     """Simulate one cluster serving one workload.
 
     Requests that do not finish are counted by cause in requests_dropped_by_reason (and named per request
@@ -161,7 +164,7 @@ def simulate(as_json, out, **options):
     result is still printed and written, with run_status "failed" and no throughput or cost per token."""
     target = claim_output(out)
     from simulator.api import simulate as api_simulate
-    result = api_simulate(**{k: v for k, v in options.items()})
+    result = api_simulate(jobs=jobs, **options)
     if target is not None and target.path.suffix == ".csv" and result.engine_result.arrays is None:
         raise ConfigError("--out: a per-request .csv is not kept when metrics are streamed; add --keep-requests "
                           "or write .json")

@@ -188,11 +188,16 @@ class Cluster:
                 routed += 1
         return per_engine
 
-    def run_engines_alone(self, arrival_s: np.ndarray, until: float | None, engines=None) -> float:
-        """Engines that never interact each run their own loop over their arrivals, without SimPy.
-        `engines`: indices to run (default all). Returns the end time (the last engine to fall idle,
-        or `until`)."""
+    def run_engines_alone(self, arrival_s: np.ndarray, until: float | None, watch=None) -> float:
+        """Engines that never interact each run their own loop over their arrivals, without SimPy, one
+        after another. Returns the end time (the last engine to fall idle, or `until`); with `watch`,
+        stops at the first engine whose check finds the SLA missed for sure."""
         limit = math.inf if until is None else until
-        per_engine = self.engine_arrivals(arrival_s)
-        chosen = range(len(self.engines)) if engines is None else engines
-        return max((run_alone(self.engines[i], per_engine[i], limit) for i in chosen), default=0.0)
+        end = 0.0
+        for engine, arrivals in zip(self.engines, self.engine_arrivals(arrival_s)):
+            if watch is not None:
+                watch.next_check_s = watch.check_every_s     # each engine's clock starts at 0
+            end = max(end, run_alone(engine, arrivals, limit, watch))
+            if watch is not None and watch.stopped_at_s is not None:
+                break
+        return end

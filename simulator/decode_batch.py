@@ -24,16 +24,12 @@ class DecodeBatch:
         self.base_sum = 0
         self.padding = 0                 # finished sequences still holding a static-batch slot
         self.padding_base = 0
-
-    @property
-    def size(self) -> int:
-        """Sequences taking part in a decode step (static padding included)."""
-        return len(self.running) + self.padding
+        self.size = 0                    # sequences taking part in a decode step (static padding included)
 
     @property
     def context(self) -> int:
         """Sum of the contexts the next decode step attends."""
-        return self.base_sum + self.padding_base + (len(self.running) + self.padding) * self.step
+        return self.base_sum + self.padding_base + self.size * self.step
 
     def join(self, rid: int) -> None:
         """A request whose prompt is in KV and whose latest token is out joins the batch."""
@@ -41,6 +37,7 @@ class DecodeBatch:
         generated = table.generated[rid]
         base = table.input_tokens[rid] + generated - step
         self.running[rid] = (base, step, generated)
+        self.size += 1
         self.base_sum += base
         heapq.heappush(self.finish_heap, (step + table.output_tokens[rid] - generated, rid, table.epoch[rid]))
 
@@ -65,15 +62,18 @@ class DecodeBatch:
             if self.holds_finished_slots:    # the slot keeps decoding padding: its context moves over
                 self.padding += 1
                 self.padding_base += base
+            else:
+                self.size -= 1
             done.append(rid)
         if self.holds_finished_slots and not running and self.padding:
             # the static batch is over: free every slot and the padding's KV at once
-            self.base_sum, self.padding, self.padding_base = 0, 0, 0
+            self.base_sum, self.padding, self.padding_base, self.size = 0, 0, 0, 0
         return done
 
     def preempt_newest(self) -> int:
         """vLLM's recompute preemption: the newest sequence leaves, keeping the tokens it streamed."""
         rid, (base, join_step, generated) = self.running.popitem()
+        self.size -= 1
         self.base_sum -= base
         table = self.table
         table.generated[rid] = generated + self.step - join_step
@@ -87,6 +87,7 @@ class DecodeBatch:
         for rid, (_, join_step, generated) in self.running.items():
             table.generated[rid] = generated + self.step - join_step
         held = list(self.running)
+        self.size -= len(held)
         self.running.clear()
         self.finish_heap.clear()
         return held

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import simpy
 
 from simulator.admission import slots_free
@@ -39,6 +40,21 @@ def steps_before_newcomer(engine, k: int, first: float, growth: float, elapsed: 
             and elapsed < stretch_time_s(first, growth, k):
         return min(k, steps_completed(first, growth, elapsed) + 1)
     return k
+
+
+def watch_process(env, watch, table):
+    """Checks `watch` every `check_every_s` simulated seconds; stops the SimPy run once the SLA must be
+    missed, and ends by itself when every request has finished or been dropped."""
+    stop = env.event()
+    stop.callbacks.append(simpy.core.StopSimulation.callback)
+    finish = np.frombuffer(table.finish_s, dtype=float)
+    while np.count_nonzero(np.isnan(finish)) > len(table.dropped):
+        yield env.timeout(watch.check_every_s)
+        if env.peek() == math.inf:       # nothing else will happen: the run is over
+            return
+        if watch.missed(env.now):
+            stop.succeed()
+            return
 
 
 class SimPyDriver:
@@ -91,16 +107,20 @@ class SimPyDriver:
                     engine.end_stretch(done, env.now)
 
 
-def run_alone(engine, arrivals, until: float = math.inf) -> float:
+def run_alone(engine, arrivals, until: float = math.inf, watch=None) -> float:
     """The same steps without SimPy, for an engine nothing else interacts with: `arrivals` are its
     (time, request id) pairs in time order. Returns the time the engine fell idle with nothing left to
-    arrive (or `until`)."""
+    arrive (or `until`). With `watch` (early_stop.SLAMissWatch) it also returns, at a check, once the
+    run must miss its SLA (`watch.stopped_at_s` is then set)."""
     now, i, count = 0.0, 0, len(arrivals)
     policy = engine.policy
     while now < until:
         while i < count and arrivals[i][0] <= now:
             engine.submit(arrivals[i][1])
             i += 1
+        if watch is not None and now >= watch.next_check_s and \
+                watch.missed(now, np.fromiter((rid for _, rid in arrivals[:i]), dtype=np.int64, count=i)):
+            return now
         plan = policy.next_step(engine)
         if plan is None:
             if i >= count:

@@ -165,7 +165,8 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
         require_number("--rate", rate, low=0, low_inclusive=False, high=1e7)
         if the_scenario.kind == "offline":
             raise ConfigError("--rate: Offline queues every query at t=0; give --rate only for server or interactive")
-    runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries)
+    # a search's probes stop once they must miss the limits; a rate the user gives is run to the end
+    runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, early_stop=rate is None)
     found = score_scenario(runner, pins, rate)
     return replace(found, prediction_log_sigma=config.prediction_log_sigma, interval=config.interval,
                    cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd))

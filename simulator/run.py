@@ -20,16 +20,21 @@ from simulator import feed
 from simulator.cluster import Cluster
 from simulator.costmodel import StepCost
 from simulator.drop_reasons import CLUSTER_DOWN, UNFINISHED
+from simulator.early_stop import SLAMissWatch
+from simulator.engine_loop import watch_process
 from simulator.errors import ConfigError, require_number
 from simulator.hardware import Efficiency, GPUSpec
 from simulator.intervals import DEFAULT_INTERVAL
 from simulator.metrics import SLA, summarize
 from simulator.models import ModelSpec, Precision
+from simulator.parallel import check_jobs, run_engines_in_processes
 from simulator.plan import MAX_GPUS, Plan
 from simulator.requests_state import RequestTable, StreamingTable
 from simulator.router import ROUTERS
 from simulator.scheduling import BATCHING
 from workloads.requests import ClosedLoopRequests
+
+EARLY_STOP_CHECKS = 40       # SLA checks over a run's arrival span when it may stop early
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,8 @@ def representative_ok(config: ServingConfig, workload) -> bool:
 
 
 def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = None,
-             representative: bool = False, record_steps: bool = False, fast: bool = True) -> Result:
+             representative: bool = False, record_steps: bool = False, fast: bool = True, jobs: int = 1,
+             stop_when_missed: SLA | None = None) -> Result:
     """Run `workload` (arrays `arrival_s`, `input_tokens`, `output_tokens`, or ClosedLoopRequests)
     on the cluster `config` describes. `step_cost` replaces the cost model (tests use hand-set step times).
 
@@ -150,9 +156,14 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     gives it; throughput fields are scaled to the whole cluster and `replicas_simulated` says so.
     `record_steps`: every engine keeps a StepTrace of its steps (Result.traces).
     `fast`: where engines never interact (`independent`), each runs its own loop over the arrivals
-    round-robin routing gives it, without SimPy (the same steps and times; `fast=False` forces SimPy)."""
+    round-robin routing gives it, without SimPy (the same steps and times; `fast=False` forces SimPy).
+    `jobs`: on that fast path, groups of engines run in `jobs` processes (the same result); elsewhere the
+    run stays in one process and the result's warnings say why.
+    `stop_when_missed`: stop as soon as the run's p99s must miss this SLA (`early_stop`); the summary then
+    says `stopped_early_s` and the requests left count as unfinished (a rate search's probes use it)."""
+    check_jobs(jobs)
     if isinstance(workload, ChunkedWorkload):
-        return _simulate_streaming(config, workload, step_cost)
+        return _simulate_streaming(config, workload, step_cost, jobs)
     simulated = None
     if isinstance(workload, ClosedLoopRequests):
         count = len(workload.input_tokens)
@@ -177,12 +188,19 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     # The run is infeasible when a typical request cannot fit; single oversized ones are dropped with a reason.
     typical = int(np.median(lengths))
     cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost, simulated, record_steps)
+    watch = None
+    if stop_when_missed is not None:
+        span = float(np.asarray(table.arrival_s)[-1]) if len(table) else 0.0
+        watch = SLAMissWatch(table, stop_when_missed, check_every_s=max(span / EARLY_STOP_CHECKS, 0.05))
+        if not (fast and independent(config)) or isinstance(workload, ClosedLoopRequests):
+            cluster.env.process(watch_process(cluster.env, watch, table))
     if isinstance(workload, ClosedLoopRequests):
         cluster.start_engines()
         cluster.env.process(feed.ClosedLoopUsers(cluster, workload.arrival, len(table)).start())
         end_s = _run_env(cluster, config)
     elif fast and independent(config):
-        end_s = cluster.run_engines_alone(arrival, config.max_time_s)
+        end_s = (run_engines_in_processes(cluster, arrival, config.max_time_s, jobs) if jobs > 1 and watch is None
+                 else cluster.run_engines_alone(arrival, config.max_time_s, watch))
     else:
         cluster.start_engines()
         cluster.env.process(feed.open_loop(cluster, arrival))
@@ -194,11 +212,19 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     for rid in unfinished.tolist():
         dropped.setdefault(rid, UNFINISHED.format(end_s))
     summary = summarize(arrays, cluster.itl, config.sla)
+    if watch is not None and watch.stopped_at_s is not None:
+        summary["stopped_early_s"] = watch.stopped_at_s
     by_reason = collections.Counter(dropped.values())
-    return _result(config, cluster, summary, arrays, dropped, by_reason, int(arrays["preemptions"].sum()))
+    notes = []
+    if jobs > 1 and not (fast and independent(config) and not isinstance(workload, ClosedLoopRequests)):
+        notes.append(f"jobs: {jobs} asked, but this run's engines interact (closed-loop users, load-aware "
+                     f"routing, KV hand-offs or failures), so it ran in one process")
+    elif jobs > 1 and len(cluster.engines) == 1:
+        notes.append(f"jobs: {jobs} asked, but the run simulates one engine, so it ran in one process")
+    return _result(config, cluster, summary, arrays, dropped, by_reason, int(arrays["preemptions"].sum()), notes)
 
 
-def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step_cost) -> Result:
+def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step_cost, jobs: int = 1) -> Result:
     """A long open-loop run in bounded memory: arrivals drawn chunk by chunk, finished requests folded
     into histograms (see StreamingTable). Percentiles are histogram-based; no per-request arrays."""
     chunks = iter(workload.chunks())
@@ -217,10 +243,12 @@ def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step
     dropped = dict(table.drop_reasons)
     if table.live:
         dropped[UNFINISHED.format(cluster.end_s)] = table.live
-    return _result(config, cluster, summary, None, dropped, collections.Counter(dropped), table.preemption_total)
+    notes = [f"jobs: {jobs} asked, but a streamed run (arrivals drawn as it goes) runs in one process"] if jobs > 1 else []
+    return _result(config, cluster, summary, None, dropped, collections.Counter(dropped), table.preemption_total,
+                   notes)
 
 
-def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions) -> Result:
+def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, notes=()) -> Result:
     """The Result of a finished run. `dropped`: request id -> reason (or reason -> count when streamed);
     `by_reason`: reason -> count of requests dropped for it."""
     if cluster.simulated_replicas < config.replicas:
@@ -229,7 +257,7 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions) -
             summary[key] *= scale
         summary["replicas_simulated"] = cluster.simulated_replicas
     summary["requests_dropped_by_reason"] = dict(sorted(by_reason.items(), key=lambda item: (-item[1], item[0])))
-    warnings = []
+    warnings = list(notes)
     if any(reason in by_reason for reason in CLUSTER_DOWN):
         # The cluster stopped serving with requests still to serve: what finished before says nothing
         # about the throughput or cost of serving this workload, so no rate is reported.

@@ -85,7 +85,7 @@ class ScenarioRunner:
 
     def __init__(self, config, scenario: Scenario, usd_per_gpu_hour=None, duration_s=None, queries=None,
                  step_cost=None, output_tokens_mean: float | None = None, exact: bool = False,
-                 record_steps: bool = False):
+                 record_steps: bool = False, early_stop: bool = False):
         self.config, self.scenario, self.usd = config, scenario, usd_per_gpu_hour
         self.step_cost = step_cost      # tests replace the cost model with hand-set step times
         if duration_s is not None:
@@ -96,6 +96,9 @@ class ScenarioRunner:
         self.output_tokens_mean = output_tokens_mean
         self.representative = not exact
         self.record_steps = record_steps          # keep step traces of the scored runs (calibration re-prices them)
+        # stop Server runs once they must miss the limits (their p99s are then partial: calibration,
+        # which reads a failed probe's p99s, keeps it off)
+        self.early_stop = early_stop
         self.evaluations = 0
         self.history = []
         self.sla = SLA(scenario.ttft_p99_s, scenario.tpot_p99_s) if scenario.kind != "offline" else None
@@ -107,9 +110,9 @@ class ScenarioRunner:
     def requests(self, count: int, rate_per_s: float | None) -> Requests:
         return self.scenario.requests(count, rate_per_s, self.config.seed, self.output_tokens_mean)
 
-    def _run(self, config, requests: Requests, info: dict) -> RunResult:
+    def _run(self, config, requests: Requests, info: dict, sla: SLA | None = None) -> RunResult:
         result = run_config(config, requests, self.usd, info, self.step_cost, representative=self.representative,
-                            record_steps=self.record_steps)
+                            record_steps=self.record_steps, stop_when_missed=sla)
         self.evaluations += 1
         return result
 
@@ -160,7 +163,8 @@ class ScenarioRunner:
                                 requests.output_tokens)
             rate_per_s = exact_rate
         result = self._run(self.config_for(plan), requests,
-                           {**self.info, "rate_per_s": rate_per_s, "queries": count, "arrivals_s": self.duration_s})
+                           {**self.info, "rate_per_s": rate_per_s, "queries": count, "arrivals_s": self.duration_s},
+                           self.sla if self.early_stop else None)
         ok = meets_sla(result.summary, self.sla)
         self.history.append((plan_label(plan), rate_per_s, ok, result.summary["ttft_p99_s"],
                              result.summary["tpot_p99_s"]))

@@ -122,7 +122,7 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
 
     def evaluate(replicas: int):
         config = resolve_config({**base_options, "gpus": replicas * gpus_per_replica}, replica_pins)
-        runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries)
+        runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, early_stop=True)
         if the_scenario.kind == "offline":
             run, _ = runner.offline(config.plan)
             tokens, _ = offline_score(run)

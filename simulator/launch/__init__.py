@@ -18,7 +18,8 @@ from simulator.launch.core import Command, ConfigFile, Deployment, Launch
 from simulator.launch.registry import EMITTERS
 
 __all__ = ["EMITTERS", "Command", "ConfigFile", "Deployment", "EngineArgs", "Launch", "check_engine_runs",
-           "engine_args", "launch_for_plan", "launch_for_result"]
+           "check_for_options", "engine_args", "launch_for_options", "launch_for_plan", "launch_for_result",
+           "with_launch"]
 
 
 def launch_for_plan(engine: str, plan: dict, model, gpu, memory_utilization: float | None = None) -> Launch:
@@ -58,3 +59,27 @@ def check_engine_runs(engine: str, gpu, precision) -> None:
     if isinstance(precision, str):
         precision = Precision.parse(default_precision(gpu) if precision == "auto" else precision)
     args.precision_row(precision.weights, precision.activations, gpu.vendor)
+
+
+def check_for_options(engine: str | None, options: dict, gpus=None) -> None:
+    """`check_engine_runs` for a command's options (its --gpu, or each of `gpus`, and --precision),
+    so a plan the engine cannot run is refused before the search, not after it. No-op without an engine."""
+    if not engine:
+        return
+    from simulator.hardware import get_gpu
+    for name in gpus or [options.get("gpu", "mi355x")]:
+        check_engine_runs(engine, get_gpu(name, options.get("gpu_catalog", ())), options.get("precision") or "auto")
+
+
+def launch_for_options(engine: str | None, plan: dict, options: dict) -> Launch | None:
+    """`launch_for_result` for a result's plan and the command's options; None without an engine."""
+    if not engine:
+        return None
+    return launch_for_result(engine, plan, model=options.get("model", "llama2-70b"),
+                             gpu_catalog=options.get("gpu_catalog", ()), model_catalog=options.get("model_catalog", ()),
+                             memory_utilization=options.get("memory_utilization"))
+
+
+def with_launch(document: dict, launch: Launch | None) -> dict:
+    """A result document with its `launch` section (unchanged without one)."""
+    return document if launch is None else {**document, "launch": launch.to_dict()}

@@ -131,7 +131,8 @@ class Command:
     def text(self) -> str:
         files = "".join(f"cat > {shlex.quote(f.path)} <<'EOF'\n{f.text()}EOF\n" for f in self.files)
         count = f"{self.launches} launch{'es' if self.launches > 1 else ''}"
-        gpus = f", {self.gpus_per_launch} GPUs{' each' if self.launches > 1 else ''}" if self.gpus_per_launch else ""
+        plural = "s" if self.gpus_per_launch > 1 else ""
+        gpus = f", {self.gpus_per_launch} GPU{plural}{' each' if self.launches > 1 else ''}" if self.gpus_per_launch else ""
         return f"# {self.role}: {count}{gpus}\n{files}{self.shell()}"
 
 
@@ -214,17 +215,18 @@ class EngineEmitter:
         else:
             notes = [f"model: {d.model_ref}, {row.checkpoint}"]
         servers = sum(c.launches for c in commands if c.gpus_per_launch)
+        plural = "s" if d.gpus_per_replica > 1 else ""
         balancer = "; a load balancer in front spreads requests over them" if servers > 1 else ""
         if d.disaggregated:
             notes.append(f"{d.prefill_replicas} prefill and {d.decode_replicas} decode replicas of "
-                         f"{d.gpus_per_replica} GPUs: one server per replica and role; a router sends each request "
+                         f"{d.gpus_per_replica} GPU{plural}: one server per replica and role; a router sends each request "
                          f"to a prefill server, then to a decode server")
         elif any(c.replicas_per_launch > 1 for c in commands):
-            notes.append(f"{d.replicas} replicas of {d.gpus_per_replica} GPUs: a node's replicas run in one server "
+            notes.append(f"{d.replicas} replicas of {d.gpus_per_replica} GPU{plural}: a node's replicas run in one server "
                          f"as data-parallel ranks, which balances requests across them ({servers} "
                          f"server{'s' if servers > 1 else ''}){balancer}")
         else:
-            notes.append(f"{d.replicas} replica{'s' if d.replicas > 1 else ''} of {d.gpus_per_replica} GPUs: one "
+            notes.append(f"{d.replicas} replica{'s' if d.replicas > 1 else ''} of {d.gpus_per_replica} GPU{plural}: one "
                          f"server per replica{balancer}")
         if d.nodes_per_replica > 1:
             notes.append(f"a replica spans {d.nodes_per_replica} nodes of {d.gpus_per_node} GPUs: start each server "

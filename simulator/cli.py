@@ -138,6 +138,20 @@ def emit(document: dict, as_json: bool, target: PendingOutput | None = None, arr
     warn(document.get("warnings") if warnings is None else warnings)
 
 
+def emit_option(func):
+    """--emit ENGINE: the chosen plan as that engine's launch commands (simulator/launch); choices from its registry."""
+    from simulator.launch import EMITTERS
+    return click.option("--emit", "emit_engine", default=None, type=click.Choice(list(EMITTERS)),
+                        help="Also print the chosen plan as this engine's launch command(s), with the argument names of "
+                             "the engine version in simulator/catalog/engine_args.toml (JSON: a launch section).")(func)
+
+
+def print_launch(launch, as_json: bool) -> None:
+    """A launch's commands after a human-readable result (JSON carries them in its launch section)."""
+    if launch is not None and not as_json:
+        click.echo(launch.text())
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.pass_context
@@ -200,15 +214,23 @@ def scenario_options(func):
               help="Server/Interactive: score this Poisson rate (requests/s) instead of searching for the highest.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON document here.")
-def mlperf(as_json, out, **options):
+@emit_option
+def mlperf(as_json, out, emit_engine, **options):
     """Score a cluster in an MLPerf scenario (Offline throughput; Server/Interactive: the highest Poisson
     rate meeting the p99 TTFT/TPOT limits), choosing the best plan that fits unless --tp etc. pin it."""
     if out and out.lower().endswith(".csv"):
         raise ConfigError("--out: mlperf writes its JSON document; a .csv holds per-request rows (simulate --out)")
     target = claim_output(out)
+    from simulator.launch import check_for_options, launch_for_options, with_launch
+    check_for_options(emit_engine, options)
     from simulator.mlperf import mlperf as run_mlperf
     result = run_mlperf(**options)
-    emit(result.to_dict(), as_json, target)
+    document = result.to_dict()
+    launch = launch_for_options(emit_engine, document["plan"], options)
+    if target is not None:
+        target.write(to_json(with_launch(document, launch)) + "\n")
+    emit(with_launch(document, launch) if as_json else document, as_json)
+    print_launch(launch, as_json)
 
 
 @cli.command()
@@ -221,26 +243,36 @@ def mlperf(as_json, out, **options):
               help="Size so the target is reached with this probability under calibration uncertainty (e.g. 0.9).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (a list with --compare).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write .json or .csv (one row per GPU).")
-def size(as_json, out, compare, **options):
+@emit_option
+def size(as_json, out, compare, emit_engine, **options):
     """Fewest GPUs (and nodes) reaching a tokens/s target under a scenario's SLA, with cost."""
     target = claim_output(out)
+    from simulator.launch import check_for_options, launch_for_options, with_launch
     from simulator.sizing import compare as compare_gpus, size as run_size
     options["scenario"] = options["scenario"].lower()
+    names = [name.strip() for name in compare.split(",") if name.strip()] if compare else None
+    check_for_options(emit_engine, options, names)
     if compare:
         options.pop("gpu")
-        results = compare_gpus([name.strip() for name in compare.split(",") if name.strip()], **options)
+        results = compare_gpus(names, **options)
     else:
         results = [run_size(**options)]
+    launches = [launch_for_options(emit_engine, r.run.plan, options) for r in results]
+    documents = [with_launch(r.to_dict(), launch) for r, launch in zip(results, launches)]
     rows = [r.row() for r in results]
     if target is not None:
         as_csv = target.path.suffix == ".csv"
-        target.write(rows_to_csv(rows) if as_csv else to_json([r.to_dict() for r in results]) + "\n")
+        target.write(rows_to_csv(rows) if as_csv else to_json(documents) + "\n")
     if as_json:
-        click.echo(to_json(results[0].to_dict() if not compare else [r.to_dict() for r in results]))
+        click.echo(to_json(documents[0] if not compare else documents))
     elif compare:
         click.echo(format_table(rows, SIZE_COLUMNS))
     else:
         click.echo(format_summary(results[0].to_dict()))
+    for result, launch in zip(results, launches):
+        if compare and launch is not None and not as_json:
+            click.echo(f"# gpu: {result.gpu}")
+        print_launch(launch, as_json)
 
 
 SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "tokens_per_s", "ttft_p99_s",

@@ -88,12 +88,15 @@ class ModelSpec:
     v_head_dim: int = 0
     max_context: int = 131072
     source: str = ""
+    hf_repo: str = ""      # Hugging Face repo id (or a local model folder) that launch commands name
+    checkpoint_dtype: str = "bf16"   # weights as hf_repo publishes them ("bf16" for any 16-bit format)
 
     def __post_init__(self):
         where = f"model {self.name}"
         for name in ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab"):
             require_number(f"{where}: {name}", getattr(self, name), low=1, high=10_000_000, integer=True)
         require_choice(f"{where}: attention", self.attention, ("gqa", "mla"))
+        require_choice(f"{where}: checkpoint_dtype", self.checkpoint_dtype, WEIGHT_DTYPES)
         if self.heads % self.kv_heads:
             raise ConfigError(f"{where}: heads {self.heads} must be a multiple of kv_heads {self.kv_heads}")
         for name in ("experts", "active_experts", "shared_experts", "expert_ffn", "dense_layers",
@@ -296,6 +299,7 @@ def model_from_hf_config(path: str | Path) -> ModelSpec:
         tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         max_context=int(cfg.get("max_position_embeddings") or 131072),
         display_name=path.parent.name or path.stem, source=str(path),
+        hf_repo=str(path.resolve().parent),     # engines load a model from the folder holding config.json
     )
     experts = cfg.get("num_local_experts") or cfg.get("n_routed_experts") or cfg.get("num_experts") or 0
     if experts:

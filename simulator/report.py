@@ -5,6 +5,7 @@ works offline, and the same inputs always give the same bytes."""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import replace
 from html import escape
@@ -16,6 +17,7 @@ from simulator.svg import MARKERS, PALETTE, Axis, Mark, Series, chart, legend
 SECTIONS = {"scaling": "Scaling curve", "pareto": "Pareto front", "cost": "Cost", "intervals": "Intervals",
             "configuration": "Run configuration"}
 MISSING = "—"
+NUMBER = re.compile(r"^(—|[-+]?[\d,.]+(e[-+]?\d+)?%?( – [-+]?[\d,.]+(e[-+]?\d+)?)?)$")   # cells set right-aligned
 
 
 def build_report(paths: list[str]) -> str:
@@ -227,7 +229,8 @@ def table(headers: list[str], rows: list[list[str]], data: list[tuple] | None = 
     body = []
     for i, row in enumerate(rows):
         attrs = "".join(f' data-{k}="{escape(v)}"' for k, v in (data[i] if data else ()))
-        body.append(f"<tr{attrs}>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>")
+        cells = "".join(f'<td class="num">{escape(c)}</td>' if NUMBER.match(c) else f"<td>{escape(c)}</td>" for c in row)
+        body.append(f"<tr{attrs}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -247,8 +250,7 @@ nav a { color: #0b5394; }
 table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid #e2e2e2; padding: 3px 10px; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-td:not(:first-child):not(:nth-child(2)) { text-align: right; }
-.config td { text-align: left !important; }
+td.num { text-align: right; white-space: nowrap; } .config td.num { text-align: left; }
 #configuration { display: flex; flex-wrap: wrap; gap: 0 40px; } #configuration h2 { flex: 1 0 100%; }
 .figures { display: flex; flex-wrap: wrap; gap: 24px; }
 figure { margin: 0; flex: 1 1 600px; max-width: 760px; }

@@ -12,6 +12,7 @@ from pathlib import Path
 from simulator.errors import ConfigError
 
 MAX_BYTES = 256 * 2 ** 20
+MAX_FIGURE = 1e15          # beyond any cluster's tokens/s or dollars
 UNKNOWN = "not an infersim result (simulate, mlperf, size or pareto JSON, or a sweep or size CSV)"
 # Top-level fields that say how a result was run (the rest are what it predicts)
 RUN_FIELDS = ("model", "scenario", "gpu", "gpus", "nodes", "gpus_per_node", "input_tokens", "output_tokens",
@@ -139,6 +140,7 @@ def read_simulate(path: str, document: dict) -> ResultFile:
     label = f"{gpu} x{gpus_text(gpus)}" + (f" {parallel}" if parallel else "")
     fields = dict(document, tokens_per_s=document.get("output_tokens_per_s"))
     series = f"{gpu}, {_text(plan.get('model'))}, simulate"
+    _check_range(path, "plan.", plan)
     prediction = _prediction(path, 0, "simulate", label, series, fields, gpu, gpus)
     # a run's input_tokens/output_tokens are the tokens it processed, not lengths it was given
     run = {k: v for k, v in _recorded(document).items() if k not in ("input_tokens", "output_tokens")}
@@ -162,8 +164,9 @@ def read_size(path: str, document) -> ResultFile:
     for index, result in enumerate(results):
         gpu, gpus, scenario = _text(result.get("gpu")), number(result.get("gpus")), _text(result.get("scenario"))
         series = f"{gpu}, {_text(result.get('model'))}, size {scenario}"
+        where = f"[{index}]." if isinstance(document, list) else ""
         predictions.append(_prediction(path, index, "size", f"{gpu} x{gpus_text(gpus)} size {scenario}", series,
-                                       result, gpu, gpus))
+                                       result, gpu, gpus, where))
         columns.append(gpu)
         plan = result.get("plan") if isinstance(result.get("plan"), dict) else {
             k: result[k] for k in ("tp", "pp", "ep", "max_batch_size", "precision") if k in result}
@@ -188,7 +191,7 @@ def read_pareto(path: str, document: dict) -> ResultFile:
                       tokens_per_s_per_provisioned_mw=point.get("output_tokens_per_s_per_provisioned_mw"),
                       tokens_per_s_per_user=point.get("output_tokens_per_s_per_user"),
                       interval=point.get("interval", document.get("interval")))
-        prediction = _prediction(path, index, "pareto", label, gpu, fields, gpu, gpus)
+        prediction = _prediction(path, index, "pareto", label, gpu, fields, gpu, gpus, f"points[{index}].")
         predictions.append(replace(prediction, on_front=point.get("on_front") is True))
     front = sum(1 for p in predictions if p.on_front)
     recorded = _recorded(document) | {"points": len(points), "points_on_front": front}
@@ -211,7 +214,7 @@ def read_sweep(path: str, header: list[str], rows: list[dict]) -> ResultFile:
         series = _values(row, curve_keys) or _text(row.get("gpu"))
         fields = dict(row, tokens_per_s=row.get("output_tokens_per_s") or row.get("tokens_per_s"))
         predictions.append(_prediction(path, index, "sweep", label, f"{series} ({name})", fields,
-                                       _text(row.get("gpu")), gpus))
+                                       _text(row.get("gpu")), gpus, f"point {row.get('point_id')}: "))
     base = {c: ok[0].get(c, "") for c in options if c not in varying} if ok else {}
     grid = {c: ", ".join(dict.fromkeys(row.get(c, "") for row in ok)) for c in varying}
     recorded = flatten({"base": base, "grid": grid}) | {"points_ok": len(ok), "points_failed": len(rows) - len(ok)}
@@ -229,7 +232,9 @@ def _values(row: dict, columns: list[str]) -> str:
 READERS = {"simulate": read_simulate, "mlperf": read_mlperf, "size": read_size, "pareto": read_pareto}
 
 
-def _prediction(path, index, kind, label, series, fields: dict, gpu: str, gpus: float | None) -> Prediction:
+def _prediction(path, index, kind, label, series, fields: dict, gpu: str, gpus: float | None,
+                where: str = "") -> Prediction:
+    _check_range(path, where, fields)
     values = {name: number(fields.get(name)) for name in NUMERIC_FIELDS}
     if values["tokens_per_s_per_gpu"] is None and values["tokens_per_s"] is not None and gpus:
         values["tokens_per_s_per_gpu"] = values["tokens_per_s"] / gpus
@@ -241,6 +246,19 @@ NUMERIC_FIELDS = ("tokens_per_s", "tokens_per_s_low", "tokens_per_s_high", "toke
                   "ttft_p99_s", "tpot_p99_s", "usd_per_million_tokens", "usd_per_million_tokens_low",
                   "usd_per_million_tokens_high", "usd_per_hour", "usd_per_hour_low", "usd_per_hour_high",
                   "tokens_per_s_per_provisioned_mw", "tokens_per_s_per_user", "total_tokens_per_s_per_gpu")
+CHECKED_FIELDS = ("gpus", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "output_tokens_per_s_per_user",
+                  "output_tokens_per_s_per_provisioned_mw", *NUMERIC_FIELDS)
+
+
+def _check_range(path: str, where: str, fields: dict) -> None:
+    """Refuse figures no run gives (1e308 tokens/s, 0.5 GPUs): they would only make a chart of nonsense."""
+    for name in CHECKED_FIELDS:
+        value = number(fields.get(name))
+        if value is None:
+            continue
+        low, high = (1, 1e7) if name == "gpus" else (-MAX_FIGURE, MAX_FIGURE)
+        if not low <= value <= high:
+            raise ConfigError(f"{path}: {where}{name} {value!r} is out of range [{low:g}, {high:g}]")
 
 
 def _single(path, kind, document, prediction, recorded) -> ResultFile:

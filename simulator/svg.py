@@ -66,7 +66,7 @@ class Scale:
 
 def nice_step(span: float, count: int) -> float:
     """A round tick step (1, 2, 2.5 or 5 times a power of ten) giving about `count` intervals."""
-    raw = span / max(count, 1)
+    raw = max(span / max(count, 1), 1e-12)      # a degenerate span (5e-324) still gets a step
     power = 10 ** math.floor(math.log10(raw))
     return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
 

@@ -289,6 +289,11 @@ def test_same_inputs_same_bytes(results, tmp_path):
     ("pareto.json", '{"kind": "pareto", "points": {"a": 1}}', "points must be a non-empty list"),
     ("pareto2.json", '{"kind": "pareto", "points": [3]}', "points[0] must be an object"),
     ("missing.json", None, "file not found"),
+    ("huge.json", json.dumps({"kind": "pareto", "points": [{"gpu": "b200", "gpus": 8,
+                                                             "output_tokens_per_s_per_user": 1e308}]}),
+     "points[0].output_tokens_per_s_per_user 1e+308 is out of range"),
+    ("half.json", json.dumps([{"target_tokens_per_s": 1e6, "tokens_per_s": 1e6, "gpu": "b200", "gpus": 0.5}]),
+     "[0].gpus 0.5 is out of range [1, 1e+07]"),
 ])
 def test_bad_input_is_one_line_naming_the_file(tmp_path, name, content, says):
     path = tmp_path / name
@@ -319,6 +324,7 @@ def test_ticks_are_round_and_cover_the_values():
     assert scale(0) == 350 and scale(1_250_000) == 20
     assert linear_scale([5.0], 0, 100).ticks[-1] >= 5            # one value: still a range
     assert linear_scale([0.0], 0, 100).high > 0
+    assert linear_scale([5e-324], 0, 100).high > 0               # a subnormal span still gets a step
 
 
 def test_log_axis_ends_on_powers_of_two_near_the_data():

@@ -439,6 +439,19 @@ def plot_command(results, x_column, y_column, color, kind, logx, logy, title, ou
     click.echo(f"wrote {path}")
 
 
+@cli.command("report")
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .html file.")
+def report_command(results, out):
+    """One self-contained HTML page (works offline) from results: simulate/mlperf/size/pareto JSON and sweep
+    or size CSVs, each file's kind told from its content. Scaling curve, Pareto front, cost table,
+    intervals and each run's configuration."""
+    target = claim_output(out, "-o", suffixes=(".html", ".htm"))
+    from simulator.report import build_report
+    target.write(build_report(list(results)))
+    click.echo(f"wrote {out}")
+
+
 @cli.group()
 def catalog():
     """List the built-in catalogs (GPUs, models, scenarios)."""

@@ -32,8 +32,10 @@ WRITERS = {
     "import-runs": ["import-runs", "--format", "inferencemax", "{tmp}/imx.json", "--out", "{ro}/rows.csv"],
     "sweep": ["sweep", "{tmp}/sweep.toml", "--out", "{ro}/s.csv", "--quiet"],
     "plot": ["plot", "{tmp}/results.csv", "--x", "nosuch", "--y", "tokens_per_s", "-o", "{ro}/p.png"],
+    "report": ["report", "{tmp}/results.csv", "-o", "{ro}/r.html"],
 }
-LATER_ERRORS = ("does not fit", "no plan fits", "beyond what", "b9000", "every point failed", "no column")
+LATER_ERRORS = ("does not fit", "no plan fits", "beyond what", "b9000", "every point failed", "no column",
+                "not an infersim result")
 
 
 def _obey_permissions() -> None:
@@ -72,7 +74,7 @@ def test_read_only_out_folder_is_one_line_before_the_computation(tmp_path, read_
     completed = run_unprivileged(["-m", "simulator", *args], tmp_path)
     lines = completed.stderr.strip().splitlines()
     assert completed.returncode == 2 and len(lines) == 1, completed.stderr
-    flag = "-o" if command == "plot" else "--out"
+    flag = "-o" if command in ("plot", "report") else "--out"
     assert lines[0].startswith(f"infersim: error: {flag}: {read_only_folder}"), lines[0]
     assert "Permission denied" in lines[0] and not any(text in lines[0] for text in LATER_ERRORS)
     assert list(read_only_folder.iterdir()) == []

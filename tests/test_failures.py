@@ -22,7 +22,7 @@ from simulator.router import ROUTERS
 from topologies import load_topology
 from workloads.requests import Requests
 
-ROUTER_NAMES = sorted(ROUTERS)
+ROUTER_NAMES = sorted(name for name, cls in ROUTERS.items() if cls.__module__ == "simulator.router")  # shipped ones
 BATCHING = ["static", "continuous", "chunked", "disaggregated"]
 
 

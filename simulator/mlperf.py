@@ -75,6 +75,12 @@ class ScenarioResult:
         }
         if self.scenario.kind != "offline":
             document["arrivals_s"] = self.queries / self.requests_per_s
+        simulated = summary.get("replicas_simulated")
+        if simulated:
+            document["replicas_simulated"] = simulated
+            document["warnings"].append(
+                f"{simulated} of {self.run.plan['replicas']} interchangeable replicas simulated (round-robin "
+                f"routing gives each every {self.run.plan['replicas']}th query); rates scaled to the cluster")
         document.update(interval_fields(self.tokens_per_s, self.prediction_log_sigma, self.interval))
         document.update(self.cost if self.cost is not None else self.run.cost)
         document["plan"] = self.run.plan

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from simulator.intervals import DEFAULT_INTERVAL, interval_fields, prediction_lo
 from simulator.metrics import SLA
 from simulator.models import Precision, get_model
 from simulator.plan import MAX_GPUS, Plan
+from simulator.progress import simulated_time
 from topologies import load_topology
 from workloads import WorkloadSpec
 from workloads.lengths import Fixed
@@ -34,6 +36,9 @@ CLUSTER_OPTIONS = ("model", "gpu", "gpus", "tp", "pp", "ep", "precision", "batch
 WORKLOAD_OPTIONS = ("rate", "arrival", "cv", "duration_s", "requests", "offline", "users", "think_time_s",
                     "input_tokens", "output_tokens", "workload", "trace", "stream_metrics")
 STREAM_ABOVE_REQUESTS = 2_000_000   # longer open-loop runs stream their metrics (bounded memory)
+# The engine's simulated-time hook (simulator.progress.simulated_time) is passed once engine.simulate takes
+# a `progress` argument; until then a run's progress line says what is being simulated and for how long.
+ENGINE_REPORTS_PROGRESS = "progress" in inspect.signature(run_engine).parameters
 
 
 @dataclass(frozen=True)
@@ -236,12 +241,15 @@ def engine_workload(spec: WorkloadSpec, seed: int, stream_metrics: bool | None =
 
 
 def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_info: dict | None = None,
-               step_cost=None, representative: bool = False, record_steps: bool = False) -> RunResult:
+               step_cost=None, representative: bool = False, record_steps: bool = False,
+               progress=None) -> RunResult:
     """Run a resolved config on an engine workload (Requests or ClosedLoopWorkload); `representative`
     simulates one replica where that stands for all, `record_steps` keeps step traces (see
-    `engine.simulate`)."""
+    `engine.simulate`). `progress` (see `simulator.progress`) hears the simulated time as it advances,
+    through the engine's `progress(simulated_s, horizon_s)` hook."""
+    hook = {"progress": simulated_time(progress)} if progress is not None and ENGINE_REPORTS_PROGRESS else {}
     result = run_engine(config, workload, step_cost=step_cost, representative=representative,
-                        record_steps=record_steps)
+                        record_steps=record_steps, **hook)
     cost = cost_fields(config.gpu, config.gpus, result.summary["output_tokens_per_s"], usd_per_gpu_hour)
     summary = dict(result.summary)
     if step_cost is None:
@@ -250,16 +258,18 @@ def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_
                      workload=workload_info or {}, engine_result=result, warnings=result.warnings)
 
 
-def simulate(workload=None, **options) -> RunResult:
+def simulate(workload=None, progress=None, **options) -> RunResult:
     """Simulate one cluster on one workload. Cluster options: see `serving_config`; workload options:
     rate, arrival, cv, duration_s, requests, offline, users, think_time_s, input_tokens, output_tokens,
-    workload (TOML path or WorkloadSpec), trace (CSV/JSONL path); or pass `Requests` as `workload`."""
+    workload (TOML path or WorkloadSpec), trace (CSV/JSONL path); or pass `Requests` as `workload`.
+    `progress`: a callable `progress(done, total, what)` (see `simulator.progress`)."""
     unknown = set(options) - set(CLUSTER_OPTIONS) - set(WORKLOAD_OPTIONS)
     if unknown:
         raise ConfigError(f"simulate: unknown option {sorted(unknown)[0]!r}")
     cluster = {k: v for k, v in options.items() if k in CLUSTER_OPTIONS}
     usd = cluster.pop("usd_per_gpu_hour", None)
     config = serving_config(**cluster)
+    expected = None
     if isinstance(workload, (Requests, ClosedLoopWorkload)):
         engine_input, info = workload, {"requests": len(workload.input_tokens)}
     else:
@@ -271,7 +281,14 @@ def simulate(workload=None, **options) -> RunResult:
         info = {**spec.describe(), "lengths": note}
         if engine_input.__class__.__name__ == "ChunkedWorkload":
             info["metrics"] = "streamed (bounded memory; percentiles from 0.5%-wide histogram bins)"
-    return run_config(config, engine_input, usd, info)
+            expected = spec.request_count()
+    if progress is not None:
+        if hasattr(engine_input, "input_tokens"):
+            count = f"{len(engine_input.input_tokens):,}"
+        else:
+            count = f"about {expected:,}"
+        progress(None, None, f"simulating {count} requests on {config.gpus:,} {config.gpu.name}")
+    return run_config(config, engine_input, usd, info, progress=progress)
 
 
 def requests_from_arrays(arrival_s, input_tokens, output_tokens) -> Requests:

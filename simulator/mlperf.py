@@ -146,11 +146,13 @@ def candidate_plans(config, scenario: Scenario, pins: dict) -> tuple[list[Candid
     return fitting, rejected
 
 
-def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=None, **options) -> ScenarioResult:
+def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=None, progress=None,
+           **options) -> ScenarioResult:
     """Score a cluster in an MLPerf scenario (see the module docstring). Options are `serving_config`'s
     (model, gpu, gpus, precision="auto", ...); `tp`, `pp`, `ep`, `max_batch_size`, `max_tokens_per_step`
     given pin the plan, otherwise the best plan that fits is chosen. `rate` scores one given Poisson
-    rate instead of searching (its `valid` says whether it met the limits)."""
+    rate instead of searching (its `valid` says whether it met the limits). `progress` hears "search run
+    k of about n" (see `simulator.progress`)."""
     unknown = set(options) - set(CLUSTER_OPTIONS)
     if unknown:
         raise ConfigError(f"mlperf: unknown option {sorted(unknown)[0]!r}")
@@ -165,7 +167,7 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
         require_number("--rate", rate, low=0, low_inclusive=False, high=1e7)
         if the_scenario.kind == "offline":
             raise ConfigError("--rate: Offline queues every query at t=0; give --rate only for server or interactive")
-    runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries)
+    runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, progress=progress)
     found = score_scenario(runner, pins, rate)
     return replace(found, prediction_log_sigma=config.prediction_log_sigma, interval=config.interval,
                    cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd))
@@ -191,8 +193,12 @@ def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None
         bounded = [replace(c, tpot_bound_requests_per_s=runner.capacity(c.plan, within_tpot_limit=True).requests_per_s)
                    for c in estimated]
         bounded.sort(key=lambda c: -c.tpot_bound_requests_per_s)
+        # a rate search takes about six runs; each later plan usually one probe
+        runner.expected_runs = runner.evaluations + (len(bounded) if rate is not None else len(bounded) + 5)
         return _score_given_rate(runner, bounded, rate) if rate is not None else _search_server(runner, bounded)
     top = estimated[0].offline_tokens_per_s
+    runner.expected_runs = runner.evaluations + sum(c.offline_tokens_per_s >= (1 - PRUNE_MARGIN) * top
+                                                    for c in estimated)
     marked, best = [], None
     for candidate in estimated:
         if candidate.offline_tokens_per_s < (1 - PRUNE_MARGIN) * top:

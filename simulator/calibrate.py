@@ -221,7 +221,7 @@ def report_rows(result: Fit) -> list[dict]:
         inside = abs(math.log(predicted / row.output_tokens_per_s)) <= z * sigma
         out.append({"row": spec.label, "round": row.round, "submitter": row.submitter,
                     "plan": getattr(result.models[spec], "plan_label", ""),
-                    "measured_tokens_per_s": row.output_tokens_per_s, "predicted_tokens_per_s": predicted,
+                    "measured_output_tokens_per_s": row.output_tokens_per_s, "predicted_output_tokens_per_s": predicted,
                     "error_pct": 100 * (predicted / row.output_tokens_per_s - 1), "inside_interval": inside,
                     "source": row.source})
     return out

@@ -10,7 +10,7 @@ How a Server score is found:
   3. A later candidate is first tried at the best rate so far (+ the tolerance); if it misses, it cannot
      win and costs one run. Candidates whose Offline rate is below the best rate so far are skipped.
 
-The reported `tokens_per_s` is MLPerf's metric: completed output tokens per second of the scoring run.
+The reported `output_tokens_per_s` is MLPerf's metric: completed output tokens per second of the scoring run.
 """
 from __future__ import annotations
 
@@ -66,11 +66,11 @@ class ScenarioResult:
         summary = self.run.summary
         document = {
             "model": self.scenario.model, "scenario": self.scenario.kind, "gpu": self.run.plan["gpu"],
-            "gpus": self.run.plan["gpus"], "tokens_per_s": self.tokens_per_s, "valid": self.valid,
+            "gpus": self.run.plan["gpus"], "output_tokens_per_s": self.tokens_per_s, "valid": self.valid,
             "requests_per_s": self.requests_per_s, "ttft_p99_s": summary["ttft_p99_s"],
             "tpot_p99_s": summary["tpot_p99_s"], "ttft_p50_s": summary["ttft_p50_s"],
             "tpot_p50_s": summary["tpot_p50_s"], "ttft_limit_s": self.scenario.ttft_p99_s,
-            "tpot_limit_s": self.scenario.tpot_p99_s, "tokens_per_s_per_gpu": self.tokens_per_s / self.run.plan["gpus"],
+            "tpot_limit_s": self.scenario.tpot_p99_s, "output_tokens_per_s_per_gpu": self.tokens_per_s / self.run.plan["gpus"],
             "queries": self.queries, "evaluations": self.evaluations, "warnings": list(self.run.warnings),
         }
         if self.scenario.kind != "offline":
@@ -79,7 +79,7 @@ class ScenarioResult:
         document.update(self.cost if self.cost is not None else self.run.cost)
         document["plan"] = self.run.plan
         document["memory"] = self.run.memory
-        document["candidates"] = [{"plan": c.label, "offline_tokens_per_s": c.offline_tokens_per_s,
+        document["candidates"] = [{"plan": c.label, "offline_output_tokens_per_s": c.offline_tokens_per_s,
                                    "outcome": c.outcome} for c in self.candidates]
         return document
 

@@ -49,19 +49,19 @@ class SizeResult:
             "model": self.run.plan["model"], "scenario": self.node_score.scenario.kind, "gpu": self.gpu,
             "gpus": self.gpus, "nodes": self.nodes, "gpus_per_node": self.gpus_per_node,
             "replicas": self.run.plan["replicas"], "target_tokens_per_s": self.target_tokens_per_s,
-            "tokens_per_s": self.tokens_per_s, "tokens_per_s_per_gpu": self.tokens_per_s / self.gpus,
+            "output_tokens_per_s": self.tokens_per_s, "output_tokens_per_s_per_gpu": self.tokens_per_s / self.gpus,
             "ttft_p99_s": summary["ttft_p99_s"], "tpot_p99_s": summary["tpot_p99_s"],
             "ttft_limit_s": self.node_score.scenario.ttft_p99_s, "tpot_limit_s": self.node_score.scenario.tpot_p99_s,
-            "node_tokens_per_s": self.node_score.tokens_per_s, "evaluations": self.evaluations,
+            "node_output_tokens_per_s": self.node_score.tokens_per_s, "evaluations": self.evaluations,
         }
         if self.confidence is not None:
             document["confidence"] = self.confidence
-            document["sized_for_tokens_per_s"] = self.sized_for_tokens_per_s
+            document["sized_for_output_tokens_per_s"] = self.sized_for_tokens_per_s
         document.update(interval_fields(self.tokens_per_s, self.node_score.prediction_log_sigma,
                                         self.node_score.interval))
         document.update(self.cost)
         document["plan"] = self.run.plan
-        document["searched_gpus"] = [{"gpus": gpus, "tokens_per_s": value} for gpus, value in self.history]
+        document["searched_gpus"] = [{"gpus": gpus, "output_tokens_per_s": value} for gpus, value in self.history]
         return document
 
     def row(self) -> dict:

@@ -375,9 +375,9 @@ def scenario_options(func):
         option("scenario", "--scenario", default="offline", show_default=True,
                type=click.Choice(["offline", "server", "interactive"], case_sensitive=False)),
         option("duration_s", "--duration", default=None,
-               help=f"Server/Interactive: seconds of Poisson arrivals per search run (default and minimum: 600, "
-                    f"as {DURATION_NOTE}; longer when 8 request lifetimes need it; a shorter --duration is "
-                    f"raised to 8 lifetimes and is not a valid MLPerf run)."),
+               help=f"Server/Interactive: seconds of Poisson arrivals per search run (default 600, as "
+                    f"{DURATION_NOTE}; longer when 8 request lifetimes need it). Shorter runs are quicker "
+                    f"but not valid MLPerf runs, and never shorter than 8 request lifetimes."),
         option("queries", "--queries", default=None,
                help="Offline: queries per run (default: the dataset, or 4 batches per engine). "
                     "Server/Interactive: at least this many, and never less than rate x --duration."),

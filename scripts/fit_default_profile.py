@@ -15,9 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-from simulator.calibrate import fit, profile_toml, report_rows, stderr_progress
+from simulator.calibrate import fit, profile_toml, report_rows
 from simulator.measurements import load_measurements
 from simulator.output import format_table, write_atomic
+from simulator.progress import Progress
 from simulator.validate import SPLITS, markdown, validate, worst_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,8 @@ def main(argv=None) -> int:
               "simulator/catalog/measurements/ and rerun the script.\n"
               "Sources: " + ", ".join(p.name for p in MEASUREMENTS))
     rows = [row for path in MEASUREMENTS for row in load_measurements(path)]
-    result = fit(rows, progress=stderr_progress)
+    with Progress("fit") as progress:
+        result = fit(rows, progress=progress)
     table = report_rows(result)
     print(format_table(table, [c for c in table[0] if c not in ("source", "submitter")]))
     print(f"residual log-RMS {result.residual_log_rms:.4f}, scatter beyond the parameters "
@@ -46,7 +48,8 @@ def main(argv=None) -> int:
         write_atomic(PROFILE, profile_toml(result, header))
         print(f"wrote {PROFILE.relative_to(ROOT)}")
     if args.validate:
-        results = validate(rows, base=result, progress=stderr_progress)
+        with Progress("validate") as progress:
+            results = validate(rows, base=result, progress=progress)
         write_atomic(REPORT, markdown(results, "python scripts/fit_default_profile.py --validate") + "\n")
         for split in SPLITS:
             print(split, results[split]["summary"])

@@ -9,7 +9,9 @@ set: they are never imported here.
 """
 from __future__ import annotations
 
+import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from simulator.measurements import measurements_csv
@@ -20,18 +22,27 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mlperf-inference"
 OUT = ROOT / "simulator" / "catalog" / "measurements" / "mlperf.csv"
 ROUNDS = ("v4.1", "v5.1")
+UPSTREAM = "https://github.com/mlcommons/inference_results_{round}/blob/main/{path}"
+
+
+def public_source(source: str) -> str:
+    """A result file named where anyone can open it: the path under the data folder ("v4.1/closed/...")
+    becomes that file in MLCommons' public repository of the round (the data folder holds unchanged
+    copies of those files, so the path inside the repository is the same)."""
+    match = re.match(r"(v\d+\.\d+)/(.*)", source)
+    return UPSTREAM.format(round=match.group(1), path=match.group(2)) if match else source
 
 
 def main(argv=None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     data = Path(args[0]) if args else DEFAULT_DATA
     report = import_mlperf([data])
-    rows = [r for r in report.rows if r.round in ROUNDS]
+    rows = [replace(r, source=public_source(r.source)) for r in report.rows if r.round in ROUNDS]
     header = [
         "Published MLPerf Inference (datacenter) LLM results, imported by scripts/import_mlperf_rows.py from",
-        "MLCommons' result repositories (github.com/mlcommons/inference_results_v4.1 and _v5.1, Apache 2.0;",
-        "unchanged copies in ../shared/data/mlperf-inference). `source` is the result file relative to that",
-        "folder. GENERATED: rerun the script rather than editing. Rounds v6.0 and later are held out.",
+        "MLCommons' result repositories (github.com/mlcommons/inference_results_v4.1 and _v5.1, Apache 2.0).",
+        "`source` is the LoadGen summary of the scored run in that repository. GENERATED: rerun the script",
+        "(on a copy of those repositories) rather than editing. Rounds v6.0 and later are held out.",
         f"Not imported: {report.summary_line().split('; not imported: ')[-1] if report.skipped else 'nothing'}",
     ]
     text = "".join(f"# {line}\n" for line in header) + measurements_csv(rows)

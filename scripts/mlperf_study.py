@@ -33,14 +33,14 @@ def node_scores(profile, duration_s):
             result = mlperf(model="llama2-70b", gpu=gpu, gpus=8, scenario=scenario, profile=profile,
                             duration_s=duration_s)
             d = result.to_dict()
-            rows.append({"gpu": gpu, "scenario": scenario, "tokens_per_s": d["tokens_per_s"],
+            rows.append({"gpu": gpu, "scenario": scenario, "output_tokens_per_s": d["output_tokens_per_s"],
                          "tp": d["plan"]["tp"], "max_batch_size": d["plan"]["max_batch_size"],
                          "precision": d["plan"]["precision"]["weights"], "ttft_p99_s": d["ttft_p99_s"],
                          "tpot_p99_s": d["tpot_p99_s"], "usd_per_million_tokens": d["usd_per_million_tokens"],
                          "wall_s": time.perf_counter() - start})
-    by = {(r["gpu"], r["scenario"]): r["tokens_per_s"] for r in rows}
+    by = {(r["gpu"], r["scenario"]): r["output_tokens_per_s"] for r in rows}
     for row in rows:
-        row["vs_b200"] = row["tokens_per_s"] / by[("b200", row["scenario"])]
+        row["vs_b200"] = row["output_tokens_per_s"] / by[("b200", row["scenario"])]
     return rows
 
 
@@ -58,8 +58,8 @@ def cluster_answer(model, gpus, target, profile, duration_s):
     runner = ScenarioRunner(config, server, duration_s=duration_s)
     run, _ = runner.server_run(config.plan, target / server.output_lengths.mean, tokens_per_s=target)
     return {"model": model, "gpus": gpus, "tp": plan["tp"], "ep": plan["ep"], "max_batch_size": plan["max_batch_size"],
-            "node_server_tokens_per_s": node.tokens_per_s, "offline_tokens_per_s": offline_tokens,
-            "server_target_tokens_per_s": target, "server_ttft_p99_s": run.summary["ttft_p99_s"],
+            "node_server_output_tokens_per_s": node.tokens_per_s, "offline_output_tokens_per_s": offline_tokens,
+            "server_target_output_tokens_per_s": target, "server_ttft_p99_s": run.summary["ttft_p99_s"],
             "server_tpot_p99_s": run.summary["tpot_p99_s"],
             "server_meets_sla": meets_sla(run.summary, runner.sla),
             "wall_s": time.perf_counter() - start}

@@ -1,6 +1,6 @@
 """The two sweep studies, each a sweep file in scripts/sweeps/ run with `simulator.sweep` and plotted:
 
-  scaling       Llama 2 70B Offline on 1..16 nodes of MI355X vs B200: tokens/s and $ per million tokens
+  scaling       Llama 2 70B Offline on 1..16 nodes of MI355X vs B200: output tokens/s and $ per million tokens
   interconnect  Llama 3.1 405B across H100 nodes: 400G vs 800G NICs, 1:1 vs 2:1 oversubscription,
                 tp 16 vs pp 2 x tp 8
 
@@ -8,7 +8,7 @@
 
 The CLI equivalent of one study:
     infersim sweep scripts/sweeps/scaling.toml --out scaling.csv --jobs 2
-    infersim plot scaling.csv --x nodes --y tokens_per_s --color gpu -o scaling.png
+    infersim plot scaling.csv --x nodes --y output_tokens_per_s --color gpu -o scaling.png
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from simulator.sweep import read_rows, sweep
 
 HERE = Path(__file__).resolve().parent
 STUDIES = {
-    "scaling": [("nodes", "tokens_per_s", "gpu", "line"), ("nodes", "usd_per_million_tokens", "gpu", "line")],
+    "scaling": [("nodes", "output_tokens_per_s", "gpu", "line"), ("nodes", "usd_per_million_tokens", "gpu", "line")],
     "interconnect": [("nodes", "output_tokens_per_s", "variant", "line")],
 }
 
@@ -41,7 +41,8 @@ def run(name: str, outdir: Path, jobs: int) -> None:
         columns = ["nodes", "plan", "topology.nic_gbps", "topology.oversubscription", "output_tokens_per_s",
                    "tpot_p50_s", "ttft_p50_s", "status"]
     else:
-        columns = ["gpu", "nodes", "gpus", "tokens_per_s", "tokens_per_s_per_gpu", "usd_per_million_tokens", "status"]
+        columns = ["gpu", "nodes", "gpus", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "usd_per_million_tokens",
+                   "status"]
     for row in rows:
         for key in columns:
             try:

@@ -235,12 +235,13 @@ def engine_workload(spec: WorkloadSpec, seed: int, stream_metrics: bool | None =
 
 def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_info: dict | None = None,
                step_cost=None, representative: bool = False, record_steps: bool = False, jobs: int = 1,
-               stop_when_missed=None) -> RunResult:
+               stop_when_missed=None, progress=None) -> RunResult:
     """Run a resolved config on an engine workload (Requests or ClosedLoopRequests); `representative`
     simulates one replica where that stands for all, `record_steps` keeps step traces (see
-    `engine.simulate`)."""
+    `run.simulate`). `progress(done, total, what)` (see `simulator.progress`) hears how far the run is (simulated seconds, or engines done on the no-SimPy path; see `run.simulate`)."""
     result = run_engine(config, workload, step_cost=step_cost, representative=representative,
-                        record_steps=record_steps, jobs=jobs, stop_when_missed=stop_when_missed)
+                        record_steps=record_steps, jobs=jobs, stop_when_missed=stop_when_missed,
+                        progress=progress)
     cost = cost_fields(config.gpu, config.gpus, result.summary["output_tokens_per_s"], usd_per_gpu_hour)
     summary = dict(result.summary)
     if step_cost is None:
@@ -249,17 +250,19 @@ def run_config(config: ServingConfig, workload, usd_per_gpu_hour=None, workload_
                      workload=workload_info or {}, engine_result=result, warnings=result.warnings)
 
 
-def simulate(workload=None, jobs: int = 1, **options) -> RunResult:
+def simulate(workload=None, jobs: int = 1, progress=None, **options) -> RunResult:
     """Simulate one cluster on one workload. Cluster options: see `serving_config`; workload options:
     rate, arrival, cv, duration_s, requests, offline, users, think_time_s, input_tokens, output_tokens,
     workload (TOML path or WorkloadSpec), trace (CSV/JSONL path); or pass `Requests` as `workload`.
-    `jobs`: processes for this one run where its engines never interact (see `run.simulate`)."""
+    `jobs`: processes for this one run where its engines never interact (see `run.simulate`).
+    `progress`: a callable `progress(done, total, what)` (see `simulator.progress`)."""
     unknown = set(options) - set(CLUSTER_OPTIONS) - set(WORKLOAD_OPTIONS)
     if unknown:
         raise ConfigError(f"simulate: unknown option {sorted(unknown)[0]!r}")
     cluster = {k: v for k, v in options.items() if k in CLUSTER_OPTIONS}
     usd = cluster.pop("usd_per_gpu_hour", None)
     config = serving_config(**cluster)
+    expected = None
     if isinstance(workload, (Requests, ClosedLoopRequests)):
         engine_input, info = workload, {"requests": len(workload.input_tokens)}
     else:
@@ -271,7 +274,14 @@ def simulate(workload=None, jobs: int = 1, **options) -> RunResult:
         info = {**spec.describe(), "lengths": note}
         if engine_input.__class__.__name__ == "ChunkedWorkload":
             info["metrics"] = "streamed (bounded memory; percentiles from 0.5%-wide histogram bins)"
-    return run_config(config, engine_input, usd, info, jobs=jobs)
+            expected = spec.request_count()
+    if progress is not None:
+        if hasattr(engine_input, "input_tokens"):
+            count = f"{len(engine_input.input_tokens):,}"
+        else:
+            count = f"about {expected:,}"
+        progress(None, None, f"simulating {count} requests on {config.gpus:,} {config.gpu.name}")
+    return run_config(config, engine_input, usd, info, jobs=jobs, progress=progress)
 
 
 def requests_from_arrays(arrival_s, input_tokens, output_tokens) -> Requests:

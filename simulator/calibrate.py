@@ -21,7 +21,6 @@ rows (else over all rows' sensitivities mapped onto its groups) in `[fit.log_sig
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -124,7 +123,7 @@ def build_models(specs, prior: Efficiency, models: dict | None = None, progress=
     todo = [s for s in dict.fromkeys(specs) if s not in models]
     for k, spec in enumerate(todo):
         if progress:
-            progress(f"simulating rows {k + 1}/{len(todo)}: {spec.label}")
+            progress(k + 1, len(todo), f"rows simulated ({spec.label})")
         try:
             models[spec] = row_model(spec, prior, model_catalog, gpu_catalog, plans)
         except (ConfigError, InfeasibleError) as exc:
@@ -184,7 +183,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     theta = start_theta.copy()
     for round_ in range(MAX_REANCHORS + 1):
         if progress:
-            progress(f"fitting {len(rows)} rows ({len(distinct)} distinct), pass {round_ + 1}")
+            progress(None, None, f"fitting {len(rows):,} rows ({len(distinct):,} distinct), pass {round_ + 1}")
         solution = least_squares(residuals, theta, jac=jacobian, method="trf", x_scale=1.0, xtol=1e-5,
                                  ftol=1e-7, max_nfev=60)
         theta = solution.x
@@ -194,7 +193,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
         anchored = [s for s in distinct if hasattr(models[s], "anchor_rate")]
         for k, s in enumerate(anchored):
             if progress:
-                progress(f"re-anchoring Server/Interactive rows {k + 1}/{len(anchored)}")
+                progress(k + 1, len(anchored), "Server/Interactive rows re-anchored")
             models[s].refresh(parameters.efficiency(theta, indices[s]), REANCHOR_TOLERANCE)
         after = predictions(theta)
         if max((abs(math.log(after[s] / before[s])) for s in distinct), default=0.0) < REANCHOR_TOLERANCE:
@@ -222,7 +221,7 @@ def report_rows(result: Fit) -> list[dict]:
         inside = abs(math.log(predicted / row.output_tokens_per_s)) <= z * sigma
         out.append({"row": spec.label, "round": row.round, "submitter": row.submitter,
                     "plan": getattr(result.models[spec], "plan_label", ""),
-                    "measured_tokens_per_s": row.output_tokens_per_s, "predicted_tokens_per_s": predicted,
+                    "measured_output_tokens_per_s": row.output_tokens_per_s, "predicted_output_tokens_per_s": predicted,
                     "error_pct": 100 * (predicted / row.output_tokens_per_s - 1), "inside_interval": inside,
                     "source": row.source})
     return out
@@ -262,12 +261,6 @@ def prior_from(profile_path=None) -> Efficiency:
     if profile_path is None:
         return Efficiency()
     return efficiency_from_table(f"{profile_path}: [default]", load_profile(profile_path).get("default", {}), Efficiency())
-
-
-def stderr_progress(message: str) -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K" + message[:150])
-        sys.stderr.flush()
 
 
 def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", interval: float = DEFAULT_INTERVAL,

@@ -1,15 +1,115 @@
 """The `infersim` command line: a thin layer over `simulator.api` (and friends). Bad input exits 2 with
-one line naming the field and the allowed range; `--debug` shows the traceback instead."""
+one line naming the field and the allowed range; `--debug` shows the traceback instead.
+
+Options are run-file fields (`simulator.runfile.FIELDS`): each option's name is its field, `--help` lists
+them under their table's heading, and a command decorated with `@run_file` also reads them from
+`--config FILE`, embeds what it ran in its JSON ("config", "infersim_version") and writes it back with
+`--print-config`. Choice lists (--router, --arrival, --batching, --format) are read from the registries
+when used, so an entry registered anywhere is a choice."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
+from simulator import runfile
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.output import (PendingOutput, discard_pending, format_summary, format_table, per_request_csv,
                               rows_to_csv, to_json)
+from simulator.progress import Progress
+
+HEADINGS = {"cluster": "Cluster", "plan": "Plan", "workload": "Workload", "sla": "SLA", "whatif": "What-if",
+            "output": "Output"}
+# presentation, or how the work runs (the result is the same): not inputs, never in a run file
+OUTPUT_ONLY = ("as_json", "config", "print_config", "quiet", "jobs")
+RUN_KEY = "infersim.run"                                        # ctx.meta: the run-file form of this run
+
+
+# ---- help grouped by table ----------------------------------------------------------------------------
+
+def heading_of(param: click.Parameter) -> str:
+    field = runfile.FIELDS.get(param.name)
+    if field is not None:
+        return HEADINGS[field.table]
+    return "Output" if param.name in OUTPUT_ONLY else "Other"
+
+
+class GroupedCommand(click.Command):
+    """A command whose --help lists its options under headings: each run-file field under its table's
+    (Cluster, Plan, Workload, SLA, What-if, Output), --json/--config/--quiet under Output, the rest
+    (--help) under Other. A command with no field options keeps click's single list."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(heading_of(param), []).append(record)
+        if set(sections) <= {"Other"}:
+            return super().format_options(ctx, formatter)
+        for heading in (*HEADINGS.values(), "Other"):
+            if heading in sections:
+                with formatter.section(f"{heading} options"):
+                    formatter.write_dl(sections[heading])
+
+
+class RegistryChoice(click.Choice):
+    """A choice list read when it is used, from a registry (or a function returning names), so an entry
+    registered after this module was imported (a plugin's router, a test's) is a choice too."""
+
+    def __init__(self, source, case_sensitive: bool = True):   # noqa: the choices are a property
+        self.source = source
+        self.case_sensitive = case_sensitive
+
+    @property
+    def choices(self) -> tuple:
+        names = self.source() if callable(self.source) and not isinstance(self.source, Mapping) else self.source
+        return tuple(names)
+
+
+def router_names():
+    from simulator.router import ROUTERS
+    return ROUTERS
+
+
+def arrival_names():
+    from workloads.arrivals import rate_driven
+    return rate_driven()
+
+
+def batching_names():
+    from simulator.scheduling import BATCHING
+    return BATCHING
+
+
+def import_format_names():
+    from simulator.importers import IMPORT_FORMATS
+    return IMPORT_FORMATS
+
+
+def option(name: str, *flags: str, **attrs):
+    """click.option for the run-file field `name` under `flags`, typed as the field is (unless `type` is
+    given): whole numbers, numbers, text, file paths, on/off flags, repeatable lists."""
+    field = runfile.FIELDS[name]
+    if field.kind is bool:
+        attrs.setdefault("is_flag", True)
+    elif "type" not in attrs:
+        attrs["type"] = (click.Path(dir_okay=False) if field.path == "file"
+                         else {int: click.INT, float: click.FLOAT, str: click.STRING}[field.kind])
+    if field.multiple:
+        attrs["multiple"] = True
+    return click.option(*flags, name, **attrs)
+
+
+def apply(options, func):
+    for decorator in reversed(options):
+        func = decorator(func)
+    return func
 
 
 def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True):
@@ -19,90 +119,180 @@ def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True
         return functools.partial(cluster_options, searched=searched, with_gpus=with_gpus)
     plan_default = (lambda value: None) if searched else (lambda value: value)
     pin = " (default: searched)" if searched else ""
-    options = [
-        click.option("--model", default="llama2-70b", show_default=True,
-                     help="Catalog model name or a Hugging Face config.json path."),
-        click.option("--gpu", default="mi355x", show_default=True, help="Catalog GPU name."),
-        *([click.option("--gpus", type=int, default=8, show_default=True, help="GPUs in the cluster.")]
-          if with_gpus else []),
-        click.option("--tp", type=int, default=plan_default(1), show_default=not searched,
-                     help="Tensor-parallel degree." + pin),
-        click.option("--pp", type=int, default=plan_default(1), show_default=not searched,
-                     help="Pipeline-parallel stages." + pin),
-        click.option("--ep", type=int, default=plan_default(1), show_default=not searched,
-                     help="Expert-parallel degree (MoE)." + pin),
-        click.option("--precision", default="auto" if searched else "fp8", show_default=True,
-                     help="bf16|fp8|fp6|fp4, weights/activations/kv like fp4/fp8/fp8"
-                          + (", or auto (fp4 where the GPU has an fp4 rate, else fp8)." if searched else ".")),
-        click.option("--batching", default="continuous", show_default=True,
-                     type=click.Choice(["static", "continuous", "chunked", "disaggregated"])),
-        click.option("--router", default="round-robin", show_default=True,
-                     type=click.Choice(["round-robin", "least-outstanding", "least-kv", "power-of-two"])),
-        click.option("--prefill-gpus", type=int, default=0, help="Disaggregated: GPUs in the prefill pool."),
-        click.option("--max-batch-size", type=int, default=plan_default(256), show_default=not searched,
-                     help="Sequences per engine step." + pin),
-        click.option("--max-tokens-per-step", type=int, default=plan_default(8192), show_default=not searched,
-                     help="Token budget per step (prefill chunking)."),
-        click.option("--block-size", type=int, default=16, show_default=True, help="KV-cache block in tokens."),
-        click.option("--memory-utilization", type=float, default=0.92, show_default=True,
-                     help="Fraction of HBM the engine may use."),
-        click.option("--kv-transfer-gb-per-s", type=float, default=None,
-                     help="Disaggregated: KV hand-off bandwidth (default: the replica's NICs)."),
-        click.option("--usd-per-gpu-hour", type=float, default=None,
-                     help="Price override (default: the catalog's range)."),
-        click.option("--catalog", "gpu_catalog", multiple=True, type=click.Path(dir_okay=False),
-                     help="Extra GPU catalog TOML (adds or overrides)."),
-        click.option("--model-catalog", multiple=True, type=click.Path(dir_okay=False),
-                     help="Extra model catalog TOML."),
-        click.option("--profile", type=click.Path(dir_okay=False), default=None,
-                     help="Efficiency profile TOML (default: the shipped fit)."),
-        click.option("--stack", default=None, help="Software-stack section of the profile to apply."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--topology", default=None,
-                     help="Topology: catalog name (infersim catalog topologies) or TOML file (default: the GPU's own)."),
-        click.option("--scaleout-gbps", type=float, default=None, help="What-if: NIC speed per GPU in Gb/s."),
-        click.option("--oversubscription", type=float, default=None, help="What-if: leaf uplink oversubscription."),
-        click.option("--set", "set_values", multiple=True,
-                     help="What-if: gpu.FIELD=V, gpu.peak_tflops.fp4=V or topology.PARAM=V (repeatable)."),
-        click.option("--fail", multiple=True,
-                     help="Take a GPU or link down at simulated time T: gpu:ID@T or link:A-B@T (repeatable)."),
-        click.option("--interval", type=float, default=None,
-                     help="Prediction interval level for tokens_per_s_low/high (default 0.8; needs a fitted profile)."),
-        click.option("--sla-ttft", "sla_ttft_s", type=float, default=None,
-                     help="Goodput: a request counts if its TTFT is at most this many seconds."),
-        click.option("--sla-tpot", "sla_tpot_s", type=float, default=None,
-                     help="Goodput: a request counts if its TPOT is at most this many seconds."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return apply([
+        option("model", "--model", default="llama2-70b", show_default=True,
+               help="Catalog model name or a Hugging Face config.json path."),
+        option("gpu", "--gpu", default="mi355x", show_default=True, help="Catalog GPU name."),
+        *([option("gpus", "--gpus", default=8, show_default=True, help="GPUs in the cluster.")] if with_gpus else []),
+        option("topology", "--topology", default=None,
+               help="Topology: catalog name (infersim catalog topologies) or TOML file (default: the GPU's own); "
+                    "its GPU and link names for --fail: infersim catalog topology NAME."),
+        option("usd_per_gpu_hour", "--usd-per-gpu-hour", default=None,
+               help="Price override in $ per GPU-hour (default: the catalog's range)."),
+        option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML (adds or overrides)."),
+        option("model_catalog", "--model-catalog", help="Extra model catalog TOML."),
+        option("profile", "--profile", default=None, help="Efficiency profile TOML (default: the shipped fit)."),
+        option("stack", "--stack", default=None, help="Software-stack section of the profile to apply."),
+        option("tp", "--tp", default=plan_default(1), show_default=not searched, help="Tensor-parallel degree." + pin),
+        option("pp", "--pp", default=plan_default(1), show_default=not searched,
+               help="Pipeline-parallel stages." + pin),
+        option("ep", "--ep", default=plan_default(1), show_default=not searched,
+               help="Expert-parallel degree (MoE)." + pin),
+        option("precision", "--precision", default="auto" if searched else "fp8", show_default=True,
+               help="bf16|fp8|fp6|fp4, weights/activations/kv like fp4/fp8/fp8"
+                    + (", or auto (fp4 where the GPU has an fp4 rate, else fp8)." if searched else ".")),
+        option("batching", "--batching", default="continuous", show_default=True, type=RegistryChoice(batching_names),
+               help="Batching policy (infersim catalog extensions)."),
+        option("router", "--router", default="round-robin", show_default=True, type=RegistryChoice(router_names),
+               help="Which engine a request goes to (infersim catalog extensions)."),
+        option("prefill_gpus", "--prefill-gpus", default=0, help="Disaggregated: GPUs in the prefill pool."),
+        option("max_batch_size", "--max-batch-size", default=plan_default(256), show_default=not searched,
+               help="Sequences per engine step." + pin),
+        option("max_tokens_per_step", "--max-tokens-per-step", default=plan_default(8192), show_default=not searched,
+               help="Token budget per step (prefill chunking)." + pin),
+        option("block_size", "--block-size", default=16, show_default=True, help="KV-cache block in tokens."),
+        option("memory_utilization", "--memory-utilization", default=0.92, show_default=True,
+               help="Fraction of HBM the engine may use."),
+        option("seed", "--seed", default=0, show_default=True, help="Random seed of the workload's draws."),
+        option("sla_ttft_s", "--sla-ttft", default=None,
+               help="Goodput: a request counts if its TTFT is at most this many seconds."),
+        option("sla_tpot_s", "--sla-tpot", default=None,
+               help="Goodput: a request counts if its TPOT is at most this many seconds."),
+        option("scaleout_gbps", "--scaleout-gbps", default=None, help="NIC speed per GPU in Gb/s."),
+        option("oversubscription", "--oversubscription", default=None, help="Leaf uplink oversubscription."),
+        option("kv_transfer_gb_per_s", "--kv-transfer-gb-per-s", default=None,
+               help="Disaggregated: KV hand-off bandwidth in GB/s (default: the replica's NICs)."),
+        option("set_values", "--set",
+               help="gpu.FIELD=V, gpu.peak_tflops.fp4=V or topology.PARAM=V (repeatable)."),
+        option("fail", "--fail",
+               help="Take a GPU or link down at simulated time T: gpu:ID@T or link:A-B@T (repeatable; names: "
+                    "infersim catalog topology)."),
+        option("interval", "--interval", default=None,
+               help="Prediction interval level for output_tokens_per_s_low/high (default 0.8; needs a fitted "
+                    "profile)."),
+    ], func)
+
+
+DURATION_NOTE = "MLPerf Server and Interactive runs last at least 600 s"
 
 
 def workload_options(func):
-    options = [
-        click.option("--rate", type=float, default=None, help="Open loop: requests per second."),
-        click.option("--arrival", default="poisson", show_default=True,
-                     type=click.Choice(["poisson", "gamma", "constant"])),
-        click.option("--cv", type=float, default=1.0, show_default=True, help="Gamma arrivals: gap CV."),
-        click.option("--duration", "duration_s", type=float, default=None, help="Seconds of arrivals."),
-        click.option("--requests", type=int, default=None, help="Number of requests."),
-        click.option("--offline", is_flag=True, help="All requests queued at t=0."),
-        click.option("--users", type=int, default=None, help="Closed loop: concurrent users."),
-        click.option("--think-time", "think_time_s", type=float, default=0.0, show_default=True),
-        click.option("--input-tokens", default=None,
-                     help="N, uniform:LO,HI, lognormal:MEAN,CV[,LO,HI] or file:PATH (default: MLPerf dataset)."),
-        click.option("--output-tokens", default=None, help="As --input-tokens."),
-        click.option("--workload", type=click.Path(dir_okay=False), default=None, help="Workload TOML file."),
-        click.option("--trace", type=click.Path(dir_okay=False), default=None, help="Trace CSV/JSONL to replay."),
-        click.option("--stream-metrics/--keep-requests", "stream_metrics", default=None,
-                     help="Stream metrics in bounded memory (histogram percentiles, no per-request CSV); "
-                          "default: on above 2,000,000 open-loop requests."),
-        click.option("--max-time", "max_time_s", type=float, default=None,
-                     help="Stop the simulation at this time; unfinished requests count as dropped."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return apply([
+        option("rate", "--rate", default=None, help="Open loop: requests per second."),
+        option("arrival", "--arrival", default="poisson", show_default=True, type=RegistryChoice(arrival_names),
+               help="Arrival process of an open loop (infersim catalog extensions)."),
+        option("cv", "--cv", default=1.0, show_default=True, help="Gamma arrivals: coefficient of variation of the gaps."),
+        option("duration_s", "--duration", default=None,
+               help=f"Seconds of arrivals ({DURATION_NOTE}: infersim mlperf)."),
+        option("requests", "--requests", default=None, help="Number of requests."),
+        option("offline", "--offline", help="All requests queued at t=0."),
+        option("users", "--users", default=None, help="Closed loop: concurrent users."),
+        option("think_time_s", "--think-time", default=0.0, show_default=True,
+               help="Closed loop: seconds a user waits between a response and the next request."),
+        option("input_tokens", "--input-tokens", default=None,
+               help="N, uniform:LO,HI, lognormal:MEAN,CV[,LO,HI] or file:PATH (default: MLPerf dataset)."),
+        option("output_tokens", "--output-tokens", default=None, help="As --input-tokens."),
+        option("workload", "--workload", default=None, help="Workload TOML file."),
+        option("trace", "--trace", default=None, help="Trace CSV/JSONL to replay."),
+        option("stream_metrics", "--stream-metrics/--keep-requests", default=None, is_flag=True,
+               help="Stream metrics in bounded memory (histogram percentiles, no per-request CSV); "
+                    "default: on above 2,000,000 open-loop requests."),
+        option("max_time_s", "--max-time", default=None,
+               help="Stop the simulation at this simulated second; unfinished requests count as dropped."),
+    ], func)
+
+
+def output_options(func=None, *, out_help: str = "Write the result here: .json.", json_help="Print one JSON object.",
+                   quiet: bool = True):
+    """--json, --out and (for long work) --quiet."""
+    if func is None:
+        return functools.partial(output_options, out_help=out_help, json_help=json_help, quiet=quiet)
+    return apply([
+        click.option("--json", "as_json", is_flag=True, help=json_help),
+        option("out", "--out", default=None, help=out_help),
+        *([click.option("--quiet", is_flag=True, help="No progress line on stderr.")] if quiet else []),
+    ], func)
+
+
+# ---- run files ----------------------------------------------------------------------------------------
+
+def _long_flag(param: click.Parameter) -> str:
+    return next((o for o in param.opts if o.startswith("--")), param.opts[0]) if param.opts else param.name
+
+
+def run_file(func):
+    """Give a command run files: `--config FILE` (a run file, or a JSON result, read for the options not
+    given on the command line), `--print-config [PATH]` (write the resolved run file and stop), and the
+    resolved options embedded in its JSON results (`emit` / `stamp`). Every option of the command must be
+    a run-file field (`simulator.runfile.FIELDS`) or an output-only option (--json, --quiet)."""
+    for param in getattr(func, "__click_params__", []):
+        if param.name not in runfile.FIELDS and param.name not in OUTPUT_ONLY:
+            raise TypeError(f"{func.__name__}: option {param.name!r} is not a run-file field; add it to "
+                            f"simulator.runfile.FIELDS")
+
+    @functools.wraps(func)
+    def wrapper(config, print_config, **options):
+        ctx = click.get_current_context()
+        command = ctx.command.name
+        params = {p.name: p for p in ctx.command.params if p.name in runfile.FIELDS}
+        from_file = {}
+        if config:
+            for name, value in runfile.read(config, command, params).items():
+                if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+                    continue                                  # the command line wins
+                label = f"{config}: [{runfile.FIELDS[name].table}] {name}"
+                try:
+                    options[name] = params[name].type_cast_value(ctx, value)
+                except click.BadParameter as exc:
+                    raise ConfigError(f"{label}: {exc.message}") from None
+                from_file[_long_flag(params[name])] = from_file[name] = label
+        resolved = runfile.resolve_paths({name: options[name] for name in params}, Path.cwd())
+        document = runfile.tables(resolved, command)
+        if print_config is not None:
+            write_run_file(document, print_config)
+            return None
+        options.update(resolved)
+        ctx.meta[RUN_KEY] = document
+        try:
+            return func(**options)
+        except ConfigError as exc:
+            # a value that came from the file is named as the file says it, not by the flag it replaces
+            message = str(exc)
+            flag = message.partition(":")[0].split(" ", 1)[0]
+            if flag in from_file and ":" in message:
+                raise exc.__class__(from_file[flag] + message[len(flag):]) from None
+            raise
+
+    wrapper = click.option("--print-config", "print_config", is_flag=False, flag_value="-", default=None,
+                           metavar="[PATH]", help="Write the resolved run file (to PATH, or stdout) and stop; "
+                                                  "--config PATH re-runs it.")(wrapper)
+    wrapper = click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+                           help="Run file (TOML with [cluster] [plan] [workload] [sla] [whatif] [output], or a "
+                                "JSON result); options given here override it.")(wrapper)
+    return wrapper
+
+
+def write_run_file(document: dict, where: str) -> None:
+    command = document.get("command", "")
+    header = (f"infersim {runfile.version()} run file: `infersim {command} --config THIS_FILE` re-runs it;\n"
+              f"options given beside --config override its values.")
+    if where == "-":
+        click.echo(runfile.dumps(document, header), nl=False)
+        return
+    target = claim_output(where, "--print-config")
+    folder = target.path.parent
+    relative = runfile.tables(runfile.relative_paths(runfile.flatten(document), folder), command)
+    target.write(runfile.dumps(relative, header))
+    click.echo(f"run file written to {where}", err=True)
+
+
+def stamp(document: dict) -> dict:
+    """A result document with the run it came from: "config" (run-file form) and "infersim_version"."""
+    ctx = click.get_current_context(silent=True)
+    config = ctx.meta.get(RUN_KEY) if ctx is not None else None
+    if config is None:
+        return document
+    return {**document, "config": config, "infersim_version": runfile.version()}
 
 
 def claim_output(out: str | None, flag: str = "--out", suffixes: tuple = ()) -> PendingOutput | None:
@@ -124,24 +314,27 @@ def warn(warnings) -> None:
 
 
 def emit(document: dict, as_json: bool, target: PendingOutput | None = None, arrays=None, dropped=None,
-         warnings=None) -> None:
+         warnings=None, human: dict | None = None) -> None:
     """Print a result (JSON or key: value lines) and write --out (.json document or .csv per request);
-    the document's warnings (or `warnings`) also go to stderr, one line each."""
+    JSON carries the run it came from (`stamp`); `human`: the document the key: value lines show, when
+    not the whole (a launch section prints as commands instead). The document's warnings (or `warnings`)
+    also go to stderr, one line each."""
+    stamped = stamp(document)
     if target is not None:
         if target.path.suffix == ".csv":
             if arrays is None:
                 raise ConfigError("--out: a .csv file needs per-request data; use .json here")
             target.write(per_request_csv(arrays, dropped))
         else:
-            target.write(to_json(document) + "\n")
-    click.echo(to_json(document) if as_json else format_summary(document))
+            target.write(to_json(stamped) + "\n")
+    click.echo(to_json(stamped) if as_json else format_summary(human or document))
     warn(document.get("warnings") if warnings is None else warnings)
 
 
 def emit_option(func):
     """--emit ENGINE: the chosen plan as that engine's launch commands (simulator/launch); choices from its registry."""
     from simulator.launch import EMITTERS
-    return click.option("--emit", "emit_engine", default=None, type=click.Choice(list(EMITTERS)),
+    return option("emit", "--emit", default=None, type=click.Choice(list(EMITTERS)),
                         help="Also print the chosen plan as this engine's launch command(s), with the argument names of "
                              "the engine version in simulator/catalog/engine_args.toml (JSON: a launch section).")(func)
 
@@ -160,16 +353,18 @@ def cli(ctx, debug):
     ctx.ensure_object(dict)["debug"] = debug
 
 
+cli.command_class = GroupedCommand     # every command's --help groups its options by run-file table
+
+
 @cli.command()
+@run_file
 @cluster_options
 @workload_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Write the result: .json (document) or .csv (one row per request).")
+@output_options(out_help="Write the result: .json (document) or .csv (one row per request).")
 @click.option("--jobs", type=int, default=1, show_default=True,
               help="Processes for this one simulation: engines that never interact (round-robin routing, no "
                    "failures, no disaggregation) run in parallel groups; the result is the same as with 1.")
-def simulate(as_json, out, jobs, **options):
+def simulate(as_json, out, quiet, jobs, **options):
     """Simulate one cluster serving one workload.
 
     Requests that do not finish are counted by cause in requests_dropped_by_reason (and named per request
@@ -178,7 +373,8 @@ def simulate(as_json, out, jobs, **options):
     result is still printed and written, with run_status "failed" and no throughput or cost per token."""
     target = claim_output(out)
     from simulator.api import simulate as api_simulate
-    result = api_simulate(jobs=jobs, **options)
+    with Progress("simulate", quiet=quiet) as progress:
+        result = api_simulate(jobs=jobs, **options, progress=progress)
     if target is not None and target.path.suffix == ".csv" and result.engine_result.arrays is None:
         raise ConfigError("--out: a per-request .csv is not kept when metrics are streamed; add --keep-requests "
                           "or write .json")
@@ -193,73 +389,77 @@ def simulate(as_json, out, jobs, **options):
 
 
 def scenario_options(func):
-    options = [
-        click.option("--scenario", default="offline", show_default=True,
-                     type=click.Choice(["offline", "server", "interactive"], case_sensitive=False)),
-        click.option("--duration", "duration_s", type=float, default=None,
-                     help="Server/Interactive: simulated seconds of arrivals per search point (default 120)."),
-        click.option("--queries", type=int, default=None,
-                     help="Offline: queries per run (default: the dataset, or 4 batches per engine). "
-                          "Server/Interactive: at least this many, and never less than rate x --duration."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return apply([
+        option("scenario", "--scenario", default="offline", show_default=True,
+               type=click.Choice(["offline", "server", "interactive"], case_sensitive=False)),
+        option("duration_s", "--duration", default=None,
+               help=f"Server/Interactive: seconds of Poisson arrivals per search run (default 600, as "
+                    f"{DURATION_NOTE}; longer when 8 request lifetimes need it). Shorter runs are quicker "
+                    f"but not valid MLPerf runs, and never shorter than 8 request lifetimes."),
+        option("queries", "--queries", default=None,
+               help="Offline: queries per run (default: the dataset, or 4 batches per engine). "
+                    "Server/Interactive: at least this many, and never less than rate x --duration."),
+    ], func)
 
 
 @cli.command()
+@run_file
 @cluster_options(searched=True)
 @scenario_options
-@click.option("--rate", type=float, default=None,
-              help="Server/Interactive: score this Poisson rate (requests/s) instead of searching for the highest.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON document here.")
+@option("rate", "--rate", default=None,
+        help="Server/Interactive: score this Poisson rate (requests/s) instead of searching for the highest.")
+@output_options(out_help="Also write the JSON document here.")
 @emit_option
-def mlperf(as_json, out, emit_engine, **options):
+def mlperf(as_json, out, quiet, **options):
     """Score a cluster in an MLPerf scenario (Offline throughput; Server/Interactive: the highest Poisson
     rate meeting the p99 TTFT/TPOT limits), choosing the best plan that fits unless --tp etc. pin it."""
     if out and out.lower().endswith(".csv"):
         raise ConfigError("--out: mlperf writes its JSON document; a .csv holds per-request rows (simulate --out)")
     target = claim_output(out)
     from simulator.launch import check_for_options, launch_for_options, with_launch
-    check_for_options(emit_engine, options)
+    engine = options.pop("emit")
+    check_for_options(engine, options)
     from simulator.mlperf import mlperf as run_mlperf
-    result = run_mlperf(**options)
+    with Progress("mlperf", quiet=quiet) as progress:
+        result = run_mlperf(**options, progress=progress)
     document = result.to_dict()
-    launch = launch_for_options(emit_engine, document["plan"], options)
-    if target is not None:
-        target.write(to_json(with_launch(document, launch)) + "\n")
-    emit(with_launch(document, launch) if as_json else document, as_json)
+    launch = launch_for_options(engine, document["plan"], options)
+    emit(with_launch(document, launch), as_json, target, human=document)
     print_launch(launch, as_json)
 
 
 @cli.command()
+@run_file
 @cluster_options(searched=True, with_gpus=False)
 @scenario_options
-@click.option("--target-tokens-per-s", type=float, required=True, help="Output tokens/s the cluster must serve.")
-@click.option("--compare", default=None, help="Comma-separated GPUs to size side by side (replaces --gpu).")
-@click.option("--node-gpus", type=int, default=None, help="GPUs per node (default: the GPU's server size, at most 8).")
-@click.option("--confidence", type=float, default=None,
-              help="Size so the target is reached with this probability under calibration uncertainty (e.g. 0.9).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list with --compare).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write .json or .csv (one row per GPU).")
+@option("target_tokens_per_s", "--target-tokens-per-s", default=None,
+        help="Output tokens/s the cluster must serve (required, here or in the run file's [sla]).")
+@option("compare", "--compare", default=None, help="Comma-separated GPUs to size side by side (replaces --gpu).")
+@option("node_gpus", "--node-gpus", default=None, help="GPUs per node (default: the GPU's server size, at most 8).")
+@option("confidence", "--confidence", default=None,
+        help="Size so the target is reached with this probability under calibration uncertainty (e.g. 0.9).")
+@output_options(out_help="Write .json or .csv (one row per GPU).", json_help="Print JSON (a list with --compare).")
 @emit_option
-def size(as_json, out, compare, emit_engine, **options):
-    """Fewest GPUs (and nodes) reaching a tokens/s target under a scenario's SLA, with cost."""
+def size(as_json, out, quiet, compare, **options):
+    """Fewest GPUs (and nodes) reaching an output tokens/s target under a scenario's SLA, with cost."""
+    if options.get("target_tokens_per_s") is None:
+        raise ConfigError("--target-tokens-per-s: required (the output tokens/s the cluster must serve)")
     target = claim_output(out)
     from simulator.launch import check_for_options, launch_for_options, with_launch
     from simulator.sizing import compare as compare_gpus, size as run_size
     options["scenario"] = options["scenario"].lower()
     names = [name.strip() for name in compare.split(",") if name.strip()] if compare else None
-    check_for_options(emit_engine, options, names)
-    if compare:
-        options.pop("gpu")
-        results = compare_gpus(names, **options)
-    else:
-        results = [run_size(**options)]
-    launches = [launch_for_options(emit_engine, r.run.plan, options) for r in results]
-    documents = [with_launch(r.to_dict(), launch) for r, launch in zip(results, launches)]
+    engine = options.pop("emit")
+    check_for_options(engine, options, names)
+    with Progress("size", quiet=quiet) as progress:
+        if compare:
+            options.pop("gpu")
+            results = compare_gpus(names, **options, progress=progress)
+        else:
+            results = [run_size(**options, progress=progress)]
+    launches = [launch_for_options(engine, r.run.plan, options) for r in results]
     rows = [r.row() for r in results]
+    documents = [stamp(with_launch(r.to_dict(), launch)) for r, launch in zip(results, launches)]
     if target is not None:
         as_csv = target.path.suffix == ".csv"
         target.write(rows_to_csv(rows) if as_csv else to_json(documents) + "\n")
@@ -275,35 +475,33 @@ def size(as_json, out, compare, emit_engine, **options):
         print_launch(launch, as_json)
 
 
-SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "tokens_per_s", "ttft_p99_s",
+SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "output_tokens_per_s", "ttft_p99_s",
                 "tpot_p99_s", "usd_per_hour", "usd_per_million_tokens", "usd_per_million_tokens_low",
                 "usd_per_million_tokens_high", "energy_j_per_token_upper_bound"]
 
 
 @cli.command()
 @click.argument("measurements", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the fitted profile TOML here.")
 @click.option("--prior-profile", type=click.Path(dir_okay=False), default=None,
               help="Profile whose [default] is the prior (default: the built-in defaults).")
-@click.option("--interval", type=float, default=None, help="Interval level stored in the profile (default 0.8).")
-@click.option("--json", "as_json", is_flag=True, help="Print the per-row report as JSON.")
-@click.option("--catalog", "gpu_catalog", multiple=True, type=click.Path(dir_okay=False),
-              help="Extra GPU catalog TOML the rows may name.")
-@click.option("--model-catalog", multiple=True, type=click.Path(dir_okay=False),
-              help="Extra model catalog TOML the rows may name.")
-def calibrate(measurements, out, prior_profile, interval, as_json, gpu_catalog, model_catalog):
+@option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML the rows may name.")
+@option("model_catalog", "--model-catalog", help="Extra model catalog TOML the rows may name.")
+@option("interval", "--interval", default=None, help="Interval level stored in the profile (default 0.8).")
+@output_options(out_help="Write the fitted profile TOML here.", json_help="Print the per-row report as JSON.")
+def calibrate(measurements, out, prior_profile, interval, as_json, gpu_catalog, model_catalog, quiet):
     """Fit efficiency parameters to measured rows (CSV; see simulator/measurements.py for the columns):
     per-row prediction, error and 80% interval, and a profile any command takes with --profile. How well
     the fit predicts what it did not see: `infersim validate`."""
     target = claim_output(out)
-    from simulator.calibrate import calibrate_files, stderr_progress
+    from simulator.calibrate import calibrate_files
     from simulator.intervals import DEFAULT_INTERVAL, interval_z
     interval = DEFAULT_INTERVAL if interval is None else interval
     interval_z(interval)
     header = "Efficiency profile fitted by infersim calibrate from: " + ", ".join(measurements)
-    result, text, rows = calibrate_files(list(measurements), prior_profile=prior_profile, header=header,
-                                         interval=interval, progress=stderr_progress,
-                                         gpu_catalog=gpu_catalog, model_catalog=model_catalog)
+    with Progress("calibrate", quiet=quiet) as progress:
+        result, text, rows = calibrate_files(list(measurements), prior_profile=prior_profile, header=header,
+                                             interval=interval, progress=progress,
+                                             gpu_catalog=gpu_catalog, model_catalog=model_catalog)
     if target is not None:
         target.write(text)
     if as_json:
@@ -321,20 +519,20 @@ def calibrate(measurements, out, prior_profile, interval, as_json, gpu_catalog, 
               help="Only these splits (repeatable; default: all three).")
 @click.option("--prior-profile", type=click.Path(dir_okay=False), default=None,
               help="Profile whose [default] is the prior (default: the built-in defaults).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Write the markdown report here (the shipped rows' report lives in docs/validation.md).")
-@click.option("--json", "as_json", is_flag=True, help="Print summaries and held-out rows as JSON.")
-def validate_command(measurements, splits, prior_profile, out, as_json):
+@output_options(out_help="Write the markdown report here (the shipped rows' report lives in docs/validation.md).",
+                json_help="Print summaries and held-out rows as JSON.")
+def validate_command(measurements, splits, prior_profile, out, as_json, quiet):
     """How well calibration predicts rows it never saw: leave one GPU out, leave one round out (fit v4.1,
     predict v5.1), leave one model out. Default rows: the shipped MLPerf results."""
     target = claim_output(out)
-    from simulator.calibrate import prior_from, stderr_progress
     from simulator.measurements import load_measurements
+    from simulator.calibrate import prior_from
     from simulator.validate import SPLITS, markdown, validate
     from importlib import resources
     paths = list(measurements) or [str(resources.files("simulator.catalog") / "measurements" / "mlperf.csv")]
     rows = [row for path in paths for row in load_measurements(path)]
-    results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=stderr_progress)
+    with Progress("validate", quiet=quiet) as progress:
+        results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=progress)
     if target is not None:
         target.write(markdown(results, "infersim validate " + " ".join(measurements)) + "\n")
     summaries = {split: results[split]["summary"] for split in (splits or SPLITS)}
@@ -342,8 +540,8 @@ def validate_command(measurements, splits, prior_profile, out, as_json):
         click.echo(to_json({"summaries": summaries, "node_ratios": results.get("gpu", {}).get("node_ratios", []),
                             "held_out": [{"split": h.split, "left_out": h.left_out, "row": h.spec.label,
                                           "round": h.row.round, "submitter": h.row.submitter,
-                                          "measured_tokens_per_s": h.row.output_tokens_per_s,
-                                          "predicted_tokens_per_s": h.predicted, "error_pct": 100 * h.error,
+                                          "measured_output_tokens_per_s": h.row.output_tokens_per_s,
+                                          "predicted_output_tokens_per_s": h.predicted, "error_pct": 100 * h.error,
                                           "inside_interval": h.inside}
                                          for split in (splits or SPLITS) for h in results[split]["held_out"]]}))
     else:
@@ -355,35 +553,37 @@ def validate_command(measurements, splits, prior_profile, out, as_json):
 
 @cli.command("import-runs")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "kind", required=True, type=click.Choice(["mlperf", "vllm", "inferencemax"]))
+@click.option("--format", "kind", required=True, type=RegistryChoice(import_format_names),
+              help="What the files are (infersim catalog extensions).")
 @click.option("--strict", is_flag=True, help="mlperf: results that do not map to the catalogs are an error.")
-@click.option("--model", default=None, help="vllm: the model served (catalog name or config.json).")
-@click.option("--gpu", default=None, help="vllm: the GPU the run used.")
-@click.option("--gpus", type=int, default=None, help="vllm: GPUs the run used.")
-@click.option("--tp", type=int, default=None, help="vllm: tensor-parallel degree.")
-@click.option("--ep", type=int, default=None, help="vllm: expert-parallel degree.")
-@click.option("--precision", default="fp8", show_default=True, help="vllm: deployment precision.")
-@click.option("--stack", default="vllm", show_default=True, help="vllm: software stack label.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the rows as measurement CSV.")
-def import_runs(files, kind, strict, model, gpu, gpus, tp, ep, precision, stack, out):
+@option("model", "--model", default=None, help="vllm: the model served (catalog name or config.json).")
+@option("gpu", "--gpu", default=None, help="vllm: the GPU the run used.")
+@option("gpus", "--gpus", default=None, help="vllm: GPUs the run used.")
+@option("tp", "--tp", default=None, help="vllm: tensor-parallel degree.")
+@option("ep", "--ep", default=None, help="vllm: expert-parallel degree.")
+@option("precision", "--precision", default="fp8", show_default=True, help="vllm: deployment precision.")
+@option("stack", "--stack", default="vllm", show_default=True, help="vllm: software stack label.")
+@option("out", "--out", default=None, help="Write the rows as measurement CSV.")
+def import_runs(files, kind, out, **options):
     """Turn measured runs into calibration rows: MLPerf results (submission trees with
     mlperf_log_summary.txt and systems/*.json, or summary_results.json, or folders of them), vLLM
-    benchmark_serving result JSON, InferenceMAX result JSON."""
+    benchmark_serving result JSON, InferenceMAX result JSON (formats: infersim catalog extensions)."""
+    from simulator.importers import IMPORT_FORMATS
+    ctx = click.get_current_context()
+    flags = {p.name: _long_flag(p) for p in ctx.command.params}
+    reader = IMPORT_FORMATS[kind]()
+    for name in options:
+        if name not in reader.options and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            reads = ", ".join(flags[n] for n in reader.options) or "no options"
+            raise ConfigError(f"{flags[name]}: --format {kind} does not read it (it reads {reads})")
+    for name in reader.required:
+        if options.get(name) is None:
+            raise ConfigError(f"{flags[name]}: required with --format {kind} (the result file does not say)")
     target = claim_output(out)
-    from simulator.measurements import from_inferencemax, from_vllm_benchmark, measurements_csv
-    if kind == "mlperf":
-        from simulator.mlperf_results import import_mlperf
-        report = import_mlperf(files, strict=strict)
-        rows = report.rows
-        click.echo(f"infersim: {report.summary_line()}", err=True)
-    elif kind == "vllm":
-        for name, value in (("--model", model), ("--gpu", gpu), ("--gpus", gpus)):
-            if value is None:
-                raise ConfigError(f"{name}: required with --format vllm (the result file does not say)")
-        rows = [from_vllm_benchmark(f, model=model, gpu=gpu, gpus=gpus, tp=tp, ep=ep, precision=precision, stack=stack)
-                for f in files]
-    else:
-        rows = [from_inferencemax(f) for f in files]
+    from simulator.measurements import measurements_csv
+    rows, note = reader.read(list(files), **{k: v for k, v in options.items() if k in reader.options})
+    if note:
+        click.echo(f"infersim: {note}", err=True)
     text = measurements_csv(rows)
     if target is not None:
         target.write(text)
@@ -418,7 +618,7 @@ def sweep_command(spec, out, jobs, scheduler, resume, quiet):
 @cli.command("plot")
 @click.argument("results", type=click.Path(dir_okay=False))
 @click.option("--x", "x_column", required=True, help="Column for the x axis (e.g. nodes).")
-@click.option("--y", "y_column", required=True, help="Column for the y axis (e.g. tokens_per_s).")
+@click.option("--y", "y_column", required=True, help="Column for the y axis (e.g. output_tokens_per_s).")
 @click.option("--color", default=None, help="Column whose values become separate curves (e.g. gpu).")
 @click.option("--kind", default="line", show_default=True, type=click.Choice(["line", "scatter", "pareto"]))
 @click.option("--logx", is_flag=True)
@@ -454,14 +654,15 @@ def report_command(results, out):
 
 @cli.group()
 def catalog():
-    """List the built-in catalogs (GPUs, models, scenarios)."""
+    """What infersim knows: GPUs, models, scenarios, topologies (and one topology's element names), and
+    the entries of every extension point."""
 
 
 @catalog.command("gpus")
-@click.option("--catalog", "gpu_catalog", multiple=True, type=click.Path(dir_okay=False))
+@option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML (adds or overrides).")
 @click.option("--json", "as_json", is_flag=True)
 def catalog_gpus(gpu_catalog, as_json):
-    """GPUs with their datasheet figures (dense peaks)."""
+    """GPUs with their datasheet figures (dense peaks), prices and sources."""
     from simulator.hardware import load_gpus
     rows = []
     for gpu in load_gpus(gpu_catalog).values():
@@ -470,28 +671,54 @@ def catalog_gpus(gpu_catalog, as_json):
                      "scaleup": gpu.scaleup, "scaleup_gb_per_s": gpu.scaleup_gb_per_s, "power_w": gpu.power_w,
                      "usd_per_gpu_hour_low": gpu.usd_per_gpu_hour[0], "usd_per_gpu_hour_high": gpu.usd_per_gpu_hour[1],
                      "source": gpu.source})
-    show_rows(rows, as_json, exclude=("source",))
+    show_rows(rows, as_json, notes="source")
 
 
 @catalog.command("models")
-@click.option("--model-catalog", multiple=True, type=click.Path(dir_okay=False))
+@option("model_catalog", "--model-catalog", help="Extra model catalog TOML.")
 @click.option("--json", "as_json", is_flag=True)
 def catalog_models(model_catalog, as_json):
-    """Models with derived sizes (parameters, KV bytes per token)."""
+    """Models with derived sizes (parameters, KV bytes per token) and sources."""
     from simulator.models import load_models
     rows = [{"name": m.name, "params_b": m.total_params / 1e9, "active_params_b": m.active_params_per_token / 1e9,
              "layers": m.layers, "hidden": m.hidden, "experts": m.experts, "attention": m.attention,
              "kv_bytes_per_token_fp8": m.kv_bytes_per_token("fp8"), "source": m.source}
             for m in load_models(model_catalog).values()]
-    show_rows(rows, as_json, exclude=("source",))
+    show_rows(rows, as_json, notes="source")
 
 
 @catalog.command("topologies")
 @click.option("--json", "as_json", is_flag=True)
 def catalog_topologies(as_json):
-    """Built-in topologies (parameters marked 'from GPU' come from the GPU's catalog entry)."""
+    """Built-in topologies (parameters marked 'from GPU' come from the GPU's catalog entry); one
+    topology's GPU and link names: infersim catalog topology NAME."""
     from topologies import describe_topologies
     show_rows(describe_topologies(), as_json, exclude=("description",))
+
+
+@catalog.command("topology")
+@click.argument("name", default="auto")
+@option("gpu", "--gpu", default="mi355x", show_default=True, help="Catalog GPU (its servers and NICs fill the gaps).")
+@option("gpus", "--gpus", default=8, show_default=True, help="GPUs in the cluster.")
+@option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML.")
+@click.option("--json", "as_json", is_flag=True)
+def catalog_topology(name, gpu, gpus, gpu_catalog, as_json):
+    """The GPUs, NICs, switches and links of topology NAME (catalog name or TOML file; default: the GPU's
+    own) for --gpus GPUs, with what --fail calls each GPU and link."""
+    from simulator.hardware import get_gpu
+    from simulator.plan import MAX_GPUS
+    from simulator.errors import require_number
+    from topologies import load_topology
+    from topologies.registry import describe_graph
+    require_number("--gpus", gpus, low=1, high=MAX_GPUS, integer=True)
+    nodes, links = describe_graph(load_topology(name, get_gpu(gpu, gpu_catalog), gpus))
+    if as_json:
+        click.echo(to_json({"topology": name, "gpu": gpu, "gpus": gpus, "nodes": nodes, "links": links}))
+        return
+    click.echo(f"{name} for {gpus} x {gpu}: {len(nodes)} nodes, {len(links)} links")
+    click.echo(format_table(nodes))
+    click.echo("")
+    click.echo(format_table(links))
 
 
 @catalog.command("scenarios")
@@ -502,12 +729,32 @@ def catalog_scenarios(as_json):
     show_rows([s.describe() for s in list_scenarios()], as_json, exclude=("dataset",))
 
 
-def show_rows(rows, as_json, exclude=()):
+@catalog.command("extensions")
+@click.option("--json", "as_json", is_flag=True)
+def catalog_extensions(as_json):
+    """Every extension point (batching policies, routers, arrival processes, length distributions,
+    topology builders, import formats) and what is registered at each."""
+    from simulator.extensions import extension_points
+    show_rows(extension_points(), as_json, exclude=("registry",))
+
+
+def show_rows(rows, as_json, exclude=(), notes: str | None = None):
+    """A catalog as JSON or a table; a long text column (`notes`, e.g. source) becomes numbered notes
+    printed under the table, each text once."""
     if as_json:
         click.echo(to_json(rows))
-    else:
-        columns = [c for c in rows[0] if c not in exclude] if rows else []
-        click.echo(format_table(rows, columns))
+        return
+    columns = [c for c in rows[0] if c not in exclude] if rows else []
+    texts = {}
+    if notes is not None:
+        for row in rows:
+            texts.setdefault(row.get(notes) or "", len(texts) + 1)
+        rows = [{**row, notes: f"[{texts[row.get(notes) or '']}]"} for row in rows]
+    click.echo(format_table(rows, columns))
+    if texts:
+        click.echo(f"\n{notes}s:")
+        for text, number in texts.items():
+            click.echo(f"  [{number}] {text}")
 
 
 def main(argv=None) -> None:

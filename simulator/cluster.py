@@ -188,16 +188,19 @@ class Cluster:
                 routed += 1
         return per_engine
 
-    def run_engines_alone(self, arrival_s: np.ndarray, until: float | None, watch=None) -> float:
+    def run_engines_alone(self, arrival_s: np.ndarray, until: float | None, watch=None, progress=None) -> float:
         """Engines that never interact each run their own loop over their arrivals, without SimPy, one
         after another. Returns the end time (the last engine to fall idle, or `until`); with `watch`,
-        stops at the first engine whose check finds the SLA missed for sure."""
+        stops at the first engine whose check finds the SLA missed for sure; `progress(k, n, what)` hears
+        each engine done."""
         limit = math.inf if until is None else until
         end = 0.0
-        for engine, arrivals in zip(self.engines, self.engine_arrivals(arrival_s)):
+        for done, (engine, arrivals) in enumerate(zip(self.engines, self.engine_arrivals(arrival_s)), start=1):
             if watch is not None:
                 watch.next_check_s = watch.check_every_s     # each engine's clock starts at 0
             end = max(end, run_alone(engine, arrivals, limit, watch))
+            if progress is not None:
+                progress(done, len(self.engines), "engines simulated")
             if watch is not None and watch.stopped_at_s is not None:
                 break
         return end

@@ -57,6 +57,21 @@ def watch_process(env, watch, table):
             return
 
 
+PROGRESS_TICKS = 200     # progress reports over a run of known horizon (else one per simulated second)
+
+
+def progress_process(env, progress, horizon_s: float | None):
+    """Tells `progress(simulated_s, horizon_s, "simulated s")` how far the run is, `PROGRESS_TICKS` times
+    over the horizon (held at the horizon while the last requests drain); ends by itself when nothing
+    else will happen."""
+    every_s = horizon_s / PROGRESS_TICKS if horizon_s else 1.0
+    while True:
+        yield env.timeout(every_s)
+        if env.peek() == math.inf:
+            return
+        progress(env.now if horizon_s is None else min(env.now, horizon_s), horizon_s, "simulated s")
+
+
 class SimPyDriver:
     """Runs one engine as a SimPy process: wait for work, run prompt steps, fold decode stretches (cut
     short at the next step boundary when a newcomer could join)."""

@@ -29,10 +29,10 @@ def prediction_log_sigma(profile: dict, gpu) -> float | None:
 
 
 def interval_fields(tokens_per_s: float, log_sigma: float | None, level: float = DEFAULT_INTERVAL) -> dict:
-    """tokens_per_s_low/high at `level` (central), from the calibration's log-sigma; {} without one."""
+    """output_tokens_per_s_low/high at `level` (central), from the calibration's log-sigma; {} without one."""
     if log_sigma is None:
         return {}
     z = interval_z(level)
-    return {"tokens_per_s_low": tokens_per_s * math.exp(-z * log_sigma),
-            "tokens_per_s_high": tokens_per_s * math.exp(z * log_sigma), "interval": level,
+    return {"output_tokens_per_s_low": tokens_per_s * math.exp(-z * log_sigma),
+            "output_tokens_per_s_high": tokens_per_s * math.exp(z * log_sigma), "interval": level,
             "prediction_log_sigma": log_sigma}

@@ -10,7 +10,7 @@ How a Server score is found:
   3. A later candidate is first tried at the best rate so far (+ the tolerance); if it misses, it cannot
      win and costs one run. Candidates whose Offline rate is below the best rate so far are skipped.
 
-The reported `tokens_per_s` is MLPerf's metric: completed output tokens per second of the scoring run.
+The reported `output_tokens_per_s` is MLPerf's metric: completed output tokens per second of the scoring run.
 """
 from __future__ import annotations
 
@@ -66,11 +66,11 @@ class ScenarioResult:
         summary = self.run.summary
         document = {
             "model": self.scenario.model, "scenario": self.scenario.kind, "gpu": self.run.plan["gpu"],
-            "gpus": self.run.plan["gpus"], "tokens_per_s": self.tokens_per_s, "valid": self.valid,
+            "gpus": self.run.plan["gpus"], "output_tokens_per_s": self.tokens_per_s, "valid": self.valid,
             "requests_per_s": self.requests_per_s, "ttft_p99_s": summary["ttft_p99_s"],
             "tpot_p99_s": summary["tpot_p99_s"], "ttft_p50_s": summary["ttft_p50_s"],
             "tpot_p50_s": summary["tpot_p50_s"], "ttft_limit_s": self.scenario.ttft_p99_s,
-            "tpot_limit_s": self.scenario.tpot_p99_s, "tokens_per_s_per_gpu": self.tokens_per_s / self.run.plan["gpus"],
+            "tpot_limit_s": self.scenario.tpot_p99_s, "output_tokens_per_s_per_gpu": self.tokens_per_s / self.run.plan["gpus"],
             "queries": self.queries, "evaluations": self.evaluations, "warnings": list(self.run.warnings),
         }
         if self.scenario.kind != "offline":
@@ -85,7 +85,7 @@ class ScenarioResult:
         document.update(self.cost if self.cost is not None else self.run.cost)
         document["plan"] = self.run.plan
         document["memory"] = self.run.memory
-        document["candidates"] = [{"plan": c.label, "offline_tokens_per_s": c.offline_tokens_per_s,
+        document["candidates"] = [{"plan": c.label, "offline_output_tokens_per_s": c.offline_tokens_per_s,
                                    "outcome": c.outcome} for c in self.candidates]
         return document
 
@@ -152,11 +152,13 @@ def candidate_plans(config, scenario: Scenario, pins: dict) -> tuple[list[Candid
     return fitting, rejected
 
 
-def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=None, **options) -> ScenarioResult:
+def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=None, progress=None,
+           **options) -> ScenarioResult:
     """Score a cluster in an MLPerf scenario (see the module docstring). Options are `serving_config`'s
     (model, gpu, gpus, precision="auto", ...); `tp`, `pp`, `ep`, `max_batch_size`, `max_tokens_per_step`
     given pin the plan, otherwise the best plan that fits is chosen. `rate` scores one given Poisson
-    rate instead of searching (its `valid` says whether it met the limits)."""
+    rate instead of searching (its `valid` says whether it met the limits). `progress` hears "search run
+    k of about n" (see `simulator.progress`)."""
     unknown = set(options) - set(CLUSTER_OPTIONS)
     if unknown:
         raise ConfigError(f"mlperf: unknown option {sorted(unknown)[0]!r}")
@@ -172,7 +174,8 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
         if the_scenario.kind == "offline":
             raise ConfigError("--rate: Offline queues every query at t=0; give --rate only for server or interactive")
     # a search's probes stop once they must miss the limits; a rate the user gives is run to the end
-    runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, early_stop=rate is None)
+    runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, early_stop=rate is None,
+                            progress=progress)
     found = score_scenario(runner, pins, rate)
     return replace(found, prediction_log_sigma=config.prediction_log_sigma, interval=config.interval,
                    cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd))
@@ -198,8 +201,12 @@ def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None
         bounded = [replace(c, tpot_bound_requests_per_s=runner.capacity(c.plan, within_tpot_limit=True).requests_per_s)
                    for c in estimated]
         bounded.sort(key=lambda c: -c.tpot_bound_requests_per_s)
+        # a rate search takes about six runs; each later plan usually one probe
+        runner.expected_runs = runner.evaluations + (len(bounded) if rate is not None else len(bounded) + 5)
         return _score_given_rate(runner, bounded, rate) if rate is not None else _search_server(runner, bounded)
     top = estimated[0].offline_tokens_per_s
+    runner.expected_runs = runner.evaluations + sum(c.offline_tokens_per_s >= (1 - PRUNE_MARGIN) * top
+                                                    for c in estimated)
     marked, best = [], None
     for candidate in estimated:
         if candidate.offline_tokens_per_s < (1 - PRUNE_MARGIN) * top:

@@ -223,23 +223,37 @@ def _csv_cell(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
 
 
-def format_table(rows: list[dict], columns: list[str]) -> str:
-    """Aligned text table; floats get 4 significant figures, or whole numbers with separators from 10,000."""
-    def show(value):
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
-            return f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+def format_number(value) -> str:
+    """The one way tables, summaries and progress lines print a number: from 10,000 up whole with
+    thousands separators (1,266,450), below that 4 significant figures (0.1234, 812.5); nan and inf as
+    words. Text and booleans print as they are."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    cells = [[show(row.get(c, "")) for c in columns] for row in rows]
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    if abs(value) >= 1e4:
+        return f"{value:,.0f}"
+    return str(value) if isinstance(value, int) else f"{value:.4g}"
+
+
+def format_table(rows: list[dict], columns: list[str] | None = None, indent: str = "") -> str:
+    """Aligned text table (numbers by `format_number`; text left-aligned, numbers right-aligned)."""
+    columns = columns or list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[format_number(row.get(c, "")) if row.get(c) is not None else "" for c in columns] for row in rows]
+    numeric = [all(isinstance(row.get(c), (int, float, np.generic)) or row.get(c) is None for row in rows)
+               for c in columns]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    lines = [indent + "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += [indent + "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(r, widths, numeric)).rstrip()
+              for r in cells]
     return "\n".join(lines)
 
 
 def format_summary(document: dict) -> str:
-    """Key: value lines for a single result (nested tables flattened with dots)."""
+    """Key: value lines for a single result (nested tables flattened with dots); a list of tables (plan
+    candidates, the sizes searched) as an indented table under its key; numbers by `format_number`."""
     lines = []
 
     def walk(prefix, value):
@@ -248,9 +262,13 @@ def format_summary(document: dict) -> str:
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else k, v)
+        elif isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            lines.append(f"{prefix}:")
+            lines.append(format_table(value, indent="  "))
+        elif isinstance(value, list):
+            lines.append(f"{prefix}:")
+            lines.extend(f"  {format_number(v)}" for v in value)
         else:
-            if isinstance(value, float):
-                value = "nan" if not math.isfinite(value) else f"{value:.6g}"
-            lines.append(f"{prefix:<34} {value}")
+            lines.append(f"{prefix:<34} {format_number(value)}")
     walk("", document)
     return "\n".join(lines)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from simulator.errors import ConfigError, require_number
 
-BATCHING_POLICIES = ("static", "continuous", "chunked", "disaggregated")
 MAX_GPUS = 100_000    # the largest cluster any command lays out (the topology builders' server limit x 8)
 
 

@@ -10,10 +10,14 @@ Adding an extension is one class in one file with a decorator:
 
 The CLI's choice lists, `infersim catalog` and the docs read the registry, so nothing else lists the
 names. A registry is a read-only mapping name -> class (in registration order) plus a one-line summary
-of each entry (its docstring's first line).
+of each entry (its docstring's first line). A plain function registers too, named explicitly:
+
+    @BUILDERS.register(name="nvl72")
+    def nvl72(gpus=72, ...): ...
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from simulator.errors import ConfigError
@@ -26,9 +30,12 @@ class Registry(Mapping):
         self.kind = kind
         self._entries: dict[str, type] = {}
 
-    def register(self, cls: type) -> type:
-        """Class decorator: register `cls` under its `name` attribute (a new name, or the same class again)."""
-        name = getattr(cls, "name", None)
+    def register(self, cls: type | None = None, *, name: str | None = None) -> type:
+        """Class decorator: register `cls` under its `name` attribute (a new name, or the same class again);
+        `register(name=...)` names an entry that has no `name` attribute (a builder function)."""
+        if cls is None:
+            return functools.partial(self.register, name=name)
+        name = name if name is not None else getattr(cls, "name", None)
         if not isinstance(name, str) or not name:
             raise TypeError(f"{self.kind} {cls.__qualname__}: needs a non-empty string `name`")
         existing = self._entries.get(name)
@@ -45,9 +52,8 @@ class Registry(Mapping):
             raise ConfigError(f"{field or self.kind}: {name!r} is not one of {', '.join(self._entries)}") from None
 
     def summaries(self) -> dict[str, str]:
-        """Name -> the first line of the class docstring (what `infersim catalog` and the docs show)."""
-        return {name: (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-                for name, cls in self._entries.items()}
+        """Name -> the first sentence of the entry's docstring (what `infersim catalog` and the docs show)."""
+        return {name: summary(entry) for name, entry in self._entries.items()}
 
     def __getitem__(self, name: str) -> type:
         return self._entries[name]
@@ -57,3 +63,11 @@ class Registry(Mapping):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def summary(entry) -> str:
+    """The first sentence of an object's docstring, its wrapped lines joined ('' without one)."""
+    doc = (entry.__doc__ or "").strip()
+    paragraph = " ".join(line.strip() for line in doc.split("\n\n", 1)[0].splitlines())
+    sentence, dot, _ = paragraph.partition(". ")
+    return sentence + dot.strip()

@@ -82,7 +82,7 @@ def read_result(path: str) -> ResultFile:
     header, rows = _csv_rows(path, text)
     if {"point_id", "status"} <= set(header):
         return read_sweep(path, header, rows)
-    if {"target_tokens_per_s", "gpu", "gpus", "tokens_per_s"} <= set(header):
+    if {"target_tokens_per_s", "gpu", "gpus", "output_tokens_per_s"} <= set(header):
         return read_size(path, rows)
     raise ConfigError(f"{path}: {UNKNOWN}")
 
@@ -96,9 +96,9 @@ def json_kind(document) -> str | None:
         return None
     if document.get("kind") == "pareto":
         return "pareto"
-    if "target_tokens_per_s" in document and "tokens_per_s" in document:
+    if "target_tokens_per_s" in document and "output_tokens_per_s" in document:
         return "size"
-    if {"scenario", "tokens_per_s", "valid"} <= set(document):
+    if {"scenario", "output_tokens_per_s", "valid"} <= set(document):
         return "mlperf"
     if {"requests_total", "output_tokens_per_s"} <= set(document):
         return "simulate"
@@ -138,10 +138,9 @@ def read_simulate(path: str, document: dict) -> ResultFile:
     gpu, gpus = _text(plan.get("gpu")), number(plan.get("gpus"))
     parallel = "-".join(f"{k}{plan[k]}" for k in ("tp", "pp", "ep") if number(plan.get(k)) not in (None, 1.0))
     label = f"{gpu} x{gpus_text(gpus)}" + (f" {parallel}" if parallel else "")
-    fields = dict(document, tokens_per_s=document.get("output_tokens_per_s"))
     series = f"{gpu}, {_text(plan.get('model'))}, simulate"
     _check_range(path, "plan.", plan)
-    prediction = _prediction(path, 0, "simulate", label, series, fields, gpu, gpus)
+    prediction = _prediction(path, 0, "simulate", label, series, document, gpu, gpus)
     # a run's input_tokens/output_tokens are the tokens it processed, not lengths it was given
     run = {k: v for k, v in _recorded(document).items() if k not in ("input_tokens", "output_tokens")}
     recorded = run | flatten({"plan": plan}) | flatten({"workload": document.get("workload", {})})
@@ -186,11 +185,7 @@ def read_pareto(path: str, document: dict) -> ResultFile:
         gpu, gpus = _text(point.get("gpu")), number(point.get("gpus"))
         label = (f"{gpu} x{gpus_text(gpus)} {_text(point.get('plan_label'))} "
                  f"at concurrency {_text(point.get('concurrency'))}")
-        fields = dict(point, tokens_per_s=point.get("output_tokens_per_s"),
-                      tokens_per_s_per_gpu=point.get("output_tokens_per_s_per_gpu"),
-                      tokens_per_s_per_provisioned_mw=point.get("output_tokens_per_s_per_provisioned_mw"),
-                      tokens_per_s_per_user=point.get("output_tokens_per_s_per_user"),
-                      interval=point.get("interval", document.get("interval")))
+        fields = dict(point, interval=point.get("interval", document.get("interval")))
         prediction = _prediction(path, index, "pareto", label, gpu, fields, gpu, gpus, f"points[{index}].")
         predictions.append(replace(prediction, on_front=point.get("on_front") is True))
     front = sum(1 for p in predictions if p.on_front)
@@ -212,8 +207,7 @@ def read_sweep(path: str, header: list[str], rows: list[dict]) -> ResultFile:
         gpus = number(row.get("gpus"))
         label = _values(row, varying) or f"{_text(row.get('gpu'))} x{gpus_text(gpus)}"
         series = _values(row, curve_keys) or _text(row.get("gpu"))
-        fields = dict(row, tokens_per_s=row.get("output_tokens_per_s") or row.get("tokens_per_s"))
-        predictions.append(_prediction(path, index, "sweep", label, f"{series} ({name})", fields,
+        predictions.append(_prediction(path, index, "sweep", label, f"{series} ({name})", row,
                                        _text(row.get("gpu")), gpus, f"point {row.get('point_id')}: "))
     base = {c: ok[0].get(c, "") for c in options if c not in varying} if ok else {}
     grid = {c: ", ".join(dict.fromkeys(row.get(c, "") for row in ok)) for c in varying}
@@ -235,19 +229,22 @@ READERS = {"simulate": read_simulate, "mlperf": read_mlperf, "size": read_size, 
 def _prediction(path, index, kind, label, series, fields: dict, gpu: str, gpus: float | None,
                 where: str = "") -> Prediction:
     _check_range(path, where, fields)
-    values = {name: number(fields.get(name)) for name in NUMERIC_FIELDS}
+    values = {name: number(fields.get(OUTPUT_NAMES.get(name, name))) for name in NUMERIC_FIELDS}
     if values["tokens_per_s_per_gpu"] is None and values["tokens_per_s"] is not None and gpus:
         values["tokens_per_s_per_gpu"] = values["tokens_per_s"] / gpus
     return Prediction(source=path, index=index, kind=kind, label=label, series=series, gpu=gpu, gpus=gpus,
                       **values)
 
 
+# a Prediction's throughput fields and the names results give them (every command says output_tokens_per_s...)
+OUTPUT_NAMES = {name: f"output_{name}" for name in ("tokens_per_s", "tokens_per_s_low", "tokens_per_s_high",
+                                                    "tokens_per_s_per_gpu", "tokens_per_s_per_provisioned_mw",
+                                                    "tokens_per_s_per_user")}
 NUMERIC_FIELDS = ("tokens_per_s", "tokens_per_s_low", "tokens_per_s_high", "tokens_per_s_per_gpu", "interval",
                   "ttft_p99_s", "tpot_p99_s", "usd_per_million_tokens", "usd_per_million_tokens_low",
                   "usd_per_million_tokens_high", "usd_per_hour", "usd_per_hour_low", "usd_per_hour_high",
                   "tokens_per_s_per_provisioned_mw", "tokens_per_s_per_user", "total_tokens_per_s_per_gpu")
-CHECKED_FIELDS = ("gpus", "output_tokens_per_s", "output_tokens_per_s_per_gpu", "output_tokens_per_s_per_user",
-                  "output_tokens_per_s_per_provisioned_mw", *NUMERIC_FIELDS)
+CHECKED_FIELDS = ("gpus", *(OUTPUT_NAMES.get(name, name) for name in NUMERIC_FIELDS))
 
 
 def _check_range(path: str, where: str, fields: dict) -> None:

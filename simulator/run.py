@@ -21,7 +21,7 @@ from simulator.cluster import Cluster
 from simulator.costmodel import StepCost
 from simulator.drop_reasons import CLUSTER_DOWN, UNFINISHED
 from simulator.early_stop import SLAMissWatch
-from simulator.engine_loop import watch_process
+from simulator.engine_loop import progress_process, watch_process
 from simulator.errors import ConfigError, require_number
 from simulator.hardware import Efficiency, GPUSpec
 from simulator.intervals import DEFAULT_INTERVAL
@@ -130,7 +130,9 @@ def independent(config: ServingConfig) -> bool:
     return config.router == "round-robin" and not BATCHING[config.batching].pools and not config.failures
 
 
-def _run_env(cluster: "Cluster", config: ServingConfig) -> float:
+def _run_env(cluster: "Cluster", config: ServingConfig, progress=None, horizon_s: float | None = None) -> float:
+    if progress is not None:
+        cluster.env.process(progress_process(cluster.env, progress, horizon_s))
     if config.max_time_s is not None:
         cluster.env.run(until=config.max_time_s)
     else:
@@ -148,7 +150,7 @@ def representative_ok(config: ServingConfig, workload) -> bool:
 
 def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = None,
              representative: bool = False, record_steps: bool = False, fast: bool = True, jobs: int = 1,
-             stop_when_missed: SLA | None = None) -> Result:
+             stop_when_missed: SLA | None = None, progress=None) -> Result:
     """Run `workload` (arrays `arrival_s`, `input_tokens`, `output_tokens`, or ClosedLoopRequests)
     on the cluster `config` describes. `step_cost` replaces the cost model (tests use hand-set step times).
 
@@ -160,10 +162,12 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     `jobs`: on that fast path, groups of engines run in `jobs` processes (the same result); elsewhere the
     run stays in one process and the result's warnings say why.
     `stop_when_missed`: stop as soon as the run's p99s must miss this SLA (`early_stop`); the summary then
-    says `stopped_early_s` and the requests left count as unfinished (a rate search's probes use it)."""
+    says `stopped_early_s` and the requests left count as unfinished (a rate search's probes use it).
+    `progress(done, total, what)`: told the simulated seconds as a SimPy run advances (total: the last
+    arrival, None for closed-loop users), or the engines done on the no-SimPy path."""
     check_jobs(jobs)
     if isinstance(workload, ChunkedWorkload):
-        return _simulate_streaming(config, workload, step_cost, jobs)
+        return _simulate_streaming(config, workload, step_cost, jobs, progress)
     simulated = None
     if isinstance(workload, ClosedLoopRequests):
         count = len(workload.input_tokens)
@@ -197,14 +201,14 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     if isinstance(workload, ClosedLoopRequests):
         cluster.start_engines()
         cluster.env.process(feed.ClosedLoopUsers(cluster, workload.arrival, len(table)).start())
-        end_s = _run_env(cluster, config)
+        end_s = _run_env(cluster, config, progress, None)
     elif fast and independent(config):
         end_s = (run_engines_in_processes(cluster, arrival, config.max_time_s, jobs) if jobs > 1 and watch is None
-                 else cluster.run_engines_alone(arrival, config.max_time_s, watch))
+                 else cluster.run_engines_alone(arrival, config.max_time_s, watch, progress))
     else:
         cluster.start_engines()
         cluster.env.process(feed.open_loop(cluster, arrival))
-        end_s = _run_env(cluster, config)
+        end_s = _run_env(cluster, config, progress, float(arrival[-1]))
     cluster.end_s = end_s
     arrays = table.arrays()
     unfinished = np.flatnonzero(~np.isfinite(arrays["finish_s"]))
@@ -224,7 +228,8 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     return _result(config, cluster, summary, arrays, dropped, by_reason, int(arrays["preemptions"].sum()), notes)
 
 
-def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step_cost, jobs: int = 1) -> Result:
+def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step_cost, jobs: int = 1,
+                        progress=None) -> Result:
     """A long open-loop run in bounded memory: arrivals drawn chunk by chunk, finished requests folded
     into histograms (see StreamingTable). Percentiles are histogram-based; no per-request arrays."""
     chunks = iter(workload.chunks())
@@ -236,7 +241,7 @@ def _simulate_streaming(config: ServingConfig, workload: "ChunkedWorkload", step
     cluster = Cluster(config, table, min(typical, config.model.max_context), step_cost)
     cluster.start_engines()
     cluster.env.process(feed.open_loop_chunks(cluster, itertools.chain([first], chunks)))
-    cluster.end_s = _run_env(cluster, config)
+    cluster.end_s = _run_env(cluster, config, progress, None)
     summary = table.summary()
     for q in (50, 90, 99):
         summary[f"itl_p{q}_s"] = cluster.itl.percentile(q)

@@ -85,8 +85,10 @@ class ScenarioRunner:
 
     def __init__(self, config, scenario: Scenario, usd_per_gpu_hour=None, duration_s=None, queries=None,
                  step_cost=None, output_tokens_mean: float | None = None, exact: bool = False,
-                 record_steps: bool = False, early_stop: bool = False):
+                 record_steps: bool = False, early_stop: bool = False, progress=None):
         self.config, self.scenario, self.usd = config, scenario, usd_per_gpu_hour
+        self.progress = progress          # told "run k of about n" before each run (see simulator.progress)
+        self.expected_runs = None         # the search's estimate of its run count, once it has one
         self.step_cost = step_cost      # tests replace the cost model with hand-set step times
         if duration_s is not None:
             require_number("--duration", duration_s, low=1, high=1e6)
@@ -111,6 +113,9 @@ class ScenarioRunner:
         return self.scenario.requests(count, rate_per_s, self.config.seed, self.output_tokens_mean)
 
     def _run(self, config, requests: Requests, info: dict, sla: SLA | None = None) -> RunResult:
+        if self.progress is not None:
+            expected = max(self.expected_runs or 0, self.evaluations + 1)
+            self.progress(self.evaluations + 1, expected, "search runs", approximate=True)
         result = run_config(config, requests, self.usd, info, self.step_cost, representative=self.representative,
                             record_steps=self.record_steps, stop_when_missed=sla)
         self.evaluations += 1

@@ -49,19 +49,19 @@ class SizeResult:
             "model": self.run.plan["model"], "scenario": self.node_score.scenario.kind, "gpu": self.gpu,
             "gpus": self.gpus, "nodes": self.nodes, "gpus_per_node": self.gpus_per_node,
             "replicas": self.run.plan["replicas"], "target_tokens_per_s": self.target_tokens_per_s,
-            "tokens_per_s": self.tokens_per_s, "tokens_per_s_per_gpu": self.tokens_per_s / self.gpus,
+            "output_tokens_per_s": self.tokens_per_s, "output_tokens_per_s_per_gpu": self.tokens_per_s / self.gpus,
             "ttft_p99_s": summary["ttft_p99_s"], "tpot_p99_s": summary["tpot_p99_s"],
             "ttft_limit_s": self.node_score.scenario.ttft_p99_s, "tpot_limit_s": self.node_score.scenario.tpot_p99_s,
-            "node_tokens_per_s": self.node_score.tokens_per_s, "evaluations": self.evaluations,
+            "node_output_tokens_per_s": self.node_score.tokens_per_s, "evaluations": self.evaluations,
         }
         if self.confidence is not None:
             document["confidence"] = self.confidence
-            document["sized_for_tokens_per_s"] = self.sized_for_tokens_per_s
+            document["sized_for_output_tokens_per_s"] = self.sized_for_tokens_per_s
         document.update(interval_fields(self.tokens_per_s, self.node_score.prediction_log_sigma,
                                         self.node_score.interval))
         document.update(self.cost)
         document["plan"] = self.run.plan
-        document["searched_gpus"] = [{"gpus": gpus, "tokens_per_s": value} for gpus, value in self.history]
+        document["searched_gpus"] = [{"gpus": gpus, "output_tokens_per_s": value} for gpus, value in self.history]
         return document
 
     def row(self) -> dict:
@@ -72,7 +72,7 @@ class SizeResult:
 
 
 def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=None, queries=None,
-         node_gpus: int | None = None, confidence: float | None = None, **options) -> SizeResult:
+         node_gpus: int | None = None, confidence: float | None = None, progress=None, **options) -> SizeResult:
     """Fewest GPUs of one kind reaching `target_tokens_per_s` in `scenario` (see the module docstring).
     Options are `serving_config`'s except `gpus`; plan pins (tp, pp, ep, max_batch_size) skip the
     node-level plan search.
@@ -80,7 +80,9 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
     `confidence` (e.g. 0.9): the fewest GPUs that reach the target with that probability under the
     calibration's uncertainty. A calibration error scales the whole cluster's speed by a lognormal
     factor f (log-sigma from the profile's fit); the real cluster serves the target when the nominal one
-    serves target / f, so with probability `confidence` when sized for target x exp(z sigma)."""
+    serves target / f, so with probability `confidence` when sized for target x exp(z sigma).
+
+    `progress` (see `simulator.progress`) hears the node's search runs, then the cluster sizes tried."""
     require_number("--target-tokens-per-s", target_tokens_per_s, low=0, low_inclusive=False, high=1e12)
     if confidence is not None:
         require_number("--confidence", confidence, low=0.5, high=0.999)
@@ -94,7 +96,7 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
     per_node = node_gpus if node_gpus is not None else min(probe.gpu.gpus_per_server, 8)
     require_number("--node-gpus", per_node, low=1, high=1024, integer=True)
     node = mlperf(scenario=scenario, duration_s=duration_s, queries=queries, gpus=per_node,
-                  usd_per_gpu_hour=usd, **base_options, **pins)
+                  usd_per_gpu_hour=usd, progress=progress, **base_options, **pins)
     plan = node.run.plan
     gpus_per_replica = plan["gpus_per_replica"]
     replica_pins = {"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"], "max_batch_size": plan["max_batch_size"],
@@ -120,7 +122,14 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
                               f"{probe.gpu.name} can serve in {scenario} (at most about {ceiling:.3g} tokens/s, "
                               f"{per_gpu:.4g} per GPU on the best plan for one node)")
 
+    tried = []
+    about = 3 + max(1, min(estimate, max_replicas) // 16).bit_length()     # bracket, then bisect
+
     def evaluate(replicas: int):
+        tried.append(replicas)
+        if progress is not None:
+            progress(len(tried), max(about, len(tried)), f"cluster sizes simulated (now {replicas * gpus_per_replica:,} "
+                     f"GPUs)", approximate=True)
         config = resolve_config({**base_options, "gpus": replicas * gpus_per_replica}, replica_pins)
         runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, early_stop=True)
         if the_scenario.kind == "offline":

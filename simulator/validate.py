@@ -54,7 +54,7 @@ def _predict_held_out(split_fit: Fit, specs, progress=None) -> dict:
     parameters, theta = split_fit.parameters, split_fit.theta
     for k, spec in enumerate(specs):
         if progress:
-            progress(f"predicting held-out rows {k + 1}/{len(specs)}")
+            progress(k + 1, len(specs), "held-out rows predicted")
         model = split_fit.models[spec]
         member = split_fit.membership(spec)
         indices = parameters.indices(member)
@@ -86,13 +86,14 @@ def run_split(base: Fit, split: str, progress=None) -> list[HeldOut]:
     """One split's held-out predictions; models (and their anchors) are shared with `base`."""
     rows = base.rows
     held = []
-    for key, indices in sorted(_groups(rows, split).items()):
+    groups = sorted(_groups(rows, split).items())
+    for number, (key, indices) in enumerate(groups, start=1):
         left = set(indices)
         train = [r for i, r in enumerate(rows) if i not in left]
         if not train:
             continue
         if progress:
-            progress(f"{split} split: fitting without {key} ({len(indices)} rows held out)")
+            progress(number, len(groups), f"{split} split fits (without {key}: {len(indices)} rows held out)")
         # the held-out rows' models stay in the shared dict, re-anchored at the split's efficiencies
         split_fit = fit(train, base.parameters.prior, models=base.models, theta0=base.theta, reanchor=False,
                         gpu_catalog=base.gpu_catalog)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import networkx as nx
 
 from simulator.errors import ConfigError, require_choice, require_number
+from simulator.registry import Registry
+
+BUILDERS = Registry("topology builder")     # a topology file's `builder = NAME`; `infersim catalog extensions`
 
 SERVER_KINDS = ("nvswitch", "mesh", "nvl72")
 FABRICS = ("rail", "fat-tree")
@@ -35,6 +38,7 @@ def _add_gpus(graph: nx.Graph, first_gpu: int, gpus: int, server: int) -> list[s
     return names
 
 
+@BUILDERS.register(name="nvswitch_server")
 def nvswitch_server(gpus: int = 8, nvlink_gb_per_s: float = 450.0, latency_us: float = NVLINK_LATENCY_US,
                     server: int = 0, first_gpu: int = 0, graph: nx.Graph | None = None,
                     in_network_reduction: bool = True) -> nx.Graph:
@@ -57,6 +61,7 @@ def nvswitch_server(gpus: int = 8, nvlink_gb_per_s: float = 450.0, latency_us: f
     return graph
 
 
+@BUILDERS.register(name="mesh_server")
 def mesh_server(gpus: int = 8, link_gb_per_s: float = 76.8, latency_us: float = MESH_LATENCY_US,
                 server: int = 0, first_gpu: int = 0, graph: nx.Graph | None = None) -> nx.Graph:
     """AMD Infinity Fabric full mesh: one direct link per GPU pair (a ring sees one link's bandwidth).
@@ -75,6 +80,7 @@ def mesh_server(gpus: int = 8, link_gb_per_s: float = 76.8, latency_us: float = 
     return graph
 
 
+@BUILDERS.register(name="nvl72")
 def nvl72(gpus: int = 72, nvlink_gb_per_s: float = 900.0, latency_us: float = NVLINK_LATENCY_US,
           server: int = 0, first_gpu: int = 0, graph: nx.Graph | None = None) -> nx.Graph:
     """One NVLink domain of up to 72 GPUs. The 18 NVLink switch trays act as one non-blocking switch, so
@@ -84,6 +90,7 @@ def nvl72(gpus: int = 72, nvlink_gb_per_s: float = 900.0, latency_us: float = NV
     return graph
 
 
+@BUILDERS.register(name="cluster")
 def cluster(servers: int = 1, server_kind: str = "nvswitch", gpus_per_server: int = 8,
             scaleup_gb_per_s: float = 900.0, scaleup_links: int = 0, nic_gbps: float = 400.0,
             oversubscription: float = 1.0, fabric: str = "rail", servers_per_leaf: int = 4,
@@ -149,9 +156,6 @@ def cluster(servers: int = 1, server_kind: str = "nvswitch", gpus_per_server: in
             graph.add_edge(leaf, f"spine{k}", bandwidth_gb_per_s=uplink_total / spine_count,
                            latency_us=switch_latency_us)
     return graph
-
-
-BUILDERS = {"cluster": cluster, "nvswitch_server": nvswitch_server, "mesh_server": mesh_server, "nvl72": nvl72}
 
 
 def gpus_of(graph: nx.Graph) -> list[str]:

@@ -1,5 +1,11 @@
 """Arrival processes: when requests arrive. Open-loop processes draw all times up front (vectorised);
-a closed loop is only a spec, since a user's next request depends on when the previous one finishes."""
+a closed loop is only a spec, since a user's next request depends on when the previous one finishes.
+
+Each process is a small frozen dataclass registered in `ARRIVALS` under its `name` (a workload file's
+`[arrival] kind`); `parameters` are the keys its table takes. A process whose parameters include
+`rate_per_s` is open-loop and rate-driven, so it is also a choice of `--arrival` (with `--rate`, and
+`--cv` where it takes `cv`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,11 +13,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulator.errors import require_number
+from simulator.registry import Registry
+
+ARRIVALS = Registry("arrival process")
 
 
+@ARRIVALS.register
 @dataclass(frozen=True)
 class Poisson:
     """Exponential gaps at `rate_per_s`."""
+    name = "poisson"
+    parameters = ("rate_per_s",)
+
     rate_per_s: float
 
     def __post_init__(self):
@@ -21,10 +34,14 @@ class Poisson:
         return np.cumsum(rng.exponential(1.0 / self.rate_per_s, count))
 
 
+@ARRIVALS.register
 @dataclass(frozen=True)
 class Gamma:
     """Gamma-distributed gaps with mean 1/rate and coefficient of variation `cv` (cv = 1 is Poisson;
     cv > 1 is bursty): shape k = 1/cv^2, scale = cv^2/rate."""
+    name = "gamma"
+    parameters = ("rate_per_s", "cv")
+
     rate_per_s: float
     cv: float
 
@@ -37,9 +54,13 @@ class Gamma:
         return np.cumsum(rng.gamma(shape, 1.0 / (self.rate_per_s * shape), count))
 
 
+@ARRIVALS.register
 @dataclass(frozen=True)
 class Constant:
     """Evenly spaced arrivals, the first at 1/rate."""
+    name = "constant"
+    parameters = ("rate_per_s",)
+
     rate_per_s: float
 
     def __post_init__(self):
@@ -49,19 +70,27 @@ class Constant:
         return np.arange(1, count + 1, dtype=float) / self.rate_per_s
 
 
+@ARRIVALS.register
 @dataclass(frozen=True)
 class Offline:
     """Everything queued at t = 0 (MLPerf Offline)."""
+    name = "offline"
+    parameters = ()
+
     rate_per_s: float = float("inf")
 
     def times(self, count: int, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(count)
 
 
+@ARRIVALS.register
 @dataclass(frozen=True)
 class ClosedLoop:
     """`users` concurrent users; each sends its next request `think_time_s` after the previous one
     finishes (how vLLM's benchmark with max concurrency and InferenceMAX runs measure)."""
+    name = "closed-loop"
+    parameters = ("users", "think_time_s")
+
     users: int
     think_time_s: float = 0.0
 
@@ -70,4 +99,6 @@ class ClosedLoop:
         require_number("arrival.think_time_s", self.think_time_s, low=0, high=1e6)
 
 
-ARRIVALS = {"poisson": Poisson, "gamma": Gamma, "constant": Constant, "offline": Offline, "closed-loop": ClosedLoop}
+def rate_driven() -> list[str]:
+    """Processes `--arrival` offers: open loop, driven by a request rate."""
+    return [name for name, cls in ARRIVALS.items() if "rate_per_s" in cls.parameters]

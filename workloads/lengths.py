@@ -1,4 +1,9 @@
-"""Token-length distributions for prompts and outputs: fixed, uniform, lognormal, empirical."""
+"""Token-length distributions for prompts and outputs: fixed, uniform, lognormal, empirical.
+
+Each distribution is a frozen dataclass registered in `LENGTHS` under its `name` (a workload file's
+`kind`); it says which table keys it takes (`keys`), how it reads a table (`from_table`) and, after
+`flag_prefix:`, the command-line form (`from_flag`, described by `flag_syntax`).
+"""
 from __future__ import annotations
 
 import csv
@@ -8,12 +13,26 @@ from pathlib import Path
 import numpy as np
 
 from simulator.errors import ConfigError, excerpt, require_number
+from simulator.registry import Registry
 
 MAX_TOKENS = 10_000_000
+LENGTHS = Registry("length distribution")
 
 
+def _resolve(path, base_dir: Path | None) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() or base_dir is None else base_dir / path
+
+
+@LENGTHS.register
 @dataclass(frozen=True)
 class Fixed:
+    """Every request the same length: `tokens`."""
+    name = "fixed"
+    keys = ("tokens",)
+    flag_prefix = "fixed"
+    flag_syntax = "N"
+
     tokens: int
 
     def __post_init__(self):
@@ -30,9 +49,24 @@ class Fixed:
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
         return np.full(count, self.tokens, dtype=np.int64)
 
+    @classmethod
+    def from_table(cls, table: dict, base_dir: Path | None = None) -> "Fixed":
+        return cls(table.get("tokens"))
 
+    @classmethod
+    def from_flag(cls, args: str) -> "Fixed":
+        return cls(_whole("tokens", args))
+
+
+@LENGTHS.register
 @dataclass(frozen=True)
 class Uniform:
+    """Whole numbers drawn uniformly from `low` to `high` inclusive."""
+    name = "uniform"
+    keys = ("low", "high")
+    flag_prefix = "uniform"
+    flag_syntax = "uniform:LOW,HIGH"
+
     low: int
     high: int
 
@@ -51,11 +85,28 @@ class Uniform:
     def sample(self, count, rng):
         return rng.integers(self.low, self.high + 1, count, dtype=np.int64)
 
+    @classmethod
+    def from_table(cls, table: dict, base_dir: Path | None = None) -> "Uniform":
+        return cls(table.get("low"), table.get("high"))
 
+    @classmethod
+    def from_flag(cls, args: str) -> "Uniform":
+        parts = args.split(",")
+        if len(parts) != 2:
+            raise ValueError(args)
+        return cls(_whole("low", parts[0]), _whole("high", parts[1]))
+
+
+@LENGTHS.register
 @dataclass(frozen=True)
 class LogNormal:
     """Lognormal with the given mean and coefficient of variation (of the untruncated distribution),
     rounded and clipped to [low, high]."""
+    name = "lognormal"
+    keys = ("mean", "cv", "low", "high")
+    flag_prefix = "lognormal"
+    flag_syntax = "lognormal:MEAN,CV[,LOW,HIGH]"
+
     mean_tokens: float
     cv: float
     low: int = 1
@@ -81,10 +132,28 @@ class LogNormal:
         values = np.rint(rng.lognormal(mu, np.sqrt(sigma2), count))
         return np.clip(values, self.low, self.high).astype(np.int64)
 
+    @classmethod
+    def from_table(cls, table: dict, base_dir: Path | None = None) -> "LogNormal":
+        return cls(table.get("mean"), table.get("cv"), table.get("low", 1), table.get("high", MAX_TOKENS))
 
+    @classmethod
+    def from_flag(cls, args: str) -> "LogNormal":
+        parts = args.split(",")
+        if len(parts) not in (2, 4):
+            raise ValueError(args)
+        bounds = [_whole(name, part) for name, part in zip(("low", "high"), parts[2:])]
+        return cls(float(parts[0]), float(parts[1]), *bounds)
+
+
+@LENGTHS.register
 @dataclass(frozen=True)
 class Empirical:
     """Lengths drawn from observed values with weights (a histogram of a real dataset)."""
+    name = "empirical"
+    keys = ("file", "values", "weights")
+    flag_prefix = "file"
+    flag_syntax = "file:PATH"
+
     values: tuple
     weights: tuple = field(default=())
 
@@ -112,6 +181,16 @@ class Empirical:
     def sample(self, count, rng):
         w = np.asarray(self.weights or [1.0] * len(self.values), dtype=float)
         return rng.choice(np.asarray(self.values, dtype=np.int64), size=count, p=w / w.sum())
+
+    @classmethod
+    def from_table(cls, table: dict, base_dir: Path | None = None) -> "Empirical":
+        if "file" in table:
+            return cls.from_file(_resolve(table["file"], base_dir))
+        return cls(tuple(table.get("values", ())), tuple(table.get("weights", ())))
+
+    @classmethod
+    def from_flag(cls, args: str) -> "Empirical":
+        return cls.from_file(args)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Empirical":
@@ -191,53 +270,44 @@ class Rescaled:
 
 
 def lengths_from_dict(where: str, table: dict, base_dir: Path | None = None):
-    """`{kind = "fixed", tokens = 128}`, `{kind = "uniform", low, high}`, `{kind = "lognormal", mean, cv,
-    low, high}`, `{kind = "empirical", file = "lengths.csv"}` or `{kind = "empirical", values, weights}`."""
+    """A length table: `kind` names a registered distribution (`fixed`, `uniform`, `lognormal`, `empirical`,
+    ...) and the other keys are its `keys`: `{kind = "fixed", tokens = 128}`, `{kind = "uniform", low, high}`,
+    `{kind = "lognormal", mean, cv, low, high}`, `{kind = "empirical", file = "lengths.csv"}` or
+    `{kind = "empirical", values, weights}`."""
     from simulator.errors import reject_unknown_keys, require_choice
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table with a 'kind' key")
-    kind = require_choice(f"{where}.kind", table.get("kind"), ("fixed", "uniform", "lognormal", "empirical"))
-    allowed = {"fixed": ("tokens",), "uniform": ("low", "high"), "lognormal": ("mean", "cv", "low", "high"),
-               "empirical": ("file", "values", "weights")}[kind]
-    reject_unknown_keys(where, {k: v for k, v in table.items() if k != "kind"}, allowed)
+    kind = require_choice(f"{where}.kind", table.get("kind"), LENGTHS)
+    cls = LENGTHS[kind]
+    reject_unknown_keys(where, {k: v for k, v in table.items() if k != "kind"}, cls.keys)
     try:
-        if kind == "fixed":
-            return Fixed(table.get("tokens"))
-        if kind == "uniform":
-            return Uniform(table.get("low"), table.get("high"))
-        if kind == "lognormal":
-            return LogNormal(table.get("mean"), table.get("cv"), table.get("low", 1), table.get("high", MAX_TOKENS))
-        if "file" in table:
-            path = Path(table["file"])
-            return Empirical.from_file(path if path.is_absolute() or base_dir is None else base_dir / path)
-        return Empirical(tuple(table.get("values", ())), tuple(table.get("weights", ())))
+        return cls.from_table(table, base_dir)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def length_flag_forms() -> list[str]:
+    """The command-line forms of every registered distribution ('N', 'uniform:LOW,HIGH', ...)."""
+    return [cls.flag_syntax for cls in LENGTHS.values()]
+
+
 def parse_length_flag(where: str, text: str):
-    """CLI form: '128' (fixed), 'uniform:64,512', 'lognormal:MEAN,CV[,LOW,HIGH]', 'file:PATH'."""
+    """CLI form: 'N' (fixed) or PREFIX:ARGS of a registered distribution ('uniform:64,512',
+    'lognormal:MEAN,CV[,LOW,HIGH]', 'file:PATH')."""
     text = str(text).strip()
     try:
         if ":" not in text:
-            return Fixed(_whole("tokens", text))
-        kind, args = text.split(":", 1)
-        if kind == "file":
-            return Empirical.from_file(args)
-        parts = args.split(",")
-        if kind == "uniform" and len(parts) == 2:
-            return Uniform(_whole("low", parts[0]), _whole("high", parts[1]))
-        if kind == "lognormal" and len(parts) in (2, 4):
-            bounds = [_whole(name, part) for name, part in zip(("low", "high"), parts[2:])]
-            return LogNormal(float(parts[0]), float(parts[1]), *bounds)
-        if kind == "fixed" and len(parts) == 1:
-            return Fixed(_whole("tokens", parts[0]))
+            return Fixed.from_flag(text)
+        prefix, args = text.split(":", 1)
+        for cls in LENGTHS.values():
+            if cls.flag_prefix == prefix:
+                return cls.from_flag(args)
     except ConfigError as exc:     # a subclass of ValueError: must come first
         raise ConfigError(f"{where}: {exc}") from None
     except ValueError:
         pass
-    raise ConfigError(f"{where}: {excerpt(text, 40)} is not N, uniform:LOW,HIGH, lognormal:MEAN,CV[,LOW,HIGH] or "
-                      f"file:PATH")
+    forms = length_flag_forms()
+    raise ConfigError(f"{where}: {excerpt(text, 40)} is not {', '.join(forms[:-1])} or {forms[-1]}")
 
 
 def _whole(name: str, text: str) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 
 from simulator.catalog_io import read_toml
 from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
-from workloads.arrivals import ARRIVALS, ClosedLoop, Constant, Gamma, Offline, Poisson
+from workloads.arrivals import ARRIVALS, ClosedLoop, Offline, rate_driven
 from workloads.lengths import Fixed, lengths_from_dict, parse_length_flag
 from workloads.requests import Requests
 from workloads.traces import load_trace
@@ -111,8 +111,7 @@ class WorkloadSpec:
     def describe(self) -> dict:
         if self.trace is not None:
             return {"trace": str(self.trace)}
-        arrival = {"kind": next(k for k, v in ARRIVALS.items() if isinstance(self.arrival, v)),
-                   **{k: v for k, v in vars(self.arrival).items()}}
+        arrival = {"kind": self.arrival.name, **{k: v for k, v in vars(self.arrival).items()}}
         if arrival["kind"] == "offline":
             arrival.pop("rate_per_s", None)
         return {"arrival": arrival, "input_tokens_mean": self.input_lengths.mean,
@@ -134,8 +133,7 @@ class WorkloadSpec:
             raise ConfigError(f"{where}: [arrival] must be a table")
         kind = require_choice(f"{where}: arrival.kind", arrival_table.get("kind"), ARRIVALS)
         params = {k: v for k, v in arrival_table.items() if k != "kind"}
-        allowed = {"poisson": ("rate_per_s",), "gamma": ("rate_per_s", "cv"), "constant": ("rate_per_s",),
-                   "offline": (), "closed-loop": ("users", "think_time_s")}[kind]
+        allowed = ARRIVALS[kind].parameters
         reject_unknown_keys(f"{where}: [arrival]", params, allowed)
         try:
             arrival = ARRIVALS[kind](**params)
@@ -173,8 +171,9 @@ class WorkloadSpec:
             raise ConfigError("--think-time: only with --users (a closed loop)")
         if arrival != "poisson" and rate is None:
             raise ConfigError(f"--arrival: {arrival} arrivals need --rate")
-        if cv != 1.0 and arrival != "gamma":
-            raise ConfigError("--cv: only with --arrival gamma")
+        with_cv = [name for name in rate_driven() if "cv" in ARRIVALS[name].parameters]
+        if cv != 1.0 and arrival not in with_cv:
+            raise ConfigError(f"--cv: only with --arrival {' or '.join(with_cv)}")
         if modes == 0:
             raise ConfigError("workload: give --rate R (open loop), --offline or --users N (closed loop)")
         if offline:
@@ -182,10 +181,10 @@ class WorkloadSpec:
         elif users is not None:
             process = ClosedLoop(users=users, think_time_s=think_time_s)
         else:
-            require_choice("--arrival", arrival, ("poisson", "gamma", "constant"))
+            require_choice("--arrival", arrival, rate_driven())
             require_number("--rate", rate, low=0, low_inclusive=False, high=1e9)
-            process = {"poisson": lambda: Poisson(rate), "gamma": lambda: Gamma(rate, cv),
-                       "constant": lambda: Constant(rate)}[arrival]()
+            kind = ARRIVALS[arrival]
+            process = kind(rate_per_s=rate, **({"cv": cv} if "cv" in kind.parameters else {}))
         if (offline or users is not None) and requests is None:
             raise ConfigError("--requests: needed with --offline or --users")
         if rate is not None and requests is None and duration_s is None:

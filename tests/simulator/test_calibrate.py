@@ -97,8 +97,8 @@ def test_profile_round_trip_reproduces_fitted_efficiencies(full_fit, tmp_path):
 def test_interval_fields_arithmetic():
     """80% central interval: z = 1.2816; sigma 0.1 gives x exp(-0.12816) = 0.8797 and x 1.1367."""
     fields = interval_fields(1000.0, 0.1, 0.8)
-    assert fields["tokens_per_s_low"] == pytest.approx(879.72, rel=1e-4)
-    assert fields["tokens_per_s_high"] == pytest.approx(1136.74, rel=1e-4)
+    assert fields["output_tokens_per_s_low"] == pytest.approx(879.72, rel=1e-4)
+    assert fields["output_tokens_per_s_high"] == pytest.approx(1136.74, rel=1e-4)
     assert interval_fields(1000.0, None) == {}
 
 
@@ -162,4 +162,4 @@ def test_cli_calibrate_then_simulate_with_interval(tmp_path, capsys):
     main(["simulate", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1", "--rate", "2", "--requests", "50",
           "--profile", str(profile), "--json"])
     document = json.loads(capsys.readouterr().out)
-    assert document["tokens_per_s_low"] < document["output_tokens_per_s"] < document["tokens_per_s_high"]
+    assert document["output_tokens_per_s_low"] < document["output_tokens_per_s"] < document["output_tokens_per_s_high"]

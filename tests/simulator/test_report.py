@@ -134,11 +134,11 @@ def expected_points(results: dict[str, Path]) -> list[tuple[str, float, float]]:
     simulate = json.loads(results["simulate"].read_text())
     points.append((str(results["simulate"]), simulate["plan"]["gpus"], simulate["output_tokens_per_s"]))
     mlperf = json.loads(results["mlperf"].read_text())
-    points.append((str(results["mlperf"]), mlperf["gpus"], mlperf["tokens_per_s"]))
-    points += [(str(results["size"]), r["gpus"], r["tokens_per_s"]) for r in json.loads(results["size"].read_text())]
+    points.append((str(results["mlperf"]), mlperf["gpus"], mlperf["output_tokens_per_s"]))
+    points += [(str(results["size"]), r["gpus"], r["output_tokens_per_s"]) for r in json.loads(results["size"].read_text())]
     with open(results["sweep"], newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["status"] == "ok"]
-    points += [(str(results["sweep"]), float(r["gpus"]), float(r["tokens_per_s"])) for r in rows]
+    points += [(str(results["sweep"]), float(r["gpus"]), float(r["output_tokens_per_s"])) for r in rows]
     return points
 
 
@@ -166,8 +166,8 @@ def test_page_holds_every_scaling_point_with_its_interval(results, page):
             assert len(found) == 1, (chart_id, source, gpus, tokens)
     mlperf = json.loads(results["mlperf"].read_text())
     mark = next(m for m in parsed.marks["scaling-tokens"] if m["data-source"] == str(results["mlperf"]))
-    assert float(mark["data-low"]) == mlperf["tokens_per_s_low"]
-    assert float(mark["data-high"]) == mlperf["tokens_per_s_high"]
+    assert float(mark["data-low"]) == mlperf["output_tokens_per_s_low"]
+    assert float(mark["data-high"]) == mlperf["output_tokens_per_s_high"]
 
 
 def test_page_holds_every_pareto_point(page):
@@ -206,7 +206,7 @@ def test_cost_and_interval_tables_hold_every_prediction(results, page):
     row = next(r for r in parsed.rows["intervals"] if r["data-source"] == str(results["mlperf"]))
     assert row["data-kind"] == "mlperf"
     interval_text = " ".join(parsed.text["intervals"])
-    low, high = mlperf["tokens_per_s_low"], mlperf["tokens_per_s_high"]
+    low, high = mlperf["output_tokens_per_s_low"], mlperf["output_tokens_per_s_high"]
     as_tables_print = [f"{v:,.0f}" if v >= 1e4 else f"{v:.4g}" for v in (low, high)]   # output.format_table's rule
     assert " – ".join(as_tables_print) in interval_text
     assert f"{100 * mlperf['interval']:g}%" in interval_text
@@ -241,11 +241,15 @@ def test_configuration_and_version_shown_or_not_recorded(results, tmp_path):
     document["infersim_version"] = "9.8.7"
     recorded = tmp_path / "with_config.json"
     recorded.write_text(json.dumps(document))
-    parsed = Page.parse(build_report([str(recorded), str(results["mlperf"])]))
+    bare = {k: v for k, v in json.loads(results["mlperf"].read_text()).items()
+            if k not in ("config", "infersim_version")}            # a result from before run files
+    unrecorded = tmp_path / "mlperf_bare.json"
+    unrecorded.write_text(json.dumps(bare))
+    parsed = Page.parse(build_report([str(recorded), str(unrecorded)]))
     text = "".join(parsed.text["configuration"])
     assert "cluster.gpus" in text and "workload.fail" in text and "gpu:0@1" in text
     assert "infersim version: 9.8.7" in text
-    mlperf_part = text.split(str(results["mlperf"]))[1]
+    mlperf_part = text.split(str(unrecorded))[1]
     assert "infersim version: not recorded" in mlperf_part
     assert mlperf_part.count("not recorded") == 2            # version and configuration
     inputs = "".join(parsed.text["inputs"])

@@ -1,0 +1,70 @@
+"""Measurement import formats (`infersim import-runs --format NAME`): each turns measured runs into
+calibration rows (`measurements.Measurement`). One small class per format, registered in `IMPORT_FORMATS`.
+
+A format names the options it reads besides the files (`options`), the ones it cannot do without
+(`required`: the file does not say them), and `read(files, **options)` returns the rows and an optional
+note for the user (what was left out).
+"""
+from __future__ import annotations
+
+from simulator.errors import ConfigError
+from simulator.registry import Registry
+
+IMPORT_FORMATS = Registry("import format")
+
+
+class ImportFormat:
+    """Interface: `read(files, **options) -> (rows, note or None)`."""
+
+    name = "base"
+    options: tuple = ()
+    required: tuple = ()
+
+    def read(self, files, **options):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def check(self, options: dict) -> None:
+        """Every required option present (the caller words the error for its own flags first)."""
+        for name in self.required:
+            if options.get(name) is None:
+                raise ConfigError(f"{name}: required with format {self.name} (the result file does not say)")
+
+
+@IMPORT_FORMATS.register
+class MLPerfResults(ImportFormat):
+    """MLCommons MLPerf Inference results: submission trees (mlperf_log_summary.txt with systems/*.json),
+    summary_results.json, or folders of them."""
+
+    name = "mlperf"
+    options = ("strict",)
+
+    def read(self, files, strict: bool = False, **_):
+        from simulator.mlperf_results import import_mlperf
+        report = import_mlperf(files, strict=strict)
+        return report.rows, report.summary_line()
+
+
+@IMPORT_FORMATS.register
+class VLLMBenchmark(ImportFormat):
+    """vLLM benchmark_serving result JSON (--save-result); the GPU, count and plan come from the options."""
+
+    name = "vllm"
+    options = ("model", "gpu", "gpus", "tp", "ep", "precision", "stack")
+    required = ("model", "gpu", "gpus")
+
+    def read(self, files, model=None, gpu=None, gpus=None, tp=None, ep=None, precision="fp8", stack="vllm", **_):
+        from simulator.measurements import from_vllm_benchmark
+        self.check({"model": model, "gpu": gpu, "gpus": gpus})
+        return [from_vllm_benchmark(f, model=model, gpu=gpu, gpus=gpus, tp=tp, ep=ep, precision=precision,
+                                    stack=stack) for f in files], None
+
+
+@IMPORT_FORMATS.register
+class InferenceMAX(ImportFormat):
+    """InferenceMAX per-run result JSON (hardware, model, plan and concurrency are in the file)."""
+
+    name = "inferencemax"
+
+    def read(self, files, **_):
+        from simulator.measurements import from_inferencemax
+        return [from_inferencemax(f) for f in files], None

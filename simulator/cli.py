@@ -245,6 +245,79 @@ SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "to
                 "usd_per_million_tokens_high", "energy_j_per_token_upper_bound"]
 
 
+@cli.command("pareto")
+@click.option("--model", default="llama3.1-70b", show_default=True,
+              help="Catalog model name or a Hugging Face config.json path.")
+@click.option("--gpu", default="mi355x", show_default=True, help="Catalog GPU names, comma-separated (b200,mi355x).")
+@click.option("--gpus", type=int, default=8, show_default=True, help="GPUs of each kind.")
+@click.option("--input-tokens", default="1024", show_default=True,
+              help="Prompt tokens: N, uniform:LO,HI, lognormal:MEAN,CV[,LO,HI] or file:PATH.")
+@click.option("--output-tokens", default="1024", show_default=True, help="Output tokens, as --input-tokens.")
+@click.option("--concurrency", default=None,
+              help="Users (closed loop) to try, comma-separated (default: 1, 2, 4, ... up to --max-concurrency "
+                   "or what the KV cache holds).")
+@click.option("--max-concurrency", type=int, default=1024, show_default=True, help="Most users tried.")
+@click.option("--concurrency-ratio", type=float, default=2.0, show_default=True,
+              help="Ratio between successive user counts (1.25 gives a denser front).")
+@click.option("--requests-per-user", type=int, default=10, show_default=True,
+              help="Requests each user sends (InferenceX: num_prompts = 10 x concurrency).")
+@click.option("--batching", default="continuous,chunked,disaggregated", show_default=True,
+              help="Serving modes searched: continuous, chunked (aggregated), disaggregated (every prefill/decode split).")
+@click.option("--precision", default="auto", show_default=True,
+              help="bf16|fp8|fp6|fp4 or weights/activations/kv, or auto (fp4 where the GPU has an fp4 rate, else fp8).")
+@click.option("--max-tokens-per-step", type=int, default=8192, show_default=True,
+              help="Token budget per step (InferenceX runs vLLM with max-num-batched-tokens 8192).")
+@click.option("--usd-per-gpu-hour", type=float, default=None, help="Price override (default: the catalog's range).")
+@click.option("--catalog", "gpu_catalog", multiple=True, type=click.Path(dir_okay=False),
+              help="Extra GPU catalog TOML (adds or overrides).")
+@click.option("--model-catalog", multiple=True, type=click.Path(dir_okay=False), help="Extra model catalog TOML.")
+@click.option("--profile", type=click.Path(dir_okay=False), default=None,
+              help="Efficiency profile TOML (default: the shipped fit).")
+@click.option("--stack", default=None, help="Software-stack section of the profile to apply.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-prune", is_flag=True, help="Simulate every candidate (slower; the front is the same).")
+@click.option("--all", "show_all", is_flag=True, help="Table of every point run, not only the front.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write .json (document) or .csv (one row per point; plot it with infersim plot).")
+def pareto_command(no_prune, show_all, as_json, out, **options):
+    """Front of throughput per GPU against tokens/s per user (InferenceX style) over plans (tp/pp/ep,
+    attention-dp, aggregated or disaggregated with each prefill/decode split) and concurrency levels.
+
+    Each point is a closed loop of CONCURRENCY users, each sending its next request when the last
+    finishes. Per-user rate (interactivity, output_tokens_per_s_per_user) = 1 / median TPOT, TPOT =
+    (latency - TTFT) / (output tokens - 1), InferenceX's median_intvty. Throughput per GPU counts every
+    GPU of the cluster; $ per million output tokens from the catalog's price range; tokens per provisioned
+    MW count GPU TDP plus the rest of the node's rated power per GPU (see power_counted). Plot the CSV:
+    infersim plot F.csv --kind pareto --x output_tokens_per_s_per_user --y total_tokens_per_s_per_gpu
+    --color gpu -o front.png"""
+    target = claim_output(out, suffixes=(".json", ".csv"))
+    from simulator.pareto import pareto
+    result = pareto(prune=not no_prune, **options)
+    document = result.to_dict()
+    if target is not None:
+        target.write(rows_to_csv(result.rows()) if target.path.suffix.lower() == ".csv" else to_json(document) + "\n")
+    if as_json:
+        click.echo(to_json(document))
+    else:
+        shown = [p.row() for p in result.points if show_all or p.on_front]
+        shown.sort(key=lambda row: (row["gpu"], -row["output_tokens_per_s_per_user"]))
+        click.echo(format_table(shown, PARETO_COLUMNS))
+        click.echo(f"per-user rate: {document['per_user_rate']}")
+        click.echo(f"power counted: {result.power_counted}")
+        for name, info in result.search["per_gpu"].items():
+            click.echo(f"search {name}: {info['candidates']} candidates over {info['modes']} serving modes, "
+                       f"{info['simulated']} simulated, {info['pruned']} pruned by the closed-form bound, "
+                       f"wall_s {info['wall_s']:.1f}")
+        click.echo(f"wall_s: {result.search['wall_s']:.1f}")
+    warn(result.warnings)
+
+
+PARETO_COLUMNS = ["gpu", "plan_label", "concurrency", "output_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu",
+                  "output_tokens_per_s_per_user", "ttft_p99_s", "tpot_p99_s", "usd_per_million_tokens",
+                  "output_tokens_per_s_per_provisioned_mw"]
+
+
 @cli.command()
 @click.argument("measurements", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the fitted profile TOML here.")

@@ -19,14 +19,14 @@ from click.core import ParameterSource
 
 from simulator import runfile
 from simulator.errors import ConfigError, InfeasibleError
-from simulator.output import (PendingOutput, discard_pending, format_summary, format_table, per_request_csv,
+from simulator.output import (PendingOutput, discard_pending, format_number, format_summary, format_table, per_request_csv,
                               rows_to_csv, to_json)
 from simulator.progress import Progress
 
 HEADINGS = {"cluster": "Cluster", "plan": "Plan", "workload": "Workload", "sla": "SLA", "whatif": "What-if",
             "output": "Output"}
 # presentation, or how the work runs (the result is the same): not inputs, never in a run file
-OUTPUT_ONLY = ("as_json", "config", "print_config", "quiet", "jobs")
+OUTPUT_ONLY = ("as_json", "config", "print_config", "quiet", "jobs", "show_all", "no_prune")
 RUN_KEY = "infersim.run"                                        # ctx.meta: the run-file form of this run
 
 
@@ -478,6 +478,99 @@ def size(as_json, out, quiet, compare, **options):
 SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "output_tokens_per_s", "ttft_p99_s",
                 "tpot_p99_s", "usd_per_hour", "usd_per_million_tokens", "usd_per_million_tokens_low",
                 "usd_per_million_tokens_high", "energy_j_per_token_upper_bound"]
+
+
+@cli.command("pareto")
+@run_file
+@emit_option
+@output_options(out_help="Write .json (document) or .csv (one row per point; plot it with infersim plot).")
+@click.option("--all", "show_all", is_flag=True, help="Table of every point run, not only the front.")
+@option("model", "--model", default="llama3.1-70b", show_default=True,
+        help="Catalog model name or a Hugging Face config.json path.")
+@option("gpu", "--gpu", default="b200,mi355x", show_default=True, help="Catalog GPU names, comma-separated.")
+@option("gpus", "--gpus", default=8, show_default=True, help="GPUs of each kind.")
+@option("usd_per_gpu_hour", "--usd-per-gpu-hour", default=None,
+        help="Price override in $ per GPU-hour (default: the catalog's range).")
+@option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML (adds or overrides).")
+@option("model_catalog", "--model-catalog", help="Extra model catalog TOML.")
+@option("profile", "--profile", default=None, help="Efficiency profile TOML (default: the shipped fit).")
+@option("stack", "--stack", default=None, help="Software-stack section of the profile to apply.")
+@option("input_tokens", "--input-tokens", default="1024", show_default=True,
+        help="Prompt tokens: N, uniform:LO,HI, lognormal:MEAN,CV[,LO,HI] or file:PATH.")
+@option("output_tokens", "--output-tokens", default="1024", show_default=True, help="Output tokens, as --input-tokens.")
+@option("concurrency", "--concurrency", default=None,
+        help="Users (closed loop) to try, comma-separated (default: 1, 2, 4, ... up to --max-concurrency "
+             "or what the KV cache holds).")
+@option("max_concurrency", "--max-concurrency", default=1024, show_default=True,
+        help="Most users tried (levels also stop at the users the KV cache holds at once).")
+@option("concurrency_ratio", "--concurrency-ratio", default=2.0, show_default=True,
+        help="Ratio between successive user counts (1.25 gives a denser front).")
+@option("requests_per_user", "--requests-per-user", default=10, show_default=True,
+        help="Requests each user sends (InferenceX: num_prompts = 10 x concurrency).")
+@option("seed", "--seed", default=0, show_default=True, help="Random seed of the workload's draws.")
+@option("batching", "--batching", default="continuous,chunked,disaggregated", show_default=True,
+        help="Serving modes searched: continuous, chunked (aggregated), disaggregated (every prefill/decode split).")
+@option("precision", "--precision", default="auto", show_default=True,
+        help="bf16|fp8|fp6|fp4 or weights/activations/kv, or auto (fp4 where the GPU has an fp4 rate, else fp8).")
+@option("max_tokens_per_step", "--max-tokens-per-step", default=8192, show_default=True,
+        help="Token budget per step (InferenceX runs vLLM with max-num-batched-tokens 8192).")
+@option("sla_ttft_s", "--sla-ttft", default=None, help="p99 TTFT limit in seconds (as --sla-tpot).")
+@option("sla_tpot_s", "--sla-tpot", default=None,
+        help="p99 TPOT limit in seconds: points within the limits are marked meets_sla, and --emit takes the best.")
+@click.option("--no-prune", is_flag=True, help="Simulate every candidate (slower; the front is the same).")
+def pareto_command(no_prune, show_all, as_json, out, quiet, sla_ttft_s, sla_tpot_s, emit, **options):
+    """Front of output tokens/s per GPU against tokens/s per user (InferenceX style) over plans (tp/pp/ep,
+    attention-dp, aggregated or disaggregated with each prefill/decode split) and concurrency levels.
+
+    Each point is a closed loop of CONCURRENCY users, each sending its next request when the last
+    finishes. Per-user rate (interactivity, output_tokens_per_s_per_user) = 1 / median TPOT, TPOT =
+    (latency - TTFT) / (output tokens - 1), InferenceX's median_intvty. Throughput per GPU counts every
+    GPU of the cluster; $ per million output tokens from the catalog's price range; tokens per provisioned
+    MW count GPU TDP plus the rest of the node's rated power per GPU (see power_counted). Plot the CSV:
+    infersim plot F.csv --kind pareto --x output_tokens_per_s_per_user --y output_tokens_per_s_per_gpu
+    --color gpu -o front.png"""
+    target = claim_output(out, suffixes=(".json", ".csv"))
+    from simulator.launch import check_for_options, launch_for_options
+    from simulator.pareto import gpu_names, pareto
+    names = gpu_names(options["gpu"])
+    check_for_options(emit, options, names)
+    with Progress("pareto", quiet=quiet) as progress:
+        result = pareto(prune=not no_prune, sla_ttft_s=sla_ttft_s, sla_tpot_s=sla_tpot_s, progress=progress,
+                        **options)
+    chosen = {name: result.best(name) for name in names} if emit else {}
+    launches = {name: launch_for_options(emit, point.plan, options) for name, point in chosen.items() if point}
+    document = result.to_dict()
+    if launches:
+        document["launch"] = {name: {"point": chosen[name].plan_label, "concurrency": chosen[name].concurrency,
+                                     **launch.to_dict()} for name, launch in launches.items()}
+    if target is not None:
+        target.write(rows_to_csv(result.rows()) if target.path.suffix.lower() == ".csv"
+                     else to_json(stamp(document)) + "\n")
+    if as_json:
+        click.echo(to_json(stamp(document)))
+    else:
+        shown = [p.row() for p in result.points if show_all or p.on_front]
+        shown.sort(key=lambda row: (row["gpu"], -row["output_tokens_per_s_per_user"]))
+        click.echo(format_table(shown, PARETO_COLUMNS + (["meets_sla"] if result.sla else [])))
+        click.echo(format_summary({k: document[k] for k in ("per_user_rate", "power_counted")}))
+        for name, info in result.search["per_gpu"].items():
+            click.echo(f"search {name}: {info['candidates']} candidates over {info['modes']} serving modes, "
+                       f"{info['simulated']} simulated, {info['pruned']} pruned by the closed-form bound, "
+                       f"wall_s {format_number(info['wall_s'])}")
+        for name, launch in launches.items():
+            click.echo(f"# gpu: {name}, point: {chosen[name].plan_label} at {chosen[name].concurrency} users"
+                       + (" (the most output tokens/s per GPU within the SLA)" if result.sla else
+                          " (the most output tokens/s per GPU: give --sla-ttft/--sla-tpot to choose for latency)"))
+            print_launch(launch, as_json)
+    for name in names:
+        if emit and chosen.get(name) is None and name in result.search["per_gpu"]:
+            warn([f"--emit: no {name} point meets the SLA ({result.sla}); nothing emitted for it"])
+    warn(result.warnings)
+
+
+PARETO_COLUMNS = ["gpu", "plan_label", "concurrency", "output_tokens_per_s_per_gpu", "total_tokens_per_s_per_gpu",
+                  "output_tokens_per_s_per_user", "ttft_p99_s", "tpot_p99_s", "usd_per_million_tokens",
+                  "output_tokens_per_s_per_provisioned_mw"]
 
 
 @cli.command()

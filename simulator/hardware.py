@@ -36,7 +36,9 @@ class GPUSpec:
     scaleup_links: int = 0
     source: str = ""
     aliases: tuple = ()
-
+    # The rest of the node's rated power per GPU (host CPUs, memory, NICs, switches, fans, power-supply
+    # losses): what a provisioned-power figure adds to the TDP. None where no rated figure is catalogued.
+    node_other_power_w: float | None = None
 
     def __post_init__(self):
         where = f"gpu {self.name}"
@@ -44,6 +46,8 @@ class GPUSpec:
             require_number(f"{where}: {name}", getattr(self, name), low=0, low_inclusive=False, high=1e7)
         require_number(f"{where}: gpus_per_server", self.gpus_per_server, low=1, high=4096, integer=True)
         require_number(f"{where}: scaleup_links", self.scaleup_links, low=0, high=64, integer=True)
+        if self.node_other_power_w is not None:
+            require_number(f"{where}: node_other_power_w", self.node_other_power_w, low=0, high=1e7)
         require_choice(f"{where}: scaleup", self.scaleup, SCALEUP_KINDS)
         if self.scaleup == "mesh" and self.scaleup_links != self.gpus_per_server - 1:
             raise ConfigError(f"{where}: scaleup_links {self.scaleup_links} must be gpus_per_server - 1 "
@@ -84,7 +88,8 @@ def gpu_from_table(name: str, table: dict) -> GPUSpec:
     """Build a GPUSpec from one catalog table, naming the file and key on any error."""
     where = f"{table.get('_file', 'gpus.toml')}: [{name}]"
     reject_unknown_keys(where, table, _GPU_KEYS)
-    required = [f.name for f in fields(GPUSpec) if f.name not in ("name", "scaleup_links", "source", "aliases")]
+    required = [f.name for f in fields(GPUSpec) if f.name not in ("name", "scaleup_links", "source", "aliases",
+                                                                  "node_other_power_w")]
     missing = [k for k in required if k not in table]
     if missing:
         raise ConfigError(f"{where}: missing key {missing[0]!r}")

@@ -11,6 +11,14 @@ from simulator.errors import ConfigError
 from simulator.output import PendingOutput
 
 KINDS = ("line", "scatter", "pareto")
+# Axis titles for known columns: InferenceX's names and units for the `pareto` command's columns.
+AXIS_LABELS = {
+    "output_tokens_per_s_per_user": "Interactivity (tok/s/user)",
+    "total_tokens_per_s_per_gpu": "Token Throughput per GPU (tok/s/gpu)",
+    "output_tokens_per_s_per_gpu": "Output Token Throughput per GPU (tok/s/gpu)",
+    "output_tokens_per_s_per_provisioned_mw": "Output Tokens per Provisioned Megawatt (tok/s/MW)",
+    "usd_per_million_tokens": "Cost per Million Output Tokens ($)",
+}
 
 
 def _number(value):
@@ -73,8 +81,8 @@ def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, k
             axes.scatter(xs, ys, alpha=0.3, s=14)
             front = pareto_front(points)
             axes.plot([p[0] for p in front], [p[1] for p in front], marker="o", label=str(label) or None)
-    axes.set_xlabel(x)
-    axes.set_ylabel(y)
+    axes.set_xlabel(AXIS_LABELS.get(x, x))
+    axes.set_ylabel(AXIS_LABELS.get(y, y))
     if logx:
         axes.set_xscale("log")
     if logy:
@@ -82,7 +90,7 @@ def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, k
     axes.grid(True, alpha=0.3)
     if color:
         axes.legend(title=color)
-    axes.set_title(title or f"{y} vs {x}" + (f" by {color}" if color else ""))
+    axes.set_title(title or f"{AXIS_LABELS.get(y, y)} vs {AXIS_LABELS.get(x, x)}" + (f" by {color}" if color else ""))
     figure.tight_layout()
     target = out if isinstance(out, PendingOutput) else PendingOutput(out)
     try:

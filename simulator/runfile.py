@@ -97,6 +97,10 @@ FIELDS = {field.name: field for field in (
     Field("workload", "workload", str, path="file"),
     Field("trace", "workload", str, path="file"),
     Field("seed", "workload", int),
+    Field("concurrency", "workload", str),
+    Field("max_concurrency", "workload", int),
+    Field("concurrency_ratio", "workload", float),
+    Field("requests_per_user", "workload", int),
     Field("stream_metrics", "workload", bool),
     Field("max_time_s", "workload", float),
     # [sla]

@@ -35,6 +35,14 @@ def test_user_file_overrides_and_adds(tmp_path):
     assert gpus["mi355x"].hbm_tb_per_s == 9.0
     assert gpus["mi355x"].hbm_gb == 288
     assert gpus["x1"].vendor == "acme"
+    assert gpus["x1"].node_other_power_w is None      # optional: a GPU without a rated server power
+
+
+def test_node_power_is_the_rated_server_power_less_its_gpus():
+    """DGX B200: 14.3 kW max for 8 x 1,000 W B200 -> (14,300 - 8,000) / 8 = 787.5 W per GPU;
+    DGX H100: 10.2 kW for 8 x 700 W -> 575 W."""
+    assert get_gpu("b200").node_other_power_w == 787.5
+    assert get_gpu("h100").node_other_power_w == 575
 
 
 @pytest.mark.parametrize("line, message", [
@@ -43,6 +51,7 @@ def test_user_file_overrides_and_adds(tmp_path):
     ("scaleup = \"ring\"", "scaleup: 'ring' is not one of"),
     ("hbm_gbs = 3", "unknown key 'hbm_gbs'"),
     ("peak_tflops = { bf16 = 1, fp3 = 2 }", "'fp3' is not one of"),
+    ("node_other_power_w = -5", "node_other_power_w: -5 is out of range"),
 ])
 def test_bad_gpu_entries(tmp_path, line, message):
     path = tmp_path / "bad.toml"

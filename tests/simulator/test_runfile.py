@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from simulator import runfile
-from simulator.cli import cli, main
+from simulator.cli import OUTPUT_ONLY, cli, main
 from simulator.router import ROUTERS, Router
 
 SIMULATE = ["simulate", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "2", "--rate", "5", "--duration", "10",
@@ -136,22 +136,22 @@ def test_toml_writer_round_trips_awkward_values():
 def test_every_option_of_a_run_file_command_is_a_field_of_its_type():
     import click
     kinds = {int: click.INT, float: click.FLOAT}
-    for name in ("simulate", "mlperf", "size"):
+    for name in ("simulate", "mlperf", "size", "pareto"):
         for param in cli.commands[name].params:
             field = runfile.FIELDS.get(param.name)
             if field is None:
-                assert param.name in ("as_json", "config", "print_config", "quiet", "jobs", "help"), param.name
+                assert param.name in (*OUTPUT_ONLY, "help"), param.name
             elif field.kind in kinds:
                 assert param.type is kinds[field.kind], (name, param.name)
             assert field is None or param.multiple == field.multiple
 
 
 def test_help_groups_options_under_headings():
-    for name in ("simulate", "mlperf", "size"):
+    for name in ("simulate", "mlperf", "size", "pareto"):
         text = invoke(name, "--help")
         headings = [line for line in text.splitlines() if line.endswith(" options:")]
-        expected = ["Cluster options:", "Plan options:", "Workload options:", "SLA options:", "What-if options:",
-                    "Output options:", "Other options:"]
+        expected = ["Cluster options:", "Plan options:", "Workload options:", "SLA options:",
+                    *(["What-if options:"] if name != "pareto" else []), "Output options:", "Other options:"]
         assert headings == expected, (name, headings)
         sections = {}
         for line in text.splitlines():
@@ -159,9 +159,11 @@ def test_help_groups_options_under_headings():
                 current = line
             elif line.strip().startswith("--"):
                 sections.setdefault(current, []).append(line.split()[0])
-        assert "--tp" in sections["Plan options:"] and "--gpu" in sections["Cluster options:"]
-        assert "--config" in sections["Output options:"] and "--fail" in sections["What-if options:"]
-        assert "--sla-ttft" in sections["SLA options:"] and "--duration" in sections["Workload options:"]
+        assert "--precision" in sections["Plan options:"] and "--gpu" in sections["Cluster options:"]
+        assert "--config" in sections["Output options:"] and "--sla-ttft" in sections["SLA options:"]
+        if name != "pareto":
+            assert "--tp" in sections["Plan options:"] and "--fail" in sections["What-if options:"]
+            assert "--duration" in sections["Workload options:"]
     assert "600 s" in invoke("simulate", "--help") and "600" in invoke("mlperf", "--help")
 
 

@@ -155,9 +155,11 @@ def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True
                help="Fraction of HBM the engine may use."),
         option("seed", "--seed", default=0, show_default=True, help="Random seed of the workload's draws."),
         option("sla_ttft_s", "--sla-ttft", default=None,
-               help="Goodput: a request counts if its TTFT is at most this many seconds."),
+               help="Goodput: a request counts if its TTFT is at most this many seconds. mlperf/size: the p99 "
+                    "TTFT limit of a Server/Interactive run (replaces the scenario's)."),
         option("sla_tpot_s", "--sla-tpot", default=None,
-               help="Goodput: a request counts if its TPOT is at most this many seconds."),
+               help="Goodput: a request counts if its TPOT is at most this many seconds. mlperf/size: the p99 "
+                    "TPOT limit (replaces the scenario's)."),
         option("scaleout_gbps", "--scaleout-gbps", default=None, help="NIC speed per GPU in Gb/s."),
         option("oversubscription", "--oversubscription", default=None, help="Leaf uplink oversubscription."),
         option("kv_transfer_gb_per_s", "--kv-transfer-gb-per-s", default=None,
@@ -399,6 +401,10 @@ def scenario_options(func):
         option("queries", "--queries", default=None,
                help="Offline: queries per run (default: the dataset, or 4 batches per engine). "
                     "Server/Interactive: at least this many, and never less than rate x --duration."),
+        option("input_tokens", "--input-tokens", default=None,
+               help="Your workload's prompt tokens instead of the MLPerf dataset's: N, uniform:LO,HI, "
+                    "lognormal:MEAN,CV[,LO,HI] or file:PATH (a model with no MLPerf scenario needs both lengths)."),
+        option("output_tokens", "--output-tokens", default=None, help="Your workload's output tokens, as --input-tokens."),
     ], func)
 
 

@@ -27,7 +27,7 @@ from simulator.plan import Plan
 from simulator.scenario_runs import (RATE_TOLERANCE, ScenarioRunner, offline_score, plan_label, resolve_config,
                                      server_score)
 from simulator.search import meets_sla
-from workloads.scenarios import Scenario, get_scenario
+from workloads.scenarios import Scenario, scenario_for
 
 PLAN_PINS = ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")
 PRUNE_MARGIN = 0.08     # the closed-form estimate is within ~5% of the simulation; 8% keeps every contender
@@ -153,12 +153,14 @@ def candidate_plans(config, scenario: Scenario, pins: dict) -> tuple[list[Candid
 
 
 def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=None, progress=None,
-           **options) -> ScenarioResult:
+           input_tokens=None, output_tokens=None, **options) -> ScenarioResult:
     """Score a cluster in an MLPerf scenario (see the module docstring). Options are `serving_config`'s
     (model, gpu, gpus, precision="auto", ...); `tp`, `pp`, `ep`, `max_batch_size`, `max_tokens_per_step`
     given pin the plan, otherwise the best plan that fits is chosen. `rate` scores one given Poisson
     rate instead of searching (its `valid` says whether it met the limits). `progress` hears "search run
-    k of about n" (see `simulator.progress`)."""
+    k of about n" (see `simulator.progress`). Your own workload: `input_tokens` / `output_tokens` (length
+    forms) replace the dataset's lengths and `sla_ttft_s` / `sla_tpot_s` the p99 limits
+    (`workloads.scenarios.scenario_for`)."""
     unknown = set(options) - set(CLUSTER_OPTIONS)
     if unknown:
         raise ConfigError(f"mlperf: unknown option {sorted(unknown)[0]!r}")
@@ -168,7 +170,8 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
     usd = options.pop("usd_per_gpu_hour", None)
     model_name = options.get("model", "llama2-70b")
     config = resolve_config(options, pins)
-    the_scenario = get_scenario(config.model.name if not isinstance(model_name, str) else model_name, scenario)
+    the_scenario = scenario_for(config.model.name if not isinstance(model_name, str) else model_name, scenario,
+                                input_tokens, output_tokens, options.get("sla_ttft_s"), options.get("sla_tpot_s"))
     if rate is not None:
         require_number("--rate", rate, low=0, low_inclusive=False, high=1e7)
         if the_scenario.kind == "offline":

@@ -24,7 +24,6 @@ from simulator.plan import MAX_GPUS
 CEILING_HEADROOM = 1.5    # how far a whole cluster's per-GPU rate may exceed one node's before sizing gives up
 from simulator.scenario_runs import ScenarioRunner, offline_score, resolve_config
 from simulator.search import fewest_units_reaching, meets_sla
-from workloads.scenarios import get_scenario
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,8 @@ class SizeResult:
 
 
 def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=None, queries=None,
-         node_gpus: int | None = None, confidence: float | None = None, progress=None, **options) -> SizeResult:
+         node_gpus: int | None = None, confidence: float | None = None, progress=None, input_tokens=None,
+         output_tokens=None, **options) -> SizeResult:
     """Fewest GPUs of one kind reaching `target_tokens_per_s` in `scenario` (see the module docstring).
     Options are `serving_config`'s except `gpus`; plan pins (tp, pp, ep, max_batch_size) skip the
     node-level plan search.
@@ -96,12 +96,13 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
     per_node = node_gpus if node_gpus is not None else min(probe.gpu.gpus_per_server, 8)
     require_number("--node-gpus", per_node, low=1, high=1024, integer=True)
     node = mlperf(scenario=scenario, duration_s=duration_s, queries=queries, gpus=per_node,
-                  usd_per_gpu_hour=usd, progress=progress, **base_options, **pins)
+                  usd_per_gpu_hour=usd, progress=progress, input_tokens=input_tokens, output_tokens=output_tokens,
+                  **base_options, **pins)
     plan = node.run.plan
     gpus_per_replica = plan["gpus_per_replica"]
     replica_pins = {"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"], "max_batch_size": plan["max_batch_size"],
                     "max_tokens_per_step": plan["max_tokens_per_step"]}
-    the_scenario = get_scenario(plan["model"], scenario)
+    the_scenario = node.scenario
     goal = target_tokens_per_s
     if confidence is not None:
         if node.prediction_log_sigma is None:

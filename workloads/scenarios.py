@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -115,6 +115,50 @@ def get_scenario(model: str, kind: str) -> Scenario:
                     output_lengths=_lengths(f"{where}.output", table["output"], here),
                     samples=int(table["samples"]), dataset=table["dataset"], source=table["source"],
                     generated_output_mean=generated, **limits)
+
+
+CUSTOM_SAMPLES = 24_576     # queries a workload of given lengths draws from (as MLPerf's largest datasets)
+
+
+def scenario_for(model: str, kind: str, input_tokens=None, output_tokens=None, ttft_limit_s=None,
+                 tpot_limit_s=None) -> Scenario:
+    """The scenario a run is held to: `model`'s MLPerf scenario `kind`, with the lengths given (length
+    forms as --input-tokens takes them) replacing its dataset's and the p99 limits given replacing its
+    own. A model with no MLPerf scenario needs both lengths, and Server/Interactive need both limits."""
+    from workloads.lengths import parse_length_flag
+    kind = str(kind).lower()
+    if kind not in KINDS:
+        raise ConfigError(f"--scenario: {kind!r} is not one of {', '.join(KINDS)}")
+    given = {"--input-tokens": input_tokens, "--output-tokens": output_tokens}
+    lengths = {flag: value if hasattr(value, "sample") else parse_length_flag(flag, str(value))
+               for flag, value in given.items() if value is not None}
+    if model in _catalog():
+        base = get_scenario(model, "offline" if kind != "offline" and kind not in _catalog()[model] else kind)
+        base = replace(base, kind=kind)
+    else:
+        if len(lengths) < 2:
+            missing = " and ".join(flag for flag in given if flag not in lengths)
+            raise ConfigError(f"{missing}: {model} has no MLPerf scenario (known: {', '.join(sorted(_catalog()))}); "
+                              f"give the workload's prompt and output lengths")
+        base = Scenario(model=model, kind=kind, input_lengths=lengths["--input-tokens"],
+                        output_lengths=lengths["--output-tokens"], samples=CUSTOM_SAMPLES, dataset="given lengths",
+                        source="command line")
+    if lengths:
+        base = replace(base, input_lengths=lengths.get("--input-tokens", base.input_lengths),
+                       output_lengths=lengths.get("--output-tokens", base.output_lengths), generated_output_mean=None,
+                       samples=CUSTOM_SAMPLES, dataset=f"{base.dataset} with given lengths"
+                       if base.dataset != "given lengths" else base.dataset)
+    limits = {"ttft_p99_s": ttft_limit_s, "tpot_p99_s": tpot_limit_s}
+    for key, flag in (("ttft_p99_s", "--sla-ttft"), ("tpot_p99_s", "--sla-tpot")):
+        if limits[key] is not None:
+            require_number(flag, limits[key], low=0, low_inclusive=False, high=3600)
+    if kind == "offline":
+        return replace(base, ttft_p99_s=None, tpot_p99_s=None)
+    base = replace(base, **{k: v for k, v in limits.items() if v is not None})
+    if base.ttft_p99_s is None or base.tpot_p99_s is None:
+        raise ConfigError(f"--scenario: {model} has no {kind} scenario in MLPerf; give the p99 limits its "
+                          f"{kind} runs must meet with --sla-ttft and --sla-tpot")
+    return base
 
 
 @functools.lru_cache(maxsize=64)

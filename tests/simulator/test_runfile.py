@@ -190,6 +190,37 @@ def test_a_router_registered_from_a_test_module_is_a_cli_choice(test_router):
     assert "first-alive-test" in invoke("catalog", "extensions")
 
 
+@pytest.fixture
+def test_policy():
+    from simulator import admission
+    from simulator.scheduling import BATCHING, DECODE, BatchingPolicy, StepPlan
+
+    @BATCHING.register
+    class DecodeFirst(BatchingPolicy):
+        """Decode while anything runs; admit whole prompts only when the batch is empty (a test policy)."""
+
+        name = "decode-first-test"
+
+        def next_step(self, engine):
+            if engine.batch.size:
+                return DECODE
+            chunks = admission.whole_prompts(engine, token_budget=engine.max_tokens_per_step)
+            return StepPlan(chunks) if chunks else None
+
+    yield DecodeFirst
+    BATCHING._entries.pop("decode-first-test")
+
+
+def test_a_batching_policy_registered_from_a_test_module_is_a_cli_choice(test_policy):
+    """One class in one (test) module: it is a --batching choice, runs, and is listed by the catalog."""
+    assert "decode-first-test" in invoke("simulate", "--help")
+    document = json.loads(invoke("simulate", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1",
+                                 "--batching", "decode-first-test", "--rate", "5", "--duration", "5", "--json"))
+    assert document["plan"]["batching"] == "decode-first-test" and document["requests_completed"] > 0
+    assert document["requests_dropped"] == 0
+    assert "decode-first-test" in invoke("catalog", "extensions")
+
+
 def test_catalog_extensions_lists_every_registry():
     rows = json.loads(invoke("catalog", "extensions", "--json"))
     points = {row["extension_point"] for row in rows}

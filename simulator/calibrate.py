@@ -28,7 +28,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from simulator.errors import ConfigError, InfeasibleError
-from simulator.fit_parameters import FIT_FIELDS, PROFILE_LEVELS, REFERENCE_STACKS, Membership, Parameters
+from simulator.fit_parameters import FIT_FIELDS, REFERENCE_STACKS, Membership, Parameters
 from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, efficiency_from_table, get_gpu, load_gpus, load_profile
 from simulator.intervals import DEFAULT_INTERVAL, interval_z
 from simulator.measurements import Measurement, load_measurements
@@ -58,7 +58,7 @@ class Fit:
     gpu_catalog: tuple = ()
 
     def membership(self, spec: RowSpec) -> Membership:
-        return Membership.of(get_gpu(spec.gpu, self.gpu_catalog), spec.stack, spec.stack_version, spec.model)
+        return Membership.of(get_gpu(spec.gpu, self.gpu_catalog), spec.stack, spec.stack_version)
 
     def default_releases(self) -> dict:
         """Per vendor/stack the release predictions use when none is named: the one with the most rows
@@ -74,11 +74,10 @@ class Fit:
                 tally[spec.stack_version] = tuple(a + b for a, b in zip(tally.get(spec.stack_version, (0, 0)), weight))
         return {key: max(tally, key=tally.get) for key, tally in counts.items()}
 
-    def default_membership(self, gpu, model: str | None = None) -> Membership:
-        """A prediction for `gpu` (serving `model`) without a named stack: its vendor's reference stack at
-        its default release."""
+    def default_membership(self, gpu) -> Membership:
+        """A prediction for `gpu` without a named stack: its vendor's reference stack at its default release."""
         stack = REFERENCE_STACKS.get(gpu.vendor)
-        return Membership.of(gpu, stack, self.default_releases().get(f"{gpu.vendor}/{stack}"), model)
+        return Membership.of(gpu, stack, self.default_releases().get(f"{gpu.vendor}/{stack}"))
 
     def efficiency_for(self, spec: RowSpec) -> Efficiency:
         return self.parameters.efficiency(self.theta, self.parameters.indices(self.membership(spec)))
@@ -150,9 +149,8 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
         raise ConfigError(f"calibrate: no row can be simulated ({skipped[0][1]})")
     rows, specs = [r for r, _ in kept], [s for _, s in kept]
     gpus = load_gpus(gpu_catalog)
-    members = {s: Membership.of(gpus[s.gpu], s.stack, s.stack_version, s.model) for s in specs}
-    parameters = Parameters(prior, gpus, {m.stack for m in members.values()}, {m.release for m in members.values()},
-                            {m.model for m in members.values()})
+    members = {s: Membership.of(gpus[s.gpu], s.stack, s.stack_version) for s in specs}
+    parameters = Parameters(prior, gpus, {m.stack for m in members.values()}, {m.release for m in members.values()})
     distinct = list(dict.fromkeys(specs))
     indices = {s: parameters.indices(members[s]) for s in distinct}
     row_of = [distinct.index(s) for s in specs]
@@ -236,13 +234,13 @@ def _toml_value(value) -> str:
 
 
 def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERVAL) -> str:
-    """The fitted profile: [default] global values, FIELD_factor sections per vendor, family, GPU, model,
-    stack and release, and [fit] with the reference stacks and each catalog GPU's prediction log-sigma."""
+    """The fitted profile: [default] global values, FIELD_factor sections per vendor, family, GPU and
+    stack, and [fit] with the reference stacks and each catalog GPU's prediction log-sigma."""
     lines = ([f"# {line}" if line else "#" for line in header.splitlines()] + [""]) if header else []
     sections = result.parameters.profile_sections(result.theta)
     lines.append("[default]")
     lines += [f"{name} = {_toml_value(float(sections['default'][name]))}" for name in EFFICIENCY_FIELDS]
-    for level in PROFILE_LEVELS:
+    for level in ("vendor", "family", "gpu", "stack", "release"):
         for key in sorted(sections[level]):
             lines += ["", f'[{level}."{key}"]']
             lines += [f"{name} = {_toml_value(value)}" for name, value in sorted(sections[level][key].items())]

@@ -3,8 +3,7 @@
 A measured row's effective value of a field is prior x exp(sum of the offsets of the groups it belongs
 to), capped at the field's ceiling. Groups: every row (`global`), its GPU vendor, its chip family
 (H100/H200/GH200 are Hopper; GB300/B300 Blackwell Ultra), the GPU itself, and its software stack where
-that is not the vendor's reference stack, and the model (for the fields whose kernels differ by
-architecture). Which fields vary at which level is a modelling choice
+that is not the vendor's reference stack. Which fields vary at which level is a modelling choice
 (FIELD_LEVELS, with the reason for each); each level has a Gaussian prior in log units (LEVEL_SIGMA):
 what a GPU has not been measured on stays at its family's value, within the prior's spread.
 
@@ -25,10 +24,8 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, Efficiency
 # - narrow (4/6-bit) compute: how much of a doubled peak the kernels reach is a property of a chip
 #   generation's FP4/FP6 support, not of one GPU.
 # - memory: HBM generation and controller, per chip family.
-# - attention: flash-attention kernels per vendor, and per model architecture (MLA with absorbed weights,
-#   GQA, sliding windows and sinks run different kernels); a model's factor is shared by every GPU.
-# - moe: grouped-GEMM quality, per model (8 large experts or 256 small ones make different GEMM shapes);
-#   expert balance: how skewed routers are.
+# - attention: flash-attention kernels per vendor.
+# - moe: grouped-GEMM quality; too few MoE rows to split it further; expert balance: how skewed routers are.
 # - release: a stack's kernels and scheduler improve from one release to the next (TensorRT-LLM 10.2 in
 #   MLPerf v4.1, 10.11 in v5.1); a GPU measured on an older release is predicted at the newest one.
 # - step overhead: the serving stack's scheduler and launch path, and the vendor's launch latencies.
@@ -39,8 +36,8 @@ FIELD_LEVELS = {
     "compute_efficiency": ("global", "vendor", "family", "gpu", "stack", "release"),
     "narrow_compute_efficiency": ("global", "vendor", "family"),
     "memory_efficiency": ("global", "vendor", "family"),
-    "attention_efficiency": ("global", "vendor", "model"),
-    "moe_efficiency": ("global", "model"),
+    "attention_efficiency": ("global", "vendor"),
+    "moe_efficiency": ("global",),
     "expert_balance": ("global",),
     "step_overhead_s": ("global", "vendor", "stack", "release"),
     "sequence_overhead_s": ("global", "stack", "release"),
@@ -49,14 +46,8 @@ FIELD_LEVELS = {
 }
 FIT_FIELDS = tuple(FIELD_LEVELS)
 # Prior spread of each level's offset (log units): a global value may sit far from the datasheet-based
-# prior; vendors and model architectures differ by tens of percent; GPUs of one family, and stacks, less.
-# Without a model level, what one architecture's kernels miss lands on whichever GPU family measured it
-# most (DeepSeek-R1's slow MLA decode pulled Blackwell Ultra's memory efficiency to 0.76 of Blackwell's,
-# and an unmeasured B300 inherited it on every model).
-LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "gpu": 0.1, "stack": 0.2, "release": 0.1,
-               "model": 0.25}
-# The profile's sections below [default], in the order a prediction applies them.
-PROFILE_LEVELS = ("vendor", "family", "gpu", "model", "stack", "release")
+# prior; vendors differ by tens of percent; GPUs of one family, and stacks, less.
+LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "gpu": 0.1, "stack": 0.2, "release": 0.1}
 # Fields whose global value physics pins closer than LEVEL_SIGMA["global"]: routers are trained with a
 # balancing loss, so the busiest expert rank exceeds the binomial maximum by tens of percent, not by
 # multiples; a wider prior lets the few expert-parallel rows (DeepSeek-R1) push it to unphysical values
@@ -90,12 +81,11 @@ class Membership:
     gpu: str
     stack: str | None = None
     release: str | None = None
-    model: str | None = None
 
     @classmethod
-    def of(cls, gpu, stack: str | None = None, version: str | None = None, model: str | None = None) -> "Membership":
+    def of(cls, gpu, stack: str | None = None, version: str | None = None) -> "Membership":
         return cls(gpu.vendor, gpu.family, gpu.name, stack_key(gpu.vendor, stack),
-                   release_key(gpu.vendor, stack, version), model)
+                   release_key(gpu.vendor, stack, version))
 
     def key(self, level: str) -> str | None:
         return "*" if level == "global" else getattr(self, level)
@@ -104,12 +94,11 @@ class Membership:
 class Parameters:
     """The groups (field, level, key), their prior sigmas, and the map from offsets to Efficiency."""
 
-    def __init__(self, prior: Efficiency, gpus: dict, stacks=(), releases=(), models=()):
+    def __init__(self, prior: Efficiency, gpus: dict, stacks=(), releases=()):
         self.prior = prior
         keys = {"global": ["*"], "vendor": sorted({g.vendor for g in gpus.values()}),
                 "family": sorted({g.family for g in gpus.values()}), "gpu": sorted(gpus),
-                "stack": sorted({s for s in stacks if s}), "release": sorted({r for r in releases if r}),
-                "model": sorted({m for m in models if m})}
+                "stack": sorted({s for s in stacks if s}), "release": sorted({r for r in releases if r})}
         self.groups = [(field, level, key) for field, levels in FIELD_LEVELS.items()
                        for level in levels for key in keys[level]]
         self.index = {group: i for i, group in enumerate(self.groups)}
@@ -146,7 +135,7 @@ class Parameters:
     def profile_sections(self, theta: np.ndarray) -> dict:
         """The fitted values as profile sections: [default] holds the global values, every other level
         multiplies them by `FIELD_factor` (only where the offset is not zero)."""
-        sections = {"default": {}, **{level: {} for level in PROFILE_LEVELS}}
+        sections = {"default": {}, "vendor": {}, "family": {}, "gpu": {}, "stack": {}, "release": {}}
         for field in EFFICIENCY_FIELDS:
             value = getattr(self.prior, field)
             if ("global" in FIELD_LEVELS.get(field, ())):

@@ -195,7 +195,7 @@ EFFICIENCY_FIELDS = tuple(f.name for f in fields(Efficiency))
 FIELD_CEILING = {"compute_efficiency": 0.99, "narrow_compute_efficiency": 0.99, "memory_efficiency": 0.99,
                  "attention_efficiency": 0.99, "moe_efficiency": 1.0, "expert_balance": 1.0, "collective_efficiency": 1.0,
                  "step_overhead_s": 10.0, "sequence_overhead_s": 1.0, "gemm_half_tokens": 1e6}
-PROFILE_SECTIONS = ("default", "vendor", "family", "gpu", "model", "stack", "release", "fit")
+PROFILE_SECTIONS = ("default", "vendor", "family", "gpu", "stack", "release", "fit")
 
 
 def efficiency_from_table(where: str, table: dict, base: Efficiency) -> Efficiency:
@@ -229,18 +229,16 @@ def profile_stacks(profile: dict) -> list[str]:
 
 
 def efficiency_for(gpu: GPUSpec, profile: dict | None = None, stack: str | None = None,
-                   profile_path=None, model: str | None = None) -> Efficiency:
-    """Efficiency for `gpu` running `stack` serving `model` (a catalog name): the profile's default, then
-    its vendor's, its chip family's and its own factors, the model's (kernels that differ by architecture;
-    a model the fit never saw has none), then the software stack's (`stack` as written in the profile, or qualified by
+                   profile_path=None) -> Efficiency:
+    """Efficiency for `gpu` running `stack`: the profile's default, then its vendor's, its chip family's
+    and its own factors, then the software stack's (`stack` as written in the profile, or qualified by
     the GPU's vendor, "vllm" -> "nvidia/vllm"). Without a stack, the vendor's reference stack (the one
     its published results mostly use, whose factors the vendor and GPU sections already hold). The
     stack's release is the profile's default one (`[fit.default_release]`: the newest it was fitted on)."""
     profile = profile if profile is not None else load_profile(profile_path)
     where = str(profile_path or "profile.toml")
     eff = efficiency_from_table(f"{where}: [default]", profile.get("default", {}), Efficiency())
-    sections = (("vendor", gpu.vendor), ("family", gpu.family), ("gpu", f"family-{gpu.family}"), ("gpu", gpu.name),
-                ("model", model))
+    sections = (("vendor", gpu.vendor), ("family", gpu.family), ("gpu", f"family-{gpu.family}"), ("gpu", gpu.name))
     for section, key in sections:
         table = profile.get(section, {})
         if key in table:

@@ -4,6 +4,7 @@ axes, e.g. tokens/s per GPU against tokens/s per user). PNG or SVG by the output
 from __future__ import annotations
 
 import math
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -90,7 +91,9 @@ def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, k
     axes.grid(True, alpha=0.3)
     if color:
         axes.legend(title=color)
-    axes.set_title(title or f"{AXIS_LABELS.get(y, y)} vs {AXIS_LABELS.get(x, x)}" + (f" by {color}" if color else ""))
+    # wrapped to the figure's width: the default title of InferenceX's axes is longer than one line
+    axes.set_title(textwrap.fill(title or f"{AXIS_LABELS.get(y, y)} vs {AXIS_LABELS.get(x, x)}"
+                                 + (f" by {color}" if color else ""), 70))
     figure.tight_layout()
     target = out if isinstance(out, PendingOutput) else PendingOutput(out)
     try:

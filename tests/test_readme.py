@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 # substrings of the commands only parsed (see the module docstring)
 NOT_RUN = ("--target-tokens-per-s 1e6", "calibrate ", "validate ", "sweep ", "--stream-metrics", "my_profile.toml",
-           "plot scaling.csv", "report ", "../shared/", "--gpus 87", "--out pareto.json")
+           "plot scaling.csv", "report ", "../shared/", "--gpus 87", "--out pareto.json", "--out front.csv",
+           "plot front.csv")
 OUTPUT_FLAGS = ("--out", "-o", "--print-config")
 
 

@@ -11,23 +11,25 @@ finishes (InferenceX runs `benchmark_serving --max-concurrency CONC --num-prompt
   the dashboard's "Token Throughput per GPU (tok/s/gpu)").
 - A point is on the front when no other point of the same GPU type has at least its per-user rate and
   its output tokens/s per GPU, and more of one (`front_mask`).
-How the search prunes: see `pareto_search` and `search_gpu`.
+How the search prunes: see `pareto_search` (`GpuSearch.search`).
 """
 from __future__ import annotations
 
-import math
 import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from dataclasses import dataclass, field, replace
 
 from simulator.errors import ConfigError, InfeasibleError, require_number
 from simulator.front import front_mask
-from simulator.metrics import request_metrics
+from simulator.metrics import SLA, request_metrics
 from simulator.mlperf import PRUNE_MARGIN
-from simulator.pareto_search import BATCHING_MODES, GpuSearch, lengths_scenario, modes
+from simulator.pareto_search import BATCHING_MODES, GpuSearch, modes
 from simulator.plan import MAX_GPUS
 from simulator.scenario_runs import resolve_config
+from simulator.search import meets_sla
+from workloads.lengths import parse_length_flag
+from workloads.scenarios import check_limit, scenario_for
 
 LATENCY_PERCENTILES = ("p99 TTFT and TPOT over every request but each user's first: every user sends its first "
                        "request at once, a start-up burst no served load sees (InferenceX's p99 counts it)")
@@ -114,11 +116,6 @@ def gpu_names(gpu) -> list[str]:
     if not names:
         raise ConfigError("--gpu: give one or more catalog GPU names separated by commas, e.g. b200,mi355x")
     return names
-
-
-def _lengths(flag: str, value):
-    from workloads.lengths import parse_length_flag
-    return value if hasattr(value, "sample") else parse_length_flag(flag, str(value))
 
 
 def _levels(concurrency) -> list[int] | None:
@@ -216,13 +213,13 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
     for mode in batching:
         if mode not in BATCHING_MODES:
             raise ConfigError(f"--batching: {mode!r} is not one of {', '.join(BATCHING_MODES)}")
-    inputs, outputs = _lengths("--input-tokens", input_tokens), _lengths("--output-tokens", output_tokens)
+    inputs = parse_length_flag("--input-tokens", input_tokens)
+    outputs = parse_length_flag("--output-tokens", output_tokens)
     levels = _levels(concurrency)
-    sla = {}
-    if sla_ttft_s is not None:
-        sla["ttft_limit_s"] = require_number("--sla-ttft", sla_ttft_s, low=0, low_inclusive=False, high=86_400)
-    if sla_tpot_s is not None:
-        sla["tpot_limit_s"] = require_number("--sla-tpot", sla_tpot_s, low=0, low_inclusive=False, high=3_600)
+    sla = {key: check_limit(flag, value) for key, flag, value in (("ttft_limit_s", "--sla-ttft", sla_ttft_s),
+                                                                 ("tpot_limit_s", "--sla-tpot", sla_tpot_s))
+           if value is not None}
+    limits = SLA(sla.get("ttft_limit_s"), sla.get("tpot_limit_s"))
     options = {"model": model, "precision": precision, "max_tokens_per_step": max_tokens_per_step, "seed": seed,
                "gpu_catalog": tuple(gpu_catalog), "model_catalog": tuple(model_catalog), "profile": profile,
                "stack": stack}
@@ -231,10 +228,10 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
     if longest > configs[0].model.max_context:
         raise ConfigError(f"--input-tokens/--output-tokens: up to {longest} tokens per request, beyond "
                           f"{configs[0].model.name}'s {configs[0].model.max_context}-token context")
+    scenario = scenario_for(configs[0].model.name, "offline", inputs, outputs)   # the plans' and bounds' lengths
     points, warnings, searched = [], [], {}
     for config in configs:
         began = time.perf_counter()
-        scenario = lengths_scenario(config.model.name, inputs, outputs)
         all_modes, rejected = modes(config, scenario, batching)
         if not all_modes:
             warnings.append(f"{config.gpu.name}: no plan fits {gpus} GPUs: " + "; ".join(rejected[:3]))
@@ -244,7 +241,8 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
         runs, skipped, dropped = search.search(candidates, PRUNE_MARGIN, prune, progress)
         found = [_point(config, c, run, c.mode.label(c.plan, gpus), options) for c, run in runs]
         mask = front_mask([p.xy for p in found])
-        points += [replace(p, on_front=on, meets_sla=_meets(p, sla)) for p, on in zip(found, mask)]
+        points += [replace(p, on_front=on, meets_sla=meets_sla(p.row(), limits) if sla else None)
+                   for p, on in zip(found, mask)]
         warnings += [f"{config.gpu.name} {c.mode.label(c.plan, gpus)} at {c.concurrency} users dropped "
                      f"{run.summary['requests_dropped']} requests; left out" for c, run in dropped]
         searched[config.gpu.name] = {"modes": len(all_modes), "candidates": len(candidates), "simulated": len(runs)
@@ -270,10 +268,3 @@ def _without_wall_time(search: dict) -> dict:
     same every time (the console prints them)."""
     return {k: ({name: {f: v for f, v in info.items() if f != "wall_s"} for name, info in value.items()}
                 if k == "per_gpu" else value) for k, value in search.items() if k != "wall_s"}
-
-
-def _meets(point: ParetoPoint, sla: dict) -> bool | None:
-    if not sla:
-        return None
-    return (point.ttft_p99_s <= sla.get("ttft_limit_s", math.inf)
-            and point.tpot_p99_s <= sla.get("tpot_limit_s", math.inf))

@@ -58,12 +58,6 @@ class Candidate:
     corners: tuple = ()              # the bound: corners of boxes whose union holds the point
 
 
-def lengths_scenario(model_name: str, input_lengths, output_lengths) -> Scenario:
-    """The workload's lengths as a Scenario, the form the plan enumeration and capacity estimates take."""
-    return Scenario(model=model_name, kind="offline", input_lengths=input_lengths, output_lengths=output_lengths,
-                    samples=1, dataset="given lengths", source="infersim pareto")
-
-
 def modes(config, scenario: Scenario, batchings) -> tuple[list[Mode], list[str]]:
     """Every serving mode worth trying on `config.gpus` GPUs, and why shapes that do not fit were refused."""
     plans, rejected = candidate_plans(config, scenario, {})

@@ -291,9 +291,11 @@ def length_flag_forms() -> list[str]:
     return [cls.flag_syntax for cls in LENGTHS.values()]
 
 
-def parse_length_flag(where: str, text: str):
+def parse_length_flag(where: str, text):
     """CLI form: 'N' (fixed) or PREFIX:ARGS of a registered distribution ('uniform:64,512',
-    'lognormal:MEAN,CV[,LOW,HIGH]', 'file:PATH')."""
+    'lognormal:MEAN,CV[,LOW,HIGH]', 'file:PATH'); a distribution given from Python passes through."""
+    if hasattr(text, "sample"):
+        return text
     text = str(text).strip()
     try:
         if ":" not in text:

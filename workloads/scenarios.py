@@ -16,7 +16,7 @@ import numpy as np
 from simulator.catalog_io import packaged_toml
 from simulator.errors import ConfigError, reject_unknown_keys, require_number
 from workloads.arrivals import Offline, Poisson
-from workloads.lengths import Rescaled, lengths_from_dict
+from workloads.lengths import Rescaled, lengths_from_dict, parse_length_flag
 from workloads.requests import Requests
 
 KINDS = ("offline", "server", "interactive")
@@ -74,6 +74,14 @@ class Scenario:
                 "output_tokens_mean": self.output_mean, "dataset": self.dataset}
 
 
+LIMIT_MAX_S = 3600          # the longest p99 TTFT or TPOT limit a scenario (or a user's SLA) may set
+
+
+def check_limit(where: str, value) -> float:
+    """A p99 latency limit in seconds, in (0, LIMIT_MAX_S], or a ConfigError naming `where`."""
+    return require_number(where, value, low=0, low_inclusive=False, high=LIMIT_MAX_S)
+
+
 def _catalog() -> dict:
     return packaged_toml("workloads.catalog", "scenarios.toml")
 
@@ -106,7 +114,7 @@ def get_scenario(model: str, kind: str) -> Scenario:
         limits = table[kind]
         reject_unknown_keys(f"{where}.{kind}", limits, ("ttft_p99_s", "tpot_p99_s"))
         for key in ("ttft_p99_s", "tpot_p99_s"):
-            require_number(f"{where}.{kind}.{key}", limits.get(key), low=0, low_inclusive=False, high=3600)
+            check_limit(f"{where}.{kind}.{key}", limits.get(key))
     here = Path(str(resources.files("workloads.catalog")))
     generated = table.get("generated_output_mean")
     if generated is not None:
@@ -125,13 +133,11 @@ def scenario_for(model: str, kind: str, input_tokens=None, output_tokens=None, t
     """The scenario a run is held to: `model`'s MLPerf scenario `kind`, with the lengths given (length
     forms as --input-tokens takes them) replacing its dataset's and the p99 limits given replacing its
     own. A model with no MLPerf scenario needs both lengths, and Server/Interactive need both limits."""
-    from workloads.lengths import parse_length_flag
     kind = str(kind).lower()
     if kind not in KINDS:
         raise ConfigError(f"--scenario: {kind!r} is not one of {', '.join(KINDS)}")
     given = {"--input-tokens": input_tokens, "--output-tokens": output_tokens}
-    lengths = {flag: value if hasattr(value, "sample") else parse_length_flag(flag, str(value))
-               for flag, value in given.items() if value is not None}
+    lengths = {flag: parse_length_flag(flag, value) for flag, value in given.items() if value is not None}
     if model in _catalog():
         base = get_scenario(model, "offline" if kind != "offline" and kind not in _catalog()[model] else kind)
         base = replace(base, kind=kind)
@@ -151,7 +157,7 @@ def scenario_for(model: str, kind: str, input_tokens=None, output_tokens=None, t
     limits = {"ttft_p99_s": ttft_limit_s, "tpot_p99_s": tpot_limit_s}
     for key, flag in (("ttft_p99_s", "--sla-ttft"), ("tpot_p99_s", "--sla-tpot")):
         if limits[key] is not None:
-            require_number(flag, limits[key], low=0, low_inclusive=False, high=3600)
+            check_limit(flag, limits[key])
     if kind == "offline":
         return replace(base, ttft_p99_s=None, tpot_p99_s=None)
     base = replace(base, **{k: v for k, v in limits.items() if v is not None})

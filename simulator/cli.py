@@ -112,6 +112,21 @@ def apply(options, func):
     return func
 
 
+MODEL_HELP = "Catalog model name or a Hugging Face config.json path."
+
+
+def catalog_options() -> list:
+    """Price, extra catalogs, profile and stack: what every command that prices or calibrates a cluster takes."""
+    return [
+        option("usd_per_gpu_hour", "--usd-per-gpu-hour", default=None,
+               help="Price override in $ per GPU-hour (default: the catalog's range)."),
+        option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML (adds or overrides)."),
+        option("model_catalog", "--model-catalog", help="Extra model catalog TOML."),
+        option("profile", "--profile", default=None, help="Efficiency profile TOML (default: the shipped fit)."),
+        option("stack", "--stack", default=None, help="Software-stack section of the profile to apply."),
+    ]
+
+
 def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True):
     """Options describing the cluster and deployment, shared by every command that simulates. With
     `searched`, plan options default to unset (the command searches them) and precision to "auto"."""
@@ -120,19 +135,13 @@ def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True
     plan_default = (lambda value: None) if searched else (lambda value: value)
     pin = " (default: searched)" if searched else ""
     return apply([
-        option("model", "--model", default="llama2-70b", show_default=True,
-               help="Catalog model name or a Hugging Face config.json path."),
+        option("model", "--model", default="llama2-70b", show_default=True, help=MODEL_HELP),
         option("gpu", "--gpu", default="mi355x", show_default=True, help="Catalog GPU name."),
         *([option("gpus", "--gpus", default=8, show_default=True, help="GPUs in the cluster.")] if with_gpus else []),
         option("topology", "--topology", default=None,
                help="Topology: catalog name (infersim catalog topologies) or TOML file (default: the GPU's own); "
                     "its GPU and link names for --fail: infersim catalog topology NAME."),
-        option("usd_per_gpu_hour", "--usd-per-gpu-hour", default=None,
-               help="Price override in $ per GPU-hour (default: the catalog's range)."),
-        option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML (adds or overrides)."),
-        option("model_catalog", "--model-catalog", help="Extra model catalog TOML."),
-        option("profile", "--profile", default=None, help="Efficiency profile TOML (default: the shipped fit)."),
-        option("stack", "--stack", default=None, help="Software-stack section of the profile to apply."),
+        *catalog_options(),
         option("tp", "--tp", default=plan_default(1), show_default=not searched, help="Tensor-parallel degree." + pin),
         option("pp", "--pp", default=plan_default(1), show_default=not searched,
                help="Pipeline-parallel stages." + pin),
@@ -491,16 +500,10 @@ SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "ou
 @emit_option
 @output_options(out_help="Write .json (document) or .csv (one row per point; plot it with infersim plot).")
 @click.option("--all", "show_all", is_flag=True, help="Table of every point run, not only the front.")
-@option("model", "--model", default="llama3.1-70b", show_default=True,
-        help="Catalog model name or a Hugging Face config.json path.")
+@option("model", "--model", default="llama3.1-70b", show_default=True, help=MODEL_HELP)
 @option("gpu", "--gpu", default="b200,mi355x", show_default=True, help="Catalog GPU names, comma-separated.")
 @option("gpus", "--gpus", default=8, show_default=True, help="GPUs of each kind.")
-@option("usd_per_gpu_hour", "--usd-per-gpu-hour", default=None,
-        help="Price override in $ per GPU-hour (default: the catalog's range).")
-@option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML (adds or overrides).")
-@option("model_catalog", "--model-catalog", help="Extra model catalog TOML.")
-@option("profile", "--profile", default=None, help="Efficiency profile TOML (default: the shipped fit).")
-@option("stack", "--stack", default=None, help="Software-stack section of the profile to apply.")
+@functools.partial(apply, catalog_options())
 @option("input_tokens", "--input-tokens", default="1024", show_default=True,
         help="Prompt tokens: N, uniform:LO,HI, lognormal:MEAN,CV[,LO,HI] or file:PATH.")
 @option("output_tokens", "--output-tokens", default="1024", show_default=True, help="Output tokens, as --input-tokens.")
@@ -549,11 +552,11 @@ def pareto_command(no_prune, show_all, as_json, out, quiet, sla_ttft_s, sla_tpot
     if launches:
         document["launch"] = {name: {"point": chosen[name].plan_label, "concurrency": chosen[name].concurrency,
                                      **launch.to_dict()} for name, launch in launches.items()}
+    stamped = stamp(document)
     if target is not None:
-        target.write(rows_to_csv(result.rows()) if target.path.suffix.lower() == ".csv"
-                     else to_json(stamp(document)) + "\n")
+        target.write(rows_to_csv(result.rows()) if target.path.suffix.lower() == ".csv" else to_json(stamped) + "\n")
     if as_json:
-        click.echo(to_json(stamp(document)))
+        click.echo(to_json(stamped))
     else:
         shown = [p.row() for p in result.points if show_all or p.on_front]
         shown.sort(key=lambda row: (row["gpu"], -row["output_tokens_per_s_per_user"]))

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 
+from simulator.catalog_io import toml_string
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.fit_parameters import FIT_FIELDS, REFERENCE_STACKS, Membership, Parameters
 from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, efficiency_from_table, get_gpu, load_gpus, load_profile
@@ -229,7 +230,7 @@ def report_rows(result: Fit) -> list[dict]:
 
 def _toml_value(value) -> str:
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return toml_string(value)
     return format(float(value), ".8g") if isinstance(value, float) else str(value)
 
 
@@ -242,17 +243,18 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
     lines += [f"{name} = {_toml_value(float(sections['default'][name]))}" for name in EFFICIENCY_FIELDS]
     for level in ("vendor", "family", "gpu", "stack", "release"):
         for key in sorted(sections[level]):
-            lines += ["", f'[{level}."{key}"]']
+            lines += ["", f"[{level}.{toml_string(key)}]"]
             lines += [f"{name} = {_toml_value(value)}" for name, value in sorted(sections[level][key].items())]
     lines += ["", "[fit]", f"interval = {interval}", f"rows = {len(result.rows)}",
               f"residual_log_rms = {_toml_value(result.residual_log_rms)}",
               f"model_log_sigma = {_toml_value(result.model_log_sigma)}", "", "[fit.reference_stack]"]
-    lines += [f'{vendor} = "{stack}"' for vendor, stack in REFERENCE_STACKS.items()]
+    lines += [f"{vendor} = {toml_string(stack)}" for vendor, stack in REFERENCE_STACKS.items()]
     lines += ["", "[fit.default_release]"]
-    lines += [f'"{key}" = "{version}"' for key, version in sorted(result.default_releases().items())]
+    lines += [f"{toml_string(key)} = {toml_string(version)}"
+              for key, version in sorted(result.default_releases().items())]
     lines += ["", "[fit.log_sigma]"]
     for gpu in load_gpus(result.gpu_catalog).values():
-        lines.append(f'"{gpu.name}" = {_toml_value(result.log_sigma(gpu))}')
+        lines.append(f"{toml_string(gpu.name)} = {_toml_value(result.log_sigma(gpu))}")
     return "\n".join(lines) + "\n"
 
 

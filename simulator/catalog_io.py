@@ -49,3 +49,16 @@ def merged_catalog(package: str, name: str, user_files=()) -> dict[str, dict]:
                 raise ConfigError(f"{user_file}: top-level key {key!r} must be a table like [{key}]")
             tables[key] = {**tables.get(key, {}), **table, "_file": str(user_file)}
     return tables
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char < " " or char == "\x7f":
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'

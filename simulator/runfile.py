@@ -37,7 +37,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.catalog_io import read_text, read_toml
+from simulator.catalog_io import read_text, read_toml, toml_string
 from simulator.errors import ConfigError, excerpt
 
 TABLES = ("cluster", "plan", "workload", "sla", "whatif", "output")
@@ -294,17 +294,4 @@ def _toml(value) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return _toml_string(str(value))
-
-
-def _toml_string(text: str) -> str:
-    """A TOML basic string: quotes, backslashes and control characters escaped."""
-    out = []
-    for char in text:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char < " " or char == "\x7f":
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
+    return toml_string(str(value))

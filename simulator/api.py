@@ -272,7 +272,7 @@ def simulate(workload=None, jobs: int = 1, progress=None, **options) -> RunResul
         spec, note = workload_spec(config.model.name, **flags)
         engine_input = engine_workload(spec, config.seed, options.get("stream_metrics"))
         info = {**spec.describe(), "lengths": note}
-        if engine_input.__class__.__name__ == "ChunkedWorkload":
+        if isinstance(engine_input, ChunkedWorkload):
             info["metrics"] = "streamed (bounded memory; percentiles from 0.5%-wide histogram bins)"
             expected = spec.request_count()
     if progress is not None:

@@ -58,6 +58,12 @@ class BatchShape:
     decode_seqs: int = 0
     decode_context: float = 0.0
 
+    def as_row(self) -> tuple:
+        """The fields in SHAPE_FIELDS order, as a step trace records them (dataclasses.astuple deep-copies
+        and cost a quarter of a calibration's simulation time)."""
+        return (self.prefill_tokens, self.prefill_pairs, self.prefill_window_pairs, self.prefill_seqs,
+                self.decode_seqs, self.decode_context)
+
 
 SHAPE_FIELDS = tuple(f.name for f in fields(BatchShape))
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 
-from simulator.costmodel import BatchShape, StepCost, causal_pairs
+import numpy as np
+
+from simulator.costmodel import BatchShape, StepCost, causal_pairs, shape_arrays
 from simulator.decode_batch import DecodeBatch
 from simulator.kv_blocks import KVBlocks
 from simulator.metrics import LatencyHistogram
@@ -28,6 +30,17 @@ class StepTrace:
 
     prompt_steps: list = field(default_factory=list)
     decode_stretches: list = field(default_factory=list)
+    _arrays: tuple | None = field(default=None, repr=False, compare=False)
+
+    def arrays(self) -> tuple:
+        """(prompt steps as one BatchShape of arrays or None, decode stretches as an (n, 3) float array or
+        None), built once per trace length: calibration re-prices one trace thousands of times."""
+        lengths = (len(self.prompt_steps), len(self.decode_stretches))
+        if self._arrays is None or self._arrays[0] != lengths:
+            prompt = shape_arrays(self.prompt_steps) if self.prompt_steps else None
+            stretches = np.asarray(self.decode_stretches, dtype=float) if self.decode_stretches else None
+            self._arrays = (lengths, prompt, stretches)
+        return self._arrays[1:]
 
 
 def prompt_step_shape(engine, chunks, decode_seqs: int) -> BatchShape:
@@ -140,7 +153,7 @@ class Engine:
         shape = prompt_step_shape(self, chunks, self.batch.size if with_decode else 0)
         duration = self.cost.step_time_s(shape)
         if self.trace is not None:
-            self.trace.prompt_steps.append(astuple(shape))
+            self.trace.prompt_steps.append(shape.as_row())
         self._step_started = (now, duration, self.kv.used(self.batch), chunks, shape.decode_seqs)
         return duration
 

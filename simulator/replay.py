@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.costmodel import StepCost, shape_arrays
+from simulator.costmodel import StepCost
 from simulator.engine import StepTrace
 
 
@@ -17,10 +17,10 @@ def busy_time_s(trace: StepTrace, cost: StepCost) -> float:
     """Seconds the traced steps take under `cost`: prompt steps priced from their aggregates, each decode
     stretch of k steps from n sequences with context C at its first step as k a(n) + b (k C + n k(k-1)/2)."""
     total = 0.0
-    if trace.prompt_steps:
-        total += float(np.sum(cost.step_time_s(shape_arrays(trace.prompt_steps))))
-    if trace.decode_stretches:
-        stretches = np.asarray(trace.decode_stretches, dtype=float)
+    prompt, stretches = trace.arrays()
+    if prompt is not None:
+        total += float(np.sum(cost.step_time_s(prompt)))
+    if stretches is not None:
         n, context, k = stretches[:, 0], stretches[:, 1], stretches[:, 2]
         a, b = cost.decode_coefficients(n)
         total += float(np.sum(k * a + b * (k * context + n * k * (k - 1) / 2)))

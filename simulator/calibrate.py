@@ -10,7 +10,8 @@ Fit. Levenberg-Marquardt (`scipy.optimize.least_squares`) on the whitened residu
 The Jacobian comes by the chain rule from one difference per fitted field per distinct row (a prediction
 depends on its own effective fields only). Server/Interactive rows move by their local model between
 anchors; after each inner fit every such row is re-anchored with a rate search at its new efficiency,
-until no prediction moves by more than REANCHOR_TOLERANCE.
+until no prediction moves by more than REANCHOR_TOLERANCE. They are first anchored at a fit of the rows
+that need no anchor (Offline), not at the prior, so few re-anchors are needed.
 
 Uncertainty. Cov(theta) = (J^T J)^-1 of the whitened problem at the solution. A prediction's log-sigma
 is sqrt(g^T Cov g + s^2), g its gradient in theta, s the residual scatter beyond the parameters
@@ -33,7 +34,7 @@ from simulator.fit_parameters import FIT_FIELDS, REFERENCE_STACKS, Membership, P
 from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, efficiency_from_table, get_gpu, load_gpus, load_profile
 from simulator.intervals import DEFAULT_INTERVAL, interval_z
 from simulator.measurements import Measurement, load_measurements
-from simulator.row_models import RowSpec, row_model
+from simulator.row_models import RowSpec, needs_anchor_search, row_model
 
 MEASUREMENT_SIGMA = {"tokens": 0.05, "tpot": 0.10, "ttft": 0.25}
 DIFF_STEP = 0.03                # log step of the finite differences
@@ -116,9 +117,10 @@ def _sensitivity(model, parameters: Parameters, theta, indices, base: float, fie
     return out
 
 
-def build_models(specs, prior: Efficiency, models: dict | None = None, progress=None, model_catalog=(),
+def build_models(specs, anchor_of, models: dict | None = None, progress=None, model_catalog=(),
                  gpu_catalog=()) -> tuple[dict, list]:
-    """A row model per distinct spec (reusing `models`), and the specs that cannot be simulated."""
+    """A row model per distinct spec (reusing `models`), each anchored at `anchor_of(spec)`, and the specs
+    that cannot be simulated."""
     models = dict(models or {})
     failed, plans = [], {}
     todo = [s for s in dict.fromkeys(specs) if s not in models]
@@ -126,10 +128,30 @@ def build_models(specs, prior: Efficiency, models: dict | None = None, progress=
         if progress:
             progress(k + 1, len(todo), f"rows simulated ({spec.label})")
         try:
-            models[spec] = row_model(spec, prior, model_catalog, gpu_catalog, plans)
+            models[spec] = row_model(spec, anchor_of(spec), model_catalog, gpu_catalog, plans)
         except (ConfigError, InfeasibleError) as exc:
             failed.append((spec, str(exc)))
     return models, failed
+
+
+def _build_staged(rows, specs, prior: Efficiency, models: dict | None, progress, model_catalog, gpu_catalog):
+    """Row models for `specs`: first the rows whose prediction needs no anchor search (Offline traces
+    re-price exactly), anchored at the prior and fitted alone; then Server/Interactive rows anchored at
+    that fit's efficiencies, so the joint fit starts near its answer and re-anchors them less often.
+    Returns (models, failed, the first stage's Fit or None)."""
+    quick = [i for i, s in enumerate(specs) if s not in (models or {}) and not needs_anchor_search(s)]
+    models, failed = build_models([specs[i] for i in quick], lambda _: prior, models, progress, model_catalog,
+                                  gpu_catalog)
+    pending = [s for s in specs if s not in models and s not in dict(failed)]
+    bad = {spec for spec, _ in failed}
+    fitted = [rows[i] for i in quick if specs[i] not in bad]
+    stage = None
+    if pending and fitted:
+        stage = fit(fitted, prior, models=models, reanchor=False, model_catalog=model_catalog,
+                    gpu_catalog=gpu_catalog)
+    anchor_of = (lambda spec: stage.efficiency_for(spec)) if stage else (lambda _: prior)
+    models, more = build_models(pending, anchor_of, models, progress, model_catalog, gpu_catalog)
+    return models, failed + more, stage
 
 
 def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dict | None = None,
@@ -142,7 +164,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     if not rows:
         raise ConfigError("calibrate: no measurement rows to fit")
     all_specs = [RowSpec.of(r) for r in rows]
-    models, failed = build_models(all_specs, prior, models, progress, model_catalog, gpu_catalog)
+    models, failed, stage = _build_staged(rows, all_specs, prior, models, progress, model_catalog, gpu_catalog)
     bad = {spec for spec, _ in failed}
     skipped = [(row, dict(failed)[spec]) for row, spec in zip(rows, all_specs) if spec in bad]
     kept = [(row, spec) for row, spec in zip(rows, all_specs) if spec not in bad]
@@ -167,10 +189,13 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
         logs = np.log([predicted[s] for s in distinct])[row_of]
         return np.concatenate([(logs - measured) / MEASUREMENT_SIGMA["tokens"], theta / parameters.sigma])
 
+    if stage is not None and theta0 is None:       # start where the first stage ended
+        theta0 = np.array([stage.theta[stage.parameters.index[g]] if g in stage.parameters.index else 0.0
+                           for g in parameters.groups])
     # fields a row does not depend on at all (MoE efficiency for a dense model, collectives at tp 1, 4-bit
     # GEMMs in fp8) stay out of its finite differences
-    first = predictions(np.zeros(parameters.size) if theta0 is None or len(theta0) != parameters.size else theta0)
     start_theta = np.zeros(parameters.size) if theta0 is None or len(theta0) != parameters.size else theta0
+    first = predictions(start_theta)
     active = {s: tuple(f for f, v in _sensitivity(models[s], parameters, start_theta, indices[s], first[s]).items()
                        if abs(v) > 1e-6) for s in distinct}
 

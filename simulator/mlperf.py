@@ -184,9 +184,12 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
                    cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd))
 
 
-def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None) -> ScenarioResult:
+def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None,
+                   start_rate_per_s: float | None = None) -> ScenarioResult:
     """The best plan's score on the runner's cluster and scenario (plans searched except where `pins`
-    fix them); `rate` scores that Poisson rate instead of searching for the highest."""
+    fix them); `rate` scores that Poisson rate instead of searching for the highest; `start_rate_per_s`
+    (a close estimate of the answer, e.g. a similar row's) starts the first rate search there, in small
+    steps."""
     config, the_scenario = runner.config, runner.scenario
     candidates, rejected = candidate_plans(config, the_scenario, pins)
     if not candidates:
@@ -206,7 +209,8 @@ def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None
         bounded.sort(key=lambda c: -c.tpot_bound_requests_per_s)
         # a rate search takes about six runs; each later plan usually one probe
         runner.expected_runs = runner.evaluations + (len(bounded) if rate is not None else len(bounded) + 5)
-        return _score_given_rate(runner, bounded, rate) if rate is not None else _search_server(runner, bounded)
+        return _score_given_rate(runner, bounded, rate) if rate is not None else _search_server(runner, bounded,
+                                                                                                  start_rate_per_s)
     top = estimated[0].offline_tokens_per_s
     runner.expected_runs = runner.evaluations + sum(c.offline_tokens_per_s >= (1 - PRUNE_MARGIN) * top
                                                     for c in estimated)
@@ -247,7 +251,7 @@ def _score_given_rate(runner: ScenarioRunner, scored, rate: float) -> ScenarioRe
                           tuple(runner.history))
 
 
-def _search_server(runner: ScenarioRunner, scored) -> ScenarioResult:
+def _search_server(runner: ScenarioRunner, scored, start_rate_per_s: float | None = None) -> ScenarioResult:
     best = None       # (rate, candidate, run, count)
     marked, reasons = [], []
     for candidate in scored:
@@ -269,10 +273,11 @@ def _search_server(runner: ScenarioRunner, scored) -> ScenarioResult:
             start = probe_rate
         else:
             # start below the rate at which steps reach the TPOT limit, which saturation also bounds
-            start = 0.85 * candidate.tpot_bound_requests_per_s
+            start = start_rate_per_s or 0.85 * candidate.tpot_bound_requests_per_s
         try:
             rate, (run, count) = runner.search_rate(candidate.plan, start,
-                                                    ceiling_rate_per_s=candidate.offline_requests_per_s, step=1.15)
+                                                    ceiling_rate_per_s=candidate.offline_requests_per_s,
+                                                    step=1.08 if start_rate_per_s else 1.15)
         except InfeasibleError as exc:
             reasons.append(f"{candidate.label}: {exc}")
             marked.append(replace(candidate, outcome=str(exc)))

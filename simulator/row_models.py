@@ -31,7 +31,7 @@ from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from simulator.replay import busy_time_s
 from simulator.engine import StepTrace
-from simulator.scenario_runs import ScenarioRunner
+from simulator.scenario_runs import RATE_TOLERANCE, ScenarioRunner
 from workloads.requests import Requests
 from workloads.scenarios import get_scenario
 
@@ -91,16 +91,24 @@ def _pins(spec: RowSpec, plans: dict | None = None) -> dict:
     already chose (`plans`, keyed by `plan_key`: measured tokens per sample or a stack release do not
     change which plan is best, so the search runs once per system)."""
     own = {k: getattr(spec, k) for k in ("tp", "pp", "ep", "max_batch_size") if getattr(spec, k)}
-    return own or dict((plans or {}).get(plan_key(spec), {}))
+    return own or dict((plans or {}).get(plan_key(spec), {}).get("pins", {}))
 
 
 def plan_key(spec: RowSpec) -> tuple:
     return (spec.model, spec.benchmark, spec.gpu, spec.gpus, spec.precision, spec.scenario)
 
 
-def _remember(plans: dict | None, spec: RowSpec, plan) -> None:
+def _remember(plans: dict | None, spec: RowSpec, plan, tokens_per_s: float) -> None:
     if plans is not None:
-        plans.setdefault(plan_key(spec), {k: getattr(plan, k) for k in ("tp", "pp", "ep", "max_batch_size")})
+        plans.setdefault(plan_key(spec), {"pins": {k: getattr(plan, k) for k in ("tp", "pp", "ep", "max_batch_size")},
+                                          "output_tokens_per_s": tokens_per_s})
+
+
+def _start_rate(spec: RowSpec, plans: dict | None, runner: ScenarioRunner) -> float | None:
+    """Where a Server row's rate search starts: the rate at which a row of the same system, model and
+    scenario scored (its tokens/s at this row's tokens per sample), else the search's own estimate."""
+    earlier = (plans or {}).get(plan_key(spec))
+    return earlier["output_tokens_per_s"] / runner.output_mean if earlier else None
 
 
 class OfflineRow:
@@ -115,7 +123,7 @@ class OfflineRow:
         run = result.run.engine_result
         self.plan = replace(config.plan, **{k: result.run.plan[k] for k in
                                             ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")})
-        _remember(plans, spec, self.plan)
+        _remember(plans, spec, self.plan, result.tokens_per_s)
         self.plan_label = next((c.label for c in result.candidates if c.outcome == "best"), "")
         self.tokens = float(run.arrays["output_tokens"].sum())
         replicas = replace(config, plan=self.plan).replicas
@@ -140,10 +148,10 @@ class ServerRow:
         config = _config(spec, anchor, model_catalog, gpu_catalog)
         self.scenario = get_scenario(spec.benchmark, spec.scenario)
         runner = ScenarioRunner(config, self.scenario, output_tokens_mean=spec.output_tokens, record_steps=True)
-        result = score_scenario(runner, _pins(spec, plans))
+        result = score_scenario(runner, _pins(spec, plans), start_rate_per_s=_start_rate(spec, plans, runner))
         self.plan = replace(config.plan, **{k: result.run.plan[k] for k in
                                             ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")})
-        _remember(plans, spec, self.plan)
+        _remember(plans, spec, self.plan, result.tokens_per_s)
         self.plan_label = next((c.label for c in result.candidates if c.outcome.startswith("best")), "")
         self._anchor(anchor, runner, result.run, result.tokens_per_s)
 
@@ -175,7 +183,10 @@ class ServerRow:
         config = replace(_config(self.spec, efficiency, model_catalog, gpu_catalog), plan=self.plan)
         runner = ScenarioRunner(config, self.scenario, output_tokens_mean=self.spec.output_tokens, record_steps=True)
         guess = self.anchor_rate * self.predict(efficiency) / self.anchor_score
-        rate, (run, _) = runner.search_rate(self.plan, guess, ceiling_rate_per_s=guess * 1.04, step=1.04)
+        # the local model is good to a few percent: start one tolerance below the guess and step by one
+        # tolerance (two or three runs bracket the rate; before: a 4% bracket bisected, three or four)
+        step = 1 + 0.999 * RATE_TOLERANCE
+        rate, (run, _) = runner.search_rate(self.plan, guess / step, step=step)
         self._anchor(efficiency, runner, run, run.summary["output_tokens_per_s"])
 
 
@@ -252,6 +263,11 @@ def _smallest_tp(spec: RowSpec, model, gpu) -> int:
         except InfeasibleError:
             continue
     raise InfeasibleError(f"{spec.label}: does not fit on {spec.gpus} {gpu.name} at any tp")
+
+
+def needs_anchor_search(spec: RowSpec) -> bool:
+    """Server/Interactive rows: their model is anchored by a rate search at one efficiency."""
+    return spec.scenario in ("server", "interactive")
 
 
 def row_model(spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans: dict | None = None):

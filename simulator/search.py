@@ -38,7 +38,9 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
     """Highest rate whose run meets `sla`: step up (or down) by `step` from `initial_rate_per_s` to
     bracket the threshold, then bisect until the bracket is within `relative_tolerance`. A
     `ceiling_rate_per_s` the system is not expected to exceed (its saturation rate) is tried before
-    stepping past it. A search started near the answer (a small `step`) brackets it in two runs.
+    stepping past it. A search started near the answer (a small `step`) brackets it in two runs; going
+    down, each miss squares a small step (up to halving), so a start well above the answer costs a few
+    runs more, not a bisection from half.
 
     Raises InfeasibleError when even a nearly idle system (1/1000 of the start) misses the SLA, naming
     what missed (an unloaded system's TTFT or TPOT already over the limit); that run follows the first
@@ -82,12 +84,12 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
                 if rate <= floor:
                     good, good_summary = floor, worst
                     break
-                factor = max(factor, 2.0)
             ok, summary = evaluate(rate)
             if ok:
                 good, good_summary = rate, summary
             else:
                 bad = rate
+                factor = max(step, min(factor * factor, 2.0))   # each miss widens a fine step, up to halving
     while bad - good > relative_tolerance * good and len(history) < max_evaluations:
         middle = (good + bad) / 2
         ok, summary = evaluate(middle)

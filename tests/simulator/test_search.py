@@ -66,3 +66,13 @@ def test_unreachable_sla_costs_two_runs_not_ten():
     with pytest.raises(InfeasibleError):
         max_rate_meeting_sla(run, SLA(tpot_p99_s=0.001), 10.0)
     assert calls == [10.0, 0.01]
+
+
+def test_fine_steps_widen_when_the_start_is_well_above_the_threshold():
+    """A re-anchoring search starts near its guess in 2% steps; when the guess is 10% high (threshold
+    95.4/s, start 105/s) each miss squares the step (1.02, 1.04, 1.08), so it brackets in 5 runs
+    (105, 102.9, floor, 98.9, 91.4) and bisects the 8% bracket twice (95.2, 97.1): 7 runs, where
+    halving after the floor check took 10."""
+    found = max_rate_meeting_sla(synthetic_queue(0.01), SLA(ttft_p99_s=1.0), 105.0, step=1.02)
+    assert found.rate_per_s == pytest.approx(95.4, rel=0.021) and found.rate_per_s <= 95.4 + 1e-9
+    assert found.evaluations <= 8

@@ -38,9 +38,10 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
     """Highest rate whose run meets `sla`: step up (or down) by `step` from `initial_rate_per_s` to
     bracket the threshold, then bisect until the bracket is within `relative_tolerance`. A
     `ceiling_rate_per_s` the system is not expected to exceed (its saturation rate) is tried before
-    stepping past it. A search started near the answer (a small `step`) brackets it in two runs; going
-    down, each miss squares a small step (up to halving), so a start well above the answer costs a few
-    runs more, not a bisection from half.
+    stepping past it. A search started near the answer (a small `step`) brackets it in two runs; each
+    further pass (going up) or miss (going down) squares a small step, up to a factor of 2, so a start
+    far from the answer costs a few runs more, not a bisection from half nor a crawl that runs out of
+    evaluations (2% steps climb only 1.6x in 24 runs).
 
     Raises InfeasibleError when even a nearly idle system (1/1000 of the start) misses the SLA, naming
     what missed (an unloaded system's TTFT or TPOT already over the limit); that run follows the first
@@ -59,12 +60,14 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
     good = good_summary = bad = None
     if ok:
         good, good_summary = rate, summary
+        factor = step
         while bad is None and len(history) < max_evaluations:
             ceiling = ceiling_rate_per_s if ceiling_rate_per_s and ceiling_rate_per_s > rate * (1 + relative_tolerance) else None
-            rate = min(ceiling, rate * step) if ceiling is not None else rate * step
+            rate = min(ceiling, rate * factor) if ceiling is not None else rate * factor
             ok, summary = evaluate(rate)
             if ok:
                 good, good_summary = rate, summary
+                factor = max(step, min(factor * factor, 2.0))   # each pass widens a fine step, up to doubling
             else:
                 bad = rate
         if bad is None:

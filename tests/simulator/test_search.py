@@ -76,3 +76,12 @@ def test_fine_steps_widen_when_the_start_is_well_above_the_threshold():
     found = max_rate_meeting_sla(synthetic_queue(0.01), SLA(ttft_p99_s=1.0), 105.0, step=1.02)
     assert found.rate_per_s == pytest.approx(95.4, rel=0.021) and found.rate_per_s <= 95.4 + 1e-9
     assert found.evaluations <= 8
+
+
+def test_fine_steps_widen_when_the_start_is_far_below_the_threshold():
+    """A re-anchoring guess 3x too low (start 31.8/s, threshold 95.4/s): 2% steps would climb 1.02^23 =
+    1.58x in the 24 runs allowed and stop at ~50/s; squaring the step on each pass (1.02, 1.04, 1.08,
+    1.17, 1.37, 1.87, 2) brackets it in a few runs and bisects to within 2%."""
+    found = max_rate_meeting_sla(synthetic_queue(0.01), SLA(ttft_p99_s=1.0), 31.8, step=1.02)
+    assert found.rate_per_s == pytest.approx(95.4, rel=0.021) and found.rate_per_s <= 95.4 + 1e-9
+    assert found.evaluations <= 14

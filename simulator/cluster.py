@@ -30,6 +30,7 @@ from simulator.plan import Plan
 from simulator.router import ROUTERS
 from simulator.scheduling import BATCHING
 from topologies import FlowNetwork, all_reduce, all_to_all, load_topology, place, send_recv
+from topologies.collectives import LAUNCH_LATENCY_S
 
 
 def replica_communication(graph: nx.Graph, placement, replica: int, plan: Plan, efficiency: Efficiency) -> Communication:
@@ -43,7 +44,9 @@ def replica_communication(graph: nx.Graph, placement, replica: int, plan: Plan, 
         stages = placement.stage_groups(replica)
         boundaries = [send_recv(graph, stages[k][0][0], stages[k + 1][0][0], eff) for k in range(plan.pp - 1)]
         pp_cost = max(boundaries, key=lambda cost: cost.time_s(1 << 20))
-    return Communication(tp_all_reduce=tp_cost, ep_all_to_all=ep_cost, pp_send_recv=pp_cost)
+    # the topology prices each call's launch at LAUNCH_LATENCY_S; the stack's own per-call latency replaces it
+    return Communication(tp_all_reduce=tp_cost, ep_all_to_all=ep_cost, pp_send_recv=pp_cost).scaled(
+        1.0, efficiency.collective_latency_s - LAUNCH_LATENCY_S)
 
 
 def cluster_graph(config) -> nx.Graph:

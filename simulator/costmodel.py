@@ -33,9 +33,10 @@ class Communication:
     ep_all_to_all: AlphaBeta | None = None
     pp_send_recv: AlphaBeta | None = None
 
-    def scaled(self, bandwidth_factor: float) -> "Communication":
-        """The same collectives when links deliver `bandwidth_factor` times the bandwidth."""
-        return Communication(*(None if c is None else c.scaled(bandwidth_factor)
+    def scaled(self, bandwidth_factor: float, latency_shift_s: float = 0.0) -> "Communication":
+        """The same collectives when links deliver `bandwidth_factor` times the bandwidth and each call's
+        fixed cost (launch and synchronisation) moves by `latency_shift_s`."""
+        return Communication(*(None if c is None else c.scaled(bandwidth_factor, latency_shift_s)
                                for c in (self.tp_all_reduce, self.ep_all_to_all, self.pp_send_recv)))
 
 
@@ -283,10 +284,12 @@ class StepCost:
         return a, b / self.plan.attention_dp
 
     def with_efficiency(self, efficiency: Efficiency) -> "StepCost":
-        """This deployment under other efficiencies (collectives rescaled by the collective efficiency)."""
+        """This deployment under other efficiencies (collectives rescaled by the collective efficiency and
+        shifted by the change in per-call latency)."""
         factor = efficiency.collective_efficiency / self.efficiency.collective_efficiency
+        shift = efficiency.collective_latency_s - self.efficiency.collective_latency_s
         return StepCost(self.model, self.gpu, self.precision, self.plan, efficiency,
-                        self.communication.scaled(factor))
+                        self.communication.scaled(factor, shift))
 
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from simulator.catalog_io import merged_catalog, read_toml, packaged_toml
 from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
+from topologies.collectives import LAUNCH_LATENCY_S
 
 DTYPES = ("bf16", "fp8", "fp6", "fp4")
 NARROW_DTYPES = ("fp6", "fp4")
@@ -162,6 +163,9 @@ class Efficiency:
         model: the serving stack's bookkeeping, sampling and detokenising for each sequence (a C++
         runtime spends ~1-2 us, a Python scheduler ~10 us).
     collective_efficiency: fraction of link bandwidth a collective reaches (NCCL rings ~82% of NVLink).
+    collective_latency_s: fixed time of one collective call (launch and synchronisation), before the
+        links' hop latencies: ~5 us for a graph-captured custom all-reduce, 10-30 us for NCCL/RCCL small
+        messages without one (topologies/catalog/topologies.toml cites measurements).
     """
 
     compute_efficiency: float = 0.7
@@ -174,6 +178,7 @@ class Efficiency:
     step_overhead_s: float = 0.003
     sequence_overhead_s: float = 3e-6
     collective_efficiency: float = 0.8
+    collective_latency_s: float = LAUNCH_LATENCY_S
 
     def __post_init__(self):
         for name in ("compute_efficiency", "narrow_compute_efficiency", "memory_efficiency", "attention_efficiency",
@@ -182,6 +187,7 @@ class Efficiency:
         require_number("efficiency.gemm_half_tokens", self.gemm_half_tokens, low=0, high=1e6)
         require_number("efficiency.step_overhead_s", self.step_overhead_s, low=0, high=10.0)
         require_number("efficiency.sequence_overhead_s", self.sequence_overhead_s, low=0, high=1.0)
+        require_number("efficiency.collective_latency_s", self.collective_latency_s, low=0, high=0.01)
 
     def gemm_efficiency(self, dtype: str) -> float:
         """Large-GEMM fraction of the dense peak for math in `dtype`."""
@@ -194,7 +200,8 @@ EFFICIENCY_FIELDS = tuple(f.name for f in fields(Efficiency))
 # Highest value calibration or a profile may give each field (efficiencies are fractions of a peak).
 FIELD_CEILING = {"compute_efficiency": 0.99, "narrow_compute_efficiency": 0.99, "memory_efficiency": 0.99,
                  "attention_efficiency": 0.99, "moe_efficiency": 1.0, "expert_balance": 1.0, "collective_efficiency": 1.0,
-                 "step_overhead_s": 10.0, "sequence_overhead_s": 1.0, "gemm_half_tokens": 1e6}
+                 "step_overhead_s": 10.0, "sequence_overhead_s": 1.0, "gemm_half_tokens": 1e6,
+                 "collective_latency_s": 0.01}
 PROFILE_SECTIONS = ("default", "vendor", "family", "gpu", "stack", "release", "fit")
 
 

@@ -23,7 +23,7 @@ from simulator.api import run_config, serving_config
 from workloads.requests import ClosedLoopRequests
 from workloads.arrivals import ClosedLoop
 from simulator.errors import InfeasibleError
-from simulator.hardware import Efficiency, get_gpu
+from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, get_gpu
 from simulator.measurements import Measurement
 from simulator.memory import plan_memory
 from simulator.mlperf import score_scenario
@@ -227,9 +227,7 @@ class StreamRow:
         self.anchor_score = self.predict(anchor)
 
     def run(self, efficiency: Efficiency) -> dict:
-        key = tuple(round(getattr(efficiency, f), 9) for f in ("compute_efficiency", "narrow_compute_efficiency",
-                    "memory_efficiency", "attention_efficiency", "moe_efficiency", "step_overhead_s",
-                    "collective_efficiency", "gemm_half_tokens"))
+        key = tuple(round(getattr(efficiency, f), 12) for f in EFFICIENCY_FIELDS)
         if key not in self.cache:
             spec = self.spec
             config = replace(_config(spec, efficiency, *self.catalogs), plan=self.plan)

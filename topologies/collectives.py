@@ -41,9 +41,10 @@ class AlphaBeta:
     alpha_s: float = 0.0
     beta_s_per_byte: float = 0.0
 
-    def scaled(self, bandwidth_factor: float) -> "AlphaBeta":
-        """The same transfer when links deliver `bandwidth_factor` times the bandwidth."""
-        return AlphaBeta(self.alpha_s, self.beta_s_per_byte / bandwidth_factor)
+    def scaled(self, bandwidth_factor: float, latency_shift_s: float = 0.0) -> "AlphaBeta":
+        """The same transfer when links deliver `bandwidth_factor` times the bandwidth and each call's
+        fixed cost moves by `latency_shift_s`."""
+        return AlphaBeta(max(self.alpha_s + latency_shift_s, 0.0), self.beta_s_per_byte / bandwidth_factor)
 
     def time_s(self, message_bytes):
         """Seconds for a message (a number, or a numpy array of sizes); nothing to send costs nothing."""
@@ -56,8 +57,8 @@ class CollectiveCost:
 
     options: tuple  # ((name, AlphaBeta), ...)
 
-    def scaled(self, bandwidth_factor: float) -> "CollectiveCost":
-        return CollectiveCost(tuple((name, ab.scaled(bandwidth_factor)) for name, ab in self.options))
+    def scaled(self, bandwidth_factor: float, latency_shift_s: float = 0.0) -> "CollectiveCost":
+        return CollectiveCost(tuple((name, ab.scaled(bandwidth_factor, latency_shift_s)) for name, ab in self.options))
 
     def time_s(self, message_bytes):
         """Seconds of the fastest algorithm for the message size (numbers or numpy arrays)."""

@@ -19,6 +19,7 @@ def test_repriced_trace_equals_a_new_simulation(gpu, tp, precision, model):
     trace, cost = run.engine_result.traces[0], run.engine_result.step_costs[0]
     assert busy_time_s(trace, cost) == pytest.approx(run.summary["makespan_s"], rel=1e-9)
     changed = replace(cost.efficiency, compute_efficiency=0.41, narrow_compute_efficiency=0.33, memory_efficiency=0.6,
-                      step_overhead_s=0.007, collective_efficiency=0.5, moe_efficiency=0.45)
+                      step_overhead_s=0.007, collective_efficiency=0.5, moe_efficiency=0.45,
+                      collective_latency_s=2.5e-5)
     again = run_config(replace(config, efficiency=changed), requests)
     assert busy_time_s(trace, cost.with_efficiency(changed)) == pytest.approx(again.summary["makespan_s"], rel=1e-9)

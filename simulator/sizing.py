@@ -60,8 +60,17 @@ class SizeResult:
                                         self.node_score.interval))
         document.update(self.cost)
         document["plan"] = self.run.plan
-        document["searched_gpus"] = [{"gpus": gpus, "output_tokens_per_s": value} for gpus, value in self.history]
+        document["searched_gpus"] = self.searched()
         return document
+
+    def searched(self) -> list[dict]:
+        """Each cluster size tried and whether it reached the target; Offline sizes with the throughput
+        they served (a Server/Interactive size is run at the target's load and either meets the SLA or
+        not: its served tokens/s is the target or meaningless)."""
+        goal = self.sized_for_tokens_per_s or self.target_tokens_per_s
+        offline = self.node_score.scenario.kind == "offline"
+        return [{"gpus": gpus, "reaches_target": value >= goal} | ({"output_tokens_per_s": value} if offline else {})
+                for gpus, value in self.history]
 
     def row(self) -> dict:
         plan = self.run.plan

@@ -95,6 +95,7 @@ def test_size_returns_the_minimum_and_one_fewer_misses():
     assert result.tokens_per_s >= target
     fewer = dict(result.history).get(result.gpus - 1)
     assert result.gpus == 1 or (fewer is not None and fewer < target)
+    assert all(s["reaches_target"] == (s["output_tokens_per_s"] >= target) for s in result.to_dict()["searched_gpus"])
     assert result.nodes == result.gpus        # one GPU per node here
     assert result.cost["usd_per_hour"] == pytest.approx(result.gpus * result.cost["usd_per_gpu_hour"])
 
@@ -106,6 +107,9 @@ def test_size_server_meets_the_sla_at_the_target_rate():
     assert summary["ttft_p99_s"] <= 2.0 and summary["tpot_p99_s"] <= 0.1
     assert result.tokens_per_s == pytest.approx(20_000.0)
     assert all(value == 0.0 for gpus, value in result.history if gpus < result.gpus)
+    searched = result.to_dict()["searched_gpus"]      # a missed SLA reads as a miss, not as 0 tokens/s
+    assert searched and all(set(s) == {"gpus", "reaches_target"} for s in searched)
+    assert [s["reaches_target"] for s in searched] == [s["gpus"] >= result.gpus for s in searched]
 
 
 def test_cli_mlperf_json_keys(capsys):

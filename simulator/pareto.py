@@ -179,6 +179,24 @@ def _point(config, candidate, run, label: str, options: dict) -> ParetoPoint:
         serving_options=serving)
 
 
+def merge_identical_modes(points: list[ParetoPoint]) -> list[ParetoPoint]:
+    """Runs that differ only in their batching policy and came out identical (one user, or batches no
+    prompt work joins: continuous and chunked then run the same steps) listed once, the label naming
+    each policy ("tp8-pp1-ep1-mbs1 continuous/chunked"); the first policy's plan is the one emitted."""
+    merged, index = [], {}
+    for point in points:
+        setup = {k: v for k, v in point.serving_options.items() if k != "batching"}
+        key = (repr(sorted(setup.items())), point.concurrency, point.output_tokens_per_s,
+               point.total_tokens_per_s_per_gpu, point.output_tokens_per_s_per_user, point.ttft_p99_s, point.tpot_p99_s)
+        if key in index:
+            first = merged[index[key]]
+            merged[index[key]] = replace(first, plan_label=f"{first.plan_label}/{point.serving_options['batching']}")
+        else:
+            index[key] = len(merged)
+            merged.append(point)
+    return merged
+
+
 def _steady_p99s(arrays: dict, users: int) -> dict:
     """p99 TTFT and TPOT of the requests after each user's first (request ids from `users` on: a closed
     loop numbers requests as they are sent, and every user sends its first at time 0); all requests when
@@ -239,7 +257,7 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
         search = GpuSearch(config, scenario, requests_per_user, usd_per_gpu_hour)
         candidates = search.candidates(all_modes, concurrency_ratio, max_concurrency, levels)
         runs, skipped, dropped = search.search(candidates, PRUNE_MARGIN, prune, progress)
-        found = [_point(config, c, run, c.mode.label(c.plan, gpus), options) for c, run in runs]
+        found = merge_identical_modes([_point(config, c, run, c.mode.label(c.plan, gpus), options) for c, run in runs])
         mask = front_mask([p.xy for p in found])
         points += [replace(p, on_front=on, meets_sla=meets_sla(p.row(), limits) if sla else None)
                    for p, on in zip(found, mask)]

@@ -117,3 +117,18 @@ def test_emit_launches_the_best_point_within_the_sla():
 def test_bad_input_is_one_line_with_exit_2(args, field):
     outcome = run_cli(["pareto", "--model", "llama3.1-8b", "--gpus", "2", "--quiet", *args])
     assert outcome.code == 2 and field in outcome.err and len(outcome.err.strip().splitlines()) == 1
+
+
+def test_identical_runs_of_two_batching_policies_are_listed_once(small_fronts):
+    """With one user no prompt ever joins a running batch, so continuous and chunked batching run the
+    same steps: that run is one point named for both policies, not two tied points; and no two points
+    of a GPU left in the list share a setup and every figure."""
+    for result in small_fronts:
+        one_user = [p for p in result.points if p.gpu == "b200" and p.concurrency == 1 and "disagg" not in p.plan_label]
+        assert one_user and all(p.plan_label.endswith("continuous/chunked") for p in one_user)
+        seen = set()
+        for p in result.points:
+            setup = {k: v for k, v in p.serving_options.items() if k != "batching"}
+            key = (p.gpu, repr(sorted(setup.items())), p.concurrency, p.xy, p.ttft_p99_s, p.tpot_p99_s)
+            assert key not in seen
+            seen.add(key)

@@ -56,8 +56,11 @@ FIT_FIELDS = tuple(FIELD_LEVELS)
 LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "gpu": 0.1, "stack": 0.2, "release": 0.1}
 # Fields whose global value physics pins closer than LEVEL_SIGMA["global"]: routers are trained with a
 # balancing loss, so the busiest expert rank exceeds the binomial maximum by tens of percent, not by
-# multiples; a wider prior lets the few expert-parallel rows (DeepSeek-R1) push it to unphysical values
-# (0.08 was fitted, below the 1/8 of all tokens on one of 8 ranks). A collective call's fixed latency is
+# multiples. Known defect: even this prior does not hold it. The expert-parallel rows (DeepSeek-R1 only)
+# carry a slowdown the model lacks (Server at 0.45x Offline measured on B200, 0.6x modelled), and the
+# fit puts expert_balance at 0.09 (10 prior sigmas off, beyond the 1/8 of all tokens on one of 8
+# ranks); its value is a DeepSeek fudge, not a router property, until DeepSeek's decode is modelled.
+# A collective call's fixed latency is
 # the opposite: measured small all-reduces on 8 GPUs span ~5 to ~30 us with the stack's kernel.
 GLOBAL_SIGMA = {"expert_balance": 0.2, "collective_latency_s": 1.0}
 # The stack most of a vendor's published results use; its effect is part of the vendor's own values.

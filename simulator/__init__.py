@@ -2,7 +2,8 @@
 calibration and a discrete-event simulation.
 
 The API names below load on first use, so `import simulator` (or `import topologies`, which needs
-`simulator.errors`) stays light: no simulation engine, no scipy.optimize, until something asks for it.
+`simulator.errors` and `simulator.hardware`) stays light: no simulation engine, no scipy.optimize, until
+something asks for it.
 """
 from importlib import import_module
 

@@ -22,7 +22,7 @@ from simulator.engine_loop import SimPyDriver, run_alone
 from simulator.errors import ConfigError
 from simulator.failures import FailureInjector
 from simulator.handoff import KVHandoff
-from simulator.hardware import Efficiency
+from simulator.hardware import LAUNCH_LATENCY_S, Efficiency
 from simulator.kv_blocks import KVBlocks, ceil_div
 from simulator.memory import MemoryPlan, plan_memory
 from simulator.metrics import LatencyHistogram
@@ -30,7 +30,6 @@ from simulator.plan import Plan
 from simulator.router import ROUTERS
 from simulator.scheduling import BATCHING
 from topologies import FlowNetwork, all_reduce, all_to_all, load_topology, place, send_recv
-from topologies.collectives import LAUNCH_LATENCY_S
 
 
 def replica_communication(graph: nx.Graph, placement, replica: int, plan: Plan, efficiency: Efficiency) -> Communication:

@@ -22,11 +22,8 @@ import networkx as nx
 import numpy as np
 
 from simulator.errors import ConfigError
-
-# Fixed cost of one collective call: kernel launch and synchronisation. Measured small all-reduces take
-# ~6 us with CUDA graphs (NCCL, 2 x H100) and 6-8 us with graphs on 8 x MI300X (RCCL), more without;
-# see topologies/catalog/topologies.toml for sources.
-LAUNCH_LATENCY_S = 5e-6
+# one launch per collective call: the default of the efficiency field a calibration fits
+from simulator.hardware import LAUNCH_LATENCY_S
 # NVLink SHARP moves (n-1)/n x S each way instead of a ring's 2(n-1)/n x S, but reaches a smaller share of
 # the line rate: 8 x H100 measure ~480 GB/s bus bandwidth with NVLS against ~370 for rings (line 450),
 # i.e. NVLS is ~1.3x a ring for large messages. This factor reproduces that ratio (0.875 / 2 x 370 x

@@ -32,6 +32,12 @@ class RateSearch:
     history: tuple
 
 
+def _widened(factor: float, step: float) -> float:
+    """The next step factor after a pass (going up) or a miss (going down): a fine step squared, at most
+    doubling or halving; a coarse `step` (2 or more) unchanged."""
+    return max(step, min(factor * factor, 2.0))
+
+
 def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_per_s: float,
                          relative_tolerance: float = 0.02, max_evaluations: int = 24,
                          ceiling_rate_per_s: float | None = None, step: float = 2.0) -> RateSearch:
@@ -67,7 +73,7 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
             ok, summary = evaluate(rate)
             if ok:
                 good, good_summary = rate, summary
-                factor = max(step, min(factor * factor, 2.0))   # each pass widens a fine step, up to doubling
+                factor = _widened(factor, step)
             else:
                 bad = rate
         if bad is None:
@@ -92,7 +98,7 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
                 good, good_summary = rate, summary
             else:
                 bad = rate
-                factor = max(step, min(factor * factor, 2.0))   # each miss widens a fine step, up to halving
+                factor = _widened(factor, step)
     while bad - good > relative_tolerance * good and len(history) < max_evaluations:
         middle = (good + bad) / 2
         ok, summary = evaluate(middle)

@@ -142,8 +142,8 @@ def _build_staged(rows, specs, prior: Efficiency, models: dict | None, progress,
     quick = [i for i, s in enumerate(specs) if s not in (models or {}) and not needs_anchor_search(s)]
     models, failed = build_models([specs[i] for i in quick], lambda _: prior, models, progress, model_catalog,
                                   gpu_catalog)
-    pending = [s for s in specs if s not in models and s not in dict(failed)]
     bad = {spec for spec, _ in failed}
+    pending = [s for s in specs if s not in models and s not in bad]
     fitted = [rows[i] for i in quick if specs[i] not in bad]
     stage = None
     if pending and fitted:

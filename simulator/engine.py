@@ -118,15 +118,16 @@ class Engine:
 
     # ---- entry points ----------------------------------------------------------------------------
     def submit(self, rid: int) -> None:
-        self.table.engine[rid] = self.index
         self.waiting.push(rid)
-        self.outstanding += 1
-        if self.wake is not None:
-            self.wake()
+        self._arrived(rid)
 
     def receive_handoff(self, rid: int) -> None:
-        self.table.engine[rid] = self.index
+        """A request prefilled elsewhere arrives to decode here."""
         self.handed_off.append(rid)
+        self._arrived(rid)
+
+    def _arrived(self, rid: int) -> None:
+        self.table.engine[rid] = self.index
         self.outstanding += 1
         if self.wake is not None:
             self.wake()

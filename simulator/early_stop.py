@@ -32,6 +32,7 @@ class SLAMissWatch:
         self.tpot_needed = violations_needed(int(np.count_nonzero(outputs > 1)))
         self.next_check_s = check_every_s
         self.stopped_at_s: float | None = None
+        self.missed_limit: str | None = None      # what forced the stop: "ttft", "tpot" or "dropped"
 
     def due(self, now: float) -> bool:
         return now >= self.next_check_s
@@ -43,7 +44,7 @@ class SLAMissWatch:
         self.next_check_s = now + self.check_every_s
         table, sla = self.table, self.sla
         if table.dropped:
-            return self._stop(now)
+            return self._stop(now, "dropped")
         arrival = np.frombuffer(table.arrival_s, dtype=float)
         first = np.frombuffer(table.first_token_s, dtype=float)
         if sla.ttft_p99_s is not None:
@@ -54,7 +55,7 @@ class SLAMissWatch:
             elif waiting_rids.size:
                 late += np.count_nonzero(np.isnan(first[waiting_rids]) & (arrival[waiting_rids] < now - sla.ttft_p99_s))
             if late >= self.ttft_needed:
-                return self._stop(now)
+                return self._stop(now, "ttft")
         if sla.tpot_p99_s is not None:
             outputs = np.frombuffer(table.output_tokens, dtype=np.int64)
             finish = np.frombuffer(table.finish_s, dtype=float)
@@ -64,9 +65,9 @@ class SLAMissWatch:
             end = np.where(np.isnan(finish), now, finish)
             slow = np.count_nonzero(started & ((end - first) / gaps > sla.tpot_p99_s))
             if slow >= self.tpot_needed:
-                return self._stop(now)
+                return self._stop(now, "tpot")
         return False
 
-    def _stop(self, now: float) -> bool:
-        self.stopped_at_s = now
+    def _stop(self, now: float, limit: str) -> bool:
+        self.stopped_at_s, self.missed_limit = now, limit
         return True

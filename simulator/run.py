@@ -162,7 +162,8 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     `jobs`: on that fast path, groups of engines run in `jobs` processes (the same result); elsewhere the
     run stays in one process and the result's warnings say why.
     `stop_when_missed`: stop as soon as the run's p99s must miss this SLA (`early_stop`); the summary then
-    says `stopped_early_s` and the requests left count as unfinished (a rate search's probes use it).
+    says `stopped_early_s` and `stopped_early_by` (the limit that must miss: "ttft", "tpot", or "dropped"
+    when a request was dropped) and the requests left count as unfinished (a rate search's probes use it).
     `progress(done, total, what)`: told the simulated seconds as a SimPy run advances (total: the last
     arrival, None for closed-loop users), or the engines done on the no-SimPy path."""
     check_jobs(jobs)
@@ -218,6 +219,7 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     summary = summarize(arrays, cluster.itl, config.sla)
     if watch is not None and watch.stopped_at_s is not None:
         summary["stopped_early_s"] = watch.stopped_at_s
+        summary["stopped_early_by"] = watch.missed_limit
     by_reason = collections.Counter(dropped.values())
     notes = []
     if jobs > 1 and not (fast and independent(config) and not isinstance(workload, ClosedLoopRequests)):

@@ -29,7 +29,7 @@ class RateSearch:
     rate_per_s: float
     summary: dict
     evaluations: int
-    history: tuple
+    history: tuple      # per run: (rate, met the SLA, p99 TTFT, p99 TPOT, limit an early stop missed or None)
 
 
 def _widened(factor: float, step: float) -> float:
@@ -58,7 +58,8 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
     def evaluate(rate):
         summary = run(rate)
         ok = meets_sla(summary, sla)
-        history.append((rate, ok, summary.get("ttft_p99_s"), summary.get("tpot_p99_s")))
+        history.append((rate, ok, summary.get("ttft_p99_s"), summary.get("tpot_p99_s"),
+                        summary.get("stopped_early_by")))
         return ok, summary
 
     rate = initial_rate_per_s

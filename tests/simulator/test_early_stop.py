@@ -48,6 +48,10 @@ def test_early_stop_never_flips_a_server_verdict(rate, router, replicas, ttft, t
     if "stopped_early_s" in early.summary:
         assert not meets_sla(full.summary, sla)
         assert early.summary["stopped_early_s"] <= full.summary["simulated_s"] + 1e-9
+        # the limit it names is one the full run misses
+        missed = early.summary["stopped_early_by"]
+        limit = {"ttft": ttft, "tpot": tpot}.get(missed)
+        assert (full.summary[f"{missed}_p99_s"] > limit) if limit else full.summary["requests_dropped"] > 0
     else:
         assert early.summary["output_tokens_per_s"] == full.summary["output_tokens_per_s"]
 
@@ -60,4 +64,5 @@ def test_an_overloaded_run_stops_early():
     early = simulate(config, requests, stop_when_missed=SLA(2.0, 0.1))
     full = simulate(config, requests)
     assert early.summary["stopped_early_s"] < 0.5 * full.summary["simulated_s"]
+    assert early.summary["stopped_early_by"] == "ttft"       # queueing: first tokens come late
     assert not meets_sla(full.summary, SLA(2.0, 0.1))

@@ -9,8 +9,9 @@ efficiencies its score is the traced steps re-priced (exact, `replay`). A Server
 anchored by a full rate search; between anchors its score moves with how much faster the anchored
 run's own steps become (rho): by rho where queueing (TTFT) binds, by rho^(1 + 1/e) where TPOT binds, e
 being how steeply p99 TPOT rose with the rate around the threshold (a faster step also lets the batch
-grow until TPOT is back at the limit). `refresh` re-anchors with a new rate search; a fit refreshes until
-the anchors stop moving, so its final predictions are the simulator's own.
+grow until TPOT is back at the limit). `refresh` re-anchors with a new rate search; a fit re-anchors a
+row once its steps' speed has moved beyond the range where the local model matches a new search to the
+search's own resolution (`calibrate.LOCAL_RANGE`).
 """
 from __future__ import annotations
 
@@ -71,6 +72,11 @@ class RowSpec:
         return cls(row.model, row.benchmark or row.model, row.gpu, row.gpus, row.scenario, row.precision,
                    row.stack, row.stack_version, output, row.input_tokens, row.rate_per_s, row.users, row.tp, row.pp,
                    row.ep, row.max_batch_size)
+
+    def simulated(self) -> "RowSpec":
+        """The run this spec's prediction simulates: the stack and its release only set the efficiencies
+        the run is priced at, so rows differing in them alone can share one run."""
+        return replace(self, stack="", stack_version="")
 
     @property
     def label(self) -> str:
@@ -147,7 +153,8 @@ class ServerRow:
         self.spec, self.catalogs = spec, (model_catalog, gpu_catalog)
         config = _config(spec, anchor, model_catalog, gpu_catalog)
         self.scenario = get_scenario(spec.benchmark, spec.scenario)
-        runner = ScenarioRunner(config, self.scenario, output_tokens_mean=spec.output_tokens, record_steps=True)
+        runner = ScenarioRunner(config, self.scenario, output_tokens_mean=spec.output_tokens, record_steps=True,
+                                early_stop=True)
         result = score_scenario(runner, _pins(spec, plans), start_rate_per_s=_start_rate(spec, plans, runner))
         self.plan = replace(config.plan, **{k: result.run.plan[k] for k in
                                             ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")})
@@ -181,7 +188,8 @@ class ServerRow:
             return
         model_catalog, gpu_catalog = self.catalogs
         config = replace(_config(self.spec, efficiency, model_catalog, gpu_catalog), plan=self.plan)
-        runner = ScenarioRunner(config, self.scenario, output_tokens_mean=self.spec.output_tokens, record_steps=True)
+        runner = ScenarioRunner(config, self.scenario, output_tokens_mean=self.spec.output_tokens, record_steps=True,
+                                early_stop=True)
         guess = self.anchor_rate * self.predict(efficiency) / self.anchor_score
         # the local model is good to a few percent: start one tolerance below the guess and step by one
         # tolerance (two or three runs bracket the rate; before: a 4% bracket bisected, three or four)
@@ -198,18 +206,28 @@ def thinned(trace: StepTrace, keep: int = THINNED_STEPS) -> StepTrace:
 
 def _binding_limit(search, scenario) -> tuple[str, float]:
     """Which limit stopped the rate search just above the found rate, and d log p99 TPOT / d log rate
-    there (clamped; 1 when the history cannot tell)."""
-    history = sorted(search.history)
+    there (clamped; 1 when the history cannot tell). A probe stopped early names the limit it was bound
+    to miss, but its p99s cover only the requests that had finished: the TPOT slope then comes from the
+    two highest passing runs."""
+    history = sorted(search.history, key=lambda h: h[0])
     good = [h for h in history if h[1]]
     bad = [h for h in history if not h[1] and good and h[0] > good[-1][0]]
     if not good or not bad:
         return "ttft", 1.0
-    (r_good, _, ttft_good, tpot_good), (r_bad, _, ttft_bad, tpot_bad) = good[-1], bad[0]
-    tpot_miss = (tpot_bad or 0) / scenario.tpot_p99_s
-    ttft_miss = (ttft_bad or 0) / scenario.ttft_p99_s
-    if tpot_miss <= ttft_miss or not (tpot_good and tpot_bad) or r_bad <= r_good:
+    lower, upper = good[-1], bad[0]
+    stopped_by = upper[4]
+    if stopped_by:
+        if stopped_by != "tpot":
+            return "ttft", 1.0
+        if len(good) < 2:
+            return "tpot", 1.0
+        lower, upper = good[-2], good[-1]
+    elif (upper[3] or 0) / scenario.tpot_p99_s <= (upper[2] or 0) / scenario.ttft_p99_s:
         return "ttft", 1.0
-    elasticity = math.log(tpot_bad / tpot_good) / math.log(r_bad / r_good)
+    (r_low, _, _, tpot_low, _), (r_high, _, _, tpot_high, _) = lower, upper
+    if not (tpot_low and tpot_high) or r_high <= r_low:
+        return "tpot", 1.0
+    elasticity = math.log(tpot_high / tpot_low) / math.log(r_high / r_low)
     return "tpot", float(np.clip(elasticity, MIN_ELASTICITY, 5.0))
 
 

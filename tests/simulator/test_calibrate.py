@@ -5,10 +5,11 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from simulator.calibrate import fit
+from simulator.calibrate import build_models, fit
 from simulator.cli import main
 from simulator.errors import ConfigError
 from simulator.fit_parameters import Membership
@@ -16,7 +17,7 @@ from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_profile
 from simulator.intervals import interval_fields
 from simulator.measurements import (from_inferencemax, from_vllm_benchmark, load_measurements,
                                     measurement_from_record)
-from simulator.row_models import RowSpec, row_model
+from simulator.row_models import RowSpec, _binding_limit, row_model
 
 DATA = Path(__file__).parent.parent / "data"
 PRIOR = Efficiency()
@@ -163,3 +164,38 @@ def test_cli_calibrate_then_simulate_with_interval(tmp_path, capsys):
           "--profile", str(profile), "--json"])
     document = json.loads(capsys.readouterr().out)
     assert document["output_tokens_per_s_low"] < document["output_tokens_per_s"] < document["output_tokens_per_s_high"]
+
+
+def test_binding_limit_reads_the_runs_around_the_threshold():
+    """Synthetic rate searches (scenario limits 2 s TTFT, 55 ms TPOT). The first failing run above the
+    found rate names the limit that binds; TPOT's slope d log p99 TPOT / d log rate from 50 ms at 10/s to
+    60 ms at 11/s is log 1.2 / log 1.1 = 1.913. A probe stopped early names the limit it had to miss, but
+    its p99s cover only finished requests: the slope then comes from the two highest passing runs,
+    45 ms at 9/s to 50 ms at 10/s: log(10/9) / log(10/9) = 1."""
+    scenario = SimpleNamespace(ttft_p99_s=2.0, tpot_p99_s=0.055)
+    passing = ((9.0, True, 0.3, 0.045, None), (10.0, True, 0.4, 0.050, None))
+
+    def search(*failing):
+        return SimpleNamespace(history=passing + failing)
+
+    assert _binding_limit(search((11.0, False, 0.5, 0.060, None)), scenario) == \
+        ("tpot", pytest.approx(math.log(1.2) / math.log(1.1)))
+    assert _binding_limit(search((11.0, False, 0.1, 0.010, "tpot")), scenario) == ("tpot", pytest.approx(1.0))
+    assert _binding_limit(search((11.0, False, 5.0, 0.050, None)), scenario) == ("ttft", 1.0)
+    assert _binding_limit(search((11.0, False, 0.1, 0.010, "ttft")), scenario) == ("ttft", 1.0)
+    assert _binding_limit(search((11.0, False, 0.1, 0.010, "dropped")), scenario) == ("ttft", 1.0)
+    assert _binding_limit(search(), scenario) == ("ttft", 1.0)        # nothing failed: no threshold seen
+
+
+def test_rows_differing_only_in_stack_share_one_run():
+    """Two Offline rows of one system, one per stack release: one simulated run, two models (copies,
+    so re-anchoring one leaves the other), and the same prediction at the same efficiency."""
+    base = RowSpec("llama3.1-8b", "llama3.1-8b", "h100", 1, "offline", "fp8", "tensorrt-llm", "10.2",
+                   output_tokens=128.0)
+    other = replace(base, stack="vllm", stack_version="0.9")
+    models, failed = build_models([base, other], lambda spec: PRIOR)
+    assert not failed and set(models) == {base, other}
+    assert models[base] is not models[other]
+    assert models[base].traces is models[other].traces                  # one simulated run
+    assert models[base].predict(PRIOR) == models[other].predict(PRIOR)
+

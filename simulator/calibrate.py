@@ -17,9 +17,10 @@ resolution is 2%) on nine rows and 4.6% on the tenth; at 15% two rows were 8% of
 anchor (Offline), not at the prior, so few re-anchors are needed.
 
 Uncertainty. Cov(theta) = (J^T J)^-1 of the whitened problem at the solution. A prediction's log-sigma
-is sqrt(g^T Cov g + s^2), g its gradient in theta, s the residual scatter beyond the parameters
-(estimated with the degrees of freedom the parameters use). A GPU no row measures keeps its own groups
-at the prior, so its interval carries the prior spread. Per GPU the profile stores the mean over its
+is sqrt(g^T Cov g + s^2 + u), g its gradient in theta, s the residual scatter beyond the parameters
+(estimated with the degrees of freedom the parameters use), u the prior variance of the groups it names
+that no fitted row belongs to (a stack or release the fit never saw). A GPU no row measures keeps its own
+groups at the prior, so its interval carries the prior spread. Per GPU the profile stores the mean over its
 rows (else over all rows' sensitivities mapped onto its groups) in `[fit.log_sigma]`.
 """
 from __future__ import annotations
@@ -94,7 +95,8 @@ class Fit:
 
     def prediction_log_sigma(self, member: Membership, sensitivity: dict) -> float:
         g = self.parameters.gradient(self.parameters.indices(member), sensitivity)
-        return math.sqrt(max(float(g @ self.covariance @ g), 0.0) + self.model_log_sigma ** 2)
+        return math.sqrt(max(float(g @ self.covariance @ g), 0.0) + self.model_log_sigma ** 2
+                         + self.parameters.unseen_variance(member, sensitivity))
 
     def spec_log_sigma(self, spec: RowSpec) -> float:
         return self.prediction_log_sigma(self.membership(spec), self.sensitivities[spec])

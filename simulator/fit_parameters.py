@@ -135,6 +135,15 @@ class Parameters:
         return replace(self.prior, **{field: min(getattr(self.prior, field) * math.exp(offset), FIELD_CEILING[field])
                                       for field, offset in offsets.items()})
 
+    def unseen_variance(self, member: Membership, sensitivity: dict) -> float:
+        """Variance (log units) of a prediction from the groups `member` names that no fitted row belongs
+        to (a stack or release the fit never saw): each such offset is unknown within its level's prior,
+        so it adds (d log prediction / d log field x the level's sigma)^2 per field it sets."""
+        return sum((sensitivity.get(field, 0.0) * LEVEL_SIGMA[level]) ** 2
+                   for field, levels in FIELD_LEVELS.items() for level in levels
+                   if level != "global" and member.key(level) is not None
+                   and (field, level, member.key(level)) not in self.index)
+
     def gradient(self, indices: dict, sensitivity: dict) -> np.ndarray:
         """d log(prediction) / d theta for a row with these groups and per-field log-sensitivities."""
         g = np.zeros(self.size)

@@ -12,8 +12,8 @@ import pytest
 from simulator.calibrate import build_models, fit
 from simulator.cli import main
 from simulator.errors import ConfigError
-from simulator.fit_parameters import Membership
-from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_profile
+from simulator.fit_parameters import Membership, Parameters
+from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_gpus, load_profile
 from simulator.intervals import interval_fields
 from simulator.measurements import (from_inferencemax, from_vllm_benchmark, load_measurements,
                                     measurement_from_record)
@@ -199,3 +199,15 @@ def test_rows_differing_only_in_stack_share_one_run():
     assert models[base].traces is models[other].traces                  # one simulated run
     assert models[base].predict(PRIOR) == models[other].predict(PRIOR)
 
+
+def test_a_release_the_fit_never_saw_widens_the_interval_by_its_prior():
+    """A fit that saw TensorRT-LLM 10.2 only, asked about 10.11: the release's compute and step-overhead
+    offsets are unknown within the release level's prior (log-sigma 0.1). With d log prediction / d log
+    field of 0.5 (compute) and -0.2 (step overhead) the added variance is (0.5 x 0.1)^2 + (0.2 x 0.1)^2
+    = 0.0029; the release it saw adds nothing (its offset is a fitted parameter)."""
+    parameters = Parameters(PRIOR, load_gpus(), releases=["nvidia/tensorrt-llm 10.2"])
+    h100 = get_gpu("h100")
+    sensitivity = {"compute_efficiency": 0.5, "step_overhead_s": -0.2}
+    unseen = Membership.of(h100, "tensorrt-llm", "10.11")
+    assert parameters.unseen_variance(unseen, sensitivity) == pytest.approx(0.0029)
+    assert parameters.unseen_variance(Membership.of(h100, "tensorrt-llm", "10.2"), sensitivity) == 0.0

@@ -43,9 +43,9 @@ def replica_communication(graph: nx.Graph, placement, replica: int, plan: Plan, 
         stages = placement.stage_groups(replica)
         boundaries = [send_recv(graph, stages[k][0][0], stages[k + 1][0][0], eff) for k in range(plan.pp - 1)]
         pp_cost = max(boundaries, key=lambda cost: cost.time_s(1 << 20))
-    # the topology prices each call's launch at LAUNCH_LATENCY_S; the stack's own per-call latency replaces it
+    # the topology prices each call's launch at LAUNCH_LATENCY_S; the stack's own per-call latencies replace it
     return Communication(tp_all_reduce=tp_cost, ep_all_to_all=ep_cost, pp_send_recv=pp_cost).scaled(
-        1.0, efficiency.collective_latency_s - LAUNCH_LATENCY_S)
+        1.0, efficiency.collective_latency_s - LAUNCH_LATENCY_S, efficiency.all_to_all_latency_s - LAUNCH_LATENCY_S)
 
 
 def cluster_graph(config) -> nx.Graph:

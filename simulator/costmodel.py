@@ -33,11 +33,14 @@ class Communication:
     ep_all_to_all: AlphaBeta | None = None
     pp_send_recv: AlphaBeta | None = None
 
-    def scaled(self, bandwidth_factor: float, latency_shift_s: float = 0.0) -> "Communication":
+    def scaled(self, bandwidth_factor: float, latency_shift_s: float = 0.0,
+               all_to_all_shift_s: float = 0.0) -> "Communication":
         """The same collectives when links deliver `bandwidth_factor` times the bandwidth and each call's
-        fixed cost (launch and synchronisation) moves by `latency_shift_s`."""
-        return Communication(*(None if c is None else c.scaled(bandwidth_factor, latency_shift_s)
-                               for c in (self.tp_all_reduce, self.ep_all_to_all, self.pp_send_recv)))
+        fixed cost (launch and synchronisation) moves by `latency_shift_s`, an expert-parallel
+        all-to-all's by `all_to_all_shift_s`."""
+        shifts = (latency_shift_s, all_to_all_shift_s, latency_shift_s)
+        return Communication(*(None if c is None else c.scaled(bandwidth_factor, shift)
+                               for c, shift in zip((self.tp_all_reduce, self.ep_all_to_all, self.pp_send_recv), shifts)))
 
 
 @dataclass(frozen=True)
@@ -285,11 +288,12 @@ class StepCost:
 
     def with_efficiency(self, efficiency: Efficiency) -> "StepCost":
         """This deployment under other efficiencies (collectives rescaled by the collective efficiency and
-        shifted by the change in per-call latency)."""
+        shifted by the change in per-call latencies)."""
         factor = efficiency.collective_efficiency / self.efficiency.collective_efficiency
         shift = efficiency.collective_latency_s - self.efficiency.collective_latency_s
+        all_to_all_shift = efficiency.all_to_all_latency_s - self.efficiency.all_to_all_latency_s
         return StepCost(self.model, self.gpu, self.precision, self.plan, efficiency,
-                        self.communication.scaled(factor, shift))
+                        self.communication.scaled(factor, shift, all_to_all_shift))
 
 
 

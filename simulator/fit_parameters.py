@@ -31,7 +31,9 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, Efficiency
 # - step overhead: the serving stack's scheduler and launch path, and the vendor's launch latencies.
 # - sequence overhead: the serving stack's per-sequence bookkeeping (C++ or Python).
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor; a call's fixed latency also per stack
-#   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ).
+#   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). An expert-parallel
+#   all-to-all's fixed latency is its own field, one value: only expert-parallel rows (DeepSeek-R1 on
+#   TensorRT-LLM) measure it.
 # - gemm_half_tokens: how fast small GEMMs fall off; one value.
 # Tried and left out: a model level for attention and MoE efficiency (each architecture its own kernels).
 # scripts/fit_default_profile.py --validate with it: leave-one-GPU-out p90 error 38.8% against 33.6%
@@ -48,6 +50,7 @@ FIELD_LEVELS = {
     "sequence_overhead_s": ("global", "stack", "release"),
     "collective_efficiency": ("global", "vendor"),
     "collective_latency_s": ("global", "vendor", "stack"),
+    "all_to_all_latency_s": ("global",),
     "gemm_half_tokens": ("global",),
 }
 FIT_FIELDS = tuple(FIELD_LEVELS)
@@ -56,13 +59,14 @@ FIT_FIELDS = tuple(FIELD_LEVELS)
 LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "gpu": 0.1, "stack": 0.2, "release": 0.1}
 # Fields whose global value physics pins closer than LEVEL_SIGMA["global"]: routers are trained with a
 # balancing loss, so the busiest expert rank exceeds the binomial maximum by tens of percent, not by
-# multiples. Known defect: even this prior does not hold it. The expert-parallel rows (DeepSeek-R1 only)
-# carry a slowdown the model lacks (Server at 0.45x Offline measured on B200, 0.6x modelled), and the
-# fit puts expert_balance at 0.09 (10 prior sigmas off, beyond the 1/8 of all tokens on one of 8
-# ranks); its value is a DeepSeek fudge, not a router property, until DeepSeek's decode is modelled.
-# A collective call's fixed latency is
-# the opposite: measured small all-reduces on 8 GPUs span ~5 to ~30 us with the stack's kernel.
-GLOBAL_SIGMA = {"expert_balance": 0.2, "collective_latency_s": 1.0}
+# multiples; a grouped expert GEMM runs the dense kernels on fewer rows per expert (gemm_half_tokens
+# prices that), so it reaches a dense GEMM's rate within tens of percent. Without the all-to-all latency
+# field the expert-parallel rows' slowdown (DeepSeek-R1: measured Server 0.45-0.56x Offline) landed on
+# these two: the fit put expert_balance at 0.09, and a fit without Mixtral rows put it on
+# moe_efficiency, predicting Mixtral 85% too slow. A collective call's fixed latency is the opposite:
+# measured small all-reduces on 8 GPUs span ~5 to ~30 us with the stack's kernel, and an expert-parallel
+# dispatch or combine, where every rank waits for the slowest, tens to hundreds.
+GLOBAL_SIGMA = {"expert_balance": 0.2, "moe_efficiency": 0.2, "collective_latency_s": 1.0, "all_to_all_latency_s": 1.0}
 # The stack most of a vendor's published results use; its effect is part of the vendor's own values.
 REFERENCE_STACKS = {"nvidia": "tensorrt-llm", "amd": "vllm"}
 assert set(FIT_FIELDS) <= set(EFFICIENCY_FIELDS)

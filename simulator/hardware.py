@@ -144,6 +144,11 @@ def get_gpu(name: str, user_files=()) -> GPUSpec:
 # see topologies/catalog/topologies.toml for sources. The topology builders price each call with it;
 # `Efficiency.collective_latency_s` (fitted per vendor and stack) replaces it.
 LAUNCH_LATENCY_S = 5e-6
+# Fixed cost of one expert-parallel dispatch or combine: an all-to-all that every rank of the group must
+# enter (each waits for the slowest), plus the token permutation around it. Published intra-node
+# dispatch/combine kernels (DeepEP, NCCL all-to-all) take tens of microseconds for decode-sized batches,
+# several times a small all-reduce; `Efficiency.all_to_all_latency_s` (fitted) replaces it.
+ALL_TO_ALL_LATENCY_S = 3e-5
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,7 @@ class Efficiency:
     collective_latency_s: fixed time of one collective call (launch and synchronisation), before the
         links' hop latencies: ~5 us for a graph-captured custom all-reduce, 10-30 us for NCCL/RCCL small
         messages without one (topologies/catalog/topologies.toml cites measurements).
+    all_to_all_latency_s: the same for an expert-parallel dispatch or combine (ALL_TO_ALL_LATENCY_S).
     """
 
     compute_efficiency: float = 0.7
@@ -185,6 +191,7 @@ class Efficiency:
     sequence_overhead_s: float = 3e-6
     collective_efficiency: float = 0.8
     collective_latency_s: float = LAUNCH_LATENCY_S
+    all_to_all_latency_s: float = ALL_TO_ALL_LATENCY_S
 
     def __post_init__(self):
         for name in ("compute_efficiency", "narrow_compute_efficiency", "memory_efficiency", "attention_efficiency",
@@ -194,6 +201,7 @@ class Efficiency:
         require_number("efficiency.step_overhead_s", self.step_overhead_s, low=0, high=10.0)
         require_number("efficiency.sequence_overhead_s", self.sequence_overhead_s, low=0, high=1.0)
         require_number("efficiency.collective_latency_s", self.collective_latency_s, low=0, high=0.01)
+        require_number("efficiency.all_to_all_latency_s", self.all_to_all_latency_s, low=0, high=0.01)
 
     def gemm_efficiency(self, dtype: str) -> float:
         """Large-GEMM fraction of the dense peak for math in `dtype`."""
@@ -207,7 +215,7 @@ EFFICIENCY_FIELDS = tuple(f.name for f in fields(Efficiency))
 FIELD_CEILING = {"compute_efficiency": 0.99, "narrow_compute_efficiency": 0.99, "memory_efficiency": 0.99,
                  "attention_efficiency": 0.99, "moe_efficiency": 1.0, "expert_balance": 1.0, "collective_efficiency": 1.0,
                  "step_overhead_s": 10.0, "sequence_overhead_s": 1.0, "gemm_half_tokens": 1e6,
-                 "collective_latency_s": 0.01}
+                 "collective_latency_s": 0.01, "all_to_all_latency_s": 0.01}
 PROFILE_SECTIONS = ("default", "vendor", "family", "gpu", "stack", "release", "fit")
 
 

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from simulator.costmodel import (AlphaBeta, BatchShape, Communication, StepCost, causal_pairs,
@@ -58,6 +60,19 @@ def test_tensor_parallel_adds_two_all_reduces_per_layer():
     shape = BatchShape(decode_seqs=1, decode_context=1000)
     extra = with_comm.step_time_s(shape) - without.step_time_s(shape)
     assert extra == pytest.approx(160 * (10e-6 + 16_384 * 1e-11), rel=1e-9)
+
+
+def test_all_to_all_latency_moves_each_dispatch_and_combine_only():
+    """DeepSeek-R1 with 8-way expert parallelism: each of its 58 MoE layers dispatches and combines (two
+    all-to-alls), and with tp=1 nothing all-reduces. Raising the all-to-all's fixed latency by 40 us adds
+    58 x 2 x 40 us = 4.64 ms to a step; raising the other collectives' latency changes nothing."""
+    comm = Communication(ep_all_to_all=AlphaBeta(alpha_s=20e-6, beta_s_per_byte=1e-12))
+    cost = StepCost(get_model("deepseek-r1"), get_gpu("b200"), Precision.parse("fp4"), Plan(tp=1, ep=8), EFF, comm)
+    shape = BatchShape(decode_seqs=64, decode_context=64 * 2000)
+    slower = cost.with_efficiency(replace(EFF, all_to_all_latency_s=EFF.all_to_all_latency_s + 40e-6))
+    assert slower.step_time_s(shape) - cost.step_time_s(shape) == pytest.approx(58 * 2 * 40e-6, rel=1e-9)
+    other = cost.with_efficiency(replace(EFF, collective_latency_s=EFF.collective_latency_s + 40e-6))
+    assert other.step_time_s(shape) == pytest.approx(cost.step_time_s(shape), rel=1e-12)
 
 
 def test_decode_coefficients_match_step_time():

@@ -7,8 +7,8 @@
 Per row: predicted, measured, error, inside the 80% interval or not; per split: median and
 90th-percentile |error| and interval coverage; for leave-one-GPU-out also the ratio of two GPUs' per-GPU
 throughput on one model and scenario, predicted against measured. Fits are warm-started from the fit of
-all rows and reuse its simulations; every held-out prediction is re-anchored at the split's own
-efficiencies, so it is the simulator's output, not the local model's.
+all rows and reuse its simulations; every held-out row is simulated afresh at the split's own
+efficiencies (its plan searched there too), so it is the simulator's output, not the local model's.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from simulator.calibrate import Fit, fit, _sensitivity
 from simulator.errors import ConfigError
 from simulator.hardware import Efficiency
 from simulator.intervals import DEFAULT_INTERVAL, interval_z
-from simulator.row_models import RowSpec
+from simulator.row_models import RowSpec, row_model
 
 MIN_ROWS = 3
 SPLITS = ("gpu", "round", "model")
@@ -48,18 +48,18 @@ class HeldOut:
 
 
 def _predict_held_out(split_fit: Fit, specs, progress=None) -> dict:
-    """Held-out specs predicted at the split's efficiencies (re-anchored: the simulator's own number),
-    with their prediction log-sigma."""
-    out = {}
+    """Held-out specs predicted at the split's efficiencies with their prediction log-sigma: the plan
+    searched and the run scored afresh there (the simulator's own number and plan; the plan the fit of
+    all rows chose could carry what the held-out rows taught it)."""
+    out, plans = {}, {}
     parameters, theta = split_fit.parameters, split_fit.theta
     for k, spec in enumerate(specs):
         if progress:
             progress(k + 1, len(specs), "held-out rows predicted")
-        model = split_fit.models[spec]
         member = split_fit.membership(spec)
         indices = parameters.indices(member)
         efficiency = parameters.efficiency(theta, indices)
-        model.refresh(efficiency)
+        model = row_model(spec, efficiency, gpu_catalog=split_fit.gpu_catalog, plans=plans)
         predicted = model.predict(efficiency)
         sensitivity = _sensitivity(model, parameters, theta, indices, predicted)
         out[spec] = (predicted, split_fit.prediction_log_sigma(member, sensitivity))

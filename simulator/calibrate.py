@@ -277,13 +277,13 @@ def _toml_value(value) -> str:
 
 
 def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERVAL) -> str:
-    """The fitted profile: [default] global values, FIELD_factor sections per vendor, family, GPU and
-    stack, and [fit] with the reference stacks and each catalog GPU's prediction log-sigma."""
+    """The fitted profile: [default] global values, FIELD_factor sections per vendor, family, memory family,
+    GPU, stack and release, and [fit] with the reference stacks and each catalog GPU's prediction log-sigma."""
     lines = ([f"# {line}" if line else "#" for line in header.splitlines()] + [""]) if header else []
     sections = result.parameters.profile_sections(result.theta)
     lines.append("[default]")
     lines += [f"{name} = {_toml_value(float(sections['default'][name]))}" for name in EFFICIENCY_FIELDS]
-    for level in ("vendor", "family", "gpu", "stack", "release"):
+    for level in ("vendor", "family", "memory_family", "gpu", "stack", "release"):
         for key in sorted(sections[level]):
             lines += ["", f"[{level}.{toml_string(key)}]"]
             lines += [f"{name} = {_toml_value(value)}" for name, value in sorted(sections[level][key].items())]

@@ -23,7 +23,8 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, Efficiency
 # - compute: GEMM kernels differ by chip (tensor core generation, clocks under power limits) and stack.
 # - narrow (4/6-bit) compute: how much of a doubled peak the kernels reach is a property of a chip
 #   generation's FP4/FP6 support, not of one GPU.
-# - memory: HBM generation and controller, per chip family.
+# - memory: HBM generation and controller, per memory family (the chip family unless the GPU catalog
+#   groups families that share them: Blackwell Ultra's B300/GB300 stream HBM3e through Blackwell's).
 # - attention: flash-attention kernels per vendor.
 # - moe: grouped-GEMM quality; too few MoE rows to split it further; expert balance: how skewed routers are.
 # - release: a stack's kernels and scheduler improve from one release to the next (TensorRT-LLM 10.2 in
@@ -42,7 +43,7 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, Efficiency
 FIELD_LEVELS = {
     "compute_efficiency": ("global", "vendor", "family", "gpu", "stack", "release"),
     "narrow_compute_efficiency": ("global", "vendor", "family"),
-    "memory_efficiency": ("global", "vendor", "family"),
+    "memory_efficiency": ("global", "vendor", "memory_family"),
     "attention_efficiency": ("global", "vendor"),
     "moe_efficiency": ("global",),
     "expert_balance": ("global",),
@@ -56,9 +57,10 @@ FIELD_LEVELS = {
 FIT_FIELDS = tuple(FIELD_LEVELS)
 # Prior spread of each level's offset (log units): a global value may sit far from the datasheet-based
 # prior; vendors differ by tens of percent; GPUs of one family, and stacks, less.
-LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "gpu": 0.1, "stack": 0.2, "release": 0.1}
-# Fields whose global value physics pins closer than LEVEL_SIGMA["global"]: routers are trained with a
-# balancing loss, so the busiest expert rank exceeds the binomial maximum by tens of percent, not by
+LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "memory_family": 0.15, "gpu": 0.1, "stack": 0.2,
+               "release": 0.1}
+# Where physics pins a field's global value closer (or looser) than LEVEL_SIGMA: routers are trained
+# with a balancing loss, so the busiest expert rank exceeds the binomial maximum by tens of percent, not by
 # multiples; a grouped expert GEMM runs the dense kernels on fewer rows per expert (gemm_half_tokens
 # prices that), so it reaches a dense GEMM's rate within tens of percent. Without the all-to-all latency
 # field the expert-parallel rows' slowdown (DeepSeek-R1: measured Server 0.45-0.56x Offline) landed on
@@ -66,7 +68,13 @@ LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "gpu": 0.1, "stack
 # moe_efficiency, predicting Mixtral 85% too slow. A collective call's fixed latency is the opposite:
 # measured small all-reduces on 8 GPUs span ~5 to ~30 us with the stack's kernel, and an expert-parallel
 # dispatch or combine, where every rank waits for the slowest, tens to hundreds.
-GLOBAL_SIGMA = {"expert_balance": 0.2, "moe_efficiency": 0.2, "collective_latency_s": 1.0, "all_to_all_latency_s": 1.0}
+FIELD_SIGMA = {("expert_balance", "global"): 0.2, ("moe_efficiency", "global"): 0.2,
+               ("collective_latency_s", "global"): 1.0, ("all_to_all_latency_s", "global"): 1.0}
+
+
+def level_sigma(field: str, level: str) -> float:
+    """Prior log-sigma of one group's offset."""
+    return FIELD_SIGMA.get((field, level), LEVEL_SIGMA[level])
 # The stack most of a vendor's published results use; its effect is part of the vendor's own values.
 REFERENCE_STACKS = {"nvidia": "tensorrt-llm", "amd": "vllm"}
 assert set(FIT_FIELDS) <= set(EFFICIENCY_FIELDS)
@@ -95,11 +103,12 @@ class Membership:
     gpu: str
     stack: str | None = None
     release: str | None = None
+    memory_family: str | None = None
 
     @classmethod
     def of(cls, gpu, stack: str | None = None, version: str | None = None) -> "Membership":
         return cls(gpu.vendor, gpu.family, gpu.name, stack_key(gpu.vendor, stack),
-                   release_key(gpu.vendor, stack, version))
+                   release_key(gpu.vendor, stack, version), gpu.memory_family)
 
     def key(self, level: str) -> str | None:
         return "*" if level == "global" else getattr(self, level)
@@ -111,13 +120,13 @@ class Parameters:
     def __init__(self, prior: Efficiency, gpus: dict, stacks=(), releases=()):
         self.prior = prior
         keys = {"global": ["*"], "vendor": sorted({g.vendor for g in gpus.values()}),
-                "family": sorted({g.family for g in gpus.values()}), "gpu": sorted(gpus),
+                "family": sorted({g.family for g in gpus.values()}),
+                "memory_family": sorted({g.memory_family for g in gpus.values()}), "gpu": sorted(gpus),
                 "stack": sorted({s for s in stacks if s}), "release": sorted({r for r in releases if r})}
         self.groups = [(field, level, key) for field, levels in FIELD_LEVELS.items()
                        for level in levels for key in keys[level]]
         self.index = {group: i for i, group in enumerate(self.groups)}
-        self.sigma = np.array([GLOBAL_SIGMA.get(field, LEVEL_SIGMA[level]) if level == "global" else LEVEL_SIGMA[level]
-                               for field, level, _ in self.groups])
+        self.sigma = np.array([level_sigma(field, level) for field, level, _ in self.groups])
 
     @property
     def size(self) -> int:
@@ -143,7 +152,7 @@ class Parameters:
         """Variance (log units) of a prediction from the groups `member` names that no fitted row belongs
         to (a stack or release the fit never saw): each such offset is unknown within its level's prior,
         so it adds (d log prediction / d log field x the level's sigma)^2 per field it sets."""
-        return sum((sensitivity.get(field, 0.0) * LEVEL_SIGMA[level]) ** 2
+        return sum((sensitivity.get(field, 0.0) * level_sigma(field, level)) ** 2
                    for field, levels in FIELD_LEVELS.items() for level in levels
                    if level != "global" and member.key(level) is not None
                    and (field, level, member.key(level)) not in self.index)
@@ -158,7 +167,7 @@ class Parameters:
     def profile_sections(self, theta: np.ndarray) -> dict:
         """The fitted values as profile sections: [default] holds the global values, every other level
         multiplies them by `FIELD_factor` (only where the offset is not zero)."""
-        sections = {"default": {}, "vendor": {}, "family": {}, "gpu": {}, "stack": {}, "release": {}}
+        sections = {"default": {}, "vendor": {}, "family": {}, "memory_family": {}, "gpu": {}, "stack": {}, "release": {}}
         for field in EFFICIENCY_FIELDS:
             value = getattr(self.prior, field)
             if ("global" in FIELD_LEVELS.get(field, ())):

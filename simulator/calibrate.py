@@ -1,7 +1,8 @@
 """Calibration: fit the efficiency parameters to measured rows, with honest prediction intervals.
 
 Model. Each efficiency field of a row is prior x exp(sum of offsets of its groups) (`fit_parameters`:
-global, vendor, chip family, GPU, stack), every level with a Gaussian prior in log units. A row's
+global, vendor, chip family, memory family, GPU, stack, release), every level with a Gaussian prior in
+log units. A row's
 prediction is the simulator's (`row_models`: the MLPerf scenario run or the measured loop). Measured
 tokens/s enter as log residuals with sigma 5% (submitters of one system differ by a few percent); a
 row's latencies do not enter the fit.
@@ -13,15 +14,15 @@ anchors; after each inner fit a row whose anchored steps got faster or slower by
 is re-anchored with a rate search at its new efficiency, until no prediction moves by more than
 CONVERGED. Within LOCAL_RANGE the local model is as good as a new search: against fresh searches on ten
 rows of every model and scenario, at step-time changes up to 8% it was within 2.5% (the search's own
-resolution is 2%) on nine rows and 4.6% on the tenth; at 15% two rows were 8% off. They are first anchored at a fit of the rows that need no
-anchor (Offline), not at the prior, so few re-anchors are needed.
+resolution is 2%) on nine rows and 4.6% on the tenth; at 15% two rows were 8% off. They are first
+anchored at a fit of the rows that need no anchor (Offline), not at the prior.
 
 Uncertainty. Cov(theta) = (J^T J)^-1 of the whitened problem at the solution. A prediction's log-sigma
 is sqrt(g^T Cov g + s^2 + u), g its gradient in theta, s the residual scatter beyond the parameters
 (estimated with the degrees of freedom the parameters use), u the prior variance of the groups it names
 that no fitted row belongs to (a stack or release the fit never saw). A GPU no row measures keeps its own
-groups at the prior, so its interval carries the prior spread. Per GPU the profile stores the mean over its
-rows (else over all rows' sensitivities mapped onto its groups) in `[fit.log_sigma]`.
+groups at the prior, so its interval carries the prior spread. Per GPU the profile stores the mean over
+its rows (else over all rows' sensitivities mapped onto its groups) in `[fit.log_sigma]`.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from scipy.optimize import least_squares
 
 from simulator.catalog_io import toml_string
 from simulator.errors import ConfigError, InfeasibleError
-from simulator.fit_parameters import FIT_FIELDS, REFERENCE_STACKS, Membership, Parameters
+from simulator.fit_parameters import FIT_FIELDS, LEVELS, REFERENCE_STACKS, Membership, Parameters
 from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, efficiency_from_table, get_gpu, load_gpus, load_profile
 from simulator.intervals import DEFAULT_INTERVAL, interval_z
 from simulator.measurements import Measurement, load_measurements
@@ -283,7 +284,7 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
     sections = result.parameters.profile_sections(result.theta)
     lines.append("[default]")
     lines += [f"{name} = {_toml_value(float(sections['default'][name]))}" for name in EFFICIENCY_FIELDS]
-    for level in ("vendor", "family", "memory_family", "gpu", "stack", "release"):
+    for level in LEVELS:
         for key in sorted(sections[level]):
             lines += ["", f"[{level}.{toml_string(key)}]"]
             lines += [f"{name} = {_toml_value(value)}" for name, value in sorted(sections[level][key].items())]

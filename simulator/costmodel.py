@@ -38,9 +38,9 @@ class Communication:
         """The same collectives when links deliver `bandwidth_factor` times the bandwidth and each call's
         fixed cost (launch and synchronisation) moves by `latency_shift_s`, an expert-parallel
         all-to-all's by `all_to_all_shift_s`."""
-        shifts = (latency_shift_s, all_to_all_shift_s, latency_shift_s)
-        return Communication(*(None if c is None else c.scaled(bandwidth_factor, shift)
-                               for c, shift in zip((self.tp_all_reduce, self.ep_all_to_all, self.pp_send_recv), shifts)))
+        calls = ((self.tp_all_reduce, latency_shift_s), (self.ep_all_to_all, all_to_all_shift_s),
+                 (self.pp_send_recv, latency_shift_s))
+        return Communication(*(None if c is None else c.scaled(bandwidth_factor, shift) for c, shift in calls))
 
 
 @dataclass(frozen=True)

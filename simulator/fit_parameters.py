@@ -72,12 +72,16 @@ FIELD_SIGMA = {("expert_balance", "global"): 0.2, ("moe_efficiency", "global"): 
                ("collective_latency_s", "global"): 1.0, ("all_to_all_latency_s", "global"): 1.0}
 
 
-def level_sigma(field: str, level: str) -> float:
-    """Prior log-sigma of one group's offset."""
-    return FIELD_SIGMA.get((field, level), LEVEL_SIGMA[level])
+# The levels below global, in the order a profile lists their sections.
+LEVELS = ("vendor", "family", "memory_family", "gpu", "stack", "release")
 # The stack most of a vendor's published results use; its effect is part of the vendor's own values.
 REFERENCE_STACKS = {"nvidia": "tensorrt-llm", "amd": "vllm"}
 assert set(FIT_FIELDS) <= set(EFFICIENCY_FIELDS)
+
+
+def level_sigma(field: str, level: str) -> float:
+    """Prior log-sigma of one group's offset."""
+    return FIELD_SIGMA.get((field, level), LEVEL_SIGMA[level])
 
 
 def stack_key(vendor: str, stack: str | None) -> str | None:
@@ -167,7 +171,7 @@ class Parameters:
     def profile_sections(self, theta: np.ndarray) -> dict:
         """The fitted values as profile sections: [default] holds the global values, every other level
         multiplies them by `FIELD_factor` (only where the offset is not zero)."""
-        sections = {"default": {}, "vendor": {}, "family": {}, "memory_family": {}, "gpu": {}, "stack": {}, "release": {}}
+        sections = {level: {} for level in ("default", *LEVELS)}
         for field in EFFICIENCY_FIELDS:
             value = getattr(self.prior, field)
             if ("global" in FIELD_LEVELS.get(field, ())):

@@ -4,7 +4,10 @@ before simulating them (the simulation, not this estimate, gives every reported 
 Continuous batching at steady state holds B sequences: the plan's batch limit, or as many as the KV
 cache holds at their average context (prompt + half the output). Each decode step yields B tokens and
 completes B / output requests, whose prompts (B x input / output tokens) are prefilled in steps of at
-most the token budget. Tokens per second = B / (decode step + prefill per decode step).
+most the token budget; when fewer than one prompt arrives per decode step (long outputs), a prompt
+gets a prefill step of its own only every output / B decode steps, so that step's fixed costs are
+shared by those decode steps, not paid by each. Tokens per second = B / (decode step + prefill per
+decode step).
 """
 from __future__ import annotations
 
@@ -27,10 +30,14 @@ def _at_batch(cost: StepCost, batch: float, input_mean: float, output_mean: floa
     plan = cost.plan
     average_context = input_mean + output_mean / 2
     decode = cost.step_time_s(BatchShape(decode_seqs=batch, decode_context=batch * average_context))
-    prompt_tokens = batch * input_mean / output_mean
+    arriving = batch / output_mean                # prompts per decode step
     budget = plan.max_tokens_per_step * plan.attention_dp
-    steps = max(1.0, math.ceil(prompt_tokens / budget))
-    per_step = prompt_tokens / steps
+    if arriving < 1:
+        chunks = max(1, math.ceil(input_mean / budget))
+        steps, per_step = arriving * chunks, input_mean / chunks
+    else:
+        steps = max(1.0, math.ceil(arriving * input_mean / budget))
+        per_step = arriving * input_mean / steps
     prompts = per_step / input_mean
     window = cost.model.sliding_window
     prefill = steps * cost.step_time_s(BatchShape(

@@ -2,10 +2,9 @@
 
 Model. Each efficiency field of a row is prior x exp(sum of offsets of its groups) (`fit_parameters`:
 global, vendor, chip family, memory family, GPU, stack, release), every level with a Gaussian prior in
-log units. A row's
-prediction is the simulator's (`row_models`: the MLPerf scenario run or the measured loop). Measured
-tokens/s enter as log residuals with sigma 5% (submitters of one system differ by a few percent); a
-row's latencies do not enter the fit.
+log units. A row's prediction is the simulator's (`row_models`: the MLPerf scenario run or the measured
+loop). Measured tokens/s enter as log residuals with sigma 5% (submitters of one system differ by a few
+percent); a row's latencies do not enter the fit.
 
 Fit. Levenberg-Marquardt (`scipy.optimize.least_squares`) on the whitened residuals plus the priors.
 The Jacobian comes by the chain rule from one difference per fitted field per distinct row (a prediction
@@ -183,9 +182,9 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
         raise ConfigError("calibrate: no measurement rows to fit")
     all_specs = [RowSpec.of(r) for r in rows]
     models, failed, stage = _build_staged(rows, all_specs, prior, models, progress, model_catalog, gpu_catalog)
-    bad = {spec for spec, _ in failed}
-    skipped = [(row, dict(failed)[spec]) for row, spec in zip(rows, all_specs) if spec in bad]
-    kept = [(row, spec) for row, spec in zip(rows, all_specs) if spec not in bad]
+    reasons = dict(failed)
+    skipped = [(row, reasons[spec]) for row, spec in zip(rows, all_specs) if spec in reasons]
+    kept = [(row, spec) for row, spec in zip(rows, all_specs) if spec not in reasons]
     if not kept:
         raise ConfigError(f"calibrate: no row can be simulated ({skipped[0][1]})")
     rows, specs = [r for r, _ in kept], [s for _, s in kept]

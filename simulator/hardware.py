@@ -257,8 +257,8 @@ def profile_stacks(profile: dict) -> list[str]:
 def efficiency_for(gpu: GPUSpec, profile: dict | None = None, stack: str | None = None,
                    profile_path=None) -> Efficiency:
     """Efficiency for `gpu` running `stack`: the profile's default, then its vendor's, its chip family's,
-    its memory family's and its own factors, then the software stack's (`stack` as written in the profile, or qualified by
-    the GPU's vendor, "vllm" -> "nvidia/vllm"). Without a stack, the vendor's reference stack (the one
+    its memory family's and its own factors, then the software stack's (`stack` as written in the profile,
+    or qualified by the GPU's vendor, "vllm" -> "nvidia/vllm"). Without a stack, the vendor's reference stack (the one
     its published results mostly use, whose factors the vendor and GPU sections already hold). The
     stack's release is the profile's default one (`[fit.default_release]`: the newest it was fitted on)."""
     profile = profile if profile is not None else load_profile(profile_path)

@@ -12,6 +12,8 @@ CSV columns (header required; blank cells mean "not measured" / "default"):
   precision, stack, stack_version    e.g. fp4, fp8 or fp4/fp8/fp8; software stack name (free text) and its
                                      major.minor release
   tp, pp, ep, max_batch_size         the plan measured (blank: tp = smallest that fits, pp = ep = 1)
+  queries                            offline: how many samples the run issued (LoadGen's samples_per_query;
+                                     blank: enough for 600 s at the predicted rate)
   ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures
   ttft_limit_s, tpot_limit_s         the limits a Server/Interactive run was held to
   nodes, gpu_power_w                 the system's node count and GPU power limit (TGP) where published
@@ -36,7 +38,8 @@ NUMBERS = {"gpus": (1, 1_000_000, True), "rate_per_s": (0, 1e7, False), "users":
            "tp": (1, 1024, True), "pp": (1, 256, True), "ep": (1, 4096, True), "max_batch_size": (1, 65536, True),
            "output_tokens_per_s": (0, 1e12, False), "ttft_p50_s": (0, 1e6, False), "ttft_p99_s": (0, 1e6, False),
            "tpot_p50_s": (0, 1e6, False), "tpot_p99_s": (0, 1e6, False), "ttft_limit_s": (0, 1e6, False),
-           "tpot_limit_s": (0, 1e6, False), "nodes": (1, 1_000_000, True), "gpu_power_w": (1, 100_000, True)}
+           "tpot_limit_s": (0, 1e6, False), "nodes": (1, 1_000_000, True), "gpu_power_w": (1, 100_000, True),
+           "queries": (1, 1e9, True)}
 BOOLEANS = {"true": True, "yes": True, "1": True, "valid": True, "false": False, "no": False, "0": False,
             "invalid": False}
 REQUIRED = ("model", "gpu", "gpus", "scenario", "output_tokens_per_s", "source")
@@ -61,6 +64,7 @@ class Measurement:
     pp: int | None = None
     ep: int | None = None
     max_batch_size: int | None = None
+    queries: int | None = None
     ttft_p50_s: float | None = None
     ttft_p99_s: float | None = None
     tpot_p50_s: float | None = None

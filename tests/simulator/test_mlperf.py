@@ -37,6 +37,19 @@ def test_offline_throughput_by_hand(small_config):
     assert offline_score(run) == pytest.approx((22.0, 2.0))
 
 
+def test_offline_run_outlasts_the_drain_of_long_outputs(small_config):
+    """Decode step 0.1 s (hand-set). 11-token outputs live 1.1 s: 8 lifetimes are 8.8 s, so MLPerf's
+    600 s sets the count, rate x 600. 1,000-token outputs live 100 s: 8 lifetimes, 800 s, set it."""
+    plan = Plan(max_batch_size=4)
+    for output_tokens, duration_s in ((11, 600.0), (1000, 800.0)):
+        scenario = Scenario(model="llama2-70b", kind="offline", input_lengths=Fixed(100),
+                            output_lengths=Fixed(output_tokens), samples=4, dataset="synthetic", source="test")
+        runner = ScenarioRunner(small_config(plan=plan), scenario,
+                                step_cost=FixedStepCost(plan, prefill_s=1.0, decode_s=0.1))
+        rate = runner.capacity(plan).requests_per_s
+        assert runner.offline_queries(plan) == int(np.ceil(rate * duration_s)) > 4
+
+
 def test_server_search_lands_where_kingman_says(small_config):
     """Free prefill, decode step 0.1 s, batch 4, 11 output tokens: each query holds one of 4 slots for
     10 decode steps = 1 s, an M/D/4 queue with capacity 4 queries/s. Kingman's heavy-traffic wait is

@@ -25,13 +25,17 @@ def test_one_row_checked_by_hand_against_its_summary():
     107.477', 'Tokens per second: 31302.7', VALID; systems/H200-SXM-141GBx8_TRT.json: 8 x 'NVIDIA
     H200-SXM-141GB' on 1 node, 'TensorRT 10.2.0, CUDA 12.4', hw_notes 'H200 TGP 700W'. So: 8 h200, 1
     node, 31,302.7 tokens/s, 31302.7 / 107.477 = 291.25 tokens per sample, TensorRT-LLM, fp8 (v4.1 files
-    give no weight type: what the GPU's submitters run), 700 W."""
+    give no weight type: what the GPU's submitters run), 700 W. Every Offline sample is issued at t = 0,
+    so the run lasted its 'Max latency (ns): 2743947981334' and issued 107.477 x 2,743.948 = 294,911
+    queries (12 datasets of 24,576 = 294,912, to the summary's six digits; not samples_per_query,
+    274,560)."""
     row = rows_by_source(import_mlperf([DATA]))[H200_OFFLINE]
     assert (row.model, row.benchmark, row.gpu, row.gpus, row.nodes, row.scenario) == \
         ("llama2-70b", "llama2-70b", "h200", 8, 1, "offline")
     assert row.output_tokens_per_s == 31302.7 and row.output_tokens == pytest.approx(291.25, abs=0.06)
     assert (row.stack, row.precision, row.gpu_power_w, row.valid) == ("tensorrt-llm", "fp8", 700, True)
     assert (row.round, row.division, row.submitter, row.system) == ("v4.1", "closed", "NVIDIA", "H200-SXM-141GBx8_TRT")
+    assert row.queries == 294_911
 
 
 def test_server_row_carries_latencies_and_limits():

@@ -24,7 +24,9 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, Efficiency
 # - narrow (4/6-bit) compute: how much of a doubled peak the kernels reach is a property of a chip
 #   generation's FP4/FP6 support, not of one GPU.
 # - memory: HBM generation and controller, per memory family (the chip family unless the GPU catalog
-#   groups families that share them: Blackwell Ultra's B300/GB300 stream HBM3e through Blackwell's).
+#   groups families that share them: Blackwell Ultra's B300/GB300 stream HBM3e through Blackwell's), and
+#   per GPU: one family can mix HBM generations and speed bins (H100's HBM3 and H200's HBM3e, MI300X's
+#   HBM3 and MI325X's HBM3E).
 # - attention: flash-attention kernels per vendor.
 # - moe: grouped-GEMM quality; too few MoE rows to split it further; expert balance: how skewed routers are.
 # - release: a stack's kernels and scheduler improve from one release to the next (TensorRT-LLM 10.2 in
@@ -43,7 +45,7 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, Efficiency
 FIELD_LEVELS = {
     "compute_efficiency": ("global", "vendor", "family", "gpu", "stack", "release"),
     "narrow_compute_efficiency": ("global", "vendor", "family"),
-    "memory_efficiency": ("global", "vendor", "memory_family"),
+    "memory_efficiency": ("global", "vendor", "memory_family", "gpu"),
     "attention_efficiency": ("global", "vendor"),
     "moe_efficiency": ("global",),
     "expert_balance": ("global",),

@@ -60,14 +60,18 @@ def test_recovers_predictions_from_its_own_rows(full_fit):
 
 
 def test_gpu_with_one_row_stays_near_its_family(full_fit):
-    """One MI355X row at a very different truth: its GPU-level offsets move by at most about two prior
-    sigmas (0.1 each), and its interval is wider than the well-measured B200's."""
+    """One MI355X row at a very different truth: each of its GPU-level offsets (compute, prior sigma
+    0.1; memory, 0.05) moves by at most about two of its prior sigmas, and its interval is wider than
+    the well-measured B200's."""
     odd = replace(TRUTH, compute_efficiency=0.25)
     rows = [closed_row(**shape) for shape in SHAPES] + [closed_row(gpu="mi355x", truth=odd, **SHAPES[3])]
     result = fit(rows)
-    gpu_offsets = [t for (field, level, key), t in zip(result.parameters.groups, result.theta)
-                   if level == "gpu" and key == "mi355x"]
-    assert gpu_offsets and all(abs(t) <= 0.25 for t in gpu_offsets)
+    gpu_offsets = {field: (t, sigma) for (field, level, key), t, sigma
+                   in zip(result.parameters.groups, result.theta, result.parameters.sigma)
+                   if level == "gpu" and key == "mi355x"}
+    assert set(gpu_offsets) == {"compute_efficiency", "memory_efficiency"}
+    assert gpu_offsets["memory_efficiency"][1] == 0.05
+    assert all(abs(t) <= 2.5 * sigma for t, sigma in gpu_offsets.values())
     assert result.log_sigma(get_gpu("mi355x")) > result.log_sigma(get_gpu("b200"))
 
 

@@ -12,8 +12,8 @@ CSV columns (header required; blank cells mean "not measured" / "default"):
   precision, stack, stack_version    e.g. fp4, fp8 or fp4/fp8/fp8; software stack name (free text) and its
                                      major.minor release
   tp, pp, ep, max_batch_size         the plan measured (blank: tp = smallest that fits, pp = ep = 1)
-  queries                            offline: how many samples the run issued (LoadGen's samples_per_query;
-                                     blank: enough for 600 s at the predicted rate)
+  queries                            offline: how many samples the run issued (an MLPerf summary's samples
+                                     per second x its max latency; blank: as `infersim mlperf` sizes a run)
   ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures
   ttft_limit_s, tpot_limit_s         the limits a Server/Interactive run was held to
   nodes, gpu_power_w                 the system's node count and GPU power limit (TGP) where published

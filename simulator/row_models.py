@@ -122,7 +122,7 @@ def _start_rate(spec: RowSpec, plans: dict | None, runner: ScenarioRunner) -> fl
 
 class OfflineRow:
     """An MLPerf Offline row: the best plan at the anchor efficiency, its scored run re-priced. The run
-    issues as many queries as the measured one did (else 600 s at the anchor's estimated rate): with
+    issues as many queries as the measured one did (else as many as `mlperf` would issue): with
     long outputs the drain tail after the last query starts weighs on the score, more so in a short
     run, and measured runs last 1,000-10,000 s."""
 

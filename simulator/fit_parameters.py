@@ -76,8 +76,9 @@ LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "memory_family": 0
 # GPU-level 0.1, GB300's came out 1.14 and B300, which takes the family's compute but not GB300's
 # memory, 0.94x B200 in Llama 2 70B Offline; validation at 0.05 against 0.1: leave-one-GPU-out median
 # 7.6% against 8.3%, leave-one-model-out p90 24.8% against 28.4%.
-FIELD_SIGMA = {("memory_efficiency", "gpu"): 0.05, ("expert_balance", "global"): 0.2, ("moe_efficiency", "global"): 0.2,
-               ("collective_latency_s", "global"): 1.0, ("all_to_all_latency_s", "global"): 1.0}
+FIELD_SIGMA = {("memory_efficiency", "gpu"): 0.05, ("expert_balance", "global"): 0.2,
+               ("moe_efficiency", "global"): 0.2, ("collective_latency_s", "global"): 1.0,
+               ("all_to_all_latency_s", "global"): 1.0}
 
 
 # The levels below global, in the order a profile lists their sections.

@@ -70,8 +70,9 @@ class RowSpec:
         output = row.output_tokens
         if output and row.scenario in MLPERF_SCENARIOS:
             output = round(math.exp(round(math.log(output), 2)), 1)   # tokens/sample within 1% share a spec
-        # an Offline run's score moves with its length only through the drain tail: counts in one 10% step share
-        queries = round(math.exp(round(math.log(row.queries), 1))) if row.queries and row.scenario == "offline" else None
+        queries = None
+        if row.queries and row.scenario == "offline":     # the count moves a score only through the drain
+            queries = round(math.exp(round(math.log(row.queries), 1)))    # tail: counts in one 10% step share
         return cls(row.model, row.benchmark or row.model, row.gpu, row.gpus, row.scenario, row.precision,
                    row.stack, row.stack_version, output, row.input_tokens, row.rate_per_s, row.users, row.tp, row.pp,
                    row.ep, row.max_batch_size, queries)
@@ -124,7 +125,7 @@ class OfflineRow:
     """An MLPerf Offline row: the best plan at the anchor efficiency, its scored run re-priced. The run
     issues as many queries as the measured one did (else as many as `mlperf` would issue): with
     long outputs the drain tail after the last query starts weighs on the score, more so in a short
-    run, and measured runs last 1,000-10,000 s."""
+    run, and measured runs last 640-19,000 s (median 2,700)."""
 
     def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None):
         self.spec = spec

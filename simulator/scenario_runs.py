@@ -2,9 +2,9 @@
 and calibration.
 
 Offline: every query queued at t = 0, as many queries as keep the cluster busy for MLPerf's 600 s
-minimum and for several request lifetimes (at least the dataset once); the score is completed output tokens over the whole run, start-up
-fill and drain tail included, as LoadGen counts them. The closed-form capacity estimate (`capacity`)
-sizes the query count.
+minimum and for several request lifetimes (at least the dataset once); the score is completed output
+tokens over the whole run, start-up fill and drain tail included, as LoadGen counts them. The
+closed-form capacity estimate (`capacity`) sizes the query count.
 Server / Interactive: Poisson arrivals at a rate for at least 600 s, and for several request lifetimes
 when requests live long (reasoning outputs), so an overload shows up as a growing queue instead of
 hiding in a window shorter than the queue's growth; valid when p99 TTFT and p99 TPOT meet the limits
@@ -145,7 +145,8 @@ class ScenarioRunner:
         """The Offline query count: enough for MLPerf's 600 s, and for REQUEST_LIFETIMES mean request
         lifetimes (output mean x decode step), at the plan's estimated saturated rate; at least the dataset
         once (`queries` overrides). Long outputs end a run with a drain tail at shrinking batch; published
-        runs last 2,600-11,000 s, where it weighs a few percent, not the quarter it would in 600 s."""
+        DeepSeek-R1 runs last 2,700-11,400 s, where it weighs a few percent, not the quarter it would in
+        600 s."""
         if self.queries:
             return self.queries
         capacity = self.capacity(plan)

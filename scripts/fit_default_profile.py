@@ -3,7 +3,10 @@ measurements (simulator/catalog/measurements/*.csv), and with --validate the val
 (docs/validation.md) from the same fit. The profile is this script's output; never edit it by hand.
 
     python scripts/fit_default_profile.py                      # fit and write the profile
-    python scripts/fit_default_profile.py --validate           # ... and docs/validation.md (three splits)
+    python scripts/fit_default_profile.py --validate           # ... and docs/validation.md (three splits);
+                                                               # the profile then also carries how far
+                                                               # held-out models missed beyond their
+                                                               # intervals (unseen_model_log_sigma)
     python scripts/fit_default_profile.py --dry-run            # print the per-row table only
 
 `infersim validate --out docs/validation.md` writes the same report from a fit of its own.
@@ -19,7 +22,7 @@ from simulator.calibrate import fit, profile_toml, report_rows
 from simulator.measurements import load_measurements
 from simulator.output import format_table, write_atomic
 from simulator.progress import Progress
-from simulator.validate import SPLITS, markdown, validate, worst_rows
+from simulator.validate import SPLITS, markdown, unseen_model_log_sigma, validate, worst_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = sorted((ROOT / "simulator" / "catalog" / "measurements").glob("*.csv"))
@@ -51,6 +54,10 @@ def main(argv=None) -> int:
         with Progress("validate") as progress:
             results = validate(rows, base=result, progress=progress)
         write_atomic(REPORT, markdown(results, "python scripts/fit_default_profile.py --validate") + "\n")
+        unseen = unseen_model_log_sigma(results["model"]["held_out"])
+        if not args.dry_run:
+            write_atomic(PROFILE, profile_toml(result, header, unseen_model_log_sigma=unseen))
+            print(f"unseen_model_log_sigma {unseen:.4f} -> {PROFILE.relative_to(ROOT)}")
         for split in SPLITS:
             print(split, results[split]["summary"])
         for held in worst_rows(results):

@@ -100,7 +100,8 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
                          kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,
                          stack=stack, topology=graph, failures=tuple(parse_failure(f) for f in fail),
-                         prediction_log_sigma=prediction_log_sigma(profile_data, gpu_spec), interval=level)
+                         prediction_log_sigma=prediction_log_sigma(profile_data, gpu_spec, model_spec),
+                         interval=level)
 
 
 def _number(where: str, text: str) -> float:

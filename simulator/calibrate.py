@@ -21,7 +21,9 @@ is sqrt(g^T Cov g + s^2 + u), g its gradient in theta, s the residual scatter be
 (estimated with the degrees of freedom the parameters use), u the prior variance of the groups it names
 that no fitted row belongs to (a stack or release the fit never saw). A GPU no row measures keeps its own
 groups at the prior, so its interval carries the prior spread. Per GPU the profile stores the mean over
-its rows (else over all rows' sensitivities mapped onto its groups) in `[fit.log_sigma]`.
+its rows (else over all rows' sensitivities mapped onto its groups) in `[fit.log_sigma]`; a model no row
+ran has no parameters of its own to carry its uncertainty, so validation measures it
+(`validate.unseen_model_log_sigma`) and the shipped profile adds it for models outside `[fit] models`.
 """
 from __future__ import annotations
 
@@ -276,9 +278,12 @@ def _toml_value(value) -> str:
     return format(float(value), ".8g") if isinstance(value, float) else str(value)
 
 
-def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERVAL) -> str:
+def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERVAL,
+                 unseen_model_log_sigma: float | None = None) -> str:
     """The fitted profile: [default] global values, FIELD_factor sections per vendor, family, memory family,
-    GPU, stack and release, and [fit] with the reference stacks and each catalog GPU's prediction log-sigma."""
+    GPU, stack and release, and [fit] with the models fitted, the reference stacks and each catalog GPU's
+    prediction log-sigma; with `unseen_model_log_sigma` (from validation's leave-one-model-out split),
+    what intervals of other models add (`intervals.prediction_log_sigma`)."""
     lines = ([f"# {line}" if line else "#" for line in header.splitlines()] + [""]) if header else []
     sections = result.parameters.profile_sections(result.theta)
     lines.append("[default]")
@@ -289,7 +294,11 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
             lines += [f"{name} = {_toml_value(value)}" for name, value in sorted(sections[level][key].items())]
     lines += ["", "[fit]", f"interval = {interval}", f"rows = {len(result.rows)}",
               f"residual_log_rms = {_toml_value(result.residual_log_rms)}",
-              f"model_log_sigma = {_toml_value(result.model_log_sigma)}", "", "[fit.reference_stack]"]
+              f"model_log_sigma = {_toml_value(result.model_log_sigma)}",
+              "models = [" + ", ".join(toml_string(m) for m in sorted({r.model for r in result.rows})) + "]"]
+    if unseen_model_log_sigma is not None:
+        lines.append(f"unseen_model_log_sigma = {_toml_value(float(unseen_model_log_sigma))}")
+    lines += ["", "[fit.reference_stack]"]
     lines += [f"{vendor} = {toml_string(stack)}" for vendor, stack in REFERENCE_STACKS.items()]
     lines += ["", "[fit.default_release]"]
     lines += [f"{toml_string(key)} = {toml_string(version)}"

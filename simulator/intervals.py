@@ -1,8 +1,10 @@
 """Prediction intervals: how far a prediction may be off, from the calibration's uncertainty.
 
 A calibrated profile stores, per GPU, the log-sd of its predictions (`[fit.log_sigma]`); an interval at
-level L is the prediction times exp(+-z sigma) with z the central normal quantile of L. The default
-level is written here once.
+level L is the prediction times exp(+-z sigma) with z the central normal quantile of L. A model no
+fitted row ran (not in `[fit] models`) adds, in quadrature, the spread validation measured for models
+held out of the fit beyond their own intervals (`[fit] unseen_model_log_sigma`). The default level is
+written here once.
 """
 from __future__ import annotations
 
@@ -21,11 +23,20 @@ def interval_z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 2)
 
 
-def prediction_log_sigma(profile: dict, gpu) -> float | None:
-    """The profile's prediction log-sigma for `gpu` (None when the profile carries no fit)."""
-    table = profile.get("fit", {}).get("log_sigma", {})
-    value = table.get(gpu.name)
+def _number(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def prediction_log_sigma(profile: dict, gpu, model=None) -> float | None:
+    """The profile's prediction log-sigma for `gpu` (None when the profile carries no fit), widened for a
+    `model` the fit never ran (see the module docstring)."""
+    fit = profile.get("fit", {})
+    sigma = _number(fit.get("log_sigma", {}).get(gpu.name))
+    unseen = _number(fit.get("unseen_model_log_sigma"))
+    fitted = fit.get("models")
+    if sigma is None or model is None or unseen is None or not isinstance(fitted, list) or model.name in fitted:
+        return sigma
+    return math.hypot(sigma, unseen)
 
 
 def interval_fields(tokens_per_s: float, log_sigma: float | None, level: float = DEFAULT_INTERVAL) -> dict:

@@ -110,6 +110,14 @@ def summarise(held: list[HeldOut]) -> dict:
             "interval_coverage_pct": 100 * float(np.mean([h.inside for h in held]))}
 
 
+def unseen_model_log_sigma(held: list[HeldOut]) -> float:
+    """How far predictions of models held out of the fit miss beyond their own intervals: sqrt(mean of
+    log error^2 - log sigma^2) over the held-out rows, at least 0 (a profile adds it to the intervals of
+    models no fitted row ran)."""
+    excess = [math.log(h.predicted / h.row.output_tokens_per_s) ** 2 - h.log_sigma ** 2 for h in held]
+    return math.sqrt(max(float(np.mean(excess)), 0.0)) if excess else 0.0
+
+
 def node_ratios(held: list[HeldOut]) -> list[dict]:
     """Per model and scenario, every pair of GPUs measured in the leave-one-GPU-out split: per-GPU
     throughput ratio predicted (each GPU from the fit that never saw it) against measured (medians)."""
@@ -165,6 +173,10 @@ def markdown(results: dict, command: str = "infersim validate") -> str:
                          f"{s['p90_abs_error_pct']:.1f}% | {s['interval_coverage_pct']:.0f}% |")
     lines += ["", f"In-sample (all rows fitted): residual log-RMS {fit_.residual_log_rms:.3f}, scatter beyond the "
               f"parameters {fit_.model_log_sigma:.3f}.", ""]
+    if results.get("model", {}).get("held_out"):
+        lines += [f"Held-out models missed beyond their own intervals by a log-sigma of "
+                  f"{unseen_model_log_sigma(results['model']['held_out']):.3f}: a profile written with this "
+                  "report adds it to the intervals of models no fitted row ran (`unseen_model_log_sigma`).", ""]
     if "gpu" in results and results["gpu"].get("node_ratios"):
         lines += ["## Per-GPU throughput ratios, each GPU predicted by a fit that never saw it", "",
                   "| model | scenario | pair | predicted | measured | difference |", "|---|---|---|---|---|---|"]

@@ -14,7 +14,8 @@ from simulator.cli import main
 from simulator.errors import ConfigError
 from simulator.fit_parameters import Membership, Parameters
 from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_gpus, load_profile
-from simulator.intervals import interval_fields
+from simulator.intervals import interval_fields, prediction_log_sigma
+from simulator.models import get_model
 from simulator.measurements import (from_inferencemax, from_vllm_benchmark, load_measurements,
                                     measurement_from_record)
 from simulator.row_models import RowSpec, _binding_limit, row_model
@@ -97,6 +98,17 @@ def test_profile_round_trip_reproduces_fitted_efficiencies(full_fit, tmp_path):
         for field in ("compute_efficiency", "memory_efficiency", "step_overhead_s", "narrow_compute_efficiency"):
             assert getattr(got, field) == pytest.approx(getattr(expected, field), rel=1e-5)
     assert profile["fit"]["log_sigma"]["b200"] == pytest.approx(full_fit.log_sigma(get_gpu("b200")), rel=1e-4)
+    assert profile["fit"]["models"] == ["llama3.1-8b"] and "unseen_model_log_sigma" not in profile["fit"]
+
+
+def test_a_model_the_fit_never_ran_widens_its_interval():
+    """[fit] log_sigma 0.09 for b200, unseen_model_log_sigma 0.2, models = [llama2-70b]: Llama 2 70B
+    keeps 0.09; gpt-oss-120b gets sqrt(0.09^2 + 0.2^2) = 0.2193; without the model, the GPU's 0.09."""
+    profile = {"fit": {"log_sigma": {"b200": 0.09}, "unseen_model_log_sigma": 0.2, "models": ["llama2-70b"]}}
+    b200 = get_gpu("b200")
+    assert prediction_log_sigma(profile, b200, get_model("llama2-70b")) == 0.09
+    assert prediction_log_sigma(profile, b200, get_model("gpt-oss-120b")) == pytest.approx(0.21932, rel=1e-4)
+    assert prediction_log_sigma(profile, b200) == 0.09
 
 
 def test_interval_fields_arithmetic():

@@ -1,6 +1,7 @@
 """Validation splits on a synthetic set generated from known efficiencies: every GPU, round and model
 the fit never saw is predicted back within tolerance and inside its interval, and the report holds
 every held-out row."""
+import math
 from dataclasses import replace
 
 import pytest
@@ -8,7 +9,7 @@ import pytest
 from simulator.hardware import Efficiency
 from simulator.measurements import measurement_from_record
 from simulator.row_models import RowSpec, row_model
-from simulator.validate import markdown, node_ratios, validate, worst_rows
+from simulator.validate import HeldOut, markdown, node_ratios, unseen_model_log_sigma, validate, worst_rows
 
 TRUTH = replace(Efficiency(), compute_efficiency=0.55, memory_efficiency=0.7, step_overhead_s=0.0025)
 SHAPES = [dict(users=1, input_tokens=128, output_tokens=128), dict(users=8, input_tokens=8000, output_tokens=32),
@@ -52,3 +53,18 @@ def test_report_lists_every_held_out_row(results):
     ratios = node_ratios(results["gpu"]["held_out"])
     assert ratios and all(abs(r["ratio_error"]) < 0.1 for r in ratios)
     assert len(worst_rows(results, 3)) == 3
+
+
+def test_unseen_model_spread_is_the_error_beyond_the_intervals():
+    """Two held-out rows, each with log-sigma 0.1: one predicted exp(0.3) x measured, one exp(-0.1) x.
+    Excess variance: ((0.09 - 0.01) + (0.01 - 0.01)) / 2 = 0.04, so log-sigma 0.2. Rows inside their
+    intervals add nothing: 0."""
+    measured = row("h200", "llama3.1-8b", "v4.1", SHAPES[0])
+    spec = RowSpec.of(measured)
+    tokens = measured.output_tokens_per_s
+
+    def held(log_error, sigma=0.1):
+        return HeldOut("model", "llama3.1-8b", measured, spec, tokens * math.exp(log_error), sigma)
+
+    assert unseen_model_log_sigma([held(0.3), held(-0.1)]) == pytest.approx(0.2)
+    assert unseen_model_log_sigma([held(0.05), held(-0.05)]) == 0.0

@@ -4,9 +4,10 @@ measurements (simulator/catalog/measurements/*.csv), and with --validate the val
 
     python scripts/fit_default_profile.py                      # fit and write the profile
     python scripts/fit_default_profile.py --validate           # ... and docs/validation.md (three splits);
-                                                               # the profile then also carries how far
-                                                               # held-out models missed beyond their
-                                                               # intervals (unseen_model_log_sigma)
+                                                               # the profile then also carries what
+                                                               # would have put 80% of held-out models'
+                                                               # rows inside their intervals
+                                                               # (unseen_model_log_sigma)
     python scripts/fit_default_profile.py --dry-run            # print the per-row table only
 
 `infersim validate --out docs/validation.md` writes the same report from a fit of its own.

@@ -2,8 +2,8 @@
 
 A calibrated profile stores, per GPU, the log-sd of its predictions (`[fit.log_sigma]`); an interval at
 level L is the prediction times exp(+-z sigma) with z the central normal quantile of L. A model no
-fitted row ran (not in `[fit] models`) adds, in quadrature, the spread validation measured for models
-held out of the fit beyond their own intervals (`[fit] unseen_model_log_sigma`). The default level is
+fitted row ran (not in `[fit] models`) adds, in quadrature, the log-sigma that would have put 80% of
+the rows of models held out of the fit inside their intervals (`[fit] unseen_model_log_sigma`). The default level is
 written here once.
 """
 from __future__ import annotations
@@ -33,6 +33,8 @@ def prediction_log_sigma(profile: dict, gpu, model=None) -> float | None:
     fit = profile.get("fit", {})
     sigma = _number(fit.get("log_sigma", {}).get(gpu.name))
     unseen = _number(fit.get("unseen_model_log_sigma"))
+    if unseen is not None and not 0 <= unseen < 10:
+        raise ConfigError(f"profile [fit] unseen_model_log_sigma: {unseen!r} is out of range [0, 10)")
     fitted = fit.get("models")
     if sigma is None or model is None or unseen is None or not isinstance(fitted, list) or model.name in fitted:
         return sigma

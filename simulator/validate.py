@@ -110,12 +110,16 @@ def summarise(held: list[HeldOut]) -> dict:
             "interval_coverage_pct": 100 * float(np.mean([h.inside for h in held]))}
 
 
-def unseen_model_log_sigma(held: list[HeldOut]) -> float:
-    """How far predictions of models held out of the fit miss beyond their own intervals: sqrt(mean of
-    log error^2 - log sigma^2) over the held-out rows, at least 0 (a profile adds it to the intervals of
-    models no fitted row ran)."""
-    excess = [math.log(h.predicted / h.row.output_tokens_per_s) ** 2 - h.log_sigma ** 2 for h in held]
-    return math.sqrt(max(float(np.mean(excess)), 0.0)) if excess else 0.0
+def unseen_model_log_sigma(held: list[HeldOut], level: float = DEFAULT_INTERVAL) -> float:
+    """The log-sigma s that, added in quadrature to every held-out row's own, puts `level` of the rows
+    inside their intervals (0 when they already are): row i is inside once s^2 >= (e_i / z)^2 - sigma_i^2,
+    e_i its log error, so s^2 is the `level` quantile of that need. A profile adds it to the intervals of
+    models no fitted row ran."""
+    if not held:
+        return 0.0
+    z = interval_z(level)
+    need = [max((math.log(h.predicted / h.row.output_tokens_per_s) / z) ** 2 - h.log_sigma ** 2, 0.0) for h in held]
+    return math.sqrt(float(np.quantile(need, level, method="inverted_cdf")))
 
 
 def node_ratios(held: list[HeldOut]) -> list[dict]:
@@ -174,9 +178,10 @@ def markdown(results: dict, command: str = "infersim validate") -> str:
     lines += ["", f"In-sample (all rows fitted): residual log-RMS {fit_.residual_log_rms:.3f}, scatter beyond the "
               f"parameters {fit_.model_log_sigma:.3f}.", ""]
     if results.get("model", {}).get("held_out"):
-        lines += [f"Held-out models missed beyond their own intervals by a log-sigma of "
-                  f"{unseen_model_log_sigma(results['model']['held_out']):.3f}: a profile written with this "
-                  "report adds it to the intervals of models no fitted row ran (`unseen_model_log_sigma`).", ""]
+        lines += [f"Added in quadrature to each held-out model's interval, a log-sigma of "
+                  f"{unseen_model_log_sigma(results['model']['held_out']):.3f} would have put 80% of its rows "
+                  "inside: a profile written with this report adds it to the intervals of models no fitted row "
+                  "ran (`unseen_model_log_sigma`).", ""]
     if "gpu" in results and results["gpu"].get("node_ratios"):
         lines += ["## Per-GPU throughput ratios, each GPU predicted by a fit that never saw it", "",
                   "| model | scenario | pair | predicted | measured | difference |", "|---|---|---|---|---|---|"]

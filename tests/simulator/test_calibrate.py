@@ -109,6 +109,9 @@ def test_a_model_the_fit_never_ran_widens_its_interval():
     assert prediction_log_sigma(profile, b200, get_model("llama2-70b")) == 0.09
     assert prediction_log_sigma(profile, b200, get_model("gpt-oss-120b")) == pytest.approx(0.21932, rel=1e-4)
     assert prediction_log_sigma(profile, b200) == 0.09
+    profile["fit"]["unseen_model_log_sigma"] = -0.2
+    with pytest.raises(ConfigError, match=r"unseen_model_log_sigma: -0.2 is out of range \[0, 10\)"):
+        prediction_log_sigma(profile, b200, get_model("gpt-oss-120b"))
 
 
 def test_interval_fields_arithmetic():

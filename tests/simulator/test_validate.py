@@ -55,10 +55,10 @@ def test_report_lists_every_held_out_row(results):
     assert len(worst_rows(results, 3)) == 3
 
 
-def test_unseen_model_spread_is_the_error_beyond_the_intervals():
-    """Two held-out rows, each with log-sigma 0.1: one predicted exp(0.3) x measured, one exp(-0.1) x.
-    Excess variance: ((0.09 - 0.01) + (0.01 - 0.01)) / 2 = 0.04, so log-sigma 0.2. Rows inside their
-    intervals add nothing: 0."""
+def test_unseen_model_spread_puts_the_level_of_rows_inside():
+    """Five held-out rows with log-sigma 0.1 and log errors 0, 0.1, 0.2, 0.3, 0.5; z(80%) = 1.2816. Row
+    i needs s^2 >= (e_i / z)^2 - 0.01: 0, 0, 0.01435, 0.04480, 0.14221. The 80% quantile of those five
+    (the fourth) is 0.04480: s = 0.2117 puts four of five inside. Rows already inside need nothing: 0."""
     measured = row("h200", "llama3.1-8b", "v4.1", SHAPES[0])
     spec = RowSpec.of(measured)
     tokens = measured.output_tokens_per_s
@@ -66,5 +66,8 @@ def test_unseen_model_spread_is_the_error_beyond_the_intervals():
     def held(log_error, sigma=0.1):
         return HeldOut("model", "llama3.1-8b", measured, spec, tokens * math.exp(log_error), sigma)
 
-    assert unseen_model_log_sigma([held(0.3), held(-0.1)]) == pytest.approx(0.2)
+    rows = [held(e) for e in (0.0, 0.1, 0.2, 0.3, 0.5)]
+    s = unseen_model_log_sigma(rows)
+    assert s == pytest.approx(0.2117, abs=2e-4)
+    assert sum(abs(math.log(h.predicted / tokens)) <= 1.2816 * math.hypot(h.log_sigma, s) + 1e-9 for h in rows) == 4
     assert unseen_model_log_sigma([held(0.05), held(-0.05)]) == 0.0

@@ -3,8 +3,8 @@
 A calibrated profile stores, per GPU, the log-sd of its predictions (`[fit.log_sigma]`); an interval at
 level L is the prediction times exp(+-z sigma) with z the central normal quantile of L. A model no
 fitted row ran (not in `[fit] models`) adds, in quadrature, the log-sigma that would have put 80% of
-the rows of models held out of the fit inside their intervals (`[fit] unseen_model_log_sigma`). The default level is
-written here once.
+the rows of models held out of the fit inside their intervals (`[fit] unseen_model_log_sigma`). The
+default level is written here once.
 """
 from __future__ import annotations
 

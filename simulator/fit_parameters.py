@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, Efficiency
+from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTIONS, Efficiency
 
 # What each field's value depends on, and why:
 # - compute: GEMM kernels differ by chip (tensor core generation, clocks under power limits) and stack.
@@ -81,8 +81,8 @@ FIELD_SIGMA = {("memory_efficiency", "gpu"): 0.05, ("expert_balance", "global"):
                ("all_to_all_latency_s", "global"): 1.0}
 
 
-# The levels below global, in the order a profile lists their sections.
-LEVELS = ("vendor", "family", "memory_family", "gpu", "stack", "release")
+# The levels below global: the profile's factor sections, in the order it lists them.
+LEVELS = tuple(section for section in PROFILE_SECTIONS if section not in ("default", "fit"))
 # The stack most of a vendor's published results use; its effect is part of the vendor's own values.
 REFERENCE_STACKS = {"nvidia": "tensorrt-llm", "amd": "vllm"}
 assert set(FIT_FIELDS) <= set(EFFICIENCY_FIELDS)

@@ -27,7 +27,7 @@ from simulator.errors import InfeasibleError
 from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, get_gpu
 from simulator.measurements import Measurement
 from simulator.memory import plan_memory
-from simulator.mlperf import score_scenario
+from simulator.mlperf import PLAN_PINS, score_scenario
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from simulator.replay import busy_time_s
@@ -135,8 +135,7 @@ class OfflineRow:
                                 record_steps=True)
         result = score_scenario(runner, _pins(spec, plans))
         run = result.run.engine_result
-        self.plan = replace(config.plan, **{k: result.run.plan[k] for k in
-                                            ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")})
+        self.plan = replace(config.plan, **{k: result.run.plan[k] for k in PLAN_PINS})
         _remember(plans, spec, self.plan, result.tokens_per_s)
         self.plan_label = next((c.label for c in result.candidates if c.outcome == "best"), "")
         self.tokens = float(run.arrays["output_tokens"].sum())
@@ -164,8 +163,7 @@ class ServerRow:
         runner = ScenarioRunner(config, self.scenario, output_tokens_mean=spec.output_tokens, record_steps=True,
                                 early_stop=True)
         result = score_scenario(runner, _pins(spec, plans), start_rate_per_s=_start_rate(spec, plans, runner))
-        self.plan = replace(config.plan, **{k: result.run.plan[k] for k in
-                                            ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")})
+        self.plan = replace(config.plan, **{k: result.run.plan[k] for k in PLAN_PINS})
         _remember(plans, spec, self.plan, result.tokens_per_s)
         self.plan_label = next((c.label for c in result.candidates if c.outcome.startswith("best")), "")
         self._anchor(anchor, runner, result.run, result.tokens_per_s)

@@ -43,8 +43,12 @@ class HeldOut:
         return self.predicted / self.row.output_tokens_per_s - 1
 
     @property
+    def log_error(self) -> float:
+        return math.log(self.predicted / self.row.output_tokens_per_s)
+
+    @property
     def inside(self) -> bool:
-        return abs(math.log(self.predicted / self.row.output_tokens_per_s)) <= interval_z(DEFAULT_INTERVAL) * self.log_sigma
+        return abs(self.log_error) <= interval_z(DEFAULT_INTERVAL) * self.log_sigma
 
 
 def _predict_held_out(split_fit: Fit, specs, progress=None) -> dict:
@@ -118,7 +122,7 @@ def unseen_model_log_sigma(held: list[HeldOut], level: float = DEFAULT_INTERVAL)
     if not held:
         return 0.0
     z = interval_z(level)
-    need = [max((math.log(h.predicted / h.row.output_tokens_per_s) / z) ** 2 - h.log_sigma ** 2, 0.0) for h in held]
+    need = [max((h.log_error / z) ** 2 - h.log_sigma ** 2, 0.0) for h in held]
     return math.sqrt(float(np.quantile(need, level, method="inverted_cdf")))
 
 

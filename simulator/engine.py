@@ -33,13 +33,20 @@ class StepTrace:
     _arrays: tuple | None = field(default=None, repr=False, compare=False)
 
     def arrays(self) -> tuple:
-        """(prompt steps as one BatchShape of arrays or None, decode stretches as an (n, 3) float array or
-        None), built once per trace length: calibration re-prices one trace thousands of times."""
+        """(prompt steps as one BatchShape of arrays or None, decode steps folded or None), built once
+        per trace length: calibration re-prices one trace thousands of times. Decode steps fold exactly
+        into (batch sizes, steps run at each size, context sum S): a stretch of k steps from n sequences at
+        context C takes k a(n) + b (k C + n k (k - 1) / 2), and b does not depend on n, so the whole
+        trace's decode time is sum over sizes of steps x a(n), plus b x S."""
         lengths = (len(self.prompt_steps), len(self.decode_stretches))
         if self._arrays is None or self._arrays[0] != lengths:
             prompt = shape_arrays(self.prompt_steps) if self.prompt_steps else None
-            stretches = np.asarray(self.decode_stretches, dtype=float) if self.decode_stretches else None
-            self._arrays = (lengths, prompt, stretches)
+            decode = None
+            if self.decode_stretches:
+                n, context, k = np.asarray(self.decode_stretches, dtype=float).T
+                sizes, where = np.unique(n, return_inverse=True)
+                decode = (sizes, np.bincount(where, weights=k), float(np.sum(k * context + n * k * (k - 1) / 2)))
+            self._arrays = (lengths, prompt, decode)
         return self._arrays[1:]
 
 

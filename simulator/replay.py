@@ -14,14 +14,14 @@ from simulator.engine import StepTrace
 
 
 def busy_time_s(trace: StepTrace, cost: StepCost) -> float:
-    """Seconds the traced steps take under `cost`: prompt steps priced from their aggregates, each decode
-    stretch of k steps from n sequences with context C at its first step as k a(n) + b (k C + n k(k-1)/2)."""
+    """Seconds the traced steps take under `cost`: prompt steps priced from their aggregates, decode steps
+    as steps x a(n) per batch size n plus b x the trace's context sum (`StepTrace.arrays`)."""
     total = 0.0
-    prompt, stretches = trace.arrays()
+    prompt, decode = trace.arrays()
     if prompt is not None:
         total += float(np.sum(cost.step_time_s(prompt)))
-    if stretches is not None:
-        n, context, k = stretches[:, 0], stretches[:, 1], stretches[:, 2]
-        a, b = cost.decode_coefficients(n)
-        total += float(np.sum(k * a + b * (k * context + n * k * (k - 1) / 2)))
+    if decode is not None:
+        sizes, steps, context_sum = decode
+        a, b = cost.decode_coefficients(sizes)
+        total += float(np.dot(steps, a)) + b * context_sum
     return total

@@ -153,6 +153,14 @@ class StepCost:
         set_("_attn_flops_per_pair_gpu", m.attention_flops_per_context_token() / p.tp)
         set_("_token_memo", {})
         set_("_sequence_memo", {})
+        # the engine prices steps one at a time: attention's roofline terms per pair and per KV token
+        # read, as seconds, for full and sliding layers (the same quantities `_attention_s` divides out)
+        per_pair = self._attn_flops_per_pair_gpu / p.attention_dp / self._attn_flops_per_s
+        per_kv_token = self._kv_bytes_per_token_layer_gpu / p.attention_dp / self._bytes_per_s
+        set_("_scalar_attention", (m.full_attention_layers * per_pair, m.full_attention_layers * per_kv_token,
+                                   m.sliding_layers * per_pair, m.sliding_layers * per_kv_token,
+                                   m.full_attention_layers * max(per_pair, per_kv_token),
+                                   m.sliding_layers * m.sliding_window * max(per_pair, per_kv_token)))
 
     # ---- operators ---------------------------------------------------------------------------
     def _gemm_s(self, params_gpu: float, tokens, flops_per_s: float, wbytes: float):
@@ -260,19 +268,34 @@ class StepCost:
         """
         tokens = batch.prefill_tokens + batch.decode_seqs
         sequences = batch.prefill_seqs + batch.decode_seqs
+        if isinstance(tokens, int) and isinstance(sequences, int):
+            return self._one_step_time_s(batch, tokens, sequences)
         m = self.model
         window_context = batch.decode_seqs * m.sliding_window
         attention = (self._attention_s(m.full_attention_layers, batch.prefill_pairs, batch.prefill_tokens)
                      + self._attention_s(m.sliding_layers, batch.prefill_window_pairs, batch.prefill_tokens)
                      + self._attention_s(m.full_attention_layers, batch.decode_context, batch.decode_context)
                      + self._attention_s(m.sliding_layers, window_context, window_context))
-        if isinstance(tokens, int) and isinstance(sequences, int):
-            return ((tokens > 0) * self.efficiency.step_overhead_s + attention
-                    + self._memo(self._token_memo, self._per_token_s, tokens)
-                    + self._memo(self._sequence_memo, self._per_sequence_s, sequences))
         busy = ((tokens > 0) * self.efficiency.step_overhead_s + attention + self._per_token_s(tokens)
                 + self._per_sequence_s(sequences))
         return busy if isinstance(busy, np.ndarray) else float(busy)
+
+    def _one_step_time_s(self, batch: BatchShape, tokens: int, sequences: int) -> float:
+        """`step_time_s` of one step (numbers, the engine's hot path): the same terms, attention's from
+        per-pair and per-token constants, the rest memoised by token and sequence count."""
+        full_pair, full_token, sliding_pair, sliding_token, full_decode, sliding_decode = self._scalar_attention
+        attention = 0.0
+        prompt = batch.prefill_tokens
+        if prompt:
+            compute, memory = full_pair * batch.prefill_pairs, full_token * prompt
+            attention += compute if compute > memory else memory
+            compute, memory = sliding_pair * batch.prefill_window_pairs, sliding_token * prompt
+            attention += compute if compute > memory else memory
+        if batch.decode_seqs:
+            attention += full_decode * batch.decode_context + sliding_decode * batch.decode_seqs
+        return ((tokens > 0) * self.efficiency.step_overhead_s + attention
+                + self._memo(self._token_memo, self._per_token_s, tokens)
+                + self._memo(self._sequence_memo, self._per_sequence_s, sequences))
 
     def decode_coefficients(self, decode_seqs):
         """(a, b) with decode step time = a + b x context_sum for `decode_seqs` sequences (a number or an

@@ -129,12 +129,13 @@ def run_alone(engine, arrivals, until: float = math.inf, watch=None) -> float:
     run must miss its SLA (`watch.stopped_at_s` is then set)."""
     now, i, count = 0.0, 0, len(arrivals)
     policy = engine.policy
+    rids = np.fromiter((rid for _, rid in arrivals), dtype=np.int64, count=count) if watch is not None else None
     while now < until:
         while i < count and arrivals[i][0] <= now:
             engine.submit(arrivals[i][1])
             i += 1
         if watch is not None and now >= watch.next_check_s and \
-                watch.missed(now, np.fromiter((rid for _, rid in arrivals[:i]), dtype=np.int64, count=i)):
+                watch.missed(now, rids[:i]):
             return now
         plan = policy.next_step(engine)
         if plan is None:

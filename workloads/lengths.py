@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -178,9 +179,16 @@ class Empirical:
     def maximum(self) -> int:
         return int(max(self.values))
 
-    def sample(self, count, rng):
+    @cached_property
+    def _choices(self) -> tuple:
+        """(values, probabilities) as arrays, built once: a dataset histogram holds thousands of values and
+        a calibration draws from it a thousand times."""
         w = np.asarray(self.weights or [1.0] * len(self.values), dtype=float)
-        return rng.choice(np.asarray(self.values, dtype=np.int64), size=count, p=w / w.sum())
+        return np.asarray(self.values, dtype=np.int64), w / w.sum()
+
+    def sample(self, count, rng):
+        values, probabilities = self._choices
+        return rng.choice(values, size=count, p=probabilities)
 
     @classmethod
     def from_table(cls, table: dict, base_dir: Path | None = None) -> "Empirical":

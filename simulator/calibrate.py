@@ -206,14 +206,14 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     def residuals(theta):
         predicted = predictions(theta)
         logs = np.log([predicted[s] for s in distinct])[row_of]
-        return np.concatenate([(logs - measured) / TOKENS_LOG_SIGMA, theta / parameters.sigma])
+        return np.concatenate([(logs - measured) / TOKENS_LOG_SIGMA, (theta - parameters.mean) / parameters.sigma])
 
     if stage is not None and theta0 is None:       # start where the first stage ended
-        theta0 = np.array([stage.theta[stage.parameters.index[g]] if g in stage.parameters.index else 0.0
-                           for g in parameters.groups])
+        theta0 = np.array([stage.theta[stage.parameters.index[g]] if g in stage.parameters.index else mean
+                           for g, mean in zip(parameters.groups, parameters.mean)])
     # fields a row does not depend on at all (MoE efficiency for a dense model, collectives at tp 1, 4-bit
     # GEMMs in fp8) stay out of its finite differences
-    start_theta = np.zeros(parameters.size) if theta0 is None or len(theta0) != parameters.size else theta0
+    start_theta = parameters.mean.copy() if theta0 is None or len(theta0) != parameters.size else theta0
     first = predictions(start_theta)
     active = {s: tuple(f for f, v in _sensitivity(models[s], parameters, start_theta, indices[s], first[s]).items()
                        if abs(v) > 1e-6) for s in distinct}

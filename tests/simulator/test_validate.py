@@ -6,21 +6,26 @@ from dataclasses import replace
 
 import pytest
 
-from simulator.hardware import Efficiency
+from simulator.fit_parameters import power_prior_offsets
+from simulator.hardware import Efficiency, load_gpus
 from simulator.measurements import measurement_from_record
 from simulator.row_models import RowSpec, row_model
 from simulator.validate import HeldOut, markdown, node_ratios, unseen_model_log_sigma, validate, worst_rows
 
 TRUTH = replace(Efficiency(), compute_efficiency=0.55, memory_efficiency=0.7, step_overhead_s=0.0025)
+POWER_OFFSETS = power_prior_offsets(load_gpus())
 SHAPES = [dict(users=1, input_tokens=128, output_tokens=128), dict(users=8, input_tokens=8000, output_tokens=32),
           dict(users=64, input_tokens=2048, output_tokens=32), dict(users=24, input_tokens=6000, output_tokens=96)]
 
 
 def row(gpu, model, round_, shape):
+    """A row measured at TRUTH, with the GPU's compute where its board power puts it in its family (the
+    calibration's prior: H100 and H200 at 700 W run 0.93x the Hopper mean, B200 1.02x Blackwell's)."""
     record = dict(model=model, gpu=gpu, gpus=1, scenario="closed", source=f"synthetic {gpu} {model} {shape}",
                   precision="fp8", tp=1, round=round_, submitter="test", system=gpu, **shape)
     spec = RowSpec.of(measurement_from_record("synthetic", {**record, "output_tokens_per_s": 1}))
-    return measurement_from_record("synthetic", {**record, "output_tokens_per_s": row_model(spec, TRUTH).predict(TRUTH)})
+    truth = replace(TRUTH, compute_efficiency=TRUTH.compute_efficiency * math.exp(POWER_OFFSETS[gpu]))
+    return measurement_from_record("synthetic", {**record, "output_tokens_per_s": row_model(spec, truth).predict(truth)})
 
 
 @pytest.fixture(scope="module")

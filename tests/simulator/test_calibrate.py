@@ -12,7 +12,7 @@ import pytest
 from simulator.calibrate import build_models, fit
 from simulator.cli import main
 from simulator.errors import ConfigError
-from simulator.fit_parameters import Membership, Parameters
+from simulator.fit_parameters import Membership, Parameters, power_prior_offsets
 from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_gpus, load_profile
 from simulator.intervals import interval_fields, prediction_log_sigma
 from simulator.models import get_model
@@ -67,13 +67,31 @@ def test_gpu_with_one_row_stays_near_its_family(full_fit):
     odd = replace(TRUTH, compute_efficiency=0.25)
     rows = [closed_row(**shape) for shape in SHAPES] + [closed_row(gpu="mi355x", truth=odd, **SHAPES[3])]
     result = fit(rows)
-    gpu_offsets = {field: (t, sigma) for (field, level, key), t, sigma
-                   in zip(result.parameters.groups, result.theta, result.parameters.sigma)
+    gpu_offsets = {field: (t - mean, sigma) for (field, level, key), t, mean, sigma
+                   in zip(result.parameters.groups, result.theta, result.parameters.mean, result.parameters.sigma)
                    if level == "gpu" and key == "mi355x"}
     assert set(gpu_offsets) == {"compute_efficiency", "memory_efficiency"}
     assert gpu_offsets["memory_efficiency"][1] == 0.05
     assert all(abs(t) <= 2.5 * sigma for t, sigma in gpu_offsets.values())
     assert result.log_sigma(get_gpu("mi355x")) > result.log_sigma(get_gpu("b200"))
+
+
+def test_compute_prior_follows_board_power_within_a_family():
+    """Sustained clocks go as power^(1/3). MI300X (750 W) and MI325X (1,000 W), same quoted peaks, are
+    CDNA3's two GPUs: offsets +-(1/3) ln(1000/750) / 2 = +-0.04795 around the family. B200 (1,000 W,
+    2,250 TFLOPS BF16) against GB200 (1,200 W, 2,500): (1/3) ln(1000/1200) - ln(2250/2500) = -0.06077 +
+    0.10536 = +0.04459: B200 against GB200 comes out 4.6% above the ratio of their quoted peaks. A family
+    keeps its datasheet scale: the offsets of its GPUs sum to 0. Only compute offsets of GPUs move."""
+    gpus = load_gpus()
+    offsets = power_prior_offsets(gpus)
+    assert offsets["mi300x"] == pytest.approx(-0.04795, abs=1e-5)
+    assert offsets["mi325x"] == pytest.approx(0.04795, abs=1e-5)
+    assert offsets["b200"] - offsets["gb200"] == pytest.approx(0.04459, abs=1e-5)
+    for family in {g.family for g in gpus.values()}:
+        assert sum(offsets[g.name] for g in gpus.values() if g.family == family) == pytest.approx(0, abs=1e-12)
+    parameters = Parameters(PRIOR, gpus)
+    moved = {(field, level) for (field, level, _), mean in zip(parameters.groups, parameters.mean) if mean}
+    assert moved == {("compute_efficiency", "gpu")}
 
 
 def test_intervals_widen_with_fewer_rows_and_for_unmeasured_gpus(full_fit):

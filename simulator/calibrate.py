@@ -114,15 +114,21 @@ class Fit:
 
 
 def _sensitivity(model, parameters: Parameters, theta, indices, base: float, fields=FIT_FIELDS) -> dict:
-    """d log prediction / d log field, one forward difference per fitted field (of `fields`)."""
+    """d log prediction / d log field, one forward difference per fitted field (of `fields`); backward
+    where the step up moves nothing, as at a field's ceiling (the first stage can push collective
+    efficiency to 1): there the prediction still falls when the field does, and a zero would let the
+    prior alone set the field."""
     out = {}
     for name in fields:
         if not indices.get(name):
             continue
-        shifted = theta.copy()
-        shifted[indices[name][0]] += DIFF_STEP      # any one group of the field moves the field by DIFF_STEP
-        moved = model.predict(parameters.efficiency(shifted, indices))
-        out[name] = math.log(moved / base) / DIFF_STEP
+        for step in (DIFF_STEP, -DIFF_STEP):
+            shifted = theta.copy()
+            shifted[indices[name][0]] += step      # any one group of the field moves the field by `step`
+            moved = model.predict(parameters.efficiency(shifted, indices))
+            out[name] = math.log(moved / base) / step
+            if moved != base:
+                break
     return out
 
 

@@ -60,6 +60,27 @@ def test_recovers_predictions_from_its_own_rows(full_fit):
     assert abs(math.log(predicted / unseen.output_tokens_per_s)) < 1.96 * sigma
 
 
+def test_a_field_the_start_holds_at_its_ceiling_is_still_fitted():
+    """Collective efficiency starts at its ceiling (1.0), where a step up moves no prediction. Rows on
+    one H100 pin compute and memory; the same shapes at tp 4, measured with collectives at 0.5, must
+    pull it well down (with a forward difference alone its derivative was 0 there, and the prior held
+    it at 1.0)."""
+    capped = replace(PRIOR, collective_efficiency=1.0)
+    truth = replace(capped, collective_efficiency=0.5)
+    shapes = [dict(users=64, input_tokens=2048, output_tokens=32), dict(users=96, input_tokens=256, output_tokens=128),
+              dict(users=8, input_tokens=8000, output_tokens=32)]
+    rows = []
+    for tp in (1, 4):
+        for shape in shapes:
+            record = dict(model="llama3.1-8b", gpu="h100", gpus=tp, scenario="closed", source="synthetic",
+                          precision="fp8", tp=tp, **shape)
+            spec = RowSpec.of(measurement_from_record("synthetic", {**record, "output_tokens_per_s": 1}))
+            measured = row_model(spec, truth).predict(truth)
+            rows.append(measurement_from_record("synthetic", {**record, "output_tokens_per_s": measured}))
+    result = fit(rows, capped)
+    assert result.efficiency_for(result.specs[-1]).collective_efficiency < 0.75
+
+
 def test_gpu_with_one_row_stays_near_its_family(full_fit):
     """One MI355X row at a very different truth: each of its GPU-level offsets (compute, prior sigma
     0.1; memory, 0.05) moves by at most about two of its prior sigmas, and its interval is wider than

@@ -218,11 +218,13 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
         theta0 = np.array([stage.theta[stage.parameters.index[g]] if g in stage.parameters.index else mean
                            for g, mean in zip(parameters.groups, parameters.mean)])
     # fields a row does not depend on at all (MoE efficiency for a dense model, collectives at tp 1, 4-bit
-    # GEMMs in fp8) stay out of its finite differences
+    # GEMMs in fp8) stay out of its finite differences. Told at the prior, not at the start: a start
+    # (the first stage's fit) can hold a field past its ceiling, where no small step moves a prediction,
+    # and a field left out there would never be fitted again.
     start_theta = parameters.mean.copy() if theta0 is None or len(theta0) != parameters.size else theta0
-    first = predictions(start_theta)
-    active = {s: tuple(f for f, v in _sensitivity(models[s], parameters, start_theta, indices[s], first[s]).items()
-                       if abs(v) > 1e-6) for s in distinct}
+    at_prior = predictions(parameters.mean)
+    active = {s: tuple(f for f, v in _sensitivity(models[s], parameters, parameters.mean, indices[s],
+                                                  at_prior[s]).items() if abs(v) > 1e-6) for s in distinct}
 
     def jacobian(theta):
         predicted = predictions(theta)

@@ -79,11 +79,6 @@ def _maximum(a, b):
     return a if a > b else b
 
 
-def roofline_time_s(flops, bytes_moved, flops_per_s: float, bytes_per_s: float):
-    """An operator takes the longer of its compute time and its memory time."""
-    return _maximum(flops / flops_per_s, bytes_moved / bytes_per_s)
-
-
 def expected_distinct_experts(experts: int, top_k: int, tokens):
     """Expected experts touched when `tokens` tokens each pick `top_k` of `experts` uniformly:
     E x (1 - (1 - k/E)^B)."""
@@ -149,18 +144,22 @@ class StepCost:
         # and read back for sampling
         set_("_elementwise_bytes_per_token", m.elementwise_values_per_token(p.tp) / p.pp * BYTES_PER_VALUE["bf16"])
         set_("_logit_bytes", m.vocab / p.tp * 4 * 2)
+        # attention's two roofline terms per layer, in seconds: FLOPs of one query-key pair, bytes of one
+        # cached token read (an attention-data-parallel replica splits both over its groups)
         set_("_kv_bytes_per_token_layer_gpu", m.kv_values_per_token_layer(p.tp) * BYTES_PER_VALUE[prec.kv_cache])
-        set_("_attn_flops_per_pair_gpu", m.attention_flops_per_context_token() / p.tp)
+        per_pair = m.attention_flops_per_context_token() / p.tp / p.attention_dp / self._attn_flops_per_s
+        per_kv_token = self._kv_bytes_per_token_layer_gpu / p.attention_dp / self._bytes_per_s
+        set_("_attention_per_pair_s", per_pair)
+        set_("_attention_per_kv_token_s", per_kv_token)
+        # a decoding sequence's full layers per token of its context (one query: as many pairs as tokens read)
+        set_("_decode_attention_per_context_s", m.full_attention_layers * max(per_pair, per_kv_token))
+        # the engine prices steps one at a time: the same terms for full and sliding layers
+        set_("_one_step_attention", (m.full_attention_layers * per_pair, m.full_attention_layers * per_kv_token,
+                                     m.sliding_layers * per_pair, m.sliding_layers * per_kv_token,
+                                     self._decode_attention_per_context_s,
+                                     m.sliding_layers * m.sliding_window * max(per_pair, per_kv_token)))
         set_("_token_memo", {})
         set_("_sequence_memo", {})
-        # the engine prices steps one at a time: attention's roofline terms per pair and per KV token
-        # read, as seconds, for full and sliding layers (the same quantities `_attention_s` divides out)
-        per_pair = self._attn_flops_per_pair_gpu / p.attention_dp / self._attn_flops_per_s
-        per_kv_token = self._kv_bytes_per_token_layer_gpu / p.attention_dp / self._bytes_per_s
-        set_("_scalar_attention", (m.full_attention_layers * per_pair, m.full_attention_layers * per_kv_token,
-                                   m.sliding_layers * per_pair, m.sliding_layers * per_kv_token,
-                                   m.full_attention_layers * max(per_pair, per_kv_token),
-                                   m.sliding_layers * m.sliding_window * max(per_pair, per_kv_token)))
 
     # ---- operators ---------------------------------------------------------------------------
     def _gemm_s(self, params_gpu: float, tokens, flops_per_s: float, wbytes: float):
@@ -234,10 +233,8 @@ class StepCost:
         """Attention of `layers` layers: FLOPs of the query-key pairs, bytes of the KV read."""
         if layers == 0:
             return 0.0
-        dp = self.plan.attention_dp
-        flops = self._attn_flops_per_pair_gpu * layers * pairs / dp
-        kv_bytes = self._kv_bytes_per_token_layer_gpu * layers * kv_tokens_read / dp
-        return roofline_time_s(flops, kv_bytes, self._attn_flops_per_s, self._bytes_per_s)
+        return _maximum(self._attention_per_pair_s * layers * pairs,
+                        self._attention_per_kv_token_s * layers * kv_tokens_read)
 
     def _per_token_s(self, tokens):
         """Everything that depends on the step's token count alone: GEMMs, norms/activations, collectives."""
@@ -283,7 +280,7 @@ class StepCost:
     def _one_step_time_s(self, batch: BatchShape, tokens: int, sequences: int) -> float:
         """`step_time_s` of one step (numbers, the engine's hot path): the same terms, attention's from
         per-pair and per-token constants, the rest memoised by token and sequence count."""
-        full_pair, full_token, sliding_pair, sliding_token, full_decode, sliding_decode = self._scalar_attention
+        full_pair, full_token, sliding_pair, sliding_token, full_decode, sliding_decode = self._one_step_attention
         attention = 0.0
         prompt = batch.prefill_tokens
         if prompt:
@@ -305,9 +302,7 @@ class StepCost:
         roofline, max(flops, bytes) of two quantities linear in the context, is linear in it.
         """
         a = self.step_time_s(BatchShape(decode_seqs=decode_seqs))
-        b = self.model.full_attention_layers * max(self._attn_flops_per_pair_gpu / self._attn_flops_per_s,
-                                                   self._kv_bytes_per_token_layer_gpu / self._bytes_per_s)
-        return a, b / self.plan.attention_dp
+        return a, self._decode_attention_per_context_s
 
     def with_efficiency(self, efficiency: Efficiency) -> "StepCost":
         """This deployment under other efficiencies (collectives rescaled by the collective efficiency and

@@ -3,7 +3,8 @@
 Model. Each efficiency field of a row is prior x exp(sum of offsets of its groups) (`fit_parameters`:
 global, vendor, chip family, memory family, GPU, stack, release), every level with a Gaussian prior in
 log units (centred on 0, except a GPU's compute offset: where its board power puts it in its family).
-A row's prediction is the simulator's (`row_models`: the MLPerf scenario run or the measured loop). Measured tokens/s enter as log residuals with sigma 5% (submitters of one system differ by a few
+A row's prediction is the simulator's (`row_models`: the MLPerf scenario run or the measured loop).
+Measured tokens/s enter as log residuals with sigma 5% (submitters of one system differ by a few
 percent); a row's latencies do not enter the fit.
 
 Fit. Levenberg-Marquardt (`scipy.optimize.least_squares`) on the whitened residuals plus the priors.

@@ -126,7 +126,6 @@ class StepCost:
         gemm_dtype = prec.gemm_dtype
         set_("_gemm_flops_per_s", self.gpu.peak_flops(gemm_dtype) * eff.gemm_efficiency(gemm_dtype))
         set_("_head_flops_per_s", self.gpu.peak_flops("bf16") * eff.compute_efficiency)
-        set_("_attn_flops_per_s", self.gpu.peak_flops(prec.attention_dtype) * eff.attention_efficiency)
         set_("_bytes_per_s", self.gpu.hbm_bytes_per_s * eff.memory_efficiency)
         set_("_half", eff.gemm_half_tokens)
         set_("_wbytes", BYTES_PER_VALUE[prec.weights])
@@ -147,7 +146,8 @@ class StepCost:
         # attention's two roofline terms per layer, in seconds: FLOPs of one query-key pair, bytes of one
         # cached token read (an attention-data-parallel replica splits both over its groups)
         set_("_kv_bytes_per_token_layer_gpu", m.kv_values_per_token_layer(p.tp) * BYTES_PER_VALUE[prec.kv_cache])
-        per_pair = m.attention_flops_per_context_token() / p.tp / p.attention_dp / self._attn_flops_per_s
+        attention_flops_per_s = self.gpu.peak_flops(prec.attention_dtype) * eff.attention_efficiency
+        per_pair = m.attention_flops_per_context_token() / p.tp / p.attention_dp / attention_flops_per_s
         per_kv_token = self._kv_bytes_per_token_layer_gpu / p.attention_dp / self._bytes_per_s
         set_("_attention_per_pair_s", per_pair)
         set_("_attention_per_kv_token_s", per_kv_token)

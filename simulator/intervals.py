@@ -23,18 +23,21 @@ def interval_z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 2)
 
 
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _log_sigma(where: str, value) -> float | None:
+    """A profile's log-sigma entry: absent is None; anything but a number in [0, 10) is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
+        raise ConfigError(f"profile [fit] {where}: {value!r} is out of range [0, 10)")
+    return float(value)
 
 
 def prediction_log_sigma(profile: dict, gpu, model=None) -> float | None:
     """The profile's prediction log-sigma for `gpu` (None when the profile carries no fit), widened for a
     `model` the fit never ran (see the module docstring)."""
     fit = profile.get("fit", {})
-    sigma = _number(fit.get("log_sigma", {}).get(gpu.name))
-    unseen = _number(fit.get("unseen_model_log_sigma"))
-    if unseen is not None and not 0 <= unseen < 10:
-        raise ConfigError(f"profile [fit] unseen_model_log_sigma: {unseen!r} is out of range [0, 10)")
+    sigma = _log_sigma(f"log_sigma.{gpu.name}", fit.get("log_sigma", {}).get(gpu.name))
+    unseen = _log_sigma("unseen_model_log_sigma", fit.get("unseen_model_log_sigma"))
     fitted = fit.get("models")
     if sigma is None or model is None or unseen is None or not isinstance(fitted, list) or model.name in fitted:
         return sigma

@@ -151,6 +151,12 @@ def test_a_model_the_fit_never_ran_widens_its_interval():
     profile["fit"]["unseen_model_log_sigma"] = -0.2
     with pytest.raises(ConfigError, match=r"unseen_model_log_sigma: -0.2 is out of range \[0, 10\)"):
         prediction_log_sigma(profile, b200, get_model("gpt-oss-120b"))
+    profile["fit"]["unseen_model_log_sigma"] = "0.2"         # a string is refused, not ignored
+    with pytest.raises(ConfigError, match=r"unseen_model_log_sigma: '0.2' is out of range \[0, 10\)"):
+        prediction_log_sigma(profile, b200, get_model("gpt-oss-120b"))
+    profile["fit"] = {"log_sigma": {"b200": "wide"}}
+    with pytest.raises(ConfigError, match=r"\[fit\] log_sigma.b200: 'wide' is out of range"):
+        prediction_log_sigma(profile, b200)
 
 
 def test_interval_fields_arithmetic():

@@ -66,9 +66,10 @@ def whole_prompts(engine, token_budget, reserve_output: bool = False) -> list:
     (request id, prompt tokens) chunks. The first prompt may exceed the budget alone (it would otherwise
     never run). `reserve_output`: charge the blocks of the whole output up front (static batching)."""
     kv, waiting, table = engine.kv, engine.waiting, engine.table
-    if not waiting:
+    slots = slots_free(engine)
+    if not waiting or slots <= 0:
         return []
-    chunks, budget, slots = [], token_budget, slots_free(engine)
+    chunks, budget = [], token_budget
     free = kv.free(engine.batch) - headroom_blocks(engine)
     while waiting and slots > 0:
         rid = waiting.peek()

@@ -32,7 +32,15 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 # - moe: grouped-GEMM quality; too few MoE rows to split it further; expert balance: how skewed routers are.
 # - release: a stack's kernels and scheduler improve from one release to the next (TensorRT-LLM 10.2 in
 #   MLPerf v4.1, 10.11 in v5.1); a GPU measured on an older release is predicted at the newest one.
-# - step overhead: the serving stack's scheduler and launch path, and the vendor's launch latencies.
+# - step overhead: the serving stack's scheduler and launch path, the vendor's launch latencies, and the
+#   chip generation's: which kernels one step launches per layer differs by generation (Blackwell's NVFP4
+#   GEMMs quantize their activations in 16-element blocks first; Hopper's FP8 ones take one scale). Per
+#   family, the fit puts Blackwell's at 1.6x and Hopper's at 0.64x the vendor's; with the vendor level
+#   alone, a held-out B200's Interactive rows came out 22-35% too fast. scripts/fit_default_profile.py
+#   --validate with it against without: leave-one-GPU-out p90 22.2% against 24.8% (coverage 82% against
+#   76%), leave-one-model-out p90 25.9% against 28.2%. Attention per family instead (FlashAttention-3
+#   is Hopper's) fitted the rows closer (log-RMS 0.077 against 0.080) but predicted held-out GPUs worse
+#   (p90 23.7%), and both together worse again (22.3%, median 8.0%).
 # - sequence overhead: the serving stack's per-sequence bookkeeping (C++ or Python).
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor; a call's fixed latency also per stack
 #   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). An expert-parallel
@@ -50,7 +58,7 @@ FIELD_LEVELS = {
     "attention_efficiency": ("global", "vendor"),
     "moe_efficiency": ("global",),
     "expert_balance": ("global",),
-    "step_overhead_s": ("global", "vendor", "stack", "release"),
+    "step_overhead_s": ("global", "vendor", "family", "stack", "release"),
     "sequence_overhead_s": ("global", "stack", "release"),
     "collective_efficiency": ("global", "vendor"),
     "collective_latency_s": ("global", "vendor", "stack"),

@@ -1,7 +1,7 @@
 """Calibration: fit the efficiency parameters to measured rows, with honest prediction intervals.
 
 Model. Each efficiency field of a row is prior x exp(sum of offsets of its groups) (`fit_parameters`:
-global, vendor, chip family, memory family, GPU, stack, release), every level with a Gaussian prior in
+global, vendor, chip family, base family, GPU, stack, release), every level with a Gaussian prior in
 log units (centred on 0, except a GPU's compute offset: where its board power puts it in its family).
 A row's prediction is the simulator's (`row_models`: the MLPerf scenario run or the measured loop).
 Measured tokens/s enter as log residuals with sigma 5% (submitters of one system differ by a few
@@ -289,7 +289,7 @@ def _toml_value(value) -> str:
 
 def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERVAL,
                  unseen_model_log_sigma: float | None = None) -> str:
-    """The fitted profile: [default] global values, FIELD_factor sections per vendor, family, memory family,
+    """The fitted profile: [default] global values, FIELD_factor sections per vendor, family, base family,
     GPU, stack and release, and [fit] with the models fitted, the reference stacks and each catalog GPU's
     prediction log-sigma; with `unseen_model_log_sigma` (from validation's leave-one-model-out split),
     what intervals of other models add (`intervals.prediction_log_sigma`)."""

@@ -24,8 +24,9 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 # - compute: GEMM kernels differ by chip (tensor core generation, clocks under power limits) and stack.
 # - narrow (4/6-bit) compute: how much of a doubled peak the kernels reach is a property of a chip
 #   generation's FP4/FP6 support, not of one GPU.
-# - memory: HBM generation and controller, per memory family (the chip family unless the GPU catalog
-#   groups families that share them: Blackwell Ultra's B300/GB300 stream HBM3e through Blackwell's), and
+# - memory: HBM generation and controller, per base family (the chip family, unless the GPU catalog
+#   builds a refreshed family on an earlier one: Blackwell Ultra's B300/GB300 stream HBM3e through
+#   Blackwell's), and
 #   per GPU: one family can mix HBM generations and speed bins (H100's HBM3 and H200's HBM3e, MI300X's
 #   HBM3 and MI325X's HBM3E).
 # - attention: flash-attention kernels per vendor.
@@ -33,14 +34,17 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 # - release: a stack's kernels and scheduler improve from one release to the next (TensorRT-LLM 10.2 in
 #   MLPerf v4.1, 10.11 in v5.1); a GPU measured on an older release is predicted at the newest one.
 # - step overhead: the serving stack's scheduler and launch path, the vendor's launch latencies, and the
-#   chip generation's: which kernels one step launches per layer differs by generation (Blackwell's NVFP4
-#   GEMMs quantize their activations in 16-element blocks first; Hopper's FP8 ones take one scale). Per
-#   family, the fit puts Blackwell's at 1.6x and Hopper's at 0.64x the vendor's; with the vendor level
-#   alone, a held-out B200's Interactive rows came out 22-35% too fast. scripts/fit_default_profile.py
-#   --validate with it against without: leave-one-GPU-out p90 22.2% against 24.8% (coverage 82% against
-#   76%), leave-one-model-out p90 25.9% against 28.2%. Attention per family instead (FlashAttention-3
-#   is Hopper's) fitted the rows closer (log-RMS 0.077 against 0.080) but predicted held-out GPUs worse
-#   (p90 23.7%), and both together worse again (22.3%, median 8.0%).
+#   chip generation's (its base family: B300 is built on Blackwell and runs its kernels): which kernels
+#   one step launches per layer differs by generation (Blackwell's NVFP4 GEMMs quantize their
+#   activations in 16-element blocks first; Hopper's FP8 ones take one scale). The fit puts Blackwell's
+#   at 1.5x and Hopper's at 0.65x NVIDIA's. scripts/fit_default_profile.py --validate, with the vendor
+#   level alone / per chip family / per base family: leave-one-GPU-out median 7.8 / 7.5 / 8.3%, p90
+#   24.8 / 22.2 / 20.4% (a held-out B200's Interactive rows were 22-35% too fast with the vendor level
+#   alone), leave-one-model-out p90 28.2 / 25.9 / 24.0%, log-RMS 0.081 / 0.080 / 0.077. Per chip
+#   family, Blackwell Ultra's overhead had only GB300's six large-batch rows and stayed near NVIDIA's:
+#   B300 came out 1.25x B200 in Llama 2 70B Interactive. Attention per chip family instead (FlashAttention-3
+#   is Hopper's) fitted the rows closer than the vendor level (0.077) but predicted held-out GPUs worse
+#   (p90 23.7%), and with the overhead per chip family worse again (22.3%, median 8.0%).
 # - sequence overhead: the serving stack's per-sequence bookkeeping (C++ or Python).
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor; a call's fixed latency also per stack
 #   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). An expert-parallel
@@ -54,11 +58,11 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 FIELD_LEVELS = {
     "compute_efficiency": ("global", "vendor", "family", "gpu", "stack", "release"),
     "narrow_compute_efficiency": ("global", "vendor", "family"),
-    "memory_efficiency": ("global", "vendor", "memory_family", "gpu"),
+    "memory_efficiency": ("global", "vendor", "base_family", "gpu"),
     "attention_efficiency": ("global", "vendor"),
     "moe_efficiency": ("global",),
     "expert_balance": ("global",),
-    "step_overhead_s": ("global", "vendor", "family", "stack", "release"),
+    "step_overhead_s": ("global", "vendor", "base_family", "stack", "release"),
     "sequence_overhead_s": ("global", "stack", "release"),
     "collective_efficiency": ("global", "vendor"),
     "collective_latency_s": ("global", "vendor", "stack"),
@@ -68,7 +72,7 @@ FIELD_LEVELS = {
 FIT_FIELDS = tuple(FIELD_LEVELS)
 # Prior spread of each level's offset (log units): a global value may sit far from the datasheet-based
 # prior; vendors differ by tens of percent; GPUs of one family, and stacks, less.
-LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "memory_family": 0.15, "gpu": 0.1, "stack": 0.2,
+LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "base_family": 0.15, "gpu": 0.1, "stack": 0.2,
                "release": 0.1}
 # Where physics pins a field's global value closer (or looser) than LEVEL_SIGMA: routers are trained
 # with a balancing loss, so the busiest expert rank exceeds the binomial maximum by tens of percent, not by
@@ -150,12 +154,12 @@ class Membership:
     gpu: str
     stack: str | None = None
     release: str | None = None
-    memory_family: str | None = None
+    base_family: str | None = None
 
     @classmethod
     def of(cls, gpu, stack: str | None = None, version: str | None = None) -> "Membership":
         return cls(gpu.vendor, gpu.family, gpu.name, stack_key(gpu.vendor, stack),
-                   release_key(gpu.vendor, stack, version), gpu.memory_family)
+                   release_key(gpu.vendor, stack, version), gpu.base_family)
 
     def key(self, level: str) -> str | None:
         return "*" if level == "global" else getattr(self, level)
@@ -168,7 +172,7 @@ class Parameters:
         self.prior = prior
         keys = {"global": ["*"], "vendor": sorted({g.vendor for g in gpus.values()}),
                 "family": sorted({g.family for g in gpus.values()}),
-                "memory_family": sorted({g.memory_family for g in gpus.values()}), "gpu": sorted(gpus),
+                "base_family": sorted({g.base_family for g in gpus.values()}), "gpu": sorted(gpus),
                 "stack": sorted({s for s in stacks if s}), "release": sorted({r for r in releases if r})}
         self.groups = [(field, level, key) for field, levels in FIELD_LEVELS.items()
                        for level in levels for key in keys[level]]

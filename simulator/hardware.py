@@ -39,14 +39,15 @@ class GPUSpec:
     # The rest of the node's rated power per GPU (host CPUs, memory, NICs, switches, fans, power-supply
     # losses): what a provisioned-power figure adds to the TDP. None where no rated figure is catalogued.
     node_other_power_w: float | None = None
-    # Chips that share an HBM generation and memory controller share calibration's memory efficiency
-    # (`memory_family`); empty: the chip family.
-    memory_family: str = ""
+    # The generation a refreshed chip is built on (`base_family`: B300 on Blackwell): it shares that
+    # generation's HBM and memory controller and its kernels' launch path, so calibration's memory
+    # efficiency and step overhead; empty: the chip family.
+    base_family: str = ""
 
     def __post_init__(self):
         where = f"gpu {self.name}"
-        if not self.memory_family:
-            object.__setattr__(self, "memory_family", self.family)
+        if not self.base_family:
+            object.__setattr__(self, "base_family", self.family)
         for name in ("hbm_gb", "hbm_tb_per_s", "scaleup_gb_per_s", "nic_gbps", "power_w"):
             require_number(f"{where}: {name}", getattr(self, name), low=0, low_inclusive=False, high=1e7)
         require_number(f"{where}: gpus_per_server", self.gpus_per_server, low=1, high=4096, integer=True)
@@ -94,7 +95,7 @@ def gpu_from_table(name: str, table: dict) -> GPUSpec:
     where = f"{table.get('_file', 'gpus.toml')}: [{name}]"
     reject_unknown_keys(where, table, _GPU_KEYS)
     required = [f.name for f in fields(GPUSpec) if f.name not in ("name", "scaleup_links", "source", "aliases",
-                                                                  "node_other_power_w", "memory_family")]
+                                                                  "node_other_power_w", "base_family")]
     missing = [k for k in required if k not in table]
     if missing:
         raise ConfigError(f"{where}: missing key {missing[0]!r}")
@@ -221,7 +222,7 @@ FIELD_CEILING = {"compute_efficiency": 0.99, "narrow_compute_efficiency": 0.99, 
                  "attention_efficiency": 0.99, "moe_efficiency": 1.0, "expert_balance": 1.0, "collective_efficiency": 1.0,
                  "step_overhead_s": 10.0, "sequence_overhead_s": 1.0, "gemm_half_tokens": 1e6,
                  "collective_latency_s": 0.01, "all_to_all_latency_s": 0.01}
-PROFILE_SECTIONS = ("default", "vendor", "family", "memory_family", "gpu", "stack", "release", "fit")
+PROFILE_SECTIONS = ("default", "vendor", "family", "base_family", "gpu", "stack", "release", "fit")
 
 
 def efficiency_from_table(where: str, table: dict, base: Efficiency) -> Efficiency:
@@ -257,14 +258,14 @@ def profile_stacks(profile: dict) -> list[str]:
 def efficiency_for(gpu: GPUSpec, profile: dict | None = None, stack: str | None = None,
                    profile_path=None) -> Efficiency:
     """Efficiency for `gpu` running `stack`: the profile's default, then its vendor's, its chip family's,
-    its memory family's and its own factors, then the software stack's (`stack` as written in the profile,
+    its base family's and its own factors, then the software stack's (`stack` as written in the profile,
     or qualified by the GPU's vendor, "vllm" -> "nvidia/vllm"). Without a stack, the vendor's reference stack (the one
     its published results mostly use, whose factors the vendor and GPU sections already hold). The
     stack's release is the profile's default one (`[fit.default_release]`: the newest it was fitted on)."""
     profile = profile if profile is not None else load_profile(profile_path)
     where = str(profile_path or "profile.toml")
     eff = efficiency_from_table(f"{where}: [default]", profile.get("default", {}), Efficiency())
-    sections = (("vendor", gpu.vendor), ("family", gpu.family), ("memory_family", gpu.memory_family),
+    sections = (("vendor", gpu.vendor), ("family", gpu.family), ("base_family", gpu.base_family),
                 ("gpu", f"family-{gpu.family}"), ("gpu", gpu.name))
     for section, key in sections:
         table = profile.get(section, {})

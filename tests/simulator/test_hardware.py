@@ -106,13 +106,13 @@ def test_profile_default_applies():
         Efficiency(memory_efficiency=1.5)
 
 
-def test_memory_family_defaults_to_the_chip_family_and_takes_its_own_profile_section():
+def test_base_family_defaults_to_the_chip_family_and_takes_its_own_profile_section():
     """B300 is Blackwell Ultra for compute but streams Blackwell's HBM3e: its memory factor is the
-    [memory_family."blackwell"] section's, which B200 shares; a GPU without the key uses its family."""
+    [base_family."blackwell"] section's, which B200 shares; a GPU without the key uses its family."""
     b200, b300, h100 = get_gpu("b200"), get_gpu("b300"), get_gpu("h100")
-    assert (b300.family, b300.memory_family) == ("blackwell-ultra", "blackwell")
-    assert b200.memory_family == b200.family and h100.memory_family == "hopper"
-    profile = {"default": {"memory_efficiency": 0.8}, "memory_family": {"blackwell": {"memory_efficiency_factor": 0.5}}}
+    assert (b300.family, b300.base_family) == ("blackwell-ultra", "blackwell")
+    assert b200.base_family == b200.family and h100.base_family == "hopper"
+    profile = {"default": {"memory_efficiency": 0.8}, "base_family": {"blackwell": {"memory_efficiency_factor": 0.5}}}
     assert efficiency_for(b300, profile).memory_efficiency == pytest.approx(0.4)
     assert efficiency_for(b200, profile).memory_efficiency == pytest.approx(0.4)
     assert efficiency_for(h100, profile).memory_efficiency == pytest.approx(0.8)

@@ -26,9 +26,8 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   generation's FP4/FP6 support, not of one GPU.
 # - memory: HBM generation and controller, per base family (the chip family, unless the GPU catalog
 #   builds a refreshed family on an earlier one: Blackwell Ultra's B300/GB300 stream HBM3e through
-#   Blackwell's), and
-#   per GPU: one family can mix HBM generations and speed bins (H100's HBM3 and H200's HBM3e, MI300X's
-#   HBM3 and MI325X's HBM3E).
+#   Blackwell's), and per GPU: one family can mix HBM generations and speed bins (H100's HBM3 and
+#   H200's HBM3e, MI300X's HBM3 and MI325X's HBM3E).
 # - attention: flash-attention kernels per vendor.
 # - moe: grouped-GEMM quality; too few MoE rows to split it further; expert balance: how skewed routers are.
 # - release: a stack's kernels and scheduler improve from one release to the next (TensorRT-LLM 10.2 in
@@ -42,9 +41,10 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   24.8 / 22.2 / 20.4% (a held-out B200's Interactive rows were 22-35% too fast with the vendor level
 #   alone), leave-one-model-out p90 28.2 / 25.9 / 24.0%, log-RMS 0.081 / 0.080 / 0.077. Per chip
 #   family, Blackwell Ultra's overhead had only GB300's six large-batch rows and stayed near NVIDIA's:
-#   B300 came out 1.25x B200 in Llama 2 70B Interactive. Attention per chip family instead (FlashAttention-3
-#   is Hopper's) fitted the rows closer than the vendor level (0.077) but predicted held-out GPUs worse
-#   (p90 23.7%), and with the overhead per chip family worse again (22.3%, median 8.0%).
+#   B300 came out 1.25x B200 in Llama 2 70B Interactive. Attention per chip family instead
+#   (FlashAttention-3 is Hopper's) fitted the rows closer than the vendor level (0.077) but predicted
+#   held-out GPUs worse (p90 23.7%), and with the overhead per chip family worse again (22.3%, median
+#   8.0%).
 # - sequence overhead: the serving stack's per-sequence bookkeeping (C++ or Python).
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor; a call's fixed latency also per stack
 #   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). An expert-parallel

@@ -109,9 +109,22 @@ def causal_pairs(start_context: float, chunk_tokens: float, window: float = 0.0)
     return (first + window) * below / 2 + window * (chunk_tokens - below)
 
 
+def gemm_time_s(params_gpu: float, tokens, flops_per_s: float, weight_bytes: float, bytes_per_s: float,
+                half_tokens: float):
+    """One GEMM of `params_gpu` weights over `tokens` rows: compute at a rate that falls off as
+    tokens / (tokens + half_tokens), 2 P t (t + half) / t / F = 2 P (t + half) / F, or reading the
+    weights (P x weight_bytes / bytes_per_s), whichever is longer; 0 for no rows."""
+    if params_gpu <= 0:
+        return 0.0
+    compute = 2 * params_gpu * (tokens + half_tokens) / flops_per_s
+    memory = params_gpu * weight_bytes / bytes_per_s
+    return (tokens > 0) * _maximum(compute, memory)
+
+
 @dataclass(frozen=True)
-class StepCost:
-    """Step-time model of one replica of `model` on `gpu` under `plan`, precomputed for speed."""
+class TokenCost:
+    """The part of a step that depends on its token count alone: every layer's GEMMs (dense and routed
+    experts), norms and activations, and the collectives; `cost(tokens)` in seconds."""
 
     model: ModelSpec
     gpu: GPUSpec
@@ -124,10 +137,8 @@ class StepCost:
         m, p, eff, prec = self.model, self.plan, self.efficiency, self.precision
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen cache of derived constants
         gemm_dtype = prec.gemm_dtype
-        set_("_gemm_flops_per_s", self.gpu.peak_flops(gemm_dtype) * eff.gemm_efficiency(gemm_dtype))
-        set_("_head_flops_per_s", self.gpu.peak_flops("bf16") * eff.compute_efficiency)
-        set_("_bytes_per_s", self.gpu.hbm_bytes_per_s * eff.memory_efficiency)
-        set_("_half", eff.gemm_half_tokens)
+        set_("gemm_flops_per_s", self.gpu.peak_flops(gemm_dtype) * eff.gemm_efficiency(gemm_dtype))
+        set_("bytes_per_s", self.gpu.hbm_bytes_per_s * eff.memory_efficiency)
         set_("_wbytes", BYTES_PER_VALUE[prec.weights])
         # Dense per-layer parameters on one GPU (attention projections split by tp).
         set_("_attn_params_gpu", m.attention_params_per_layer / p.tp)
@@ -137,39 +148,16 @@ class StepCost:
         # Routed experts: spread over ep GPUs when ep > 1 (whole experts), tensor-split over tp otherwise.
         set_("_expert_split", p.ep if p.ep > 1 else p.tp)
         set_("_expert_ranks", p.ep if p.ep > 1 else 1)
-        set_("_moe_flops_per_s", self._gemm_flops_per_s * eff.moe_efficiency)
-        set_("_head_params_gpu", m.vocab * m.hidden / p.tp)
-        # outside GEMMs and attention: activations in bf16; each sampled token's fp32 logits are written
-        # and read back for sampling
+        set_("_moe_flops_per_s", self.gemm_flops_per_s * eff.moe_efficiency)
+        # outside GEMMs and attention: activations in bf16
         set_("_elementwise_bytes_per_token", m.elementwise_values_per_token(p.tp) / p.pp * BYTES_PER_VALUE["bf16"])
-        set_("_logit_bytes", m.vocab / p.tp * 4 * 2)
-        # attention's two roofline terms per layer, in seconds: FLOPs of one query-key pair, bytes of one
-        # cached token read (an attention-data-parallel replica splits both over its groups)
-        set_("_kv_bytes_per_token_layer_gpu", m.kv_values_per_token_layer(p.tp) * BYTES_PER_VALUE[prec.kv_cache])
-        attention_flops_per_s = self.gpu.peak_flops(prec.attention_dtype) * eff.attention_efficiency
-        per_pair = m.attention_flops_per_context_token() / p.tp / p.attention_dp / attention_flops_per_s
-        per_kv_token = self._kv_bytes_per_token_layer_gpu / p.attention_dp / self._bytes_per_s
-        set_("_attention_per_pair_s", per_pair)
-        set_("_attention_per_kv_token_s", per_kv_token)
-        # a decoding sequence's full layers per token of its context (one query: as many pairs as tokens read)
-        set_("_decode_attention_per_context_s", m.full_attention_layers * max(per_pair, per_kv_token))
-        # the engine prices steps one at a time: the same terms for full and sliding layers
-        set_("_one_step_attention", (m.full_attention_layers * per_pair, m.full_attention_layers * per_kv_token,
-                                     m.sliding_layers * per_pair, m.sliding_layers * per_kv_token,
-                                     self._decode_attention_per_context_s,
-                                     m.sliding_layers * m.sliding_window * max(per_pair, per_kv_token)))
-        set_("_token_memo", {})
-        set_("_sequence_memo", {})
 
-    # ---- operators ---------------------------------------------------------------------------
-    def _gemm_s(self, params_gpu: float, tokens, flops_per_s: float, wbytes: float):
-        """One GEMM over `tokens` rows: compute at a rate that falls off as tokens/(tokens + half),
-        2 P t (t + half) / t / F = 2 P (t + half) / F, or reading the weights, whichever is longer."""
-        if params_gpu <= 0:
-            return 0.0
-        compute = 2 * params_gpu * (tokens + self._half) / flops_per_s
-        memory = params_gpu * wbytes / self._bytes_per_s
-        return (tokens > 0) * _maximum(compute, memory)
+    def __call__(self, tokens):
+        return self._linear_layers_s(tokens) + self._elementwise_s(tokens) + self._communication_s(tokens)
+
+    def _gemm_s(self, params_gpu: float, tokens):
+        return gemm_time_s(params_gpu, tokens, self.gemm_flops_per_s, self._wbytes, self.bytes_per_s,
+                           self.efficiency.gemm_half_tokens)
 
     def _moe_s(self, tokens):
         """Routed experts of one MoE layer on the busiest GPU: weights of the distinct experts the batch
@@ -182,31 +170,27 @@ class StepCost:
         routed = tokens * m.active_experts
         distinct = expected_distinct_experts(m.experts, m.active_experts, tokens)
         # rows per expert r = routed / distinct: 2 routed P (r + half) / r / F = 2 P (routed + half x distinct) / F
-        compute = 2 * m.expert_params / self._expert_split * (routed + self._half * distinct) / self._moe_flops_per_s
+        half = self.efficiency.gemm_half_tokens
+        compute = 2 * m.expert_params / self._expert_split * (routed + half * distinct) / self._moe_flops_per_s
         if self._expert_ranks > 1:
             compute = compute * busiest_share(self._expert_ranks, routed) / self.efficiency.expert_balance
-        memory = distinct * m.expert_params * self._wbytes / self._expert_split / self._bytes_per_s
+        memory = distinct * m.expert_params * self._wbytes / self._expert_split / self.bytes_per_s
         return (tokens > 0) * _maximum(compute, memory)
 
     def _linear_layers_s(self, tokens):
         """All GEMMs of all layers (per attention group of the replica) for `tokens` tokens."""
         m = self.model
         group_tokens = tokens / self.plan.attention_dp
-        attn = self._gemm_s(self._attn_params_gpu, group_tokens, self._gemm_flops_per_s, self._wbytes)
-        dense = self._gemm_s(self._ffn_params_gpu, group_tokens, self._gemm_flops_per_s, self._wbytes)
-        shared = self._gemm_s(self._shared_params_gpu, group_tokens, self._gemm_flops_per_s, self._wbytes)
+        attn = self._gemm_s(self._attn_params_gpu, group_tokens)
+        dense = self._gemm_s(self._ffn_params_gpu, group_tokens)
+        shared = self._gemm_s(self._shared_params_gpu, group_tokens)
         # With wide EP every GPU serves its experts for the tokens of all attention groups.
         moe = self._moe_s(tokens)
         return m.layers * attn + m.ffn_dense_layers * dense + m.moe_layers * (shared + moe)
 
-    def _output_head_s(self, logit_tokens):
-        group = logit_tokens / self.plan.attention_dp
-        return (self._gemm_s(self._head_params_gpu, group, self._head_flops_per_s, BYTES_PER_VALUE["bf16"])
-                + group * self._logit_bytes / self._bytes_per_s)
-
     def _elementwise_s(self, tokens):
         """Norms, residual adds, activation and rotary: memory-bound, a fixed number of bytes per token."""
-        return tokens / self.plan.attention_dp * self._elementwise_bytes_per_token / self._bytes_per_s
+        return tokens / self.plan.attention_dp * self._elementwise_bytes_per_token / self.bytes_per_s
 
     def _communication_s(self, tokens):
         """TP all-reduces, EP dispatch + combine and pipeline hand-offs of one step.
@@ -229,16 +213,59 @@ class StepCost:
             total = total + (p.pp - 1) * comm.pp_send_recv.time_s(wire / p.tp)
         return total
 
+
+@dataclass(frozen=True)
+class StepCost:
+    """Step-time model of one replica of `model` on `gpu` under `plan`, precomputed for speed: the
+    token-count terms (`TokenCost`), attention, and the per-step and per-sequence overheads."""
+
+    model: ModelSpec
+    gpu: GPUSpec
+    precision: Precision
+    plan: Plan
+    efficiency: Efficiency
+    communication: Communication = Communication()
+
+    def __post_init__(self):
+        m, p, eff, prec = self.model, self.plan, self.efficiency, self.precision
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen cache of derived constants
+        tokens = TokenCost(m, self.gpu, prec, p, eff, self.communication)
+        set_("_per_token_s", tokens)
+        set_("_head_flops_per_s", self.gpu.peak_flops("bf16") * eff.compute_efficiency)
+        set_("_head_params_gpu", m.vocab * m.hidden / p.tp)
+        # each sampled token's fp32 logits are written and read back for sampling
+        set_("_logit_bytes", m.vocab / p.tp * 4 * 2)
+        # attention's two roofline terms per layer, in seconds: FLOPs of one query-key pair, bytes of one
+        # cached token read (an attention-data-parallel replica splits both over its groups)
+        set_("_kv_bytes_per_token_layer_gpu", m.kv_values_per_token_layer(p.tp) * BYTES_PER_VALUE[prec.kv_cache])
+        attention_flops_per_s = self.gpu.peak_flops(prec.attention_dtype) * eff.attention_efficiency
+        per_pair = m.attention_flops_per_context_token() / p.tp / p.attention_dp / attention_flops_per_s
+        per_kv_token = self._kv_bytes_per_token_layer_gpu / p.attention_dp / tokens.bytes_per_s
+        set_("_attention_per_pair_s", per_pair)
+        set_("_attention_per_kv_token_s", per_kv_token)
+        # a decoding sequence's full layers per token of its context (one query: as many pairs as tokens read)
+        set_("_decode_attention_per_context_s", m.full_attention_layers * max(per_pair, per_kv_token))
+        # the engine prices steps one at a time: the same terms for full and sliding layers
+        set_("_one_step_attention", (m.full_attention_layers * per_pair, m.full_attention_layers * per_kv_token,
+                                     m.sliding_layers * per_pair, m.sliding_layers * per_kv_token,
+                                     self._decode_attention_per_context_s,
+                                     m.sliding_layers * m.sliding_window * max(per_pair, per_kv_token)))
+        set_("_token_memo", {})
+        set_("_sequence_memo", {})
+
+    def _output_head_s(self, logit_tokens):
+        group = logit_tokens / self.plan.attention_dp
+        bytes_per_s = self._per_token_s.bytes_per_s
+        return (gemm_time_s(self._head_params_gpu, group, self._head_flops_per_s, BYTES_PER_VALUE["bf16"],
+                            bytes_per_s, self.efficiency.gemm_half_tokens)
+                + group * self._logit_bytes / bytes_per_s)
+
     def _attention_s(self, layers: int, pairs, kv_tokens_read):
         """Attention of `layers` layers: FLOPs of the query-key pairs, bytes of the KV read."""
         if layers == 0:
             return 0.0
         return _maximum(self._attention_per_pair_s * layers * pairs,
                         self._attention_per_kv_token_s * layers * kv_tokens_read)
-
-    def _per_token_s(self, tokens):
-        """Everything that depends on the step's token count alone: GEMMs, norms/activations, collectives."""
-        return self._linear_layers_s(tokens) + self._elementwise_s(tokens) + self._communication_s(tokens)
 
     def _per_sequence_s(self, sequences):
         """Everything that depends on how many sequences produce a token: per-sequence overhead (each

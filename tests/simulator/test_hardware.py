@@ -83,20 +83,25 @@ def test_gemm_efficiency_by_dtype_and_small_batch_falloff():
     compute 0.6: 32 rows take 2 x P x 32 / (4.5e15 x 0.6 x 0.5) = 7.158 us of math, less than reading
     the weights (P bytes / 8e12 = 18.874 us): memory-bound; 3,200 rows take
     2 x P x 3,200 / (4.5e15 x 0.6 x 3200/3232) = 361.5 us of math."""
-    from simulator.costmodel import StepCost
+    from simulator.costmodel import TokenCost, gemm_time_s
     from simulator.models import Precision, get_model
     from simulator.plan import Plan
     eff = Efficiency(compute_efficiency=0.6, narrow_compute_efficiency=0.4, gemm_half_tokens=32, memory_efficiency=1.0)
     assert eff.gemm_efficiency("fp8") == 0.6 and eff.gemm_efficiency("bf16") == 0.6
     assert eff.gemm_efficiency("fp4") == 0.4 and eff.gemm_efficiency("fp6") == 0.4
-    cost = StepCost(get_model("llama2-70b"), get_gpu("b200"), Precision("fp8", "fp8", "fp8"), Plan(), eff)
+    cost = TokenCost(get_model("llama2-70b"), get_gpu("b200"), Precision("fp8", "fp8", "fp8"), Plan(), eff)
     params = 150_994_944
     fp8 = 4.5e15 * 0.6
-    assert cost._gemm_s(params, 3200, cost._gemm_flops_per_s, 1.0) == pytest.approx(2 * params * 3200 / (fp8 * 3200 / 3232))
-    assert cost._gemm_s(params, 3200, cost._gemm_flops_per_s, 1.0) == pytest.approx(361.5e-6, rel=1e-3)
-    assert cost._gemm_s(params, 32, cost._gemm_flops_per_s, 1.0) == pytest.approx(18.874e-6, rel=1e-4)
+    assert cost.gemm_flops_per_s == pytest.approx(fp8) and cost.bytes_per_s == pytest.approx(8e12)
+
+    def gemm_s(rows):
+        return gemm_time_s(params, rows, cost.gemm_flops_per_s, 1.0, cost.bytes_per_s, eff.gemm_half_tokens)
+
+    assert gemm_s(3200) == pytest.approx(2 * params * 3200 / (fp8 * 3200 / 3232))
+    assert gemm_s(3200) == pytest.approx(361.5e-6, rel=1e-3)
+    assert gemm_s(32) == pytest.approx(18.874e-6, rel=1e-4)
     assert 2 * params * 32 / (fp8 * 0.5) == pytest.approx(7.158e-6, rel=1e-3)
-    assert cost._gemm_s(params, 0, cost._gemm_flops_per_s, 1.0) == 0.0
+    assert gemm_s(0) == 0.0
 
 
 def test_profile_default_applies():

@@ -41,6 +41,8 @@ THINNED_STEPS = 1500
 # Below this the local model would let a 1% faster step lift the rate by more than 3% (exponent 1 + 1/e):
 # beyond what one rate search can vouch for, so flatter TPOT curves are treated as this steep.
 MIN_ELASTICITY = 0.5
+# The plan fields a measured row can state: PLAN_PINS but the step's token budget, which no row reports.
+ROW_PINS = tuple(k for k in PLAN_PINS if k != "max_tokens_per_step")
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def _pins(spec: RowSpec, plans: dict | None = None) -> dict:
     """The plan fields a row fixes: its own, else the plan a row of the same system, model and scenario
     already chose (`plans`, keyed by `plan_key`: measured tokens per sample or a stack release do not
     change which plan is best, so the search runs once per system)."""
-    own = {k: getattr(spec, k) for k in ("tp", "pp", "ep", "max_batch_size") if getattr(spec, k)}
+    own = {k: getattr(spec, k) for k in ROW_PINS if getattr(spec, k)}
     return own or dict((plans or {}).get(plan_key(spec), {}).get("pins", {}))
 
 
@@ -110,7 +112,7 @@ def plan_key(spec: RowSpec) -> tuple:
 
 def _remember(plans: dict | None, spec: RowSpec, plan, tokens_per_s: float) -> None:
     if plans is not None:
-        plans.setdefault(plan_key(spec), {"pins": {k: getattr(plan, k) for k in ("tp", "pp", "ep", "max_batch_size")},
+        plans.setdefault(plan_key(spec), {"pins": {k: getattr(plan, k) for k in ROW_PINS},
                                           "output_tokens_per_s": tokens_per_s})
 
 

@@ -111,7 +111,10 @@ def test_same_seed_same_result(options, workload):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clusters(), st.integers(4, 40), st.integers(0, 100))
 def test_more_gpus_never_lower_offline_throughput(options, count, seed):
-    assume(options["batching"] != "disaggregated")
+    """Twice the replicas finish a burst no later. Not for power-of-two routing: it samples two engines at
+    random, so on a handful of requests it can queue the two longest on one engine of four where two
+    engines' forced alternation pairs a long one with a short one (4 requests: 228 against 408 tok/s)."""
+    assume(options["batching"] != "disaggregated" and options["router"] != "power-of-two")
     rng = np.random.default_rng(seed)
     workload = Requests(np.zeros(count), rng.integers(16, 1024, count), rng.integers(2, 256, count))
     small = run(build(options), workload)

@@ -49,7 +49,7 @@ def engine_groups(request_counts: list[int], jobs: int) -> list[list[int]]:
 def _run_group(args):
     engines, until = args
     cluster = _cluster
-    cluster.itl.weights[:] = 0      # this worker's copy: only the gaps of this group's engines go back
+    cluster.itl.clear()      # this worker's copy: only the gaps of this group's engines go back
     end = max((run_alone(cluster.engines[i], _per_engine[i], until) for i in engines), default=0.0)
     rids = np.array([rid for i in engines for _, rid in _per_engine[i]], dtype=np.int64)
     table = cluster.table
@@ -82,5 +82,5 @@ def run_engines_in_processes(cluster, arrival_s: np.ndarray, until: float | None
         for i, values in zip(group, counters):
             for name, value in zip(_COUNTERS, values):
                 setattr(cluster.engines[i], name, value)
-        cluster.itl.weights += itl_weights
+        cluster.itl.merge(itl_weights)
     return end

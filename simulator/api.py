@@ -21,6 +21,7 @@ from simulator.metrics import SLA
 from simulator.models import Precision, get_model
 from simulator.plan import MAX_GPUS, Plan
 from simulator.run import ChunkedWorkload, ServingConfig, simulate as run_engine
+from simulator.scheduling import DEFAULT_BATCHING
 from topologies import load_topology
 from workloads import WorkloadSpec
 from workloads.lengths import Fixed
@@ -62,7 +63,7 @@ class RunResult:
 
 
 def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1, precision="fp8",
-                   batching="continuous", router="round-robin", prefill_gpus=0, max_batch_size=256,
+                   batching=DEFAULT_BATCHING, router="round-robin", prefill_gpus=0, max_batch_size=256,
                    max_tokens_per_step=8192, block_size=16, memory_utilization=0.92, seed=0, max_time_s=None,
                    gpu_catalog=(), model_catalog=(), profile=None, stack=None, kv_transfer_gb_per_s=None,
                    usd_per_gpu_hour=None, sla_ttft_s=None, sla_tpot_s=None, topology=None, scaleout_gbps=None,

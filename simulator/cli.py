@@ -22,6 +22,7 @@ from simulator.errors import ConfigError, InfeasibleError
 from simulator.output import (PendingOutput, discard_pending, format_number, format_summary, format_table, per_request_csv,
                               rows_to_csv, to_json)
 from simulator.progress import Progress
+from simulator.scheduling import DEFAULT_BATCHING
 
 HEADINGS = {"cluster": "Cluster", "plan": "Plan", "workload": "Workload", "sla": "SLA", "whatif": "What-if",
             "output": "Output"}
@@ -150,7 +151,7 @@ def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True
         option("precision", "--precision", default="auto" if searched else "fp8", show_default=True,
                help="bf16|fp8|fp6|fp4, weights/activations/kv like fp4/fp8/fp8"
                     + (", or auto (fp4 where the GPU has an fp4 rate, else fp8)." if searched else ".")),
-        option("batching", "--batching", default="continuous", show_default=True, type=RegistryChoice(batching_names),
+        option("batching", "--batching", default=DEFAULT_BATCHING, show_default=True, type=RegistryChoice(batching_names),
                help="Batching policy (infersim catalog extensions)."),
         option("router", "--router", default="round-robin", show_default=True, type=RegistryChoice(router_names),
                help="Which engine a request goes to (infersim catalog extensions)."),

@@ -31,7 +31,7 @@ from simulator.parallel import check_jobs, run_engines_in_processes
 from simulator.plan import MAX_GPUS, Plan
 from simulator.requests_state import RequestTable, StreamingTable
 from simulator.router import ROUTERS
-from simulator.scheduling import BATCHING
+from simulator.scheduling import BATCHING, DEFAULT_BATCHING
 from workloads.requests import ClosedLoopRequests
 
 EARLY_STOP_CHECKS = 40       # SLA checks over a run's arrival span when it may stop early
@@ -55,7 +55,7 @@ class ServingConfig:
     precision: Precision = Precision()
     plan: Plan = Plan()
     efficiency: Efficiency = Efficiency()
-    batching: str = "continuous"
+    batching: str = DEFAULT_BATCHING
     router: str = "round-robin"
     prefill_gpus: int = 0
     kv_transfer_gb_per_s: float | None = None

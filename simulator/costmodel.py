@@ -229,8 +229,8 @@ class StepCost:
     def __post_init__(self):
         m, p, eff, prec = self.model, self.plan, self.efficiency, self.precision
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen cache of derived constants
-        tokens = TokenCost(m, self.gpu, prec, p, eff, self.communication)
-        set_("_per_token_s", tokens)
+        token_cost = TokenCost(m, self.gpu, prec, p, eff, self.communication)
+        set_("_token_cost", token_cost)
         set_("_head_flops_per_s", self.gpu.peak_flops("bf16") * eff.compute_efficiency)
         set_("_head_params_gpu", m.vocab * m.hidden / p.tp)
         # each sampled token's fp32 logits are written and read back for sampling
@@ -240,7 +240,7 @@ class StepCost:
         set_("_kv_bytes_per_token_layer_gpu", m.kv_values_per_token_layer(p.tp) * BYTES_PER_VALUE[prec.kv_cache])
         attention_flops_per_s = self.gpu.peak_flops(prec.attention_dtype) * eff.attention_efficiency
         per_pair = m.attention_flops_per_context_token() / p.tp / p.attention_dp / attention_flops_per_s
-        per_kv_token = self._kv_bytes_per_token_layer_gpu / p.attention_dp / tokens.bytes_per_s
+        per_kv_token = self._kv_bytes_per_token_layer_gpu / p.attention_dp / token_cost.bytes_per_s
         set_("_attention_per_pair_s", per_pair)
         set_("_attention_per_kv_token_s", per_kv_token)
         # a decoding sequence's full layers per token of its context (one query: as many pairs as tokens read)
@@ -255,7 +255,7 @@ class StepCost:
 
     def _output_head_s(self, logit_tokens):
         group = logit_tokens / self.plan.attention_dp
-        bytes_per_s = self._per_token_s.bytes_per_s
+        bytes_per_s = self._token_cost.bytes_per_s
         return (gemm_time_s(self._head_params_gpu, group, self._head_flops_per_s, BYTES_PER_VALUE["bf16"],
                             bytes_per_s, self.efficiency.gemm_half_tokens)
                 + group * self._logit_bytes / bytes_per_s)
@@ -300,7 +300,7 @@ class StepCost:
                      + self._attention_s(m.sliding_layers, batch.prefill_window_pairs, batch.prefill_tokens)
                      + self._attention_s(m.full_attention_layers, batch.decode_context, batch.decode_context)
                      + self._attention_s(m.sliding_layers, window_context, window_context))
-        busy = ((tokens > 0) * self.efficiency.step_overhead_s + attention + self._per_token_s(tokens)
+        busy = ((tokens > 0) * self.efficiency.step_overhead_s + attention + self._token_cost(tokens)
                 + self._per_sequence_s(sequences))
         return busy if isinstance(busy, np.ndarray) else float(busy)
 
@@ -318,7 +318,7 @@ class StepCost:
         if batch.decode_seqs:
             attention += full_decode * batch.decode_context + sliding_decode * batch.decode_seqs
         return ((tokens > 0) * self.efficiency.step_overhead_s + attention
-                + self._memo(self._token_memo, self._per_token_s, tokens)
+                + self._memo(self._token_memo, self._token_cost, tokens)
                 + self._memo(self._sequence_memo, self._per_sequence_s, sequences))
 
     def decode_coefficients(self, decode_seqs):

@@ -67,7 +67,7 @@ def rerun_cleans_up(out: Path) -> None:
 def test_signal_while_the_output_is_claimed(tmp_path, sig):
     """The temporary file exists from the start of the run (the output is claimed before computing)."""
     out = tmp_path / "result.json"
-    process = start(SIM + ["--gpus", "4", "--rate", "400", "--duration", "3000", "--out", out])
+    process = start(SIM + ["--gpus", "4", "--rate", "400", "--duration", "600", "--out", out])
     assert signal_when(process, lambda: temporaries(out), sig), "the run ended before claiming its output"
     code, err = finish(process)
     assert not out.exists()
@@ -112,9 +112,7 @@ def test_signal_during_the_write_itself(tmp_path, sig):
         rerun_cleans_up(out)
 
 
-# 16 points of 6,000 requests: 2 s on one core, long enough that a loaded machine cannot finish the
-# sweep between the third row and the signal (600 requests took 0.6 s and did, under CI with a busy core)
-SWEEP = ('command = "simulate"\n[base]\nmodel = "llama3.1-8b"\ngpu = "b200"\nrequests = 6000\n'
+SWEEP = ('command = "simulate"\n[base]\nmodel = "llama3.1-8b"\ngpu = "b200"\nrequests = 600\n'
          '[grid]\nrate = [2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0]\ngpus = [1, 2]\n')
 
 

@@ -19,8 +19,11 @@ SIM = ["simulate", "--model", "llama3.1-8b", "--gpu", "b200"]
 
 
 def start(args):
+    """The CLI in a process of its own, with SIGINT at its default even when this test runs with it
+    ignored (a job started in the background, as CI runners do, ignores it, and children inherit that:
+    SIGINT would never reach the run)."""
     return subprocess.Popen([sys.executable, "-m", "simulator", *map(str, args)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def temporaries(out: Path) -> list[Path]:

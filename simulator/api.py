@@ -16,7 +16,7 @@ import numpy as np
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, require_number
 from simulator.hardware import efficiency_for, get_gpu, load_profile
-from simulator.intervals import DEFAULT_INTERVAL, interval_fields, prediction_log_sigma
+from simulator.intervals import DEFAULT_INTERVAL, check_interval, interval_fields, prediction_log_sigma
 from simulator.metrics import SLA
 from simulator.models import Precision, get_model
 from simulator.plan import MAX_GPUS, Plan
@@ -95,8 +95,7 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     efficiency = efficiency_for(gpu_spec, profile_data, stack, profile_path=profile)
     plan = Plan(tp=tp, pp=pp, ep=ep, max_batch_size=max_batch_size, max_tokens_per_step=max_tokens_per_step,
                 block_size=block_size, memory_utilization=memory_utilization)
-    level = DEFAULT_INTERVAL if interval is None else require_number("--interval", interval, low=0,
-                                                                        low_inclusive=False, high=0.999)
+    level = DEFAULT_INTERVAL if interval is None else check_interval("--interval", interval)
     return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
                          kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,

@@ -325,6 +325,13 @@ def warn(warnings) -> None:
         click.echo(f"infersim: warning: {text}", err=True)
 
 
+def warn_unfitted(result) -> None:
+    """One warning per measured row a fit left out because it cannot be simulated."""
+    from simulator.row_models import RowSpec
+    warn(f"row {RowSpec.of(row).label} ({row.submitter or 'no submitter'}) left out of the fit: {reason}"
+         for row, reason in result.skipped)
+
+
 def emit(document: dict, as_json: bool, target: PendingOutput | None = None, arrays=None, dropped=None,
          warnings=None, human: dict | None = None) -> None:
     """Print a result (JSON or key: value lines) and write --out (.json document or .csv per request);
@@ -596,6 +603,8 @@ def calibrate(measurements, out, prior_profile, interval, as_json, gpu_catalog, 
     """Fit efficiency parameters to measured rows (CSV; see simulator/measurements.py for the columns):
     per-row prediction, error and 80% interval, and a profile any command takes with --profile. How well
     the fit predicts what it did not see: `infersim validate`."""
+    if out and any(Path(out).resolve() == Path(path).resolve() for path in measurements):
+        raise ConfigError(f"--out: {out} is one of the measurement files; the profile would overwrite it")
     target = claim_output(out)
     from simulator.calibrate import calibrate_files
     from simulator.intervals import DEFAULT_INTERVAL, interval_z
@@ -606,6 +615,7 @@ def calibrate(measurements, out, prior_profile, interval, as_json, gpu_catalog, 
         result, text, rows = calibrate_files(list(measurements), prior_profile=prior_profile, header=header,
                                              interval=interval, progress=progress,
                                              gpu_catalog=gpu_catalog, model_catalog=model_catalog)
+    warn_unfitted(result)
     if target is not None:
         target.write(text)
     if as_json:
@@ -637,6 +647,7 @@ def validate_command(measurements, splits, prior_profile, out, as_json, quiet):
     rows = [row for path in paths for row in load_measurements(path)]
     with Progress("validate", quiet=quiet) as progress:
         results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=progress)
+    warn_unfitted(results["fit"])
     if target is not None:
         target.write(markdown(results, "infersim validate " + " ".join(measurements)) + "\n")
     summaries = {split: results[split]["summary"] for split in (splits or SPLITS)}

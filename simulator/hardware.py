@@ -233,7 +233,7 @@ def efficiency_from_table(where: str, table: dict, base: Efficiency) -> Efficien
     for key, value in table.items():
         if key.endswith("_factor"):
             name = key[: -len("_factor")]
-            require_number(f"{where}: {key}", value, low=0, low_inclusive=False, high=100)
+            require_number(f"{where}: {key}", value, low=0.01, high=100)
             changes[name] = min(getattr(base, name) * value, FIELD_CEILING[name])
         else:
             changes[key] = value
@@ -247,8 +247,48 @@ def load_profile(path=None) -> dict:
     """The efficiency profile: `[default]`, then factors per `[vendor.X]`, `[family.X]`, `[gpu.X]` and
     `[stack.X]`, and the calibration's `[fit]` (see `efficiency_for`)."""
     data = read_toml(path) if path else packaged_toml("simulator.catalog", "profile.toml")
-    reject_unknown_keys(f"{path or 'profile.toml'}", data, PROFILE_SECTIONS)
+    _check_profile(str(path or "profile.toml"), data)
     return data
+
+
+# What a profile's [fit] may hold (profile_toml writes it): name -> (kind, check of one value).
+FIT_KEYS = {"interval": "number", "rows": "number", "residual_log_rms": "number", "model_log_sigma": "number",
+            "unseen_model_log_sigma": "number", "models": "list of names", "reference_stack": "table of names",
+            "default_release": "table of names", "log_sigma": "table of numbers"}
+
+
+def _check_profile(where: str, data: dict) -> None:
+    """Every section of a profile has the shape and values its readers expect, whether or not a run
+    reads it: a one-line ConfigError naming the entry, never a traceback later."""
+    from simulator.intervals import check_interval, check_log_sigma
+    reject_unknown_keys(where, data, PROFILE_SECTIONS)
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table, not {table!r}")
+        if section == "default":
+            efficiency_from_table(f"{where}: [default]", table, Efficiency())
+        elif section != "fit":
+            for key, factors in table.items():
+                if not isinstance(factors, dict):
+                    raise ConfigError(f"{where}: [{section}.{key}] must be a table of factors, not {factors!r}")
+                efficiency_from_table(f"{where}: [{section}.{key}]", factors, Efficiency())
+    fit = data.get("fit", {})
+    reject_unknown_keys(f"{where}: [fit]", fit, tuple(FIT_KEYS))
+    for key, value in fit.items():
+        kind, name = FIT_KEYS[key], f"{where}: [fit] {key}"
+        if key == "interval":
+            check_interval(name, value)
+        elif kind == "number":
+            check_log_sigma(name, value) if key.endswith("log_sigma") else require_number(name, value, low=0, high=1e9)
+        elif kind == "list of names":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{name}: must be a list of names, not {value!r}")
+        elif not isinstance(value, dict) or not all(isinstance(v, str if kind == "table of names" else (int, float))
+                                                    and not isinstance(v, bool) for v in value.values()):
+            raise ConfigError(f"{name}: must be a {kind}, not {value!r}")
+        elif kind == "table of numbers":
+            for gpu, sigma in value.items():
+                check_log_sigma(f"{where}: [fit.log_sigma] {gpu}", sigma)
 
 
 def profile_stacks(profile: dict) -> list[str]:

@@ -11,25 +11,34 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, require_number
 
 DEFAULT_INTERVAL = 0.8
 
 
+MAX_INTERVAL = 0.999    # wider, z passes 3.3: the tails' shape, which no fit of a few hundred rows knows
+
+
+def check_interval(where: str, level) -> float:
+    """An interval level in (0, MAX_INTERVAL], else a one-line ConfigError naming `where`."""
+    return require_number(where, level, low=0, low_inclusive=False, high=MAX_INTERVAL)
+
+
 def interval_z(level: float) -> float:
-    """Central normal quantile of an interval level in (0, 1): 0.8 -> 1.2816."""
-    if not isinstance(level, (int, float)) or isinstance(level, bool) or not 0 < level < 1:
-        raise ConfigError(f"--interval: {level!r} is out of range (0, 1)")
-    return NormalDist().inv_cdf(0.5 + level / 2)
+    """Central normal quantile of an interval level: 0.8 -> 1.2816."""
+    return NormalDist().inv_cdf(0.5 + check_interval("--interval", level) / 2)
+
+
+def check_log_sigma(where: str, value) -> float:
+    """A log-sigma: a number in [0, 10), else a one-line ConfigError naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
+        raise ConfigError(f"{where}: {value!r} is out of range [0, 10)")
+    return float(value)
 
 
 def _log_sigma(where: str, value) -> float | None:
     """A profile's log-sigma entry: absent is None; anything but a number in [0, 10) is refused."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
-        raise ConfigError(f"profile [fit] {where}: {value!r} is out of range [0, 10)")
-    return float(value)
+    return None if value is None else check_log_sigma(f"profile [fit] {where}", value)
 
 
 def prediction_log_sigma(profile: dict, gpu, model=None) -> float | None:

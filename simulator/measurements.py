@@ -181,13 +181,16 @@ def load_measurements(path: str | Path, *, gpu_catalog=(), model_catalog=()) -> 
     catalogs (plus the user files given), throughput within the compute bound of the GPUs it names."""
     path = Path(path)
     names = NameCheck(gpu_catalog, model_catalog)
-    text = read_text(path)
+    text = read_text(path).removeprefix("\ufeff")      # a spreadsheet's UTF-8 byte-order mark
     lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     if not lines or not lines[0].strip():
         raise ConfigError(f"{path}: file is empty (expected a header: {', '.join(REQUIRED)}, ...)")
     try:
         reader = csv.DictReader(lines)
         header = [h.strip() for h in reader.fieldnames or []]
+        twice = next((h for h in header if h and header.count(h) > 1), None)
+        if twice:
+            raise ConfigError(f"{path}: line 1: column {twice!r} appears twice in the header")
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             raise ConfigError(f"{path}: line 1: header lacks column {missing[0]!r}")

@@ -24,7 +24,7 @@ from simulator.early_stop import SLAMissWatch
 from simulator.engine_loop import progress_process, watch_process
 from simulator.errors import ConfigError, require_number
 from simulator.hardware import Efficiency, GPUSpec
-from simulator.intervals import DEFAULT_INTERVAL
+from simulator.intervals import DEFAULT_INTERVAL, check_interval
 from simulator.metrics import SLA, summarize
 from simulator.models import ModelSpec, Precision
 from simulator.parallel import check_jobs, run_engines_in_processes
@@ -76,7 +76,7 @@ class ServingConfig:
         BATCHING.get_class(self.batching, "--batching")
         ROUTERS.get_class(self.router, "--router")
         require_number("--seed", self.seed, low=0, high=2**63 - 1, integer=True)
-        require_number("--interval", self.interval, low=0, low_inclusive=False, high=0.999)
+        check_interval("--interval", self.interval)
         if self.max_time_s is not None:
             require_number("--max-time", self.max_time_s, low=0, low_inclusive=False, high=1e9)
         if self.kv_transfer_gb_per_s is not None:

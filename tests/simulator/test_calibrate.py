@@ -181,6 +181,7 @@ def test_measurement_file_and_errors(tmp_path):
         "model,gpu,gpus,scenario,output_tokens_per_s,source\nm,b200,1,open,1,s\n": "needs rate_per_s",
         "model,gpu,gpus,scenario,output_tokens_per_s,source,valid\nm,b200,1,offline,1,s,maybe\n": "valid 'maybe'",
         "model,gpu,gpus,scenario,source\n": "header lacks column 'output_tokens_per_s'",
+        "model,gpu,gpus,gpus,scenario,output_tokens_per_s,source\nm,b200,1,1000,offline,1,s\n": "'gpus' appears twice",
         "": "file is empty",
     }
     for text, message in cases.items():
@@ -206,6 +207,49 @@ def test_importers_read_the_documented_shapes():
 def test_inferencemax_rows_simulate_as_closed_loops():
     row = from_inferencemax(DATA / "inferencemax_gptoss_mi355x.json")
     assert row_model(RowSpec.of(row), PRIOR).predict(PRIOR) > 0
+
+
+def test_a_spreadsheet_byte_order_mark_is_not_part_of_the_header(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (DATA / "measurements_small.csv").read_bytes())
+    assert load_measurements(path) == load_measurements(DATA / "measurements_small.csv")
+
+
+@pytest.mark.parametrize("body, message", [
+    ("default = 1", r"\[default\] must be a table, not 1"),
+    ("fit = [1, 2]", r"\[fit\] must be a table"),
+    ("[fit]\nlog_sigma = 0.1", r"\[fit\] log_sigma: must be a table of numbers, not 0.1"),
+    ("[fit.reference_stack]\nnvidia = 5", r"\[fit\] reference_stack: must be a table of names"),
+    ("[fit.log_sigma]\nh100 = -1", r"\[fit.log_sigma\] h100: -1 is out of range \[0, 10\)"),
+    ("[fit]\ninterval = 5", r"\[fit\] interval: 5 is out of range \(0, 0.999\]"),
+    ("[fit]\nbogus = 1", r"\[fit\]: unknown key 'bogus'"),
+    ("[gpu]\nb200 = 1", r"\[gpu.b200\] must be a table of factors, not 1"),
+    ('[vendor."amd"]\ncompute_efficiency_factor = nan', r"\[vendor.amd\]: compute_efficiency_factor: must be finite"),
+    ("[default]\ncompute_efficiency_factor = 1e-300", r"1e-300 is out of range \[0.01, 100\]"),
+])
+def test_a_malformed_profile_is_refused_whole_at_load(tmp_path, body, message):
+    """Every section is checked when the profile loads, whether or not a run reads it (an AMD section in
+    a run on B200, another GPU's log-sigma): a one-line error naming the file and the entry, where a
+    wrong type used to raise a traceback later and a wrong value in an unread section passed."""
+    path = tmp_path / "profile.toml"
+    path.write_text(body + "\n")
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_profile(str(path))
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_cli_calibrate_warns_of_rows_it_cannot_fit_and_never_overwrites_its_input(tmp_path, capsys):
+    rows = tmp_path / "rows.csv"
+    good = (DATA / "measurements_small.csv").read_text().splitlines()
+    rows.write_text("\n".join(good + [good[-1].replace(",fp8,", ",fp3,")]) + "\n")
+    main(["calibrate", str(rows), "--json"])
+    err = capsys.readouterr().err
+    assert err.count("left out of the fit") == 1 and "'fp3'" in err
+    before = rows.read_text()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["calibrate", str(rows), "--out", str(rows)])
+    assert exit_info.value.code == 2 and "would overwrite it" in capsys.readouterr().err
+    assert rows.read_text() == before
 
 
 def test_stack_factor_multiplies(tmp_path):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from simulator.catalog_io import merged_catalog, read_toml, packaged_toml
 from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
+from simulator.intervals import check_interval, check_log_sigma
 
 DTYPES = ("bf16", "fp8", "fp6", "fp4")
 NARROW_DTYPES = ("fp6", "fp4")
@@ -251,7 +252,7 @@ def load_profile(path=None) -> dict:
     return data
 
 
-# What a profile's [fit] may hold (profile_toml writes it): name -> (kind, check of one value).
+# What a profile's [fit] may hold (calibrate.profile_toml writes it), and the kind of each value.
 FIT_KEYS = {"interval": "number", "rows": "number", "residual_log_rms": "number", "model_log_sigma": "number",
             "unseen_model_log_sigma": "number", "models": "list of names", "reference_stack": "table of names",
             "default_release": "table of names", "log_sigma": "table of numbers"}
@@ -260,7 +261,6 @@ FIT_KEYS = {"interval": "number", "rows": "number", "residual_log_rms": "number"
 def _check_profile(where: str, data: dict) -> None:
     """Every section of a profile has the shape and values its readers expect, whether or not a run
     reads it: a one-line ConfigError naming the entry, never a traceback later."""
-    from simulator.intervals import check_interval, check_log_sigma
     reject_unknown_keys(where, data, PROFILE_SECTIONS)
     for section, table in data.items():
         if not isinstance(table, dict):

@@ -187,15 +187,17 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     reused and, when `reanchor`, re-anchored at the fitted efficiencies."""
     start = time.perf_counter()
     prior = prior or Efficiency()
+    invalid = [(row, "its result is marked invalid (valid = false)") for row in rows if not row.valid]
+    rows = [row for row in rows if row.valid]
     if not rows:
-        raise ConfigError("calibrate: no measurement rows to fit")
+        raise ConfigError("calibrate: no measurement rows to fit" + (" (every row is marked invalid)" if invalid else ""))
     all_specs = [RowSpec.of(r) for r in rows]
     models, failed, stage = _build_staged(rows, all_specs, prior, models, progress, model_catalog, gpu_catalog)
     reasons = dict(failed)
-    skipped = [(row, reasons[spec]) for row, spec in zip(rows, all_specs) if spec in reasons]
+    skipped = invalid + [(row, reasons[spec]) for row, spec in zip(rows, all_specs) if spec in reasons]
     kept = [(row, spec) for row, spec in zip(rows, all_specs) if spec not in reasons]
     if not kept:
-        raise ConfigError(f"calibrate: no row can be simulated ({skipped[0][1]})")
+        raise ConfigError(f"calibrate: no row can be simulated ({failed[0][1]})")
     rows, specs = [r for r, _ in kept], [s for _, s in kept]
     gpus = load_gpus(gpu_catalog)
     members = {s: Membership.of(gpus[s.gpu], s.stack, s.stack_version) for s in specs}

@@ -18,7 +18,8 @@ CSV columns (header required; blank cells mean "not measured" / "default"):
   ttft_limit_s, tpot_limit_s         the limits a Server/Interactive run was held to
   nodes, gpu_power_w                 the system's node count and GPU power limit (TGP) where published
   benchmark                          the MLPerf benchmark whose dataset was served (default: the model's)
-  round, division, submitter, system, valid   provenance of a published result
+  round, division, submitter, system, valid   provenance of a published result (calibration leaves
+                                     out a row whose valid is false, with a warning)
 """
 from __future__ import annotations
 

@@ -252,6 +252,16 @@ def test_cli_calibrate_warns_of_rows_it_cannot_fit_and_never_overwrites_its_inpu
     assert rows.read_text() == before
 
 
+def test_rows_marked_invalid_are_not_fitted():
+    """A result that broke its benchmark's rules (valid = false) is no measurement of the hardware."""
+    rows = load_measurements(DATA / "measurements_small.csv")
+    with pytest.raises(ConfigError, match="every row is marked invalid"):
+        fit([replace(row, valid=False) for row in rows])
+    result = fit([replace(rows[0], valid=False)] + rows[1:])
+    assert len(result.rows) == 2 and result.skipped == [(replace(rows[0], valid=False),
+                                                         "its result is marked invalid (valid = false)")]
+
+
 def test_stack_factor_multiplies(tmp_path):
     path = tmp_path / "profile.toml"
     path.write_text('[default]\nmemory_efficiency = 0.8\n[stack."nvidia/slow"]\nmemory_efficiency_factor = 0.5\n')

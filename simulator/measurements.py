@@ -146,7 +146,13 @@ class NameCheck:
     LABELS = {"gpu": "GPU", "model": "model"}
 
     def __init__(self, gpu_catalog=(), model_catalog=()):
+        from simulator.hardware import load_gpus
+        from simulator.models import load_models
         self.gpu_catalog, self.model_catalog = tuple(gpu_catalog), tuple(model_catalog)
+        # the user's catalog files load here, so that a missing or broken one is reported as such, not as
+        # every row's GPU or model missing from the catalog
+        load_gpus(self.gpu_catalog)
+        load_models(self.model_catalog)
         self.cache: dict = {}
 
     def resolve(self, kind: str, name: str):

@@ -209,6 +209,12 @@ def test_inferencemax_rows_simulate_as_closed_loops():
     assert row_model(RowSpec.of(row), PRIOR).predict(PRIOR) > 0
 
 
+def test_a_missing_catalog_file_is_reported_as_missing(tmp_path):
+    """Not as every row's GPU missing from the catalog, as it was."""
+    with pytest.raises(ConfigError, match="missing.toml: file not found"):
+        load_measurements(DATA / "measurements_small.csv", gpu_catalog=(str(tmp_path / "missing.toml"),))
+
+
 def test_a_spreadsheet_byte_order_mark_is_not_part_of_the_header(tmp_path):
     path = tmp_path / "rows.csv"
     path.write_bytes(b"\xef\xbb\xbf" + (DATA / "measurements_small.csv").read_bytes())

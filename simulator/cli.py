@@ -326,7 +326,7 @@ def warn(warnings) -> None:
 
 
 def warn_unfitted(result) -> None:
-    """One warning per measured row a fit left out because it cannot be simulated."""
+    """One warning per measured row a fit left out (marked invalid, or impossible to simulate)."""
     from simulator.row_models import RowSpec
     warn(f"row {RowSpec.of(row).label} ({row.submitter or 'no submitter'}) left out of the fit: {reason}"
          for row, reason in result.skipped)

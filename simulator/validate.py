@@ -151,7 +151,11 @@ def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=N
     results = {}
     for split in splits:
         held = run_split(base, split, progress)
-        results[split] = {"held_out": held, "summary": summarise(held) if held else {}}
+        if not held:
+            kinds = {"gpu": f"GPUs (with {MIN_ROWS} rows or more each)", "model": "models", "round": "rounds"}
+            raise ConfigError(f"validate: leave one {split} out needs rows of two {kinds[split]} or more: "
+                              f"one is fitted while the other is held out")
+        results[split] = {"held_out": held, "summary": summarise(held)}
     if "gpu" in results:
         results["gpu"]["node_ratios"] = node_ratios(results["gpu"]["held_out"])
     results["fit"] = base

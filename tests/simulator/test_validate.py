@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from simulator.errors import ConfigError
 from simulator.fit_parameters import power_prior_offsets
 from simulator.hardware import Efficiency, load_gpus
 from simulator.measurements import measurement_from_record
@@ -76,3 +77,10 @@ def test_unseen_model_spread_puts_the_level_of_rows_inside():
     assert s == pytest.approx(0.2117, abs=2e-4)
     assert sum(abs(math.log(h.predicted / tokens)) <= 1.2816 * math.hypot(h.log_sigma, s) + 1e-9 for h in rows) == 4
     assert unseen_model_log_sigma([held(0.05), held(-0.05)]) == 0.0
+
+
+def test_a_split_with_nothing_to_hold_out_is_an_error_not_an_empty_summary():
+    """Rows of one model: leaving it out leaves nothing to fit, as one round does for the round split."""
+    rows = [row("h200", "llama3.1-8b", "v4.1", shape) for shape in SHAPES[:3]]
+    with pytest.raises(ConfigError, match="leave one model out needs rows of two models or more"):
+        validate(rows, splits=("model",))

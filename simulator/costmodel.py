@@ -122,9 +122,9 @@ def gemm_time_s(params_gpu: float, tokens, flops_per_s: float, weight_bytes: flo
 
 
 @dataclass(frozen=True)
-class TokenCost:
-    """The part of a step that depends on its token count alone: every layer's GEMMs (dense and routed
-    experts), norms and activations, and the collectives; `cost(tokens)` in seconds."""
+class Deployment:
+    """What a step's cost depends on: one replica of `model` on `gpu` under `plan`, at `efficiency`, with
+    the collectives of `communication`. The cost models below precompute constants from it."""
 
     model: ModelSpec
     gpu: GPUSpec
@@ -134,8 +134,20 @@ class TokenCost:
     communication: Communication = Communication()
 
     def __post_init__(self):
+        """Each cost model precomputes its constants here (the generated __init__ calls it)."""
+
+    def _cache(self, name: str, value) -> None:
+        """Set a derived constant on the frozen instance (in `__post_init__` only)."""
+        object.__setattr__(self, name, value)
+
+
+class TokenCost(Deployment):
+    """The part of a step that depends on its token count alone: every layer's GEMMs (dense and routed
+    experts), norms and activations, and the collectives; `cost(tokens)` in seconds."""
+
+    def __post_init__(self):
         m, p, eff, prec = self.model, self.plan, self.efficiency, self.precision
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen cache of derived constants
+        set_ = self._cache
         gemm_dtype = prec.gemm_dtype
         set_("gemm_flops_per_s", self.gpu.peak_flops(gemm_dtype) * eff.gemm_efficiency(gemm_dtype))
         set_("bytes_per_s", self.gpu.hbm_bytes_per_s * eff.memory_efficiency)
@@ -214,21 +226,13 @@ class TokenCost:
         return total
 
 
-@dataclass(frozen=True)
-class StepCost:
+class StepCost(Deployment):
     """Step-time model of one replica of `model` on `gpu` under `plan`, precomputed for speed: the
     token-count terms (`TokenCost`), attention, and the per-step and per-sequence overheads."""
 
-    model: ModelSpec
-    gpu: GPUSpec
-    precision: Precision
-    plan: Plan
-    efficiency: Efficiency
-    communication: Communication = Communication()
-
     def __post_init__(self):
         m, p, eff, prec = self.model, self.plan, self.efficiency, self.precision
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 - frozen cache of derived constants
+        set_ = self._cache
         token_cost = TokenCost(m, self.gpu, prec, p, eff, self.communication)
         set_("_token_cost", token_cost)
         set_("_head_flops_per_s", self.gpu.peak_flops("bf16") * eff.compute_efficiency)

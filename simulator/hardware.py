@@ -253,8 +253,8 @@ def load_profile(path=None) -> dict:
 
 
 # What a profile's [fit] may hold (calibrate.profile_toml writes it), and the kind of each value.
-FIT_KEYS = {"interval": "number", "rows": "number", "residual_log_rms": "number", "model_log_sigma": "number",
-            "unseen_model_log_sigma": "number", "models": "list of names", "reference_stack": "table of names",
+FIT_KEYS = {"interval": "interval", "rows": "number", "residual_log_rms": "number", "model_log_sigma": "log-sigma",
+            "unseen_model_log_sigma": "log-sigma", "models": "list of names", "reference_stack": "table of names",
             "default_release": "table of names", "log_sigma": "table of numbers"}
 
 
@@ -276,17 +276,21 @@ def _check_profile(where: str, data: dict) -> None:
     reject_unknown_keys(f"{where}: [fit]", fit, tuple(FIT_KEYS))
     for key, value in fit.items():
         kind, name = FIT_KEYS[key], f"{where}: [fit] {key}"
-        if key == "interval":
+        if kind == "interval":
             check_interval(name, value)
+        elif kind == "log-sigma":
+            check_log_sigma(name, value)
         elif kind == "number":
-            check_log_sigma(name, value) if key.endswith("log_sigma") else require_number(name, value, low=0, high=1e9)
+            require_number(name, value, low=0, high=1e9)
         elif kind == "list of names":
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{name}: must be a list of names, not {value!r}")
-        elif not isinstance(value, dict) or not all(isinstance(v, str if kind == "table of names" else (int, float))
-                                                    and not isinstance(v, bool) for v in value.values()):
+        elif not isinstance(value, dict):
             raise ConfigError(f"{name}: must be a {kind}, not {value!r}")
-        elif kind == "table of numbers":
+        elif kind == "table of names":
+            if not all(isinstance(v, str) for v in value.values()):
+                raise ConfigError(f"{name}: must be a table of names, not {value!r}")
+        else:
             for gpu, sigma in value.items():
                 check_log_sigma(f"{where}: [fit.log_sigma] {gpu}", sigma)
 

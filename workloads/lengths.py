@@ -160,8 +160,7 @@ class Empirical:
     weights: tuple = field(default=())
 
     def __post_init__(self):
-        values = np.asarray(self.values, dtype=float)
-        weights = np.asarray(self.weights or [1.0] * len(values), dtype=float)
+        values, weights = np.asarray(self.values, dtype=float), self._weights
         if values.size == 0:
             raise ConfigError("empirical lengths: no values")
         if weights.shape != values.shape:
@@ -172,8 +171,13 @@ class Empirical:
             raise ConfigError("empirical lengths: weights must be >= 0 with a positive sum")
 
     @property
+    def _weights(self) -> np.ndarray:
+        """The weights given, else one per value."""
+        return np.asarray(self.weights or [1.0] * len(self.values), dtype=float)
+
+    @property
     def mean(self) -> float:
-        w = np.asarray(self.weights or [1.0] * len(self.values), dtype=float)
+        w = self._weights
         return float(np.dot(self.values, w) / w.sum())
 
     @property
@@ -185,7 +189,7 @@ class Empirical:
         """(values, cumulative probabilities, guide), built once: a dataset histogram holds thousands of
         values and a calibration draws millions of lengths from it. guide[b] is the first value whose
         cumulative probability exceeds b / len(guide)."""
-        w = np.asarray(self.weights or [1.0] * len(self.values), dtype=float)
+        w = self._weights
         cdf = (w / w.sum()).cumsum()
         cdf /= cdf[-1]
         bins = GUIDE_BINS_PER_VALUE * len(cdf)

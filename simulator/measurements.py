@@ -32,15 +32,23 @@ from pathlib import Path
 
 from simulator.catalog_io import read_text
 from simulator.errors import ConfigError, excerpt
+from simulator.models import Precision
+from simulator.plan import MAX_GPUS, PLAN_LIMITS
+from simulator.scenario_runs import MAX_QUERIES
+from workloads.arrivals import MAX_USERS
+from workloads.lengths import MAX_TOKENS
 
 SCENARIOS = ("offline", "server", "interactive", "open", "closed")
-NUMBERS = {"gpus": (1, 1_000_000, True), "rate_per_s": (0, 1e7, False), "users": (1, 10_000_000, True),
-           "input_tokens": (1, 10_000_000, False), "output_tokens": (1, 10_000_000, False),
-           "tp": (1, 1024, True), "pp": (1, 256, True), "ep": (1, 4096, True), "max_batch_size": (1, 65536, True),
+# (low, high, whole number) per numeric column. Where the simulator limits a column (cluster size, plan,
+# users, lengths, Offline queries) the range is its own limit: a row it could not run is refused here,
+# naming the row and column, not later under the name of a command-line flag.
+NUMBERS = {"gpus": (1, MAX_GPUS, True), "rate_per_s": (0, 1e7, False), "users": (1, MAX_USERS, True),
+           "input_tokens": (1, MAX_TOKENS, False), "output_tokens": (1, MAX_TOKENS, False),
+           **{name: (1, high, True) for name, high in PLAN_LIMITS.items()},
            "output_tokens_per_s": (0, 1e12, False), "ttft_p50_s": (0, 1e6, False), "ttft_p99_s": (0, 1e6, False),
            "tpot_p50_s": (0, 1e6, False), "tpot_p99_s": (0, 1e6, False), "ttft_limit_s": (0, 1e6, False),
            "tpot_limit_s": (0, 1e6, False), "nodes": (1, 1_000_000, True), "gpu_power_w": (1, 100_000, True),
-           "queries": (1, 1e9, True)}
+           "queries": (1, MAX_QUERIES, True)}
 BOOLEANS = {"true": True, "yes": True, "1": True, "valid": True, "false": False, "no": False, "0": False,
             "invalid": False}
 REQUIRED = ("model", "gpu", "gpus", "scenario", "output_tokens_per_s", "source")
@@ -127,6 +135,11 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
             values[name] = _number(where, name, text) if name in NUMBERS else text
     values["model"], values["gpu"] = values["model"].lower(), values["gpu"].lower()
     values["scenario"] = values["scenario"].lower()
+    if "precision" in values:
+        try:
+            Precision.parse(values["precision"])
+        except ConfigError as exc:       # its message names the flag: here the column is meant
+            raise ConfigError(f"{where}: {str(exc).removeprefix('--')}") from None
     if values["scenario"] not in SCENARIOS:
         raise ConfigError(f"{where}: scenario {values['scenario']!r} is not one of {', '.join(SCENARIOS)}")
     if values["scenario"] == "open" and not values.get("rate_per_s"):

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from simulator.errors import ConfigError, require_number
 
 MAX_GPUS = 100_000    # the largest cluster any command lays out (the topology builders' server limit x 8)
+# The largest tp, pp, ep and batch a plan takes (a measured row's plan columns are held to the same).
+PLAN_LIMITS = {"tp": 1024, "pp": 256, "ep": 4096, "max_batch_size": 65536}
 
 
 @dataclass(frozen=True)
@@ -24,10 +26,8 @@ class Plan:
     memory_utilization: float = 0.92
 
     def __post_init__(self):
-        require_number("--tp", self.tp, low=1, high=1024, integer=True)
-        require_number("--pp", self.pp, low=1, high=256, integer=True)
-        require_number("--ep", self.ep, low=1, high=4096, integer=True)
-        require_number("--max-batch-size", self.max_batch_size, low=1, high=65536, integer=True)
+        for name, high in PLAN_LIMITS.items():
+            require_number("--" + name.replace("_", "-"), getattr(self, name), low=1, high=high, integer=True)
         require_number("--max-tokens-per-step", self.max_tokens_per_step, low=16, high=10_000_000, integer=True)
         require_number("--block-size", self.block_size, low=1, high=4096, integer=True)
         require_number("--memory-utilization", self.memory_utilization, low=0.05, high=1.0)

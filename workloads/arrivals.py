@@ -16,6 +16,7 @@ from simulator.errors import require_number
 from simulator.registry import Registry
 
 ARRIVALS = Registry("arrival process")
+MAX_USERS = 10_000_000
 
 
 @ARRIVALS.register
@@ -95,7 +96,7 @@ class ClosedLoop:
     think_time_s: float = 0.0
 
     def __post_init__(self):
-        require_number("arrival.users", self.users, low=1, high=10_000_000, integer=True)
+        require_number("arrival.users", self.users, low=1, high=MAX_USERS, integer=True)
         require_number("arrival.think_time_s", self.think_time_s, low=0, high=1e6)
 
 

@@ -197,7 +197,8 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     skipped = invalid + [(row, reasons[spec]) for row, spec in zip(rows, all_specs) if spec in reasons]
     kept = [(row, spec) for row, spec in zip(rows, all_specs) if spec not in reasons]
     if not kept:
-        raise ConfigError(f"calibrate: no row can be simulated ({failed[0][1]})")
+        spec, reason = failed[0]
+        raise ConfigError(f"calibrate: no row can be simulated (row {spec.label}: {reason})")
     rows, specs = [r for r, _ in kept], [s for _, s in kept]
     gpus = load_gpus(gpu_catalog)
     members = {s: Membership.of(gpus[s.gpu], s.stack, s.stack_version) for s in specs}

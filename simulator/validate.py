@@ -63,7 +63,10 @@ def _predict_held_out(split_fit: Fit, specs, progress=None) -> dict:
         member = split_fit.membership(spec)
         indices = parameters.indices(member)
         efficiency = parameters.efficiency(theta, indices)
-        model = row_model(spec, efficiency, gpu_catalog=split_fit.gpu_catalog, plans=plans)
+        try:
+            model = row_model(spec, efficiency, gpu_catalog=split_fit.gpu_catalog, plans=plans)
+        except ConfigError as exc:       # InfeasibleError too, kept as such; the simulator's message names no row
+            raise type(exc)(f"validate: held-out row {spec.label} cannot be simulated: {exc}") from None
         predicted = model.predict(efficiency)
         sensitivity = _sensitivity(model, parameters, theta, indices, predicted)
         out[spec] = (predicted, split_fit.prediction_log_sigma(member, sensitivity))

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, InfeasibleError
 from simulator.fit_parameters import power_prior_offsets
 from simulator.hardware import Efficiency, load_gpus
 from simulator.measurements import measurement_from_record
@@ -84,3 +84,17 @@ def test_a_split_with_nothing_to_hold_out_is_an_error_not_an_empty_summary():
     rows = [row("h200", "llama3.1-8b", "v4.1", shape) for shape in SHAPES[:3]]
     with pytest.raises(ConfigError, match="leave one model out needs rows of two models or more"):
         validate(rows, splits=("model",))
+
+
+def test_a_held_out_row_the_simulator_refuses_is_named(results, monkeypatch):
+    """The simulator's refusal of a held-out row (here: does not fit at the split's efficiencies) says
+    which row it is about, and stays an InfeasibleError (the CLI's "cannot run")."""
+    import simulator.validate as validate_module
+
+    def refuse(*args, **kwargs):
+        raise InfeasibleError("does not fit on 1 h200 at any tp")
+
+    monkeypatch.setattr(validate_module, "row_model", refuse)
+    spec = results["fit"].specs[0]
+    with pytest.raises(InfeasibleError, match=f"validate: held-out row {spec.label} cannot be simulated: does not"):
+        validate_module._predict_held_out(results["fit"], [spec])

@@ -49,6 +49,11 @@ NUMBERS = {"gpus": (1, MAX_GPUS, True), "rate_per_s": (0, 1e7, False), "users": 
            "tpot_p50_s": (0, 1e6, False), "tpot_p99_s": (0, 1e6, False), "ttft_limit_s": (0, 1e6, False),
            "tpot_limit_s": (0, 1e6, False), "nodes": (1, 1_000_000, True), "gpu_power_w": (1, 100_000, True),
            "queries": (1, MAX_QUERIES, True)}
+# An open loop's output can be no more than its arrivals bring: rate_per_s x output_tokens. A measured run
+# of n Poisson arrivals realises its nominal rate only to within about 1/sqrt(n) (3.2% at 1,000 requests,
+# vLLM benchmark_serving's default), so the bound is 10% above (three sigma at 1,000 requests); the slips
+# it is there to catch (total for output tokens/s, a per-node figure, requests for tokens) are 2x or more.
+OPEN_LOOP_TOLERANCE = 0.10
 BOOLEANS = {"true": True, "yes": True, "1": True, "valid": True, "false": False, "no": False, "0": False,
             "invalid": False}
 REQUIRED = ("model", "gpu", "gpus", "scenario", "output_tokens_per_s", "source")
@@ -148,7 +153,18 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
         raise ConfigError(f"{where}: a closed workload needs users")
     if values["scenario"] in ("open", "closed") and not (values.get("input_tokens") and values.get("output_tokens")):
         raise ConfigError(f"{where}: an {values['scenario']} workload needs input_tokens and output_tokens")
+    if values["scenario"] == "open":
+        _check_arrivals_bound(where, values)
     return Measurement(**values)
+
+
+def _check_arrivals_bound(where: str, values: dict) -> None:
+    arriving = values["rate_per_s"] * values["output_tokens"]
+    if values["output_tokens_per_s"] > arriving * (1 + OPEN_LOOP_TOLERANCE):
+        raise ConfigError(f"{where}: output_tokens_per_s {values['output_tokens_per_s']:.4g} is more than an open "
+                          f"loop brings: rate_per_s {values['rate_per_s']:g} x output_tokens "
+                          f"{values['output_tokens']:g} = {arriving:.4g} tokens/s (+{OPEN_LOOP_TOLERANCE:.0%} for "
+                          f"the random arrivals); check the figure, its units and the rate")
 
 
 class NameCheck:

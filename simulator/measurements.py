@@ -145,17 +145,36 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
             Precision.parse(values["precision"])
         except ConfigError as exc:       # its message names the flag: here the column is meant
             raise ConfigError(f"{where}: {str(exc).removeprefix('--')}") from None
-    if values["scenario"] not in SCENARIOS:
-        raise ConfigError(f"{where}: scenario {values['scenario']!r} is not one of {', '.join(SCENARIOS)}")
-    if values["scenario"] == "open" and not values.get("rate_per_s"):
-        raise ConfigError(f"{where}: an open workload needs rate_per_s > 0")
-    if values["scenario"] == "closed" and not values.get("users"):
-        raise ConfigError(f"{where}: a closed workload needs users")
-    if values["scenario"] in ("open", "closed") and not (values.get("input_tokens") and values.get("output_tokens")):
-        raise ConfigError(f"{where}: an {values['scenario']} workload needs input_tokens and output_tokens")
-    if values["scenario"] == "open":
-        _check_arrivals_bound(where, values)
+    _check_workload(where, values)
+    for metric in ("ttft", "tpot"):
+        median, p99 = values.get(f"{metric}_p50_s"), values.get(f"{metric}_p99_s")
+        if median is not None and p99 is not None and p99 < median:
+            raise ConfigError(f"{where}: {metric}_p99_s {p99:g} is below {metric}_p50_s {median:g}; a 99th "
+                              f"percentile is at least the median (columns swapped?)")
     return Measurement(**values)
+
+
+# The load column each scenario takes: a value on any other scenario's row means the row is not what it says.
+LOAD_COLUMNS = {"rate_per_s": "open", "users": "closed"}
+
+
+def _check_workload(where: str, values: dict) -> None:
+    """The scenario is known, and its load and lengths are given: an open loop's rate (which bounds its
+    output), a closed loop's users; neither load column on a row of another scenario."""
+    scenario = values["scenario"]
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"{where}: scenario {scenario!r} is not one of {', '.join(SCENARIOS)}")
+    for column, owner in LOAD_COLUMNS.items():
+        if column in values and scenario != owner:
+            raise ConfigError(f"{where}: {column} applies to scenario {owner} only, not {scenario}; leave it blank")
+    if scenario == "open" and not values.get("rate_per_s"):
+        raise ConfigError(f"{where}: an open workload needs rate_per_s > 0")
+    if scenario == "closed" and not values.get("users"):
+        raise ConfigError(f"{where}: a closed workload needs users")
+    if scenario in ("open", "closed") and not (values.get("input_tokens") and values.get("output_tokens")):
+        raise ConfigError(f"{where}: an {scenario} workload needs input_tokens and output_tokens")
+    if scenario == "open":
+        _check_arrivals_bound(where, values)
 
 
 def _check_arrivals_bound(where: str, values: dict) -> None:

@@ -7,14 +7,15 @@ CSV columns (header required; blank cells mean "not measured" / "default"):
                                      closed (`users` concurrent users, no think time)
   output_tokens_per_s, source        required: the measured output tokens/s of the whole system, and
                                      where the figure comes from
-  rate_per_s, users                  open / closed workloads
+  rate_per_s, users                  open / closed workloads only (an open loop's output_tokens_per_s is at
+                                     most rate_per_s x output_tokens, within OPEN_LOOP_TOLERANCE)
   input_tokens, output_tokens        open / closed: fixed lengths per request (means of the run)
   precision, stack, stack_version    e.g. fp4, fp8 or fp4/fp8/fp8; software stack name (free text) and its
-                                     major.minor release
+                                     major.minor release (a suffix such as rc1 or post1 allowed)
   tp, pp, ep, max_batch_size         the plan measured (blank: tp = smallest that fits, pp = ep = 1)
   queries                            offline: how many samples the run issued (an MLPerf summary's samples
                                      per second x its max latency; blank: as `infersim mlperf` sizes a run)
-  ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures
+  ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures (a p99 at least its p50)
   ttft_limit_s, tpot_limit_s         the limits a Server/Interactive run was held to
   nodes, gpu_power_w                 the system's node count and GPU power limit (TGP) where published
   benchmark                          the MLPerf benchmark whose dataset was served (default: the model's)
@@ -27,6 +28,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -54,6 +56,9 @@ NUMBERS = {"gpus": (1, MAX_GPUS, True), "rate_per_s": (0, 1e7, False), "users": 
 # vLLM benchmark_serving's default), so the bound is 10% above (three sigma at 1,000 requests); the slips
 # it is there to catch (total for output tokens/s, a per-node figure, requests for tokens) are 2x or more.
 OPEN_LOOP_TOLERANCE = 0.10
+# A stack release as the importers write it (major.minor: '0.9', '10.11') or as a stack names its own
+# ('0.6.3.post1', '1.0.0rc2', '0.10.1.dev0'); the fit groups rows by it, so a typo must not become a release.
+RELEASE = re.compile(r"\d+(?:\.\d+)+(?:[.-]?(?:a|b|rc|post|dev)\d+)?", re.IGNORECASE)
 BOOLEANS = {"true": True, "yes": True, "1": True, "valid": True, "false": False, "no": False, "0": False,
             "invalid": False}
 REQUIRED = ("model", "gpu", "gpus", "scenario", "output_tokens_per_s", "source")
@@ -140,6 +145,10 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
             values[name] = _number(where, name, text) if name in NUMBERS else text
     values["model"], values["gpu"] = values["model"].lower(), values["gpu"].lower()
     values["scenario"] = values["scenario"].lower()
+    if "stack_version" in values and not RELEASE.fullmatch(values["stack_version"]):
+        raise ConfigError(f"{where}: stack_version {excerpt(values['stack_version'])} is not a release number: "
+                          f"expected digits separated by dots (major.minor such as 0.9 or 10.11), optionally "
+                          f"with a suffix such as rc1 or post1")
     if "precision" in values:
         try:
             Precision.parse(values["precision"])

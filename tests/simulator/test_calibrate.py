@@ -191,6 +191,17 @@ def test_measurement_file_and_errors(tmp_path):
             load_measurements(path)
 
 
+def test_stack_version_is_a_release_number():
+    """Release numbers as the importers write them and as stacks name their own pass; a word does not."""
+    record = {"model": "llama3.1-8b", "gpu": "h100", "gpus": 1, "scenario": "offline", "source": "test",
+              "output_tokens_per_s": 100}
+    for version in ("0.9", "10.11", "1.0", "0.6.3.post1", "1.0.0rc2", "0.10.1.dev0"):
+        assert measurement_from_record("t", {**record, "stack_version": version}).stack_version == version
+    for version in ("banana", "v0.9", "10", "0.9.", "0.9rc"):
+        with pytest.raises(ConfigError, match=r"t: stack_version .* is not a release number: expected digits"):
+            measurement_from_record("t", {**record, "stack_version": version})
+
+
 def test_importers_read_the_documented_shapes():
     open_row = from_vllm_benchmark(DATA / "vllm_bench_rate.json", model="llama3.1-8b", gpu="h100", gpus=1, tp=1)
     assert (open_row.scenario, open_row.rate_per_s, open_row.input_tokens, open_row.output_tokens) == ("open", 8.0, 1024, 256)

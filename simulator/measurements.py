@@ -246,20 +246,26 @@ def load_measurements(path: str | Path, *, gpu_catalog=(), model_catalog=()) -> 
     path = Path(path)
     names = NameCheck(gpu_catalog, model_catalog)
     text = read_text(path).removeprefix("\ufeff")      # a spreadsheet's UTF-8 byte-order mark
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    # (file line number, line with its line break): the break stays, so a cell a quote ran over shows one
+    numbered = [(number, line) for number, line in enumerate(text.splitlines(keepends=True), start=1)
+                if not line.lstrip().startswith("#")]
+    lines = [line for _, line in numbered]
     if not lines or not lines[0].strip():
         raise ConfigError(f"{path}: file is empty (expected a header: {', '.join(REQUIRED)}, ...)")
     try:
         reader = csv.DictReader(lines)
+        _check_quotes(path, numbered, 0, reader.fieldnames or [], reader.line_num)
         header = [h.strip() for h in reader.fieldnames or []]
         twice = next((h for h in header if h and header.count(h) > 1), None)
         if twice:
-            raise ConfigError(f"{path}: line 1: column {twice!r} appears twice in the header")
+            raise ConfigError(f"{path}: line {numbered[0][0]}: column {twice!r} appears twice in the header")
         missing = [c for c in REQUIRED if c not in header]
         if missing:
-            raise ConfigError(f"{path}: line 1: header lacks column {missing[0]!r}")
-        rows = []
+            raise ConfigError(f"{path}: line {numbered[0][0]}: header lacks column {missing[0]!r}")
+        rows, first = [], reader.line_num
         for number, record in enumerate(reader, start=2):
+            _check_quotes(path, numbered, first, record.values(), reader.line_num)
+            first = reader.line_num
             if None in record:
                 raise ConfigError(f"{path}: row {number - 1}: more cells than header columns")
             record = {k.strip(): v for k, v in record.items()}
@@ -273,6 +279,22 @@ def load_measurements(path: str | Path, *, gpu_catalog=(), model_catalog=()) -> 
     if not rows:
         raise ConfigError(f"{path}: no measurement rows")
     return rows
+
+
+def _check_quotes(path, numbered: list, first: int, cells, last: int) -> None:
+    """No cell of the record read from `numbered[first:last]` holds a line break: no column takes one, so
+    it is a quote left open, and the csv module reads on to the next quote or the end of the file (the
+    row then fails on whatever column came up short). Named at the line where the record, and so the
+    quoted cell, starts."""
+    for cell in cells:
+        for text in cell if isinstance(cell, list) else [cell]:      # a list: cells beyond the header
+            if text and ("\n" in text or "\r" in text):
+                while not numbered[first][1].strip("\r\n"):        # empty lines the reader skipped
+                    first += 1
+                unclosed = "".join(line for _, line in numbered[first:last]).count('"') % 2
+                end = "the end of the file" if unclosed else f"line {numbered[last - 1][0]}"
+                raise ConfigError(f"{path}: line {numbered[first][0]}: unterminated quote: the quoted cell "
+                                  f"starting on this line runs on to {end}")
 
 
 def measurements_csv(rows: list[Measurement]) -> str:

@@ -30,7 +30,25 @@ class StepTrace:
 
     prompt_steps: list = field(default_factory=list)
     decode_stretches: list = field(default_factory=list)
+    # every MARK_EVERY finished requests: (requests finished, their output tokens, prompt steps and decode
+    # stretches recorded so far); the steps between two marks are a stretch of the run's steady state
+    marks: list = field(default_factory=list)
+    finished_requests: int = 0
+    finished_tokens: int = 0
     _arrays: tuple | None = field(default=None, repr=False, compare=False)
+
+    MARK_EVERY = 64
+
+    def note_finish(self, output_tokens: int) -> None:
+        self.finished_requests += 1
+        self.finished_tokens += output_tokens
+        if self.finished_requests % self.MARK_EVERY == 0:
+            self.marks.append((self.finished_requests, self.finished_tokens, len(self.prompt_steps),
+                               len(self.decode_stretches)))
+
+    def between(self, first_mark, last_mark) -> "StepTrace":
+        """The steps recorded between two of this trace's marks."""
+        return StepTrace(self.prompt_steps[first_mark[2]:last_mark[2]], self.decode_stretches[first_mark[3]:last_mark[3]])
 
     def arrays(self) -> tuple:
         """(prompt steps as one BatchShape of arrays or None, decode steps folded or None), built once
@@ -240,6 +258,8 @@ class Engine:
     def _finish(self, rid: int, now: float) -> None:
         self.table.finish_s[rid] = now
         self.outstanding -= 1
+        if self.trace is not None:
+            self.trace.note_finish(self.table.output_tokens[rid])
         self.on_finish(rid, self)
 
     # ---- failure ---------------------------------------------------------------------------------

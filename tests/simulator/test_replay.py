@@ -1,11 +1,13 @@
 """Re-pricing a recorded Offline run: the steps do not depend on their durations, so the recorded steps
-priced under new efficiencies must equal a fresh simulation under those efficiencies."""
+priced under new efficiencies must equal a fresh simulation under those efficiencies; and a trace counts
+every output token its steps generate."""
 from dataclasses import replace
 
 import pytest
 
 from simulator.api import run_config, serving_config
 from simulator.replay import busy_time_s
+from simulator.row_models import generated_tokens
 from workloads.scenarios import get_scenario
 
 
@@ -25,3 +27,25 @@ def test_repriced_trace_equals_a_new_simulation(gpu, tp, ep, precision, model):
                       collective_latency_s=2.5e-5, all_to_all_latency_s=1.1e-4)
     again = run_config(replace(config, efficiency=changed), requests)
     assert busy_time_s(trace, cost.with_efficiency(changed)) == pytest.approx(again.summary["makespan_s"], rel=1e-9)
+
+
+def test_a_trace_counts_every_output_token_and_marks_completions():
+    """Tokens in = tokens out for a trace: every prompt that completes emits one token and every decoding
+    sequence one per step, so the steps of a whole Offline run generate exactly the output tokens of its
+    requests (preempted ones included: a re-prefill emits the token after those already streamed). The
+    trace marks every 64th completion: 600 requests leave marks at 64, 128, ..., 576 (9 marks), each
+    holding the output tokens finished by then; the steps between the first and last mark generate
+    about the tokens that finished in between (the batch in flight differs at the two ends)."""
+    # KV for fewer sequences than the batch limit: the run preempts
+    config = serving_config(model="llama2-70b", gpu="h100", gpus=2, precision="fp8", tp=2, max_batch_size=1024,
+                            memory_utilization=0.6)
+    requests = get_scenario("llama2-70b", "offline").requests(600, None, 3)
+    run = run_config(config, requests, record_steps=True)
+    trace = run.engine_result.traces[0]
+    assert run.summary["preemptions"] > 0
+    total = int(run.engine_result.arrays["output_tokens"].sum())
+    assert run.summary["requests_completed"] == 600 and trace.finished_requests == 600
+    assert trace.finished_tokens == total and generated_tokens(trace) == total
+    assert [m[0] for m in trace.marks] == list(range(64, 577, 64))
+    first, last = trace.marks[0], trace.marks[-1]
+    assert generated_tokens(trace.between(first, last)) == pytest.approx(last[1] - first[1], rel=0.2)

@@ -36,9 +36,9 @@ from simulator.catalog_io import read_text
 from simulator.errors import ConfigError, excerpt
 from simulator.models import Precision
 from simulator.plan import MAX_GPUS, PLAN_LIMITS
-from simulator.scenario_runs import MAX_QUERIES
 from workloads.arrivals import MAX_USERS
 from workloads.lengths import MAX_TOKENS
+from workloads.scenarios import MAX_QUERIES
 
 SCENARIOS = ("offline", "server", "interactive", "open", "closed")
 # (low, high, whole number) per numeric column. Where the simulator limits a column (cluster size, plan,

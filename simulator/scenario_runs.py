@@ -31,12 +31,11 @@ from simulator.metrics import SLA
 from simulator.plan import Plan
 from simulator.search import max_rate_meeting_sla, meets_sla
 from workloads.requests import Requests
-from workloads.scenarios import Scenario
+from workloads.scenarios import MAX_QUERIES, Scenario
 
 MLPERF_MIN_DURATION_S = 600.0     # LoadGen's min_duration for every LLM scenario
 REQUEST_LIFETIMES = 8             # a run also lasts this many request lifetimes (Server: worst case; Offline: mean)
 RATE_TOLERANCE = 0.02
-MAX_QUERIES = 50_000_000
 # an Offline prefix whose steady state stands for a longer run (row_models.OfflineRow): at 4,096 per
 # replica, extending 405B's widely spread prompt lengths came 2-4% off simulating every query; at 16,384
 # the shipped rows' extensions are within 2.5% (0.3-0.7% rms)

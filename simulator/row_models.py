@@ -91,8 +91,8 @@ class RowSpec:
     def label(self) -> str:
         load = f" @{self.rate_per_s:g}/s" if self.rate_per_s else f" x{self.users}u" if self.users else ""
         model = self.model if self.benchmark == self.model else f"{self.model} on {self.benchmark}"
-        stack = f"{self.stack} {self.stack_version}".strip()
-        return f"{model} {self.gpu} x{self.gpus} {self.precision} {stack} {self.scenario}{load}"
+        words = (model, self.gpu, f"x{self.gpus}", self.precision, self.stack, self.stack_version, self.scenario)
+        return " ".join(w for w in words if w) + load
 
 
 def _config(spec: RowSpec, efficiency: Efficiency, model_catalog=(), gpu_catalog=()):

@@ -43,6 +43,7 @@ from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, efficiency_from_ta
 from simulator.intervals import DEFAULT_INTERVAL, interval_z
 from simulator.measurements import Measurement, load_measurements
 from simulator.row_models import RowSpec, needs_anchor_search, row_model
+from simulator.run import check_seed
 
 TOKENS_LOG_SIGMA = 0.05        # measured tokens/s: submitters of one system differ by a few percent
 DIFF_STEP = 0.03                # log step of the finite differences
@@ -67,6 +68,7 @@ class Fit:
     wall_s: float
     skipped: list = field(default_factory=list)    # (row, reason) for rows that cannot be simulated
     gpu_catalog: tuple = ()
+    seed: int = 0                    # the seed of the row models' simulated requests
 
     def membership(self, spec: RowSpec) -> Membership:
         return Membership.of(get_gpu(spec.gpu, self.gpu_catalog), spec.stack, spec.stack_version)
@@ -134,7 +136,7 @@ def _sensitivity(model, parameters: Parameters, theta, indices, base: float, fie
 
 
 def build_models(specs, anchor_of, models: dict | None = None, progress=None, model_catalog=(),
-                 gpu_catalog=()) -> tuple[dict, list]:
+                 gpu_catalog=(), seed: int = 0) -> tuple[dict, list]:
     """A row model per distinct spec (reusing `models`), each anchored at `anchor_of(spec)`, and the specs
     that cannot be simulated. Rows that simulate the same run (they differ in stack or release only)
     share the first one's run, anchored where it was: an Offline trace re-prices exactly at any
@@ -149,7 +151,7 @@ def build_models(specs, anchor_of, models: dict | None = None, progress=None, mo
         run = spec.simulated()
         if run not in built:
             try:
-                built[run] = (row_model(spec, anchor_of(spec), model_catalog, gpu_catalog, plans), None)
+                built[run] = (row_model(spec, anchor_of(spec), model_catalog, gpu_catalog, plans, seed), None)
             except (ConfigError, InfeasibleError) as exc:
                 built[run] = (None, str(exc))
         model, error = built[run]
@@ -160,39 +162,43 @@ def build_models(specs, anchor_of, models: dict | None = None, progress=None, mo
     return models, failed
 
 
-def _build_staged(rows, specs, prior: Efficiency, models: dict | None, progress, model_catalog, gpu_catalog):
+def _build_staged(rows, specs, prior: Efficiency, models: dict | None, progress, model_catalog, gpu_catalog,
+                  seed: int):
     """Row models for `specs`: first the rows whose prediction needs no anchor search (Offline traces
     re-price exactly), anchored at the prior and fitted alone; then Server/Interactive rows anchored at
     that fit's efficiencies, so the joint fit starts near its answer and re-anchors them less often.
     Returns (models, failed, the first stage's Fit or None)."""
     quick = [i for i, s in enumerate(specs) if s not in (models or {}) and not needs_anchor_search(s)]
     models, failed = build_models([specs[i] for i in quick], lambda _: prior, models, progress, model_catalog,
-                                  gpu_catalog)
+                                  gpu_catalog, seed)
     bad = {spec for spec, _ in failed}
     pending = [s for s in specs if s not in models and s not in bad]
     fitted = [rows[i] for i in quick if specs[i] not in bad]
     stage = None
     if pending and fitted:
         stage = fit(fitted, prior, models=models, reanchor=False, model_catalog=model_catalog,
-                    gpu_catalog=gpu_catalog)
+                    gpu_catalog=gpu_catalog, seed=seed)
     anchor_of = (lambda spec: stage.efficiency_for(spec)) if stage else (lambda _: prior)
-    models, more = build_models(pending, anchor_of, models, progress, model_catalog, gpu_catalog)
+    models, more = build_models(pending, anchor_of, models, progress, model_catalog, gpu_catalog, seed)
     return models, failed + more, stage
 
 
 def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dict | None = None,
         theta0: np.ndarray | None = None, reanchor: bool = True, progress=None, model_catalog=(),
-        gpu_catalog=()) -> Fit:
+        gpu_catalog=(), seed: int = 0) -> Fit:
     """Fit the parameters to `rows` (see the module docstring). `models` (from an earlier fit) are
-    reused and, when `reanchor`, re-anchored at the fitted efficiencies."""
+    reused and, when `reanchor`, re-anchored at the fitted efficiencies; `seed` draws the requests of the
+    runs new row models simulate (another seed shows how far the fit moves with that sampling)."""
     start = time.perf_counter()
+    check_seed(seed)
     prior = prior or Efficiency()
     invalid = [(row, "its result is marked invalid (valid = false)") for row in rows if not row.valid]
     rows = [row for row in rows if row.valid]
     if not rows:
         raise ConfigError("calibrate: no measurement rows to fit" + (" (every row is marked invalid)" if invalid else ""))
     all_specs = [RowSpec.of(r) for r in rows]
-    models, failed, stage = _build_staged(rows, all_specs, prior, models, progress, model_catalog, gpu_catalog)
+    models, failed, stage = _build_staged(rows, all_specs, prior, models, progress, model_catalog, gpu_catalog,
+                                          seed)
     reasons = dict(failed)
     skipped = invalid + [(row, reasons[spec]) for row, spec in zip(rows, all_specs) if spec in reasons]
     kept = [(row, spec) for row, spec in zip(rows, all_specs) if spec not in reasons]
@@ -265,7 +271,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     scatter = float(np.sum(errors ** 2)) / max(len(specs) - used, 1.0)
     return Fit(parameters, theta, covariance, rows, specs, models, predicted, sensitivities,
                math.sqrt(float(np.mean(errors ** 2))), math.sqrt(scatter), evaluations[0],
-               time.perf_counter() - start, skipped, tuple(gpu_catalog))
+               time.perf_counter() - start, skipped, tuple(gpu_catalog), seed)
 
 
 def report_rows(result: Fit) -> list[dict]:
@@ -329,11 +335,11 @@ def prior_from(profile_path=None) -> Efficiency:
 
 
 def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", interval: float = DEFAULT_INTERVAL,
-                    progress=None, gpu_catalog=(), model_catalog=()) -> tuple[Fit, str, list[dict]]:
+                    progress=None, gpu_catalog=(), model_catalog=(), seed: int = 0) -> tuple[Fit, str, list[dict]]:
     """Load measurement files (GPU and model names checked against the catalogs plus the extra files
     given), fit, and render the profile TOML and the per-row report."""
     rows = [row for path in paths
             for row in load_measurements(path, gpu_catalog=gpu_catalog, model_catalog=model_catalog)]
     result = fit(rows, prior_from(prior_profile), progress=progress, gpu_catalog=gpu_catalog,
-                 model_catalog=model_catalog)
+                 model_catalog=model_catalog, seed=seed)
     return result, profile_toml(result, header, interval), report_rows(result)

@@ -591,6 +591,10 @@ PARETO_COLUMNS = ["gpu", "plan_label", "concurrency", "output_tokens_per_s_per_g
                   "output_tokens_per_s_per_provisioned_mw"]
 
 
+FIT_SEED_HELP = ("Random seed of the requests the rows' simulated runs draw (the shipped profile: 0); another "
+                 "seed shows how far the fit moves with that sampling.")
+
+
 @cli.command()
 @click.argument("measurements", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--prior-profile", type=click.Path(dir_okay=False), default=None,
@@ -598,8 +602,9 @@ PARETO_COLUMNS = ["gpu", "plan_label", "concurrency", "output_tokens_per_s_per_g
 @option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML the rows may name.")
 @option("model_catalog", "--model-catalog", help="Extra model catalog TOML the rows may name.")
 @option("interval", "--interval", default=None, help="Interval level stored in the profile (default 0.8).")
+@option("seed", "--seed", default=0, show_default=True, help=FIT_SEED_HELP)
 @output_options(out_help="Write the fitted profile TOML here.", json_help="Print the per-row report as JSON.")
-def calibrate(measurements, out, prior_profile, interval, as_json, gpu_catalog, model_catalog, quiet):
+def calibrate(measurements, out, prior_profile, interval, seed, as_json, gpu_catalog, model_catalog, quiet):
     """Fit efficiency parameters to measured rows (CSV; see simulator/measurements.py for the columns):
     per-row prediction, error and 80% interval, and a profile any command takes with --profile. How well
     the fit predicts what it did not see: `infersim validate`."""
@@ -610,11 +615,12 @@ def calibrate(measurements, out, prior_profile, interval, as_json, gpu_catalog, 
     from simulator.intervals import DEFAULT_INTERVAL, interval_z
     interval = DEFAULT_INTERVAL if interval is None else interval
     interval_z(interval)
-    header = "Efficiency profile fitted by infersim calibrate from: " + ", ".join(measurements)
+    header = ("Efficiency profile fitted by infersim calibrate from: " + ", ".join(measurements)
+              + (f" (--seed {seed})" if seed else ""))
     with Progress("calibrate", quiet=quiet) as progress:
         result, text, rows = calibrate_files(list(measurements), prior_profile=prior_profile, header=header,
                                              interval=interval, progress=progress,
-                                             gpu_catalog=gpu_catalog, model_catalog=model_catalog)
+                                             gpu_catalog=gpu_catalog, model_catalog=model_catalog, seed=seed)
     warn_unfitted(result)
     if target is not None:
         target.write(text)
@@ -633,23 +639,26 @@ def calibrate(measurements, out, prior_profile, interval, as_json, gpu_catalog, 
               help="Only these splits (repeatable; default: all three).")
 @click.option("--prior-profile", type=click.Path(dir_okay=False), default=None,
               help="Profile whose [default] is the prior (default: the built-in defaults).")
+@option("seed", "--seed", default=0, show_default=True, help=FIT_SEED_HELP)
 @output_options(out_help="Write the markdown report here (the shipped rows' report lives in docs/validation.md).",
                 json_help="Print summaries and held-out rows as JSON.")
-def validate_command(measurements, splits, prior_profile, out, as_json, quiet):
+def validate_command(measurements, splits, prior_profile, seed, out, as_json, quiet):
     """How well calibration predicts rows it never saw: leave one GPU out, leave one round out (fit v4.1,
     predict v5.1), leave one model out. Default rows: the shipped MLPerf results."""
     target = claim_output(out)
     from simulator.measurements import load_measurements
     from simulator.calibrate import prior_from
-    from simulator.validate import SPLITS, markdown, validate
+    from simulator.validate import SHIPPED_ROWS, SPLITS, markdown, validate
     from importlib import resources
     paths = list(measurements) or [str(resources.files("simulator.catalog") / "measurements" / "mlperf.csv")]
     rows = [row for path in paths for row in load_measurements(path)]
     with Progress("validate", quiet=quiet) as progress:
-        results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=progress)
+        results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=progress, seed=seed)
     warn_unfitted(results["fit"])
     if target is not None:
-        target.write(markdown(results, "infersim validate " + " ".join(measurements)) + "\n")
+        command = " ".join(["infersim validate", *measurements] + ([f"--seed {seed}"] if seed else []))
+        target.write(markdown(results, command, ("rows of " + ", ".join(measurements)) if measurements
+                              else SHIPPED_ROWS) + "\n")
     summaries = {split: results[split]["summary"] for split in (splits or SPLITS)}
     if as_json:
         click.echo(to_json({"summaries": summaries, "node_ratios": results.get("gpu", {}).get("node_ratios", []),

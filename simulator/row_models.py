@@ -95,9 +95,9 @@ class RowSpec:
         return " ".join(w for w in words if w) + load
 
 
-def _config(spec: RowSpec, efficiency: Efficiency, model_catalog=(), gpu_catalog=()):
+def _config(spec: RowSpec, efficiency: Efficiency, model_catalog=(), gpu_catalog=(), seed: int = 0):
     config = serving_config(model=get_model(spec.model, model_catalog), gpu=get_gpu(spec.gpu, gpu_catalog),
-                            gpus=spec.gpus, precision=Precision.parse(spec.precision), seed=0)
+                            gpus=spec.gpus, precision=Precision.parse(spec.precision), seed=seed)
     return replace(config, efficiency=efficiency)
 
 
@@ -138,9 +138,9 @@ class OfflineRow:
     the measured run. Against simulating every query, on the 60 longest shipped rows: 0.3-0.7% rms,
     at most 2.5%, across efficiencies (lengths are sampled: the extension stands for other draws)."""
 
-    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None):
+    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0):
         self.spec = spec
-        config = _config(spec, anchor, model_catalog, gpu_catalog)
+        config = _config(spec, anchor, model_catalog, gpu_catalog, seed)
         scenario = get_scenario(spec.benchmark, "offline")
         runner = ScenarioRunner(config, scenario, output_tokens_mean=spec.output_tokens, queries=spec.queries,
                                 record_steps=True, long_runs_as_prefix=True)
@@ -173,9 +173,9 @@ class OfflineRow:
 class ServerRow:
     """An MLPerf Server / Interactive row: best plan and rate at an anchor, a local model between."""
 
-    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None):
-        self.spec, self.catalogs = spec, (model_catalog, gpu_catalog)
-        config = _config(spec, anchor, model_catalog, gpu_catalog)
+    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0):
+        self.spec, self.catalogs, self.seed = spec, (model_catalog, gpu_catalog), seed
+        config = _config(spec, anchor, model_catalog, gpu_catalog, seed)
         self.scenario = get_scenario(spec.benchmark, spec.scenario)
         runner = ScenarioRunner(config, self.scenario, output_tokens_mean=spec.output_tokens, record_steps=True,
                                 early_stop=True)
@@ -210,7 +210,7 @@ class ServerRow:
         if tolerance and abs(math.log(self.speedup(efficiency))) < tolerance:
             return
         model_catalog, gpu_catalog = self.catalogs
-        config = replace(_config(self.spec, efficiency, model_catalog, gpu_catalog), plan=self.plan)
+        config = replace(_config(self.spec, efficiency, model_catalog, gpu_catalog, self.seed), plan=self.plan)
         runner = ScenarioRunner(config, self.scenario, output_tokens_mean=self.spec.output_tokens, record_steps=True,
                                 early_stop=True)
         guess = self.anchor_rate * self.predict(efficiency) / self.anchor_score
@@ -275,8 +275,8 @@ class StreamRow:
     """An open (Poisson at rate_per_s) or closed (`users` concurrent) loop of fixed lengths, simulated
     afresh for each efficiency (these are a user's own few rows)."""
 
-    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None):
-        self.spec, self.catalogs = spec, (model_catalog, gpu_catalog)
+    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0):
+        self.spec, self.catalogs, self.seed = spec, (model_catalog, gpu_catalog), seed
         self.cache: dict = {}
         model = get_model(spec.model, model_catalog)
         tp = spec.tp or _smallest_tp(spec, model, get_gpu(spec.gpu, gpu_catalog))
@@ -288,11 +288,11 @@ class StreamRow:
         key = tuple(round(getattr(efficiency, f), 12) for f in EFFICIENCY_FIELDS)
         if key not in self.cache:
             spec = self.spec
-            config = replace(_config(spec, efficiency, *self.catalogs), plan=self.plan)
+            config = replace(_config(spec, efficiency, *self.catalogs, self.seed), plan=self.plan)
             inputs, outputs = round(spec.input_tokens), round(spec.output_tokens)
             if spec.scenario == "open":
                 count = int(min(4000, max(400, spec.rate_per_s * 120)))
-                arrival = np.cumsum(np.random.default_rng(0).exponential(1 / spec.rate_per_s, count))
+                arrival = np.cumsum(np.random.default_rng(self.seed).exponential(1 / spec.rate_per_s, count))
                 workload = Requests(arrival - arrival[0], np.full(count, inputs), np.full(count, outputs))
             else:
                 count = int(min(5000, max(8 * spec.users, 200)))
@@ -326,8 +326,9 @@ def needs_anchor_search(spec: RowSpec) -> bool:
     return spec.scenario in ("server", "interactive")
 
 
-def row_model(spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans: dict | None = None):
+def row_model(spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans: dict | None = None,
+              seed: int = 0):
     """The row's model; `plans` (shared across calls) lets rows of one system, model and scenario reuse
-    the plan the first of them searched for."""
+    the plan the first of them searched for; `seed` draws its simulated runs' requests."""
     kind = {"offline": OfflineRow, "server": ServerRow, "interactive": ServerRow}.get(spec.scenario, StreamRow)
-    return kind(spec, anchor, model_catalog, gpu_catalog, plans)
+    return kind(spec, anchor, model_catalog, gpu_catalog, plans, seed)

@@ -37,6 +37,11 @@ from workloads.requests import ClosedLoopRequests
 EARLY_STOP_CHECKS = 40       # SLA checks over a run's arrival span when it may stop early
 
 
+def check_seed(seed) -> int:
+    """A random seed: a whole number in [0, 2^63 - 1] (numpy's generators take any; this keeps it portable)."""
+    return require_number("--seed", seed, low=0, high=2**63 - 1, integer=True)
+
+
 @dataclass(frozen=True)
 class ChunkedWorkload:
     """An open-loop stream too long to hold: `chunks()` yields `Requests` batches with increasing arrival
@@ -75,7 +80,7 @@ class ServingConfig:
         self.model.check_tensor_parallel(self.plan.tp)
         BATCHING.get_class(self.batching, "--batching")
         ROUTERS.get_class(self.router, "--router")
-        require_number("--seed", self.seed, low=0, high=2**63 - 1, integer=True)
+        check_seed(self.seed)
         check_interval("--interval", self.interval)
         if self.max_time_s is not None:
             require_number("--max-time", self.max_time_s, low=0, low_inclusive=False, high=1e9)

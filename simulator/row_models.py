@@ -6,11 +6,11 @@ measured tokens per sample), or an open / closed loop of fixed lengths (vLLM and
 
 Speed: an MLPerf Offline row is simulated once at its anchor efficiency with step traces; under other
 efficiencies its score is the traced steps re-priced (exact, `replay`); a measured run longer than the
-one `mlperf` would issue is simulated in part and extended by its steady state (`OfflineRow`). A Server / Interactive row is
-anchored by a full rate search; between anchors its score moves with how much faster the anchored
-run's own steps become (rho): by rho where queueing (TTFT) binds, by rho^(1 + 1/e) where TPOT binds, e
-being how steeply p99 TPOT rose with the rate around the threshold (a faster step also lets the batch
-grow until TPOT is back at the limit). `refresh` re-anchors with a new rate search; a fit re-anchors a
+one `mlperf` would issue is simulated in part and extended by its steady state (`OfflineRow`). A
+Server / Interactive row is anchored by a full rate search; between anchors its score moves with how
+much faster the anchored run's own steps become (rho): by rho where queueing (TTFT) binds, by
+rho^(1 + 1/e) where TPOT binds, e being how steeply p99 TPOT rose with the rate around the threshold
+(a faster step also lets the batch grow until TPOT is back at the limit). `refresh` re-anchors with a new rate search; a fit re-anchors a
 row once its steps' speed has moved beyond the range where the local model matches a new search to the
 search's own resolution (`calibrate.LOCAL_RANGE`).
 """

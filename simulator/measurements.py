@@ -34,7 +34,9 @@ from pathlib import Path
 
 from simulator.catalog_io import read_text
 from simulator.errors import ConfigError, excerpt
-from simulator.models import Precision
+from simulator.hardware import get_gpu, load_gpus
+from simulator.metrics import compute_bound_tokens_per_s
+from simulator.models import Precision, get_model, load_models
 from simulator.plan import MAX_GPUS, PLAN_LIMITS
 from workloads.arrivals import MAX_USERS
 from workloads.lengths import MAX_TOKENS
@@ -203,8 +205,6 @@ class NameCheck:
     LABELS = {"gpu": "GPU", "model": "model"}
 
     def __init__(self, gpu_catalog=(), model_catalog=()):
-        from simulator.hardware import load_gpus
-        from simulator.models import load_models
         self.gpu_catalog, self.model_catalog = tuple(gpu_catalog), tuple(model_catalog)
         # the user's catalog files load here, so that a missing or broken one is reported as such, not as
         # every row's GPU or model missing from the catalog
@@ -216,8 +216,6 @@ class NameCheck:
         """(spec, None) for a known name, (None, why not) otherwise."""
         key = (kind, name)
         if key not in self.cache:
-            from simulator.hardware import get_gpu
-            from simulator.models import get_model
             try:
                 spec = get_gpu(name, self.gpu_catalog) if kind == "gpu" else get_model(name, self.model_catalog)
                 self.cache[key] = spec, None
@@ -228,7 +226,6 @@ class NameCheck:
         return self.cache[key]
 
     def check(self, where: str, row: Measurement) -> None:
-        from simulator.metrics import compute_bound_tokens_per_s
         model, problem = self.resolve("model", row.model)
         gpu, gpu_problem = self.resolve("gpu", row.gpu)
         if problem or gpu_problem:
@@ -345,8 +342,6 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
     does not say what hardware it ran on: the GPU, count and plan come from the caller. `request_rate`
     "inf" with `max_concurrency` is a closed loop of that many users; a finite rate is open loop.
     Latencies in the file are milliseconds; the row stores seconds."""
-    from simulator.hardware import get_gpu
-    from simulator.models import get_model
     get_model(model)           # the caller's names first: their errors name --model / --gpu
     get_gpu(gpu)
     data = _read_json(path)

@@ -153,9 +153,9 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
                           f"with a suffix such as rc1 or post1")
     if "precision" in values:
         try:
-            Precision.parse(values["precision"])
-        except ConfigError as exc:       # its message names the flag: here the column is meant
-            raise ConfigError(f"{where}: {str(exc).removeprefix('--')}") from None
+            Precision.parse(values["precision"], "precision")
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     _check_workload(where, values)
     for metric in ("ttft", "tpot"):
         median, p99 = values.get(f"{metric}_p50_s"), values.get(f"{metric}_p99_s")

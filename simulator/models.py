@@ -47,15 +47,16 @@ class Precision:
         return "fp8" if narrow else "bf16"
 
     @classmethod
-    def parse(cls, text: str) -> "Precision":
-        """'fp4' (weights and activations fp4, KV fp8), or 'w4a8kv8'-style, or 'weights/activations/kv'."""
+    def parse(cls, text: str, where: str = "--precision") -> "Precision":
+        """'fp4' (weights and activations fp4, KV fp8), or 'w4a8kv8'-style, or 'weights/activations/kv';
+        an error names `where`."""
         text = text.strip().lower()
         if text in WEIGHT_DTYPES:
             return cls(weights=text, activations=text, kv_cache="fp8" if text != "bf16" else "bf16")
         parts = text.split("/")
         if len(parts) == 3:
             return cls(*parts)
-        raise ConfigError(f"--precision: {text!r} is not one of bf16, fp8, fp6, fp4 or weights/activations/kv "
+        raise ConfigError(f"{where}: {text!r} is not one of bf16, fp8, fp6, fp4 or weights/activations/kv "
                           "(e.g. fp4/fp8/fp8)")
 
 

@@ -10,9 +10,9 @@ one `mlperf` would issue is simulated in part and extended by its steady state (
 Server / Interactive row is anchored by a full rate search; between anchors its score moves with how
 much faster the anchored run's own steps become (rho): by rho where queueing (TTFT) binds, by
 rho^(1 + 1/e) where TPOT binds, e being how steeply p99 TPOT rose with the rate around the threshold
-(a faster step also lets the batch grow until TPOT is back at the limit). `refresh` re-anchors with a new rate search; a fit re-anchors a
-row once its steps' speed has moved beyond the range where the local model matches a new search to the
-search's own resolution (`calibrate.LOCAL_RANGE`).
+(a faster step also lets the batch grow until TPOT is back at the limit). `refresh` re-anchors with a
+new rate search; a fit re-anchors a row once its steps' speed has moved beyond the range where the local
+model matches a new search to the search's own resolution (`calibrate.LOCAL_RANGE`).
 """
 from __future__ import annotations
 

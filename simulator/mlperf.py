@@ -272,18 +272,18 @@ def _search_server(runner: ScenarioRunner, scored, start_rate_per_s: float | Non
                                                          f"{candidate.tpot_bound_requests_per_s:.4g} requests/s, "
                                                          f"below {probe_rate:.4g}"))
                 continue
-            probe, _ = runner.server_run(candidate.plan, probe_rate)
-            if not meets_sla(probe.summary, runner.sla):
+            probe = runner.server_run(candidate.plan, probe_rate)
+            if not meets_sla(probe[0].summary, runner.sla):
                 marked.append(replace(candidate, outcome=f"misses the limits at {probe_rate:.4g} requests/s"))
                 continue
-            start = probe_rate
+            start, known = probe_rate, {probe_rate: probe}
         else:
             # start below the rate at which steps reach the TPOT limit, which saturation also bounds
-            start = start_rate_per_s or 0.85 * candidate.tpot_bound_requests_per_s
+            start, known = start_rate_per_s or 0.85 * candidate.tpot_bound_requests_per_s, None
         try:
             rate, (run, count) = runner.search_rate(candidate.plan, start,
                                                     ceiling_rate_per_s=candidate.offline_requests_per_s,
-                                                    step=1.08 if start_rate_per_s else 1.15)
+                                                    step=1.08 if start_rate_per_s else 1.15, known_runs=known)
         except InfeasibleError as exc:
             reasons.append(f"{candidate.label}: {exc}")
             marked.append(replace(candidate, outcome=str(exc)))

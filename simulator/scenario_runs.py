@@ -193,10 +193,11 @@ class ScenarioRunner:
         return result, count
 
     def search_rate(self, plan: Plan, initial_rate_per_s: float, ceiling_rate_per_s: float | None = None,
-                    step: float = 2.0):
-        """Highest Poisson rate meeting the SLA for `plan`, with every run kept by rate; the search's history
-        is kept as `last_search` (calibration reads how the limits respond near the threshold)."""
-        runs = {}
+                    step: float = 2.0, known_runs: dict | None = None):
+        """Highest Poisson rate meeting the SLA for `plan`, with every run kept by rate; `known_runs`
+        (rate -> `server_run`'s result) are runs of this plan already made, not repeated. The search's
+        history is kept as `last_search` (calibration reads how the limits respond near the threshold)."""
+        runs = dict(known_runs or {})
 
         def run(rate):
             if rate not in runs:

@@ -1,5 +1,6 @@
-"""Searches over simulations: the highest request rate that meets a p99 SLA (bisection on a Poisson
-rate), and the fewest GPUs that reach a throughput target (exponential then binary search).
+"""Searches over simulations: the highest request rate that meets a p99 SLA (a bracket on a Poisson
+rate, narrowed where the runs' latencies place the threshold), and the fewest GPUs that reach a
+throughput target (exponential then binary search).
 
 Both take the simulation as a callable, so they are tested on synthetic models with known answers.
 """
@@ -42,7 +43,10 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
                          relative_tolerance: float = 0.02, max_evaluations: int = 24,
                          ceiling_rate_per_s: float | None = None, step: float = 2.0) -> RateSearch:
     """Highest rate whose run meets `sla`: step up (or down) by `step` from `initial_rate_per_s` to
-    bracket the threshold, then bisect until the bracket is within `relative_tolerance`. A
+    bracket the threshold, then narrow the bracket until it is within `relative_tolerance`: each probe
+    goes where the two ends' p99 / limit ratios place the threshold (`_interpolated`), or to the middle
+    when they cannot or the last probe did not halve the bracket (so it never takes much more than
+    bisection's runs, and takes one or two where latency rises smoothly with the rate). A
     `ceiling_rate_per_s` the system is not expected to exceed (its saturation rate) is tried before
     stepping past it. A search started near the answer (a small `step`) brackets it in two runs; each
     further pass (going up) or miss (going down) squares a small step, up to a factor of 2, so a start
@@ -53,10 +57,11 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
     what missed (an unloaded system's TTFT or TPOT already over the limit); that run follows the first
     miss (the first two when `step` is small).
     """
-    history = []
+    history, summaries = [], {}
 
     def evaluate(rate):
         summary = run(rate)
+        summaries[rate] = summary
         ok = meets_sla(summary, sla)
         history.append((rate, ok, summary.get("ttft_p99_s"), summary.get("tpot_p99_s"),
                         summary.get("stopped_early_by")))
@@ -100,14 +105,47 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
             else:
                 bad = rate
                 factor = _widened(factor, step)
+    bad_summary = summaries[bad]
+    halved = True           # whether the last probe at least halved the bracket (else the next bisects)
     while bad - good > relative_tolerance * good and len(history) < max_evaluations:
-        middle = (good + bad) / 2
-        ok, summary = evaluate(middle)
+        width = bad - good
+        probe = _interpolated(good, _limit_ratio(good_summary, sla), bad, _limit_ratio(bad_summary, sla),
+                              relative_tolerance) if halved else None
+        rate = probe if probe is not None else (good + bad) / 2
+        ok, summary = evaluate(rate)
         if ok:
-            good, good_summary = middle, summary
+            good, good_summary = rate, summary
         else:
-            bad = middle
+            bad, bad_summary = rate, summary
+        halved = bad - good <= width / 2
     return RateSearch(good, good_summary, len(history), tuple(history))
+
+
+def _limit_ratio(summary: dict, sla: SLA) -> float | None:
+    """How close a run came to its binding limit: the larger of p99 TTFT / limit and p99 TPOT / limit
+    (above 1 misses); None when that cannot say (requests dropped, a p99 missing). A run stopped early
+    by a latency limit reports its unfinished requests as dropped: its ratio is that of the ones it
+    finished."""
+    if summary.get("requests_dropped", 0) and summary.get("stopped_early_by") not in ("ttft", "tpot"):
+        return None
+    ratios = [summary.get(key, math.nan) / limit for key, limit in (("ttft_p99_s", sla.ttft_p99_s),
+                                                                     ("tpot_p99_s", sla.tpot_p99_s)) if limit]
+    worst = max(ratios, default=math.nan)
+    return worst if math.isfinite(worst) and worst > 0 else None
+
+
+def _interpolated(good: float, good_ratio, bad: float, bad_ratio, tolerance: float) -> float | None:
+    """The rate where the limit ratio reaches 1, interpolated linearly in log ratio against log rate
+    between a passing and a missing run (p99 latencies rise smoothly with the rate until the queue blows
+    up), kept at least one tolerance inside the bracket from either end: if the guess is right, one run
+    closes the bracket. None when the ratios cannot place it (a missed run stopped early reports p99s of
+    the requests it finished, which can sit below the limit)."""
+    if good_ratio is None or bad_ratio is None or not good_ratio <= 1.0 < bad_ratio:
+        return None
+    fraction = -math.log(good_ratio) / (math.log(bad_ratio) - math.log(good_ratio))
+    rate = good * (bad / good) ** fraction
+    inner = 0.98 * tolerance
+    return min(max(rate, good * (1 + inner)), bad / (1 + inner))
 
 
 def _unreachable(sla: SLA, floor: float, worst: dict) -> str:

@@ -76,6 +76,8 @@ def test_server_never_beats_offline(model, gpu, gpus, limits):
     for scenario in limits:
         scored = mlperf(model=model, gpu=gpu, gpus=gpus, scenario=scenario)
         assert scored.valid and scored.tokens_per_s <= offline * 1.001, scenario
+        runs = [(plan, rate) for plan, rate, *_ in scored.history]
+        assert len(runs) == len(set(runs)), "a plan was run twice at one rate"
 
 
 def test_unreachable_sla_is_reported(capsys):

@@ -85,3 +85,26 @@ def test_fine_steps_widen_when_the_start_is_far_below_the_threshold():
     found = max_rate_meeting_sla(synthetic_queue(0.01), SLA(ttft_p99_s=1.0), 31.8, step=1.02)
     assert found.rate_per_s == pytest.approx(95.4, rel=0.021) and found.rate_per_s <= 95.4 + 1e-9
     assert found.evaluations <= 14
+
+
+def test_a_smooth_latency_curve_closes_the_bracket_in_two_probes():
+    """p99 TPOT = 10 ms x (rate / 50)^3 against a 30 ms limit: the threshold is 50 x 3^(1/3) = 72.11/s.
+    From 40/s in steps of 2 the search brackets it with 40 (pass) and 80 (miss). Bisection to 2% would
+    take five more runs (60, 70, 75, 72.5, 71.25); log TPOT is linear in log rate, so the interpolated
+    probe lands on 72.11 (passes) and the next, one tolerance above it (73.5), misses: four runs."""
+    def run(rate):
+        return {"ttft_p99_s": 0.1, "tpot_p99_s": 0.01 * (rate / 50) ** 3, "requests_dropped": 0}
+
+    found = max_rate_meeting_sla(run, SLA(ttft_p99_s=1.0, tpot_p99_s=0.03), 40.0)
+    threshold = 50 * 3 ** (1 / 3)
+    assert threshold / 1.02 <= found.rate_per_s <= threshold * (1 + 1e-9)
+    assert found.evaluations == 4
+
+
+def test_a_queue_that_blows_up_still_converges_like_bisection():
+    """The M/M/1-like TTFT (see synthetic_queue) is convex in log rate, so interpolation undershoots
+    from below; the search then alternates with midpoints and needs no more runs than bisection's
+    (from 10/s in steps of 2: 10, 20, 40, 80, 160 bracket it; bisecting 80-160 to 0.5% takes 8)."""
+    found = max_rate_meeting_sla(synthetic_queue(0.01), SLA(ttft_p99_s=1.0), 10.0, relative_tolerance=0.005)
+    assert found.rate_per_s == pytest.approx(95.4, rel=0.006) and found.rate_per_s <= 95.4 + 1e-9
+    assert found.evaluations <= 5 + 8

@@ -5,8 +5,9 @@ Server/Interactive the highest Poisson rate whose p99 TTFT and p99 TPOT meet the
 How a Server score is found:
   1. Every candidate plan (tp/pp/ep, batch limits sized to its KV cache) runs Offline; its saturated
      request rate orders the candidates and starts the rate search.
-  2. `search.max_rate_meeting_sla` brackets and bisects the Poisson rate of the best candidate; each
-     evaluation covers at least 600 s of arrivals (more when requests live long).
+  2. `search.max_rate_meeting_sla` brackets the Poisson rate of the best candidate and narrows the
+     bracket where the runs' p99 / limit ratios place the threshold; each evaluation covers at least
+     600 s of arrivals (more when requests live long).
   3. A later candidate is first tried at the best rate so far (+ the tolerance); if it misses, it cannot
      win and costs one run. Candidates whose Offline rate is below the best rate so far are skipped.
 

@@ -165,13 +165,15 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
     return Measurement(**values)
 
 
-# The load column each scenario takes: a value on any other scenario's row means the row is not what it says.
-LOAD_COLUMNS = {"rate_per_s": "open", "users": "closed"}
+# The load column each scenario takes: a value on any other scenario's row means the row is not what it says
+# (a Server run's query count follows from its rate and duration; only an Offline count is an input).
+LOAD_COLUMNS = {"rate_per_s": "open", "users": "closed", "queries": "offline"}
 
 
 def _check_workload(where: str, values: dict) -> None:
     """The scenario is known, and its load and lengths are given: an open loop's rate (which bounds its
-    output), a closed loop's users; neither load column on a row of another scenario."""
+    output), a closed loop's users; no load column (those two, Offline's queries) on a row of another
+    scenario."""
     scenario = values["scenario"]
     if scenario not in SCENARIOS:
         raise ConfigError(f"{where}: scenario {scenario!r} is not one of {', '.join(SCENARIOS)}")

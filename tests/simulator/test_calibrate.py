@@ -355,13 +355,14 @@ def test_a_release_the_fit_never_saw_widens_the_interval_by_its_prior():
 
 def test_offline_rows_issue_the_measured_query_count():
     """An Offline row's count (LoadGen: samples/s x run length) enters its spec within a 10% step:
-    294,912 -> exp(round(log 294,912, 1)) = exp(12.6) = 296,558.6 -> 296,559; Server rows keep none. The row's run
-    issues that many queries: twice the queries, twice the output tokens (lengths are sampled, so
-    within a few percent)."""
+    294,912 -> exp(round(log 294,912, 1)) = exp(12.6) = 296,558.6 -> 296,559; a Server row with one is
+    refused (its count follows from rate and duration). The row's run issues that many queries: twice the
+    queries, twice the output tokens (lengths are sampled, so within a few percent)."""
     record = {"model": "llama3.1-8b", "gpu": "h100", "gpus": 1, "scenario": "offline", "source": "test",
               "output_tokens_per_s": 1, "queries": 294_912}
     assert RowSpec.of(measurement_from_record("t", record)).queries == 296_559
-    assert RowSpec.of(measurement_from_record("t", {**record, "scenario": "server"})).queries is None
+    with pytest.raises(ConfigError, match="queries applies to scenario offline only, not server"):
+        measurement_from_record("t", {**record, "scenario": "server"})
     base = RowSpec("llama3.1-8b", "llama3.1-8b", "h100", 1, "offline", "fp8", "tensorrt-llm", queries=3000)
     short, long = (row_model(spec, PRIOR) for spec in (base, replace(base, queries=6000)))
     assert long.tokens / short.tokens == pytest.approx(2.0, rel=0.03)

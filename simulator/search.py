@@ -123,15 +123,15 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
 
 def _limit_ratio(summary: dict, sla: SLA) -> float | None:
     """How close a run came to its binding limit: the larger of p99 TTFT / limit and p99 TPOT / limit
-    (above 1 misses); None when that cannot say (requests dropped, a p99 missing). A run stopped early
-    by a latency limit reports its unfinished requests as dropped: its ratio is that of the ones it
-    finished."""
+    (above 1 misses), of the p99s the run has; None when that cannot say (requests dropped, no p99). A
+    run stopped early by a latency limit reports its unfinished requests as dropped: its ratio is that
+    of the ones it finished."""
     if summary.get("requests_dropped", 0) and summary.get("stopped_early_by") not in ("ttft", "tpot"):
         return None
-    ratios = [summary.get(key, math.nan) / limit for key, limit in (("ttft_p99_s", sla.ttft_p99_s),
-                                                                     ("tpot_p99_s", sla.tpot_p99_s)) if limit]
-    worst = max(ratios, default=math.nan)
-    return worst if math.isfinite(worst) and worst > 0 else None
+    ratios = [summary[key] / limit for key, limit in (("ttft_p99_s", sla.ttft_p99_s), ("tpot_p99_s", sla.tpot_p99_s))
+              if limit and summary.get(key) is not None and math.isfinite(summary[key])]
+    worst = max(ratios, default=0.0)
+    return worst if worst > 0 else None
 
 
 def _interpolated(good: float, good_ratio, bad: float, bad_ratio, tolerance: float) -> float | None:

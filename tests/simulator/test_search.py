@@ -4,7 +4,7 @@ import pytest
 
 from simulator.errors import InfeasibleError
 from simulator.metrics import SLA
-from simulator.search import fewest_units_reaching, max_rate_meeting_sla
+from simulator.search import _limit_ratio, fewest_units_reaching, max_rate_meeting_sla
 
 
 def synthetic_queue(service_s: float):
@@ -108,3 +108,15 @@ def test_a_queue_that_blows_up_still_converges_like_bisection():
     found = max_rate_meeting_sla(synthetic_queue(0.01), SLA(ttft_p99_s=1.0), 10.0, relative_tolerance=0.005)
     assert found.rate_per_s == pytest.approx(95.4, rel=0.006) and found.rate_per_s <= 95.4 + 1e-9
     assert found.evaluations <= 5 + 8
+
+
+def test_limit_ratio_reads_the_p99s_a_run_has():
+    """The binding ratio is the larger p99 / limit; a p99 a run could not measure (nan: one-token outputs
+    have no TPOT) is left out whichever limit it is, and a run that dropped requests cannot say."""
+    sla = SLA(ttft_p99_s=2.0, tpot_p99_s=0.1)
+    assert _limit_ratio({"ttft_p99_s": 1.0, "tpot_p99_s": 0.08}, sla) == pytest.approx(0.8)
+    assert _limit_ratio({"ttft_p99_s": math.nan, "tpot_p99_s": 0.08}, sla) == pytest.approx(0.8)
+    assert _limit_ratio({"ttft_p99_s": 1.0, "tpot_p99_s": math.nan}, sla) == pytest.approx(0.5)
+    assert _limit_ratio({"ttft_p99_s": 1.0, "tpot_p99_s": 0.08, "requests_dropped": 3}, sla) is None
+    stopped = {"ttft_p99_s": 3.0, "tpot_p99_s": 0.05, "requests_dropped": 40, "stopped_early_by": "ttft"}
+    assert _limit_ratio(stopped, sla) == pytest.approx(1.5)

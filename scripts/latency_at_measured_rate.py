@@ -32,11 +32,12 @@ MEASUREMENTS = sorted((ROOT / "simulator" / "catalog" / "measurements").glob("ml
 
 
 def systems(rows, words):
-    """One row per system, model, scenario and stack (its first), with measured p99s, on its own dataset."""
+    """One row per system, model, scenario and stack (its first), with measured p99s and tokens per sample
+    (its rate is tokens/s over them), on its own dataset."""
     seen = {}
     for row in rows:
         label = f"{row.model} {row.gpu} x{row.gpus} {row.scenario} {row.stack}"
-        if (row.scenario in ("server", "interactive") and row.tpot_p99_s and row.ttft_p99_s
+        if (row.scenario in ("server", "interactive") and row.tpot_p99_s and row.ttft_p99_s and row.output_tokens
                 and row.benchmark == row.model and all(w in label.split() for w in words)):
             seen.setdefault(label, row)
     return seen

@@ -5,7 +5,11 @@ Specs come from `simulator/catalog/gpus.toml` plus user files; efficiency profil
 """
 from __future__ import annotations
 
+import copy
+import functools
+import os
 from dataclasses import dataclass, field, fields, replace
+from importlib import resources
 
 from simulator.catalog_io import merged_catalog, read_toml, packaged_toml
 from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
@@ -246,9 +250,24 @@ def efficiency_from_table(where: str, table: dict, base: Efficiency) -> Efficien
 
 def load_profile(path=None) -> dict:
     """The efficiency profile: `[default]`, then factors per `[vendor.X]`, `[family.X]`, `[gpu.X]` and
-    `[stack.X]`, and the calibration's `[fit]` (see `efficiency_for`)."""
+    `[stack.X]`, and the calibration's `[fit]` (see `efficiency_for`). Each version of a file (its
+    modification time and size) is parsed and checked once: reading it took 2 ms of a `serving_config`'s
+    5, which sweeps and calibration build thousands of times. The caller gets its own copy."""
+    try:
+        status = os.stat(path or resources.files("simulator.catalog") / "profile.toml")
+        version = (status.st_mtime_ns, status.st_size)
+    except (OSError, TypeError):      # no such file (read_toml says so), or a zipped package's (never changes)
+        if path:
+            return _checked_profile.__wrapped__(str(path), None)
+        version = None
+    return copy.deepcopy(_checked_profile(str(path) if path else None, version))
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_profile(path: str | None, version) -> dict:
+    """A profile file parsed and checked (`version` only keys the cache)."""
     data = read_toml(path) if path else packaged_toml("simulator.catalog", "profile.toml")
-    _check_profile(str(path or "profile.toml"), data)
+    _check_profile(path or "profile.toml", data)
     return data
 
 

@@ -1,7 +1,7 @@
 import pytest
 
 from simulator.errors import ConfigError
-from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_gpus
+from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_gpus, load_profile
 
 REQUIRED = ("h100", "h200", "b200", "b300", "gb200", "mi300x", "mi325x", "mi350x", "mi355x")
 
@@ -121,3 +121,18 @@ def test_base_family_defaults_to_the_chip_family_and_takes_its_own_profile_secti
     assert efficiency_for(b300, profile).memory_efficiency == pytest.approx(0.4)
     assert efficiency_for(b200, profile).memory_efficiency == pytest.approx(0.4)
     assert efficiency_for(h100, profile).memory_efficiency == pytest.approx(0.8)
+
+
+def test_a_profile_file_is_read_again_once_it_changes(tmp_path):
+    """load_profile parses each version of a file once; a rewritten file (another size) is read anew, and
+    a caller that edits its copy does not change what the next caller gets."""
+    path = tmp_path / "p.toml"
+    path.write_text("[default]\ncompute_efficiency = 0.5\n")
+    first = load_profile(path)
+    first["default"]["compute_efficiency"] = 0.01
+    assert load_profile(path)["default"]["compute_efficiency"] == 0.5
+    path.write_text("[default]\ncompute_efficiency = 0.625\n")
+    assert load_profile(path)["default"]["compute_efficiency"] == 0.625
+    path.unlink()
+    with pytest.raises(ConfigError, match="p.toml"):
+        load_profile(path)

@@ -248,13 +248,16 @@ def efficiency_from_table(where: str, table: dict, base: Efficiency) -> Efficien
         raise ConfigError(f"{where}: {exc}") from None
 
 
+SHIPPED_PROFILE = ("simulator.catalog", "profile.toml")      # (package, file name)
+
+
 def load_profile(path=None) -> dict:
     """The efficiency profile: `[default]`, then factors per `[vendor.X]`, `[family.X]`, `[gpu.X]` and
     `[stack.X]`, and the calibration's `[fit]` (see `efficiency_for`). Each version of a file (its
     modification time and size) is parsed and checked once: reading it took 2 ms of a `serving_config`'s
     5, which sweeps and calibration build thousands of times. The caller gets its own copy."""
     try:
-        status = os.stat(path or resources.files("simulator.catalog") / "profile.toml")
+        status = os.stat(path or resources.files(SHIPPED_PROFILE[0]) / SHIPPED_PROFILE[1])
         version = (status.st_mtime_ns, status.st_size)
     except (OSError, TypeError):      # no such file (read_toml says so), or a zipped package's (never changes)
         if path:
@@ -266,7 +269,7 @@ def load_profile(path=None) -> dict:
 @functools.lru_cache(maxsize=8)
 def _checked_profile(path: str | None, version) -> dict:
     """A profile file parsed and checked (`version` only keys the cache)."""
-    data = read_toml(path) if path else packaged_toml("simulator.catalog", "profile.toml")
+    data = read_toml(path) if path else packaged_toml(*SHIPPED_PROFILE)
     _check_profile(path or "profile.toml", data)
     return data
 

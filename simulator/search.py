@@ -57,11 +57,10 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
     what missed (an unloaded system's TTFT or TPOT already over the limit); that run follows the first
     miss (the first two when `step` is small).
     """
-    history, summaries = [], {}
+    history = []
 
     def evaluate(rate):
         summary = run(rate)
-        summaries[rate] = summary
         ok = meets_sla(summary, sla)
         history.append((rate, ok, summary.get("ttft_p99_s"), summary.get("tpot_p99_s"),
                         summary.get("stopped_early_by")))
@@ -69,7 +68,7 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
 
     rate = initial_rate_per_s
     ok, summary = evaluate(rate)
-    good = good_summary = bad = None
+    good = good_summary = bad = bad_summary = None
     if ok:
         good, good_summary = rate, summary
         factor = step
@@ -81,11 +80,11 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
                 good, good_summary = rate, summary
                 factor = _widened(factor, step)
             else:
-                bad = rate
+                bad, bad_summary = rate, summary
         if bad is None:
             return RateSearch(good, good_summary, len(history), tuple(history))
     else:
-        bad = rate
+        bad, bad_summary = rate, summary
         floor = initial_rate_per_s / 1000
         factor = step
         while good is None:
@@ -103,9 +102,8 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
             if ok:
                 good, good_summary = rate, summary
             else:
-                bad = rate
+                bad, bad_summary = rate, summary
                 factor = _widened(factor, step)
-    bad_summary = summaries[bad]
     halved = True           # whether the last probe at least halved the bracket (else the next bisects)
     while bad - good > relative_tolerance * good and len(history) < max_evaluations:
         width = bad - good

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -226,11 +227,65 @@ def output_options(func=None, *, out_help: str = "Write the result here: .json."
     ], func)
 
 
-# ---- run files ----------------------------------------------------------------------------------------
+# ---- fields to flags ----------------------------------------------------------------------------------
+# The core names a field in its messages as the Python API spells it, in backticks ("`gpus`: 0 is out of
+# range [1, 100000]"); this CLI names it by its flag ("--gpus: ..."). An option's name is its field, so the
+# commands' options give the map; FIELD_FLAGS adds what they cannot tell.
+FIELD_FLAGS = {"engine": "--emit",   # simulator.launch's `engine`
+               "kind": "--kind"}     # plot_rows(kind=); import-runs' kind (--format) is named here, not in the core
+FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
+
 
 def _long_flag(param: click.Parameter) -> str:
-    return next((o for o in param.opts if o.startswith("--")), param.opts[0]) if param.opts else param.name
+    """An option's longest --flag (its first name when it has none; an argument's name)."""
+    flags = [o for o in param.opts if o.startswith("--")]
+    return max(flags, key=len) if flags else param.opts[0] if param.opts else param.name
 
+
+def _commands(group: click.Group):
+    for command in group.commands.values():
+        yield command
+        if isinstance(command, click.Group):
+            yield from _commands(command)
+
+
+def derived_flags() -> tuple[dict, set]:
+    """Field -> --flag from every command's options, and the fields that name different flags in
+    different commands (each must be settled in FIELD_FLAGS)."""
+    flags, clashes = {}, set()
+    for command in (cli, *_commands(cli)):
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name:
+                if flags.setdefault(param.name, _long_flag(param)) != _long_flag(param):
+                    clashes.add(param.name)
+    return flags, clashes
+
+
+@functools.cache
+def field_flags() -> dict:
+    flags, clashes = derived_flags()
+    return {**{name: flag for name, flag in flags.items() if name not in clashes}, **FIELD_FLAGS}
+
+
+def flag_message(text: str) -> str:
+    """A core message as the CLI says it: each backticked field becomes its flag ("`gpus`: 0 is out of
+    range" -> "--gpus: 0 is out of range"), a field no option sets loses its backticks; nothing else changes."""
+    flags = field_flags()
+    return FIELD.sub(lambda match: flags.get(match[1], match[1]), text)
+
+
+def flag_values(value):
+    """`flag_message` on every text of a result document (dicts and lists walked, other values kept)."""
+    if isinstance(value, str):
+        return flag_message(value)
+    if isinstance(value, dict):
+        return {key: flag_values(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(flag_values(item) for item in value)
+    return value
+
+
+# ---- run files ----------------------------------------------------------------------------------------
 
 def run_file(func):
     """Give a command run files: `--config FILE` (a run file, or a JSON result, read for the options not
@@ -270,9 +325,9 @@ def run_file(func):
         except ConfigError as exc:
             # a value that came from the file is named as the file says it, not by the flag it replaces
             message = str(exc)
-            flag = message.partition(":")[0].split(" ", 1)[0]
-            if flag in from_file and ":" in message:
-                raise exc.__class__(from_file[flag] + message[len(flag):]) from None
+            named = message.partition(":")[0].split(" ", 1)[0]
+            if named.strip("`") in from_file and ":" in message:
+                raise exc.__class__(from_file[named.strip("`")] + message[len(named):]) from None
             raise
 
     wrapper = click.option("--print-config", "print_config", is_flag=False, flag_value="-", default=None,
@@ -299,7 +354,9 @@ def write_run_file(document: dict, where: str) -> None:
 
 
 def stamp(document: dict) -> dict:
-    """A result document with the run it came from: "config" (run-file form) and "infersim_version"."""
+    """A result document as the CLI writes it: its texts name flags (`flag_values`), and it carries the
+    run it came from: "config" (run-file form) and "infersim_version"."""
+    document = flag_values(document)
     ctx = click.get_current_context(silent=True)
     config = ctx.meta.get(RUN_KEY) if ctx is not None else None
     if config is None:
@@ -322,7 +379,7 @@ def claim_output(out: str | None, flag: str = "--out", suffixes: tuple = ()) -> 
 
 def warn(warnings) -> None:
     for text in warnings or ():
-        click.echo(f"infersim: warning: {text}", err=True)
+        click.echo(f"infersim: warning: {flag_message(text)}", err=True)
 
 
 def warn_unfitted(result) -> None:
@@ -346,7 +403,7 @@ def emit(document: dict, as_json: bool, target: PendingOutput | None = None, arr
             target.write(per_request_csv(arrays, dropped))
         else:
             target.write(to_json(stamped) + "\n")
-    click.echo(to_json(stamped) if as_json else format_summary(human or document))
+    click.echo(to_json(stamped) if as_json else format_summary(flag_values(human or document)))
     warn(document.get("warnings") if warnings is None else warnings)
 
 
@@ -492,7 +549,7 @@ def size(as_json, out, quiet, compare, **options):
     elif compare:
         click.echo(format_table(rows, SIZE_COLUMNS))
     else:
-        click.echo(format_summary(results[0].to_dict()))
+        click.echo(format_summary(flag_values(results[0].to_dict())))
     for result, launch in zip(results, launches):
         if compare and launch is not None and not as_json:
             click.echo(f"# gpu: {result.gpu}")
@@ -557,7 +614,7 @@ def pareto_command(no_prune, show_all, as_json, out, quiet, sla_ttft_s, sla_tpot
                         **options)
     chosen = {name: result.best(name) for name in names} if emit else {}
     launches = {name: launch_for_options(emit, point.plan, options) for name, point in chosen.items() if point}
-    document = result.to_dict()
+    document = flag_values(result.to_dict())
     if launches:
         document["launch"] = {name: {"point": chosen[name].plan_label, "concurrency": chosen[name].concurrency,
                                      **launch.to_dict()} for name, launch in launches.items()}
@@ -707,7 +764,7 @@ def import_runs(files, kind, out, **options):
     from simulator.measurements import measurements_csv
     rows, note = reader.read(list(files), **{k: v for k, v in options.items() if k in reader.options})
     if note:
-        click.echo(f"infersim: {note}", err=True)
+        click.echo(f"infersim: {flag_message(note)}", err=True)
     text = measurements_csv(rows)
     if target is not None:
         target.write(text)
@@ -729,7 +786,7 @@ def sweep_command(spec, out, jobs, scheduler, resume, quiet):
     from simulator.sweep import load_sweep, progress_bar, run_sweep
     command, points = load_sweep(spec)
     rows = run_sweep(command, points, out, jobs=jobs, scheduler=scheduler, resume=resume,
-                     progress=None if quiet else progress_bar())
+                     progress=None if quiet else progress_bar(), error_text=flag_message)
     failed = [r for r in rows if r["status"] != "ok"]
     if rows and len(failed) == len(rows):
         # nothing was computed: as much bad input as a typo on the command line (rows in --out say why)
@@ -902,12 +959,12 @@ def main(argv=None) -> None:
     except InfeasibleError as exc:
         if debug:
             raise
-        click.echo(f"infersim: cannot run: {exc}", err=True)
+        click.echo(f"infersim: cannot run: {flag_message(str(exc))}", err=True)
         sys.exit(2)
     except ConfigError as exc:
         if debug:
             raise
-        click.echo(f"infersim: error: {exc}", err=True)
+        click.echo(f"infersim: error: {flag_message(str(exc))}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("infersim: interrupted", err=True)

@@ -129,14 +129,14 @@ class FlowNetwork:
     # ---- failures -------------------------------------------------------------------------------
     def fail_link(self, a: str, b: str) -> None:
         if not self.graph.has_edge(a, b):
-            raise ConfigError(f"--fail link:{a}-{b}: no such link in the topology")
+            raise ConfigError(f"`fail` link:{a}-{b}: no such link in the topology")
         self._advance()
         self.graph.remove_edge(a, b)
         self._reroute()
 
     def fail_node(self, node: str) -> None:
         if node not in self.graph:
-            raise ConfigError(f"--fail: no node {node!r} in the topology")
+            raise ConfigError(f"`fail`: no node {node!r} in the topology")
         self._advance()
         self.graph.remove_node(node)
         self._reroute()

@@ -52,7 +52,7 @@ def place(graph: nx.Graph, tp: int, pp: int = 1, attention_dp: int = 1, replicas
     available = gpus_of(graph)
     if gpus is not None:
         if gpus > len(available):
-            raise ConfigError(f"--gpus: {gpus} GPUs requested but the topology has {len(available)}")
+            raise ConfigError(f"`gpus`: {gpus} GPUs requested but the topology has {len(available)}")
         available = available[:gpus]
     per_server = int(graph.graph.get("gpus_per_server", len(available)))
     by_server: dict[int, list[str]] = {}
@@ -66,7 +66,7 @@ def place(graph: nx.Graph, tp: int, pp: int = 1, attention_dp: int = 1, replicas
                 groups.append(tuple(members[start:start + tp]))
     else:
         if tp % per_server:
-            raise ConfigError(f"--tp: {tp} spans servers of {per_server} GPUs; use a multiple of {per_server}")
+            raise ConfigError(f"`tp`: {tp} spans servers of {per_server} GPUs; use a multiple of {per_server}")
         whole = [by_server[s] for s in sorted(by_server) if len(by_server[s]) == per_server]
         span = tp // per_server
         for start in range(0, len(whole) - span + 1, span):

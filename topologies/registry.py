@@ -86,7 +86,7 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
             return _explicit_graph(where, data)
         entry = data
     else:
-        raise ConfigError(f"--topology: unknown topology {name_or_path!r}; known: {', '.join(catalog)} or a TOML path")
+        raise ConfigError(f"`topology`: unknown topology {name_or_path!r}; known: {', '.join(catalog)} or a TOML path")
     builder_name = entry.pop("builder", "cluster")
     entry.pop("description", None)
     if builder_name not in BUILDERS:
@@ -94,13 +94,13 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
     builder = BUILDERS[builder_name]
     allowed = tuple(p for p in inspect.signature(builder).parameters if p not in ("graph", "name"))
     reject_unknown_keys(where, entry, allowed)
-    reject_unknown_keys("--set topology", overrides, allowed)
+    reject_unknown_keys("`set_values` topology", overrides, allowed)
     params = {}
     if builder is cluster and gpu is not None:
         params.update(gpu_defaults(gpu, gpus or gpu.gpus_per_server))
     params.update(entry)
     params.update(overrides)
-    # Counts must be whole numbers (a --set value arrives as a float): 4.0 -> 4, 2.5 -> an error. They are
+    # Counts must be whole numbers (a `set_values` value arrives as a float): 4.0 -> 4, 2.5 -> an error. They are
     # checked here, before the server count is derived from them (a string or a zero would otherwise
     # fail inside that arithmetic instead of naming the field).
     signature = inspect.signature(builder).parameters

@@ -101,5 +101,5 @@ class ClosedLoop:
 
 
 def rate_driven() -> list[str]:
-    """Processes `--arrival` offers: open loop, driven by a request rate."""
+    """Processes `arrival` offers: open loop, driven by a request rate."""
     return [name for name, cls in ARRIVALS.items() if "rate_per_s" in cls.parameters]

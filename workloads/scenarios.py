@@ -19,7 +19,7 @@ from workloads.arrivals import Offline, Poisson
 from workloads.lengths import Rescaled, lengths_from_dict, parse_length_flag
 from workloads.requests import Requests
 
-# the most queries an Offline run issues (`--queries`, or the count sized for 600 s); a measured row's
+# the most queries an Offline run issues (`queries`, or the count sized for 600 s); a measured row's
 # query count is held to the same (simulator.measurements)
 MAX_QUERIES = 50_000_000
 
@@ -102,18 +102,18 @@ def list_scenarios() -> list[Scenario]:
 def get_scenario(model: str, kind: str) -> Scenario:
     catalog = _catalog()
     if model not in catalog:
-        raise ConfigError(f"--model: no MLPerf scenario for {model!r}; known: {', '.join(sorted(catalog))}")
+        raise ConfigError(f"`model`: no MLPerf scenario for {model!r}; known: {', '.join(sorted(catalog))}")
     table = catalog[model]
     where = f"scenarios.toml: [{model}]"
     reject_unknown_keys(where, table, ("dataset", "samples", "source", "server", "interactive", "input", "output",
                                        "generated_output_mean"))
     kind = kind.lower()
     if kind not in KINDS:
-        raise ConfigError(f"--scenario: {kind!r} is not one of {', '.join(KINDS)}")
+        raise ConfigError(f"`scenario`: {kind!r} is not one of {', '.join(KINDS)}")
     limits = {}
     if kind != "offline":
         if kind not in table:
-            raise ConfigError(f"--scenario: {model} has no {kind} scenario; it has offline"
+            raise ConfigError(f"`scenario`: {model} has no {kind} scenario; it has offline"
                               + "".join(f", {k}" for k in ("server", "interactive") if k in table))
         limits = table[kind]
         reject_unknown_keys(f"{where}.{kind}", limits, ("ttft_p99_s", "tpot_p99_s"))
@@ -135,39 +135,39 @@ CUSTOM_SAMPLES = 24_576     # queries a workload of given lengths draws from (as
 def scenario_for(model: str, kind: str, input_tokens=None, output_tokens=None, ttft_limit_s=None,
                  tpot_limit_s=None) -> Scenario:
     """The scenario a run is held to: `model`'s MLPerf scenario `kind`, with the lengths given (length
-    forms as --input-tokens takes them) replacing its dataset's and the p99 limits given replacing its
+    forms as `input_tokens` takes them) replacing its dataset's and the p99 limits given replacing its
     own. A model with no MLPerf scenario needs both lengths, and Server/Interactive need both limits."""
     kind = str(kind).lower()
     if kind not in KINDS:
-        raise ConfigError(f"--scenario: {kind!r} is not one of {', '.join(KINDS)}")
-    given = {"--input-tokens": input_tokens, "--output-tokens": output_tokens}
-    lengths = {flag: parse_length_flag(flag, value) for flag, value in given.items() if value is not None}
+        raise ConfigError(f"`scenario`: {kind!r} is not one of {', '.join(KINDS)}")
+    given = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    lengths = {name: parse_length_flag(f"`{name}`", value) for name, value in given.items() if value is not None}
     if model in _catalog():
         base = get_scenario(model, "offline" if kind != "offline" and kind not in _catalog()[model] else kind)
         base = replace(base, kind=kind)
     else:
         if len(lengths) < 2:
-            missing = " and ".join(flag for flag in given if flag not in lengths)
+            missing = " and ".join(f"`{name}`" for name in given if name not in lengths)
             raise ConfigError(f"{missing}: {model} has no MLPerf scenario (known: {', '.join(sorted(_catalog()))}); "
                               f"give the workload's prompt and output lengths")
-        base = Scenario(model=model, kind=kind, input_lengths=lengths["--input-tokens"],
-                        output_lengths=lengths["--output-tokens"], samples=CUSTOM_SAMPLES, dataset="given lengths",
+        base = Scenario(model=model, kind=kind, input_lengths=lengths["input_tokens"],
+                        output_lengths=lengths["output_tokens"], samples=CUSTOM_SAMPLES, dataset="given lengths",
                         source="command line")
     if lengths:
-        base = replace(base, input_lengths=lengths.get("--input-tokens", base.input_lengths),
-                       output_lengths=lengths.get("--output-tokens", base.output_lengths), generated_output_mean=None,
+        base = replace(base, input_lengths=lengths.get("input_tokens", base.input_lengths),
+                       output_lengths=lengths.get("output_tokens", base.output_lengths), generated_output_mean=None,
                        samples=CUSTOM_SAMPLES, dataset=f"{base.dataset} with given lengths"
                        if base.dataset != "given lengths" else base.dataset)
     limits = {"ttft_p99_s": ttft_limit_s, "tpot_p99_s": tpot_limit_s}
-    for key, flag in (("ttft_p99_s", "--sla-ttft"), ("tpot_p99_s", "--sla-tpot")):
+    for key, name in (("ttft_p99_s", "`sla_ttft_s`"), ("tpot_p99_s", "`sla_tpot_s`")):
         if limits[key] is not None:
-            check_limit(flag, limits[key])
+            check_limit(name, limits[key])
     if kind == "offline":
         return replace(base, ttft_p99_s=None, tpot_p99_s=None)
     base = replace(base, **{k: v for k, v in limits.items() if v is not None})
     if base.ttft_p99_s is None or base.tpot_p99_s is None:
-        raise ConfigError(f"--scenario: {model} has no {kind} scenario in MLPerf; give the p99 limits its "
-                          f"{kind} runs must meet with --sla-ttft and --sla-tpot")
+        raise ConfigError(f"`scenario`: {model} has no {kind} scenario in MLPerf; give the p99 limits its "
+                          f"{kind} runs must meet with `sla_ttft_s` and `sla_tpot_s`")
     return base
 
 

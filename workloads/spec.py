@@ -158,38 +158,38 @@ class WorkloadSpec:
     def from_flags(cls, *, rate=None, arrival="poisson", cv=1.0, duration_s=None, requests=None, offline=False,
                    users=None, think_time_s=0.0, input_tokens="1024", output_tokens="256",
                    input_lengths=None, output_lengths=None) -> "WorkloadSpec":
-        """CLI flags to a spec; `input_lengths`/`output_lengths` (distribution objects) win over the text.
-        A flag the chosen workload would ignore is an error, not a silent default."""
+        """Keyword options (the CLI's flags) to a spec; `input_lengths`/`output_lengths` (distribution objects)
+        win over the text. An option the chosen workload would ignore is an error, not a silent default."""
         modes = sum(x for x in (rate is not None, bool(offline), users is not None))
         if modes > 1:
-            raise ConfigError("workload: give one of --rate, --offline or --users")
+            raise ConfigError("workload: give one of `rate`, `offline` or `users`")
         if rate is not None and requests is not None and duration_s is not None:
-            raise ConfigError("--duration: give --requests or --duration with --rate, not both")
+            raise ConfigError("`duration_s`: give `requests` or `duration_s` with `rate`, not both")
         if duration_s is not None and rate is None:
-            raise ConfigError("--duration: only with --rate (open loop); --offline and --users take --requests")
+            raise ConfigError("`duration_s`: only with `rate` (open loop); `offline` and `users` take `requests`")
         if think_time_s and users is None:
-            raise ConfigError("--think-time: only with --users (a closed loop)")
+            raise ConfigError("`think_time_s`: only with `users` (a closed loop)")
         if arrival != "poisson" and rate is None:
-            raise ConfigError(f"--arrival: {arrival} arrivals need --rate")
+            raise ConfigError(f"`arrival`: {arrival} arrivals need `rate`")
         with_cv = [name for name in rate_driven() if "cv" in ARRIVALS[name].parameters]
         if cv != 1.0 and arrival not in with_cv:
-            raise ConfigError(f"--cv: only with --arrival {' or '.join(with_cv)}")
+            raise ConfigError(f"`cv`: only with `arrival` {' or '.join(with_cv)}")
         if modes == 0:
-            raise ConfigError("workload: give --rate R (open loop), --offline or --users N (closed loop)")
+            raise ConfigError("workload: give `rate` R (open loop), `offline` or `users` N (closed loop)")
         if offline:
             process = Offline()
         elif users is not None:
             process = ClosedLoop(users=users, think_time_s=think_time_s)
         else:
-            require_choice("--arrival", arrival, rate_driven())
-            require_number("--rate", rate, low=0, low_inclusive=False, high=1e9)
+            require_choice("`arrival`", arrival, rate_driven())
+            require_number("`rate`", rate, low=0, low_inclusive=False, high=1e9)
             kind = ARRIVALS[arrival]
             process = kind(rate_per_s=rate, **({"cv": cv} if "cv" in kind.parameters else {}))
         if (offline or users is not None) and requests is None:
-            raise ConfigError("--requests: needed with --offline or --users")
+            raise ConfigError("`requests`: needed with `offline` or `users`")
         if rate is not None and requests is None and duration_s is None:
-            raise ConfigError("--duration: needed with --rate (or give --requests)")
+            raise ConfigError("`duration_s`: needed with `rate` (or give `requests`)")
         return cls(arrival=process,
-                   input_lengths=input_lengths or parse_length_flag("--input-tokens", input_tokens),
-                   output_lengths=output_lengths or parse_length_flag("--output-tokens", output_tokens),
+                   input_lengths=input_lengths or parse_length_flag("`input_tokens`", input_tokens),
+                   output_lengths=output_lengths or parse_length_flag("`output_tokens`", output_tokens),
                    requests=requests, duration_s=duration_s if requests is None else None)

@@ -7,7 +7,7 @@
 Each engine is one small emitter class (`simulator/launch/<engine>.py`, registered in `EMITTERS`) and one
 table in `simulator/catalog/engine_args.toml` listing the argument names it may use, the version they
 follow and where they were read. A plan an engine cannot express (a format it does not run, a parallel
-layout it has no arguments for) is refused with one line naming --emit, never emitted approximately.
+layout it has no arguments for) is refused with one line naming the engine, never emitted approximately.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def launch_for_plan(engine: str, plan: dict, model, gpu, memory_utilization: flo
     """Launch commands of `engine` for `plan` (a result's plan section) of `model` (ModelSpec) on `gpu`
     (GPUSpec). Pure: the same plan gives the same commands. Raises ConfigError when the engine cannot
     express the plan."""
-    args = engine_args(EMITTERS.get_class(engine, "--emit").name)
+    args = engine_args(EMITTERS.get_class(engine, "`engine`").name)
     deployment = Deployment.from_plan(plan, model, gpu, memory_utilization)
     commands, notes = EMITTERS[engine]().commands(deployment, args)
     for command in commands:
@@ -52,9 +52,9 @@ def check_engine_runs(engine: str, gpu, precision) -> None:
     (a Precision, or text such as "fp8" or "auto" for the GPU's default) whatever plan is chosen."""
     from simulator.models import Precision
     from simulator.scenario_runs import default_precision
-    args = engine_args(EMITTERS.get_class(engine, "--emit").name)
+    args = engine_args(EMITTERS.get_class(engine, "`engine`").name)
     if gpu.vendor not in args.vendors:
-        raise ConfigError(f"--emit {engine}: {args.display_name} runs on {', '.join(args.vendors)} GPUs, "
+        raise ConfigError(f"`engine` {engine}: {args.display_name} runs on {', '.join(args.vendors)} GPUs, "
                           f"not {gpu.vendor} ({gpu.name})")
     if isinstance(precision, str):
         precision = Precision.parse(default_precision(gpu) if precision == "auto" else precision)
@@ -62,7 +62,7 @@ def check_engine_runs(engine: str, gpu, precision) -> None:
 
 
 def check_for_options(engine: str | None, options: dict, gpus=None) -> None:
-    """`check_engine_runs` for a command's options (its --gpu, or each of `gpus`, and --precision),
+    """`check_engine_runs` for a command's options (its `gpu`, or each of `gpus`, and `precision`),
     so a plan the engine cannot run is refused before the search, not after it. No-op without an engine."""
     if not engine:
         return

@@ -57,13 +57,13 @@ class EngineArgs:
 
     def precision_row(self, weights: str, activations: str, vendor: str) -> PrecisionRow:
         """The catalogued way this engine runs a weights/activations format on `vendor`, or a one-line
-        refusal naming --emit and the formats it does run."""
+        refusal naming `engine` and the formats it does run."""
         for row in self.precisions:
             if row.matches(weights, activations, vendor):
                 return row
         runs = ", ".join(row.label() for row in self.precisions)
-        raise ConfigError(f"--emit {self.name}: {self.title} has no documented way to run weights/activations "
-                          f"{weights}/{activations} on {vendor} GPUs (it runs {runs}); choose another --precision")
+        raise ConfigError(f"`engine` {self.name}: {self.title} has no documented way to run weights/activations "
+                          f"{weights}/{activations} on {vendor} GPUs (it runs {runs}); choose another `precision`")
 
     def undocumented(self, command) -> list[str]:
         """Names in an emitted command (flags after the program, keys of JSON values, keys of its files)
@@ -115,5 +115,5 @@ def engine_args(name: str) -> EngineArgs:
     """The packaged catalog entry of engine `name`."""
     tables = packaged_toml("simulator.catalog", "engine_args.toml")
     if name not in tables:
-        raise ConfigError(f"--emit: {name!r} has no table in engine_args.toml (known: {', '.join(tables)})")
+        raise ConfigError(f"`engine`: {name!r} has no table in engine_args.toml (known: {', '.join(tables)})")
     return _engine_from_table(name, tables[name])

@@ -48,10 +48,10 @@ class Deployment:
         """From a result's `plan` section (`Plan.describe()` plus the run's fields), a ModelSpec and a GPUSpec."""
         missing = [key for key in PLAN_KEYS if key not in plan]
         if missing:
-            raise ConfigError(f"--emit: the plan has no {missing[0]!r} (a result's plan section carries "
+            raise ConfigError(f"`engine`: the plan has no {missing[0]!r} (a result's plan section carries "
                               f"{', '.join(PLAN_KEYS)})")
         if not model.hf_repo:
-            raise ConfigError(f"--emit: model {model.name} has no hf_repo in the model catalog to name in a command")
+            raise ConfigError(f"`engine`: model {model.name} has no hf_repo in the model catalog to name in a command")
         prefill_gpus = plan.get("prefill_gpus", 0) if plan["batching"] == "disaggregated" else 0
         return cls(model_ref=model.hf_repo, checkpoint_dtype=model.checkpoint_dtype, is_moe=model.is_moe, vendor=gpu.vendor,
                    gpus_per_node=min(gpu.gpus_per_server, NODE_GPUS_MAX), tp=plan["tp"], pp=plan["pp"],
@@ -178,7 +178,7 @@ class EngineEmitter:
         raise NotImplementedError  # pragma: no cover - interface
 
     def refuse(self, args: EngineArgs, why: str) -> ConfigError:
-        return ConfigError(f"--emit {args.name}: {why}")
+        return ConfigError(f"`engine` {args.name}: {why}")
 
     def check_shared(self, d: Deployment, args: EngineArgs) -> PrecisionRow:
         """Refusals common to every engine; returns the precision row the plan runs with."""

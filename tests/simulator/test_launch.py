@@ -90,7 +90,7 @@ def gpus_in_command(engine, argv) -> int:
 @pytest.mark.parametrize("name, plan, model, gpu, refused", CASES, ids=[c[0] for c in CASES])
 def test_every_emitted_name_is_documented(engine, name, plan, model, gpu, refused):
     if engine in refused:
-        with pytest.raises(ConfigError, match=f"^--emit {engine}: "):
+        with pytest.raises(ConfigError, match=f"^`engine` {engine}: "):
             emit(engine, plan, model, gpu)
         return
     launch = emit(engine, plan, model, gpu)
@@ -167,24 +167,24 @@ def test_published_checkpoint_format_needs_no_quantization_flag():
 @pytest.mark.parametrize("engine", ENGINES)
 def test_fp6_is_refused_naming_emit(engine):
     plan = plan_section(Plan(tp=1), gpu="b200", precision=("fp6", "fp6", "fp8"))
-    with pytest.raises(ConfigError, match=f"^--emit {engine}: .*fp6/fp6") as refusal:
+    with pytest.raises(ConfigError, match=f"^`engine` {engine}: .*fp6/fp6") as refusal:
         emit(engine, plan, "llama2-70b", "b200")
     assert "\n" not in str(refusal.value)
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_static_batching_is_refused(engine):
-    with pytest.raises(ConfigError, match=f"^--emit {engine}: static batching"):
+    with pytest.raises(ConfigError, match=f"^`engine` {engine}: static batching"):
         emit(engine, plan_section(Plan(tp=2), gpu="b200", batching="static"), "llama2-70b", "b200")
 
 
 def test_layouts_an_engine_has_no_arguments_for_are_refused():
     mixed = plan_section(Plan(tp=8, ep=2), model="mixtral-8x7b", gpus=8)
-    with pytest.raises(ConfigError, match="^--emit vllm: vLLM sizes expert parallelism"):
+    with pytest.raises(ConfigError, match="^`engine` vllm: vLLM sizes expert parallelism"):
         emit("vllm", mixed, "mixtral-8x7b", "h200")
-    with pytest.raises(ConfigError, match="^--emit sglang: "):
+    with pytest.raises(ConfigError, match="^`engine` sglang: "):
         emit("sglang", mixed, "mixtral-8x7b", "h200")
-    with pytest.raises(ConfigError, match="^--emit vllm: a KV block of 4 tokens"):
+    with pytest.raises(ConfigError, match="^`engine` vllm: a KV block of 4 tokens"):
         emit("vllm", plan_section(Plan(tp=2, block_size=4)), "llama2-70b", "h200")
     fp8_checkpoint_as_bf16 = plan_section(Plan(tp=8, ep=8), model="deepseek-r1", precision=("bf16", "bf16", "bf16"))
     with pytest.raises(ConfigError, match="published with fp8 weights"):
@@ -209,7 +209,7 @@ def test_catalog_and_registry_name_the_same_engines():
         args = engine_args(engine)
         assert args.version and args.sources and args.flags and args.precisions
         assert all("github.com" in source or "docs." in source for source in args.sources)
-    with pytest.raises(ConfigError, match="^--emit: 'tgi' is not one of"):
+    with pytest.raises(ConfigError, match="^`engine`: 'tgi' is not one of"):
         launch_for_plan("tgi", plan_section(Plan()), get_model("llama2-70b"), get_gpu("h200"))
 
 

@@ -106,9 +106,9 @@ def test_spec_from_flags_duration_cut():
     requests = WorkloadSpec.from_flags(rate=40, duration_s=120).build(0)
     assert requests.arrival_s.max() < 120
     assert len(requests) == pytest.approx(4800, rel=0.05)
-    with pytest.raises(ConfigError, match="--rate R"):
+    with pytest.raises(ConfigError, match="`rate` R"):
         WorkloadSpec.from_flags()
-    with pytest.raises(ConfigError, match="--rate: -1"):
+    with pytest.raises(ConfigError, match="`rate`: -1"):
         WorkloadSpec.from_flags(rate=-1, duration_s=3)
 
 

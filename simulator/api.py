@@ -74,7 +74,7 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     `oversubscription` (leaf uplinks), `set_values` ("gpu.FIELD=V", "gpu.peak_tflops.fp4=V" or
     "topology.PARAM=V"), `fail` ("gpu:ID@T" or "link:A-B@T", T in simulated seconds).
     """
-    for name, value in (("--sla-ttft", sla_ttft_s), ("--sla-tpot", sla_tpot_s)):
+    for name, value in (("`sla_ttft_s`", sla_ttft_s), ("`sla_tpot_s`", sla_tpot_s)):
         if value is not None:
             require_number(name, value, low=0, low_inclusive=False, high=1e6)
     sla = SLA(sla_ttft_s, sla_tpot_s) if sla_ttft_s is not None or sla_tpot_s is not None else None
@@ -82,20 +82,20 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     gpu_spec = get_gpu(gpu, gpu_catalog) if isinstance(gpu, str) else gpu
     gpu_overrides, topology_overrides = parse_set_values(set_values)
     gpu_spec = apply_gpu_overrides(gpu_spec, gpu_overrides)
-    for flag, key, value in (("--scaleout-gbps", "nic_gbps", scaleout_gbps),
-                             ("--oversubscription", "oversubscription", oversubscription)):
+    for name, key, value in (("`scaleout_gbps`", "nic_gbps", scaleout_gbps),
+                             ("`oversubscription`", "oversubscription", oversubscription)):
         if value is not None:
             if key in topology_overrides:
-                raise ConfigError(f"{flag}: also given as --set topology.{key}; give one")
+                raise ConfigError(f"{name}: also given as `set_values` topology.{key}; give one")
             topology_overrides[key] = value
-    require_number("--gpus", gpus, low=1, high=MAX_GPUS, integer=True)
+    require_number("`gpus`", gpus, low=1, high=MAX_GPUS, integer=True)
     graph = load_topology(topology, gpu_spec, gpus, topology_overrides) if (topology or topology_overrides) else None
     precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision
     profile_data = load_profile(profile)
     efficiency = efficiency_for(gpu_spec, profile_data, stack, profile_path=profile)
     plan = Plan(tp=tp, pp=pp, ep=ep, max_batch_size=max_batch_size, max_tokens_per_step=max_tokens_per_step,
                 block_size=block_size, memory_utilization=memory_utilization)
-    level = DEFAULT_INTERVAL if interval is None else check_interval("--interval", interval)
+    level = DEFAULT_INTERVAL if interval is None else check_interval("`interval`", interval)
     return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
                          kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,
@@ -117,15 +117,17 @@ def parse_set_values(set_values) -> tuple[dict, dict]:
     gpu_overrides, topology_overrides = {}, {}
     for item in set_values or ():
         if "=" not in item:
-            raise ConfigError(f"--set: {item!r} is not KEY=VALUE (e.g. topology.nic_gbps=200, gpu.hbm_tb_per_s=10)")
+            raise ConfigError(f"`set_values`: {item!r} is not KEY=VALUE (e.g. topology.nic_gbps=200, "
+                              f"gpu.hbm_tb_per_s=10)")
         key, value = (part.strip() for part in item.split("=", 1))
         scope, _, name = key.partition(".")
         if scope == "gpu" and name:
             gpu_overrides[name] = value
         elif scope == "topology" and name:
-            topology_overrides[name] = value if name in ("fabric", "server_kind") else _number(f"--set {key}", value)
+            topology_overrides[name] = (value if name in ("fabric", "server_kind")
+                                        else _number(f"`set_values` {key}", value))
         else:
-            raise ConfigError(f"--set: {key!r} must start with gpu. or topology.")
+            raise ConfigError(f"`set_values`: {key!r} must start with gpu. or topology.")
     return gpu_overrides, topology_overrides
 
 
@@ -139,20 +141,20 @@ def apply_gpu_overrides(gpu, overrides: dict):
     peaks = dict(gpu.peak_tflops)
     for key, value in overrides.items():
         if key.startswith("peak_tflops."):
-            peaks[key.split(".", 1)[1]] = _number(f"--set gpu.{key}", value)
+            peaks[key.split(".", 1)[1]] = _number(f"`set_values` gpu.{key}", value)
             changes["peak_tflops"] = peaks
         elif key not in names or key in ("peak_tflops", "usd_per_gpu_hour"):
             allowed = sorted(names - {"peak_tflops", "usd_per_gpu_hour"}) + ["peak_tflops.DTYPE"]
-            raise ConfigError(f"--set gpu.{key}: unknown GPU field; allowed: {', '.join(allowed)}")
+            raise ConfigError(f"`set_values` gpu.{key}: unknown GPU field; allowed: {', '.join(allowed)}")
         elif key in ("display_name", "vendor", "family", "scaleup", "source"):
             changes[key] = value
         else:
-            number = _number(f"--set gpu.{key}", value)
+            number = _number(f"`set_values` gpu.{key}", value)
             changes[key] = int(number) if key in ("gpus_per_server", "scaleup_links") and number == int(number) else number
     try:
         return replace(gpu, **changes)
     except ConfigError as exc:
-        raise ConfigError(f"--set: {exc}") from None
+        raise ConfigError(f"`set_values`: {exc}") from None
 
 
 def parse_failure(text: str) -> tuple:
@@ -160,16 +162,16 @@ def parse_failure(text: str) -> tuple:
     kind, _, rest = str(text).partition(":")
     target, _, when = rest.rpartition("@")
     if kind not in ("gpu", "link") or not target or not when:
-        raise ConfigError(f"--fail: {text!r} is not gpu:ID@T or link:A-B@T")
-    time_s = _number("--fail time", when)
+        raise ConfigError(f"`fail`: {text!r} is not gpu:ID@T or link:A-B@T")
+    time_s = _number("`fail` time", when)
     if kind == "gpu":
         try:
             return ("gpu", int(target), time_s)
         except ValueError:
-            raise ConfigError(f"--fail: GPU id {target!r} must be a whole number") from None
+            raise ConfigError(f"`fail`: GPU id {target!r} must be a whole number") from None
     a, sep, b = target.partition("-")
     if not sep or not a or not b:
-        raise ConfigError(f"--fail: link {target!r} must be A-B (node ids, e.g. nic0-leaf0)")
+        raise ConfigError(f"`fail`: link {target!r} must be A-B (node ids, e.g. nic0-leaf0)")
     return ("link", a, b, time_s)
 
 
@@ -188,16 +190,16 @@ def workload_spec(model_name: str, *, rate=None, arrival="poisson", cv=1.0, dura
                   offline=False, users=None, think_time_s=0.0, input_tokens=None, output_tokens=None,
                   workload=None, trace=None) -> tuple[WorkloadSpec, str]:
     if workload is not None and trace is not None:
-        raise ConfigError("--workload and --trace: give one")
+        raise ConfigError("`workload` and `trace`: give one")
     if workload is not None or trace is not None:
-        # a file describes the whole workload; a flag beside it would be silently ignored
-        given = [flag for flag, value in (("--rate", rate), ("--duration", duration_s), ("--requests", requests),
-                                          ("--users", users), ("--input-tokens", input_tokens),
-                                          ("--output-tokens", output_tokens)) if value is not None]
-        given += [flag for flag, off in (("--offline", not offline), ("--arrival", arrival == "poisson"),
-                                         ("--cv", cv == 1.0), ("--think-time", think_time_s == 0.0)) if not off]
+        # a file describes the whole workload; an option beside it would be silently ignored
+        given = [name for name, value in (("`rate`", rate), ("`duration_s`", duration_s), ("`requests`", requests),
+                                          ("`users`", users), ("`input_tokens`", input_tokens),
+                                          ("`output_tokens`", output_tokens)) if value is not None]
+        given += [name for name, off in (("`offline`", not offline), ("`arrival`", arrival == "poisson"),
+                                         ("`cv`", cv == 1.0), ("`think_time_s`", think_time_s == 0.0)) if not off]
         if given:
-            source = "--workload" if workload is not None else "--trace"
+            source = "`workload`" if workload is not None else "`trace`"
             raise ConfigError(f"{given[0]}: {source} describes the whole workload, so {given[0]} would be "
                               f"ignored; drop one")
     if isinstance(workload, WorkloadSpec):
@@ -211,8 +213,8 @@ def workload_spec(model_name: str, *, rate=None, arrival="poisson", cv=1.0, dura
     spec = WorkloadSpec.from_flags(
         rate=rate, arrival=arrival, cv=cv, duration_s=duration_s, requests=requests, offline=offline, users=users,
         think_time_s=think_time_s,
-        input_lengths=parse_length_flag("--input-tokens", input_tokens) if input_tokens is not None else default_in,
-        output_lengths=parse_length_flag("--output-tokens", output_tokens) if output_tokens is not None else default_out)
+        input_lengths=parse_length_flag("`input_tokens`", input_tokens) if input_tokens is not None else default_in,
+        output_lengths=parse_length_flag("`output_tokens`", output_tokens) if output_tokens is not None else default_out)
     note = lengths_note if input_tokens is None or output_tokens is None else "given"
     return spec, note
 
@@ -226,7 +228,8 @@ def engine_workload(spec: WorkloadSpec, seed: int, stream_metrics: bool | None =
         stream_metrics = open_loop and expected > STREAM_ABOVE_REQUESTS
     if stream_metrics:
         if not open_loop:
-            raise ConfigError("--stream-metrics: needs an open-loop workload (--rate or --offline), not a trace or --users")
+            raise ConfigError("`stream_metrics`: needs an open-loop workload (`rate` or `offline`), not a trace or "
+                              "`users`")
         return ChunkedWorkload(lambda: spec.chunks(seed))
     if spec.closed_loop:
         inputs, outputs = spec.lengths(seed)

@@ -34,7 +34,7 @@ def cost_fields(gpu: GPUSpec, gpus: int, output_tokens_per_s: float,
     elif isinstance(usd_per_gpu_hour, (tuple, list)):
         low, high = usd_per_gpu_hour
     else:
-        low = high = require_number("--usd-per-gpu-hour", usd_per_gpu_hour, low=0, high=1e4)
+        low = high = require_number("`usd_per_gpu_hour`", usd_per_gpu_hour, low=0, high=1e4)
     mid = (low + high) / 2
     fields = {
         "usd_per_gpu_hour": mid,

@@ -14,9 +14,9 @@ class FailureInjector:
         config = cluster.config
         for failure in config.failures:
             if failure[0] == "gpu" and not 0 <= failure[1] < config.gpus:
-                raise ConfigError(f"--fail gpu:{failure[1]}: no such GPU (GPUs are 0..{config.gpus - 1})")
+                raise ConfigError(f"`fail` gpu:{failure[1]}: no such GPU (GPUs are 0..{config.gpus - 1})")
             if failure[0] == "link" and not cluster.graph.has_edge(failure[1], failure[2]):
-                raise ConfigError(f"--fail link:{failure[1]}-{failure[2]}: no such link in the topology")
+                raise ConfigError(f"`fail` link:{failure[1]}-{failure[2]}: no such link in the topology")
             cluster.env.process(self._fail_at(failure))
 
     def _fail_at(self, failure):

@@ -1,7 +1,7 @@
 """What a GPU is (datasheet `GPUSpec`) and how much of it software reaches (`Efficiency`).
 
 Specs come from `simulator/catalog/gpus.toml` plus user files; efficiency profiles from
-`simulator/catalog/profile.toml` (the fit of the shipped measurements) or a `--profile FILE`.
+`simulator/catalog/profile.toml` (the fit of the shipped measurements) or a `profile` file.
 """
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def get_gpu(name: str, user_files=()) -> GPUSpec:
     gpus = load_gpus(user_files)
     key = name.lower()
     if key not in gpus:
-        raise ConfigError(f"--gpu: unknown GPU {name!r}; known: {', '.join(sorted(gpus))}")
+        raise ConfigError(f"`gpu`: unknown GPU {name!r}; known: {', '.join(sorted(gpus))}")
     return gpus[key]
 
 
@@ -346,7 +346,7 @@ def efficiency_for(gpu: GPUSpec, profile: dict | None = None, stack: str | None 
             eff = efficiency_from_table(f"{where}: [stack.{key}]", stacks[key], eff)
         elif stack != reference:
             known = sorted(set(stacks) | set(fit.get("reference_stack", {}).values()))
-            raise ConfigError(f"--stack: {stack!r} is not in the profile for {gpu.vendor} GPUs; known: "
+            raise ConfigError(f"`stack`: {stack!r} is not in the profile for {gpu.vendor} GPUs; known: "
                               f"{', '.join(known) or 'none'}")
     name = (stack or reference or "").split("/")[-1]
     version = fit.get("default_release", {}).get(f"{gpu.vendor}/{name}")

@@ -26,7 +26,7 @@ def check_interval(where: str, level) -> float:
 
 def interval_z(level: float) -> float:
     """Central normal quantile of an interval level: 0.8 -> 1.2816."""
-    return NormalDist().inv_cdf(0.5 + check_interval("--interval", level) / 2)
+    return NormalDist().inv_cdf(0.5 + check_interval("`interval`", level) / 2)
 
 
 def check_log_sigma(where: str, value) -> float:

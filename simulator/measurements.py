@@ -344,7 +344,7 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
     does not say what hardware it ran on: the GPU, count and plan come from the caller. `request_rate`
     "inf" with `max_concurrency` is a closed loop of that many users; a finite rate is open loop.
     Latencies in the file are milliseconds; the row stores seconds."""
-    get_model(model)           # the caller's names first: their errors name --model / --gpu
+    get_model(model)           # the caller's names first: their errors name `model` / `gpu`
     get_gpu(gpu)
     data = _read_json(path)
     completed = _field(path, data, "completed")

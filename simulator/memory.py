@@ -60,7 +60,7 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan
                 f"tp={plan.tp} pp={plan.pp} ep={plan.ep}; {gpu.name} has {gpu.hbm_gb:g} GB "
                 f"({budget / gb:.1f} GB usable at memory_utilization {plan.memory_utilization:g})")
     if kv_room <= 0:
-        raise InfeasibleError(f"does not fit: {describe}; raise --tp/--pp or use narrower weights")
+        raise InfeasibleError(f"does not fit: {describe}; raise `tp`/`pp` or use narrower weights")
     per_token = model.kv_bytes_per_token(precision.kv_cache, plan.tp, plan.pp)
     window = model.kv_bytes_per_sequence_window(precision.kv_cache, plan.tp, plan.pp)
     # A sequence costs per_token x context + window bytes; express capacity in full-layer tokens,

@@ -180,9 +180,9 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
     the_scenario = scenario_for(config.model.name if not isinstance(model_name, str) else model_name, scenario,
                                 input_tokens, output_tokens, options.get("sla_ttft_s"), options.get("sla_tpot_s"))
     if rate is not None:
-        require_number("--rate", rate, low=0, low_inclusive=False, high=1e7)
+        require_number("`rate`", rate, low=0, low_inclusive=False, high=1e7)
         if the_scenario.kind == "offline":
-            raise ConfigError("--rate: Offline queues every query at t=0; give --rate only for server or interactive")
+            raise ConfigError("`rate`: Offline queues every query at t=0; give `rate` only for server or interactive")
     # a search's probes stop once they must miss the limits; a rate the user gives is run to the end
     runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, early_stop=rate is None,
                             progress=progress)

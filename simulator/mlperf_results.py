@@ -325,7 +325,7 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
                 used_model=info["used_model"], system_name=str(entry.get("System", "")))
     report.rows = _drop_resubmissions(report)
     if strict and report.skipped:
-        raise ConfigError(f"--strict: {report.summary_line()}")
+        raise ConfigError(f"`strict`: {report.summary_line()}")
     return report
 
 

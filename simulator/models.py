@@ -47,7 +47,7 @@ class Precision:
         return "fp8" if narrow else "bf16"
 
     @classmethod
-    def parse(cls, text: str, where: str = "--precision") -> "Precision":
+    def parse(cls, text: str, where: str = "`precision`") -> "Precision":
         """'fp4' (weights and activations fp4, KV fp8), or 'w4a8kv8'-style, or 'weights/activations/kv';
         an error names `where`."""
         text = text.strip().lower()
@@ -127,7 +127,7 @@ class ModelSpec:
                   and (self.attention == "mla" or self.kv_heads % t == 0 or t % self.kv_heads == 0)]
         what = (f"{self.heads} attention heads" if self.heads % tp else
                 f"{self.kv_heads} KV heads (nor is it a multiple of them)")
-        raise ConfigError(f"--tp: {tp} does not divide {self.name}'s {what}; tp can be "
+        raise ConfigError(f"`tp`: {tp} does not divide {self.name}'s {what}; tp can be "
                           f"{', '.join(map(str, usable))}")
 
     # ---- structure -------------------------------------------------------------------------
@@ -338,5 +338,5 @@ def get_model(name: str, user_files=()) -> ModelSpec:
     models = load_models(user_files)
     key = name.lower()
     if key not in models:
-        raise ConfigError(f"--model: unknown model {name!r}; known: {', '.join(sorted(models))} or a config.json path")
+        raise ConfigError(f"`model`: unknown model {name!r}; known: {', '.join(sorted(models))} or a config.json path")
     return models[key]

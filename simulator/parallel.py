@@ -25,10 +25,10 @@ _per_engine = None
 
 def check_jobs(jobs: int) -> None:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
-        raise ConfigError(f"--jobs: {jobs!r} is not a whole number in [1, {MAX_JOBS}]")
+        raise ConfigError(f"`jobs`: {jobs!r} is not a whole number in [1, {MAX_JOBS}]")
     if jobs > 1 and "fork" not in multiprocessing.get_all_start_methods():
-        raise ConfigError("--jobs: running one simulation on several cores needs the fork start method, "
-                          "which this platform lacks; use --jobs 1")
+        raise ConfigError("`jobs`: running one simulation on several cores needs the fork start method, "
+                          "which this platform lacks; use `jobs` 1")
 
 
 def engine_groups(request_counts: list[int], jobs: int) -> list[list[int]]:

@@ -105,7 +105,7 @@ class ParetoResult:
 
     def best(self, gpu: str) -> ParetoPoint | None:
         """The point of `gpu` serving the most output tokens/s per GPU within the p99 TTFT / TPOT limits
-        given (the plan a reader of the front picks for an SLA; --emit takes it), or None."""
+        given (the plan a reader of the front picks for an SLA; `emit` takes it), or None."""
         fits = [p for p in self.points if p.gpu == gpu and p.meets_sla is not False]
         return max(fits, key=lambda p: p.output_tokens_per_s_per_gpu, default=None)
 
@@ -114,7 +114,7 @@ def gpu_names(gpu) -> list[str]:
     names = [n.strip() for n in (gpu.split(",") if isinstance(gpu, str) else gpu)]
     names = list(dict.fromkeys(n for n in names if n))
     if not names:
-        raise ConfigError("--gpu: give one or more catalog GPU names separated by commas, e.g. b200,mi355x")
+        raise ConfigError("`gpu`: give one or more catalog GPU names separated by commas, e.g. b200,mi355x")
     return names
 
 
@@ -127,11 +127,11 @@ def _levels(concurrency) -> list[int] | None:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"--concurrency: {value!r} is not a number (give users like 1,4,16,64)") from None
-        levels.append(require_number("--concurrency", int(number) if number.is_integer() else number,
+            raise ConfigError(f"`concurrency`: {value!r} is not a number (give users like 1,4,16,64)") from None
+        levels.append(require_number("`concurrency`", int(number) if number.is_integer() else number,
                                      low=1, high=1_000_000, integer=True))
     if not levels:
-        raise ConfigError("--concurrency: give one or more user counts, e.g. 1,4,16,64")
+        raise ConfigError("`concurrency`: give one or more user counts, e.g. 1,4,16,64")
     return sorted(set(levels))
 
 
@@ -223,19 +223,19 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
     point says whether it meets them (`meets_sla`) and `best` picks among those that do."""
     started = time.perf_counter()
     names = gpu_names(gpu)
-    require_number("--gpus", gpus, low=1, high=MAX_GPUS, integer=True)
-    require_number("--max-concurrency", max_concurrency, low=1, high=1_000_000, integer=True)
-    require_number("--concurrency-ratio", concurrency_ratio, low=1, low_inclusive=False, high=16)
-    require_number("--requests-per-user", requests_per_user, low=1, high=10_000, integer=True)
+    require_number("`gpus`", gpus, low=1, high=MAX_GPUS, integer=True)
+    require_number("`max_concurrency`", max_concurrency, low=1, high=1_000_000, integer=True)
+    require_number("`concurrency_ratio`", concurrency_ratio, low=1, low_inclusive=False, high=16)
+    require_number("`requests_per_user`", requests_per_user, low=1, high=10_000, integer=True)
     batching = tuple(batching.split(",")) if isinstance(batching, str) else tuple(batching)
     for mode in batching:
         if mode not in BATCHING_MODES:
-            raise ConfigError(f"--batching: {mode!r} is not one of {', '.join(BATCHING_MODES)}")
-    inputs = parse_length_flag("--input-tokens", input_tokens)
-    outputs = parse_length_flag("--output-tokens", output_tokens)
+            raise ConfigError(f"`batching`: {mode!r} is not one of {', '.join(BATCHING_MODES)}")
+    inputs = parse_length_flag("`input_tokens`", input_tokens)
+    outputs = parse_length_flag("`output_tokens`", output_tokens)
     levels = _levels(concurrency)
-    sla = {key: check_limit(flag, value) for key, flag, value in (("ttft_limit_s", "--sla-ttft", sla_ttft_s),
-                                                                 ("tpot_limit_s", "--sla-tpot", sla_tpot_s))
+    sla = {key: check_limit(name, value) for key, name, value in (("ttft_limit_s", "`sla_ttft_s`", sla_ttft_s),
+                                                                 ("tpot_limit_s", "`sla_tpot_s`", sla_tpot_s))
            if value is not None}
     limits = SLA(sla.get("ttft_limit_s"), sla.get("tpot_limit_s"))
     options = {"model": model, "precision": precision, "max_tokens_per_step": max_tokens_per_step, "seed": seed,
@@ -244,7 +244,7 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
     configs = [resolve_config({**options, "gpu": name, "gpus": gpus}, {}) for name in names]
     longest = inputs.maximum + outputs.maximum
     if longest > configs[0].model.max_context:
-        raise ConfigError(f"--input-tokens/--output-tokens: up to {longest} tokens per request, beyond "
+        raise ConfigError(f"`input_tokens`/`output_tokens`: up to {longest} tokens per request, beyond "
                           f"{configs[0].model.name}'s {configs[0].model.max_context}-token context")
     scenario = scenario_for(configs[0].model.name, "offline", inputs, outputs)   # the plans' and bounds' lengths
     points, warnings, searched = [], [], {}

@@ -27,14 +27,14 @@ class Plan:
 
     def __post_init__(self):
         for name, high in PLAN_LIMITS.items():
-            require_number("--" + name.replace("_", "-"), getattr(self, name), low=1, high=high, integer=True)
-        require_number("--max-tokens-per-step", self.max_tokens_per_step, low=16, high=10_000_000, integer=True)
-        require_number("--block-size", self.block_size, low=1, high=4096, integer=True)
-        require_number("--memory-utilization", self.memory_utilization, low=0.05, high=1.0)
+            require_number(f"`{name}`", getattr(self, name), low=1, high=high, integer=True)
+        require_number("`max_tokens_per_step`", self.max_tokens_per_step, low=16, high=10_000_000, integer=True)
+        require_number("`block_size`", self.block_size, low=1, high=4096, integer=True)
+        require_number("`memory_utilization`", self.memory_utilization, low=0.05, high=1.0)
         if self.ep > self.tp and self.ep % self.tp:
-            raise ConfigError(f"--ep: {self.ep} must be a multiple of --tp {self.tp} when larger than it")
+            raise ConfigError(f"`ep`: {self.ep} must be a multiple of `tp` {self.tp} when larger than it")
         if self.ep < self.tp and self.tp % self.ep:
-            raise ConfigError(f"--ep: {self.ep} must divide --tp {self.tp}")
+            raise ConfigError(f"`ep`: {self.ep} must divide `tp` {self.tp}")
 
     @property
     def attention_dp(self) -> int:
@@ -48,7 +48,7 @@ class Plan:
     def replicas_for(self, gpus: int) -> int:
         """How many replicas `gpus` GPUs hold; an error when not even one fits."""
         if gpus < self.gpus_per_replica:
-            raise ConfigError(f"--gpus: {gpus} GPUs cannot hold one replica of tp={self.tp} x pp={self.pp}"
+            raise ConfigError(f"`gpus`: {gpus} GPUs cannot hold one replica of tp={self.tp} x pp={self.pp}"
                               f" x attention-dp={self.attention_dp} = {self.gpus_per_replica} GPUs")
         return gpus // self.gpus_per_replica
 

@@ -45,11 +45,11 @@ def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, k
     """Plot `rows` (dicts of strings or numbers) into `out`: a path, or an output already claimed by the
     CLI (output.PendingOutput), written whole under a temporary name and renamed."""
     if kind not in KINDS:
-        raise ConfigError(f"--kind: {kind!r} is not one of {', '.join(KINDS)}")
+        raise ConfigError(f"`kind`: {kind!r} is not one of {', '.join(KINDS)}")
     path = out.path if isinstance(out, PendingOutput) else Path(out)
     suffix = path.suffix.lower()
     if suffix not in (".png", ".svg"):
-        raise ConfigError(f"-o: {path.name!r} must end in .png or .svg")
+        raise ConfigError(f"`out`: {path.name!r} must end in .png or .svg")
     if not rows:
         raise ConfigError("plot: the results file has no rows")
     for column in (x, y) + ((color,) if color else ()):

@@ -39,7 +39,7 @@ EARLY_STOP_CHECKS = 40       # SLA checks over a run's arrival span when it may 
 
 def check_seed(seed) -> int:
     """A random seed: a whole number in [0, 2^63 - 1] (numpy's generators take any; this keeps it portable)."""
-    return require_number("--seed", seed, low=0, high=2**63 - 1, integer=True)
+    return require_number("`seed`", seed, low=0, high=2**63 - 1, integer=True)
 
 
 @dataclass(frozen=True)
@@ -75,35 +75,35 @@ class ServingConfig:
     interval: float = DEFAULT_INTERVAL
 
     def __post_init__(self):
-        require_number("--gpus", self.gpus, low=1, high=MAX_GPUS, integer=True)
+        require_number("`gpus`", self.gpus, low=1, high=MAX_GPUS, integer=True)
         self.plan.replicas_for(self.gpus)           # at least one replica fits
         self.model.check_tensor_parallel(self.plan.tp)
-        BATCHING.get_class(self.batching, "--batching")
-        ROUTERS.get_class(self.router, "--router")
+        BATCHING.get_class(self.batching, "`batching`")
+        ROUTERS.get_class(self.router, "`router`")
         check_seed(self.seed)
-        check_interval("--interval", self.interval)
+        check_interval("`interval`", self.interval)
         if self.max_time_s is not None:
-            require_number("--max-time", self.max_time_s, low=0, low_inclusive=False, high=1e9)
+            require_number("`max_time_s`", self.max_time_s, low=0, low_inclusive=False, high=1e9)
         if self.kv_transfer_gb_per_s is not None:
-            require_number("--kv-transfer-gb-per-s", self.kv_transfer_gb_per_s, low=0, low_inclusive=False, high=1e6)
+            require_number("`kv_transfer_gb_per_s`", self.kv_transfer_gb_per_s, low=0, low_inclusive=False, high=1e6)
             if not BATCHING[self.batching].pools:
-                raise ConfigError("--kv-transfer-gb-per-s: only meaningful with --batching disaggregated "
+                raise ConfigError("`kv_transfer_gb_per_s`: only meaningful with `batching` disaggregated "
                                   "(no KV hand-off happens otherwise)")
         try:   # the GPU must have tensor rates for the deployment's number formats
             self.gpu.peak_flops(self.precision.gemm_dtype)
             self.gpu.peak_flops(self.precision.attention_dtype)
         except ConfigError as exc:
-            raise ConfigError(f"--precision: {exc}") from None
+            raise ConfigError(f"`precision`: {exc}") from None
         if BATCHING[self.batching].pools:
-            require_number("--prefill-gpus", self.prefill_gpus, low=self.plan.gpus_per_replica,
+            require_number("`prefill_gpus`", self.prefill_gpus, low=self.plan.gpus_per_replica,
                            high=self.gpus - self.plan.gpus_per_replica, integer=True)
             if self.prefill_gpus % self.plan.gpus_per_replica:
-                raise ConfigError(f"--prefill-gpus: {self.prefill_gpus} must be a multiple of the replica size "
+                raise ConfigError(f"`prefill_gpus`: {self.prefill_gpus} must be a multiple of the replica size "
                                   f"{self.plan.gpus_per_replica}")
         elif self.prefill_gpus:
-            raise ConfigError("--prefill-gpus: only meaningful with --batching disaggregated")
+            raise ConfigError("`prefill_gpus`: only meaningful with `batching` disaggregated")
         for failure in self.failures:
-            require_number("--fail time", failure[-1], low=0, high=1e9)
+            require_number("`fail` time", failure[-1], low=0, high=1e9)
 
     @property
     def replicas(self) -> int:

@@ -176,8 +176,8 @@ def _load(path: Path) -> dict:
             data = data[0]                 # size --compare: every element carries the same config
         config = data.get("config") if isinstance(data, dict) else None
         if not isinstance(config, dict):
-            raise ConfigError(f"{path}: a JSON result with a \"config\" table (written by infersim --json or "
-                              f"--out .json) or a TOML run file is needed")
+            raise ConfigError(f"{path}: a JSON result with a \"config\" table (written by infersim `as_json` or "
+                              f"`out` .json) or a TOML run file is needed")
         return dict(config)
     return dict(read_toml(path))
 

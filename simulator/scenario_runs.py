@@ -95,9 +95,9 @@ class ScenarioRunner:
         self.expected_runs = None         # the search's estimate of its run count, once it has one
         self.step_cost = step_cost      # tests replace the cost model with hand-set step times
         if duration_s is not None:
-            require_number("--duration", duration_s, low=1, high=1e6)
+            require_number("`duration_s`", duration_s, low=1, high=1e6)
         self.duration_s = server_duration_s(scenario, duration_s) if scenario.kind != "offline" else None
-        self.queries = require_number("--queries", queries, low=1, high=MAX_QUERIES, integer=True) \
+        self.queries = require_number("`queries`", queries, low=1, high=MAX_QUERIES, integer=True) \
             if queries is not None else None
         self.output_tokens_mean = output_tokens_mean
         # Offline with `queries` beyond the count of the run mlperf would issue itself: simulate only that

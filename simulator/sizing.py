@@ -92,18 +92,18 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
     serves target / f, so with probability `confidence` when sized for target x exp(z sigma).
 
     `progress` (see `simulator.progress`) hears the node's search runs, then the cluster sizes tried."""
-    require_number("--target-tokens-per-s", target_tokens_per_s, low=0, low_inclusive=False, high=1e12)
+    require_number("`target_tokens_per_s`", target_tokens_per_s, low=0, low_inclusive=False, high=1e12)
     if confidence is not None:
-        require_number("--confidence", confidence, low=0.5, high=0.999)
+        require_number("`confidence`", confidence, low=0.5, high=0.999)
     unknown = set(options) - set(CLUSTER_OPTIONS)
     if unknown or "gpus" in options:
-        raise ConfigError(f"size: unknown option {sorted(unknown or {'gpus'})[0]!r} (size chooses --gpus)")
+        raise ConfigError(f"size: unknown option {sorted(unknown or {'gpus'})[0]!r} (size chooses `gpus`)")
     pins = {key: options[key] for key in PLAN_PINS if options.get(key) is not None}
     base_options = {k: v for k, v in options.items() if k not in PLAN_PINS}
     usd = base_options.pop("usd_per_gpu_hour", None)
     probe = resolve_config({**base_options, "gpus": 1}, {})
     per_node = node_gpus if node_gpus is not None else min(probe.gpu.gpus_per_server, 8)
-    require_number("--node-gpus", per_node, low=1, high=1024, integer=True)
+    require_number("`node_gpus`", per_node, low=1, high=1024, integer=True)
     node = mlperf(scenario=scenario, duration_s=duration_s, queries=queries, gpus=per_node,
                   usd_per_gpu_hour=usd, progress=progress, input_tokens=input_tokens, output_tokens=output_tokens,
                   **base_options, **pins)
@@ -115,7 +115,7 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
     goal = target_tokens_per_s
     if confidence is not None:
         if node.prediction_log_sigma is None:
-            raise ConfigError("--confidence: the profile carries no calibration fit ([fit.log_sigma]); "
+            raise ConfigError("`confidence`: the profile carries no calibration fit ([fit.log_sigma]); "
                               "use a profile written by infersim calibrate")
         goal = target_tokens_per_s * math.exp(NormalDist().inv_cdf(confidence) * node.prediction_log_sigma)
     per_replica = node.tokens_per_s / plan["replicas"]
@@ -128,7 +128,7 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
                                          if c.offline_tokens_per_s]) / per_node
     ceiling = CEILING_HEADROOM * per_gpu * max_replicas * gpus_per_replica
     if goal > ceiling:
-        raise InfeasibleError(f"--target-tokens-per-s: {goal:.4g} tokens/s is beyond what {MAX_GPUS:,} "
+        raise InfeasibleError(f"`target_tokens_per_s`: {goal:.4g} tokens/s is beyond what {MAX_GPUS:,} "
                               f"{probe.gpu.name} can serve in {scenario} (at most about {ceiling:.3g} tokens/s, "
                               f"{per_gpu:.4g} per GPU on the best plan for one node)")
 
@@ -169,6 +169,6 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
 def compare(gpus: list[str], **options) -> list[SizeResult]:
     """`size` for several GPUs with the same target and options, cheapest per million tokens first."""
     if not gpus:
-        raise ConfigError("--compare: give at least one GPU name")
+        raise ConfigError("`compare`: give at least one GPU name")
     results = [size(gpu=name, **options) for name in gpus]
     return sorted(results, key=lambda r: r.cost["usd_per_million_tokens"])

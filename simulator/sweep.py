@@ -11,7 +11,7 @@ A sweep file (TOML):
     [grid]                          # the cartesian product of these lists
     nodes = [1, 2, 4]               # nodes x GPUs per node (the GPU's server size, at most 8) = gpus
     gpu = ["mi355x", "b200"]
-    "topology.nic_gbps" = [400, 800]    # topology.* and gpu.* keys become --set what-ifs
+    "topology.nic_gbps" = [400, 800]    # topology.* and gpu.* keys become set_values what-ifs
     # or, instead of / besides [grid]:
     [[points]]
     gpu = "h200"
@@ -224,28 +224,28 @@ def _rewrite(path: Path, points: list[dict], rows: list[dict], extra: bool) -> l
 
 def _open_results(path: Path, points: list[dict], resume: bool) -> list[str]:
     """Make `path` ready to take rows before any point runs: its folder created and writable, an old file
-    refused (without --resume) or checked and normalised (with it). Returns the header to append under."""
+    refused (without `resume`) or checked and normalised (with it). Returns the header to append under."""
     if path.is_dir():
-        raise ConfigError(f"--out: {path} is a folder")
+        raise ConfigError(f"`out`: {path} is a folder")
     if path.exists() and path.stat().st_size > 0:
         if not resume:
-            raise ConfigError(f"--out: {path} exists; pass --resume to continue it or choose a new file")
+            raise ConfigError(f"`out`: {path} exists; pass `resume` to continue it or choose a new file")
         try:
             rows = read_csv_rows(path)
         except ConfigError as exc:
-            raise ConfigError(f"--out: {exc}; choose a new file") from None
+            raise ConfigError(f"`out`: {exc}; choose a new file") from None
         with open(path, encoding="utf-8") as handle:
             first = handle.readline()
         if "point_id" not in next(csv.reader([first]), []):
-            raise ConfigError(f"--out: {path} is not a sweep's results file (no point_id column); choose a new file")
+            raise ConfigError(f"`out`: {path} is not a sweep's results file (no point_id column); choose a new file")
         try:
             return _rewrite(path, points, [expand_extra(r) for r in rows if r.get("point_id")], extra=True)
         except ConfigError as exc:
-            raise ConfigError(f"--out: {exc}") from None
+            raise ConfigError(f"`out`: {exc}") from None
     try:
         PendingOutput(path).discard()           # proves the folder takes files (and creates it)
     except ConfigError as exc:
-        raise ConfigError(f"--out: {exc}") from None
+        raise ConfigError(f"`out`: {exc}") from None
     return columns_for(points, []) + ["extra"]
 
 
@@ -256,7 +256,7 @@ def run_sweep(command: str, points: list[dict], out=None, *, jobs: int = 1, sche
     is checked before any point runs, takes each row as it finishes, and is rewritten at the end in the
     sweep's order under one header (see `columns_for`). `error_text` rewrites a failed point's error
     before it is kept (the CLI passes its `flag_message`, so its rows name flags, not fields)."""
-    require_number("--jobs", jobs, low=1, high=1024, integer=True)
+    require_number("`jobs`", jobs, low=1, high=1024, integer=True)
     check_scheduler(scheduler)
     out_path = Path(out) if out else None
     done_ids: set = set()
@@ -292,7 +292,7 @@ def check_scheduler(scheduler) -> None:
     if scheduler is None or not isinstance(scheduler, str):
         return
     if not ADDRESS.fullmatch(scheduler.strip()):
-        raise ConfigError(f"--scheduler: {excerpt(scheduler, 40)} is not a Dask scheduler address "
+        raise ConfigError(f"`scheduler`: {excerpt(scheduler, 40)} is not a Dask scheduler address "
                           f"(like tcp://host:8786)")
 
 
@@ -353,12 +353,12 @@ def _execute_dask(command: str, points: list[dict], scheduler) -> Iterable[dict]
     try:
         from dask.distributed import Client, as_completed
     except ImportError:
-        raise ConfigError("--scheduler: dask.distributed is not installed; pip install 'infersim[distributed]'") from None
+        raise ConfigError("`scheduler`: dask.distributed is not installed; pip install 'infersim[distributed]'") from None
     own = not isinstance(scheduler, Client)       # an address or a cluster object: our client, ours to close
     try:
         client = Client(scheduler, timeout="10s") if own else scheduler
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
-        raise ConfigError(f"--scheduler: cannot reach {excerpt(scheduler, 40)} ({exc.__class__.__name__})") from None
+        raise ConfigError(f"`scheduler`: cannot reach {excerpt(scheduler, 40)} ({exc.__class__.__name__})") from None
     try:
         futures = [client.submit(run_point, command, point, pure=False) for point in points]
         for future in as_completed(futures):

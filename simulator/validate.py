@@ -151,7 +151,7 @@ def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=N
     `seed` draws the simulated runs' requests (of `base`'s fit when given)."""
     unknown = set(splits) - set(SPLITS)
     if unknown:
-        raise ConfigError(f"--split: {sorted(unknown)[0]!r} is not one of {', '.join(SPLITS)}")
+        raise ConfigError(f"`splits`: {sorted(unknown)[0]!r} is not one of {', '.join(SPLITS)}")
     base = base or fit(rows, prior, progress=progress, seed=seed)
     results = {}
     for split in splits:

@@ -205,7 +205,7 @@ def test_tp_must_split_the_attention_heads(tp, message):
     if message is None:
         model.check_tensor_parallel(tp)
     else:
-        with pytest.raises(ConfigError, match=f"--tp: {tp} does not divide llama2-70b's {message}"):
+        with pytest.raises(ConfigError, match=f"`tp`: {tp} does not divide llama2-70b's {message}"):
             model.check_tensor_parallel(tp)
 
 

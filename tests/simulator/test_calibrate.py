@@ -289,7 +289,7 @@ def test_stack_factor_multiplies(tmp_path):
     path.write_text('[default]\nmemory_efficiency = 0.8\n[stack."nvidia/slow"]\nmemory_efficiency_factor = 0.5\n')
     efficiency = efficiency_for(get_gpu("b200"), load_profile(str(path)), "slow", profile_path=str(path))
     assert efficiency.memory_efficiency == pytest.approx(0.4)
-    with pytest.raises(ConfigError, match="--stack: 'fast' is not in the profile"):
+    with pytest.raises(ConfigError, match="`stack`: 'fast' is not in the profile"):
         efficiency_for(get_gpu("b200"), load_profile(str(path)), "fast", profile_path=str(path))
 
 

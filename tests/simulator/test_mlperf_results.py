@@ -80,7 +80,7 @@ def test_unknown_names_are_counted_not_dropped_silently():
     assert "the same run filed under a second accuracy target x1" in line    # the -99.9 copy of H200 Offline
     assert report.skipped["unknown accelerator 'NVIDIA L40S'"] == 1
     assert len(report.rows) == 3          # H200 x8 Offline and Server, H200-CTS x1 Offline
-    with pytest.raises(ConfigError, match="--strict: .*unknown accelerator 'NVIDIA L40S'"):
+    with pytest.raises(ConfigError, match="`strict`: .*unknown accelerator 'NVIDIA L40S'"):
         import_mlperf([DATA / "v4.1"], strict=True)
 
 

@@ -116,5 +116,5 @@ def test_precision_parse():
     assert Precision("fp4", "fp8", "fp8").gemm_dtype == "fp8"
     with pytest.raises(ConfigError, match="precision.kv_cache"):
         Precision("fp8", "fp8", "fp4")
-    with pytest.raises(ConfigError, match="--precision"):
+    with pytest.raises(ConfigError, match="`precision`"):
         Precision.parse("int3")

@@ -51,5 +51,5 @@ def test_engine_groups_balance_requests_and_keep_every_engine_once():
 @pytest.mark.parametrize("jobs", [0, -1, 2.5, True, 10**6])
 def test_bad_jobs_are_refused_naming_the_field(jobs):
     config = serving_config(model="llama3.1-8b", gpu="h100", gpus=2)
-    with pytest.raises(ConfigError, match="--jobs"):
+    with pytest.raises(ConfigError, match="`jobs`"):
         simulate(config, Requests(np.zeros(2), np.full(2, 10), np.full(2, 2)), jobs=jobs)

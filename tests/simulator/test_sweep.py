@@ -63,7 +63,7 @@ def test_resume_after_a_torn_write_neither_duplicates_nor_loses(tmp_path):
     run_sweep(command, points[:2], out)
     finished = out.read_text()
     out.write_text(finished + "abc123,ok,,0.1,llama3.1")        # torn last line
-    with pytest.raises(ConfigError, match="exists; pass --resume"):
+    with pytest.raises(ConfigError, match="exists; pass `resume`"):
         run_sweep(command, points, out)
     ran = run_sweep(command, points, out, resume=True)
     assert len(ran) == len(points) - 2

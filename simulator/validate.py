@@ -21,12 +21,14 @@ import numpy as np
 
 from simulator.calibrate import Fit, fit, _sensitivity
 from simulator.errors import ConfigError
-from simulator.hardware import Efficiency
+from simulator.fit_parameters import FIT_FIELDS
+from simulator.hardware import Efficiency, get_gpu
 from simulator.intervals import DEFAULT_INTERVAL, interval_z
 from simulator.row_models import RowSpec, row_model
 
 MIN_ROWS = 3
 SPLITS = ("gpu", "round", "model")
+SHIFT_SHOWN = 0.03      # a held-out GPU's field is listed when the fit without it moved it by over 3% (log)
 
 
 @dataclass(frozen=True)
@@ -89,10 +91,31 @@ def _groups(rows, split: str) -> dict:
     return dict(groups)
 
 
-def run_split(base: Fit, split: str, progress=None) -> list[HeldOut]:
-    """One split's held-out predictions; models (and their anchors) are shared with `base`."""
+def field_shifts(base: Fit, split_fit: Fit, gpu_name: str) -> dict[str, tuple[float, float]]:
+    """What a GPU's own rows pin: its efficiencies (its vendor's reference stack at the default release)
+    in the fit of all rows and in the fit without its rows, {field: (with, without)}, for the fields that
+    moved by over SHIFT_SHOWN."""
+    gpu = get_gpu(gpu_name, base.gpu_catalog)
+    values = [f.parameters.efficiency(f.theta, f.parameters.indices(f.default_membership(gpu))) for f in (base, split_fit)]
+    pairs = {name: (getattr(values[0], name), getattr(values[1], name)) for name in FIT_FIELDS}
+    return {name: pair for name, pair in pairs.items()
+            if min(pair) > 0 and abs(math.log(pair[1] / pair[0])) > SHIFT_SHOWN}
+
+
+def unseen_groups(base: Fit, split_fit: Fit) -> dict[tuple, float]:
+    """Stack and release groups only held-out rows belong to (the split's fit predicts them at the level
+    above), with the factor the fit of all rows gives each, where it is over SHIFT_SHOWN from 1."""
+    known = set(split_fit.parameters.index)
+    return {group: math.exp(float(base.theta[i])) for i, group in enumerate(base.parameters.groups)
+            if group not in known and abs(float(base.theta[i])) > SHIFT_SHOWN}
+
+
+def run_split(base: Fit, split: str, progress=None) -> tuple[list[HeldOut], dict]:
+    """One split's held-out predictions, and what the held-out rows alone pin: per held-out GPU its
+    `field_shifts`, per held-out round its `unseen_groups`; models (and their anchors) are shared with
+    `base`."""
     rows = base.rows
-    held = []
+    held, shifts = [], {}
     groups = sorted(_groups(rows, split).items())
     for number, (key, indices) in enumerate(groups, start=1):
         left = set(indices)
@@ -107,7 +130,9 @@ def run_split(base: Fit, split: str, progress=None) -> list[HeldOut]:
         specs = list(dict.fromkeys(base.specs[i] for i in indices))
         predicted = _predict_held_out(split_fit, specs, progress)
         held += [HeldOut(split, key, rows[i], base.specs[i], *predicted[base.specs[i]]) for i in indices]
-    return held
+        if split in ("gpu", "round"):
+            shifts[key] = field_shifts(base, split_fit, key) if split == "gpu" else unseen_groups(base, split_fit)
+    return held, shifts
 
 
 def summarise(held: list[HeldOut]) -> dict:
@@ -155,12 +180,13 @@ def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=N
     base = base or fit(rows, prior, progress=progress, seed=seed)
     results = {}
     for split in splits:
-        held = run_split(base, split, progress)
+        held, shifts = run_split(base, split, progress)
         if not held:
             kinds = {"gpu": f"GPUs (with {MIN_ROWS} rows or more each)", "model": "models", "round": "rounds"}
             raise ConfigError(f"validate: leave one {split} out needs rows of two {kinds[split]} or more: "
                               f"one is fitted while the other is held out")
         results[split] = {"held_out": held, "summary": summarise(held)}
+        results[split]["pinned"] = shifts
     if "gpu" in results:
         results["gpu"]["node_ratios"] = node_ratios(results["gpu"]["held_out"])
     results["fit"] = base
@@ -205,6 +231,10 @@ def markdown(results: dict, command: str = "infersim validate", rows: str = SHIP
             lines.append(f"| {r['model']} | {r['scenario']} | {r['pair']} | {r['predicted_ratio']:.3f} | "
                          f"{r['measured_ratio']:.3f} | {r['ratio_error']:+.3f} |")
         lines.append("")
+    if results.get("gpu", {}).get("pinned"):
+        lines += _shift_lines(results["gpu"]["pinned"])
+    if any(results.get("round", {}).get("pinned", {}).values()):
+        lines += _unseen_lines(results["round"]["pinned"])
     for split in SPLITS:
         if split not in results:
             continue
@@ -217,6 +247,30 @@ def markdown(results: dict, command: str = "infersim validate", rows: str = SHIP
                          f"{'yes' if h.inside else 'no'} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _shift_lines(shifts: dict) -> list[str]:
+    lines = ["## What a GPU's own rows pin", "",
+             "Each held-out GPU's efficiencies (its vendor's reference stack, default release) in the fit of all "
+             f"rows and in the fit without its rows, where they differ by over {SHIFT_SHOWN:.0%}: the fields its "
+             "own rows decide, which a GPU nobody measured takes from its siblings and the priors.", "",
+             "| left out | field | all rows | without its rows | ratio |", "|---|---|---|---|---|"]
+    for gpu, fields in sorted(shifts.items()):
+        for name, (with_rows, without) in sorted(fields.items()):
+            lines.append(f"| {gpu} | {name} | {with_rows:.4g} | {without:.4g} | {without / with_rows:.2f} |")
+    return lines + [""]
+
+
+def _unseen_lines(unseen: dict) -> list[str]:
+    lines = ["## What the held-out round alone runs", "",
+             "Stacks and releases no row of the fitted round runs: the fit without them predicts their rows at "
+             "the stack's (or vendor's) values, while the fit of all rows gives them these factors (a newer "
+             "release's speed-up is what no fit of an older round can know).", "",
+             "| left out | group | field | factor in the fit of all rows |", "|---|---|---|---|"]
+    for left_out, groups in sorted(unseen.items()):
+        for (name, level, key), factor in sorted(groups.items(), key=lambda item: item[0][::-1]):
+            lines.append(f"| {left_out} | {level} {key} | {name} | {factor:.2f} |")
+    return lines + [""]
 
 
 def worst_rows(results: dict, count: int = 10) -> list[HeldOut]:

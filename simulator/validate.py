@@ -28,7 +28,7 @@ from simulator.row_models import RowSpec, row_model
 
 MIN_ROWS = 3
 SPLITS = ("gpu", "round", "model")
-SHIFT_SHOWN = 0.03      # a held-out GPU's field is listed when the fit without it moved it by over 3% (log)
+SHIFT_SHOWN = 0.03      # what held-out rows pin is listed when it moved (or sits) over 3% (log) from the other fit
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,10 @@ def run_split(base: Fit, split: str, progress=None) -> tuple[list[HeldOut], dict
         specs = list(dict.fromkeys(base.specs[i] for i in indices))
         predicted = _predict_held_out(split_fit, specs, progress)
         held += [HeldOut(split, key, rows[i], base.specs[i], *predicted[base.specs[i]]) for i in indices]
-        if split in ("gpu", "round"):
-            shifts[key] = field_shifts(base, split_fit, key) if split == "gpu" else unseen_groups(base, split_fit)
+        if split == "gpu":
+            shifts[key] = field_shifts(base, split_fit, key)
+        elif split == "round":
+            shifts[key] = unseen_groups(base, split_fit)
     return held, shifts
 
 
@@ -185,8 +187,7 @@ def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=N
             kinds = {"gpu": f"GPUs (with {MIN_ROWS} rows or more each)", "model": "models", "round": "rounds"}
             raise ConfigError(f"validate: leave one {split} out needs rows of two {kinds[split]} or more: "
                               f"one is fitted while the other is held out")
-        results[split] = {"held_out": held, "summary": summarise(held)}
-        results[split]["pinned"] = shifts
+        results[split] = {"held_out": held, "summary": summarise(held), "pinned": shifts}
     if "gpu" in results:
         results["gpu"]["node_ratios"] = node_ratios(results["gpu"]["held_out"])
     results["fit"] = base

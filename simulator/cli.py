@@ -614,7 +614,7 @@ def pareto_command(no_prune, show_all, as_json, out, quiet, sla_ttft_s, sla_tpot
                         **options)
     chosen = {name: result.best(name) for name in names} if emit else {}
     launches = {name: launch_for_options(emit, point.plan, options) for name, point in chosen.items() if point}
-    document = flag_values(result.to_dict())
+    document = result.to_dict()
     if launches:
         document["launch"] = {name: {"point": chosen[name].plan_label, "concurrency": chosen[name].concurrency,
                                      **launch.to_dict()} for name, launch in launches.items()}
@@ -627,7 +627,7 @@ def pareto_command(no_prune, show_all, as_json, out, quiet, sla_ttft_s, sla_tpot
         shown = [p.row() for p in result.points if show_all or p.on_front]
         shown.sort(key=lambda row: (row["gpu"], -row["output_tokens_per_s_per_user"]))
         click.echo(format_table(shown, PARETO_COLUMNS + (["meets_sla"] if result.sla else [])))
-        click.echo(format_summary({k: document[k] for k in ("per_user_rate", "power_counted")}))
+        click.echo(format_summary({k: stamped[k] for k in ("per_user_rate", "power_counted")}))
         for name, info in result.search["per_gpu"].items():
             click.echo(f"search {name}: {info['candidates']} candidates over {info['modes']} serving modes, "
                        f"{info['simulated']} simulated, {info['pruned']} pruned by the closed-form bound, "

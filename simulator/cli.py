@@ -698,14 +698,14 @@ def calibrate(measurements, out, prior_profile, interval, seed, as_json, gpu_cat
               help="Profile whose [default] is the prior (default: the built-in defaults).")
 @option("seed", "--seed", default=0, show_default=True, help=FIT_SEED_HELP)
 @output_options(out_help="Write the markdown report here (the shipped rows' report lives in docs/validation.md).",
-                json_help="Print summaries and held-out rows as JSON.")
+                json_help="Print summaries, held-out rows and what they pin as JSON.")
 def validate_command(measurements, splits, prior_profile, seed, out, as_json, quiet):
     """How well calibration predicts rows it never saw: leave one GPU out, leave one round out (fit v4.1,
     predict v5.1), leave one model out. Default rows: the shipped MLPerf results."""
     target = claim_output(out)
     from simulator.measurements import load_measurements
     from simulator.calibrate import prior_from
-    from simulator.validate import SHIPPED_ROWS, SPLITS, markdown, validate
+    from simulator.validate import SHIPPED_ROWS, SPLITS, markdown, pinned_records, validate
     from importlib import resources
     paths = list(measurements) or [str(resources.files("simulator.catalog") / "measurements" / "mlperf.csv")]
     rows = [row for path in paths for row in load_measurements(path)]
@@ -724,7 +724,8 @@ def validate_command(measurements, splits, prior_profile, seed, out, as_json, qu
                                           "measured_output_tokens_per_s": h.row.output_tokens_per_s,
                                           "predicted_output_tokens_per_s": h.predicted, "error_pct": 100 * h.error,
                                           "inside_interval": h.inside}
-                                         for split in (splits or SPLITS) for h in results[split]["held_out"]]}))
+                                         for split in (splits or SPLITS) for h in results[split]["held_out"]],
+                            "pinned": pinned_records(results)}))
     else:
         click.echo(format_table([{"split": k, **v} for k, v in summaries.items()],
                                 ["split", "rows", "median_abs_error_pct", "p90_abs_error_pct", "interval_coverage_pct"]))

@@ -274,6 +274,19 @@ def _unseen_lines(unseen: dict) -> list[str]:
     return lines + [""]
 
 
+def pinned_records(results: dict) -> list[dict]:
+    """The report's two "pin" tables as records: per held-out GPU each field its own rows moved (value in
+    the fit of all rows and without them), per held-out round each group only it runs (its factor)."""
+    records = [{"split": "gpu", "left_out": gpu, "field": name, "value_all_rows": with_rows,
+                "value_without_left_out_rows": without}
+               for gpu, fields in sorted(results.get("gpu", {}).get("pinned", {}).items())
+               for name, (with_rows, without) in sorted(fields.items())]
+    return records + [{"split": "round", "left_out": left_out, "field": name, "level": level, "group": key,
+                       "factor_all_rows": factor}
+                      for left_out, groups in sorted(results.get("round", {}).get("pinned", {}).items())
+                      for (name, level, key), factor in sorted(groups.items(), key=lambda item: item[0][::-1])]
+
+
 def worst_rows(results: dict, count: int = 10) -> list[HeldOut]:
     """The largest held-out errors over all splits (a row once, at its worst)."""
     worst = {}

@@ -14,8 +14,8 @@ from simulator.fit_parameters import power_prior_offsets
 from simulator.hardware import Efficiency, load_gpus
 from simulator.measurements import measurement_from_record
 from simulator.row_models import RowSpec, row_model
-from simulator.validate import (SHIFT_SHOWN, HeldOut, _unseen_lines, markdown, node_ratios, unseen_groups,
-                                unseen_model_log_sigma, validate, worst_rows)
+from simulator.validate import (SHIFT_SHOWN, HeldOut, _unseen_lines, markdown, node_ratios, pinned_records,
+                                unseen_groups, unseen_model_log_sigma, validate, worst_rows)
 
 TRUTH = replace(Efficiency(), compute_efficiency=0.55, memory_efficiency=0.7, step_overhead_s=0.0025)
 POWER_OFFSETS = power_prior_offsets(load_gpus())
@@ -79,6 +79,9 @@ def test_report_says_what_each_held_out_gpu_own_rows_pin(results):
     for gpu, fields in shifts.items():
         for name in fields:
             assert f"| {gpu} | {name} |" in text
+    records = pinned_records(results)         # the same, as `infersim validate --json` prints it
+    assert {(r["left_out"], r["field"]): (r["value_all_rows"], r["value_without_left_out_rows"])
+            for r in records if r["split"] == "gpu"} == {(g, f): v for g, fields in shifts.items() for f, v in fields.items()}
 
 
 def test_unseen_model_spread_puts_the_level_of_rows_inside():
@@ -147,3 +150,6 @@ def test_groups_only_the_held_out_round_runs_are_listed_with_their_factor():
     assert unseen == {release: pytest.approx(1.13)}
     text = "\n".join(_unseen_lines({"v5.1": unseen}))
     assert "| v5.1 | release nvidia/tensorrt-llm 10.11 | compute_efficiency | 1.13 |" in text
+    assert pinned_records({"round": {"pinned": {"v5.1": unseen}}}) == [
+        {"split": "round", "left_out": "v5.1", "field": "compute_efficiency", "level": "release",
+         "group": "nvidia/tensorrt-llm 10.11", "factor_all_rows": pytest.approx(1.13)}]

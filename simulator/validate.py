@@ -232,10 +232,11 @@ def markdown(results: dict, command: str = "infersim validate", rows: str = SHIP
             lines.append(f"| {r['model']} | {r['scenario']} | {r['pair']} | {r['predicted_ratio']:.3f} | "
                          f"{r['measured_ratio']:.3f} | {r['ratio_error']:+.3f} |")
         lines.append("")
-    if results.get("gpu", {}).get("pinned"):
-        lines += _shift_lines(results["gpu"]["pinned"])
-    if any(results.get("round", {}).get("pinned", {}).values()):
-        lines += _unseen_lines(results["round"]["pinned"])
+    pinned = pinned_records(results)
+    if shifts := [r for r in pinned if r["split"] == "gpu"]:
+        lines += _shift_lines(shifts)
+    if unseen := [r for r in pinned if r["split"] == "round"]:
+        lines += _unseen_lines(unseen)
     for split in SPLITS:
         if split not in results:
             continue
@@ -250,27 +251,26 @@ def markdown(results: dict, command: str = "infersim validate", rows: str = SHIP
     return "\n".join(lines)
 
 
-def _shift_lines(shifts: dict) -> list[str]:
+def _shift_lines(shifts: list[dict]) -> list[str]:
     lines = ["## What a GPU's own rows pin", "",
              "Each held-out GPU's efficiencies (its vendor's reference stack, default release) in the fit of all "
              f"rows and in the fit without its rows, where they differ by over {SHIFT_SHOWN:.0%}: the fields its "
              "own rows decide, which a GPU nobody measured takes from its siblings and the priors.", "",
              "| left out | field | all rows | without its rows | ratio |", "|---|---|---|---|---|"]
-    for gpu, fields in sorted(shifts.items()):
-        for name, (with_rows, without) in sorted(fields.items()):
-            lines.append(f"| {gpu} | {name} | {with_rows:.4g} | {without:.4g} | {without / with_rows:.2f} |")
+    for r in shifts:
+        with_rows, without = r["value_all_rows"], r["value_without_left_out_rows"]
+        lines.append(f"| {r['left_out']} | {r['field']} | {with_rows:.4g} | {without:.4g} | {without / with_rows:.2f} |")
     return lines + [""]
 
 
-def _unseen_lines(unseen: dict) -> list[str]:
+def _unseen_lines(unseen: list[dict]) -> list[str]:
     lines = ["## What the held-out round alone runs", "",
              "Stacks and releases no row of the fitted round runs: the fit without them predicts their rows at "
              "the stack's (or vendor's) values, while the fit of all rows gives them these factors (a newer "
              "release's speed-up is what no fit of an older round can know).", "",
              "| left out | group | field | factor in the fit of all rows |", "|---|---|---|---|"]
-    for left_out, groups in sorted(unseen.items()):
-        for (name, level, key), factor in sorted(groups.items(), key=lambda item: item[0][::-1]):
-            lines.append(f"| {left_out} | {level} {key} | {name} | {factor:.2f} |")
+    for r in unseen:
+        lines.append(f"| {r['left_out']} | {r['level']} {r['group']} | {r['field']} | {r['factor_all_rows']:.2f} |")
     return lines + [""]
 
 

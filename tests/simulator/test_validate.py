@@ -148,8 +148,9 @@ def test_groups_only_the_held_out_round_runs_are_listed_with_their_factor():
     split = SimpleNamespace(parameters=SimpleNamespace(index={shared: 0}))
     unseen = unseen_groups(base, split)
     assert unseen == {release: pytest.approx(1.13)}
-    text = "\n".join(_unseen_lines({"v5.1": unseen}))
+    records = pinned_records({"round": {"pinned": {"v5.1": unseen}}})
+    text = "\n".join(_unseen_lines(records))
     assert "| v5.1 | release nvidia/tensorrt-llm 10.11 | compute_efficiency | 1.13 |" in text
-    assert pinned_records({"round": {"pinned": {"v5.1": unseen}}}) == [
+    assert records == [
         {"split": "round", "left_out": "v5.1", "field": "compute_efficiency", "level": "release",
          "group": "nvidia/tensorrt-llm 10.11", "factor_all_rows": pytest.approx(1.13)}]

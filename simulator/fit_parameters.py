@@ -250,11 +250,10 @@ class Parameters:
             if ("global" in FIELD_LEVELS.get(field, ())):
                 value *= math.exp(float(theta[self.index[(field, "global", "*")]]))
             sections["default"][field] = min(value, FIELD_CEILING[field])
-        shared_by = {(owner, level): field for (field, level), owner in SHARED_GROUPS.items()}
         for (field, level, key), offset in zip(self.groups, theta):
             if level == "global" or abs(offset) < 1e-9:
                 continue
-            for name in (field, shared_by.get((field, level))):
-                if name:
-                    sections[level].setdefault(key, {})[f"{name}_factor"] = math.exp(float(offset))
+            sharing = [name for (name, at), owner in SHARED_GROUPS.items() if (owner, at) == (field, level)]
+            for name in (field, *sharing):
+                sections[level].setdefault(key, {})[f"{name}_factor"] = math.exp(float(offset))
         return sections

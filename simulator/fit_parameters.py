@@ -31,6 +31,13 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   B200 in Llama 2 70B Offline. Validation per chip family / per base family (one fit each, seed 0):
 #   leave-one-GPU-out median 7.8 / 8.2%, p90 20.6 / 19.0%, coverage 82 / 72%; leave-one-model-out p90
 #   25.0 / 20.7%; leave-one-round-out p90 33.3 / 36.6%; log-RMS 0.082 / 0.078.
+#   Tried and left out: a GPU's own compute offset (its power-limited clock) also scaling its 4/6-bit
+#   GEMMs, so B200's FP4 sits 0.94x GB200's as its FP8 does, not at the quoted 0.90x. A held-out B200 came
+#   out -3% Offline / -8% Server (median) instead of -10% / -14%, but every other held-out GPU worse;
+#   scripts/fit_default_profile.py --validate, seeds 0, 1, 2, without / with: leave-one-GPU-out median
+#   8.2, 8.9, 9.0 / 8.6, 9.7, 10.2%, p90 19.0, 20.8, 20.9 / 23.4, 20.3, 23.4%; leave-one-round-out
+#   median 14.0, 14.7, 15.2 / 13.6, 13.6, 15.2%, p90 36.6, 31.1, 31.9 / 31.8, 26.5, 28.3%;
+#   leave-one-model-out median 9.7, 9.5, 9.2 / 8.6, 8.5, 9.2%, p90 20.7, 20.9, 26.6 / 22.0, 19.4, 22.6%.
 # - memory: HBM generation and controller, per base family (the chip family, unless the GPU catalog
 #   builds a refreshed family on an earlier one: Blackwell Ultra's B300/GB300 stream HBM3e through
 #   Blackwell's), and per GPU: one family can mix HBM generations and speed bins (H100's HBM3 and
@@ -64,7 +71,7 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 # which an unseen model takes, from 0.87 to 0.40).
 FIELD_LEVELS = {
     "compute_efficiency": ("global", "vendor", "family", "gpu", "stack", "release"),
-    "narrow_compute_efficiency": ("global", "vendor", "base_family", "gpu"),
+    "narrow_compute_efficiency": ("global", "vendor", "base_family"),
     "memory_efficiency": ("global", "vendor", "base_family", "gpu"),
     "attention_efficiency": ("global", "vendor"),
     "moe_efficiency": ("global",),
@@ -77,17 +84,6 @@ FIELD_LEVELS = {
     "gemm_half_tokens": ("global",),
 }
 FIT_FIELDS = tuple(FIELD_LEVELS)
-# Groups that are another field's group: one offset sets both. A GPU's own compute offset is its
-# sustained clock against its family's (POWER_CLOCK_EXPONENT), and the clock paces all its tensor
-# math alike, so its 4- and 6-bit GEMMs take the same offset as its 8- and 16-bit ones. Without it a
-# GPU's FP4 throughput within its family followed the quoted peaks alone (B200 0.90x GB200), while the
-# power prior puts its 8-bit GEMMs at 0.94x and the measured Llama 2 70B FP4 Offline per GPU is 0.98x.
-# A B200 held out came out 10% too slow in Offline and 14% in Server (median), 3% and 8% with one offset.
-# scripts/fit_default_profile.py --validate, own offsets / one offset, seeds 0 and 1: leave one GPU out
-# median 8.2, 8.9 / 8.6, 9.7%, p90 19.0, 20.8 / 23.4, 20.3%; leave one round out median 14.0, 14.7 /
-# 13.6, 13.6%, p90 36.6, 31.1 / 31.8, 26.5%; leave one model out median 9.7, 9.5 / 8.6, 8.5%, p90 20.7,
-# 20.9 / 22.0, 19.4%; node ratios within 0.05 (seed 0) 22 / 29 of 145.
-SHARED_GROUPS = {("narrow_compute_efficiency", "gpu"): "compute_efficiency"}
 # Prior spread of each level's offset (log units): a global value may sit far from the datasheet-based
 # prior; vendors differ by tens of percent; GPUs of one family, and stacks, less.
 LEVEL_SIGMA = {"global": 0.5, "vendor": 0.25, "family": 0.15, "base_family": 0.15, "gpu": 0.1, "stack": 0.2,
@@ -193,7 +189,7 @@ class Parameters:
                 "base_family": sorted({g.base_family for g in gpus.values()}), "gpu": sorted(gpus),
                 "stack": sorted({s for s in stacks if s}), "release": sorted({r for r in releases if r})}
         self.groups = [(field, level, key) for field, levels in FIELD_LEVELS.items()
-                       for level in levels if (field, level) not in SHARED_GROUPS for key in keys[level]]
+                       for level in levels for key in keys[level]]
         self.index = {group: i for i, group in enumerate(self.groups)}
         self.sigma = np.array([level_sigma(field, level) for field, level, _ in self.groups])
         powered = power_prior_offsets(gpus)
@@ -204,17 +200,12 @@ class Parameters:
     def size(self) -> int:
         return len(self.groups)
 
-    @staticmethod
-    def owner(field: str, level: str, key: str | None) -> tuple:
-        """The group whose offset `field` takes at `level` (its own, or the one SHARED_GROUPS names)."""
-        return SHARED_GROUPS.get((field, level), field), level, key
-
     def indices(self, member: Membership) -> dict[str, list[int]]:
         """Per field, the groups whose offsets add up for `member`."""
         out = {}
         for field, levels in FIELD_LEVELS.items():
-            owners = [self.owner(field, level, member.key(level)) for level in levels]
-            out[field] = [self.index[group] for group in owners if group in self.index]
+            out[field] = [self.index[(field, level, member.key(level))] for level in levels
+                          if (field, level, member.key(level)) in self.index]
         return out
 
     def log_offsets(self, theta: np.ndarray, indices: dict) -> dict[str, float]:
@@ -232,7 +223,7 @@ class Parameters:
         return sum((sensitivity.get(field, 0.0) * level_sigma(field, level)) ** 2
                    for field, levels in FIELD_LEVELS.items() for level in levels
                    if level != "global" and member.key(level) is not None
-                   and self.owner(field, level, member.key(level)) not in self.index)
+                   and (field, level, member.key(level)) not in self.index)
 
     def gradient(self, indices: dict, sensitivity: dict) -> np.ndarray:
         """d log(prediction) / d theta for a row with these groups and per-field log-sensitivities."""
@@ -253,7 +244,5 @@ class Parameters:
         for (field, level, key), offset in zip(self.groups, theta):
             if level == "global" or abs(offset) < 1e-9:
                 continue
-            sharing = [name for (name, at), owner in SHARED_GROUPS.items() if (owner, at) == (field, level)]
-            for name in (field, *sharing):
-                sections[level].setdefault(key, {})[f"{name}_factor"] = math.exp(float(offset))
+            sections[level].setdefault(key, {})[f"{field}_factor"] = math.exp(float(offset))
         return sections

@@ -119,27 +119,6 @@ def test_compute_prior_follows_board_power_within_a_family():
     assert moved == {("compute_efficiency", "gpu")}
 
 
-def test_a_gpus_clock_offset_paces_its_narrow_gemms_too():
-    """One offset per GPU sets both its 8/16-bit and its 4/6-bit GEMM efficiency. At the prior, B200
-    (9,000 dense FP4 TFLOPS) against GB200 (10,000): 0.9 x exp(0.04459) = 0.9411 of GB200's FP4
-    throughput, as for their 8-bit GEMMs (4,500 against 5,000); by the quoted peaks alone it was 0.90."""
-    gpus = load_gpus()
-    parameters = Parameters(PRIOR, gpus)
-    assert not any(field == "narrow_compute_efficiency" and level == "gpu" for field, level, _ in parameters.groups)
-
-    def efficiency(name):
-        return parameters.efficiency(parameters.mean, parameters.indices(Membership.of(gpus[name])))
-
-    b200, gb200 = efficiency("b200"), efficiency("gb200")
-    for field, dtype in (("narrow_compute_efficiency", "fp4"), ("compute_efficiency", "fp8")):
-        ratio = getattr(b200, field) * gpus["b200"].peak_flops(dtype) / (getattr(gb200, field) * gpus["gb200"].peak_flops(dtype))
-        assert ratio == pytest.approx(0.9 * math.exp(0.04459), rel=1e-4)
-    theta = parameters.mean.copy()
-    theta[parameters.index[("compute_efficiency", "gpu", "b200")]] = math.log(1.1)
-    section = parameters.profile_sections(theta)["gpu"]["b200"]
-    assert section["compute_efficiency_factor"] == section["narrow_compute_efficiency_factor"] == pytest.approx(1.1)
-
-
 def test_intervals_widen_with_fewer_rows_and_for_unmeasured_gpus(full_fit):
     fewer = fit([closed_row(**SHAPES[0])])
     assert fewer.log_sigma(get_gpu("b200")) > full_fit.log_sigma(get_gpu("b200"))

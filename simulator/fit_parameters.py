@@ -42,7 +42,13 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   builds a refreshed family on an earlier one: Blackwell Ultra's B300/GB300 stream HBM3e through
 #   Blackwell's), and per GPU: one family can mix HBM generations and speed bins (H100's HBM3 and
 #   H200's HBM3e, MI300X's HBM3 and MI325X's HBM3E).
-# - attention: flash-attention kernels per vendor.
+# - attention: flash-attention kernels per vendor. Tried and left out: MLA's absorbed decode attention
+#   (DeepSeek-R1, compute-bound over one shared latent) as a field of its own, one value. The fit put it
+#   at 0.43-0.44 against flash attention's 0.26 and raised the all-to-all latency to 444-460 us (fast
+#   attention and a large fixed step time, as the rows' Little's-law step times say: ALL_TO_ALL_LATENCY_S),
+#   but predicted worse; --validate, seeds 0 and 1, shared / own field: leave-one-GPU-out median 8.2, 8.9
+#   / 9.1, 9.5%, p90 19.0, 20.8 / 20.3, 21.6%; leave-one-model-out median 9.7, 9.5 / 10.7, 10.6%, p90
+#   20.7, 20.9 / 25.7, 25.0%; leave-one-round-out p90 36.6, 31.1 / 37.9, 28.9%.
 # - moe: grouped-GEMM quality; too few MoE rows to split it further; expert balance: how skewed routers are.
 # - release: a stack's kernels and scheduler improve from one release to the next (TensorRT-LLM 10.2 in
 #   MLPerf v4.1, 10.11 in v5.1); a GPU measured on an older release is predicted at the newest one.

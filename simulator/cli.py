@@ -787,12 +787,14 @@ def sweep_command(spec, out, jobs, scheduler, resume, quiet):
     from simulator.sweep import load_sweep, progress_bar, run_sweep
     command, points = load_sweep(spec)
     rows = run_sweep(command, points, out, jobs=jobs, scheduler=scheduler, resume=resume,
-                     progress=None if quiet else progress_bar(), error_text=flag_message)
+                     progress=None if quiet else progress_bar())
     failed = [r for r in rows if r["status"] != "ok"]
     if rows and len(failed) == len(rows):
-        # nothing was computed: as much bad input as a typo on the command line (rows in --out say why)
+        # nothing was computed: as much bad input as a typo on the command line (rows in --out say why);
+        # the first row's error is quoted in the sweep file's names, as the rows hold it, not as flags
+        first = failed[0]["error"].partition(": ")[2] or failed[0]["error"]
         raise ConfigError(f"sweep: every point failed ({len(rows)} of {len(rows)}, rows in {out}); the first: "
-                          f"{failed[0]['error'].partition(': ')[2] or failed[0]['error']}")
+                          f"{first.replace('`', '')}")
     click.echo(f"{len(rows)} points run ({len(failed)} failed, {len(points) - len(rows)} already in {out}); "
                f"rows in {out}")
 

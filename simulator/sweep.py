@@ -250,12 +250,11 @@ def _open_results(path: Path, points: list[dict], resume: bool) -> list[str]:
 
 
 def run_sweep(command: str, points: list[dict], out=None, *, jobs: int = 1, scheduler=None, resume: bool = False,
-              progress: Callable[[int, int, float], None] | None = None,
-              error_text: Callable[[str], str] | None = None) -> list[dict]:
+              progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
     """Run every point (skipping those already in `out` when `resume`); rows in completion order. `out`
     is checked before any point runs, takes each row as it finishes, and is rewritten at the end in the
-    sweep's order under one header (see `columns_for`). `error_text` rewrites a failed point's error
-    before it is kept (the CLI passes its `flag_message`, so its rows name flags, not fields)."""
+    sweep's order under one header (see `columns_for`). A failed point's error names the field as the
+    sweep file does (`gpus`)."""
     require_number("`jobs`", jobs, low=1, high=1024, integer=True)
     check_scheduler(scheduler)
     out_path = Path(out) if out else None
@@ -269,8 +268,6 @@ def run_sweep(command: str, points: list[dict], out=None, *, jobs: int = 1, sche
     rows, start = [], time.perf_counter()
     try:
         for row in _execute(command, todo, jobs, scheduler):
-            if error_text is not None and row["error"]:
-                row["error"] = error_text(row["error"])
             rows.append(row)
             if writer is not None:
                 writer.write(row)

@@ -1,6 +1,7 @@
 """The core speaks of fields, only cli.py of --flags: a core message names a field as the Python API spells
 it, in backticks ("`gpus`: 0 is out of range"), and `simulator.cli.flag_message` says it with the flag
-("--gpus: 0 is out of range") wherever the CLI prints or writes a core message."""
+("--gpus: 0 is out of range") wherever the CLI prints or writes a core message about its own options. A
+sweep's rows keep the field: its file sets fields, not flags."""
 from __future__ import annotations
 
 import ast
@@ -70,13 +71,16 @@ def test_api_callers_read_fields_and_the_cli_reads_flags(capsys):
     assert capsys.readouterr().err == "infersim: error: --gpus: 0 is out of range [1, 100000]\n"
 
 
-def test_a_sweep_written_by_the_cli_names_flags(tmp_path):
+def test_a_sweep_names_the_fields_its_file_names(tmp_path, capsys):
+    """A sweep file sets the Python API's fields (`gpus = [0]`), so its rows' errors, and the CLI's line
+    quoting the first of them, name the field as the file does, not the --flag the user never typed."""
     spec = tmp_path / "sweep.toml"
     spec.write_text('command = "simulate"\n[base]\nmodel = "llama3.1-8b"\noffline = true\nrequests = 5\n'
                     '[grid]\ngpus = [0]\n')
     with pytest.raises(SystemExit):
         main(["sweep", str(spec), "--out", str(tmp_path / "rows.csv"), "--quiet"])
-    assert read_rows(tmp_path / "rows.csv")[0]["error"] == "ConfigError: --gpus: 0 is out of range [1, 100000]"
+    assert read_rows(tmp_path / "rows.csv")[0]["error"] == "ConfigError: `gpus`: 0 is out of range [1, 100000]"
+    assert capsys.readouterr().err.endswith("the first: gpus: 0 is out of range [1, 100000]\n")
 
 
 def test_the_core_names_no_flags():

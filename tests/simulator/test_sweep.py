@@ -191,8 +191,12 @@ def test_a_sweep_whose_every_point_fails_exits_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", str(spec), "--out", str(tmp_path / "o.csv"), "--quiet"])
     assert exit_info.value.code == 2
-    assert "every point failed (3 of 3" in capsys.readouterr().err
-    assert len(read_rows(tmp_path / "o.csv")) == 3          # the rows say why, one per point
+    err = capsys.readouterr().err
+    assert "every point failed (3 of 3" in err
+    rows = read_rows(tmp_path / "o.csv")
+    assert len(rows) == 3          # the rows say why, one per point, in the sweep file's names (not as flags)
+    assert all("nodes: " in r["error"] and "--nodes" not in r["error"] for r in rows)
+    assert "the first: nodes: " in err and "--nodes" not in err
 
 
 @pytest.mark.parametrize("address", ["not a url", "tcp://", "host:port", ""])

@@ -33,8 +33,8 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   25.0 / 20.7%; leave-one-round-out p90 33.3 / 36.6%; log-RMS 0.082 / 0.078.
 #   Tried and left out: a GPU's own compute offset (its power-limited clock) also scaling its 4/6-bit
 #   GEMMs, so B200's FP4 sits 0.94x GB200's as its FP8 does, not at the quoted 0.90x. A held-out B200 came
-#   out -3% Offline / -8% Server (median) instead of -10% / -14%, but every other held-out GPU worse;
-#   scripts/fit_default_profile.py --validate, seeds 0, 1, 2, without / with: leave-one-GPU-out median
+#   out -3% Offline / -8% Server (median) instead of -10% / -14%, but leave-one-GPU-out got worse as a
+#   whole; scripts/fit_default_profile.py --validate, seeds 0, 1, 2, without / with: leave-one-GPU-out median
 #   8.2, 8.9, 9.0 / 8.6, 9.7, 10.2%, p90 19.0, 20.8, 20.9 / 23.4, 20.3, 23.4%; leave-one-round-out
 #   median 14.0, 14.7, 15.2 / 13.6, 13.6, 15.2%, p90 36.6, 31.1, 31.9 / 31.8, 26.5, 28.3%;
 #   leave-one-model-out median 9.7, 9.5, 9.2 / 8.6, 8.5, 9.2%, p90 20.7, 20.9, 26.6 / 22.0, 19.4, 22.6%.

@@ -325,9 +325,10 @@ def run_file(func):
         except ConfigError as exc:
             # a value that came from the file is named as the file says it, not by the flag it replaces
             message = str(exc)
-            named = message.partition(":")[0].split(" ", 1)[0]
-            if named.strip("`") in from_file and ":" in message:
-                raise exc.__class__(from_file[named.strip("`")] + message[len(named):]) from None
+            named = message.partition(":")[0].split(" ", 1)[0]           # "`gpus`" (core) or "--gpus" (CLI)
+            label = from_file.get(named.strip("`"))
+            if label is not None and ":" in message:
+                raise exc.__class__(label + message[len(named):]) from None
             raise
 
     wrapper = click.option("--print-config", "print_config", is_flag=False, flag_value="-", default=None,

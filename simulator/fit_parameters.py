@@ -122,6 +122,16 @@ FIELD_SIGMA = {("memory_efficiency", "gpu"): 0.05, ("expert_balance", "global"):
 # datasheet scale, and a GPU without rows sits where its power puts it. The fit without this prior came
 # to the same ordering on its own in 7 of 9 GPUs (MI300X 0.87 against MI325X 1.12, H200-CTS 1.14
 # against H200 0.96).
+# Tried and left out: a steeper or fitted exponent (once the voltage sits at its floor, power goes as the
+# clock: exponent 1), and each GPU's own 4/6-bit offset with the same prior. The families disagree:
+# Hopper's pairs say the exponent is small (the 1,000 W H200-CTS runs Llama 2 70B Offline 2% above the
+# 700 W H200; GH200's 1,000 W is its module's, Grace included), CDNA3's say about 1 (MI300X 0.78-0.80x
+# MI325X on the same vLLM and LLMBoost releases). scripts/fit_default_profile.py --validate, seed 0, median
+# / p90 for leave one GPU, round, model out: 1/3 (this) 8.2/19.0, 14.0/36.6, 9.7/20.7%; 0.6: 8.3/20.6,
+# 12.7/53.1, 9.6/24.5%; 1: 10.1/22.7, 11.9/38.3, 8.8/20.7% (MI300X held out +5% instead of +19%, H200
+# -16% instead of -6%); fitted (prior 2/3 +- 1/6, came to 0.59): 8.2/19.4, 12.4/37.4, 8.9/21.8%; own
+# 4/6-bit offsets: 7.9/21.4, 14.0/33.9, 8.7/21.3%; both (fitted 0.49-0.51), seeds 0 and 1: 9.9, 9.2/19.7,
+# 22.6; 12.6, 13.2/34.9, 29.1; 9.1, 9.1/23.0, 26.3%.
 POWER_CLOCK_EXPONENT = 1 / 3
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from simulator.errors import ConfigError
 from simulator.registry import Registry
+from simulator.run_results import from_inferencemax, from_vllm_benchmark
 
 IMPORT_FORMATS = Registry("import format")
 
@@ -53,7 +54,6 @@ class VLLMBenchmark(ImportFormat):
     required = ("model", "gpu", "gpus")
 
     def read(self, files, model=None, gpu=None, gpus=None, tp=None, ep=None, precision="fp8", stack="vllm", **_):
-        from simulator.measurements import from_vllm_benchmark
         self.check({"model": model, "gpu": gpu, "gpus": gpus})
         return [from_vllm_benchmark(f, model=model, gpu=gpu, gpus=gpus, tp=tp, ep=ep, precision=precision,
                                     stack=stack) for f in files], None
@@ -66,5 +66,4 @@ class InferenceMAX(ImportFormat):
     name = "inferencemax"
 
     def read(self, files, **_):
-        from simulator.measurements import from_inferencemax
         return [from_inferencemax(f) for f in files], None

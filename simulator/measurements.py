@@ -1,5 +1,5 @@
-"""Measured benchmark rows for calibration: one CSV format, and importers for vLLM's `benchmark_serving`
-result JSON and InferenceMAX per-run result JSON.
+"""Measured benchmark rows for calibration: the row (`Measurement`), its checks, and its CSV format.
+Rows also come from result files: `run_results` (vLLM, InferenceMAX), `mlperf_results` (MLPerf).
 
 CSV columns (header required; blank cells mean "not measured" / "default"):
   model, gpu, gpus, scenario         required; scenario is offline | server | interactive (an MLPerf
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from dataclasses import asdict, dataclass, fields
@@ -303,113 +302,3 @@ def measurements_csv(rows: list[Measurement]) -> str:
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in asdict(row).items()})
     return buffer.getvalue()
-
-
-def _read_json(path) -> dict:
-    path = Path(path)
-    try:
-        data = json.loads(read_text(path))
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return data
-
-
-def _field(path, data: dict, *names, required=True):
-    for name in names:
-        if name in data and data[name] is not None:
-            value = data[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{path}: {name} {value!r} must be a finite non-negative number")
-            return value
-    if required:
-        raise ConfigError(f"{path}: missing {' or '.join(names)}")
-    return None
-
-
-def _whole(path, data: dict, name: str, required: bool = True) -> int | None:
-    """A count from a result JSON: a whole number (tp 1.7 is refused, not truncated to 1)."""
-    value = _field(path, data, name, required=required)
-    if value is None:
-        return None
-    if value != int(value) or value < 1:
-        raise ConfigError(f"{path}: {name} {value!r} must be a whole number >= 1")
-    return int(value)
-
-
-def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None = None, ep: int | None = None,
-                        precision: str = "fp8", stack: str = "vllm") -> Measurement:
-    """A vLLM `benchmarks/benchmark_serving.py --save-result` JSON file as a calibration row. The file
-    does not say what hardware it ran on: the GPU, count and plan come from the caller. `request_rate`
-    "inf" with `max_concurrency` is a closed loop of that many users; a finite rate is open loop.
-    Latencies in the file are milliseconds; the row stores seconds."""
-    get_model(model)           # the caller's names first: their errors name `model` / `gpu`
-    get_gpu(gpu)
-    data = _read_json(path)
-    completed = _field(path, data, "completed")
-    if not completed:
-        raise ConfigError(f"{path}: completed is 0; no requests finished")
-    rate = data.get("request_rate")
-    concurrency = data.get("max_concurrency")
-    record = {"model": model, "gpu": gpu, "gpus": gpus, "precision": precision, "stack": stack,
-              "tp": tp, "ep": ep, "source": f"vLLM benchmark_serving result {Path(path).name}",
-              "output_tokens_per_s": _field(path, data, "output_throughput"),
-              "input_tokens": max(1, round(_field(path, data, "total_input_tokens") / completed)),
-              "output_tokens": max(1, round(_field(path, data, "total_output_tokens") / completed))}
-    if not isinstance(completed, int) and completed != int(completed):
-        raise ConfigError(f"{path}: completed {completed!r} must be a whole number of requests")
-    finite_rate = isinstance(rate, (int, float)) and not isinstance(rate, bool) and math.isfinite(rate) and rate > 0
-    if concurrency and not finite_rate:
-        record.update(scenario="closed", users=concurrency)
-    elif finite_rate:
-        record.update(scenario="open", rate_per_s=rate)
-    else:
-        raise ConfigError(f"{path}: request_rate is inf and max_concurrency is missing: cannot tell the load")
-    for ours, theirs in (("ttft_p50_s", "median_ttft_ms"), ("ttft_p99_s", "p99_ttft_ms"),
-                         ("tpot_p50_s", "median_tpot_ms"), ("tpot_p99_s", "p99_tpot_ms")):
-        value = _field(path, data, theirs, required=False)
-        if value is not None:
-            record[ours] = round(value / 1000.0, 9)
-    row = measurement_from_record(str(path), record)
-    NameCheck().check(str(path), row)
-    return row
-
-
-INFERENCEMAX_MODELS = {"llama3.3-70b": "llama3.1-70b", "llama-3.3-70b": "llama3.1-70b", "llama70b": "llama3.1-70b",
-                       "gptoss": "gpt-oss-120b", "gpt-oss": "gpt-oss-120b", "gpt-oss-120b": "gpt-oss-120b",
-                       "dsr1": "deepseek-r1", "deepseek-r1": "deepseek-r1", "deepseek-r1-0528": "deepseek-r1"}
-
-
-def from_inferencemax(path) -> Measurement:
-    """An InferenceMAX per-run result JSON (`hw`, `model`, `precision`, `tp`, `ep`, `isl`, `osl`, `conc`,
-    `tput_per_gpu`, `output_tput_per_gpu`, `median_ttft`, `p99_ttft`, `median_tpot`, `p99_tpot`; times
-    in seconds) as a closed-loop row of `conc` users on max(tp, ep) GPUs."""
-    data = _read_json(path)
-    for key in ("hw", "model", "precision"):
-        if not isinstance(data.get(key), str) or not data[key].strip():
-            raise ConfigError(f"{path}: {key} must be a non-empty string")
-    hw = data["hw"].lower().split("-")[0].split("_")[0]
-    model_key = data["model"].lower().split("/")[-1]
-    model = INFERENCEMAX_MODELS.get(model_key, model_key)
-    tp = _whole(path, data, "tp")
-    ep = _whole(path, data, "ep", required=False) or 1
-    gpus = max(tp, ep, 1)
-    record = {"model": model, "gpu": hw, "gpus": gpus, "scenario": "closed", "users": _whole(path, data, "conc"),
-              "input_tokens": _whole(path, data, "isl"), "output_tokens": _whole(path, data, "osl"),
-              "precision": data["precision"].lower(), "stack": str(data.get("framework", "") or ""), "tp": tp,
-              "ep": ep, "output_tokens_per_s": _field(path, data, "output_tput_per_gpu") * gpus,
-              "source": f"InferenceMAX result {Path(path).name}"}
-    for ours, theirs in (("ttft_p50_s", "median_ttft"), ("ttft_p99_s", "p99_ttft"),
-                         ("tpot_p50_s", "median_tpot"), ("tpot_p99_s", "p99_tpot")):
-        value = _field(path, data, theirs, required=False)
-        if value is not None:
-            record[ours] = value
-    row = measurement_from_record(str(path), record)
-    names = NameCheck()
-    for key, kind, value in (("hw", "gpu", hw), ("model", "model", model)):
-        if names.resolve(kind, value)[1]:
-            raise ConfigError(f"{path}: {key} {excerpt(data[key])} names no {NameCheck.LABELS[kind]} in the "
-                              f"catalog (read as {excerpt(value)})")
-    names.check(str(path), row)
-    return row

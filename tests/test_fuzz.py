@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from simulator.errors import ConfigError
 from simulator.hardware import get_gpu, load_gpus, load_profile, efficiency_for
-from simulator.measurements import from_inferencemax, from_vllm_benchmark, load_measurements
+from simulator.measurements import load_measurements
+from simulator.run_results import from_inferencemax, from_vllm_benchmark
 from topologies import load_topology
 from workloads.spec import WorkloadSpec
 from workloads.traces import load_trace

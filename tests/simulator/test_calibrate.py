@@ -16,8 +16,8 @@ from simulator.fit_parameters import Membership, Parameters, power_prior_offsets
 from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_gpus, load_profile
 from simulator.intervals import interval_fields, prediction_log_sigma
 from simulator.models import get_model
-from simulator.measurements import (from_inferencemax, from_vllm_benchmark, load_measurements,
-                                    measurement_from_record)
+from simulator.measurements import load_measurements, measurement_from_record
+from simulator.run_results import from_inferencemax, from_vllm_benchmark
 from simulator.replay import busy_time_s
 from simulator.row_models import RowSpec, _binding_limit, row_model
 from simulator.api import serving_config

@@ -8,6 +8,7 @@ note for the user (what was left out).
 from __future__ import annotations
 
 from simulator.errors import ConfigError
+from simulator.mlperf_results import import_mlperf
 from simulator.registry import Registry
 from simulator.run_results import from_inferencemax, from_vllm_benchmark
 
@@ -40,7 +41,6 @@ class MLPerfResults(ImportFormat):
     options = ("strict",)
 
     def read(self, files, strict: bool = False, **_):
-        from simulator.mlperf_results import import_mlperf
         report = import_mlperf(files, strict=strict)
         return report.rows, report.summary_line()
 

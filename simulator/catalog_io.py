@@ -4,6 +4,7 @@ Errors name the file and the key; a user file that does not parse says so in one
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,15 @@ def read_text(path: str | Path) -> str:
         raise ConfigError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+
+
+def read_json(path: str | Path):
+    """Parse one JSON file (any JSON value; callers check its shape), every failure a one-line ConfigError
+    naming the file."""
+    try:
+        return json.loads(read_text(path))
+    except ValueError as exc:
+        raise ConfigError(f"{Path(path)}: not valid JSON ({exc.__class__.__name__})") from None
 
 
 def read_toml(path: str | Path) -> dict:

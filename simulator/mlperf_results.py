@@ -18,13 +18,12 @@ line (`strict` makes them an error), never dropped silently.
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simulator.catalog_io import read_text
+from simulator.catalog_io import read_json, read_text
 from simulator.errors import ConfigError
 from simulator.hardware import alias_key, gpu_by_alias, load_gpus
 from simulator.measurements import Measurement, measurement_from_record
@@ -205,13 +204,6 @@ def _record(mapper: _Mapper, report: ImportReport, *, round_: str, division: str
     report.rows.append(measurement_from_record(source, record))
 
 
-def _load_json(path: Path):
-    try:
-        return json.loads(read_text(path))
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
-
-
 def _tree_results(root: Path) -> list[Path]:
     return sorted(root.rglob("mlperf_log_summary.txt"))
 
@@ -235,7 +227,7 @@ def _from_log(mapper: _Mapper, report: ImportReport, log: Path, base: Path, summ
     if not system_file.is_file():
         report.skipped["missing systems/SYSTEM.json"] += 1
         return key
-    description = _load_json(system_file)
+    description = read_json(system_file)
     if not isinstance(description, dict):
         raise ConfigError(f"{system_file}: expected a JSON object")
     figures = parse_log_summary(read_text(log))
@@ -257,7 +249,7 @@ def _from_log(mapper: _Mapper, report: ImportReport, log: Path, base: Path, summ
 
 
 def _summary_entries(path: Path) -> list[dict]:
-    data = _load_json(path)
+    data = read_json(path)
     if not isinstance(data, list):
         raise ConfigError(f"{path}: expected a JSON list of results (MLCommons summary_results.json)")
     return [entry for entry in data if isinstance(entry, dict)]

@@ -3,11 +3,10 @@
 (the file names it)."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from simulator.catalog_io import read_text
+from simulator.catalog_io import read_json
 from simulator.errors import ConfigError, excerpt
 from simulator.hardware import get_gpu
 from simulator.measurements import Measurement, NameCheck, measurement_from_record
@@ -16,10 +15,7 @@ from simulator.models import get_model
 
 def _read_json(path) -> dict:
     path = Path(path)
-    try:
-        data = json.loads(read_text(path))
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc.__class__.__name__})") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     return data

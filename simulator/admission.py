@@ -140,3 +140,4 @@ def handed_off(engine) -> None:
         engine.batch.join(rid)
         free -= blocks
         slots -= 1
+    engine.note_held()

@@ -127,6 +127,7 @@ class Engine:
         self.outstanding = 0
         self.alive = True
         self.busy_s, self.steps, self.kv_block_s, self.preemptions = 0.0, 0, 0.0, 0
+        self.peak_sequences = 0                 # most sequences held at once (decoding + prefilling)
         self.gaps = InterTokenGaps(itl)
         self._coefficients: dict[int, tuple[float, float]] = {}
         self.trace = trace                      # records every step's batch aggregates when given
@@ -172,12 +173,20 @@ class Engine:
         self.cost = cost
         self._coefficients.clear()
 
+    def note_held(self) -> None:
+        """Keep the peak of sequences held (admission, which alone adds them, has just run): while it stays
+        below the batch limit, the limit never bound and any limit above the peak runs the same steps."""
+        held = self.batch.size + len(self.prefilling)
+        if held > self.peak_sequences:
+            self.peak_sequences = held
+
     # ---- prompt steps ----------------------------------------------------------------------------
     def begin_prompt_step(self, chunks, with_decode: bool, now: float) -> float:
         """Price a step of prompt work (and the running batch's decode with it) starting at `now`:
         returns its duration."""
         shape = prompt_step_shape(self, chunks, self.batch.size if with_decode else 0)
         duration = self.cost.step_time_s(shape)
+        self.note_held()
         if self.trace is not None:
             self.trace.prompt_steps.append(shape.as_row())
         self._step_started = (now, duration, self.kv.used(self.batch), chunks, shape.decode_seqs)

@@ -9,7 +9,9 @@ How a Server score is found:
      bracket where the runs' p99 / limit ratios place the threshold; each evaluation covers at least
      600 s of arrivals (more when requests live long).
   3. A later candidate is first tried at the best rate so far (+ the tolerance); if it misses, it cannot
-     win and costs one run. Candidates whose Offline rate is below the best rate so far are skipped.
+     win and costs one run. Candidates whose Offline rate is below the best rate so far are skipped, and
+     so are those differing from the best only in a batch limit that none of its runs around the
+     threshold reached (they run the same steps).
 
 The reported `output_tokens_per_s` is MLPerf's metric: completed output tokens per second of the scoring run.
 """
@@ -258,8 +260,28 @@ def _score_given_rate(runner: ScenarioRunner, scored, rate: float) -> ScenarioRe
                           tuple(runner.history))
 
 
+def _missed_alike(runs: dict, plan: Plan, other: Plan, sla: SLA, probe_rate: float) -> tuple | None:
+    """(rate, sequences) when `other` would miss the limits at or below `probe_rate` for certain: it
+    differs from `plan` only in its batch limit, and `plan`'s highest passing run and a missing run at
+    most `probe_rate` never held as many sequences as either limit. A limit no run reaches never binds,
+    so `other` runs those same steps (same requests, same step costs): it passes and misses where
+    `plan` did. None when that cannot be told."""
+    if replace(other, max_batch_size=plan.max_batch_size) != plan:
+        return None
+    passed = [rate for rate, (run, _) in runs.items() if meets_sla(run.summary, sla)]
+    if not passed:
+        return None
+    missed = [rate for rate in runs if max(passed) < rate <= probe_rate and not meets_sla(runs[rate][0].summary, sla)]
+    if not missed:
+        return None
+    held = max(runs[rate][0].summary["engine_sequences_peak"] for rate in (max(passed), min(missed)))
+    limit = min(plan.max_batch_size, other.max_batch_size) * plan.attention_dp
+    return (min(missed), held) if held < limit else None
+
+
 def _search_server(runner: ScenarioRunner, scored, start_rate_per_s: float | None = None) -> ScenarioResult:
     best = None       # (rate, candidate, run, count)
+    best_runs = {}    # the best plan's search runs by rate
     marked, reasons = [], []
     for candidate in scored:
         if best is not None:
@@ -272,6 +294,12 @@ def _search_server(runner: ScenarioRunner, scored, start_rate_per_s: float | Non
                 marked.append(replace(candidate, outcome=f"steps reach the TPOT limit near "
                                                          f"{candidate.tpot_bound_requests_per_s:.4g} requests/s, "
                                                          f"below {probe_rate:.4g}"))
+                continue
+            alike = _missed_alike(best_runs, best[1].plan, candidate.plan, runner.sla, probe_rate)
+            if alike:
+                marked.append(replace(candidate, outcome=f"runs the steps of {best[1].label} (its runs held at "
+                                                         f"most {alike[1]} sequences, below both batch limits), "
+                                                         f"which miss the limits at {alike[0]:.4g} requests/s"))
                 continue
             probe = runner.server_run(candidate.plan, probe_rate)
             if not meets_sla(probe[0].summary, runner.sla):
@@ -291,7 +319,7 @@ def _search_server(runner: ScenarioRunner, scored, start_rate_per_s: float | Non
             continue
         marked.append(replace(candidate, outcome=f"valid up to {rate:.4g} requests/s"))
         if best is None or rate > best[0]:
-            best = (rate, candidate, run, count)
+            best, best_runs = (rate, candidate, run, count), runner.last_runs
     if best is None:
         scenario = runner.scenario
         raise InfeasibleError(f"{scenario.kind} SLA (p99 TTFT <= {scenario.ttft_p99_s:g} s, p99 TPOT <= "

@@ -18,7 +18,7 @@ from simulator.errors import ConfigError
 
 MAX_JOBS = 1024
 _COLUMNS = ("first_token_s", "finish_s", "generated", "preemptions", "engine")
-_COUNTERS = ("busy_s", "steps", "kv_block_s", "preemptions")
+_COUNTERS = ("busy_s", "steps", "kv_block_s", "preemptions", "peak_sequences")
 _cluster = None      # the cluster a forked worker inherits
 _per_engine = None
 

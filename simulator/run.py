@@ -291,6 +291,7 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
     summary["kv_occupancy_mean"] = float(np.mean([e.kv_block_s for e in engines]) / cluster.blocks_per_engine
                                          / makespan) if makespan else 0.0
     summary["engine_steps"] = int(sum(e.steps for e in engines))
+    summary["engine_sequences_peak"] = max((e.peak_sequences for e in engines), default=0)
     plan = {"model": config.model.name, "gpu": config.gpu.name, "gpus": config.gpus,
             "replicas": config.replicas, "batching": config.batching, "router": config.router,
             "precision": {"weights": config.precision.weights, "activations": config.precision.activations,

@@ -196,7 +196,8 @@ class ScenarioRunner:
                     step: float = 2.0, known_runs: dict | None = None):
         """Highest Poisson rate meeting the SLA for `plan`, with every run kept by rate; `known_runs`
         (rate -> `server_run`'s result) are runs of this plan already made, not repeated. The search's
-        history is kept as `last_search` (calibration reads how the limits respond near the threshold)."""
+        history is kept as `last_search` (calibration reads how the limits respond near the threshold), its
+        runs as `last_runs`."""
         runs = dict(known_runs or {})
 
         def run(rate):
@@ -206,5 +207,5 @@ class ScenarioRunner:
 
         found = max_rate_meeting_sla(run, self.sla, initial_rate_per_s, relative_tolerance=RATE_TOLERANCE,
                                      ceiling_rate_per_s=ceiling_rate_per_s, step=step)
-        self.last_search = found
+        self.last_search, self.last_runs = found, runs
         return found.rate_per_s, runs[found.rate_per_s]

@@ -1,13 +1,15 @@
 """MLPerf scenarios and sizing: hand-computed offline throughput, the server search against the
 saturation rate of a hand-set cost model, unreachable SLAs, and the sizing minimum."""
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from simulator.cli import main
 from simulator.errors import InfeasibleError
-from simulator.mlperf import mlperf
+from simulator.metrics import SLA
+from simulator.mlperf import _missed_alike, mlperf
 from simulator.scenario_runs import ScenarioRunner, offline_score
 from simulator.plan import Plan
 from simulator.sizing import size
@@ -78,6 +80,48 @@ def test_server_never_beats_offline(model, gpu, gpus, limits):
         assert scored.valid and scored.tokens_per_s <= offline * 1.001, scenario
         runs = [(plan, rate) for plan, rate, *_ in scored.history]
         assert len(runs) == len(set(runs)), "a plan was run twice at one rate"
+
+
+def test_a_batch_limit_no_run_reaches_runs_the_same_steps(small_config):
+    """Hand-set steps (0.1 s with prompt work, 0.1 s with decodes), 100 in / 11 out at 2 queries/s for
+    300 s: a query holds its slot through a prompt step and 10 decode steps (about 1.1 s, more while
+    other prompts interleave), so about a dozen at most are held at once, far below a limit of 64. A
+    limit equal to that peak never binds either: the same steps, every figure equal. A limit of 2
+    binds: the peak is the limit, and queries wait longer for a slot."""
+    scenario = synthetic_scenario("server", ttft_p99_s=2.0, tpot_p99_s=1.0, samples=600)
+
+    def run(batch):
+        plan = Plan(max_batch_size=batch)
+        runner = ScenarioRunner(small_config(plan=plan), scenario, duration_s=300,
+                                step_cost=FixedStepCost(plan, prefill_s=0.1, decode_s=0.1))
+        return runner.server_run(plan, 2.0)[0].summary
+
+    loose = run(64)
+    peak = loose["engine_sequences_peak"]
+    assert 2 < peak < 64
+    assert run(peak) == loose
+    tight = run(2)
+    assert tight["engine_sequences_peak"] == 2
+    assert tight["ttft_p99_s"] > loose["ttft_p99_s"]
+
+
+def test_a_plan_differing_only_in_a_batch_limit_no_run_reached_is_not_probed():
+    """The best plan passed at 10/s and missed at 10.2/s, holding at most 40 sequences: a plan with a
+    limit of 64 instead of 128 runs those same steps, so it misses at 10.2/s too and is not run. Not
+    when a run reached the smaller limit, the plans differ in more than the limit, or the miss lies
+    above the rate a probe would try."""
+    sla = SLA(ttft_p99_s=2.0, tpot_p99_s=0.2)
+
+    def run(ttft_s, peak):
+        return SimpleNamespace(summary={"ttft_p99_s": ttft_s, "tpot_p99_s": 0.1, "requests_dropped": 0,
+                                        "engine_sequences_peak": peak}), 600
+    runs = {10.0: run(1.5, 40), 10.2: run(2.5, 40)}
+    best, other = Plan(max_batch_size=128), Plan(max_batch_size=64)
+    assert _missed_alike(runs, best, other, sla, probe_rate=10.2) == (10.2, 40)
+    assert _missed_alike(runs, best, Plan(max_batch_size=40), sla, probe_rate=10.2) is None
+    assert _missed_alike(runs, best, Plan(tp=2, max_batch_size=64), sla, probe_rate=10.2) is None
+    assert _missed_alike(runs, best, other, sla, probe_rate=10.1) is None
+    assert _missed_alike({10.0: run(1.5, 40)}, best, other, sla, probe_rate=10.2) is None
 
 
 def test_unreachable_sla_is_reported(capsys):

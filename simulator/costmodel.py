@@ -11,6 +11,7 @@ fields as arrays) under other efficiencies.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from statistics import NormalDist
 
@@ -81,8 +82,11 @@ def _maximum(a, b):
 
 def expected_distinct_experts(experts: int, top_k: int, tokens):
     """Expected experts touched when `tokens` tokens each pick `top_k` of `experts` uniformly:
-    E x (1 - (1 - k/E)^B)."""
-    return experts * (1.0 - (1.0 - top_k / experts) ** _maximum(tokens, 0))
+    E x (1 - (1 - k/E)^B), the power taken as exp(B log(1 - k/E)): numpy's power of an array exponent
+    took 300 us of a calibration's 500 us re-pricing of a MoE run's 3,400 prompt steps, exp 60 us."""
+    if top_k >= experts:                   # every token picks every expert
+        return experts * (_maximum(tokens, 0) > 0)
+    return experts * (1.0 - np.exp(math.log1p(-top_k / experts) * _maximum(tokens, 0)))
 
 
 def busiest_share(ranks: int, routed):

@@ -1,5 +1,6 @@
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from simulator.costmodel import (AlphaBeta, BatchShape, Communication, StepCost, causal_pairs,
@@ -89,6 +90,17 @@ def test_expected_distinct_experts():
     assert expected_distinct_experts(128, 4, 1) == pytest.approx(4)
     assert expected_distinct_experts(128, 4, 32) == pytest.approx(128 * (1 - (124 / 128) ** 32))
     assert expected_distinct_experts(8, 2, 10_000) == pytest.approx(8)
+
+
+def test_expected_distinct_experts_of_arrays_and_of_every_expert():
+    """Arrays give the numbers' values element-wise (0 tokens touch none); a model whose tokens pick all
+    E experts touches all E from the first token: 8 of 8 with 0, 1 and 5 tokens is 0, 8, 8."""
+    tokens = np.array([0.0, 1.0, 32.0, 4096.0])
+    numbers = [expected_distinct_experts(128, 4, t) for t in tokens]
+    assert expected_distinct_experts(128, 4, tokens) == pytest.approx(numbers, rel=1e-12)
+    assert numbers[0] == 0.0
+    assert list(expected_distinct_experts(8, 8, np.array([0.0, 1.0, 5.0]))) == [0.0, 8.0, 8.0]
+    assert expected_distinct_experts(8, 8, 1) == 8
 
 
 def test_moe_decode_reads_fewer_expert_bytes_at_small_batches():

@@ -46,10 +46,6 @@ class StepTrace:
             self.marks.append((self.finished_requests, self.finished_tokens, len(self.prompt_steps),
                                len(self.decode_stretches)))
 
-    def between(self, first_mark, last_mark) -> "StepTrace":
-        """The steps recorded between two of this trace's marks."""
-        return StepTrace(self.prompt_steps[first_mark[2]:last_mark[2]], self.decode_stretches[first_mark[3]:last_mark[3]])
-
     def arrays(self) -> tuple:
         """(prompt steps as one BatchShape of arrays or None, decode steps folded or None), built once
         per trace length: calibration re-prices one trace thousands of times. Decode steps fold exactly
@@ -59,13 +55,17 @@ class StepTrace:
         lengths = (len(self.prompt_steps), len(self.decode_stretches))
         if self._arrays is None or self._arrays[0] != lengths:
             prompt = shape_arrays(self.prompt_steps) if self.prompt_steps else None
-            decode = None
-            if self.decode_stretches:
-                n, context, k = np.asarray(self.decode_stretches, dtype=float).T
-                sizes, where = np.unique(n, return_inverse=True)
-                decode = (sizes, np.bincount(where, weights=k), float(np.sum(k * context + n * k * (k - 1) / 2)))
+            decode = fold_decode(self.decode_stretches) if self.decode_stretches else None
             self._arrays = (lengths, prompt, decode)
         return self._arrays[1:]
+
+
+def fold_decode(stretches) -> tuple[np.ndarray, np.ndarray, float]:
+    """Decode stretches (sequences, context sum at the first step, steps) as (batch sizes, steps run at
+    each size, context sum S): see `StepTrace.arrays`."""
+    n, context, k = np.asarray(stretches, dtype=float).reshape(-1, 3).T
+    sizes, where = np.unique(n, return_inverse=True)
+    return sizes, np.bincount(where, weights=k), float(np.sum(k * context + n * k * (k - 1) / 2))
 
 
 def prompt_step_shape(engine, chunks, decode_seqs: int) -> BatchShape:

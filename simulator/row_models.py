@@ -31,7 +31,7 @@ from simulator.memory import plan_memory
 from simulator.mlperf import PLAN_PINS, score_scenario
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
-from simulator.replay import busy_time_s
+from simulator.replay import TraceWindow, busy_time_s, busy_times_s, trace_window
 from simulator.engine import StepTrace
 from simulator.scenario_runs import RATE_TOLERANCE, ScenarioRunner
 from workloads.requests import Requests
@@ -159,11 +159,13 @@ class OfflineRow:
         _remember(plans, spec, self.plan, self.anchor_score)
 
     def predict(self, efficiency: Efficiency) -> float:
-        costs = [cost.with_efficiency(efficiency) for cost in self.costs]
-        makespans = [busy_time_s(trace, cost) for trace, cost in zip(self.traces, costs)]
-        for k, (window, window_tokens) in enumerate(self.steady):
-            per_token_s = busy_time_s(window, costs[k]) / window_tokens
-            makespans[k] += self.extension * self.traces[k].finished_tokens * per_token_s
+        makespans = []
+        for k, (trace, cost) in enumerate(zip(self.traces, self.costs)):
+            windows = self.steady[k:k + 1]
+            busy, steady = busy_times_s(trace, cost.with_efficiency(efficiency), windows)
+            if windows:
+                busy += self.extension * trace.finished_tokens * steady[0] / windows[0].tokens
+            makespans.append(busy)
         return self.tokens * (1.0 + self.extension) * self.scale / max(makespans)
 
     def refresh(self, efficiency: Efficiency, tolerance: float = 0.0) -> None:
@@ -221,21 +223,13 @@ class ServerRow:
         self._anchor(efficiency, runner, run, run.summary["output_tokens_per_s"])
 
 
-def steady_window(trace: StepTrace) -> tuple[StepTrace, float]:
+def steady_window(trace: StepTrace) -> TraceWindow:
     """The steps between the marks nearest a quarter and three quarters of the trace's completions (past
-    the fill at the start and before the drain tail at the end), and the output tokens they generated;
-    the whole trace when it has too few marks."""
+    the fill at the start and before the drain tail at the end); the whole trace when it has too few
+    marks."""
     total = trace.finished_requests
     inside = [m for m in trace.marks if STEADY_FROM * total <= m[0] <= STEADY_TO * total]
-    window = trace.between(inside[0], inside[-1]) if len(inside) >= 2 else trace
-    return window, generated_tokens(window)
-
-
-def generated_tokens(trace: StepTrace) -> float:
-    """Output tokens the traced steps generated: one per completed prompt and per decoding sequence."""
-    prompt, decode = trace.arrays()
-    tokens = float(np.sum(prompt.prefill_seqs) + np.sum(prompt.decode_seqs)) if prompt is not None else 0.0
-    return tokens + (float(np.dot(decode[0], decode[1])) if decode is not None else 0.0)
+    return trace_window(trace, inside[0], inside[-1]) if len(inside) >= 2 else trace_window(trace)
 
 
 def thinned(trace: StepTrace, keep: int = THINNED_STEPS) -> StepTrace:

@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 
 from simulator.api import run_config, serving_config
-from simulator.replay import busy_time_s
-from simulator.row_models import generated_tokens
+from simulator.engine import StepTrace
+from simulator.replay import busy_time_s, busy_times_s, trace_window
 from workloads.scenarios import get_scenario
 
 
@@ -45,7 +45,26 @@ def test_a_trace_counts_every_output_token_and_marks_completions():
     assert run.summary["preemptions"] > 0
     total = int(run.engine_result.arrays["output_tokens"].sum())
     assert run.summary["requests_completed"] == 600 and trace.finished_requests == 600
-    assert trace.finished_tokens == total and generated_tokens(trace) == total
+    assert trace.finished_tokens == total and trace_window(trace).tokens == total
     assert [m[0] for m in trace.marks] == list(range(64, 577, 64))
     first, last = trace.marks[0], trace.marks[-1]
-    assert generated_tokens(trace.between(first, last)) == pytest.approx(last[1] - first[1], rel=0.2)
+    assert trace_window(trace, first, last).tokens == pytest.approx(last[1] - first[1], rel=0.2)
+
+
+def test_a_window_is_priced_as_its_own_steps():
+    """A window's busy time, read off the whole trace's step times, is the busy time of a trace holding
+    only the window's steps (same prompt steps, same decode stretches), under any efficiency; and the
+    whole trace as its own window prices as the whole."""
+    config = serving_config(model="mixtral-8x7b", gpu="h100", gpus=2, precision="fp8", tp=2, max_batch_size=128)
+    requests = get_scenario("mixtral-8x7b", "offline").requests(500, None, 5)
+    run = run_config(config, requests, record_steps=True)
+    trace, cost = run.engine_result.traces[0], run.engine_result.step_costs[0]
+    first, last = trace.marks[1], trace.marks[-2]
+    alone = StepTrace(trace.prompt_steps[first[2]:last[2]], trace.decode_stretches[first[3]:last[3]])
+    changed = cost.with_efficiency(replace(cost.efficiency, compute_efficiency=0.37, memory_efficiency=0.55))
+    for priced in (cost, changed):
+        total, (window, whole) = busy_times_s(trace, priced, (trace_window(trace, first, last), trace_window(trace)))
+        assert total == pytest.approx(busy_time_s(trace, priced), rel=1e-12)
+        assert window == pytest.approx(busy_time_s(alone, priced), rel=1e-9)
+        assert whole == pytest.approx(total, rel=1e-12)
+        assert 0 < window < total

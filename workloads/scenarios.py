@@ -52,12 +52,6 @@ class Scenario:
             return self.output_lengths
         return Rescaled(self.output_lengths, self.generated_output_mean)
 
-    @property
-    def min_queries(self) -> int:
-        """Queries for a stable p99: MLPerf asks for at least the dataset once (and 270,336 queries in a
-        real Server run); a simulation needs a few thousand for the 99th percentile to settle."""
-        return max(4000, min(self.samples, 24576))
-
     def requests(self, count: int, rate_per_s: float | None, seed: int = 0,
                  output_tokens_mean: float | None = None) -> Requests:
         """`count` queries, Offline (rate None) or Poisson at `rate_per_s`. Output lengths are rescaled to

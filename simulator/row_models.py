@@ -17,7 +17,6 @@ model matches a new search to the search's own resolution (`calibrate.LOCAL_RANG
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -324,16 +323,6 @@ def needs_anchor_search(spec: RowSpec) -> bool:
 def row_model(spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans: dict | None = None,
               seed: int = 0):
     """The row's model; `plans` (shared across calls) lets rows of one system, model and scenario reuse
-    the plan the first of them searched for; `seed` with the row's run draws its simulated requests
-    (`row_seed`)."""
+    the plan the first of them searched for; `seed` draws its simulated runs' requests."""
     kind = {"offline": OfflineRow, "server": ServerRow, "interactive": ServerRow}.get(spec.scenario, StreamRow)
-    return kind(spec, anchor, model_catalog, gpu_catalog, plans, row_seed(spec, seed))
-
-
-def row_seed(spec: RowSpec, seed: int) -> int:
-    """The seed of a row's simulated requests: `seed` mixed with the run the row simulates. The runs of
-    one seed share their queries (`Scenario.requests`), which a rate search needs; rows must not: with
-    one seed every row of a benchmark would carry the same sample's error, which no number of rows
-    averages out."""
-    run = zlib.crc32(repr(spec.simulated()).encode())
-    return int(np.random.SeedSequence([seed, run]).generate_state(1, np.uint64)[0] >> 1)
+    return kind(spec, anchor, model_catalog, gpu_catalog, plans, seed)

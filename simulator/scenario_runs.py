@@ -83,7 +83,7 @@ def server_score(run: RunResult) -> tuple[float, float]:
 
 class ScenarioRunner:
     """Runs one scenario on variations of one cluster config (plans and rates share the seed, so
-    comparisons between them use the same queries: `Scenario.requests`). `output_tokens_mean` rescales the dataset's output
+    comparisons between them use the same queries). `output_tokens_mean` rescales the dataset's output
     lengths to a measured tokens-per-sample (quantised models answer a little shorter or longer)."""
 
     def __init__(self, config, scenario: Scenario, usd_per_gpu_hour=None, duration_s=None, queries=None,

@@ -56,19 +56,14 @@ class Scenario:
                  output_tokens_mean: float | None = None) -> Requests:
         """`count` queries, Offline (rate None) or Poisson at `rate_per_s`. Output lengths are rescaled to
         `output_tokens_mean` (a measured tokens per sample; default: what the benchmark's model generates),
-        within the dataset's cap.
-
-        Common random numbers: arrival gaps, prompt and output lengths come from three streams of the
-        seed, so runs of one seed at two rates or counts share their queries. Query i has the same lengths
-        in both, and arrives at the same unit-rate time over the rate. A rate search then compares one
-        set of queries at several loads, not a new draw at each (before, a run 2% faster drew other
-        lengths and could pass where a slower one missed)."""
-        times_rng, inputs_rng, outputs_rng = map(np.random.default_rng, np.random.SeedSequence(seed).spawn(3))
+        within the dataset's cap."""
+        rng = np.random.default_rng(seed)
         arrival = Offline() if rate_per_s is None else Poisson(rate_per_s)
-        times = arrival.times(count, times_rng)
+        times = arrival.times(count, rng)
         outputs = self.generated_lengths if output_tokens_mean is None else Rescaled(self.output_lengths,
                                                                                      output_tokens_mean)
-        return Requests(times, self.input_lengths.sample(count, inputs_rng), outputs.sample(count, outputs_rng))
+        inputs, outputs = self.input_lengths.sample(count, rng), outputs.sample(count, rng)
+        return Requests(times, inputs, outputs)
 
     def describe(self) -> dict:
         # the p99 limits a run is held to: named as mlperf's results name them, not as a measured p99

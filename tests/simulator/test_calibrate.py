@@ -7,7 +7,6 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from simulator.calibrate import build_models, fit
@@ -20,7 +19,7 @@ from simulator.models import get_model
 from simulator.measurements import load_measurements, measurement_from_record
 from simulator.run_results import from_inferencemax, from_vllm_benchmark
 from simulator.replay import busy_time_s
-from simulator.row_models import RowSpec, _binding_limit, row_model, row_seed
+from simulator.row_models import RowSpec, _binding_limit, row_model
 from simulator.api import serving_config
 from simulator.scenario_runs import ScenarioRunner
 from workloads.scenarios import get_scenario
@@ -339,21 +338,6 @@ def test_rows_differing_only_in_stack_share_one_run():
     assert models[base] is not models[other]
     assert models[base].traces is models[other].traces                  # one simulated run
     assert models[base].predict(PRIOR) == models[other].predict(PRIOR)
-
-
-def test_each_row_draws_its_own_requests():
-    """Runs of one seed share their queries (a rate search compares loads on one sample), so a row's seed
-    mixes the fit's seed with the run it simulates (`row_seed`): two Offline rows of 8B on one H100 that
-    differ in measured tokens per sample (128 against 140) draw other prompts; rows that differ only in
-    their stack simulate one run and keep one seed; another fit seed gives another."""
-    base = RowSpec("llama3.1-8b", "llama3.1-8b", "h100", 1, "offline", "fp8", "tensorrt-llm", "10.2",
-                   output_tokens=128.0)
-    longer, other_stack = replace(base, output_tokens=140.0), replace(base, stack="vllm", stack_version="0.9")
-    assert row_seed(other_stack, 0) == row_seed(base, 0)
-    assert len({row_seed(base, 0), row_seed(longer, 0), row_seed(base, 1)}) == 3
-    scenario = get_scenario("llama3.1-8b", "offline")
-    prompts, other_prompts = (scenario.requests(1000, None, row_seed(s, 0)).input_tokens for s in (base, longer))
-    assert np.mean(prompts == other_prompts) < 0.5
 
 
 def test_a_release_the_fit_never_saw_widens_the_interval_by_its_prior():

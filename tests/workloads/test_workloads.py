@@ -127,22 +127,6 @@ def test_scenarios_catalog():
         get_scenario("mixtral-8x7b", "interactive")
 
 
-def test_runs_of_one_seed_at_two_rates_share_their_queries():
-    """Common random numbers: 10,000 queries at 10/s and 10,200 at 10.2/s (one seed) hold the same first
-    10,000 queries. Query i arrives at its unit-rate time over the rate, so at 10/s and at 10.2/s the
-    times differ by the factor 10.2 / 10 exactly; prompt lengths are equal; output lengths, rescaled to the
-    benchmark's generated mean over each run's own draws, differ by at most 1% or one token (most not at
-    all). Another seed draws other queries."""
-    server = get_scenario("llama2-70b", "server")
-    slow, fast = server.requests(10_000, 10.0, 3), server.requests(10_200, 10.2, 3)
-    assert fast.arrival_s[:10_000] * 10.2 == pytest.approx(slow.arrival_s * 10.0, rel=1e-12)
-    assert (fast.input_tokens[:10_000] == slow.input_tokens).all()
-    shift = np.abs(fast.output_tokens[:10_000] - slow.output_tokens)
-    assert np.all(shift <= np.maximum(1, 0.01 * slow.output_tokens)) and np.mean(shift == 0) > 0.5
-    other = server.requests(10_000, 10.0, 4)
-    assert np.mean(other.input_tokens == slow.input_tokens) < 0.5
-
-
 def test_mlperf_tpot():
     """(latency - TTFT) / (output - 1): (2.0 - 0.5) / (31 - 1) = 0.05."""
     np.testing.assert_allclose(mlperf_tpot_s([2.0], [0.5], [31]), [0.05])

@@ -82,9 +82,10 @@ def server_score(run: RunResult) -> tuple[float, float]:
 
 
 class ScenarioRunner:
-    """Runs one scenario on variations of one cluster config (plans and rates share the seed, so
-    comparisons between them use the same queries). `output_tokens_mean` rescales the dataset's output
-    lengths to a measured tokens-per-sample (quantised models answer a little shorter or longer)."""
+    """Runs one scenario on variations of one cluster config (plans share the seed, so plans compared at
+    one rate see the same queries; a run at another rate draws others). `output_tokens_mean` rescales
+    the dataset's output lengths to a measured tokens-per-sample (quantised models answer a little
+    shorter or longer)."""
 
     def __init__(self, config, scenario: Scenario, usd_per_gpu_hour=None, duration_s=None, queries=None,
                  step_cost=None, output_tokens_mean: float | None = None, exact: bool = False,

@@ -161,10 +161,10 @@ class OfflineRow:
     def predict(self, efficiency: Efficiency) -> float:
         makespans = []
         for k, (trace, cost) in enumerate(zip(self.traces, self.costs)):
-            windows = self.steady[k:k + 1]
-            busy, steady = busy_times_s(trace, cost.with_efficiency(efficiency), windows)
-            if windows:
-                busy += self.extension * trace.finished_tokens * steady[0] / windows[0].tokens
+            window = self.steady[k] if self.steady else None      # a run extended by its steady state
+            busy, steady = busy_times_s(trace, cost.with_efficiency(efficiency), (window,) if window else ())
+            if window:
+                busy += self.extension * trace.finished_tokens * steady[0] / window.tokens
             makespans.append(busy)
         return self.tokens * (1.0 + self.extension) * self.scale / max(makespans)
 

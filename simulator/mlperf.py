@@ -268,10 +268,11 @@ def _missed_alike(runs: dict, plan: Plan, other: Plan, sla: SLA, probe_rate: flo
     `plan` did. None when that cannot be told."""
     if replace(other, max_batch_size=plan.max_batch_size) != plan:
         return None
-    passed = [rate for rate, (run, _) in runs.items() if meets_sla(run.summary, sla)]
+    passes = {rate: meets_sla(run.summary, sla) for rate, (run, _) in runs.items()}
+    passed = [rate for rate, ok in passes.items() if ok]
     if not passed:
         return None
-    missed = [rate for rate in runs if max(passed) < rate <= probe_rate and not meets_sla(runs[rate][0].summary, sla)]
+    missed = [rate for rate, ok in passes.items() if max(passed) < rate <= probe_rate and not ok]
     if not missed:
         return None
     held = max(runs[rate][0].summary["engine_sequences_peak"] for rate in (max(passed), min(missed)))

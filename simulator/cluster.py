@@ -182,13 +182,16 @@ class Cluster:
     def engine_arrivals(self, arrival_s: np.ndarray) -> list[list]:
         """Round-robin routing decided up front: request i that is not dropped goes to engine (routed
         count) mod E, as the RoundRobin router assigns it. Returns each engine's (time, id) pairs."""
-        per_engine = [[] for _ in self.engines]
-        routed, count = 0, len(self.engines)
-        for rid, when in enumerate(arrival_s.tolist()):
-            if self.admissible(rid):
-                per_engine[routed % count].append((when, rid))
-                routed += 1
-        return per_engine
+        table, count = self.table, len(self.engines)
+        total = np.frombuffer(table.input_tokens, dtype=np.int64) + np.frombuffer(table.output_tokens, dtype=np.int64)
+        fits = (total <= self.config.model.max_context) \
+            & (-(-total // self.config.plan.block_size) + self.window_blocks <= self.blocks_per_engine)
+        for rid in np.flatnonzero(~fits).tolist():
+            self.admissible(rid)                # drops it with its reason
+        kept = np.flatnonzero(fits)
+        engine_of = np.arange(kept.size) % count
+        return [list(zip(arrival_s[kept[engine_of == e]].tolist(), kept[engine_of == e].tolist()))
+                for e in range(count)]
 
     def run_engines_alone(self, arrival_s: np.ndarray, until: float | None, watch=None, progress=None) -> float:
         """Engines that never interact each run their own loop over their arrivals, without SimPy, one

@@ -219,8 +219,9 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     arrays = table.arrays()
     unfinished = np.flatnonzero(~np.isfinite(arrays["finish_s"]))
     dropped = dict(table.dropped)
+    unfinished_reason = UNFINISHED.format(end_s)
     for rid in unfinished.tolist():
-        dropped.setdefault(rid, UNFINISHED.format(end_s))
+        dropped.setdefault(rid, unfinished_reason)
     summary = summarize(arrays, cluster.itl, config.sla)
     if watch is not None and watch.stopped_at_s is not None:
         summary["stopped_early_s"] = watch.stopped_at_s

@@ -265,9 +265,9 @@ def _shift_lines(shifts: list[dict]) -> list[str]:
 
 def _unseen_lines(unseen: list[dict]) -> list[str]:
     lines = ["## What the held-out round alone runs", "",
-             "Stacks and releases no row of the fitted round runs: the fit without them predicts their rows at "
-             "the stack's (or vendor's) values, while the fit of all rows gives them these factors (a newer "
-             "release's speed-up is what no fit of an older round can know).", "",
+             "Stacks and releases no row of the fitted round runs: the fit without them predicts a release at its "
+             "stack's nearest earlier fitted release, and a stack at its vendor's values, while the fit of all rows "
+             "gives them these factors (a newer release's speed-up is what no fit of an older round can know).", "",
              "| left out | group | field | factor in the fit of all rows |", "|---|---|---|---|"]
     for r in unseen:
         lines.append(f"| {r['left_out']} | {r['level']} {r['group']} | {r['field']} | {r['factor_all_rows']:.2f} |")

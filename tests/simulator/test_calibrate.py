@@ -353,6 +353,22 @@ def test_a_release_the_fit_never_saw_widens_the_interval_by_its_prior():
     assert parameters.unseen_variance(Membership.of(h100, "tensorrt-llm", "10.2"), sensitivity) == 0.0
 
 
+def test_a_release_the_fit_never_saw_takes_its_stacks_nearest_earlier_one():
+    """Fitted TensorRT-LLM 9.3 and 10.2 (MLPerf v4.1): 10.11 and 10.8 are later than both (10.11 > 10.2 by
+    its numbers, not as text), so they take 10.2's offsets; 10.1 falls between and takes 9.3's; 9.0
+    predates both and takes none (the stack's own values), as does a stack with no fitted release."""
+    releases = ["nvidia/tensorrt-llm 9.3", "nvidia/tensorrt-llm 10.2"]
+    parameters = Parameters(PRIOR, load_gpus(), releases=releases)
+    nearest = {v: parameters.nearest_release(f"nvidia/tensorrt-llm {v}") for v in ("10.11", "10.8", "10.1", "9.0", "10.2")}
+    assert nearest == {"10.11": releases[1], "10.8": releases[1], "10.1": releases[0], "9.0": None,
+                       "10.2": releases[1]}
+    assert parameters.nearest_release("nvidia/vllm 0.9") is None
+    h100 = get_gpu("h100")
+    later = parameters.indices(Membership.of(h100, "tensorrt-llm", "10.11"))
+    assert later == parameters.indices(Membership.of(h100, "tensorrt-llm", "10.2"))
+    assert parameters.index[("compute_efficiency", "release", releases[1])] in later["compute_efficiency"]
+
+
 def test_offline_rows_issue_the_measured_query_count():
     """An Offline row's count (LoadGen: samples/s x run length) enters its spec within a 10% step:
     294,912 -> exp(round(log 294,912, 1)) = exp(12.6) = 296,558.6 -> 296,559; a Server row with one is

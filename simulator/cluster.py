@@ -135,15 +135,18 @@ class Cluster:
         return cache[key]
 
     # ---- moving requests ------------------------------------------------------------------------
+    def oversized(self, total):
+        """(longer than the model's context, more KV blocks than one engine holds) for requests of `total`
+        tokens, prompt + output (numbers, or arrays of them)."""
+        return (total > self.config.model.max_context,
+                ceil_div(total, self.config.plan.block_size) + self.window_blocks > self.blocks_per_engine)
+
     def admissible(self, rid: int) -> bool:
         """A request the model can take (prompt + output within its context) whose whole context fits one
         engine's KV cache; otherwise dropped with the reason."""
-        total = self.table.input_tokens[rid] + self.table.output_tokens[rid]
-        if total > self.config.model.max_context:
-            self.drop(rid, self.too_long)
-            return False
-        if ceil_div(total, self.config.plan.block_size) + self.window_blocks > self.blocks_per_engine:
-            self.drop(rid, self.too_large)
+        too_long, too_large = self.oversized(self.table.input_tokens[rid] + self.table.output_tokens[rid])
+        if too_long or too_large:
+            self.drop(rid, self.too_long if too_long else self.too_large)
             return False
         return True
 
@@ -183,12 +186,12 @@ class Cluster:
         """Round-robin routing decided up front: request i that is not dropped goes to engine (routed
         count) mod E, as the RoundRobin router assigns it. Returns each engine's (time, id) pairs."""
         table, count = self.table, len(self.engines)
-        total = np.frombuffer(table.input_tokens, dtype=np.int64) + np.frombuffer(table.output_tokens, dtype=np.int64)
-        fits = (total <= self.config.model.max_context) \
-            & (-(-total // self.config.plan.block_size) + self.window_blocks <= self.blocks_per_engine)
-        for rid in np.flatnonzero(~fits).tolist():
+        too_long, too_large = self.oversized(np.frombuffer(table.input_tokens, dtype=np.int64)
+                                             + np.frombuffer(table.output_tokens, dtype=np.int64))
+        refused = too_long | too_large
+        for rid in np.flatnonzero(refused).tolist():
             self.admissible(rid)                # drops it with its reason
-        kept = np.flatnonzero(fits)
+        kept = np.flatnonzero(~refused)
         engine_of = np.arange(kept.size) % count
         return [list(zip(arrival_s[kept[engine_of == e]].tolist(), kept[engine_of == e].tolist()))
                 for e in range(count)]

@@ -247,13 +247,13 @@ class Parameters:
         the next: a newer release starts from the latest one measured, not from the mean of every earlier
         one (MLPerf v4.1 ran TensorRT-LLM 9.3, 10.1 and 10.2; a v5.1 release is nearer 10.2 than their
         mean). Nothing carries backwards: an older release may lack what a later one added."""
-        if release is None or ("compute_efficiency", "release", release) in self.index:
+        if release is None or release in self.releases:
             return release
         stack, _, version = release.rpartition(" ")
-        order = _version_order(version)
-        earlier = sorted((_version_order(key.rpartition(" ")[2]), key) for key in self.releases
-                         if key.rpartition(" ")[0] == stack and _version_order(key.rpartition(" ")[2]) <= order)
-        return earlier[-1][1] if earlier else None
+        fitted = ((_version_order(key.rpartition(" ")[2]), key) for key in self.releases
+                  if key.rpartition(" ")[0] == stack)
+        earlier = [pair for pair in fitted if pair[0] <= _version_order(version)]
+        return max(earlier)[1] if earlier else None
 
     def log_offsets(self, theta: np.ndarray, indices: dict) -> dict[str, float]:
         return {field: float(sum(theta[i] for i in ids)) for field, ids in indices.items()}

@@ -195,15 +195,15 @@ def test_a_router_receives_the_request_it_routes(small_config):
 def test_requests_that_cannot_fit_are_dropped_with_their_reason_on_either_path(small_config, fast):
     """Llama 2 70B fp8 on one MI355X at memory utilisation 0.26 keeps 1,790 tokens of KV (72.0 GB usable
     of 288 less 69.5 GB of weights): a 3,000 + 10 token request fits the context but not the cache; a
-    140,000-token prompt exceeds the catalog's 131,072-token context. Both are dropped, each with its own
+    5,000-token prompt exceeds Llama 2's 4,096-token context. Both are dropped, each with its own
     reason, whether the engine runs its own loop (`fast`, admissibility checked for all requests at once)
     or under SimPy (one request at a time); the others are served."""
     config = small_config(plan=Plan(memory_utilization=0.26))
-    result = simulate(config, Stream([0, 0, 1, 2], [100, 3000, 140_000, 100], [5, 10, 5, 5]),
+    result = simulate(config, Stream([0, 0, 1, 2], [100, 3000, 5000, 100], [5, 10, 5, 5]),
                       step_cost=FixedStepCost(config.plan), fast=fast)
     reasons = result.summary["requests_dropped_by_reason"]
     assert result.summary["requests_dropped"] == 2 and len(reasons) == 2
-    assert any("longer than llama2-70b's 131072-token context" in r for r in reasons)
+    assert any("longer than llama2-70b's 4096-token context" in r for r in reasons)
     assert any("needs more KV blocks than an engine holds" in r for r in reasons)
     finished = result.arrays["finish_s"]
     assert np.isfinite(finished[[0, 3]]).all() and np.isnan(finished[[1, 2]]).all()

@@ -216,10 +216,15 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     row_of = [distinct.index(s) for s in specs]
     measured = np.log([r.output_tokens_per_s for r in rows])
     evaluations = [0]
+    last = {}          # the latest theta's predictions: the solver asks for the Jacobian where it just evaluated
 
     def predictions(theta):
-        evaluations[0] += len(distinct)
-        return {s: models[s].predict(parameters.efficiency(theta, indices[s])) for s in distinct}
+        key = theta.tobytes()
+        if key not in last:
+            evaluations[0] += len(distinct)
+            last.clear()
+            last[key] = {s: models[s].predict(parameters.efficiency(theta, indices[s])) for s in distinct}
+        return last[key]
 
     def residuals(theta):
         predicted = predictions(theta)
@@ -260,6 +265,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
             if progress:
                 progress(k + 1, len(anchored), "Server/Interactive rows re-anchored")
             models[s].refresh(parameters.efficiency(theta, indices[s]), LOCAL_RANGE)
+        last.clear()                # re-anchored models predict anew at the same theta
         after = predictions(theta)
         if max((abs(math.log(after[s] / before[s])) for s in distinct), default=0.0) < CONVERGED:
             break

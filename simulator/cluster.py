@@ -192,9 +192,7 @@ class Cluster:
         for rid in np.flatnonzero(refused).tolist():
             self.admissible(rid)                # drops it with its reason
         kept = np.flatnonzero(~refused)
-        engine_of = np.arange(kept.size) % count
-        return [list(zip(arrival_s[kept[engine_of == e]].tolist(), kept[engine_of == e].tolist()))
-                for e in range(count)]
+        return [list(zip(arrival_s[kept[e::count]].tolist(), kept[e::count].tolist())) for e in range(count)]
 
     def run_engines_alone(self, arrival_s: np.ndarray, until: float | None, watch=None, progress=None) -> float:
         """Engines that never interact each run their own loop over their arrivals, without SimPy, one

@@ -192,7 +192,11 @@ class Cluster:
         for rid in np.flatnonzero(refused).tolist():
             self.admissible(rid)                # drops it with its reason
         kept = np.flatnonzero(~refused)
-        return [list(zip(arrival_s[kept[e::count]].tolist(), kept[e::count].tolist())) for e in range(count)]
+        per_engine = []
+        for e in range(count):
+            mine = kept[e::count]
+            per_engine.append(list(zip(arrival_s[mine].tolist(), mine.tolist())))
+        return per_engine
 
     def run_engines_alone(self, arrival_s: np.ndarray, until: float | None, watch=None, progress=None) -> float:
         """Engines that never interact each run their own loop over their arrivals, without SimPy, one

@@ -250,9 +250,10 @@ class Parameters:
         if release is None or release in self.releases:
             return release
         stack, _, version = release.rpartition(" ")
+        order = _version_order(version)
         fitted = ((_version_order(key.rpartition(" ")[2]), key) for key in self.releases
                   if key.rpartition(" ")[0] == stack)
-        earlier = [pair for pair in fitted if pair[0] <= _version_order(version)]
+        earlier = [pair for pair in fitted if pair[0] <= order]
         return max(earlier)[1] if earlier else None
 
     def log_offsets(self, theta: np.ndarray, indices: dict) -> dict[str, float]:

@@ -31,7 +31,10 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   factor): B300's FP4 GEMMs 1.01x and then 0.86x B200's, against 1.5x in the datasheets, and B300 0.97x
 #   B200 in Llama 2 70B Offline. Validation per chip family / per base family (one fit each, seed 0):
 #   leave-one-GPU-out median 7.8 / 8.2%, p90 20.6 / 19.0%, coverage 82 / 72%; leave-one-model-out p90
-#   25.0 / 20.7%; leave-one-round-out p90 33.3 / 36.6%; log-RMS 0.082 / 0.078.
+#   25.0 / 20.7%; leave-one-round-out p90 33.3 / 36.6%; log-RMS 0.082 / 0.078. Both nested (a chip
+#   family's offset, prior 0.15, on its base family's) came to leave one GPU / round / model out median
+#   / p90 8.2/20.5, 12.9/38.3, 8.3/23.8% against 8.4/19.7, 12.6/33.6, 8.9/20.7% per base family (seed 0);
+#   with the step overhead nested the same way, 8.2/20.3, 13.0/35.0, 8.6/23.6%.
 #   Tried and left out: a GPU's own compute offset (its power-limited clock) also scaling its 4/6-bit
 #   GEMMs, so B200's FP4 sits 0.94x GB200's as its FP8 does, not at the quoted 0.90x. A held-out B200 came
 #   out -3% Offline / -8% Server (median) instead of -10% / -14%, but leave-one-GPU-out got worse as a
@@ -72,6 +75,11 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   (FlashAttention-3 is Hopper's) fitted the rows closer than the vendor level (0.077) but predicted
 #   held-out GPUs worse (p90 23.7%), and with the overhead per chip family worse again (22.3%, median
 #   8.0%).
+#   Tried and left out: overhead growing with the model's layers (launch gaps between each layer's
+#   kernels). Per layer alone (x layers / 80): leave one model out 12.4/31.6% median / p90 (Llama 3.1
+#   405B held out +32%, 8B +18%) against 8.9/20.7%; a per-layer field beside the per-step one (prior
+#   10 us a layer; global, vendor, base family, stack): 11.3/23.2% (8B +15%), leave one GPU out 7.7/23.0%
+#   against 8.4/19.7%, leave one round out p90 44.3% against 33.6%.
 # - sequence overhead: the serving stack's per-sequence bookkeeping (C++ or Python).
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor; a call's fixed latency also per stack
 #   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). An expert-parallel

@@ -65,10 +65,13 @@ def whole_prompts(engine, token_budget, reserve_output: bool = False) -> list:
     """Admit waiting requests in queue order while slots, KV blocks and the token budget allow; returns
     (request id, prompt tokens) chunks. The first prompt may exceed the budget alone (it would otherwise
     never run). `reserve_output`: charge the blocks of the whole output up front (static batching)."""
-    kv, waiting, table = engine.kv, engine.waiting, engine.table
-    slots = slots_free(engine)
-    if not waiting or slots <= 0:
+    waiting = engine.waiting
+    if not waiting:
         return []
+    slots = slots_free(engine)
+    if slots <= 0:
+        return []
+    kv, table = engine.kv, engine.table
     chunks, budget = [], token_budget
     free = kv.free(engine.batch) - headroom_blocks(engine)
     while waiting and slots > 0:

@@ -64,8 +64,8 @@ class BatchShape:
     decode_context: float = 0.0
 
     def as_row(self) -> tuple:
-        """The fields in SHAPE_FIELDS order, as a step trace records them (dataclasses.astuple deep-copies
-        and cost a quarter of a calibration's simulation time)."""
+        """The fields in SHAPE_FIELDS order, as `StepCost.row_time_s` takes them and a step trace records
+        them (dataclasses.astuple deep-copies and cost a quarter of a calibration's simulation time)."""
         return (self.prefill_tokens, self.prefill_pairs, self.prefill_window_pairs, self.prefill_seqs,
                 self.decode_seqs, self.decode_context)
 
@@ -301,7 +301,7 @@ class StepCost(Deployment):
         tokens = batch.prefill_tokens + batch.decode_seqs
         sequences = batch.prefill_seqs + batch.decode_seqs
         if isinstance(tokens, int) and isinstance(sequences, int):
-            return self._one_step_time_s(batch, tokens, sequences)
+            return self.row_time_s(*batch.as_row())
         m = self.model
         window_context = batch.decode_seqs * m.sliding_window
         attention = (self._attention_s(m.full_attention_layers, batch.prefill_pairs, batch.prefill_tokens)
@@ -312,22 +312,24 @@ class StepCost(Deployment):
                 + self._per_sequence_s(sequences))
         return busy if isinstance(busy, np.ndarray) else float(busy)
 
-    def _one_step_time_s(self, batch: BatchShape, tokens: int, sequences: int) -> float:
-        """`step_time_s` of one step (numbers, the engine's hot path): the same terms, attention's from
-        per-pair and per-token constants, the rest memoised by token and sequence count."""
+    def row_time_s(self, prefill_tokens: int, prefill_pairs: float, prefill_window_pairs: float, prefill_seqs: int,
+                   decode_seqs: int, decode_context: float) -> float:
+        """`step_time_s` of one step given by its aggregates (SHAPE_FIELDS order, numbers): the engine's
+        hot path, which builds no BatchShape. The same terms, attention's from per-pair and per-token
+        constants, the rest memoised by token and sequence count."""
         full_pair, full_token, sliding_pair, sliding_token, full_decode, sliding_decode = self._one_step_attention
+        tokens = prefill_tokens + decode_seqs
         attention = 0.0
-        prompt = batch.prefill_tokens
-        if prompt:
-            compute, memory = full_pair * batch.prefill_pairs, full_token * prompt
+        if prefill_tokens:
+            compute, memory = full_pair * prefill_pairs, full_token * prefill_tokens
             attention += compute if compute > memory else memory
-            compute, memory = sliding_pair * batch.prefill_window_pairs, sliding_token * prompt
+            compute, memory = sliding_pair * prefill_window_pairs, sliding_token * prefill_tokens
             attention += compute if compute > memory else memory
-        if batch.decode_seqs:
-            attention += full_decode * batch.decode_context + sliding_decode * batch.decode_seqs
+        if decode_seqs:
+            attention += full_decode * decode_context + sliding_decode * decode_seqs
         return ((tokens > 0) * self.efficiency.step_overhead_s + attention
                 + self._memo(self._token_memo, self._token_cost, tokens)
-                + self._memo(self._sequence_memo, self._per_sequence_s, sequences))
+                + self._memo(self._sequence_memo, self._per_sequence_s, prefill_seqs + decode_seqs))
 
     def decode_coefficients(self, decode_seqs):
         """(a, b) with decode step time = a + b x context_sum for `decode_seqs` sequences (a number or an

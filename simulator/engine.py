@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from simulator.costmodel import BatchShape, StepCost, causal_pairs, shape_arrays
+from simulator.costmodel import StepCost, causal_pairs, shape_arrays
 from simulator.decode_batch import DecodeBatch
 from simulator.kv_blocks import KVBlocks
 from simulator.metrics import LatencyHistogram
@@ -68,9 +68,10 @@ def fold_decode(stretches) -> tuple[np.ndarray, np.ndarray, float]:
     return sizes, np.bincount(where, weights=k), float(np.sum(k * context + n * k * (k - 1) / 2))
 
 
-def prompt_step_shape(engine, chunks, decode_seqs: int) -> BatchShape:
+def prompt_step_row(engine, chunks, decode_seqs: int) -> tuple:
     """Aggregates of a step that runs prompt `chunks` ((request id, tokens) pairs) and, when
-    `decode_seqs`, the engine's decode batch with them."""
+    `decode_seqs`, the engine's decode batch with them: a BatchShape's fields in SHAPE_FIELDS order, as
+    the cost model prices (`StepCost.row_time_s`) and the trace records them."""
     window = engine.cost.model.sliding_window
     tokens = pairs = window_pairs = completes = 0
     for rid, take in chunks:
@@ -80,8 +81,7 @@ def prompt_step_shape(engine, chunks, decode_seqs: int) -> BatchShape:
         if window:
             window_pairs += causal_pairs(done, take, window)
         completes += done + take == engine.prompt_tokens(rid)
-    return BatchShape(tokens, pairs, window_pairs, completes, decode_seqs,
-                      engine.batch.context if decode_seqs else 0)
+    return (tokens, pairs, window_pairs, completes, decode_seqs, engine.batch.context if decode_seqs else 0)
 
 
 class InterTokenGaps:
@@ -184,12 +184,12 @@ class Engine:
     def begin_prompt_step(self, chunks, with_decode: bool, now: float) -> float:
         """Price a step of prompt work (and the running batch's decode with it) starting at `now`:
         returns its duration."""
-        shape = prompt_step_shape(self, chunks, self.batch.size if with_decode else 0)
-        duration = self.cost.step_time_s(shape)
+        row = prompt_step_row(self, chunks, self.batch.size if with_decode else 0)
+        duration = self.cost.row_time_s(*row)
         self.note_held()
         if self.trace is not None:
-            self.trace.prompt_steps.append(shape.as_row())
-        self._step_started = (now, duration, self.kv.used(self.batch), chunks, shape.decode_seqs)
+            self.trace.prompt_steps.append(row)
+        self._step_started = (now, duration, self.kv.used(self.batch), chunks, row[4])
         return duration
 
     def end_prompt_step(self, now: float) -> None:
@@ -261,8 +261,10 @@ class Engine:
         self._finish_due(now)
 
     def _finish_due(self, now: float) -> None:
-        for rid in self.batch.pop_finished():
-            self._finish(rid, now)
+        batch = self.batch
+        if batch.finish_heap and batch.finish_heap[0][0] <= batch.step:     # else nothing is due (most steps)
+            for rid in batch.pop_finished():
+                self._finish(rid, now)
 
     def _finish(self, rid: int, now: float) -> None:
         self.table.finish_s[rid] = now

@@ -16,7 +16,11 @@ class FixedStepCost:
         self.model = get_model("llama2-70b")
 
     def step_time_s(self, shape):
-        return (self.prefill_s if shape.prefill_tokens else 0.0) + (self.decode_s if shape.decode_seqs else 0.0)
+        return self.row_time_s(*shape.as_row())
+
+    def row_time_s(self, prefill_tokens, prefill_pairs, prefill_window_pairs, prefill_seqs, decode_seqs,
+                   decode_context):
+        return (self.prefill_s if prefill_tokens else 0.0) + (self.decode_s if decode_seqs else 0.0)
 
     def decode_coefficients(self, n):
         return self.decode_s, 0.0

@@ -124,15 +124,16 @@ class SimPyDriver:
 
 def run_alone(engine, arrivals, until: float = math.inf, watch=None) -> float:
     """The same steps without SimPy, for an engine nothing else interacts with: `arrivals` are its
-    (time, request id) pairs in time order. Returns the time the engine fell idle with nothing left to
-    arrive (or `until`). With `watch` (early_stop.SLAMissWatch) it also returns, at a check, once the
-    run must miss its SLA (`watch.stopped_at_s` is then set)."""
-    now, i, count = 0.0, 0, len(arrivals)
+    arrival times and request ids (`Cluster.engine_arrivals`), in time order. Returns the time the engine
+    fell idle with nothing left to arrive (or `until`). With `watch` (early_stop.SLAMissWatch) it also
+    returns, at a check, once the run must miss its SLA (`watch.stopped_at_s` is then set)."""
+    times, ids = arrivals
+    now, i, count = 0.0, 0, len(times)
     policy = engine.policy
-    rids = np.fromiter((rid for _, rid in arrivals), dtype=np.int64, count=count) if watch is not None else None
+    rids = np.asarray(ids, dtype=np.int64) if watch is not None else None
     while now < until:
-        while i < count and arrivals[i][0] <= now:
-            engine.submit(arrivals[i][1])
+        while i < count and times[i] <= now:
+            engine.submit(ids[i])
             i += 1
         if watch is not None and now >= watch.next_check_s and \
                 watch.missed(now, rids[:i]):
@@ -141,7 +142,7 @@ def run_alone(engine, arrivals, until: float = math.inf, watch=None) -> float:
         if plan is None:
             if i >= count:
                 break
-            now = arrivals[i][0]
+            now = times[i]
             continue
         if plan.chunks:
             now += engine.begin_prompt_step(plan.chunks, plan.with_decode, now)
@@ -151,7 +152,7 @@ def run_alone(engine, arrivals, until: float = math.inf, watch=None) -> float:
         if stretch is None:
             continue
         k, first, growth = stretch
-        done = steps_before_newcomer(engine, k, first, growth, arrivals[i][0] - now) if i < count else k
+        done = steps_before_newcomer(engine, k, first, growth, times[i] - now) if i < count else k
         now += stretch_time_s(first, growth, done)
         engine.end_stretch(done, now)
     return min(now, until)

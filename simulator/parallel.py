@@ -51,7 +51,7 @@ def _run_group(args):
     cluster = _cluster
     cluster.itl.clear()      # this worker's copy: only the gaps of this group's engines go back
     end = max((run_alone(cluster.engines[i], _per_engine[i], until) for i in engines), default=0.0)
-    rids = np.array([rid for i in engines for _, rid in _per_engine[i]], dtype=np.int64)
+    rids = np.array([rid for i in engines for rid in _per_engine[i][1]], dtype=np.int64)
     table = cluster.table
     columns = {name: np.asarray(getattr(table, name))[rids] for name in _COLUMNS}
     counters = [[getattr(cluster.engines[i], name) for name in _COUNTERS] for i in engines]
@@ -63,7 +63,7 @@ def run_engines_in_processes(cluster, arrival_s: np.ndarray, until: float | None
     global _cluster, _per_engine
     limit = math.inf if until is None else until
     per_engine = cluster.engine_arrivals(arrival_s)
-    groups = engine_groups([len(a) for a in per_engine], jobs)
+    groups = engine_groups([len(times) for times, _ in per_engine], jobs)
     if len(groups) < 2:
         return max((run_alone(e, a, limit) for e, a in zip(cluster.engines, per_engine)), default=0.0)
     _cluster, _per_engine = cluster, per_engine

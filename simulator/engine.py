@@ -261,10 +261,8 @@ class Engine:
         self._finish_due(now)
 
     def _finish_due(self, now: float) -> None:
-        batch = self.batch
-        if batch.finish_heap and batch.finish_heap[0][0] <= batch.step:     # else nothing is due (most steps)
-            for rid in batch.pop_finished():
-                self._finish(rid, now)
+        for rid in self.batch.pop_finished():
+            self._finish(rid, now)
 
     def _finish(self, rid: int, now: float) -> None:
         self.table.finish_s[rid] = now

@@ -47,8 +47,8 @@ from simulator.run import check_seed
 
 TOKENS_LOG_SIGMA = 0.05        # measured tokens/s: submitters of one system differ by a few percent
 # Tried and left out (scripts/fit_default_profile.py --validate, seed 0; median / p90 abs error for leave
-# one GPU, round, model out; this: 8.4/19.7, 12.6/33.6, 8.9/20.7%): a sigma of 0.065 or 0.08 (the
-# in-sample scatter), so the priors weigh more: 8.0/21.0, 12.9/52.6, 8.4/24.1% and 7.8/25.1, 12.0/42.9,
+# one GPU, round, model out; this choice in the same runs: 8.4/19.7, 12.6/33.6, 8.9/20.7%): a sigma of
+# 0.065 or 0.08 (the in-sample scatter), so the priors weigh more: 8.0/21.0, 12.9/52.6, 8.4/24.1% and 7.8/25.1, 12.0/42.9,
 # 8.7/21.2%. A soft-L1 loss on the rows (squares within 1 or 2 sigma, linear beyond), so a submitter's odd
 # run pulls less: 8.9/22.9, 12.5/41.7, 7.9/18.6% and 8.8/21.2, 12.3/29.2, 7.3/21.7% (DeepSeek-R1 held
 # out +35-39% against +1%). Each moves which rows make the tail; none predicts held-out GPUs better.

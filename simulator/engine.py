@@ -184,12 +184,13 @@ class Engine:
     def begin_prompt_step(self, chunks, with_decode: bool, now: float) -> float:
         """Price a step of prompt work (and the running batch's decode with it) starting at `now`:
         returns its duration."""
-        row = prompt_step_row(self, chunks, self.batch.size if with_decode else 0)
+        decode_seqs = self.batch.size if with_decode else 0
+        row = prompt_step_row(self, chunks, decode_seqs)
         duration = self.cost.row_time_s(*row)
         self.note_held()
         if self.trace is not None:
             self.trace.prompt_steps.append(row)
-        self._step_started = (now, duration, self.kv.used(self.batch), chunks, row[4])
+        self._step_started = (now, duration, self.kv.used(self.batch), chunks, decode_seqs)
         return duration
 
     def end_prompt_step(self, now: float) -> None:

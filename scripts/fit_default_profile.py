@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from simulator.calibrate import fit, profile_toml, report_rows
-from simulator.measurements import load_measurements
+from simulator.measurements import load_measurement_files
 from simulator.output import format_table, write_atomic
 from simulator.progress import Progress
 from simulator.validate import SPLITS, markdown, unseen_model_log_sigma, validate, worst_rows
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
               "measurements by scripts/fit_default_profile.py. GENERATED: do not edit by hand; add rows to\n"
               "simulator/catalog/measurements/ and rerun the script.\n"
               "Sources: " + ", ".join(p.name for p in MEASUREMENTS))
-    rows = [row for path in MEASUREMENTS for row in load_measurements(path)]
+    rows = load_measurement_files(MEASUREMENTS)
     with Progress("fit") as progress:
         result = fit(rows, progress=progress)
     table = report_rows(result)

@@ -23,7 +23,7 @@ import math
 import sys
 from pathlib import Path
 
-from simulator.measurements import load_measurements
+from simulator.measurements import load_measurement_files
 from simulator.mlperf import PLAN_PINS, mlperf
 from simulator.output import format_table
 
@@ -45,7 +45,7 @@ def systems(rows, words):
 
 def main(argv=None) -> int:
     words = sys.argv[1:] if argv is None else argv
-    rows = [row for path in MEASUREMENTS for row in load_measurements(path)]
+    rows = load_measurement_files(MEASUREMENTS)
     table = []
     for label, row in systems(rows, words).items():
         options = dict(model=row.model, gpu=row.gpu, gpus=row.gpus, precision=row.precision, stack=row.stack,

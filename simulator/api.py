@@ -15,7 +15,7 @@ import numpy as np
 
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, require_number
-from simulator.hardware import efficiency_for, get_gpu, load_profile
+from simulator.hardware import check_profile_names, efficiency_for, get_gpu, load_gpus, load_profile
 from simulator.intervals import DEFAULT_INTERVAL, check_interval, interval_fields, prediction_log_sigma
 from simulator.metrics import SLA
 from simulator.models import Precision, get_model
@@ -92,15 +92,21 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     graph = load_topology(topology, gpu_spec, gpus, topology_overrides) if (topology or topology_overrides) else None
     precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision
     profile_data = load_profile(profile)
+    if profile is not None:
+        check_profile_names(str(profile), profile_data, load_gpus(gpu_catalog))
     efficiency = efficiency_for(gpu_spec, profile_data, stack, profile_path=profile)
     plan = Plan(tp=tp, pp=pp, ep=ep, max_batch_size=max_batch_size, max_tokens_per_step=max_tokens_per_step,
                 block_size=block_size, memory_utilization=memory_utilization)
     level = DEFAULT_INTERVAL if interval is None else check_interval("`interval`", interval)
+    log_sigma = prediction_log_sigma(profile_data, gpu_spec, model_spec)
+    if interval is not None and log_sigma is None:
+        raise ConfigError(f"`interval`: the profile ({profile or 'shipped'}) gives {gpu_spec.name} no prediction "
+                          f"spread ([fit.log_sigma]) to draw an interval from; calibrate one (infersim calibrate)")
     return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
                          kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,
                          stack=stack, topology=graph, failures=tuple(parse_failure(f) for f in fail),
-                         prediction_log_sigma=prediction_log_sigma(profile_data, gpu_spec, model_spec),
+                         prediction_log_sigma=log_sigma,
                          interval=level)
 
 

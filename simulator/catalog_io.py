@@ -19,6 +19,8 @@ def read_text(path: str | Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
 
@@ -26,8 +28,9 @@ def read_text(path: str | Path) -> str:
 def read_json(path: str | Path):
     """Parse one JSON file (any JSON value; callers check its shape), every failure a one-line ConfigError
     naming the file."""
+    text = read_text(path)           # its errors (file not found, a folder) stand as they are
     try:
-        return json.loads(read_text(path))
+        return json.loads(text)
     except ValueError as exc:
         raise ConfigError(f"{Path(path)}: not valid JSON ({exc.__class__.__name__})") from None
 

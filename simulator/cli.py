@@ -704,12 +704,12 @@ def validate_command(measurements, splits, prior_profile, seed, out, as_json, qu
     """How well calibration predicts rows it never saw: leave one GPU out, leave one round out (fit v4.1,
     predict v5.1), leave one model out. Default rows: the shipped MLPerf results."""
     target = claim_output(out)
-    from simulator.measurements import load_measurements
+    from simulator.measurements import load_measurement_files
     from simulator.calibrate import prior_from
     from simulator.validate import SHIPPED_ROWS, SPLITS, markdown, pinned_records, validate
     from importlib import resources
     paths = list(measurements) or [str(resources.files("simulator.catalog") / "measurements" / "mlperf.csv")]
-    rows = [row for path in paths for row in load_measurements(path)]
+    rows = load_measurement_files(paths)
     with Progress("validate", quiet=quiet) as progress:
         results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=progress, seed=seed)
     warn_unfitted(results["fit"])
@@ -762,6 +762,7 @@ def import_runs(files, kind, out, **options):
     for name in reader.required:
         if options.get(name) is None:
             raise ConfigError(f"{flags[name]}: required with --format {kind} (the result file does not say)")
+    _refuse_overwriting_inputs(out, files)
     target = claim_output(out)
     from simulator.measurements import measurements_csv
     rows, note = reader.read(list(files), **{k: v for k, v in options.items() if k in reader.options})
@@ -771,6 +772,17 @@ def import_runs(files, kind, out, **options):
     if target is not None:
         target.write(text)
     click.echo(text, nl=False)
+
+
+def _refuse_overwriting_inputs(out, files) -> None:
+    """--out may not replace a file being read (given itself, or found in a folder given)."""
+    if not out or not Path(out).exists():
+        return
+    written = Path(out).resolve()
+    for name in files:
+        source = Path(name).resolve()
+        if written == source or source in written.parents:
+            raise ConfigError(f"--out {out}: would overwrite the input {name}; write the rows elsewhere")
 
 
 @cli.command("sweep")

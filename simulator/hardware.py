@@ -324,6 +324,19 @@ def _check_profile(where: str, data: dict) -> None:
                 check_log_sigma(f"{where}: [fit.log_sigma] {gpu}", sigma)
 
 
+def check_profile_names(where: str, profile: dict, gpus: dict) -> None:
+    """A user's profile names only vendors, families and GPUs the GPU catalog has: a section under a
+    misspelt name ([gpu."mi355"]) would otherwise be ignored without a word."""
+    known = {"vendor": {g.vendor for g in gpus.values()}, "family": {g.family for g in gpus.values()},
+             "base_family": {g.base_family for g in gpus.values()},
+             "gpu": set(gpus) | {f"family-{g.family}" for g in gpus.values()}}
+    for section, names in known.items():
+        for name in profile.get(section, {}):
+            if name not in names:
+                raise ConfigError(f"{where}: [{section}.{name}] names no {section.replace('_', ' ')} of the GPU "
+                                  f"catalog; known: {', '.join(sorted(names))}")
+
+
 def profile_stacks(profile: dict) -> list[str]:
     return sorted(profile.get("stack", {}))
 

@@ -109,6 +109,13 @@ class Measurement:
 COLUMNS = tuple(f.name for f in fields(Measurement))
 
 
+def round_order(name: str) -> tuple[int, int] | None:
+    """Where an MLPerf round sorts ('v5.1' -> (5, 1), so v10.0 comes after v5.1); None when the name is
+    not of the form vX.Y (a user's own rows name no round)."""
+    match = re.fullmatch(r"v(\d+)\.(\d+)", name or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
 def _number(where: str, name: str, text: str):
     low, high, integer = NUMBERS[name]
     try:
@@ -156,6 +163,18 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     _check_workload(where, values)
+    for name, used in (("tp x pp", (values.get("tp") or 1) * (values.get("pp") or 1)), ("ep", values.get("ep") or 1)):
+        if used > values["gpus"]:
+            raise ConfigError(f"{where}: {name} = {used} needs more GPUs than the row's gpus {values['gpus']}")
+    if values.get("nodes") and values["nodes"] > values["gpus"]:
+        raise ConfigError(f"{where}: nodes {values['nodes']} is more than gpus {values['gpus']}; each node holds "
+                          f"at least one of the row's GPUs")
+    for name in ("ttft_limit_s", "tpot_limit_s"):
+        if values.get(name) is not None and values["scenario"] not in ("server", "interactive"):
+            raise ConfigError(f"{where}: {name} applies to scenarios server and interactive only, not "
+                              f"{values['scenario']}; leave it blank")
+        if values.get(name) == 0:
+            raise ConfigError(f"{where}: {name} must be > 0 (a latency limit), or blank")
     for metric in ("ttft", "tpot"):
         median, p99 = values.get(f"{metric}_p50_s"), values.get(f"{metric}_p99_s")
         if median is not None and p99 is not None and p99 < median:
@@ -231,6 +250,13 @@ class NameCheck:
         gpu, gpu_problem = self.resolve("gpu", row.gpu)
         if problem or gpu_problem:
             raise ConfigError(f"{where}: {problem or gpu_problem}")
+        precision = Precision.parse(row.precision, "precision")
+        for dtype in {precision.gemm_dtype, precision.attention_dtype}:
+            if dtype not in gpu.peak_tflops:
+                raise ConfigError(f"{where}: precision {row.precision} computes in {dtype}, which {gpu.name} has no "
+                                  f"tensor rate for (it has {', '.join(gpu.peak_tflops)})")
+        if row.ep and row.ep > 1 and not model.is_moe:
+            raise ConfigError(f"{where}: ep {row.ep} needs a mixture-of-experts model; {model.name} has no experts")
         bound = compute_bound_tokens_per_s(model, gpu, row.gpus)
         if row.output_tokens_per_s > bound:
             raise ConfigError(f"{where}: output_tokens_per_s {row.output_tokens_per_s:.4g} is more than {row.gpus} "
@@ -276,6 +302,21 @@ def load_measurements(path: str | Path, *, gpu_catalog=(), model_catalog=()) -> 
         raise ConfigError(f"{path}: not valid CSV ({exc})") from None
     if not rows:
         raise ConfigError(f"{path}: no measurement rows")
+    return rows
+
+
+def load_measurement_files(paths, *, gpu_catalog=(), model_catalog=()) -> list[Measurement]:
+    """The rows of several measurement CSVs (`load_measurements` each); a row given twice (the same file
+    passed twice, a line copied) is refused: a fit would weigh that run double without saying so."""
+    rows, first_seen = [], {}
+    for path in paths:
+        for number, row in enumerate(load_measurements(path, gpu_catalog=gpu_catalog, model_catalog=model_catalog),
+                                     start=1):
+            if row in first_seen:
+                raise ConfigError(f"{path}: row {number} repeats {first_seen[row]} (every column the same); "
+                                  f"give each measured run once")
+            first_seen[row] = f"{path}: row {number}"
+            rows.append(row)
     return rows
 
 

@@ -185,6 +185,9 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
         require_number("`rate`", rate, low=0, low_inclusive=False, high=1e7)
         if the_scenario.kind == "offline":
             raise ConfigError("`rate`: Offline queues every query at t=0; give `rate` only for server or interactive")
+    for name in ("sla_ttft_s", "sla_tpot_s"):
+        if options.get(name) is not None and the_scenario.kind == "offline":
+            raise ConfigError(f"`{name}`: Offline has no latency limits; give it only for server or interactive")
     # a search's probes stop once they must miss the limits; a rate the user gives is run to the end
     runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, early_stop=rate is None,
                             progress=progress)

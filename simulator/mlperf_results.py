@@ -42,6 +42,7 @@ PRECISIONS = {"fp4": "fp4", "mxfp4": "fp4", "nvfp4": "fp4", "fp6": "fp6", "mxfp6
 STACKS = (("tensorrt", "tensorrt-llm"), ("trt", "tensorrt-llm"), ("llmboost", "llmboost"), ("sglang", "sglang"),
           ("vllm", "vllm"), ("aiter", "pytorch-aiter"), ("pytorch", "pytorch"))
 NS = 1e-9
+LOG_SCENARIOS = {"interactive": ("interactive", "server")}      # what a log in a scenario's folder may say
 
 
 @dataclass
@@ -79,26 +80,36 @@ def stack_of(framework: str) -> str:
     return word or "unknown"
 
 
-def _number(pattern: str, text: str) -> float | None:
-    match = re.search(pattern, text, re.IGNORECASE | re.MULTILINE)
-    return float(match.group(1)) if match else None
+def _number(where: str, label: str, text: str) -> float | None:
+    """The number on the summary line that starts with `label` (a regex), None when no line does;
+    a line whose value is not a plain number is an error naming it (LoadGen writes 22020.9, 2.2e+04)."""
+    match = re.search(rf"^(?:{label})\s*:[ \t]*(\S*)", text, re.IGNORECASE | re.MULTILINE)
+    if not match:
+        return None
+    try:
+        value = float(match.group(1))
+    except ValueError:
+        value = float("nan")
+    if not (value >= 0 and value != float("inf")):
+        raise ConfigError(f"{where}: the line '{match.group(0).strip()}' needs a number >= 0")
+    return value
 
 
-def parse_log_summary(text: str) -> dict:
+def parse_log_summary(text: str, where: str = "mlperf_log_summary.txt") -> dict:
     """The figures of one `mlperf_log_summary.txt`: scenario, tokens/s, samples/s, validity, p99 TTFT
     and TPOT and their limits (seconds), and the longest latency (an Offline run's duration)."""
     scenario = re.search(r"^Scenario\s*:\s*(\w+)", text, re.MULTILINE)
     valid = re.search(r"^Result is\s*:\s*(\w+)", text, re.MULTILINE)
     out = {"scenario": scenario.group(1) if scenario else None,
-           "tokens_per_s": _number(r"^(?:Completed tokens per second|Tokens per second)\s*:\s*([\d.]+)", text),
-           "samples_per_s": _number(r"^(?:Completed samples per second|Samples per second)\s*:\s*([\d.]+)", text),
+           "tokens_per_s": _number(where, r"Completed tokens per second|Tokens per second", text),
+           "samples_per_s": _number(where, r"Completed samples per second|Samples per second", text),
            "valid": (valid.group(1).upper() == "VALID") if valid else None}
-    for key, pattern in (("ttft_p99_s", r"^99\.00 percentile first token latency \(ns\)\s*:\s*(\d+)"),
-                         ("tpot_p99_s", r"^99\.00 percentile time to output token \(ns\)\s*:\s*(\d+)"),
-                         ("ttft_limit_s", r"^ttft_latency \(ns\)\s*:\s*(\d+)"),
-                         ("tpot_limit_s", r"^tpot_latency \(ns\)\s*:\s*(\d+)"),
-                         ("max_latency_s", r"^Max latency \(ns\)\s*:\s*(\d+)")):
-        value = _number(pattern, text)
+    for key, label in (("ttft_p99_s", r"99\.00 percentile first token latency \(ns\)"),
+                       ("tpot_p99_s", r"99\.00 percentile time to output token \(ns\)"),
+                       ("ttft_limit_s", r"ttft_latency \(ns\)"),
+                       ("tpot_limit_s", r"tpot_latency \(ns\)"),
+                       ("max_latency_s", r"Max latency \(ns\)")):
+        value = _number(where, label, text)
         out[key] = round(value * NS, 9) if value is not None else None
     return out
 
@@ -171,18 +182,21 @@ def _record(mapper: _Mapper, report: ImportReport, *, round_: str, division: str
     if re.search(r"maxq", f"{system} {system_name}", re.IGNORECASE):
         report.skipped["power-capped MaxQ system (its power limit is not published)"] += 1
         return
-    try:
-        gpus = int(per_node) * int(nodes)
-    except (TypeError, ValueError):
-        gpus = 0
-    if gpus <= 0:
-        report.skipped["no accelerator count"] += 1
+    counts = _whole(per_node), _whole(nodes)
+    if None in counts:
+        report.skipped[f"accelerators per node {per_node!r} x nodes {nodes!r}: not whole numbers >= 1"] += 1
+        return
+    gpus = counts[0] * counts[1]
+    nodes = counts[1]
+    named_type = str(weight_type or "").lower()
+    if named_type not in PRECISIONS and named_type not in ("", "unset"):
+        report.skipped[f"unknown weight data type {weight_type!r} (known: {', '.join(PRECISIONS)})"] += 1
         return
     tokens = figures.get("tokens_per_s")
     if not tokens:
         report.skipped["no tokens/s in the result"] += 1
         return
-    precision = PRECISIONS.get(str(weight_type or "").lower()) or _precision_named(used_model) \
+    precision = PRECISIONS.get(named_type) or _precision_named(used_model) \
         or mapper.default_precision(gpu)
     samples = figures.get("samples_per_s")
     per_sample = tokens_per_sample or (tokens / samples if samples else None)
@@ -202,6 +216,17 @@ def _record(mapper: _Mapper, report: ImportReport, *, round_: str, division: str
         for key in ("ttft_p99_s", "tpot_p99_s", "ttft_limit_s", "tpot_limit_s"):
             record[key] = figures.get(key)
     report.rows.append(measurement_from_record(source, record))
+
+
+def _whole(value) -> int | None:
+    """A count as MLCommons' files write it (8, "8", 8.0), None unless a whole number >= 1."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return int(number) if number >= 1 and number == int(number) else None
 
 
 def _tree_results(root: Path) -> list[Path]:
@@ -230,7 +255,17 @@ def _from_log(mapper: _Mapper, report: ImportReport, log: Path, base: Path, summ
     description = read_json(system_file)
     if not isinstance(description, dict):
         raise ConfigError(f"{system_file}: expected a JSON object")
-    figures = parse_log_summary(read_text(log))
+    for name in ("accelerator_model_name", "framework", "hw_notes", "system_name"):
+        if not isinstance(description.get(name, ""), str):
+            raise ConfigError(f"{system_file}: {name} must be a string, not {description[name]!r}")
+    figures = parse_log_summary(read_text(log), str(log))
+    # LoadGen runs Interactive as its Server scenario with tighter limits: its log says Server
+    if figures["scenario"] and figures["scenario"].lower() not in LOG_SCENARIOS.get(scenario.lower(), (scenario.lower(),)):
+        report.skipped[f"log's scenario {figures['scenario']!r} differs from its folder's ({scenario!r})"] += 1
+        return key
+    if figures["valid"] is None:
+        report.skipped["log without a 'Result is' line (validity unknown)"] += 1
+        return key
     extra = summary_index.get(key, {})
     benchmark = extra.get("benchmark") or benchmark
     try:
@@ -252,7 +287,10 @@ def _summary_entries(path: Path) -> list[dict]:
     data = read_json(path)
     if not isinstance(data, list):
         raise ConfigError(f"{path}: expected a JSON list of results (MLCommons summary_results.json)")
-    return [entry for entry in data if isinstance(entry, dict)]
+    bad = [entry for entry in data if not isinstance(entry, dict)]
+    if bad:
+        raise ConfigError(f"{path}: every entry must be a JSON object (one result); found {bad[0]!r}")
+    return data
 
 
 def _summary_key(round_: str, entry: dict) -> tuple | None:
@@ -262,9 +300,9 @@ def _summary_key(round_: str, entry: dict) -> tuple | None:
     return (round_, parts[0], parts[1], parts[3], parts[4], parts[5].lower())
 
 
-def _tokens_per_sample(entry: dict) -> float | None:
-    match = re.search(r"TOKENS_PER_SAMPLE:\s*([\d.]+)", str(entry.get("Accuracy", "")))
-    return float(match.group(1)) if match else None
+def _tokens_per_sample(entry: dict, where: str) -> float | None:
+    return _number(f"{where} (result {entry.get('ID', '?')}, Accuracy)", r".*TOKENS_PER_SAMPLE",
+                   str(entry.get("Accuracy", "")))
 
 
 def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportReport:
@@ -289,7 +327,7 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
         round_ = _round_of(summary.resolve()) or "unknown"
         for entry in _summary_entries(summary):
             key = _summary_key(round_, entry)
-            info = {"weight_data_types": entry.get("weight_data_types"), "tokens_per_sample": _tokens_per_sample(entry),
+            info = {"weight_data_types": entry.get("weight_data_types"), "tokens_per_sample": _tokens_per_sample(entry, str(summary)),
                     "used_model": entry.get("UsedModel"), "benchmark": entry.get("Model")}
             if key is not None:
                 index[key] = info
@@ -315,6 +353,9 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
                 framework=str(entry.get("Software", "")), source=source, figures=figures,
                 weight_type=info["weight_data_types"], tokens_per_sample=info["tokens_per_sample"],
                 used_model=info["used_model"], system_name=str(entry.get("System", "")))
+    if not logs and not entries:
+        raise ConfigError(f"{', '.join(map(str, paths))}: no MLPerf results found (no mlperf_log_summary.txt "
+                          "under a results/ folder, and no summary_results.json entries)")
     report.rows = _drop_resubmissions(report)
     if strict and report.skipped:
         raise ConfigError(f"`strict`: {report.summary_line()}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from simulator.catalog_io import merged_catalog
-from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
+from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_choice, require_number
 
 # Bytes per stored value. Sub-byte formats carry one 8-bit block scale per 32 values (MX formats;
 # NVFP4's one per 16 is 0.5625 bytes, within 6%).
@@ -283,39 +283,46 @@ def model_from_hf_config(path: str | Path) -> ModelSpec:
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     cfg = cfg.get("text_config", cfg)
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: text_config must be a JSON object")
 
-    def need(key):
-        if key not in cfg:
-            raise ConfigError(f"{path}: missing key {key!r}")
-        return cfg[key]
+    def whole(key, default=None):
+        """A count in the config: a whole number >= 1; absent, null or 0 takes `default` (None: required)."""
+        value = cfg.get(key)
+        if value is None or (value == 0 and default is not None and not isinstance(value, bool)):
+            if default is None:
+                raise ConfigError(f"{path}: missing key {key!r} (a whole number >= 1)")
+            return default
+        return require_number(f"{path}: {key}", value, low=1, high=1e9, integer=True)
 
-    hidden, heads = need("hidden_size"), need("num_attention_heads")
-    layers = need("num_hidden_layers")
+    hidden, heads = whole("hidden_size"), whole("num_attention_heads")
     values = dict(
-        layers=layers, hidden=hidden, heads=heads,
-        kv_heads=cfg.get("num_key_value_heads") or heads,
-        head_dim=cfg.get("head_dim") or hidden // heads,
-        ffn=cfg.get("intermediate_size") or 4 * hidden,
-        vocab=need("vocab_size"),
+        layers=whole("num_hidden_layers"), hidden=hidden, heads=heads,
+        kv_heads=whole("num_key_value_heads", heads),
+        head_dim=whole("head_dim", max(1, hidden // heads)),
+        ffn=whole("intermediate_size", 4 * hidden),
+        vocab=whole("vocab_size"),
         tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        max_context=int(cfg.get("max_position_embeddings") or 131072),
+        max_context=whole("max_position_embeddings", 131072),
         display_name=path.parent.name or path.stem, source=str(path),
         hf_repo=str(path.resolve().parent),     # engines load a model from the folder holding config.json
     )
-    experts = cfg.get("num_local_experts") or cfg.get("n_routed_experts") or cfg.get("num_experts") or 0
+    experts = whole("num_local_experts", 0) or whole("n_routed_experts", 0) or whole("num_experts", 0)
     if experts:
         values.update(experts=experts,
-                      active_experts=cfg.get("num_experts_per_tok") or cfg.get("experts_per_token") or 2,
-                      shared_experts=cfg.get("n_shared_experts") or 0,
-                      expert_ffn=cfg.get("moe_intermediate_size") or values["ffn"],
-                      dense_layers=cfg.get("first_k_dense_replace") or 0)
-    if cfg.get("kv_lora_rank"):
-        values.update(attention="mla", kv_lora_rank=cfg["kv_lora_rank"], q_lora_rank=cfg.get("q_lora_rank") or 0,
-                      qk_nope_head_dim=cfg.get("qk_nope_head_dim", 128), qk_rope_head_dim=cfg.get("qk_rope_head_dim", 64),
-                      v_head_dim=cfg.get("v_head_dim", 128), kv_heads=heads)
-    window = cfg.get("sliding_window") or 0
+                      active_experts=whole("num_experts_per_tok", 0) or whole("experts_per_token", 2),
+                      shared_experts=whole("n_shared_experts", 0),
+                      expert_ffn=whole("moe_intermediate_size", values["ffn"]),
+                      dense_layers=whole("first_k_dense_replace", 0))
+    if whole("kv_lora_rank", 0):
+        values.update(attention="mla", kv_lora_rank=whole("kv_lora_rank"), q_lora_rank=whole("q_lora_rank", 0),
+                      qk_nope_head_dim=whole("qk_nope_head_dim", 128), qk_rope_head_dim=whole("qk_rope_head_dim", 64),
+                      v_head_dim=whole("v_head_dim", 128), kv_heads=heads)
+    window = whole("sliding_window", 0)
     layer_types = cfg.get("layer_types")
-    if window and isinstance(layer_types, list) and layer_types:
+    if layer_types is not None and not isinstance(layer_types, list):
+        raise ConfigError(f"{path}: layer_types must be a list of layer kinds, not {excerpt(layer_types)}")
+    if window and layer_types:
         fraction = sum(1 for t in layer_types if "sliding" in str(t)) / len(layer_types)
         values.update(sliding_window=window, sliding_layers_fraction=fraction)
     elif window and cfg.get("use_sliding_window", True) and window < values["max_context"]:

@@ -56,7 +56,10 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
     if not completed:
         raise ConfigError(f"{path}: completed is 0; no requests finished")
     rate = data.get("request_rate")
-    concurrency = data.get("max_concurrency")
+    unbounded = rate is None or rate == "inf" or (isinstance(rate, float) and rate == math.inf)
+    if not unbounded and not _field(path, data, "request_rate"):
+        raise ConfigError(f"{path}: request_rate {rate!r} must be > 0 (requests per second) or \"inf\"")
+    concurrency = _whole(path, data, "max_concurrency", required=False)
     record = {"model": model, "gpu": gpu, "gpus": gpus, "precision": precision, "stack": stack,
               "tp": tp, "ep": ep, "source": f"vLLM benchmark_serving result {Path(path).name}",
               "output_tokens_per_s": _field(path, data, "output_throughput"),
@@ -64,10 +67,12 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
               "output_tokens": max(1, round(_field(path, data, "total_output_tokens") / completed))}
     if not isinstance(completed, int) and completed != int(completed):
         raise ConfigError(f"{path}: completed {completed!r} must be a whole number of requests")
-    finite_rate = isinstance(rate, (int, float)) and not isinstance(rate, bool) and math.isfinite(rate) and rate > 0
-    if concurrency and not finite_rate:
+    if concurrency and not unbounded:
+        raise ConfigError(f"{path}: request_rate {rate!r} and max_concurrency {concurrency} both limit the load; a "
+                          f"row is an open loop (a rate) or a closed loop (max_concurrency, request_rate inf)")
+    if concurrency:
         record.update(scenario="closed", users=concurrency)
-    elif finite_rate:
+    elif not unbounded:
         record.update(scenario="open", rate_per_s=rate)
     else:
         raise ConfigError(f"{path}: request_rate is inf and max_concurrency is missing: cannot tell the load")

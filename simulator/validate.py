@@ -24,6 +24,7 @@ from simulator.errors import ConfigError
 from simulator.fit_parameters import FIT_FIELDS
 from simulator.hardware import Efficiency, get_gpu
 from simulator.intervals import DEFAULT_INTERVAL, interval_z
+from simulator.measurements import round_order
 from simulator.row_models import RowSpec, row_model
 
 MIN_ROWS = 3
@@ -84,7 +85,11 @@ def _groups(rows, split: str) -> dict:
     if split == "gpu":
         return {k: v for k, v in groups.items() if len(v) >= MIN_ROWS}
     if split == "round":
-        rounds = sorted(groups)
+        unnamed = next((name for name in groups if round_order(name) is None), None)
+        if unnamed is not None:
+            raise ConfigError(f"validate: leave one round out needs every row's round as vX.Y (e.g. v5.1); "
+                              f"{len(groups[unnamed])} rows have round {unnamed!r}")
+        rounds = sorted(groups, key=round_order)
         if len(rounds) < 2:
             raise ConfigError("validate: leave one round out needs rows from two rounds")
         return {rounds[-1]: [i for r in rounds[1:] for i in groups[r]]}     # fit the earliest, predict the rest

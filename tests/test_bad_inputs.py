@@ -21,6 +21,12 @@ FILES = {
     "vllm.json": '{"completed": 10, "output_throughput": 5.0, "total_input_tokens": 100, "total_output_tokens": 50, '
                  '"request_rate": 1.0}',
     "truncated.json": '{"hw": "mi355x", "model": ',
+    "unfitted_profile.toml": '[default]\ncompute_efficiency = 0.5\n',
+    "misspelt_gpu_profile.toml": '[gpu."mi355"]\ncompute_efficiency_factor = 0.5\n',
+    "rows_nodes.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,nodes\nllama2-70b,b200,1,offline,1,s,2\n",
+    "rows_twice.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama2-70b,b200,8,offline,30000,s\n"
+                      "llama2-70b,b200,8,offline,30000,s\n",
+    "rows_limit.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,ttft_limit_s\nllama2-70b,b200,1,offline,1,s,2\n",
 }
 
 SIM = ["simulate", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1", "--requests", "5", "--offline"]
@@ -58,6 +64,13 @@ CASES = [
     (SIM + ["--catalog", "{word_hbm.toml}"], "hbm_gb"),
     (SIM + ["--profile", "{bad_profile.toml}"], "compute_eficiency"),
     (SIM + ["--profile", "{huge_profile.toml}"], "compute_efficiency"),
+    (SIM + ["--profile", "{misspelt_gpu_profile.toml}"], "[gpu.mi355] names no gpu of the GPU catalog"),
+    (SIM + ["--profile", "{unfitted_profile.toml}", "--interval", "0.9"], "--interval: the profile"),
+    (SIM + ["--ep", "2", "--gpus", "2"], "--ep: 2 needs a mixture-of-experts model"),
+    (["mlperf", "--scenario", "offline", "--sla-ttft", "2"], "--sla-ttft: Offline has no latency limits"),
+    (["calibrate", "{rows_nodes.csv}"], "nodes 2 is more than gpus 1"),
+    (["calibrate", "{rows_twice.csv}"], "row 2 repeats"),
+    (["calibrate", "{rows_limit.csv}"], "ttft_limit_s applies to scenarios server and interactive only"),
     (SIM + ["--set", "topology.nic_gbps=0"], "nic_gbps"),
     (SIM + ["--set", "gpu.hbm_tb_per_s=-1"], "hbm_tb_per_s"),
     (SIM + ["--set", "gpu.colour=red"], "unknown GPU field"),

@@ -114,3 +114,78 @@ def test_cli_strict_names_the_unknown_accelerator():
                            "--strict"], capture_output=True, text=True)
     assert done.returncode == 2 and "unknown accelerator 'NVIDIA L40S'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _h200_tree(tmp_path, summary_edit=None, system_edit=None, scenario_folder="Offline"):
+    """A copy of the H200 x8 Offline result (log and system file), edited: the importer's input from a
+    submitter's tree, with one thing wrong."""
+    import json
+    import shutil
+    system = "v4.1/closed/NVIDIA/systems/H200-SXM-141GBx8_TRT.json"
+    log = tmp_path / H200_OFFLINE.replace("/Offline/", f"/{scenario_folder}/")
+    log.parent.mkdir(parents=True)
+    (tmp_path / system).parent.mkdir(parents=True)
+    text = (DATA / H200_OFFLINE).read_text()
+    log.write_text(summary_edit(text) if summary_edit else text)
+    description = json.loads((DATA / system).read_text())
+    (tmp_path / system).write_text(json.dumps(system_edit(description) if system_edit else description))
+    return tmp_path
+
+
+def test_log_numbers_parse_as_loadgen_writes_them_or_are_refused_by_line(tmp_path):
+    """'Tokens per second: 2.2e+04' is 22,000 (not 2.2, what a digits-and-dots pattern reads); a value
+    that is not a number ('22,020.92', '.') is an error quoting the line, never a traceback or 22."""
+    sci = _h200_tree(tmp_path / "sci", lambda t: t.replace("Tokens per second: 31302.7", "Tokens per second: 2.2e+04"))
+    assert import_mlperf([sci]).rows[0].output_tokens_per_s == 22000.0
+    for bad in ("22,020.92", "."):
+        tree = _h200_tree(tmp_path / bad.replace(".", "dot"),
+                          lambda t: t.replace("Tokens per second: 31302.7", f"Tokens per second: {bad}"))
+        with pytest.raises(ConfigError, match=f"mlperf_log_summary.txt: the line 'Tokens per second: {bad}' needs"):
+            import_mlperf([tree])
+
+
+def test_suspect_results_are_counted_with_their_reason(tmp_path):
+    """A log whose scenario is not its folder's, a log with no 'Result is' line, a fractional accelerator
+    count: each is counted under its reason, not imported with a guess (a run filed as Offline with a
+    Server log would fit the wrong scenario; 8.7 GPUs is no system)."""
+    cases = {"mismatch": dict(scenario_folder="Server"),
+             "no_result": dict(summary_edit=lambda t: t.replace("Result is : VALID", "")),
+             "fraction": dict(system_edit=lambda d: {**d, "accelerators_per_node": 8.7})}
+    reasons = {}
+    for name, edits in cases.items():
+        report = import_mlperf([_h200_tree(tmp_path / name, **edits)])
+        assert not report.rows
+        reasons[name] = set(report.skipped)
+    assert reasons == {"mismatch": {"log's scenario 'Offline' differs from its folder's ('Server')"},
+                       "no_result": {"log without a 'Result is' line (validity unknown)"},
+                       "fraction": {"accelerators per node 8.7 x nodes 1: not whole numbers >= 1"}}
+
+
+def test_system_file_fields_of_the_wrong_type_name_the_key(tmp_path):
+    tree = _h200_tree(tmp_path, system_edit=lambda d: {**d, "framework": 5})
+    with pytest.raises(ConfigError, match=r"H200-SXM-141GBx8_TRT.json: framework must be a string, not 5"):
+        import_mlperf([tree])
+
+
+def test_an_input_without_results_is_an_error_and_unknown_weight_types_are_counted(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no MLPerf results found"):
+        import_mlperf([tmp_path / "empty"])
+    import json
+    entries = json.loads((DATA / "v5.1" / "summary_results.json").read_text())
+    entry = next(e for e in entries if e.get("weight_data_types") == "fp4" and e.get("Accelerator", "").startswith("NVIDIA B200"))
+    (tmp_path / "v5.1").mkdir()
+    (tmp_path / "v5.1" / "summary_results.json").write_text(json.dumps([{**entry, "weight_data_types": "int2"}]))
+    report = import_mlperf([tmp_path / "v5.1" / "summary_results.json"])
+    assert not report.rows and report.skipped == {"unknown weight data type 'int2' (known: fp4, mxfp4, nvfp4, fp6, "
+                                                  "mxfp6, fp8, bf16, fp16)": 1}
+
+
+def test_cli_out_may_not_overwrite_an_input(tmp_path):
+    tree = _h200_tree(tmp_path)
+    system = tree / "v4.1/closed/NVIDIA/systems/H200-SXM-141GBx8_TRT.json"
+    before = system.read_text()
+    done = subprocess.run([sys.executable, "-m", "simulator", "import-runs", "--format", "mlperf", str(tree),
+                           "--out", str(system)], capture_output=True, text=True)
+    assert done.returncode == 2 and "would overwrite the input" in done.stderr
+    assert system.read_text() == before

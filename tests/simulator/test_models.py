@@ -118,3 +118,21 @@ def test_precision_parse():
         Precision("fp8", "fp8", "fp4")
     with pytest.raises(ConfigError, match="`precision`"):
         Precision.parse("int3")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"num_attention_heads": 0}, r"num_attention_heads: 0 is out of range \[1, 1e\+09\]"),
+    ({"num_attention_heads": "32"}, "num_attention_heads: expected a number, got '32'"),
+    ({"hidden_size": None}, "missing key 'hidden_size'"),
+    ({"max_position_embeddings": "lots"}, "max_position_embeddings: expected a number, got 'lots'"),
+    ({"sliding_window": "x"}, "sliding_window: expected a number, got 'x'"),
+    ({"sliding_window": 4096, "layer_types": "sliding"}, "layer_types must be a list of layer kinds"),
+    ({"text_config": 5}, "text_config must be a JSON object"),
+])
+def test_hf_config_values_of_the_wrong_type_name_the_key(tmp_path, change, message):
+    config = {"hidden_size": 4096, "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+              "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 8192, **change}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=message):
+        model_from_hf_config(path)

@@ -154,3 +154,14 @@ def test_groups_only_the_held_out_round_runs_are_listed_with_their_factor():
     assert records == [
         {"split": "round", "left_out": "v5.1", "field": "compute_efficiency", "level": "release",
          "group": "nvidia/tensorrt-llm 10.11", "factor_all_rows": pytest.approx(1.13)}]
+
+
+def test_rounds_sort_by_number_and_must_be_named_as_rounds():
+    """Leave one round out fits the earliest round and predicts the later: v10.0 comes after v5.1 (as
+    text it sorts first, and the split would fit v10.0 to predict v4.1); a row without a vX.Y round
+    cannot be placed, so the split says so instead of guessing."""
+    from simulator.validate import _groups
+    rounds = [SimpleNamespace(round=name, gpu="h200", model="llama2-70b") for name in ("v10.0", "v4.1", "v5.1")]
+    assert _groups(rounds, "round") == {"v10.0": [2, 0]}      # v5.1 and v10.0 held out, v4.1 fitted
+    with pytest.raises(ConfigError, match="round as vX.Y .* 1 rows have round 'banana'"):
+        _groups(rounds + [SimpleNamespace(round="banana", gpu="h200", model="llama2-70b")], "round")

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import copy
 import math
+import platform
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy
 from scipy.optimize import least_squares
 
 from simulator.catalog_io import toml_string
@@ -41,7 +43,7 @@ from simulator.errors import ConfigError, InfeasibleError
 from simulator.fit_parameters import FIT_FIELDS, LEVELS, REFERENCE_STACKS, Membership, Parameters
 from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, efficiency_from_table, get_gpu, load_gpus, load_profile
 from simulator.intervals import DEFAULT_INTERVAL, interval_z
-from simulator.measurements import Measurement, load_measurements
+from simulator.measurements import Measurement, load_measurement_files, round_order
 from simulator.row_models import RowSpec, needs_anchor_search, row_model
 from simulator.run import check_seed
 
@@ -85,7 +87,7 @@ class Fit:
         """Per vendor/stack the release predictions use when none is named: the one with the most rows
         in the newest round."""
         counts = {}
-        newest = max((r.round for r in self.rows), default="")
+        newest = max((r.round for r in self.rows), key=lambda name: round_order(name) or (-1, -1), default="")
         for row, spec in zip(self.rows, self.specs):
             if spec.stack_version:
                 gpu = get_gpu(spec.gpu, self.gpu_catalog)
@@ -316,7 +318,8 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
     GPU, stack and release, and [fit] with the models fitted, the reference stacks and each catalog GPU's
     prediction log-sigma; with `unseen_model_log_sigma` (from validation's leave-one-model-out split),
     what intervals of other models add (`intervals.prediction_log_sigma`)."""
-    lines = ([f"# {line}" if line else "#" for line in header.splitlines()] + [""]) if header else []
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    lines += [f"# {line}" for line in fitted_with(result.seed)] + [""]
     sections = result.parameters.profile_sections(result.theta)
     lines.append("[default]")
     lines += [f"{name} = {_toml_value(float(sections['default'][name]))}" for name in EFFICIENCY_FIELDS]
@@ -341,6 +344,14 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
     return "\n".join(lines) + "\n"
 
 
+def fitted_with(seed: int) -> list[str]:
+    """What a fit's numbers depend on beyond its rows: the seed of its simulated requests and the numeric
+    libraries. Re-anchoring and rate searches turn on thresholds, so another numpy or scipy build can move
+    a fit by as much as another seed does: compare profiles fitted with the same ones."""
+    return [f"Fitted with seed {seed}, Python {platform.python_version()}, numpy {np.__version__}, "
+            f"scipy {scipy.__version__}."]
+
+
 def prior_from(profile_path=None) -> Efficiency:
     """The prior: a profile's [default] (its global values), or the built-in defaults."""
     if profile_path is None:
@@ -352,8 +363,7 @@ def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", i
                     progress=None, gpu_catalog=(), model_catalog=(), seed: int = 0) -> tuple[Fit, str, list[dict]]:
     """Load measurement files (GPU and model names checked against the catalogs plus the extra files
     given), fit, and render the profile TOML and the per-row report."""
-    rows = [row for path in paths
-            for row in load_measurements(path, gpu_catalog=gpu_catalog, model_catalog=model_catalog)]
+    rows = load_measurement_files(paths, gpu_catalog=gpu_catalog, model_catalog=model_catalog)
     result = fit(rows, prior_from(prior_profile), progress=progress, gpu_catalog=gpu_catalog,
                  model_catalog=model_catalog, seed=seed)
     return result, profile_toml(result, header, interval), report_rows(result)

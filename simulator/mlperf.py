@@ -34,6 +34,9 @@ from workloads.scenarios import Scenario, scenario_for
 
 PLAN_PINS = ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")
 PRUNE_MARGIN = 0.08     # the closed-form estimate is within ~5% of the simulation; 8% keeps every contender
+# A given rate beyond this multiple of the best plan's saturated rate only shows a queue growing without
+# bound, and its run would simulate every one of its arrivals (millions at 600 s): refused up front.
+MAX_OVERLOAD = 4.0
 
 
 
@@ -249,6 +252,11 @@ def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None
 
 def _score_given_rate(runner: ScenarioRunner, scored, rate: float) -> ScenarioResult:
     """Every candidate at the given rate; the valid one with the lowest p99 TPOT wins (else the closest miss)."""
+    saturated = max(c.offline_requests_per_s for c in scored)
+    if rate > MAX_OVERLOAD * saturated:
+        raise ConfigError(f"`rate`: {rate:g} requests/s is {rate / saturated:.0f}x what the best plan serves "
+                          f"saturated (about {saturated:.4g}/s, closed form); such a run only shows its queue growing "
+                          f"without bound. Give a rate up to {MAX_OVERLOAD:g}x that ({MAX_OVERLOAD * saturated:.4g}/s)")
     outcomes = []
     for candidate in scored:
         result, count = runner.server_run(candidate.plan, rate)

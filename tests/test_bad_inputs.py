@@ -67,6 +67,8 @@ CASES = [
     (SIM + ["--profile", "{misspelt_gpu_profile.toml}"], "[gpu.mi355] names no gpu of the GPU catalog"),
     (SIM + ["--profile", "{unfitted_profile.toml}", "--interval", "0.9"], "--interval: the profile"),
     (SIM + ["--ep", "2", "--gpus", "2"], "--ep: 2 needs a mixture-of-experts model"),
+    (["mlperf", "--model", "llama3.1-8b", "--gpus", "1", "--gpu", "h100", "--scenario", "server", "--rate", "1e5"],
+     "--rate: 100000 requests/s is"),
     (["mlperf", "--scenario", "offline", "--sla-ttft", "2"], "--sla-ttft: Offline has no latency limits"),
     (["calibrate", "{rows_nodes.csv}"], "nodes 2 is more than gpus 1"),
     (["calibrate", "{rows_twice.csv}"], "row 2 repeats"),

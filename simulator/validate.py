@@ -184,6 +184,8 @@ def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=N
     unknown = set(splits) - set(SPLITS)
     if unknown:
         raise ConfigError(f"`splits`: {sorted(unknown)[0]!r} is not one of {', '.join(SPLITS)}")
+    for split in splits:
+        _groups(rows, split)          # a row the split cannot place is refused before the fits, not after
     base = base or fit(rows, prior, progress=progress, seed=seed)
     results = {}
     for split in splits:

@@ -255,8 +255,7 @@ class NameCheck:
             if dtype not in gpu.peak_tflops:
                 raise ConfigError(f"{where}: precision {row.precision} computes in {dtype}, which {gpu.name} has no "
                                   f"tensor rate for (it has {', '.join(gpu.peak_tflops)})")
-        if row.ep and row.ep > 1 and not model.is_moe:
-            raise ConfigError(f"{where}: ep {row.ep} needs a mixture-of-experts model; {model.name} has no experts")
+        model.check_expert_parallel(row.ep or 1, f"{where}: ep")
         bound = compute_bound_tokens_per_s(model, gpu, row.gpus)
         if row.output_tokens_per_s > bound:
             raise ConfigError(f"{where}: output_tokens_per_s {row.output_tokens_per_s:.4g} is more than {row.gpus} "

@@ -130,6 +130,12 @@ class ModelSpec:
         raise ConfigError(f"`tp`: {tp} does not divide {self.name}'s {what}; tp can be "
                           f"{', '.join(map(str, usable))}")
 
+    def check_expert_parallel(self, ep: int, where: str = "`ep`") -> None:
+        """Raise unless `ep` GPUs have experts to spread: expert parallelism needs a mixture-of-experts model."""
+        if ep != 1 and not self.is_moe:
+            raise ConfigError(f"{where}: {ep} needs a mixture-of-experts model; {self.name} has no experts to "
+                              f"spread (ep 1; split it with tp or pp, or serve more replicas)")
+
     # ---- structure -------------------------------------------------------------------------
     @property
     def is_moe(self) -> bool:

@@ -78,9 +78,7 @@ class ServingConfig:
         require_number("`gpus`", self.gpus, low=1, high=MAX_GPUS, integer=True)
         self.plan.replicas_for(self.gpus)           # at least one replica fits
         self.model.check_tensor_parallel(self.plan.tp)
-        if self.plan.ep != 1 and not self.model.is_moe:
-            raise ConfigError(f"`ep`: {self.plan.ep} needs a mixture-of-experts model; {self.model.name} has no "
-                              f"experts to spread (ep 1; split it with tp or pp, or serve more replicas)")
+        self.model.check_expert_parallel(self.plan.ep)
         BATCHING.get_class(self.batching, "`batching`")
         ROUTERS.get_class(self.router, "`router`")
         check_seed(self.seed)

@@ -73,7 +73,7 @@ CASES = [
     (["mlperf", "--scenario", "offline", "--sla-ttft", "2"], "--sla-ttft: Offline has no latency limits"),
     (["calibrate", "{rows_nodes.csv}"], "nodes 2 is more than gpus 1"),
     (["calibrate", "{rows_twice.csv}"], "row 2 repeats"),
-    (["calibrate", "{rows_dense_ep.csv}"], "row 1: ep 4 needs a mixture-of-experts model"),
+    (["calibrate", "{rows_dense_ep.csv}"], "row 1: ep: 4 needs a mixture-of-experts model"),
     (["calibrate", "{rows_limit.csv}"], "ttft_limit_s applies to scenarios server and interactive only"),
     (SIM + ["--set", "topology.nic_gbps=0"], "nic_gbps"),
     (SIM + ["--set", "gpu.hbm_tb_per_s=-1"], "hbm_tb_per_s"),

@@ -79,7 +79,10 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
             require_number(name, value, low=0, low_inclusive=False, high=1e6)
     sla = SLA(sla_ttft_s, sla_tpot_s) if sla_ttft_s is not None or sla_tpot_s is not None else None
     model_spec = get_model(model, model_catalog) if isinstance(model, str) else model
-    gpu_spec = get_gpu(gpu, gpu_catalog) if isinstance(gpu, str) else gpu
+    # the catalog is loaded once (a few ms, as long as the rest of this function) for the name and the
+    # profile's section names
+    catalog = load_gpus(gpu_catalog) if isinstance(gpu, str) or profile is not None else None
+    gpu_spec = get_gpu(gpu, gpus=catalog) if isinstance(gpu, str) else gpu
     gpu_overrides, topology_overrides = parse_set_values(set_values)
     gpu_spec = apply_gpu_overrides(gpu_spec, gpu_overrides)
     for name, key, value in (("`scaleout_gbps`", "nic_gbps", scaleout_gbps),
@@ -93,7 +96,7 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision
     profile_data = load_profile(profile)
     if profile is not None:
-        check_profile_names(str(profile), profile_data, load_gpus(gpu_catalog))
+        check_profile_names(str(profile), profile_data, catalog)
     efficiency = efficiency_for(gpu_spec, profile_data, stack, profile_path=profile)
     plan = Plan(tp=tp, pp=pp, ep=ep, max_batch_size=max_batch_size, max_tokens_per_step=max_tokens_per_step,
                 block_size=block_size, memory_utilization=memory_utilization)

@@ -142,8 +142,9 @@ def gpu_by_alias(gpus: dict[str, GPUSpec]) -> dict[str, str]:
     return table
 
 
-def get_gpu(name: str, user_files=()) -> GPUSpec:
-    gpus = load_gpus(user_files)
+def get_gpu(name: str, user_files=(), gpus: dict | None = None) -> GPUSpec:
+    """A catalog GPU by name; `gpus` is the catalog when the caller already loaded it (`load_gpus`)."""
+    gpus = gpus if gpus is not None else load_gpus(user_files)
     key = name.lower()
     if key not in gpus:
         raise ConfigError(f"`gpu`: unknown GPU {name!r}; known: {', '.join(sorted(gpus))}")

@@ -251,10 +251,11 @@ class NameCheck:
         if problem or gpu_problem:
             raise ConfigError(f"{where}: {problem or gpu_problem}")
         precision = Precision.parse(row.precision, "precision")
-        for dtype in {precision.gemm_dtype, precision.attention_dtype}:
-            if dtype not in gpu.peak_tflops:
-                raise ConfigError(f"{where}: precision {row.precision} computes in {dtype}, which {gpu.name} has no "
-                                  f"tensor rate for (it has {', '.join(gpu.peak_tflops)})")
+        try:      # the GPU must have tensor rates for the row's number formats, as a run's config requires
+            gpu.peak_flops(precision.gemm_dtype)
+            gpu.peak_flops(precision.attention_dtype)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: precision {row.precision}: {exc}") from None
         model.check_expert_parallel(row.ep or 1, f"{where}: ep")
         bound = compute_bound_tokens_per_s(model, gpu, row.gpus)
         if row.output_tokens_per_s > bound:

@@ -32,7 +32,7 @@ from simulator.plan import MAX_GPUS, Plan
 from simulator.requests_state import RequestTable, StreamingTable
 from simulator.router import ROUTERS
 from simulator.scheduling import BATCHING, DEFAULT_BATCHING
-from workloads.requests import ClosedLoopRequests
+from workloads.requests import ClosedLoopRequests, Share
 
 EARLY_STOP_CHECKS = 40       # SLA checks over a run's arrival span when it may stop early
 
@@ -146,12 +146,19 @@ def _run_env(cluster: "Cluster", config: ServingConfig, progress=None, horizon_s
     return float(cluster.env.now)
 
 
-def representative_ok(config: ServingConfig, workload) -> bool:
+def representative_ok(config: ServingConfig, workload=None) -> bool:
     """Whether one replica stands for all: round-robin routing hands replica r every R-th arrival, and
     without failures, load-aware routing or KV hand-offs the replicas never interact, so every
-    replica's requests are distributed exactly like replica 0's."""
+    replica's requests are distributed exactly like replica 0's (`workload`: None for a stream of
+    Requests not drawn yet)."""
     return (config.replicas > 1 and independent(config)
             and not isinstance(workload, (ClosedLoopRequests, ChunkedWorkload)))
+
+
+def replica_share(config: ServingConfig) -> Share:
+    """The arrivals round-robin routing gives replica 0: its pp engines' turns in every cycle over all
+    engines."""
+    return Share(config.replicas * config.plan.pp, config.plan.pp)
 
 
 def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = None,
@@ -186,11 +193,16 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
         if np.any(np.diff(arrival) < 0):
             raise ConfigError("workload: arrival_s must be sorted")
         inputs, outputs = np.asarray(workload.input_tokens), np.asarray(workload.output_tokens)
-        if representative and representative_ok(config, workload):
-            engines = config.replicas * config.plan.pp        # round-robin cycles over every engine
-            mine = np.flatnonzero(np.arange(arrival.size) % engines < config.plan.pp)
-            if mine.size:
-                arrival, inputs, outputs, simulated = arrival[mine], inputs[mine], outputs[mine], 1
+        share = replica_share(config) if representative and representative_ok(config, workload) else None
+        drawn_share = getattr(workload, "share", None)
+        if drawn_share is not None:
+            if drawn_share != share:
+                raise ConfigError(f"workload: drawn as {drawn_share} (one replica's share of a longer stream), "
+                                  f"but this run simulates {share or 'every replica'}")
+            simulated = 1
+        elif share is not None:
+            arrival, inputs, outputs = share.pick(arrival), share.pick(inputs), share.pick(outputs)
+            simulated = 1
         table = RequestTable(arrival, inputs, outputs)
     lengths = np.add(np.asarray(table.input_tokens), np.asarray(table.output_tokens))
     if lengths.min() > config.model.max_context:

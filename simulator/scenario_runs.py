@@ -23,6 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from simulator.api import RunResult, run_config, serving_config
+from simulator.run import replica_share, representative_ok
 from simulator.capacity import Capacity, replica_capacity
 from simulator.cluster import replica_layout
 from simulator.errors import require_number
@@ -117,8 +118,13 @@ class ScenarioRunner:
     def config_for(self, plan: Plan):
         return replace(self.config, plan=plan)
 
-    def requests(self, count: int, rate_per_s: float | None) -> Requests:
-        return self.scenario.requests(count, rate_per_s, self.config.seed, self.output_tokens_mean)
+    def requests(self, count: int, rate_per_s: float | None, plan: Plan | None = None) -> Requests:
+        """The run's queries; with `plan`, only those of the replica a representative run of it simulates
+        (a 1,000-GPU Offline run issues tens of millions of queries and simulates one replica's)."""
+        config = self.config_for(plan) if plan is not None else None
+        share = replica_share(config) if config is not None and self.representative and representative_ok(config) \
+            else None
+        return self.scenario.requests(count, rate_per_s, self.config.seed, self.output_tokens_mean, share)
 
     def _run(self, config, requests: Requests, info: dict, sla: SLA | None = None) -> RunResult:
         if self.progress is not None:
@@ -170,7 +176,7 @@ class ScenarioRunner:
     def offline(self, plan: Plan) -> tuple[RunResult, int]:
         config = self.config_for(plan)
         count = self.offline_queries(plan)
-        result = self._run(config, self.requests(count, None), {**self.info, "queries": count})
+        result = self._run(config, self.requests(count, None, plan), {**self.info, "queries": count})
         self.history.append((plan_label(plan), None, True, result.summary["ttft_p99_s"], result.summary["tpot_p99_s"]))
         return result, count
 
@@ -179,8 +185,8 @@ class ScenarioRunner:
         is set so that the drawn queries offer exactly that many output tokens per second (arrival times
         rescaled, still Poisson)."""
         count = max(self.queries or 1, int(math.ceil(rate_per_s * self.duration_s)))
-        requests = self.requests(count, rate_per_s)
-        if tokens_per_s is not None:
+        requests = self.requests(count, rate_per_s, plan if tokens_per_s is None else None)
+        if tokens_per_s is not None:      # needs every query's output length
             exact_rate = tokens_per_s / float(requests.output_tokens.mean())
             requests = Requests(requests.arrival_s * (rate_per_s / exact_rate), requests.input_tokens,
                                 requests.output_tokens)

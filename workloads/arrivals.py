@@ -34,6 +34,16 @@ class Poisson:
     def times(self, count: int, rng: np.random.Generator) -> np.ndarray:
         return np.cumsum(rng.exponential(1.0 / self.rate_per_s, count))
 
+    def times_share(self, count: int, rng: np.random.Generator, share) -> np.ndarray:
+        """`times` at the positions `share` keeps, a chunk of gaps at a time: the running sum carries
+        over, added in the order cumsum adds."""
+        kept, last = [], 0.0
+        for size, where in share.chunks(count):
+            times = np.cumsum(np.concatenate(([last], rng.exponential(1.0 / self.rate_per_s, size))))[1:]
+            kept.append(times[where])
+            last = times[-1]
+        return np.concatenate(kept)
+
 
 @ARRIVALS.register
 @dataclass(frozen=True)
@@ -82,6 +92,9 @@ class Offline:
 
     def times(self, count: int, rng: np.random.Generator) -> np.ndarray:
         return np.zeros(count)
+
+    def times_share(self, count: int, rng: np.random.Generator, share) -> np.ndarray:
+        return self.times(share.count(count), rng)
 
 
 @ARRIVALS.register

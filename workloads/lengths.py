@@ -51,6 +51,9 @@ class Fixed:
     def sample(self, count: int, rng: np.random.Generator) -> np.ndarray:
         return np.full(count, self.tokens, dtype=np.int64)
 
+    def sample_share(self, count: int, rng: np.random.Generator, share) -> np.ndarray:
+        return self.sample(share.count(count), rng)
+
     @classmethod
     def from_table(cls, table: dict, base_dir: Path | None = None) -> "Fixed":
         return cls(table.get("tokens"))
@@ -196,11 +199,23 @@ class Empirical:
         return np.asarray(self.values, dtype=np.int64), cdf, cdf.searchsorted(np.arange(bins) / bins, side="right")
 
     def sample(self, count, rng):
-        """The draws numpy's `rng.choice(values, size=count, p=weights)` makes: the same uniforms, each
-        mapped to the first value whose cumulative probability exceeds it. The guide table puts each
-        uniform within a step or two of that value, 3-5x faster than choice's binary search."""
-        values, cdf, guide = self._inverse_cdf
-        uniform = rng.random(count)
+        """The draws numpy's `rng.choice(values, size=count, p=weights)` makes: one uniform each."""
+        return self.values_at(self.indices(rng.random(count)))
+
+    def sample_share(self, count, rng, share):
+        """`sample(count, rng)` at the positions `share` keeps, taking the same uniforms from `rng` a
+        chunk at a time and mapping only the kept ones."""
+        kept = [self.indices(rng.random(size)[where]) for size, where in share.chunks(count)]
+        return self.values_at(np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64))
+
+    def values_at(self, indices: np.ndarray) -> np.ndarray:
+        return self._inverse_cdf[0][indices]
+
+    def indices(self, uniform: np.ndarray) -> np.ndarray:
+        """The value each uniform draws, as an index into `values`: the first value whose cumulative
+        probability exceeds it (as numpy's `choice` maps it). The guide table puts each uniform within a
+        step or two of that value, 3-5x faster than choice's binary search."""
+        _, cdf, guide = self._inverse_cdf
         index = guide[np.minimum((uniform * len(guide)).astype(np.int64), len(guide) - 1)]
         behind = np.flatnonzero(cdf[index] <= uniform)
         while behind.size:
@@ -213,7 +228,7 @@ class Empirical:
             index[ahead] -= 1
             ahead = ahead[index[ahead] > 0]
             ahead = ahead[cdf[index[ahead] - 1] > uniform[ahead]]
-        return values[index]
+        return index
 
     @classmethod
     def from_table(cls, table: dict, base_dir: Path | None = None) -> "Empirical":
@@ -264,20 +279,33 @@ class Empirical:
             raise ConfigError(f"{path}: {exc}") from None
 
 
-def rescale_mean(lengths: np.ndarray, mean: float, cap: int) -> np.ndarray:
-    """Lengths scaled so their mean is `mean` (clipped to [1, cap], the scale re-solved after clipping);
-    a mean at or above the cap puts every length at the cap."""
+def rescaled_values(values: np.ndarray, counts: np.ndarray, mean: float, cap: int) -> np.ndarray:
+    """Whole-number lengths `values`, drawn `counts` times each, scaled so the draws' mean is `mean`
+    (clipped to [1, cap], the scale re-solved after clipping); a mean at or above the cap puts every
+    length at the cap. Means are exact sums of whole numbers, so a stream's value counts set the same
+    scale as its every draw would."""
     require_number("mean", mean, low=1, high=MAX_TOKENS)
     if mean >= cap:
-        return np.full(lengths.shape, cap, dtype=np.int64)
-    values = lengths.astype(float)
-    factor = mean / values.mean()
+        return np.full(values.shape, cap, dtype=np.int64)
+    draws = int(counts.sum())
+
+    def draws_mean(lengths: np.ndarray) -> float:
+        return int(np.dot(lengths.astype(np.int64), counts)) / draws
+
+    values = values.astype(float)
+    factor = mean / draws_mean(values)
     for _ in range(20):
         scaled = np.clip(np.rint(values * factor), 1, cap)
-        if abs(scaled.mean() - mean) <= 0.01 * mean:
+        if abs(draws_mean(scaled) - mean) <= 0.01 * mean:
             break
-        factor *= mean / scaled.mean()
+        factor *= mean / draws_mean(scaled)
     return scaled.astype(np.int64)
+
+
+def rescale_mean(lengths: np.ndarray, mean: float, cap: int) -> np.ndarray:
+    """Lengths scaled so their mean is `mean` (`rescaled_values`)."""
+    values, where = np.unique(lengths, return_inverse=True)
+    return rescaled_values(values, np.bincount(where), mean, cap)[where]
 
 
 @dataclass(frozen=True)
@@ -299,7 +327,27 @@ class Rescaled:
         return self.base.maximum
 
     def sample(self, count, rng):
+        if isinstance(self.base, Empirical):
+            return self._draw_empirical(count, rng, None)
         return rescale_mean(self.base.sample(count, rng), self.target_mean, self.base.maximum)
+
+    def sample_share(self, count, rng, share):
+        if isinstance(self.base, Empirical):
+            return self._draw_empirical(count, rng, share)
+        return share.pick(self.sample(count, rng))
+
+    def _draw_empirical(self, count, rng, share):
+        """An empirical base's draws, counted per value (the scale needs every draw's length) and kept
+        where `share` keeps them (all without one), then scaled."""
+        base = self.base
+        counts = np.zeros(len(base.values), dtype=np.int64)
+        kept = []
+        for size, where in (share.chunks(count) if share is not None else ((count, slice(None)),)):
+            index = base.indices(rng.random(size))
+            counts += np.bincount(index, minlength=counts.size)
+            kept.append(index[where])
+        scaled = rescaled_values(base.values_at(np.arange(counts.size)), counts, self.target_mean, base.maximum)
+        return scaled[np.concatenate(kept)]
 
 
 def lengths_from_dict(where: str, table: dict, base_dir: Path | None = None):

@@ -8,13 +8,56 @@ import numpy as np
 from simulator.errors import ConfigError
 
 MAX_ARRIVAL_S = 1e9     # ~31 years: later times leave too few float digits for millisecond steps
+DRAW_CHUNK = 1 << 18    # draws taken at a time when only a share of a long stream is kept
+
+
+@dataclass(frozen=True)
+class Share:
+    """Which requests of a stream one simulated replica receives under round-robin routing: of every
+    `period` consecutive requests (one per engine), the first `take` (replica 0's `take` pipeline
+    engines). A stream drawn as a share holds only those, bit for bit the values the whole stream
+    would hold at their positions."""
+
+    period: int
+    take: int
+
+    def positions(self, start: int, stop: int) -> np.ndarray:
+        """The kept positions in [start, stop), relative to `start`."""
+        return np.flatnonzero(np.arange(start, stop) % self.period < self.take)
+
+    def count(self, total: int) -> int:
+        """How many of a stream of `total` are kept."""
+        cycles, rest = divmod(total, self.period)
+        return cycles * self.take + min(rest, self.take)
+
+    def pick(self, values: np.ndarray) -> np.ndarray:
+        """The kept values of a whole stream."""
+        return values[self.positions(0, len(values))]
+
+    def chunks(self, count: int):
+        """(chunk size, kept positions within it) over a stream of `count`, DRAW_CHUNK at a time."""
+        for start in range(0, count, DRAW_CHUNK):
+            stop = min(start + DRAW_CHUNK, count)
+            yield stop - start, self.positions(start, stop)
+
+
+def share_of(source, draw: str, count: int, rng: np.random.Generator, share: Share) -> np.ndarray:
+    """`source.<draw>(count, rng)` (a length distribution's `sample`, an arrival process's `times`) at the
+    positions `share` keeps, bit for bit, leaving `rng` where the whole draw leaves it. A source with a
+    `<draw>_share` of its own draws a chunk at a time (memory of one chunk); any other draws all and
+    picks."""
+    own = getattr(source, f"{draw}_share", None)
+    return own(count, rng, share) if own is not None else share.pick(getattr(source, draw)(count, rng))
 
 
 @dataclass(frozen=True)
 class Requests:
+    """`share`: set when the arrays hold only one replica's share of a longer stream (`Share`)."""
+
     arrival_s: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
+    share: Share | None = None
 
     def __post_init__(self):
         arrival = np.asarray(self.arrival_s, dtype=float)

@@ -17,7 +17,7 @@ from simulator.catalog_io import packaged_toml
 from simulator.errors import ConfigError, reject_unknown_keys, require_number
 from workloads.arrivals import Offline, Poisson
 from workloads.lengths import Rescaled, lengths_from_dict, parse_length_flag
-from workloads.requests import Requests
+from workloads.requests import Requests, Share, share_of
 
 # the most queries an Offline run issues (`queries`, or the count sized for 600 s); a measured row's
 # query count is held to the same (simulator.measurements)
@@ -53,17 +53,22 @@ class Scenario:
         return Rescaled(self.output_lengths, self.generated_output_mean)
 
     def requests(self, count: int, rate_per_s: float | None, seed: int = 0,
-                 output_tokens_mean: float | None = None) -> Requests:
+                 output_tokens_mean: float | None = None, share: Share | None = None) -> Requests:
         """`count` queries, Offline (rate None) or Poisson at `rate_per_s`. Output lengths are rescaled to
         `output_tokens_mean` (a measured tokens per sample; default: what the benchmark's model generates),
-        within the dataset's cap."""
+        within the dataset's cap. With `share`, only the queries one replica receives (`Share`): the same
+        values at their positions, drawn without holding the whole stream."""
         rng = np.random.default_rng(seed)
         arrival = Offline() if rate_per_s is None else Poisson(rate_per_s)
-        times = arrival.times(count, rng)
         outputs = self.generated_lengths if output_tokens_mean is None else Rescaled(self.output_lengths,
                                                                                      output_tokens_mean)
-        inputs, outputs = self.input_lengths.sample(count, rng), outputs.sample(count, rng)
-        return Requests(times, inputs, outputs)
+        if share is None:
+            times = arrival.times(count, rng)
+            inputs, outputs = self.input_lengths.sample(count, rng), outputs.sample(count, rng)
+            return Requests(times, inputs, outputs)
+        times = share_of(arrival, "times", count, rng, share)
+        inputs = share_of(self.input_lengths, "sample", count, rng, share)
+        return Requests(times, inputs, share_of(outputs, "sample", count, rng, share), share)
 
     def describe(self) -> dict:
         # the p99 limits a run is held to: named as mlperf's results name them, not as a measured p99

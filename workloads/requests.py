@@ -23,7 +23,9 @@ class Share:
 
     def positions(self, start: int, stop: int) -> np.ndarray:
         """The kept positions in [start, stop), relative to `start`."""
-        return np.flatnonzero(np.arange(start, stop) % self.period < self.take)
+        cycles = np.arange(start // self.period, -(-stop // self.period))
+        kept = (cycles[:, None] * self.period + np.arange(self.take)).ravel()
+        return kept[(kept >= start) & (kept < stop)] - start
 
     def count(self, total: int) -> int:
         """How many of a stream of `total` are kept."""

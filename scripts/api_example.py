@@ -9,7 +9,7 @@ print("simulate:", round(result.summary["output_tokens_per_s"]), "tok/s,",
       f"p99 TTFT {result.summary['ttft_p99_s']:.3f} s,", f"${result.cost['usd_per_million_tokens']:.3f}/Mtok")
 
 score = mlperf(model="llama3.1-8b", gpu="b200", gpus=1, scenario="server", max_batch_size=128, duration_s=30)
-print("mlperf server:", round(score.tokens_per_s), "tok/s, valid:", score.valid, "plan tp", score.run.plan["tp"])
+print("mlperf server:", round(score.tokens_per_s), "tok/s, valid:", score.valid, *score.notes, "plan tp", score.run.plan["tp"])
 
 sized = size(model="llama3.1-8b", gpu="mi355x", scenario="offline", target_tokens_per_s=100_000, tp=1,
              max_batch_size=256)

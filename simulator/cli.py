@@ -475,7 +475,8 @@ def scenario_options(func):
                     f"but not valid MLPerf runs, and never shorter than 8 request lifetimes."),
         option("queries", "--queries", default=None,
                help="Offline: queries per run (default: enough for 600 s and 8 mean request lifetimes at "
-                    "the estimated rate, at least the dataset once). "
+                    "the estimated rate, at least the dataset once; fewer than the dataset, or a run under "
+                    "600 s, is not a valid MLPerf run). "
                     "Server/Interactive: at least this many, and never less than rate x --duration."),
         option("input_tokens", "--input-tokens", default=None,
                help="Your workload's prompt tokens instead of the MLPerf dataset's: N, uniform:LO,HI, "

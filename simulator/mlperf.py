@@ -27,8 +27,8 @@ from simulator.intervals import DEFAULT_INTERVAL, interval_fields
 from simulator.memory import plan_memory
 from simulator.metrics import SLA
 from simulator.plan import Plan
-from simulator.scenario_runs import (RATE_TOLERANCE, ScenarioRunner, offline_score, plan_label, resolve_config,
-                                     server_score)
+from simulator.scenario_runs import (MLPERF_MIN_DURATION_S, OFFLINE_MIN_QUERIES, RATE_TOLERANCE, ScenarioRunner,
+                                     offline_score, plan_label, resolve_config, server_duration_s, server_score)
 from simulator.search import meets_sla
 from workloads.scenarios import Scenario, scenario_for
 
@@ -67,6 +67,7 @@ class ScenarioResult:
     prediction_log_sigma: float | None = None
     interval: float = DEFAULT_INTERVAL
     cost: dict | None = None          # money and energy at the score (the run's own throughput differs a little)
+    notes: tuple = ()                 # warnings about the scoring itself (a run LoadGen would not accept)
 
     def to_dict(self) -> dict:
         summary = self.run.summary
@@ -77,7 +78,8 @@ class ScenarioResult:
             "tpot_p99_s": summary["tpot_p99_s"], "ttft_p50_s": summary["ttft_p50_s"],
             "tpot_p50_s": summary["tpot_p50_s"], "ttft_limit_s": self.scenario.ttft_p99_s,
             "tpot_limit_s": self.scenario.tpot_p99_s, "output_tokens_per_s_per_gpu": self.tokens_per_s / self.run.plan["gpus"],
-            "queries": self.queries, "evaluations": self.evaluations, "warnings": list(self.run.warnings),
+            "queries": self.queries, "evaluations": self.evaluations,
+            "warnings": list(self.notes) + list(self.run.warnings),
         }
         if self.scenario.kind != "offline":
             document["arrivals_s"] = self.queries / self.requests_per_s
@@ -195,8 +197,30 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
     runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, early_stop=rate is None,
                             progress=progress)
     found = score_scenario(runner, pins, rate)
+    short = loadgen_shortfall(the_scenario, duration_s, queries, found.run.summary["makespan_s"])
     return replace(found, prediction_log_sigma=config.prediction_log_sigma, interval=config.interval,
-                   cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd))
+                   cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd),
+                   valid=found.valid and short is None, notes=(short,) if short else ())
+
+
+def loadgen_shortfall(scenario: Scenario, duration_s: float | None, queries: int | None,
+                      makespan_s: float) -> str | None:
+    """Why LoadGen would not accept a run shortened by `duration_s` or `queries` (its min_duration,
+    600 s, and Offline's min_query_count, the dataset once up to 24,576 queries), else None. A run
+    sized by default meets both (`ScenarioRunner`)."""
+    if scenario.kind == "offline" and queries is not None:
+        least = min(scenario.samples, OFFLINE_MIN_QUERIES)
+        if queries < least:
+            return f"not valid: {queries} queries, below LoadGen's min_query_count ({least}) for {scenario.model} Offline"
+        if makespan_s < MLPERF_MIN_DURATION_S:
+            return (f"not valid: the {queries} queries took {makespan_s:.0f} s, below LoadGen's min_duration "
+                    f"({MLPERF_MIN_DURATION_S:.0f} s)")
+    if scenario.kind != "offline" and duration_s is not None:
+        arrivals_s = server_duration_s(scenario, duration_s)
+        if arrivals_s < MLPERF_MIN_DURATION_S:
+            return (f"not valid: {arrivals_s:g} s of arrivals, below LoadGen's min_duration "
+                    f"({MLPERF_MIN_DURATION_S:.0f} s)")
+    return None
 
 
 def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None,

@@ -35,6 +35,7 @@ from workloads.requests import Requests
 from workloads.scenarios import MAX_QUERIES, Scenario
 
 MLPERF_MIN_DURATION_S = 600.0     # LoadGen's min_duration for every LLM scenario
+OFFLINE_MIN_QUERIES = 24576       # LoadGen's Offline min_query_count for LLMs: the dataset once, at most this
 REQUEST_LIFETIMES = 8             # a run also lasts this many request lifetimes (Server: worst case; Offline: mean)
 RATE_TOLERANCE = 0.02
 # an Offline prefix whose steady state stands for a longer run (row_models.OfflineRow): at 4,096 per

@@ -139,7 +139,9 @@ def test_unreachable_sla_is_reported(capsys):
 def test_mlperf_offline_picks_a_fitting_plan_and_reports_cost():
     result = mlperf(model="llama3.1-8b", gpu="b200", gpus=2, scenario="offline", queries=400, max_batch_size=64)
     document = result.to_dict()
-    assert document["valid"] and document["output_tokens_per_s"] > 0
+    assert document["output_tokens_per_s"] > 0 and result.run.summary["requests_dropped"] == 0
+    # 400 queries: a run LoadGen would not accept (min_query_count is the dataset, 13,368 queries)
+    assert document["valid"] is False and "min_query_count (13368)" in document["warnings"][0]
     assert {c["plan"] for c in document["candidates"]} == {"tp1-pp1-ep1-mbs64", "tp2-pp1-ep1-mbs64"}
     assert document["plan"]["precision"]["weights"] == "fp4"          # auto: B200 has an fp4 rate
     assert document["usd_per_million_tokens"] > 0 and document["energy_j_per_token_upper_bound"] > 0
@@ -178,7 +180,8 @@ def test_cli_mlperf_json_keys(capsys):
     for key in ("output_tokens_per_s", "valid", "ttft_p99_s", "tpot_p99_s", "requests_per_s", "plan", "usd_per_hour",
                 "usd_per_million_tokens", "tokens_per_usd", "energy_j_per_token_upper_bound"):
         assert key in document
-    assert document["valid"] is True
+    # the limits are met, but 15 s of arrivals is below LoadGen's min_duration
+    assert document["valid"] is False and "min_duration (600 s)" in document["warnings"][0]
     assert document["ttft_p99_s"] <= 2.0 and document["tpot_p99_s"] <= 0.1
     assert 1 <= document["output_tokens_per_s"] / document["requests_per_s"] <= 128     # mean output, capped at 128
 
@@ -189,3 +192,19 @@ def test_cli_size_compare_table(capsys):
           "--queries", "400"])
     out = capsys.readouterr().out
     assert "mi355x" in out and "b200" in out and "usd_per_million_tokens" in out
+
+
+def test_loadgen_refuses_runs_shorter_than_its_minimums():
+    """LoadGen accepts an Offline run of at least min(dataset, 24,576) queries lasting 600 s, and a
+    Server run of 600 s of arrivals; a run the user shortened below either is not valid, and says why.
+    Llama 2 70B's dataset is 24,576 samples; a Server run also lasts 8 worst-case request lifetimes
+    (Llama 2 70B Server: 2 s + 294.45 x 0.2 s = 60.89 s, so 8 lifetimes are 487.12 s, under 600 s)."""
+    from simulator.mlperf import loadgen_shortfall
+    from workloads.scenarios import get_scenario
+    offline, server = get_scenario("llama2-70b", "offline"), get_scenario("llama2-70b", "server")
+    assert "min_query_count (24576)" in loadgen_shortfall(offline, None, 24575, 900.0)
+    assert "min_duration" in loadgen_shortfall(offline, None, 24576, 599.0)
+    assert loadgen_shortfall(offline, None, 24576, 600.0) is None
+    assert loadgen_shortfall(offline, None, None, 10.0) is None         # sized by default
+    assert "487.12 s of arrivals" in loadgen_shortfall(server, 60.0, None, 0.0)
+    assert loadgen_shortfall(server, 600.0, None, 0.0) is None and loadgen_shortfall(server, None, 5, 0.0) is None

@@ -9,11 +9,13 @@ set: they are never imported here.
 """
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from dataclasses import replace
 from pathlib import Path
 
+from simulator.errors import ConfigError
 from simulator.measurements import measurements_csv
 from simulator.mlperf_results import import_mlperf
 from simulator.output import write_atomic
@@ -34,9 +36,14 @@ def public_source(source: str) -> str:
 
 
 def main(argv=None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    data = Path(args[0]) if args else DEFAULT_DATA
-    report = import_mlperf([data])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA,
+                        help="the folder of MLCommons' result copies (default: ../shared/data/mlperf-inference)")
+    data = parser.parse_args(argv).data
+    try:
+        report = import_mlperf([data])
+    except ConfigError as exc:
+        parser.exit(2, f"import_mlperf_rows: error: {exc}\n")
     rows = [replace(r, source=public_source(r.source)) for r in report.rows if r.round in ROUNDS]
     header = [
         "Published MLPerf Inference (datacenter) LLM results, imported by scripts/import_mlperf_rows.py from",

@@ -13,10 +13,11 @@ from simulator.errors import ConfigError
 
 
 def read_text(path: str | Path) -> str:
-    """A user file's text (UTF-8), or a one-line ConfigError naming the file: missing, unreadable, binary."""
+    """A user file's text (UTF-8; a byte-order mark, as spreadsheets and some editors write, is dropped), or
+    a one-line ConfigError naming the file: missing, unreadable, binary."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except IsADirectoryError:

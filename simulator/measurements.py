@@ -269,7 +269,7 @@ def load_measurements(path: str | Path, *, gpu_catalog=(), model_catalog=()) -> 
     catalogs (plus the user files given), throughput within the compute bound of the GPUs it names."""
     path = Path(path)
     names = NameCheck(gpu_catalog, model_catalog)
-    text = read_text(path).removeprefix("\ufeff")      # a spreadsheet's UTF-8 byte-order mark
+    text = read_text(path)
     # (file line number, line with its line break): the break stays, so a cell a quote ran over shows one
     numbered = [(number, line) for number, line in enumerate(text.splitlines(keepends=True), start=1)
                 if not line.lstrip().startswith("#")]

@@ -5,12 +5,11 @@ arithmetic on the architecture; the time those bytes and FLOPs take is `costmode
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from simulator.catalog_io import merged_catalog
+from simulator.catalog_io import merged_catalog, read_json
 from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_choice, require_number
 
 # Bytes per stored value. Sub-byte formats carry one 8-bit block scale per 32 values (MX formats;
@@ -280,12 +279,7 @@ def model_from_table(name: str, table: dict) -> ModelSpec:
 def model_from_hf_config(path: str | Path) -> ModelSpec:
     """Build a ModelSpec from a Hugging Face `config.json` (Llama, Mistral/Mixtral, gpt-oss, DeepSeek-V3)."""
     path = Path(path)
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
+    cfg = read_json(path)
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     cfg = cfg.get("text_config", cfg)

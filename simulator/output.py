@@ -172,7 +172,7 @@ def read_csv_rows(path: str | Path) -> list[dict]:
     that is not UTF-8 text or not CSV is a one-line error naming it."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
     except UnicodeDecodeError:

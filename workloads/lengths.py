@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simulator.catalog_io import read_text
 from simulator.errors import ConfigError, excerpt, require_number
 from simulator.registry import Registry
 
@@ -244,10 +245,7 @@ class Empirical:
     def from_file(cls, path: str | Path) -> "Empirical":
         """CSV with header `tokens,count`, or one length per line; lines starting with # are comments."""
         path = Path(path)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+        lines = read_text(path).splitlines()
         lines = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
         if not lines:
             raise ConfigError(f"{path}: file is empty")

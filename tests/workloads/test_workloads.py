@@ -131,3 +131,15 @@ def test_mlperf_tpot():
     """(latency - TTFT) / (output - 1): (2.0 - 0.5) / (31 - 1) = 0.05."""
     np.testing.assert_allclose(mlperf_tpot_s([2.0], [0.5], [31]), [0.05])
     assert np.isnan(mlperf_tpot_s([2.0], [0.5], [1])[0])
+
+
+def test_files_with_a_byte_order_mark_read_as_without(tmp_path):
+    """Spreadsheets and some Windows editors start UTF-8 files with a byte-order mark: a lengths table
+    and a TOML catalog read the same with it (histogram 100 x 3, 200 x 1: mean 125)."""
+    from simulator.catalog_io import read_toml
+    lengths = tmp_path / "lengths.csv"
+    lengths.write_bytes(b"\xef\xbb\xbf" + (DATA / "lengths_hist.csv").read_bytes())
+    assert Empirical.from_file(lengths).mean == pytest.approx(125)
+    catalog = tmp_path / "gpus.toml"
+    catalog.write_bytes(b"\xef\xbb\xbf[mygpu]\nhbm_gb = 80\n")
+    assert read_toml(catalog) == {"mygpu": {"hbm_gb": 80}}

@@ -23,6 +23,7 @@ from simulator.plan import MAX_GPUS, Plan
 from simulator.run import ChunkedWorkload, ServingConfig, simulate as run_engine
 from simulator.scheduling import DEFAULT_BATCHING
 from topologies import load_topology
+from topologies.builders import check_nic_gbps, check_oversubscription
 from workloads import WorkloadSpec
 from workloads.lengths import Fixed
 from workloads.requests import ClosedLoopRequests, Requests
@@ -85,9 +86,11 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     gpu_spec = get_gpu(gpu, gpus=catalog) if isinstance(gpu, str) else gpu
     gpu_overrides, topology_overrides = parse_set_values(set_values)
     gpu_spec = apply_gpu_overrides(gpu_spec, gpu_overrides)
-    for name, key, value in (("`scaleout_gbps`", "nic_gbps", scaleout_gbps),
-                             ("`oversubscription`", "oversubscription", oversubscription)):
+    for name, key, value, check in (("`scaleout_gbps`", "nic_gbps", scaleout_gbps, check_nic_gbps),
+                                    ("`oversubscription`", "oversubscription", oversubscription,
+                                     check_oversubscription)):
         if value is not None:
+            check(name, value)
             if key in topology_overrides:
                 raise ConfigError(f"{name}: also given as `set_values` topology.{key}; give one")
             topology_overrides[key] = value

@@ -90,6 +90,14 @@ def nvl72(gpus: int = 72, nvlink_gb_per_s: float = 900.0, latency_us: float = NV
     return graph
 
 
+def check_nic_gbps(where: str, value) -> float:
+    return require_number(where, value, low=0, low_inclusive=False, high=1e6)
+
+
+def check_oversubscription(where: str, value) -> float:
+    return require_number(where, value, low=1, high=1000)
+
+
 @BUILDERS.register(name="cluster")
 def cluster(servers: int = 1, server_kind: str = "nvswitch", gpus_per_server: int = 8,
             scaleup_gb_per_s: float = 900.0, scaleup_links: int = 0, nic_gbps: float = 400.0,
@@ -108,8 +116,8 @@ def cluster(servers: int = 1, server_kind: str = "nvswitch", gpus_per_server: in
     require_choice("server_kind", server_kind, SERVER_KINDS)
     require_number("gpus_per_server", gpus_per_server, low=1, high=4096, integer=True)
     require_number("scaleup_gb_per_s", scaleup_gb_per_s, low=0, low_inclusive=False, high=1e6)
-    require_number("nic_gbps", nic_gbps, low=0, low_inclusive=False, high=1e6)
-    require_number("oversubscription", oversubscription, low=1, high=1000)
+    check_nic_gbps("nic_gbps", nic_gbps)
+    check_oversubscription("oversubscription", oversubscription)
     require_choice("fabric", fabric, FABRICS)
     require_number("servers_per_leaf", servers_per_leaf, low=1, high=100_000, integer=True)
     if spines is not None:

@@ -193,6 +193,13 @@ def _build_staged(rows, specs, prior: Efficiency, models: dict | None, progress,
     return models, failed + more, stage
 
 
+def require_rows_to_fit(rows: list[Measurement]) -> None:
+    """A ConfigError unless some row is there to fit (given, and not marked invalid)."""
+    if not any(row.valid for row in rows):
+        raise ConfigError("measurement rows: none to fit" + (" (every row is marked invalid, valid = false)"
+                                                             if rows else ""))
+
+
 def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dict | None = None,
         theta0: np.ndarray | None = None, reanchor: bool = True, progress=None, model_catalog=(),
         gpu_catalog=(), seed: int = 0) -> Fit:
@@ -202,10 +209,9 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     start = time.perf_counter()
     check_seed(seed)
     prior = prior or Efficiency()
+    require_rows_to_fit(rows)
     invalid = [(row, "its result is marked invalid (valid = false)") for row in rows if not row.valid]
     rows = [row for row in rows if row.valid]
-    if not rows:
-        raise ConfigError("calibrate: no measurement rows to fit" + (" (every row is marked invalid)" if invalid else ""))
     all_specs = [RowSpec.of(r) for r in rows]
     models, failed, stage = _build_staged(rows, all_specs, prior, models, progress, model_catalog, gpu_catalog,
                                           seed)
@@ -214,7 +220,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     kept = [(row, spec) for row, spec in zip(rows, all_specs) if spec not in reasons]
     if not kept:
         spec, reason = failed[0]
-        raise ConfigError(f"calibrate: no row can be simulated (row {spec.label}: {reason})")
+        raise ConfigError(f"measurement rows: none can be simulated (row {spec.label}: {reason})")
     rows, specs = [r for r, _ in kept], [s for _, s in kept]
     gpus = load_gpus(gpu_catalog)
     members = {s: Membership.of(gpus[s.gpu], s.stack, s.stack_version) for s in specs}

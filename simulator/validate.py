@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.calibrate import Fit, fit, _sensitivity
+from simulator.calibrate import Fit, fit, require_rows_to_fit, _sensitivity
 from simulator.errors import ConfigError
 from simulator.fit_parameters import FIT_FIELDS
 from simulator.hardware import Efficiency, get_gpu
@@ -184,6 +184,7 @@ def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=N
     unknown = set(splits) - set(SPLITS)
     if unknown:
         raise ConfigError(f"`splits`: {sorted(unknown)[0]!r} is not one of {', '.join(SPLITS)}")
+    require_rows_to_fit(rows)
     for split in splits:
         _groups(rows, split)          # a row the split cannot place is refused before the fits, not after
     base = base or fit(rows, prior, progress=progress, seed=seed)

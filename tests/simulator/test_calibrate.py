@@ -19,6 +19,7 @@ from simulator.models import get_model
 from simulator.measurements import load_measurements, measurement_from_record
 from simulator.run_results import from_inferencemax, from_vllm_benchmark
 from simulator.replay import busy_time_s
+from simulator.validate import validate
 from simulator.row_models import RowSpec, _binding_limit, row_model
 from simulator.api import serving_config
 from simulator.scenario_runs import ScenarioRunner
@@ -280,8 +281,9 @@ def test_cli_calibrate_warns_of_rows_it_cannot_fit_and_never_overwrites_its_inpu
 def test_rows_marked_invalid_are_not_fitted():
     """A result that broke its benchmark's rules (valid = false) is no measurement of the hardware."""
     rows = load_measurements(DATA / "measurements_small.csv")
-    with pytest.raises(ConfigError, match="every row is marked invalid"):
-        fit([replace(row, valid=False) for row in rows])
+    for command in (fit, validate):      # validate says so before its first fit
+        with pytest.raises(ConfigError, match="measurement rows: none to fit .every row is marked invalid"):
+            command([replace(row, valid=False) for row in rows])
     result = fit([replace(rows[0], valid=False)] + rows[1:])
     assert len(result.rows) == 2 and result.skipped == [(replace(rows[0], valid=False),
                                                          "its result is marked invalid (valid = false)")]

@@ -41,7 +41,7 @@ class Poisson:
         for size, where in share.chunks(count):
             times = np.cumsum(np.concatenate(([last], rng.exponential(1.0 / self.rate_per_s, size))))[1:]
             kept.append(times[where])
-            last = times[-1]
+            last = times[-1] if size else last
         return np.concatenate(kept)
 
 

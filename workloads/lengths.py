@@ -206,8 +206,8 @@ class Empirical:
     def sample_share(self, count, rng, share):
         """`sample(count, rng)` at the positions `share` keeps, taking the same uniforms from `rng` a
         chunk at a time and mapping only the kept ones."""
-        kept = [self.indices(rng.random(size)[where]) for size, where in share.chunks(count)]
-        return self.values_at(np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64))
+        return self.values_at(np.concatenate([self.indices(rng.random(size)[where])
+                                              for size, where in share.chunks(count)]))
 
     def values_at(self, indices: np.ndarray) -> np.ndarray:
         return self._inverse_cdf[0][indices]
@@ -286,6 +286,8 @@ def rescaled_values(values: np.ndarray, counts: np.ndarray, mean: float, cap: in
     if mean >= cap:
         return np.full(values.shape, cap, dtype=np.int64)
     draws = int(counts.sum())
+    if not draws:
+        return values.astype(np.int64)
 
     def draws_mean(lengths: np.ndarray) -> float:
         return int(np.dot(lengths.astype(np.int64), counts)) / draws

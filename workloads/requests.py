@@ -37,8 +37,9 @@ class Share:
         return values[self.positions(0, len(values))]
 
     def chunks(self, count: int):
-        """(chunk size, kept positions within it) over a stream of `count`, DRAW_CHUNK at a time."""
-        for start in range(0, count, DRAW_CHUNK):
+        """(chunk size, kept positions within it) over a stream of `count`, DRAW_CHUNK at a time (one
+        empty chunk when `count` is 0)."""
+        for start in range(0, max(count, 1), DRAW_CHUNK):
             stop = min(start + DRAW_CHUNK, count)
             yield stop - start, self.positions(start, stop)
 

@@ -42,7 +42,7 @@ def test_a_drawn_share_holds_the_whole_streams_values(model, scenario, output_me
     spec = get_scenario(model, scenario)
     rate = None if scenario == "offline" else 40.0
     share = Share(12, 3)
-    for count in (1, 11, 2 * DRAW_CHUNK + 5):
+    for count in (0, 1, 11, 2 * DRAW_CHUNK + 5):
         whole = spec.requests(count, rate, 7, output_mean)
         part = spec.requests(count, rate, 7, output_mean, share)
         assert part.share == share and len(part) == share.count(count)

@@ -183,14 +183,14 @@ class ScenarioRunner:
 
     def server_run(self, plan: Plan, rate_per_s: float, tokens_per_s: float | None = None) -> tuple[RunResult, int]:
         """One Poisson run at `rate_per_s` covering `duration_s` of arrivals; with `tokens_per_s`, the rate
-        is set so that the drawn queries offer exactly that many output tokens per second (arrival times
-        rescaled, still Poisson)."""
+        is set so that the simulated queries offer exactly that many output tokens per second (arrival times
+        rescaled, still Poisson): a representative run's replica exactly its part of them."""
         count = max(self.queries or 1, int(math.ceil(rate_per_s * self.duration_s)))
-        requests = self.requests(count, rate_per_s, plan if tokens_per_s is None else None)
-        if tokens_per_s is not None:      # needs every query's output length
+        requests = self.requests(count, rate_per_s, plan)
+        if tokens_per_s is not None:
             exact_rate = tokens_per_s / float(requests.output_tokens.mean())
             requests = Requests(requests.arrival_s * (rate_per_s / exact_rate), requests.input_tokens,
-                                requests.output_tokens)
+                                requests.output_tokens, requests.share)
             rate_per_s = exact_rate
         result = self._run(self.config_for(plan), requests,
                            {**self.info, "rate_per_s": rate_per_s, "queries": count, "arrivals_s": self.duration_s},

@@ -6,8 +6,9 @@ gpt-oss-120b.
     python scripts/mlperf_study.py --profile my.toml --duration 60
 
 Everything comes from the model: datasheet figures, the efficiency profile, and simulation. The
-94-GPU answer runs the whole cluster: Offline throughput, and one Server run at exactly 1M tokens/s
-offered (does it meet the scenario's p99 limits?), with the node's best plan.
+94-GPU answer scores the whole cluster (one replica simulated where replicas are interchangeable):
+Offline throughput, and one Server run at exactly 1M tokens/s offered (does it meet the scenario's p99
+limits?), with the node's best plan.
 """
 from __future__ import annotations
 

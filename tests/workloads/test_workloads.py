@@ -59,6 +59,23 @@ def test_empirical_draws_what_numpy_choice_draws(seed):
             np.testing.assert_array_equal(lengths.sample(count, np.random.default_rng(seed)), expected)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_empirical_counts_are_the_draws_counted(seed):
+    """Counting uniforms per value by whole guide bins gives what mapping each one and counting gives,
+    on the 405B prompt histogram and on ragged weights (zeros, ties), including uniforms on and a hair
+    either side of every bin edge and cumulative-probability step, where rounding could misplace one."""
+    dataset = get_scenario("llama3.1-405b", "offline").input_lengths
+    ragged = Empirical((5, 9, 11, 40, 41, 300), (0.0, 2.0, 0.0, 1.0, 1.0, 0.0))
+    for lengths in (dataset, ragged):
+        _, cdf, guide = lengths._inverse_cdf
+        edges = np.concatenate([np.arange(len(guide)) / len(guide), cdf[:-1]])
+        uniform = np.concatenate([np.random.default_rng(seed).random(200_000), edges,
+                                  np.nextafter(edges, 0), np.nextafter(edges, 1)])
+        uniform = uniform[(uniform >= 0) & (uniform < 1)]
+        np.testing.assert_array_equal(lengths.counts(uniform),
+                                      np.bincount(lengths.indices(uniform), minlength=len(lengths.values)))
+
+
 @pytest.mark.parametrize("text, message", [("0", "tokens: 0 is out of range"), ("lognormal:300", "is not N"),
                                             ("uniform:9,3", "high: 3 is out of range")])
 def test_length_flag_errors(text, message):

@@ -14,6 +14,7 @@ import numpy as np
 
 from simulator.errors import require_number
 from simulator.registry import Registry
+from workloads.requests import DRAW_CHUNK
 
 ARRIVALS = Registry("arrival process")
 MAX_USERS = 10_000_000
@@ -35,13 +36,17 @@ class Poisson:
         return np.cumsum(rng.exponential(1.0 / self.rate_per_s, count))
 
     def times_share(self, count: int, rng: np.random.Generator, share) -> np.ndarray:
-        """`times` at the positions `share` keeps, a chunk of gaps at a time: the running sum carries
-        over, added in the order cumsum adds."""
-        kept, last = [], 0.0
+        """`times` at the positions `share` keeps, a chunk of gaps at a time in one buffer: slot 0 carries
+        the running sum over, added in the order cumsum adds, and each gap is the standard exponential
+        times the scale, as `rng.exponential` makes it."""
+        kept, buffer = [], np.zeros(min(count, DRAW_CHUNK) + 1)
         for size, where in share.chunks(count):
-            times = np.cumsum(np.concatenate(([last], rng.exponential(1.0 / self.rate_per_s, size))))[1:]
-            kept.append(times[where])
-            last = times[-1] if size else last
+            chunk = buffer[:size + 1]
+            rng.standard_exponential(out=chunk[1:])
+            chunk[1:] *= 1.0 / self.rate_per_s
+            np.cumsum(chunk, out=chunk)
+            kept.append(chunk[1:][where])
+            buffer[0] = chunk[size]
         return np.concatenate(kept)
 
 

@@ -6,9 +6,9 @@ Runs: Llama 2 70B MLPerf Offline on 1,000 and 10,000 MI355X, Server on 1,000 B20
 output tokens/s of Server on B200 (about 800 GPUs). Each simulates one interchangeable replica, but the
 run issues the cluster's queries (23M for 1,000 GPUs Offline), drawn a chunk at a time with only the
 replica's share kept (`workloads.requests.Share`). Peak memory is the child's maximum resident set.
-On the 2-core development machine (2026-11-28) before / after drawing shares: 15.7 / 6.3 s and
-1,203 / 89 MB; 70.8 / 19.2 s and 2,505 / 112 MB; 39.8 / 15.7 s and 1,570 / 106 MB; 41.9 / 19.6 s and
-1,244 / 116 MB.
+On the 2-core development machine (2026-11-28), before / after drawing shares (MB = MiB): 15.7 / 6.3 s
+and 1,175 / 89 MB; 70.8 / 19.2 s and 2,446 / 112 MB; 39.8 / 15.7 s and 1,533 / 106 MB; 41.9 / 19.6 s
+and 1,215 / 116 MB.
 """
 from __future__ import annotations
 

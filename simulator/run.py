@@ -168,7 +168,8 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     on the cluster `config` describes. `step_cost` replaces the cost model (tests use hand-set step times).
 
     `representative` (where `representative_ok`): simulate replica 0 on the arrivals round-robin routing
-    gives it; throughput fields are scaled to the whole cluster and `replicas_simulated` says so.
+    gives it; throughput fields are scaled to the whole cluster and `replicas_simulated` says so. A
+    workload drawn as that share already (`Requests.share`, `replica_share`) is run as it is.
     `record_steps`: every engine keeps a StepTrace of its steps (Result.traces).
     `fast`: where engines never interact (`independent`), each runs its own loop over the arrivals
     round-robin routing gives it, without SimPy (the same steps and times; `fast=False` forces SimPy).

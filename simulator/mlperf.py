@@ -82,13 +82,13 @@ class ScenarioResult:
             "warnings": list(self.notes) + list(self.run.warnings),
         }
         if self.scenario.kind != "offline":
-            document["arrivals_s"] = self.queries / self.requests_per_s
+            document["arrivals_s"] = self.run.workload["arrivals_s"]
         simulated = summary.get("replicas_simulated")
         if simulated:
             document["replicas_simulated"] = simulated
             document["warnings"].append(
                 f"{simulated} of {self.run.plan['replicas']} interchangeable replicas simulated (round-robin "
-                f"routing gives each every {self.run.plan['replicas']}th query); rates scaled to the cluster")
+                f"routing gives each one query in {self.run.plan['replicas']}); rates scaled to the cluster")
         document.update(interval_fields(self.tokens_per_s, self.prediction_log_sigma, self.interval))
         document.update(self.cost if self.cost is not None else self.run.cost)
         document["plan"] = self.run.plan
@@ -190,6 +190,9 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
         require_number("`rate`", rate, low=0, low_inclusive=False, high=1e7)
         if the_scenario.kind == "offline":
             raise ConfigError("`rate`: Offline queues every query at t=0; give `rate` only for server or interactive")
+    if duration_s is not None and the_scenario.kind == "offline":
+        raise ConfigError("`duration_s`: Offline queues every query at t=0 and lasts as long as they take; "
+                          "give `duration_s` only for server or interactive (`queries` sets an Offline run's size)")
     for name in ("sla_ttft_s", "sla_tpot_s"):
         if options.get(name) is not None and the_scenario.kind == "offline":
             raise ConfigError(f"`{name}`: Offline has no latency limits; give it only for server or interactive")

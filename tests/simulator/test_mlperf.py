@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from simulator.cli import main
-from simulator.errors import InfeasibleError
+from simulator.errors import ConfigError, InfeasibleError
 from simulator.metrics import SLA
 from simulator.mlperf import _missed_alike, mlperf
 from simulator.scenario_runs import ScenarioRunner, offline_score
@@ -180,10 +180,22 @@ def test_cli_mlperf_json_keys(capsys):
     for key in ("output_tokens_per_s", "valid", "ttft_p99_s", "tpot_p99_s", "requests_per_s", "plan", "usd_per_hour",
                 "usd_per_million_tokens", "tokens_per_usd", "energy_j_per_token_upper_bound"):
         assert key in document
-    # the limits are met, but 15 s of arrivals is below LoadGen's min_duration
+    # the limits are met, but 15 s of arrivals is below LoadGen's min_duration; the arrival span reported is
+    # the one the warning names (8 worst-case lifetimes: 8 x (2 s + mean output x 0.1 s))
     assert document["valid"] is False and "min_duration (600 s)" in document["warnings"][0]
+    assert f"{document['arrivals_s']:g} s of arrivals" in document["warnings"][0]
     assert document["ttft_p99_s"] <= 2.0 and document["tpot_p99_s"] <= 0.1
     assert 1 <= document["output_tokens_per_s"] / document["requests_per_s"] <= 128     # mean output, capped at 128
+
+
+def test_offline_refuses_a_duration(capsys):
+    """Offline lasts as long as its queries take: a duration would be ignored, so it is refused, naming
+    the flag on the CLI."""
+    with pytest.raises(ConfigError, match="`duration_s`: Offline"):
+        mlperf(model="llama3.1-8b", gpu="b200", gpus=1, scenario="offline", duration_s=60)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mlperf", "--model", "llama3.1-8b", "--gpus", "1", "--scenario", "offline", "--duration", "60"])
+    assert exit_info.value.code == 2 and "--duration" in capsys.readouterr().err
 
 
 def test_cli_size_compare_table(capsys):

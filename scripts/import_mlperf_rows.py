@@ -36,7 +36,7 @@ def public_source(source: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA,
                         help="the folder of MLCommons' result copies (default: ../shared/data/mlperf-inference)")
     data = parser.parse_args(argv).data
@@ -45,13 +45,17 @@ def main(argv=None) -> int:
     except ConfigError as exc:
         parser.exit(2, f"import_mlperf_rows: error: {exc}\n")
     rows = [replace(r, source=public_source(r.source)) for r in report.rows if r.round in ROUNDS]
+    held_out = len(report.rows) - len(rows)
+    if not rows:
+        parser.exit(2, f"import_mlperf_rows: error: no {' or '.join(ROUNDS)} rows in {data} ({held_out} rows of "
+                       f"held-out rounds left out); {OUT.name} left as it is\n")
     header = [
         "Published MLPerf Inference (datacenter) LLM results, imported by scripts/import_mlperf_rows.py from",
         "MLCommons' result repositories (github.com/mlcommons/inference_results_v4.1 and _v5.1, Apache 2.0).",
         "`source` is the LoadGen summary of the scored run in that repository. GENERATED: rerun the script",
         "(on a copy of those repositories) rather than editing. Rounds v6.0 and later are held out.",
         f"Not imported: {report.summary_line().split('; not imported: ')[-1] if report.skipped else 'nothing'}",
-    ]
+    ] + ([f"Held out: {held_out} rows of rounds after {ROUNDS[-1]}"] if held_out else [])
     text = "".join(f"# {line}\n" for line in header) + measurements_csv(rows)
     write_atomic(OUT, text)
     print(f"{len(rows)} rows -> {OUT.relative_to(ROOT)}")

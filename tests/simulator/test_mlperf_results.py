@@ -1,6 +1,8 @@
 """The MLPerf results importer on real MLCommons files (unchanged copies in tests/data/mlperf, and the
 whole v4.1/v5.1 set in ../shared/data when it is there): rows checked by hand against their summary
 files, a multi-node system, aliases, unknown names reported with counts."""
+import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +191,20 @@ def test_cli_out_may_not_overwrite_an_input(tmp_path):
                            "--out", str(system)], capture_output=True, text=True)
     assert done.returncode == 2 and "would overwrite the input" in done.stderr
     assert system.read_text() == before
+
+
+def test_the_row_script_refuses_a_folder_of_held_out_rounds_only(tmp_path, monkeypatch, capsys):
+    """scripts/import_mlperf_rows.py keeps v4.1 and v5.1 only: a folder holding nothing but a later
+    (held-out) round is refused with exit 2, and the rows file is not written."""
+    spec = importlib.util.spec_from_file_location("import_mlperf_rows", Path(__file__).parents[2] / "scripts" /
+                                                  "import_mlperf_rows.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "mlperf.csv"
+    monkeypatch.setattr(script, "OUT", out)
+    shutil.copytree(DATA / "v5.1", tmp_path / "data" / "v6.0")
+    with pytest.raises(SystemExit) as exit_info:
+        script.main([str(tmp_path / "data")])
+    assert exit_info.value.code == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "no v4.1 or v5.1 rows" in err and "held-out rounds left out" in err and err.count("\n") == 1

@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, require_number
-from simulator.hardware import check_profile_names, efficiency_for, get_gpu, load_gpus, load_profile
+from simulator.hardware import check_nic_gbps, check_profile_names, efficiency_for, get_gpu, load_gpus, load_profile
 from simulator.intervals import DEFAULT_INTERVAL, check_interval, interval_fields, prediction_log_sigma
 from simulator.metrics import SLA
 from simulator.models import Precision, get_model
@@ -23,7 +23,7 @@ from simulator.plan import MAX_GPUS, Plan
 from simulator.run import ChunkedWorkload, ServingConfig, simulate as run_engine
 from simulator.scheduling import DEFAULT_BATCHING
 from topologies import load_topology
-from topologies.builders import check_nic_gbps, check_oversubscription
+from topologies.builders import check_oversubscription
 from workloads import WorkloadSpec
 from workloads.lengths import Fixed
 from workloads.requests import ClosedLoopRequests, Requests
@@ -89,6 +89,8 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     for name, key, value, check in (("`scaleout_gbps`", "nic_gbps", scaleout_gbps, check_nic_gbps),
                                     ("`oversubscription`", "oversubscription", oversubscription,
                                      check_oversubscription)):
+        if key in topology_overrides:
+            check(f"`set_values` topology.{key}", topology_overrides[key])
         if value is not None:
             check(name, value)
             if key in topology_overrides:
@@ -145,7 +147,6 @@ def parse_set_values(set_values) -> tuple[dict, dict]:
 
 def apply_gpu_overrides(gpu, overrides: dict):
     """A GPUSpec with fields replaced (validated again by GPUSpec itself)."""
-    from dataclasses import fields, replace
     if not overrides:
         return gpu
     names = {f.name for f in fields(gpu)} - {"name"}

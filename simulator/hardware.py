@@ -21,6 +21,11 @@ BITS = {"bf16": 16, "fp16": 16, "fp8": 8, "fp6": 6, "fp4": 4}
 SCALEUP_KINDS = ("nvswitch", "mesh", "nvl72")
 
 
+def check_nic_gbps(where: str, value) -> float:
+    """A NIC line rate in Gb/s (a GPU's own, or a topology's scale-out override): above 0, at most 1e6."""
+    return require_number(where, value, low=0, low_inclusive=False, high=1e6)
+
+
 @dataclass(frozen=True)
 class GPUSpec:
     """Datasheet figures of one GPU. Peak TFLOP/s are dense; scale-up is the bidirectional per-GPU figure."""
@@ -53,8 +58,9 @@ class GPUSpec:
         where = f"gpu {self.name}"
         if not self.base_family:
             object.__setattr__(self, "base_family", self.family)
-        for name in ("hbm_gb", "hbm_tb_per_s", "scaleup_gb_per_s", "nic_gbps", "power_w"):
+        for name in ("hbm_gb", "hbm_tb_per_s", "scaleup_gb_per_s", "power_w"):
             require_number(f"{where}: {name}", getattr(self, name), low=0, low_inclusive=False, high=1e7)
+        check_nic_gbps(f"{where}: nic_gbps", self.nic_gbps)
         require_number(f"{where}: gpus_per_server", self.gpus_per_server, low=1, high=4096, integer=True)
         require_number(f"{where}: scaleup_links", self.scaleup_links, low=0, high=64, integer=True)
         if self.node_other_power_w is not None:

@@ -75,7 +75,8 @@ CASES = [
     (["calibrate", "{rows_twice.csv}"], "row 2 repeats"),
     (["calibrate", "{rows_dense_ep.csv}"], "row 1: ep: 4 needs a mixture-of-experts model"),
     (["calibrate", "{rows_limit.csv}"], "ttft_limit_s applies to scenarios server and interactive only"),
-    (SIM + ["--set", "topology.nic_gbps=0"], "nic_gbps"),
+    (SIM + ["--set", "topology.nic_gbps=0"], "--set topology.nic_gbps: 0.0 is out of range (0, 1e+06]"),
+    (SIM + ["--set", "gpu.nic_gbps=5e6"], "nic_gbps: 5000000.0 is out of range (0, 1e+06]"),   # one NIC range
     (SIM + ["--set", "gpu.hbm_tb_per_s=-1"], "hbm_tb_per_s"),
     (SIM + ["--set", "gpu.colour=red"], "unknown GPU field"),
     (SIM + ["--set", "speed=1"], "--set"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import networkx as nx
 
 from simulator.errors import ConfigError, require_choice, require_number
+from simulator.hardware import check_nic_gbps
 from simulator.registry import Registry
 
 BUILDERS = Registry("topology builder")     # a topology file's `builder = NAME`; `infersim catalog extensions`
@@ -88,10 +89,6 @@ def nvl72(gpus: int = 72, nvlink_gb_per_s: float = 900.0, latency_us: float = NV
     graph = nvswitch_server(gpus, nvlink_gb_per_s, latency_us, server, first_gpu, graph)
     graph.graph["name"] = "nvl72"
     return graph
-
-
-def check_nic_gbps(where: str, value) -> float:
-    return require_number(where, value, low=0, low_inclusive=False, high=1e6)
 
 
 def check_oversubscription(where: str, value) -> float:

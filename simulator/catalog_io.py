@@ -14,7 +14,7 @@ from simulator.errors import ConfigError
 
 def read_text(path: str | Path) -> str:
     """A user file's text (UTF-8; a byte-order mark, as spreadsheets and some editors write, is dropped), or
-    a one-line ConfigError naming the file: missing, unreadable, binary."""
+    a one-line ConfigError naming the file: missing, a folder, unreadable, not UTF-8."""
     path = Path(path)
     try:
         return path.read_text(encoding="utf-8-sig")
@@ -22,8 +22,10 @@ def read_text(path: str | Path) -> str:
         raise ConfigError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a folder, not a file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (save it as UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
 
 
 def read_json(path: str | Path):

@@ -17,6 +17,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
+from simulator.catalog_io import read_text
 from simulator.errors import ConfigError
 
 
@@ -171,14 +172,7 @@ def read_csv_rows(path: str | Path) -> list[dict]:
     """Rows of a results CSV as dicts of strings. A torn last line (a killed writer) is ignored; a file
     that is not UTF-8 text or not CSV is a one-line error naming it."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file (a results CSV is text)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({_reason(exc)})") from None
+    text = read_text(path)
     if "\0" in text:
         raise ConfigError(f"{path}: not a text file (it holds NUL bytes)")
     lines = text.splitlines(keepends=True)

@@ -160,3 +160,7 @@ def test_files_with_a_byte_order_mark_read_as_without(tmp_path):
     catalog = tmp_path / "gpus.toml"
     catalog.write_bytes(b"\xef\xbb\xbf[mygpu]\nhbm_gb = 80\n")
     assert read_toml(catalog) == {"mygpu": {"hbm_gb": 80}}
+    # the same table saved as UTF-16 (another editor's "Unicode") is named as not UTF-8, in one line
+    catalog.write_text("[mygpu]\nhbm_gb = 80\n", encoding="utf-16")
+    with pytest.raises(ConfigError, match=r"gpus.toml: not UTF-8 text \(save it as UTF-8\)$"):
+        read_toml(catalog)

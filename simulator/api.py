@@ -89,12 +89,12 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     for name, key, value, check in (("`scaleout_gbps`", "nic_gbps", scaleout_gbps, check_nic_gbps),
                                     ("`oversubscription`", "oversubscription", oversubscription,
                                      check_oversubscription)):
+        if value is not None and key in topology_overrides:
+            raise ConfigError(f"{name}: also given as `set_values` topology.{key}; give one")
         if key in topology_overrides:
             check(f"`set_values` topology.{key}", topology_overrides[key])
         if value is not None:
             check(name, value)
-            if key in topology_overrides:
-                raise ConfigError(f"{name}: also given as `set_values` topology.{key}; give one")
             topology_overrides[key] = value
     require_number("`gpus`", gpus, low=1, high=MAX_GPUS, integer=True)
     graph = load_topology(topology, gpu_spec, gpus, topology_overrides) if (topology or topology_overrides) else None

@@ -25,7 +25,7 @@ import numpy as np
 from simulator.api import RunResult, run_config, serving_config
 from simulator.run import replica_share, representative_ok
 from simulator.capacity import Capacity, replica_capacity
-from simulator.cluster import replica_layout
+from simulator.cluster import cluster_graph, replica_layout
 from simulator.errors import require_number
 from simulator.hardware import get_gpu
 from simulator.metrics import SLA
@@ -93,7 +93,9 @@ class ScenarioRunner:
                  step_cost=None, output_tokens_mean: float | None = None, exact: bool = False,
                  record_steps: bool = False, early_stop: bool = False, long_runs_as_prefix: bool = False,
                  progress=None):
-        self.config, self.scenario, self.usd = config, scenario, usd_per_gpu_hour
+        # the auto topology depends on the GPU and its count only: built once, not for every plan and run
+        self.config = config if config.topology is not None else replace(config, topology=cluster_graph(config))
+        self.scenario, self.usd = scenario, usd_per_gpu_hour
         self.progress = progress          # told "run k of about n" before each run (see simulator.progress)
         self.expected_runs = None         # the search's estimate of its run count, once it has one
         self.step_cost = step_cost      # tests replace the cost model with hand-set step times

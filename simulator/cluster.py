@@ -72,7 +72,8 @@ class Cluster:
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(config.seed)
         self.memory = plan_memory(config.model, config.gpu, config.precision, plan, typical_request_tokens)
-        self.graph = cluster_graph(config).copy()   # failures edit it
+        graph = cluster_graph(config)
+        self.graph = graph.copy() if config.failures else graph   # failures edit it; routes stay cached otherwise
         self.placement = place(self.graph, plan.tp, plan.pp, plan.attention_dp, replicas=config.replicas,
                                gpus=config.gpus)
         self.network = FlowNetwork(self.env, self.graph)

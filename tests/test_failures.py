@@ -187,6 +187,21 @@ def test_some_gpus_failing_is_a_partial_run_that_exits_0():
                for r in summary["requests_dropped_by_reason"])
 
 
+def test_a_failure_run_leaves_the_shared_topology_whole():
+    """A config's topology is shared by its runs (routes stay cached); a run with failures edits a copy:
+    the graph keeps every node and link, and a second run of the same config sees the same cluster."""
+    from dataclasses import replace
+    from simulator.api import serving_config
+    graph = load_topology("auto", serving_config(gpu="b200").gpu, 4)
+    nodes, edges = graph.number_of_nodes(), graph.number_of_edges()
+    config = replace(serving_config(model="llama3.1-8b", gpu="b200", gpus=4), topology=graph,
+                     failures=(("gpu", 1, 0.5), ("link", "gpu2", "nvswitch0", 0.5)))
+    workload = Requests(np.linspace(0, 2, 40), np.full(40, 200), np.full(40, 20))
+    first, second = simulate(config, workload), simulate(config, workload)
+    assert (graph.number_of_nodes(), graph.number_of_edges()) == (nodes, edges)
+    assert first.summary == second.summary and first.summary["requests_total"] == 40
+
+
 def test_idle_gpus_are_a_warning_and_a_field():
     """--tp 2 on 3 GPUs: one GPU holds no replica; the result says so instead of pricing it silently."""
     result = api_simulate(model="llama3.1-8b", gpu="b200", gpus=3, tp=2, offline=True, requests=4)

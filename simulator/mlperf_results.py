@@ -72,12 +72,14 @@ def stack_version(stack: str, framework: str) -> str:
 
 
 def stack_of(framework: str) -> str:
+    """The serving stack a system's framework string names: a known one, else its first word when that is
+    a name ('MAX 25.4' -> 'max'); 'unknown' when it names none ('', '8', '-')."""
     text = (framework or "").lower()
     for needle, stack in STACKS:
         if needle in text:
             return stack
     word = re.split(r"[\s,]+", text.strip())[0] if text.strip() else ""
-    return word or "unknown"
+    return word if re.match(r"[a-z]", word) else "unknown"
 
 
 def _number(where: str, label: str, text: str) -> float | None:

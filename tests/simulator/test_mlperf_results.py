@@ -11,7 +11,7 @@ import pytest
 
 from simulator.errors import ConfigError
 from simulator.hardware import alias_key, get_gpu, gpu_by_alias, load_gpus
-from simulator.mlperf_results import import_mlperf, parse_log_summary
+from simulator.mlperf_results import import_mlperf, parse_log_summary, stack_of
 
 DATA = Path(__file__).parent.parent / "data" / "mlperf"
 SHARED = Path(__file__).parents[3] / "shared" / "data" / "mlperf-inference"
@@ -100,6 +100,13 @@ def test_log_summary_parser_on_bad_text():
     assert parse_log_summary("not a log")["tokens_per_s"] is None
     with pytest.raises(ConfigError, match="file not found"):
         import_mlperf([DATA / "nosuch"])
+
+
+@pytest.mark.parametrize("framework, stack", [("TensorRT 10.2.0, CUDA 12.4", "tensorrt-llm"),
+                                              ("vLLM 0.9.0, ROCm 6.4", "vllm"), ("MAX 25.4", "max"),
+                                              ("8", "unknown"), ("-", "unknown"), ("", "unknown")])
+def test_a_framework_string_names_its_stack_or_none(framework, stack):
+    assert stack_of(framework) == stack
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/mlperf-inference is not here")

@@ -267,6 +267,12 @@ class NameCheck:
 def load_measurements(path: str | Path, *, gpu_catalog=(), model_catalog=()) -> list[Measurement]:
     """The rows of a measurement CSV, each checked: columns and ranges, model and GPU names known to the
     catalogs (plus the user files given), throughput within the compute bound of the GPUs it names."""
+    return [row for _, row in _numbered_rows(path, gpu_catalog, model_catalog)]
+
+
+def _numbered_rows(path: str | Path, gpu_catalog, model_catalog) -> list[tuple[int, Measurement]]:
+    """`load_measurements` with each row's number as its errors name it (the header's next record is row 1;
+    a record of empty cells keeps its number)."""
     path = Path(path)
     names = NameCheck(gpu_catalog, model_catalog)
     text = read_text(path)
@@ -297,7 +303,7 @@ def load_measurements(path: str | Path, *, gpu_catalog=(), model_catalog=()) -> 
                 continue
             row = measurement_from_record(f"{path}: row {number - 1}", record)
             names.check(f"{path}: row {number - 1}", row)
-            rows.append(row)
+            rows.append((number - 1, row))
     except csv.Error as exc:
         raise ConfigError(f"{path}: not valid CSV ({exc})") from None
     if not rows:
@@ -310,8 +316,7 @@ def load_measurement_files(paths, *, gpu_catalog=(), model_catalog=()) -> list[M
     passed twice, a line copied) is refused: a fit would weigh that run double without saying so."""
     rows, first_seen = [], {}
     for path in paths:
-        for number, row in enumerate(load_measurements(path, gpu_catalog=gpu_catalog, model_catalog=model_catalog),
-                                     start=1):
+        for number, row in _numbered_rows(path, gpu_catalog, model_catalog):
             if row in first_seen:
                 raise ConfigError(f"{path}: row {number} repeats {first_seen[row]} (every column the same); "
                                   f"give each measured run once")

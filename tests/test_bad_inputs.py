@@ -25,7 +25,7 @@ FILES = {
     "misspelt_gpu_profile.toml": '[gpu."mi355"]\ncompute_efficiency_factor = 0.5\n',
     "rows_nodes.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,nodes\nllama2-70b,b200,1,offline,1,s,2\n",
     "rows_twice.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama2-70b,b200,8,offline,30000,s\n"
-                      "llama2-70b,b200,8,offline,30000,s\n",
+                      ",,,,,\nllama2-70b,b200,8,offline,30000,s\n",     # row 2 (empty cells) is skipped
     "rows_dense_ep.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp,ep\nllama3.1-8b,b200,4,offline,1000,x,4,4\n",
     "rows_limit.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,ttft_limit_s\nllama2-70b,b200,1,offline,1,s,2\n",
 }
@@ -72,7 +72,7 @@ CASES = [
      "--rate: 100000 requests/s is"),
     (["mlperf", "--scenario", "offline", "--sla-ttft", "2"], "--sla-ttft: Offline has no latency limits"),
     (["calibrate", "{rows_nodes.csv}"], "nodes 2 is more than gpus 1"),
-    (["calibrate", "{rows_twice.csv}"], "row 2 repeats"),
+    (["calibrate", "{rows_twice.csv}"], "rows_twice.csv: row 3 repeats"),
     (["calibrate", "{rows_dense_ep.csv}"], "row 1: ep: 4 needs a mixture-of-experts model"),
     (["calibrate", "{rows_limit.csv}"], "ttft_limit_s applies to scenarios server and interactive only"),
     (SIM + ["--set", "topology.nic_gbps=0"], "--set topology.nic_gbps: 0.0 is out of range (0, 1e+06]"),

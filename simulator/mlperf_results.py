@@ -18,6 +18,7 @@ line (`strict` makes them an error), never dropped silently.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -228,7 +229,7 @@ def _whole(value) -> int | None:
         number = float(str(value).strip())
     except ValueError:
         return None
-    return int(number) if number >= 1 and number == int(number) else None
+    return int(number) if math.isfinite(number) and number >= 1 and number == int(number) else None
 
 
 def _tree_results(root: Path) -> list[Path]:

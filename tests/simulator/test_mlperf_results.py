@@ -159,7 +159,8 @@ def test_suspect_results_are_counted_with_their_reason(tmp_path):
     Server log would fit the wrong scenario; 8.7 GPUs is no system)."""
     cases = {"mismatch": dict(scenario_folder="Server"),
              "no_result": dict(summary_edit=lambda t: t.replace("Result is : VALID", "")),
-             "fraction": dict(system_edit=lambda d: {**d, "accelerators_per_node": 8.7})}
+             "fraction": dict(system_edit=lambda d: {**d, "accelerators_per_node": 8.7}),
+             "infinite": dict(system_edit=lambda d: {**d, "number_of_nodes": float("inf")})}
     reasons = {}
     for name, edits in cases.items():
         report = import_mlperf([_h200_tree(tmp_path / name, **edits)])
@@ -167,7 +168,8 @@ def test_suspect_results_are_counted_with_their_reason(tmp_path):
         reasons[name] = set(report.skipped)
     assert reasons == {"mismatch": {"log's scenario 'Offline' differs from its folder's ('Server')"},
                        "no_result": {"log without a 'Result is' line (validity unknown)"},
-                       "fraction": {"accelerators per node 8.7 x nodes 1: not whole numbers >= 1"}}
+                       "fraction": {"accelerators per node 8.7 x nodes 1: not whole numbers >= 1"},
+                       "infinite": {"accelerators per node 8 x nodes inf: not whole numbers >= 1"}}
 
 
 def test_system_file_fields_of_the_wrong_type_name_the_key(tmp_path):

@@ -10,8 +10,7 @@ The answer is therefore tested directly: one replica fewer misses the target or 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-
+from dataclasses import dataclass
 from statistics import NormalDist
 
 from simulator.api import CLUSTER_OPTIONS, RunResult, run_config
@@ -20,10 +19,10 @@ from simulator.cost import cost_fields
 from simulator.errors import ConfigError, InfeasibleError, require_number
 from simulator.mlperf import PLAN_PINS, ScenarioResult, mlperf
 from simulator.plan import MAX_GPUS
-
-CEILING_HEADROOM = 1.5    # how far a whole cluster's per-GPU rate may exceed one node's before sizing gives up
 from simulator.scenario_runs import ScenarioRunner, offline_score, resolve_config
 from simulator.search import fewest_units_reaching, meets_sla
+
+CEILING_HEADROOM = 1.5    # how far a whole cluster's per-GPU rate may exceed one node's before sizing gives up
 
 
 @dataclass(frozen=True)

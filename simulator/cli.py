@@ -365,13 +365,41 @@ def stamp(document: dict) -> dict:
     return {**document, "config": config, "infersim_version": runfile.version()}
 
 
+def _refuse_overwriting_inputs(out: str, flag: str) -> None:
+    """An output may not replace a file the command reads: any of its arguments or options naming an
+    existing file (measurement CSVs, a prior profile, a trace), or an existing file inside a folder given."""
+    written = Path(out)
+    if not written.exists():
+        return
+    try:
+        written = written.resolve()
+        context = click.get_current_context(silent=True)
+        if context is None:
+            return
+        own = {p.name for p in context.command.params if flag in getattr(p, "opts", ())}
+        for key, value in context.params.items():
+            if key in own:
+                continue
+            for name in (value if isinstance(value, (tuple, list)) else (value,)):
+                if not isinstance(name, str) or not name or not Path(name).exists():
+                    continue
+                source = Path(name).resolve()
+                if written == source or (source.is_dir() and source in written.parents):
+                    raise ConfigError(f"{flag} {out}: would overwrite the input {name}; write elsewhere")
+    except (OSError, RuntimeError):       # a path that cannot be resolved (a symlink loop) is not an input
+        return
+
+
 def claim_output(out: str | None, flag: str = "--out", suffixes: tuple = ()) -> PendingOutput | None:
     """Claim the output file before the work it records: its folder is created and proven writable now,
     not after the computation (see output.PendingOutput)."""
-    if not out:
+    if out is None:
         return None
+    if not out.strip():
+        raise ConfigError(f"{flag}: an empty path; give a file name")
     if suffixes and not out.lower().endswith(suffixes):
         raise ConfigError(f"{flag}: {out!r} must end in {' or '.join(suffixes)}")
+    _refuse_overwriting_inputs(out, flag)
     try:
         return PendingOutput(out)
     except ConfigError as exc:
@@ -667,8 +695,6 @@ def calibrate(measurements, out, prior_profile, interval, seed, as_json, gpu_cat
     """Fit efficiency parameters to measured rows (CSV; see simulator/measurements.py for the columns):
     per-row prediction, error and 80% interval, and a profile any command takes with --profile. How well
     the fit predicts what it did not see: `infersim validate`."""
-    if out and any(Path(out).resolve() == Path(path).resolve() for path in measurements):
-        raise ConfigError(f"--out: {out} is one of the measurement files; the profile would overwrite it")
     target = claim_output(out)
     from simulator.calibrate import calibrate_files
     from simulator.intervals import DEFAULT_INTERVAL, interval_z
@@ -763,7 +789,6 @@ def import_runs(files, kind, out, **options):
     for name in reader.required:
         if options.get(name) is None:
             raise ConfigError(f"{flags[name]}: required with --format {kind} (the result file does not say)")
-    _refuse_overwriting_inputs(out, files)
     target = claim_output(out)
     from simulator.measurements import measurements_csv
     rows, note = reader.read(list(files), **{k: v for k, v in options.items() if k in reader.options})
@@ -775,15 +800,6 @@ def import_runs(files, kind, out, **options):
     click.echo(text, nl=False)
 
 
-def _refuse_overwriting_inputs(out, files) -> None:
-    """--out may not replace a file being read (given itself, or found in a folder given)."""
-    if not out or not Path(out).exists():
-        return
-    written = Path(out).resolve()
-    for name in files:
-        source = Path(name).resolve()
-        if written == source or source in written.parents:
-            raise ConfigError(f"--out {out}: would overwrite the input {name}; write the rows elsewhere")
 
 
 @cli.command("sweep")

@@ -93,6 +93,11 @@ CASES = [
     (["size", "--target-tokens-per-s", "-1"], "--target-tokens-per-s"),
     (["size", "--target-tokens-per-s", "1e6", "--confidence", "1.5"], "--confidence"),
     (["calibrate", "{empty.csv}"], "empty"),
+    # an output that would replace an input, whichever option reads it
+    (["validate", "--split", "gpu", "--out", "{rows_twice.csv}", "{rows_twice.csv}"], "would overwrite the input"),
+    (["calibrate", "--prior-profile", "{bad_profile.toml}", "--out", "{bad_profile.toml}", "{rows_twice.csv}"],
+     "would overwrite the input"),
+    (SIM + ["--profile", "{bad_profile.toml}", "--out", "{bad_profile.toml}"], "would overwrite the input"),
     (["calibrate", "{rows_unknown.csv}"], "unknown column 'speed'"),
     (["sweep", "{sweep_typo.toml}", "--out", "{out.csv}"], "bsae"),
     (["sweep", "{sweep_ok.toml}", "--out", "{out.csv}", "--jobs", "0"], "--jobs"),

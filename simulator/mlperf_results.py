@@ -18,6 +18,7 @@ line (`strict` makes them an error), never dropped silently.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulator.catalog_io import read_json, read_text
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, excerpt
 from simulator.hardware import alias_key, gpu_by_alias, load_gpus
 from simulator.measurements import Measurement, measurement_from_record
 
@@ -101,8 +102,8 @@ def _number(where: str, label: str, text: str) -> float | None:
 def parse_log_summary(text: str, where: str = "mlperf_log_summary.txt") -> dict:
     """The figures of one `mlperf_log_summary.txt`: scenario, tokens/s, samples/s, validity, p99 TTFT
     and TPOT and their limits (seconds), and the longest latency (an Offline run's duration)."""
-    scenario = re.search(r"^Scenario\s*:\s*(\w+)", text, re.MULTILINE)
-    valid = re.search(r"^Result is\s*:\s*(\w+)", text, re.MULTILINE)
+    scenario = re.search(r"^Scenario[ \t]*:[ \t]*(\w+)", text, re.MULTILINE)     # not across a line break
+    valid = re.search(r"^Result is[ \t]*:[ \t]*(\w+)", text, re.MULTILINE)
     out = {"scenario": scenario.group(1) if scenario else None,
            "tokens_per_s": _number(where, r"Completed tokens per second|Tokens per second", text),
            "samples_per_s": _number(where, r"Completed samples per second|Samples per second", text),
@@ -214,7 +215,8 @@ def _record(mapper: _Mapper, report: ImportReport, *, round_: str, division: str
     if kind == "offline" and samples and figures.get("max_latency_s"):
         # every sample of an Offline run is issued at t = 0, so the run lasts its longest latency; the
         # count it issued is not samples_per_query, which LoadGen rounds up to whole datasets
-        record["queries"] = round(samples * figures["max_latency_s"])
+        queries = samples * figures["max_latency_s"]
+        record["queries"] = round(queries) if math.isfinite(queries) else queries   # inf: refused by its range
     if kind != "offline":
         for key in ("ttft_p99_s", "tpot_p99_s", "ttft_limit_s", "tpot_limit_s"):
             record[key] = figures.get(key)
@@ -233,7 +235,7 @@ def _whole(value) -> int | None:
 
 
 def _tree_results(root: Path) -> list[Path]:
-    return sorted(root.rglob("mlperf_log_summary.txt"))
+    return sorted(log for log in root.rglob("mlperf_log_summary.txt") if log.is_file())   # not a FIFO or a loop
 
 
 def _from_log(mapper: _Mapper, report: ImportReport, log: Path, base: Path, summary_index: dict) -> tuple | None:
@@ -296,6 +298,14 @@ def _summary_entries(path: Path) -> list[dict]:
     return data
 
 
+def _text(where: str, entry: dict, key: str) -> str | None:
+    """A text field of a summary entry, None when absent; another JSON type is an error naming it."""
+    value = entry.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{where}: {key} must be a string, not the {type(value).__name__} {excerpt(json.dumps(value), 40)}")
+    return value
+
+
 def _summary_key(round_: str, entry: dict) -> tuple | None:
     parts = str(entry.get("Location", "")).split("/")
     if len(parts) < 6:
@@ -316,13 +326,15 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
         path = Path(raw)
         if path.is_dir():
             logs += [(log, path) for log in _tree_results(path)]
-            summaries += [(s, path) for s in sorted(path.rglob("summary_results.json"))]
+            summaries += [(s, path) for s in sorted(path.rglob("summary_results.json")) if s.is_file()]
+        elif not path.exists():
+            raise ConfigError(f"{path}: file not found")
+        elif not path.is_file():
+            raise ConfigError(f"{path}: not a regular file")
         elif path.name == "mlperf_log_summary.txt":
             logs.append((path, path.parent))
         elif path.suffix == ".json":
             summaries.append((path, path.parent))
-        elif not path.exists():
-            raise ConfigError(f"{path}: file not found")
         else:
             raise ConfigError(f"{path}: not an mlperf_log_summary.txt, a summary_results.json or a folder of them")
     index, entries = {}, []
@@ -330,8 +342,10 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
         round_ = _round_of(summary.resolve()) or "unknown"
         for entry in _summary_entries(summary):
             key = _summary_key(round_, entry)
-            info = {"weight_data_types": entry.get("weight_data_types"), "tokens_per_sample": _tokens_per_sample(entry, str(summary)),
-                    "used_model": entry.get("UsedModel"), "benchmark": entry.get("Model")}
+            where = f"{summary}: result {excerpt(str(entry.get('ID', '?')), 40)}"
+            info = {"weight_data_types": _text(where, entry, "weight_data_types"),
+                    "tokens_per_sample": _tokens_per_sample(entry, str(summary)),
+                    "used_model": _text(where, entry, "UsedModel"), "benchmark": _text(where, entry, "Model")}
             if key is not None:
                 index[key] = info
             entries.append((round_, summary, base, key, entry, info))

@@ -2,6 +2,7 @@
 whole v4.1/v5.1 set in ../shared/data when it is there): rows checked by hand against their summary
 files, a multi-node system, aliases, unknown names reported with counts."""
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -159,6 +160,8 @@ def test_suspect_results_are_counted_with_their_reason(tmp_path):
     Server log would fit the wrong scenario; 8.7 GPUs is no system)."""
     cases = {"mismatch": dict(scenario_folder="Server"),
              "no_result": dict(summary_edit=lambda t: t.replace("Result is : VALID", "")),
+             # an empty value is not read from the next line ("Min")
+             "empty_result": dict(summary_edit=lambda t: t.replace("Result is : VALID", "Result is :")),
              "fraction": dict(system_edit=lambda d: {**d, "accelerators_per_node": 8.7}),
              "infinite": dict(system_edit=lambda d: {**d, "number_of_nodes": float("inf")})}
     reasons = {}
@@ -168,8 +171,33 @@ def test_suspect_results_are_counted_with_their_reason(tmp_path):
         reasons[name] = set(report.skipped)
     assert reasons == {"mismatch": {"log's scenario 'Offline' differs from its folder's ('Server')"},
                        "no_result": {"log without a 'Result is' line (validity unknown)"},
+                       "empty_result": {"log without a 'Result is' line (validity unknown)"},
                        "fraction": {"accelerators per node 8.7 x nodes 1: not whole numbers >= 1"},
                        "infinite": {"accelerators per node 8 x nodes inf: not whole numbers >= 1"}}
+
+
+def test_hostile_files_are_one_line_errors(tmp_path):
+    """Found by a hostile sweep, each a traceback before: a sample rate so large that the Offline query
+    count overflows, a summary entry whose UsedModel is a number, a FIFO named like a log (it was read
+    and blocked), a log path that does not exist (it was 'outside a results/ folder')."""
+    huge = _h200_tree(tmp_path / "huge", lambda t: t.replace("Samples per second: 107.477", "Samples per second: 1e308"))
+    with pytest.raises(ConfigError, match="out of range"):
+        import_mlperf([huge])
+    summary = tmp_path / "v5.1" / "summary_results.json"
+    summary.parent.mkdir()
+    summary.write_text('[{"ID": "5.1-0001", "Model": "llama2-70b-99", "UsedModel": 5}]')
+    with pytest.raises(ConfigError, match="result '5.1-0001': UsedModel must be a string, not the int '5'"):
+        import_mlperf([summary])
+    fifo = _h200_tree(tmp_path / "fifo")
+    log = next(fifo.rglob("mlperf_log_summary.txt"))
+    log.unlink()
+    os.mkfifo(log)
+    with pytest.raises(ConfigError, match="no MLPerf results found"):
+        import_mlperf([fifo])
+    with pytest.raises(ConfigError, match="not a regular file"):
+        import_mlperf([log])
+    with pytest.raises(ConfigError, match="file not found"):
+        import_mlperf([tmp_path / "nosuch" / "mlperf_log_summary.txt"])
 
 
 def test_system_file_fields_of_the_wrong_type_name_the_key(tmp_path):

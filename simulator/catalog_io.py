@@ -31,11 +31,24 @@ def read_text(path: str | Path) -> str:
 def read_json(path: str | Path):
     """Parse one JSON file (any JSON value; callers check its shape), every failure a one-line ConfigError
     naming the file."""
-    text = read_text(path)           # its errors (file not found, a folder) stand as they are
+    return parse_json(str(Path(path)), read_text(path))   # read_text's errors (file not found, ...) stand
+
+
+def parse_json(where: str, text: str):
+    """JSON text's value, or a one-line ConfigError naming `where` and what is wrong (a syntax error's
+    line and column, nesting too deep, a number too long)."""
     try:
         return json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{Path(path)}: not valid JSON ({exc.__class__.__name__})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{where}: not valid JSON ({_parse_limit(exc)})") from None
+
+
+def _parse_limit(exc: Exception) -> str:
+    """What a parser's own limit refused: nesting deeper than Python recurses, or an integer longer than
+    Python converts (4,300 digits)."""
+    return "nested too deeply" if isinstance(exc, RecursionError) else "a number too long to read"
 
 
 def read_toml(path: str | Path) -> dict:
@@ -48,6 +61,8 @@ def read_toml(path: str | Path) -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({_parse_limit(exc)})") from None
 
 
 def packaged_toml(package: str, name: str) -> dict:

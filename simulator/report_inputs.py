@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from simulator.catalog_io import parse_json
 from simulator.errors import ConfigError
 
 MAX_BYTES = 256 * 2 ** 20
@@ -72,9 +73,9 @@ def read_result(path: str) -> ResultFile:
     text = _read_text(path)
     if text.lstrip()[:1] in ("{", "["):
         try:
-            document = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: not valid JSON (line {getattr(exc, 'lineno', '?')}); {UNKNOWN}") from None
+            document = parse_json(str(path), text)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; {UNKNOWN}") from None
         kind = json_kind(document)
         if kind is None:
             raise ConfigError(f"{path}: {UNKNOWN}")

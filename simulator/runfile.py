@@ -31,13 +31,12 @@ This module speaks of fields only; `simulator.cli` maps them to and from --flags
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.catalog_io import read_text, read_toml, toml_string
+from simulator.catalog_io import parse_json, read_text, read_toml, toml_string
 from simulator.errors import ConfigError, excerpt
 
 TABLES = ("cluster", "plan", "workload", "sla", "whatif", "output")
@@ -167,11 +166,7 @@ def read(path: str | Path, command: str, fields) -> dict:
 
 def _load(path: Path) -> dict:
     if path.suffix.lower() == ".json":
-        text = read_text(path)
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        data = parse_json(str(path), read_text(path))
         if isinstance(data, list) and data and isinstance(data[0], dict):
             data = data[0]                 # size --compare: every element carries the same config
         config = data.get("config") if isinstance(data, dict) else None

@@ -182,7 +182,7 @@ def expand_extra(row: dict) -> dict:
         return merged
     try:
         values = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return row
     if not isinstance(values, dict):
         return row

@@ -24,6 +24,9 @@ FILES = {
     "unfitted_profile.toml": '[default]\ncompute_efficiency = 0.5\n',
     "misspelt_gpu_profile.toml": '[gpu."mi355"]\ncompute_efficiency_factor = 0.5\n',
     "rows_nodes.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,nodes\nllama2-70b,b200,1,offline,1,s,2\n",
+    "deep.json": "[" * 50_000 + "]" * 50_000,
+    "deep.toml": "x = " + "[" * 50_000 + "]" * 50_000 + "\n",
+    "long_int.toml": "x = " + "9" * 5_000 + "\n",
     "rows_twice.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama2-70b,b200,8,offline,30000,s\n"
                       ",,,,,\nllama2-70b,b200,8,offline,30000,s\n",     # row 2 (empty cells) is skipped
     "rows_dense_ep.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp,ep\nllama3.1-8b,b200,4,offline,1000,x,4,4\n",
@@ -93,6 +96,10 @@ CASES = [
     (["size", "--target-tokens-per-s", "-1"], "--target-tokens-per-s"),
     (["size", "--target-tokens-per-s", "1e6", "--confidence", "1.5"], "--confidence"),
     (["calibrate", "{empty.csv}"], "empty"),
+    # the parsers' own limits: nesting deeper than Python recurses, integers over 4,300 digits
+    (SIM + ["--config", "{deep.json}"], "deep.json: not valid JSON (nested too deeply)"),
+    (SIM + ["--profile", "{deep.toml}"], "deep.toml: not valid TOML (nested too deeply)"),
+    (SIM + ["--profile", "{long_int.toml}"], "long_int.toml: not valid TOML (a number too long to read)"),
     # an output that would replace an input, whichever option reads it
     (["validate", "--split", "gpu", "--out", "{rows_twice.csv}", "{rows_twice.csv}"], "would overwrite the input"),
     (["calibrate", "--prior-profile", "{bad_profile.toml}", "--out", "{bad_profile.toml}", "{rows_twice.csv}"],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulator.catalog_io import read_text
+from simulator.catalog_io import parse_json, read_text
 from simulator.errors import ConfigError, excerpt
 from workloads.lengths import MAX_TOKENS
 from workloads.requests import MAX_ARRIVAL_S, Requests
@@ -56,10 +56,7 @@ def load_trace(path: str | Path) -> Requests:
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                raise ConfigError(f"{path}: line {number}: not valid JSON") from None
+            record = parse_json(f"{path}: line {number}", line)
             if not isinstance(record, dict):
                 raise ConfigError(f"{path}: line {number}: expected a JSON object")
             rows.append(_row(path, number, record, typed=True))

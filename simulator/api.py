@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from simulator.cost import cost_fields
-from simulator.errors import ConfigError, require_number
+from simulator.errors import ConfigError, excerpt, require_number
 from simulator.hardware import check_nic_gbps, check_profile_names, efficiency_for, get_gpu, load_gpus, load_profile
 from simulator.intervals import DEFAULT_INTERVAL, check_interval, interval_fields, prediction_log_sigma
 from simulator.metrics import SLA
@@ -91,6 +91,9 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
                                      check_oversubscription)):
         if value is not None and key in topology_overrides:
             raise ConfigError(f"{name}: also given as `set_values` topology.{key}; give one")
+        if key in gpu_overrides and (value is not None or key in topology_overrides):
+            given = name if value is not None else f"`set_values` topology.{key}"
+            raise ConfigError(f"{given}: also given as `set_values` gpu.{key}; give one")
         if key in topology_overrides:
             check(f"`set_values` topology.{key}", topology_overrides[key])
         if value is not None:
@@ -122,7 +125,7 @@ def _number(where: str, text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise ConfigError(f"{where}: {text!r} is not a number") from None
+        raise ConfigError(f"{where}: {excerpt(text)} is not a number") from None
 
 
 def parse_set_values(set_values) -> tuple[dict, dict]:
@@ -149,7 +152,8 @@ def apply_gpu_overrides(gpu, overrides: dict):
     """A GPUSpec with fields replaced (validated again by GPUSpec itself)."""
     if not overrides:
         return gpu
-    names = {f.name for f in fields(gpu)} - {"name"}
+    names = {f.name for f in fields(gpu)} - {"name", "aliases"}
+    text_fields = {f.name for f in fields(gpu) if f.type == "str"}
     changes = {}
     peaks = dict(gpu.peak_tflops)
     for key, value in overrides.items():
@@ -159,11 +163,12 @@ def apply_gpu_overrides(gpu, overrides: dict):
         elif key not in names or key in ("peak_tflops", "usd_per_gpu_hour"):
             allowed = sorted(names - {"peak_tflops", "usd_per_gpu_hour"}) + ["peak_tflops.DTYPE"]
             raise ConfigError(f"`set_values` gpu.{key}: unknown GPU field; allowed: {', '.join(allowed)}")
-        elif key in ("display_name", "vendor", "family", "scaleup", "source"):
+        elif key in text_fields:
             changes[key] = value
         else:
             number = _number(f"`set_values` gpu.{key}", value)
-            changes[key] = int(number) if key in ("gpus_per_server", "scaleup_links") and number == int(number) else number
+            whole = key in ("gpus_per_server", "scaleup_links") and number.is_integer()   # else refused as not whole
+            changes[key] = int(number) if whole else number
     try:
         return replace(gpu, **changes)
     except ConfigError as exc:

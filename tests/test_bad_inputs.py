@@ -82,6 +82,13 @@ CASES = [
     (SIM + ["--set", "gpu.nic_gbps=5e6"], "nic_gbps: 5000000.0 is out of range (0, 1e+06]"),   # one NIC range
     (SIM + ["--set", "gpu.hbm_tb_per_s=-1"], "hbm_tb_per_s"),
     (SIM + ["--set", "gpu.colour=red"], "unknown GPU field"),
+    (SIM + ["--set", "gpu.gpus_per_server=nan"], "gpus_per_server: must be finite, got nan"),
+    (SIM + ["--set", "gpu.scaleup_links=1e400"], "scaleup_links: must be finite, got inf"),
+    (SIM + ["--set", "gpu.aliases=x"], "--set gpu.aliases: unknown GPU field"),
+    # two ways of giving one NIC speed: refused, not one silently winning
+    (SIM + ["--scaleout-gbps", "400", "--set", "gpu.nic_gbps=1"], "--scaleout-gbps: also given as --set gpu.nic_gbps"),
+    (SIM + ["--set", "gpu.nic_gbps=1", "--set", "topology.nic_gbps=400"],
+     "--set topology.nic_gbps: also given as --set gpu.nic_gbps"),
     (SIM + ["--set", "speed=1"], "--set"),
     (SIM + ["--set", "topology.nic_gbps=fast"], "not a number"),
     (SIM + ["--topology", "nosuch"], "nosuch"),

@@ -277,10 +277,12 @@ def _numbered_rows(path: str | Path, gpu_catalog, model_catalog) -> list[tuple[i
     names = NameCheck(gpu_catalog, model_catalog)
     text = read_text(path)
     # (file line number, line with its line break): the break stays, so a cell a quote ran over shows one
-    numbered = [(number, line) for number, line in enumerate(text.splitlines(keepends=True), start=1)
-                if not line.lstrip().startswith("#")]
+    # lines end at \n, \r or \r\n only, as the csv module reads them (str.splitlines would also split a
+    # cell at a form feed or U+2028); comments and blank lines are not rows
+    numbered = [(number, line) for number, line in enumerate(io.StringIO(text, newline="").readlines(), start=1)
+                if line.strip() and not line.lstrip().startswith("#")]
     lines = [line for _, line in numbered]
-    if not lines or not lines[0].strip():
+    if not lines:
         raise ConfigError(f"{path}: file is empty (expected a header: {', '.join(REQUIRED)}, ...)")
     try:
         reader = csv.DictReader(lines)

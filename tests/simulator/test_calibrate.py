@@ -240,6 +240,16 @@ def test_a_spreadsheet_byte_order_mark_is_not_part_of_the_header(tmp_path):
     assert load_measurements(path) == load_measurements(DATA / "measurements_small.csv")
 
 
+def test_rows_split_only_where_csv_splits_them(tmp_path):
+    """Blank lines before the header are not an empty file, and a form feed or U+2028 inside a cell stays
+    in the cell (str.splitlines split the row there, and the errors named the wrong row and column)."""
+    path = tmp_path / "rows.csv"
+    path.write_text("\n\nmodel,gpu,gpus,scenario,output_tokens_per_s,source\n"
+                    "llama2-70b,b200,8,offline,30000,page\u2028one\fnote\n")
+    [row] = load_measurements(path)
+    assert row.source == "page\u2028one\fnote" and row.output_tokens_per_s == 30000
+
+
 @pytest.mark.parametrize("body, message", [
     ("default = 1", r"\[default\] must be a table, not 1"),
     ("fit = [1, 2]", r"\[fit\] must be a table"),

@@ -121,13 +121,13 @@ def _number(where: str, name: str, text: str):
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"{where}: {name} {text!r} is not a number") from None
+        raise ConfigError(f"{where}: {name} {excerpt(text)} is not a number") from None
     if not math.isfinite(value) or value < low or value > high or (name == "output_tokens_per_s" and value <= 0):
-        raise ConfigError(f"{where}: {name} {text!r} is out of range [{low:g}, {high:g}]"
+        raise ConfigError(f"{where}: {name} {excerpt(text)} is out of range [{low:g}, {high:g}]"
                           + (" and must be > 0" if name == "output_tokens_per_s" else ""))
     if integer:
         if value != int(value):
-            raise ConfigError(f"{where}: {name} {text!r} must be a whole number")
+            raise ConfigError(f"{where}: {name} {excerpt(text)} must be a whole number")
         return int(value)
     return value
 
@@ -136,7 +136,7 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
     """Validate one row (strings or numbers) into a Measurement; errors name `where` and the column."""
     unknown = sorted(set(record) - set(COLUMNS))
     if unknown:
-        raise ConfigError(f"{where}: unknown column {unknown[0]!r}; allowed: {', '.join(COLUMNS)}")
+        raise ConfigError(f"{where}: unknown column {excerpt(unknown[0])}; allowed: {', '.join(COLUMNS)}")
     values = {}
     for name in COLUMNS:
         raw = record.get(name)
@@ -147,7 +147,7 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
             continue
         if name == "valid":
             if text.lower() not in BOOLEANS:
-                raise ConfigError(f"{where}: valid {text!r} is not true or false")
+                raise ConfigError(f"{where}: valid {excerpt(text)} is not true or false")
             values[name] = BOOLEANS[text.lower()]
         else:
             values[name] = _number(where, name, text) if name in NUMBERS else text
@@ -194,7 +194,7 @@ def _check_workload(where: str, values: dict) -> None:
     scenario."""
     scenario = values["scenario"]
     if scenario not in SCENARIOS:
-        raise ConfigError(f"{where}: scenario {scenario!r} is not one of {', '.join(SCENARIOS)}")
+        raise ConfigError(f"{where}: scenario {excerpt(scenario)} is not one of {', '.join(SCENARIOS)}")
     for column, owner in LOAD_COLUMNS.items():
         if column in values and scenario != owner:
             raise ConfigError(f"{where}: {column} applies to scenario {owner} only, not {scenario}; leave it blank")
@@ -290,7 +290,7 @@ def _numbered_rows(path: str | Path, gpu_catalog, model_catalog) -> list[tuple[i
         header = [h.strip() for h in reader.fieldnames or []]
         twice = next((h for h in header if h and header.count(h) > 1), None)
         if twice:
-            raise ConfigError(f"{path}: line {numbered[0][0]}: column {twice!r} appears twice in the header")
+            raise ConfigError(f"{path}: line {numbered[0][0]}: column {excerpt(twice)} appears twice in the header")
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             raise ConfigError(f"{path}: line {numbered[0][0]}: header lacks column {missing[0]!r}")

@@ -95,7 +95,7 @@ def _number(where: str, label: str, text: str) -> float | None:
     except ValueError:
         value = float("nan")
     if not (value >= 0 and value != float("inf")):
-        raise ConfigError(f"{where}: the line '{match.group(0).strip()}' needs a number >= 0")
+        raise ConfigError(f"{where}: the line {excerpt(match.group(0).strip(), 60)} needs a number >= 0")
     return value
 
 

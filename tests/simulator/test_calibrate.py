@@ -284,7 +284,7 @@ def test_cli_calibrate_warns_of_rows_it_cannot_fit_and_never_overwrites_its_inpu
     before = rows.read_text()
     with pytest.raises(SystemExit) as exit_info:
         main(["calibrate", str(rows), "--out", str(rows)])
-    assert exit_info.value.code == 2 and "would overwrite it" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "would overwrite the input" in capsys.readouterr().err
     assert rows.read_text() == before
 
 

@@ -337,6 +337,7 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
             summaries.append((path, path.parent))
         else:
             raise ConfigError(f"{path}: not an mlperf_log_summary.txt, a summary_results.json or a folder of them")
+    logs, summaries = _first_of_each(logs), _first_of_each(summaries)     # a folder or file given twice
     index, entries = {}, []
     for summary, base in summaries:
         round_ = _round_of(summary.resolve()) or "unknown"
@@ -377,6 +378,14 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
     if strict and report.skipped:
         raise ConfigError(f"`strict`: {report.summary_line()}")
     return report
+
+
+def _first_of_each(found: list) -> list:
+    """(file, base) pairs with each file once (by its resolved path), in the order first found."""
+    kept = {}
+    for path, base in found:
+        kept.setdefault(path.resolve(), (path, base))
+    return list(kept.values())
 
 
 def _drop_resubmissions(report: ImportReport) -> list:

@@ -245,3 +245,8 @@ def test_the_row_script_refuses_a_folder_of_held_out_rounds_only(tmp_path, monke
     assert exit_info.value.code == 2 and not out.exists()
     err = capsys.readouterr().err
     assert "no v4.1 or v5.1 rows" in err and "held-out rounds left out" in err and err.count("\n") == 1
+
+
+def test_a_folder_given_twice_is_read_once():
+    once, twice = import_mlperf([DATA]), import_mlperf([DATA, DATA / "v4.1" / ".." / "v4.1", DATA])
+    assert twice.rows == once.rows and twice.skipped == once.skipped

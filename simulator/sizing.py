@@ -17,6 +17,7 @@ from simulator.api import CLUSTER_OPTIONS, RunResult, run_config
 from simulator.intervals import interval_fields
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, InfeasibleError, require_number
+from simulator.hardware import get_gpu, load_gpus
 from simulator.mlperf import PLAN_PINS, ScenarioResult, mlperf
 from simulator.plan import MAX_GPUS
 from simulator.scenario_runs import ScenarioRunner, offline_score, resolve_config
@@ -169,5 +170,11 @@ def compare(gpus: list[str], **options) -> list[SizeResult]:
     """`size` for several GPUs with the same target and options, cheapest per million tokens first."""
     if not gpus:
         raise ConfigError("`compare`: give at least one GPU name")
+    catalog = load_gpus(options.get("gpu_catalog", ()))
+    for name in (n for n in gpus if isinstance(n, str)):
+        try:
+            get_gpu(name, gpus=catalog)
+        except ConfigError as exc:          # named as the list it came from, before any GPU is sized
+            raise ConfigError(str(exc).replace("`gpu`", "`compare`", 1)) from None
     results = [size(gpu=name, **options) for name in gpus]
     return sorted(results, key=lambda r: r.cost["usd_per_million_tokens"])

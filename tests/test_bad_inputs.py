@@ -82,6 +82,8 @@ CASES = [
     (SIM + ["--set", "gpu.nic_gbps=5e6"], "nic_gbps: 5000000.0 is out of range (0, 1e+06]"),   # one NIC range
     (SIM + ["--set", "gpu.hbm_tb_per_s=-1"], "hbm_tb_per_s"),
     (SIM + ["--set", "gpu.colour=red"], "unknown GPU field"),
+    (["size", "--compare", "h200,nope", "--target-tokens-per-s", "1e5"], "--compare: unknown GPU 'nope'"),
+    (["simulate", "--rate", "1e-300", "--duration", "10"], "--rate: 1e-300 requests/s spreads 1 request(s) over"),
     (SIM + ["--set", "gpu.gpus_per_server=nan"], "gpus_per_server: must be finite, got nan"),
     (SIM + ["--set", "gpu.scaleup_links=1e400"], "scaleup_links: must be finite, got inf"),
     (SIM + ["--set", "gpu.aliases=x"], "--set gpu.aliases: unknown GPU field"),

@@ -11,7 +11,7 @@ from simulator.catalog_io import read_toml
 from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
 from workloads.arrivals import ARRIVALS, ClosedLoop, Offline, rate_driven
 from workloads.lengths import Fixed, lengths_from_dict, parse_length_flag
-from workloads.requests import Requests
+from workloads.requests import MAX_ARRIVAL_S, Requests
 from workloads.traces import load_trace
 
 MAX_REQUESTS = 50_000_000
@@ -44,6 +44,10 @@ class WorkloadSpec:
             expected = self.arrival.rate_per_s * self.duration_s
             if expected > MAX_REQUESTS:
                 raise ConfigError(f"workload: rate x duration = {expected:.3g} requests exceeds {MAX_REQUESTS}")
+        rate = getattr(self.arrival, "rate_per_s", None)
+        if rate and not self.closed_loop and (self.requests or 1) / rate > MAX_ARRIVAL_S:
+            raise ConfigError(f"`rate`: {rate:.3g} requests/s spreads {self.requests or 1} request(s) over about "
+                              f"{(self.requests or 1) / rate:.3g} s, beyond the {MAX_ARRIVAL_S:g} s a run can hold")
 
     @property
     def closed_loop(self) -> bool:

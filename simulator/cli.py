@@ -800,8 +800,6 @@ def import_runs(files, kind, out, **options):
     click.echo(text, nl=False)
 
 
-
-
 @cli.command("sweep")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Results CSV (rows appended as points finish).")

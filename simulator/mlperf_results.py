@@ -302,7 +302,8 @@ def _text(where: str, entry: dict, key: str) -> str | None:
     """A text field of a summary entry, None when absent; another JSON type is an error naming it."""
     value = entry.get(key)
     if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{where}: {key} must be a string, not the {type(value).__name__} {excerpt(json.dumps(value), 40)}")
+        raise ConfigError(f"{where}: {key} must be a string, not the {type(value).__name__} "
+                          f"{excerpt(json.dumps(value), 40)}")
     return value
 
 

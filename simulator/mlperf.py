@@ -199,6 +199,9 @@ def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=Non
     # a search's probes stop once they must miss the limits; a rate the user gives is run to the end
     runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, early_stop=rate is None,
                             progress=progress)
+    if rate is not None and rate * runner.duration_s < 1:
+        raise ConfigError(f"`rate`: {rate:.3g} requests/s brings no query in the run's {runner.duration_s:g} s of "
+                          f"arrivals; give at least {1 / runner.duration_s:.3g}")
     found = score_scenario(runner, pins, rate)
     short = loadgen_shortfall(the_scenario, duration_s, queries, found.run.summary["makespan_s"])
     return replace(found, prediction_log_sigma=config.prediction_log_sigma, interval=config.interval,

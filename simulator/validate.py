@@ -91,7 +91,7 @@ def _groups(rows, split: str) -> dict:
                               f"{len(groups[unnamed])} rows have round {unnamed!r}")
         rounds = sorted(groups, key=round_order)
         if len(rounds) < 2:
-            raise ConfigError("validate: leave one round out needs rows from two rounds")
+            raise _unsplittable("round")
         return {rounds[-1]: [i for r in rounds[1:] for i in groups[r]]}     # fit the earliest, predict the rest
     return dict(groups)
 
@@ -185,21 +185,26 @@ def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=N
     if unknown:
         raise ConfigError(f"`splits`: {sorted(unknown)[0]!r} is not one of {', '.join(SPLITS)}")
     require_rows_to_fit(rows)
-    for split in splits:
-        _groups(rows, split)          # a row the split cannot place is refused before the fits, not after
+    for split in splits:              # a split the rows cannot make is refused before the fits, not after
+        if not any(len(held) < len(rows) for held in _groups(rows, split).values()):
+            raise _unsplittable(split)
     base = base or fit(rows, prior, progress=progress, seed=seed)
     results = {}
     for split in splits:
         held, shifts = run_split(base, split, progress)
         if not held:
-            kinds = {"gpu": f"GPUs (with {MIN_ROWS} rows or more each)", "model": "models", "round": "rounds"}
-            raise ConfigError(f"validate: leave one {split} out needs rows of two {kinds[split]} or more: "
-                              f"one is fitted while the other is held out")
+            raise _unsplittable(split)
         results[split] = {"held_out": held, "summary": summarise(held), "pinned": shifts}
     if "gpu" in results:
         results["gpu"]["node_ratios"] = node_ratios(results["gpu"]["held_out"])
     results["fit"] = base
     return results
+
+
+def _unsplittable(split: str) -> ConfigError:
+    kinds = {"gpu": f"GPUs (one with {MIN_ROWS} rows or more)", "model": "models", "round": "rounds"}
+    return ConfigError(f"validate: leave one {split} out needs rows of two {kinds[split]} or more: one is fitted "
+                       f"while the other is held out (`splits` chooses which splits run)")
 
 
 def _pct(value: float) -> str:

@@ -74,6 +74,8 @@ CASES = [
     (["mlperf", "--model", "llama3.1-8b", "--gpus", "1", "--gpu", "h100", "--scenario", "server", "--rate", "1e5"],
      "--rate: 100000 requests/s is"),
     (["mlperf", "--scenario", "offline", "--sla-ttft", "2"], "--sla-ttft: Offline has no latency limits"),
+    (["mlperf", "--model", "llama3.1-8b", "--gpus", "1", "--scenario", "server", "--duration", "60", "--rate", "1e-300"],
+     "--rate: 1e-300 requests/s brings no query in the run's"),
     (["calibrate", "{rows_nodes.csv}"], "nodes 2 is more than gpus 1"),
     (["calibrate", "{rows_twice.csv}"], "rows_twice.csv: row 3 repeats"),
     (["calibrate", "{rows_dense_ep.csv}"], "row 1: ep: 4 needs a mixture-of-experts model"),

@@ -412,10 +412,12 @@ def warn(warnings) -> None:
 
 
 def warn_unfitted(result) -> None:
-    """One warning per measured row a fit left out (marked invalid, or impossible to simulate)."""
+    """One warning per measured row a fit left out (marked invalid, or impossible to simulate). A field
+    the reason names is the row's column, not a flag: its backticks are dropped, not made a flag."""
     from simulator.row_models import RowSpec
-    warn(f"row {RowSpec.of(row).label} ({row.submitter or 'no submitter'}) left out of the fit: {reason}"
-         for row, reason in result.skipped)
+    for row, reason in result.skipped:
+        click.echo(f"infersim: warning: row {RowSpec.of(row).label} ({row.submitter or 'no submitter'}) left out "
+                   f"of the fit: {FIELD.sub(lambda match: match[1], reason)}", err=True)
 
 
 def emit(document: dict, as_json: bool, target: PendingOutput | None = None, arrays=None, dropped=None,

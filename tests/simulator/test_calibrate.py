@@ -441,3 +441,12 @@ def test_the_fit_seed_draws_the_rows_simulated_requests(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         main(["calibrate", str(DATA / "measurements_small.csv"), "--seed", "-1"])
     assert exited.value.code == 2 and "--seed" in capsys.readouterr().err
+
+
+def test_a_row_left_out_is_warned_of_in_its_columns_not_flags(capsys):
+    """A row's reason names its own columns (`tp`), not a flag the user never gave (--tp)."""
+    from simulator.cli import warn_unfitted
+    row = load_measurements(DATA / "measurements_small.csv")[0]
+    warn_unfitted(SimpleNamespace(skipped=[(row, "`tp`: 3 does not divide 32 attention heads")]))
+    err = capsys.readouterr().err
+    assert "left out of the fit: tp: 3 does not divide" in err and "--tp" not in err

@@ -367,7 +367,9 @@ def stamp(document: dict) -> dict:
 
 def _refuse_overwriting_inputs(out: str, flag: str) -> None:
     """An output may not replace a file the command reads: any of its arguments or options naming an
-    existing file (measurement CSVs, a prior profile, a trace), or an existing file inside a folder given."""
+    existing file (measurement CSVs, a prior profile, a trace), or an existing file inside a folder given.
+    A run file (`--config`) is the exception: it is read whole first, and re-running a JSON result
+    rewrites that result, as its own [output] says."""
     written = Path(out)
     if not written.exists():
         return
@@ -376,7 +378,7 @@ def _refuse_overwriting_inputs(out: str, flag: str) -> None:
         context = click.get_current_context(silent=True)
         if context is None:
             return
-        own = {p.name for p in context.command.params if flag in getattr(p, "opts", ())}
+        own = {p.name for p in context.command.params if flag in getattr(p, "opts", ())} | {"config"}
         for key, value in context.params.items():
             if key in own:
                 continue

@@ -44,6 +44,7 @@ PRECISIONS = {"fp4": "fp4", "mxfp4": "fp4", "nvfp4": "fp4", "fp6": "fp6", "mxfp6
 STACKS = (("tensorrt", "tensorrt-llm"), ("trt", "tensorrt-llm"), ("llmboost", "llmboost"), ("sglang", "sglang"),
           ("vllm", "vllm"), ("aiter", "pytorch-aiter"), ("pytorch", "pytorch"))
 NS = 1e-9
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")     # as LoadGen writes them: 22020.9, 2.2e+04
 LOG_SCENARIOS = {"interactive": ("interactive", "server")}      # what a log in a scenario's folder may say
 
 
@@ -87,16 +88,19 @@ def stack_of(framework: str) -> str:
 def _number(where: str, label: str, text: str) -> float | None:
     """The number on the summary line that starts with `label` (a regex), None when no line does;
     a line whose value is not a plain number is an error naming it (LoadGen writes 22020.9, 2.2e+04)."""
-    match = re.search(rf"^(?:{label})\s*:[ \t]*(\S*)", text, re.IGNORECASE | re.MULTILINE)
-    if not match:
+    matches = list(re.finditer(rf"^(?:{label})[ \t]*:[ \t]*(\S*)", text, re.IGNORECASE | re.MULTILINE))
+    if not matches:
         return None
-    try:
-        value = float(match.group(1))
-    except ValueError:
-        value = float("nan")
-    if not (value >= 0 and value != float("inf")):
-        raise ConfigError(f"{where}: the line {excerpt(match.group(0).strip(), 60)} needs a number >= 0")
-    return value
+    values = set()
+    for match in matches:
+        value = float(match.group(1)) if PLAIN_NUMBER.fullmatch(match.group(1)) else float("nan")
+        if not (value >= 0 and value != float("inf")):
+            raise ConfigError(f"{where}: the line {excerpt(match.group(0).strip(), 60)} needs a number >= 0")
+        values.add(value)
+    if len(values) > 1:
+        raise ConfigError(f"{where}: {len(matches)} lines give {excerpt(matches[0].group(0).split(':')[0], 40)}, "
+                          f"with different values; which one was scored?")
+    return values.pop()
 
 
 def parse_log_summary(text: str, where: str = "mlperf_log_summary.txt") -> dict:

@@ -147,11 +147,15 @@ def test_log_numbers_parse_as_loadgen_writes_them_or_are_refused_by_line(tmp_pat
     that is not a number ('22,020.92', '.') is an error quoting the line, never a traceback or 22."""
     sci = _h200_tree(tmp_path / "sci", lambda t: t.replace("Tokens per second: 31302.7", "Tokens per second: 2.2e+04"))
     assert import_mlperf([sci]).rows[0].output_tokens_per_s == 22000.0
-    for bad in ("22,020.92", "."):
+    for bad in ("22,020.92", ".", "31_302.7"):      # Python's float() reads '31_302.7'; LoadGen never writes it
         tree = _h200_tree(tmp_path / bad.replace(".", "dot"),
                           lambda t: t.replace("Tokens per second: 31302.7", f"Tokens per second: {bad}"))
         with pytest.raises(ConfigError, match=f"mlperf_log_summary.txt: the line 'Tokens per second: {bad}' needs"):
             import_mlperf([tree])
+    # the figure given twice with different values: which one was scored is not for the importer to guess
+    twice = _h200_tree(tmp_path / "twice", lambda t: t + "Tokens per second: 40000\n")
+    with pytest.raises(ConfigError, match="2 lines give 'Tokens per second', with different values"):
+        import_mlperf([twice])
 
 
 def test_suspect_results_are_counted_with_their_reason(tmp_path):

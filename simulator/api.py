@@ -23,6 +23,7 @@ from simulator.plan import MAX_GPUS, Plan
 from simulator.run import ChunkedWorkload, ServingConfig, simulate as run_engine
 from simulator.scheduling import DEFAULT_BATCHING
 from topologies import load_topology
+from topologies.registry import override_names
 from topologies.builders import check_oversubscription
 from workloads import WorkloadSpec
 from workloads.lengths import Fixed
@@ -141,6 +142,8 @@ def parse_set_values(set_values) -> tuple[dict, dict]:
         if scope == "gpu" and name:
             gpu_overrides[name] = value
         elif scope == "topology" and name:
+            if name not in override_names():
+                raise ConfigError(f"`set_values` {key}: unknown topology key; allowed: {', '.join(override_names())}")
             topology_overrides[name] = (value if name in ("fabric", "server_kind")
                                         else _number(f"`set_values` {key}", value))
         else:

@@ -94,6 +94,7 @@ CASES = [
     (SIM + ["--set", "gpu.nic_gbps=1", "--set", "topology.nic_gbps=400"],
      "--set topology.nic_gbps: also given as --set gpu.nic_gbps"),
     (SIM + ["--set", "speed=1"], "--set"),
+    (SIM + ["--set", "topology.bogus=abc"], "--set topology.bogus: unknown topology key; allowed: fabric,"),
     (SIM + ["--set", "topology.nic_gbps=fast"], "not a number"),
     (SIM + ["--topology", "nosuch"], "nosuch"),
     (SIM + ["--fail", "gpu:99@1"], "no such GPU"),

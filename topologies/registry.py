@@ -67,6 +67,16 @@ def _explicit_graph(where: str, data: dict) -> nx.Graph:
     return validate_graph(graph, where)
 
 
+def builder_parameters(builder) -> tuple[str, ...]:
+    """The parameters a topology builder takes from a catalog entry or an override."""
+    return tuple(p for p in inspect.signature(builder).parameters if p not in ("graph", "name"))
+
+
+def override_names() -> list[str]:
+    """Every parameter some builder takes: what `topology.KEY` overrides may name."""
+    return sorted({name for builder in BUILDERS.values() for name in builder_parameters(builder)})
+
+
 def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = None,
                   overrides: dict | None = None) -> nx.Graph:
     """Build a topology by catalog name or from a TOML file, filling unset parameters from `gpu` and
@@ -92,7 +102,7 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
     if builder_name not in BUILDERS:
         raise ConfigError(f"{where}: builder {builder_name!r} is not one of {', '.join(BUILDERS)}")
     builder = BUILDERS[builder_name]
-    allowed = tuple(p for p in inspect.signature(builder).parameters if p not in ("graph", "name"))
+    allowed = builder_parameters(builder)
     reject_unknown_keys(where, entry, allowed)
     reject_unknown_keys("`set_values` topology", overrides, allowed)
     params = {}

@@ -142,8 +142,9 @@ def parse_set_values(set_values) -> tuple[dict, dict]:
         if scope == "gpu" and name:
             gpu_overrides[name] = value
         elif scope == "topology" and name:
-            if name not in override_names():
-                raise ConfigError(f"`set_values` {key}: unknown topology key; allowed: {', '.join(override_names())}")
+            known = override_names()
+            if name not in known:
+                raise ConfigError(f"`set_values` {key}: unknown topology key; allowed: {', '.join(known)}")
             topology_overrides[name] = (value if name in ("fabric", "server_kind")
                                         else _number(f"`set_values` {key}", value))
         else:

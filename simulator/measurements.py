@@ -276,9 +276,9 @@ def _numbered_rows(path: str | Path, gpu_catalog, model_catalog) -> list[tuple[i
     path = Path(path)
     names = NameCheck(gpu_catalog, model_catalog)
     text = read_text(path)
-    # (file line number, line with its line break): the break stays, so a cell a quote ran over shows one
-    # lines end at \n, \r or \r\n only, as the csv module reads them (str.splitlines would also split a
-    # cell at a form feed or U+2028); comments and blank lines are not rows
+    # (file line number, line with its line break): the break stays, so a cell a quote ran over shows one.
+    # Lines end at \n, \r or \r\n only, as the csv module reads them (str.splitlines would also split a
+    # cell at a form feed or U+2028); comments and blank lines are not rows.
     numbered = [(number, line) for number, line in enumerate(io.StringIO(text, newline="").readlines(), start=1)
                 if line.strip() and not line.lstrip().startswith("#")]
     lines = [line for _, line in numbered]

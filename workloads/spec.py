@@ -44,10 +44,10 @@ class WorkloadSpec:
             expected = self.arrival.rate_per_s * self.duration_s
             if expected > MAX_REQUESTS:
                 raise ConfigError(f"workload: rate x duration = {expected:.3g} requests exceeds {MAX_REQUESTS}")
-        rate = getattr(self.arrival, "rate_per_s", None)
-        if rate and not self.closed_loop and (self.requests or 1) / rate > MAX_ARRIVAL_S:
-            raise ConfigError(f"`rate`: {rate:.3g} requests/s spreads {self.requests or 1} request(s) over about "
-                              f"{(self.requests or 1) / rate:.3g} s, beyond the {MAX_ARRIVAL_S:g} s a run can hold")
+        rate, least = getattr(self.arrival, "rate_per_s", None), self.requests or 1    # a duration draws one at least
+        if rate and not self.closed_loop and least / rate > MAX_ARRIVAL_S:
+            raise ConfigError(f"`rate`: {rate:.3g} requests/s spreads {least} request(s) over about "
+                              f"{least / rate:.3g} s, beyond the {MAX_ARRIVAL_S:g} s a run can hold")
 
     @property
     def closed_loop(self) -> bool:

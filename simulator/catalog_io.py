@@ -4,6 +4,7 @@ Errors name the file and the key; a user file that does not parse says so in one
 """
 from __future__ import annotations
 
+import codecs
 import json
 import tomllib
 from importlib import resources
@@ -12,20 +13,31 @@ from pathlib import Path
 from simulator.errors import ConfigError
 
 
+MAX_TEXT_BYTES = 256 * 2 ** 20     # far beyond any catalog, measurement table or result infersim writes
+
+
 def read_text(path: str | Path) -> str:
     """A user file's text (UTF-8; a byte-order mark, as spreadsheets and some editors write, is dropped), or
-    a one-line ConfigError naming the file: missing, a folder, unreadable, not UTF-8."""
+    a one-line ConfigError naming the file: missing, a folder, unreadable, larger than MAX_TEXT_BYTES,
+    holding NUL bytes (a binary file), not UTF-8."""
     path = Path(path)
     try:
-        return path.read_text(encoding="utf-8-sig")
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a file")
+        if path.stat().st_size > MAX_TEXT_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_TEXT_BYTES // 2 ** 20} MiB; not a file infersim reads")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text (save it as UTF-8)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
+    # UTF-16 text (another editor's "Unicode") holds NUL bytes too, after its byte-order mark
+    if b"\0" in data and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ConfigError(f"{path}: not a text file (it holds NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (save it as UTF-8)") from None
 
 
 def read_json(path: str | Path):

@@ -169,20 +169,24 @@ def write_atomic(path: str | Path, content: str | bytes | Callable[[BinaryIO], N
 
 
 def read_csv_rows(path: str | Path) -> list[dict]:
-    """Rows of a results CSV as dicts of strings. A torn last line (a killed writer) is ignored; a file
-    that is not UTF-8 text or not CSV is a one-line error naming it."""
-    path = Path(path)
-    text = read_text(path)
-    if "\0" in text:
-        raise ConfigError(f"{path}: not a text file (it holds NUL bytes)")
+    """Rows of a results CSV as dicts of strings; a file that is not UTF-8 text or not CSV is a one-line
+    error naming it."""
+    return csv_rows(str(path), read_text(path))[1]
+
+
+def csv_rows(where: str, text: str) -> tuple[list[str], list[dict]]:
+    """The header and rows (dicts of strings) of a results CSV's text. A torn last line (a killed writer)
+    is ignored, as are rows with too few or too many fields; text that is not CSV is a one-line error
+    naming `where`."""
     lines = text.splitlines(keepends=True)
-    if lines and not text.endswith("\n"):
+    if lines and not text.endswith(("\n", "\r")):
         lines = lines[:-1]                           # torn last line
     try:
         reader = csv.DictReader(lines)
-        return [row for row in reader if None not in row and None not in row.values()]
+        header = list(reader.fieldnames or [])
+        return header, [row for row in reader if None not in row and None not in row.values()]
     except csv.Error as exc:
-        raise ConfigError(f"{path}: not valid CSV ({exc})") from None
+        raise ConfigError(f"{where}: not valid CSV ({exc})") from None
 
 
 def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> str:

@@ -3,16 +3,16 @@ JSON, a sweep's or size's CSV), its predictions in one shape, and what it record
 resolved `config` and `infersim_version` where the result carries them)."""
 from __future__ import annotations
 
-import csv
 import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from simulator.catalog_io import parse_json
+from simulator.catalog_io import parse_json, read_text
 from simulator.errors import ConfigError
+from simulator.output import csv_rows
+from simulator.sweep import expand_extra
 
-MAX_BYTES = 256 * 2 ** 20
 MAX_FIGURE = 1e15          # beyond any cluster's tokens/s or dollars
 UNKNOWN = "not an infersim result (simulate, mlperf, size or pareto JSON, or a sweep or size CSV)"
 # Top-level fields that say how a result was run (the rest are what it predicts)
@@ -70,7 +70,7 @@ class ResultFile:
 
 def read_result(path: str) -> ResultFile:
     """Read one results file, its kind told from its content; anything else is a one-line ConfigError."""
-    text = _read_text(path)
+    text = read_text(path)
     if text.lstrip()[:1] in ("{", "["):
         try:
             document = parse_json(str(path), text)
@@ -80,7 +80,8 @@ def read_result(path: str) -> ResultFile:
         if kind is None:
             raise ConfigError(f"{path}: {UNKNOWN}")
         return READERS[kind](path, document)
-    header, rows = _csv_rows(path, text)
+    header, rows = csv_rows(str(path), text)
+    rows = [expand_extra(row) for row in rows]
     if {"point_id", "status"} <= set(header):
         return read_sweep(path, header, rows)
     if {"target_tokens_per_s", "gpu", "gpus", "output_tokens_per_s"} <= set(header):
@@ -284,36 +285,3 @@ def _text(value) -> str:
     return "?" if value is None else str(value)
 
 
-def _read_text(path: str) -> str:
-    target = Path(path)
-    try:
-        if target.is_dir():
-            raise ConfigError(f"{path}: is a folder; {UNKNOWN}")
-        if target.stat().st_size > MAX_BYTES:
-            raise ConfigError(f"{path}: larger than {MAX_BYTES // 2 ** 20} MiB; {UNKNOWN}")
-        data = target.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc.__class__.__name__})") from None
-    if b"\0" in data:
-        raise ConfigError(f"{path}: not a text file (it holds NUL bytes); {UNKNOWN}")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; {UNKNOWN}") from None
-
-
-def _csv_rows(path: str, text: str) -> tuple[list[str], list[dict]]:
-    """Header and rows (a torn last line from a killed sweep is ignored; `extra` spread into columns)."""
-    from simulator.sweep import expand_extra
-    lines = text.splitlines(keepends=True)
-    if lines and not text.endswith(("\n", "\r")):
-        lines = lines[:-1]
-    try:
-        reader = csv.DictReader(lines)
-        header = list(reader.fieldnames or [])
-        rows = [expand_extra(row) for row in reader if None not in row and None not in row.values()]
-    except csv.Error as exc:
-        raise ConfigError(f"{path}: not valid CSV ({exc}); {UNKNOWN}") from None
-    return header, rows

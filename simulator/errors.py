@@ -36,7 +36,8 @@ def require_number(where: str, value: Any, *, low: float | None = None, high: fl
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
         bracket = "[" if low_inclusive else "("
-        raise ConfigError(f"{where}: {value!r} is out of range {bracket}{lo}, {hi}]")
+        shown = f"{value:g}" if abs(value) >= 1e15 else repr(value)     # 1e30 read as a whole number: not 31 digits
+        raise ConfigError(f"{where}: {shown} is out of range {bracket}{lo}, {hi}]")
     return int(value) if integer else value
 
 

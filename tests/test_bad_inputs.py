@@ -87,6 +87,7 @@ CASES = [
     (["size", "--compare", "h200,nope", "--target-tokens-per-s", "1e5"], "--compare: unknown GPU 'nope'"),
     (["simulate", "--rate", "1e-300", "--duration", "10"], "--rate: 1e-300 requests/s spreads 1 request(s) over"),
     (SIM + ["--set", "gpu.gpus_per_server=nan"], "gpus_per_server: must be finite, got nan"),
+    (SIM + ["--set", "gpu.gpus_per_server=1e30"], "gpus_per_server: 1e+30 is out of range [1, 4096]"),
     (SIM + ["--set", "gpu.scaleup_links=1e400"], "scaleup_links: must be finite, got inf"),
     (SIM + ["--set", "gpu.aliases=x"], "--set gpu.aliases: unknown GPU field"),
     # two ways of giving one NIC speed: refused, not one silently winning

@@ -80,6 +80,13 @@ def _maximum(a, b):
     return a if a > b else b
 
 
+def _minimum(a, b):
+    """Element-wise min of numbers or arrays."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.minimum(a, b)
+    return a if a < b else b
+
+
 def expected_distinct_experts(experts: int, top_k: int, tokens):
     """Expected experts touched when `tokens` tokens each pick `top_k` of `experts` uniformly:
     E x (1 - (1 - k/E)^B), the power taken as exp(B log(1 - k/E)): numpy's power of an array exponent
@@ -113,16 +120,35 @@ def causal_pairs(start_context: float, chunk_tokens: float, window: float = 0.0)
     return (first + window) * below / 2 + window * (chunk_tokens - below)
 
 
+def overlapped_s(compute_s, memory_s, ridge_excess: float):
+    """Time of a kernel that streams its operands while it computes: the roofline's max(compute, memory)
+    far from the ridge point, (1 + ridge_excess) x either at it (where a pipelined kernel's loads and
+    math are equally long it stalls on both). A smooth maximum, (c^p + m^p)^(1/p) with
+    p = ln 2 / ln(1 + ridge_excess): p -> infinity is the max (excess 0), p = 1 the sum (excess 1)."""
+    high, low = _maximum(compute_s, memory_s), _minimum(compute_s, memory_s)
+    if ridge_excess <= 0:
+        return high
+    power = math.log(2.0) / math.log1p(ridge_excess)
+    if isinstance(high, np.ndarray):
+        ratio = np.divide(low, high, out=np.zeros_like(high, dtype=float), where=high > 0)
+    elif high <= 0:
+        return high
+    else:
+        ratio = low / high
+    return high * (1.0 + ratio ** power) ** (1.0 / power)
+
+
 def gemm_time_s(params_gpu: float, tokens, flops_per_s: float, weight_bytes: float, bytes_per_s: float,
-                half_tokens: float):
+                half_tokens: float, ridge_excess: float):
     """One GEMM of `params_gpu` weights over `tokens` rows: compute at a rate that falls off as
-    tokens / (tokens + half_tokens), 2 P t (t + half) / t / F = 2 P (t + half) / F, or reading the
-    weights (P x weight_bytes / bytes_per_s), whichever is longer; 0 for no rows."""
+    tokens / (tokens + half_tokens), 2 P t (t + half) / t / F = 2 P (t + half) / F, and reading the
+    weights (P x weight_bytes / bytes_per_s), overlapped as `overlapped_s` says (with `ridge_excess`
+    0: whichever is longer); 0 for no rows."""
     if params_gpu <= 0:
         return 0.0
     compute = 2 * params_gpu * (tokens + half_tokens) / flops_per_s
     memory = params_gpu * weight_bytes / bytes_per_s
-    return (tokens > 0) * _maximum(compute, memory)
+    return (tokens > 0) * overlapped_s(compute, memory, ridge_excess)
 
 
 @dataclass(frozen=True)
@@ -173,7 +199,7 @@ class TokenCost(Deployment):
 
     def _gemm_s(self, params_gpu: float, tokens):
         return gemm_time_s(params_gpu, tokens, self.gemm_flops_per_s, self._wbytes, self.bytes_per_s,
-                           self.efficiency.gemm_half_tokens)
+                           self.efficiency.gemm_half_tokens, self.efficiency.gemm_ridge_excess)
 
     def _moe_s(self, tokens):
         """Routed experts of one MoE layer on the busiest GPU: weights of the distinct experts the batch
@@ -191,7 +217,7 @@ class TokenCost(Deployment):
         if self._expert_ranks > 1:
             compute = compute * busiest_share(self._expert_ranks, routed) / self.efficiency.expert_balance
         memory = distinct * m.expert_params * self._wbytes / self._expert_split / self.bytes_per_s
-        return (tokens > 0) * _maximum(compute, memory)
+        return (tokens > 0) * overlapped_s(compute, memory, self.efficiency.gemm_ridge_excess)
 
     def _linear_layers_s(self, tokens):
         """All GEMMs of all layers (per attention group of the replica) for `tokens` tokens."""
@@ -265,7 +291,7 @@ class StepCost(Deployment):
         group = logit_tokens / self.plan.attention_dp
         bytes_per_s = self._token_cost.bytes_per_s
         return (gemm_time_s(self._head_params_gpu, group, self._head_flops_per_s, BYTES_PER_VALUE["bf16"],
-                            bytes_per_s, self.efficiency.gemm_half_tokens)
+                            bytes_per_s, self.efficiency.gemm_half_tokens, self.efficiency.gemm_ridge_excess)
                 + group * self._logit_bytes / bytes_per_s)
 
     def _attention_s(self, layers: int, pairs, kv_tokens_read):

@@ -86,6 +86,16 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   all-to-all's fixed latency is its own field, one value: only expert-parallel rows (DeepSeek-R1 on
 #   TensorRT-LLM) measure it.
 # - gemm_half_tokens: how fast small GEMMs fall off; one value.
+# - gemm_ridge_excess: how far a GEMM near its ridge point (math as long as the weight read) falls short
+#   of the roofline; one value: a property of pipelined GEMM kernels, seen only where the batch sits
+#   near the ridge (decode at an interactive TPOT limit), which few rows of any one GPU reach. The fit puts
+#   it at 0.06 (prior 0.25). scripts/fit_default_profile.py --validate / infersim validate, seeds 0 and 1,
+#   without / with it: leave one GPU out median 8.6, 9.3 / 8.1, 8.9%, p90 19.8, 19.9 / 19.9, 19.7%,
+#   coverage 72, 73 / 76, 79%; leave one round out median 12.6, 13.0 / 13.4, 13.2%, p90 38.7, 30.0 / 33.6,
+#   48.1% (its p90 sits on the edge of the DeepSeek-R1 rows' +100-360% tail: no v4.1 row prices an
+#   expert-parallel all-to-all); leave one model out median 9.0, 8.4 / 9.3, 8.9%, p90 19.9, 24.2 / 19.5,
+#   26.3%. Interactive rows' median signed error (seed 0): leave one GPU out +5.6 -> +2.4%, one model out
+#   +16.1 -> +9.6%, one round out +26.5 -> +22.3%.
 # Tried and left out: a model level for attention and MoE efficiency (each architecture its own kernels).
 # scripts/fit_default_profile.py --validate with it: leave-one-GPU-out p90 error 38.8% against 33.6%
 # without, leave-one-model-out p90 73.0% against 29.4% (its factors dragged the global MoE efficiency,
@@ -103,6 +113,7 @@ FIELD_LEVELS = {
     "collective_latency_s": ("global", "vendor", "stack"),
     "all_to_all_latency_s": ("global",),
     "gemm_half_tokens": ("global",),
+    "gemm_ridge_excess": ("global",),
 }
 FIT_FIELDS = tuple(FIELD_LEVELS)
 # Prior spread of each level's offset (log units): a global value may sit far from the datasheet-based

@@ -189,6 +189,10 @@ class Efficiency:
     memory_efficiency: fraction of HBM bandwidth a streaming read reaches (device copies reach ~90%).
     gemm_half_tokens: GEMM rows (tokens) at which GEMM efficiency is half its large-GEMM value; small
         batches (decode with few sequences) reach far less of peak.
+    gemm_ridge_excess: how much longer than its roofline a GEMM takes where its math and its weight read
+        take equally long (the ridge point): 0 if a kernel overlapped them perfectly (the roofline's
+        max), 1 if not at all (their sum). Pipelined kernels stall on loads near the ridge; decode at
+        the batches an interactive latency limit allows runs there (`costmodel.overlapped_s`).
     attention_efficiency: fraction of peak the attention math reaches (flash-attention kernels).
     moe_efficiency: fraction of the dense-GEMM efficiency a grouped expert GEMM reaches.
     expert_balance: with expert parallelism the most loaded rank sets the pace; uniform routing gives a
@@ -209,6 +213,7 @@ class Efficiency:
     narrow_compute_efficiency: float = 0.5
     memory_efficiency: float = 0.85
     gemm_half_tokens: float = 64.0
+    gemm_ridge_excess: float = 0.25
     attention_efficiency: float = 0.5
     moe_efficiency: float = 0.7
     expert_balance: float = 0.8
@@ -223,6 +228,7 @@ class Efficiency:
                      "moe_efficiency", "expert_balance", "collective_efficiency"):
             require_number(f"efficiency.{name}", getattr(self, name), low=0, low_inclusive=False, high=1.0)
         require_number("efficiency.gemm_half_tokens", self.gemm_half_tokens, low=0, high=1e6)
+        require_number("efficiency.gemm_ridge_excess", self.gemm_ridge_excess, low=0, high=1.0)
         require_number("efficiency.step_overhead_s", self.step_overhead_s, low=0, high=10.0)
         require_number("efficiency.sequence_overhead_s", self.sequence_overhead_s, low=0, high=1.0)
         require_number("efficiency.collective_latency_s", self.collective_latency_s, low=0, high=0.01)
@@ -239,7 +245,7 @@ EFFICIENCY_FIELDS = tuple(f.name for f in fields(Efficiency))
 # Highest value calibration or a profile may give each field (efficiencies are fractions of a peak).
 FIELD_CEILING = {"compute_efficiency": 0.99, "narrow_compute_efficiency": 0.99, "memory_efficiency": 0.99,
                  "attention_efficiency": 0.99, "moe_efficiency": 1.0, "expert_balance": 1.0, "collective_efficiency": 1.0,
-                 "step_overhead_s": 10.0, "sequence_overhead_s": 1.0, "gemm_half_tokens": 1e6,
+                 "step_overhead_s": 10.0, "sequence_overhead_s": 1.0, "gemm_half_tokens": 1e6, "gemm_ridge_excess": 1.0,
                  "collective_latency_s": 0.01, "all_to_all_latency_s": 0.01}
 PROFILE_SECTIONS = ("default", "vendor", "family", "base_family", "gpu", "stack", "release", "fit")
 

@@ -318,6 +318,7 @@ PROFILE_FIELDS = {f"default.{k}": Field(k, 0, 1.0, low_open=True)
                   for k in ("compute_efficiency", "memory_efficiency", "attention_efficiency", "collective_efficiency")}
 PROFILE_FIELDS["default.step_overhead_s"] = Field("step_overhead_s", 0, 10.0)
 PROFILE_FIELDS["default.gemm_half_tokens"] = Field("gemm_half_tokens", 0, 1e6)
+PROFILE_FIELDS["default.gemm_ridge_excess"] = Field("gemm_ridge_excess", 0, 1.0)
 
 
 @st.composite
@@ -326,7 +327,8 @@ def profile_toml(draw):
              "default.memory_efficiency": draw(st.floats(0.3, 0.95)),
              "default.attention_efficiency": draw(st.floats(0.2, 0.9)),
              "default.collective_efficiency": draw(st.floats(0.3, 1.0)),
-             "default.step_overhead_s": draw(st.floats(0, 0.01)), "default.gemm_half_tokens": draw(st.floats(1, 256))}
+             "default.step_overhead_s": draw(st.floats(0, 0.01)), "default.gemm_half_tokens": draw(st.floats(1, 256)),
+             "default.gemm_ridge_excess": draw(st.floats(0, 1))}
     values, hostile, names = draw(mutated(valid, PROFILE_FIELDS))
     return Case(SIM + ["--gpus", "1", "--offline", "--requests", "4", "--profile", "{tmp}/profile.toml"],
                 {"profile.toml": toml_text(nest(values))}, hostile, names + ("profile.toml",))

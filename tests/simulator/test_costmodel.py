@@ -9,7 +9,7 @@ from simulator.hardware import Efficiency, get_gpu
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
 
-EFF = Efficiency(compute_efficiency=0.5, memory_efficiency=0.8, gemm_half_tokens=0.0,
+EFF = Efficiency(compute_efficiency=0.5, memory_efficiency=0.8, gemm_half_tokens=0.0, gemm_ridge_excess=0.0,
                  attention_efficiency=0.5, step_overhead_s=0.001, sequence_overhead_s=2e-6, collective_efficiency=1.0)
 # Outside GEMMs and attention, per token: 80 layers x (10 x 8192 + rotary 2 x (64 + 8) x 128) + 80 x 3 x 28672
 # = 14,909,440 bf16 values = 29,818,880 bytes; per sampled token 32,000 fp32 logits written and read = 256,000 B.
@@ -123,3 +123,38 @@ def test_gpu_without_fp4_refuses_fp4():
     from simulator.errors import ConfigError
     with pytest.raises(ConfigError, match="h200 has no fp4"):
         StepCost(get_model("llama2-70b"), get_gpu("h200"), Precision.parse("fp4"), Plan(), EFF)
+
+
+def test_gemm_near_its_ridge_point_falls_short_of_the_roofline_by_the_ridge_excess():
+    """overlapped_s(c, m, q) = (c^p + m^p)^(1/p) with p = ln 2 / ln(1 + q). By hand, q = 0.26:
+    p = 0.693147 / 0.231112 = 2.999196. At the ridge (c = m = 10 ms): 2^(1/p) x 10 = 12.6 ms, the
+    roofline's 10 ms plus 26%. Off it (c = 1 ms, m = 10 ms): 10 x (1 + 0.1^p)^(1/p) = 10 x 1.000334 =
+    10.00334 ms. q = 1 is the sum (p = 1); q = 0 the roofline's max. Arrays take the same formula, and two
+    zeros (an MoE layer with no tokens) cost nothing."""
+    from simulator.costmodel import gemm_time_s, overlapped_s
+    assert overlapped_s(0.010, 0.010, 0.26) == pytest.approx(0.0126, rel=1e-9)
+    assert overlapped_s(0.001, 0.010, 0.26) == pytest.approx(0.010 * (1 + 0.1 ** 2.999196) ** (1 / 2.999196), rel=1e-5)
+    assert overlapped_s(0.001, 0.010, 0.26) == pytest.approx(0.01000334, rel=1e-5)
+    assert overlapped_s(0.003, 0.010, 1.0) == pytest.approx(0.013)
+    assert overlapped_s(0.003, 0.010, 0.0) == 0.010
+    both = overlapped_s(np.array([0.010, 0.001, 0.0]), np.array([0.010, 0.010, 0.0]), 0.26)
+    assert both == pytest.approx([0.0126, 0.01000334, 0.0], rel=1e-5)
+    # a GEMM whose math equals its weight read: P = 1e9 fp8 weights at 1e12 B/s read in 1 ms, and 500 rows
+    # at 1e15 FLOP/s compute 2 x 1e9 x 500 / 1e15 = 1 ms: 1.26 ms with q = 0.26
+    assert gemm_time_s(1e9, 500, 1e15, 1.0, 1e12, 0.0, 0.26) == pytest.approx(0.00126, rel=1e-9)
+    assert gemm_time_s(1e9, 0, 1e15, 1.0, 1e12, 0.0, 0.26) == 0.0
+
+
+def test_ridge_excess_slows_interactive_batches_more_than_offline_ones():
+    """Llama 2 70B fp8 on one MI355X (2.5e15 FLOP/s, 6.4e12 B/s at EFF): its GEMMs reach the ridge at
+    2.5e15 / 6.4e12 / 2 = 195 rows. A decode step of 192 sequences sits there and gets longer by close to
+    the excess; one of 4,096 sequences is compute-bound and hardly moves; one sequence is memory-bound
+    and hardly moves either."""
+    plain, ridged = llama_on_mi355x(), StepCost(get_model("llama2-70b"), get_gpu("mi355x"),
+                                                Precision("fp8", "fp8", "fp8"), Plan(),
+                                                replace(EFF, gemm_ridge_excess=0.25))
+    def ratio(n):
+        shape = BatchShape(decode_seqs=n, decode_context=n * 500)
+        return ridged.step_time_s(shape) / plain.step_time_s(shape)
+    assert 1.15 < ratio(192) < 1.25
+    assert ratio(4096) < 1.01 and ratio(1) < 1.001

@@ -86,7 +86,8 @@ def test_gemm_efficiency_by_dtype_and_small_batch_falloff():
     from simulator.costmodel import TokenCost, gemm_time_s
     from simulator.models import Precision, get_model
     from simulator.plan import Plan
-    eff = Efficiency(compute_efficiency=0.6, narrow_compute_efficiency=0.4, gemm_half_tokens=32, memory_efficiency=1.0)
+    eff = Efficiency(compute_efficiency=0.6, narrow_compute_efficiency=0.4, gemm_half_tokens=32, memory_efficiency=1.0,
+                     gemm_ridge_excess=0.0)
     assert eff.gemm_efficiency("fp8") == 0.6 and eff.gemm_efficiency("bf16") == 0.6
     assert eff.gemm_efficiency("fp4") == 0.4 and eff.gemm_efficiency("fp6") == 0.4
     cost = TokenCost(get_model("llama2-70b"), get_gpu("b200"), Precision("fp8", "fp8", "fp8"), Plan(), eff)
@@ -95,7 +96,7 @@ def test_gemm_efficiency_by_dtype_and_small_batch_falloff():
     assert cost.gemm_flops_per_s == pytest.approx(fp8) and cost.bytes_per_s == pytest.approx(8e12)
 
     def gemm_s(rows):
-        return gemm_time_s(params, rows, cost.gemm_flops_per_s, 1.0, cost.bytes_per_s, eff.gemm_half_tokens)
+        return gemm_time_s(params, rows, cost.gemm_flops_per_s, 1.0, cost.bytes_per_s, eff.gemm_half_tokens, 0.0)
 
     assert gemm_s(3200) == pytest.approx(2 * params * 3200 / (fp8 * 3200 / 3232))
     assert gemm_s(3200) == pytest.approx(361.5e-6, rel=1e-3)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -80,13 +81,6 @@ def _maximum(a, b):
     return a if a > b else b
 
 
-def _minimum(a, b):
-    """Element-wise min of numbers or arrays."""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.minimum(a, b)
-    return a if a < b else b
-
-
 def expected_distinct_experts(experts: int, top_k: int, tokens):
     """Expected experts touched when `tokens` tokens each pick `top_k` of `experts` uniformly:
     E x (1 - (1 - k/E)^B), the power taken as exp(B log(1 - k/E)): numpy's power of an array exponent
@@ -120,22 +114,29 @@ def causal_pairs(start_context: float, chunk_tokens: float, window: float = 0.0)
     return (first + window) * below / 2 + window * (chunk_tokens - below)
 
 
+@lru_cache(maxsize=64)
+def _ridge_power(ridge_excess: float) -> float:
+    """The smooth maximum's exponent p with 2^(1/p) = 1 + ridge_excess (`overlapped_s`)."""
+    return math.log(2.0) / math.log1p(ridge_excess)
+
+
 def overlapped_s(compute_s, memory_s, ridge_excess: float):
     """Time of a kernel that streams its operands while it computes: the roofline's max(compute, memory)
     far from the ridge point, (1 + ridge_excess) x either at it (where a pipelined kernel's loads and
     math are equally long it stalls on both). A smooth maximum, (c^p + m^p)^(1/p) with
     p = ln 2 / ln(1 + ridge_excess): p -> infinity is the max (excess 0), p = 1 the sum (excess 1)."""
-    high, low = _maximum(compute_s, memory_s), _minimum(compute_s, memory_s)
-    if ridge_excess <= 0:
-        return high
-    power = math.log(2.0) / math.log1p(ridge_excess)
-    if isinstance(high, np.ndarray):
+    if isinstance(compute_s, np.ndarray) or isinstance(memory_s, np.ndarray):
+        high, low = np.maximum(compute_s, memory_s), np.minimum(compute_s, memory_s)
+        if ridge_excess <= 0:
+            return high
+        power = _ridge_power(ridge_excess)
         ratio = np.divide(low, high, out=np.zeros_like(high, dtype=float), where=high > 0)
-    elif high <= 0:
+        return high * (1.0 + ratio ** power) ** (1.0 / power)
+    high, low = (compute_s, memory_s) if compute_s > memory_s else (memory_s, compute_s)
+    if ridge_excess <= 0 or high <= 0:     # the engine's hot path: plain numbers
         return high
-    else:
-        ratio = low / high
-    return high * (1.0 + ratio ** power) ** (1.0 / power)
+    power = _ridge_power(ridge_excess)
+    return high * (1.0 + (low / high) ** power) ** (1.0 / power)
 
 
 def gemm_time_s(params_gpu: float, tokens, flops_per_s: float, weight_bytes: float, bytes_per_s: float,

@@ -130,7 +130,7 @@ def overlapped_s(compute_s, memory_s, ridge_excess: float):
         if ridge_excess <= 0:
             return high
         power = _ridge_power(ridge_excess)
-        ratio = np.divide(low, high, out=np.zeros_like(high, dtype=float), where=high > 0)
+        ratio = low / np.maximum(high, 1e-300)      # both are >= 0: low is 0 where high is
         return high * (1.0 + ratio ** power) ** (1.0 / power)
     high, low = (compute_s, memory_s) if compute_s > memory_s else (memory_s, compute_s)
     if ridge_excess <= 0 or high <= 0:     # the engine's hot path: plain numbers

@@ -127,16 +127,14 @@ def overlapped_s(compute_s, memory_s, ridge_excess: float):
     p = ln 2 / ln(1 + ridge_excess): p -> infinity is the max (excess 0), p = 1 the sum (excess 1)."""
     if isinstance(compute_s, np.ndarray) or isinstance(memory_s, np.ndarray):
         high, low = np.maximum(compute_s, memory_s), np.minimum(compute_s, memory_s)
-        if ridge_excess <= 0:
-            return high
-        power = _ridge_power(ridge_excess)
         ratio = low / np.maximum(high, 1e-300)      # both are >= 0: low is 0 where high is
-        return high * (1.0 + ratio ** power) ** (1.0 / power)
-    high, low = (compute_s, memory_s) if compute_s > memory_s else (memory_s, compute_s)
-    if ridge_excess <= 0 or high <= 0:     # the engine's hot path: plain numbers
+    else:                                           # the engine's hot path: plain numbers
+        high, low = (compute_s, memory_s) if compute_s > memory_s else (memory_s, compute_s)
+        ratio = low / high if high > 0 else 0.0
+    if ridge_excess <= 0:
         return high
     power = _ridge_power(ridge_excess)
-    return high * (1.0 + (low / high) ** power) ** (1.0 / power)
+    return high * (1.0 + ratio ** power) ** (1.0 / power)
 
 
 def gemm_time_s(params_gpu: float, tokens, flops_per_s: float, weight_bytes: float, bytes_per_s: float,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from simulator.costmodel import (AlphaBeta, BatchShape, Communication, StepCost, causal_pairs,
-                                 expected_distinct_experts)
+                                 expected_distinct_experts, shape_arrays)
 from simulator.hardware import Efficiency, get_gpu
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
@@ -83,6 +83,22 @@ def test_decode_coefficients_match_step_time():
         for context in (n * 200, n * 5000):
             direct = cost.step_time_s(BatchShape(decode_seqs=n, decode_context=context))
             assert a + b * context == pytest.approx(direct, rel=1e-12)
+
+
+def test_recorded_steps_price_each_count_once_and_exactly_as_steps_one_by_one():
+    """Recorded steps (`shape_arrays`) price their token- and sequence-count terms once per distinct
+    count: the times equal, to the last bit, the same steps priced as plain arrays, and each step priced
+    alone. Five steps with token counts 511, 511, 511, 512, 1 (three distinct) and sequence counts 4, 4, 5,
+    1, 1 (three distinct)."""
+    rows = [(508, 60_000.0, 0.0, 1, 3, 3_000.0), (508, 70_000.0, 0.0, 1, 3, 2_000.0),
+            (508, 60_000.0, 0.0, 2, 3, 3_000.0), (512, 131_328.0, 0.0, 1, 0, 0.0), (0, 0.0, 0.0, 0, 1, 900.0)]
+    recorded = shape_arrays(rows)
+    assert list(recorded.token_counts.values) == [1, 511, 512] and list(recorded.sequence_counts.values) == [1, 4, 5]
+    cost = StepCost(get_model("mixtral-8x7b"), get_gpu("h200"), Precision("fp8", "fp8", "fp8"), Plan(tp=2), EFF)
+    plain = BatchShape(*(np.asarray(column, dtype=float) for column in zip(*rows)))
+    times = cost.step_time_s(recorded)
+    assert np.array_equal(times, cost.step_time_s(plain))
+    assert times == pytest.approx([cost.row_time_s(*row) for row in rows], rel=1e-12)
 
 
 def test_expected_distinct_experts():

@@ -84,7 +84,11 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor; a call's fixed latency also per stack
 #   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). An expert-parallel
 #   all-to-all's fixed latency is its own field, one value: only expert-parallel rows (DeepSeek-R1 on
-#   TensorRT-LLM) measure it.
+#   TensorRT-LLM) measure it, and most of them are B200's. Held out with B200, it is what the GB200,
+#   GB300 and H200 rows leave: 240 us at seed 0, 86 us at seed 2 (355 and 372 us with B200), and B200's
+#   DeepSeek-R1 Server rows flip with it from a tp4 plan without expert parallelism (+10%) to tp1 ep8
+#   (+64%): the largest seed-to-seed swing of any held-out row (leave one GPU out median 7.6, 8.3, 9.3%
+#   at seeds 0, 1, 2; 2026-11-29).
 # - gemm_half_tokens: how fast small GEMMs fall off; one value.
 # - gemm_ridge_excess: how far a GEMM near its ridge point (math as long as the weight read) falls short
 #   of the roofline; one value: a property of pipelined GEMM kernels, seen only where the batch sits

@@ -120,6 +120,14 @@ FIELD_LEVELS = {
     "gemm_ridge_excess": ("global",),
 }
 FIT_FIELDS = tuple(FIELD_LEVELS)
+# Groups one field shares with another: a vendor's narrow (4/6-bit) GEMMs carry its 8/16-bit GEMMs' vendor
+# offset, plus an offset of their own. A vendor's kernel libraries and compilers set how much of a peak
+# its GEMMs reach in every precision, so a vendor whose FP8 GEMMs reach a smaller share than another's
+# reaches, until its own FP4 rows say otherwise, a smaller share of its FP4 peak too. Without the share,
+# a vendor's first FP4 GPU took the global FP4 share, set by NVIDIA's rows: MI355X held out (the only AMD
+# GPU with FP4 rows) reached 0.61 of its FP4 peak where the fit with its rows put it at 0.43, and its
+# Llama 2 70B Offline rows came out 17-33% fast.
+SHARED_GROUPS = {("narrow_compute_efficiency", "vendor"): "compute_efficiency"}
 # Prior spread of each level's offset (log units): a global value may sit far from the datasheet-based
 # prior; vendors differ by tens of percent; GPUs of one family, and stacks, less. Tried and left out: a
 # looser GPU level (its compute offset), so a family with one measured GPU passes less of that GPU's
@@ -265,9 +273,15 @@ class Parameters:
         keys["release"] = self.nearest_release(member.release)
         out = {}
         for field, levels in FIELD_LEVELS.items():
-            out[field] = [self.index[(field, level, keys[level])] for level in levels
-                          if (field, level, keys[level]) in self.index]
+            out[field] = [self.index[group] for level in levels for group in self._groups_of(field, level, keys[level])
+                          if group in self.index]
         return out
+
+    @staticmethod
+    def _groups_of(field: str, level: str, key) -> list[tuple]:
+        """The groups whose offsets set `field` at one level: its own, and one it shares (SHARED_GROUPS)."""
+        shared = SHARED_GROUPS.get((field, level))
+        return [(field, level, key)] + ([(shared, level, key)] if shared else [])
 
     def nearest_release(self, release: str | None) -> str | None:
         """`release` if fitted rows ran it; else the newest fitted release of its stack before it, or None
@@ -317,8 +331,10 @@ class Parameters:
             if ("global" in FIELD_LEVELS.get(field, ())):
                 value *= math.exp(float(theta[self.index[(field, "global", "*")]]))
             sections["default"][field] = min(value, FIELD_CEILING[field])
-        for (field, level, key), offset in zip(self.groups, theta):
+        for field, level, key in self.groups:
+            # a profile multiplies one factor per field and level: shared offsets are folded in
+            offset = sum(float(theta[self.index[group]]) for group in self._groups_of(field, level, key))
             if level == "global" or abs(offset) < 1e-9:
                 continue
-            sections[level].setdefault(key, {})[f"{field}_factor"] = math.exp(float(offset))
+            sections[level].setdefault(key, {})[f"{field}_factor"] = math.exp(offset)
         return sections

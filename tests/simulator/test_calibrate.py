@@ -120,6 +120,28 @@ def test_compute_prior_follows_board_power_within_a_family():
     assert moved == {("compute_efficiency", "gpu")}
 
 
+def test_a_vendors_narrow_gemms_carry_its_compute_offset_and_the_profile_folds_it_in():
+    """A vendor's 4/6-bit GEMMs share its 8/16-bit vendor offset (SHARED_GROUPS). With AMD's compute
+    vendor offset ln 0.8 and its own narrow offset ln 1.1, an AMD GPU's narrow share is prior x 0.8 x 1.1
+    = 0.5 x 0.88 = 0.44, its compute share 0.7 x 0.8 x its board-power offset; NVIDIA's narrow share stays
+    at the prior. The profile writes AMD's narrow factor as 0.88 (one factor per field and level), its
+    compute factor as 0.8."""
+    parameters = Parameters(PRIOR, load_gpus())
+    theta = parameters.mean.copy()
+    theta[parameters.index[("compute_efficiency", "vendor", "amd")]] = math.log(0.8)
+    theta[parameters.index[("narrow_compute_efficiency", "vendor", "amd")]] = math.log(1.1)
+    amd = parameters.efficiency(theta, parameters.indices(Membership.of(get_gpu("mi355x"))))
+    nvidia = parameters.efficiency(theta, parameters.indices(Membership.of(get_gpu("b200"))))
+    assert amd.narrow_compute_efficiency == pytest.approx(PRIOR.narrow_compute_efficiency * 0.88, rel=1e-12)
+    assert amd.compute_efficiency == pytest.approx(PRIOR.compute_efficiency * 0.8 * math.exp(
+        theta[parameters.index[("compute_efficiency", "gpu", "mi355x")]]), rel=1e-12)
+    assert nvidia.narrow_compute_efficiency == PRIOR.narrow_compute_efficiency
+    vendor = parameters.profile_sections(theta)["vendor"]
+    assert vendor["amd"]["narrow_compute_efficiency_factor"] == pytest.approx(0.88, rel=1e-12)
+    assert vendor["amd"]["compute_efficiency_factor"] == pytest.approx(0.8, rel=1e-12)
+    assert "nvidia" not in vendor
+
+
 def test_intervals_widen_with_fewer_rows_and_for_unmeasured_gpus(full_fit):
     fewer = fit([closed_row(**SHAPES[0])])
     assert fewer.log_sigma(get_gpu("b200")) > full_fit.log_sigma(get_gpu("b200"))

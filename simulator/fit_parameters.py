@@ -23,8 +23,9 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 
 # What each field's value depends on, and why:
 # - compute: GEMM kernels differ by chip (tensor core generation, clocks under power limits) and stack.
-# - narrow (4/6-bit) compute: how much of a doubled peak the kernels reach is a property of a chip
-#   generation's FP4/FP6 support, not of one GPU: per base family, so Blackwell Ultra (B300, GB300), which
+# - narrow (4/6-bit) compute: per vendor, on top of the vendor's compute offset (SHARED_GROUPS); and how
+#   much of a doubled peak the kernels reach is a property of a chip generation's FP4/FP6 support, not
+#   of one GPU: per base family, so Blackwell Ultra (B300, GB300), which
 #   runs Blackwell's NVFP4 kernels on more FP4 tensor throughput, reaches the same share of its larger peak.
 #   Per chip family, Blackwell Ultra's share rested on GB300's six DeepSeek-R1 and 405B rows alone and
 #   came out 0.84x, then 0.77x, Blackwell's in two fits (the rows hardly tell it from GB300's memory
@@ -88,7 +89,7 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   GB300 and H200 rows leave: 240 us at seed 0, 86 us at seed 2 (355 and 372 us with B200), and B200's
 #   DeepSeek-R1 Server rows flip with it from a tp4 plan without expert parallelism (+10%) to tp1 ep8
 #   (+64%): the largest seed-to-seed swing of any held-out row (leave one GPU out median 7.6, 8.3, 9.3%
-#   at seeds 0, 1, 2; 2026-11-29).
+#   at seeds 0, 1, 2; 2026-11-29, before SHARED_GROUPS).
 # - gemm_half_tokens: how fast small GEMMs fall off; one value.
 # - gemm_ridge_excess: how far a GEMM near its ridge point (math as long as the weight read) falls short
 #   of the roofline; one value: a property of pipelined GEMM kernels, seen only where the batch sits

@@ -131,7 +131,7 @@ def candidate_plans(config, scenario: Scenario, pins: dict) -> tuple[list[Candid
     TensorRT-LLM's chunked context schedule them, was tried in place of prefill-first continuous batching:
     refitted, log-RMS 0.0799 against 0.0786, Server rows' median error moved up (Llama 3.1 8B +7 -> +12%,
     405B -1 -> +5%) and Offline rows' down (8B +3 -> -7%, Mixtral +1 -> -5%) as the fit traded one against
-    the other; the runs keep the plan's batching (2026-11-29, seed 0)."""
+    the other; the runs keep the plan's batching (2026-11-29, seed 0, before fit_parameters.SHARED_GROUPS)."""
     base, model, gpu = config.plan, config.model, config.gpu
     widest = min(config.gpus, gpu.gpus_per_server, 8)
     tps = [pins["tp"]] if pins.get("tp") else [t for t in (1, 2, 4, 8) if t <= widest]

@@ -63,8 +63,9 @@ MAX_REANCHORS = 3
 # Tried and left out (2026-11-29, before fit_parameters.SHARED_GROUPS): stopping the first joint pass
 # after 20 evaluations (it runs to the 60 cap), since most Server/Interactive rows are re-anchored after
 # it. The shipped fit took 141 s against 152 s, log-RMS 0.0793 against 0.0786; --validate at seed 0,
-# median / p90 / coverage for leave one GPU, round, model out: 8.3/20.1/76, 13.3/52.1/52, 8.7/20.6/74% against 7.6/20.0/75, 12.7/35.4/47,
-# 9.7/19.4/69% (seed 1 unchanged): where re-anchoring starts moves where the fit ends.
+# median / p90 / coverage for leave one GPU, round, model out: 8.3/20.1/76, 13.3/52.1/52, 8.7/20.6/74%
+# against 7.6/20.0/75, 12.7/35.4/47, 9.7/19.4/69% (seed 1 unchanged): where re-anchoring starts moves
+# where the fit ends.
 
 
 @dataclass

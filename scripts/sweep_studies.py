@@ -4,7 +4,7 @@
   interconnect  Llama 3.1 405B across H100 nodes: 400G vs 800G NICs, 1:1 vs 2:1 oversubscription,
                 tp 16 vs pp 2 x tp 8
 
-    python scripts/sweep_studies.py [scaling|interconnect ...] [--jobs 2] [--outdir docs/studies]
+    python scripts/sweep_studies.py [scaling|interconnect ...] [--jobs 2] [--outdir docs/studies] [--resume]
 
 The CLI equivalent of one study:
     infersim sweep scripts/sweeps/scaling.toml --out scaling.csv --jobs 2
@@ -28,10 +28,14 @@ STUDIES = {
 }
 
 
-def run(name: str, outdir: Path, jobs: int) -> None:
+def run(name: str, outdir: Path, jobs: int, resume: bool = False) -> None:
+    """One study, afresh: a CSV left by an earlier run holds the figures of the profile it ran at (a point's
+    id hashes its options, not the efficiencies), so it is replaced unless `resume` continues it."""
     out = outdir / f"{name}.csv"
     start = time.perf_counter()
-    sweep(HERE / "sweeps" / f"{name}.toml", out, jobs=jobs, resume=out.exists())
+    if out.exists() and not resume:
+        out.unlink()
+    sweep(HERE / "sweeps" / f"{name}.toml", out, jobs=jobs, resume=resume and out.exists())
     rows = read_rows(out)
     wall = time.perf_counter() - start
     if name == "interconnect":
@@ -63,13 +67,15 @@ def main(argv=None) -> int:
     parser.add_argument("studies", nargs="*", help=f"which studies (default: all of {', '.join(STUDIES)})")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--outdir", type=Path, default=Path("docs/studies"))
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run (points already in the CSV are not run again)")
     args = parser.parse_args(argv)
     args.outdir.mkdir(parents=True, exist_ok=True)
     unknown = [name for name in args.studies if name not in STUDIES]
     if unknown:
         parser.error(f"unknown study {unknown[0]!r}; choose from {', '.join(STUDIES)}")
     for name in args.studies or list(STUDIES):
-        run(name, args.outdir, args.jobs)
+        run(name, args.outdir, args.jobs, args.resume)
     return 0
 
 

@@ -166,13 +166,13 @@ LAUNCH_LATENCY_S = 5e-6
 # enter (each waits for the slowest), plus the token permutation around it. Published intra-node
 # dispatch/combine kernels (DeepEP, NCCL all-to-all) take tens of microseconds for decode-sized batches,
 # several times a small all-reduce; `Efficiency.all_to_all_latency_s` (fitted) replaces it. The fit puts it
-# at a few hundred microseconds (355 us in the shipped profile of 2026-11), because it is the only field
+# at a few hundred microseconds (simulator/catalog/profile.toml), because it is the only field
 # that adds a fixed time to expert-parallel steps alone: the DeepSeek-R1 Server rows on 8 B200 (v5.1) imply,
 # by Little's law (completed samples/s x mean latency = sequences in flight) and LoadGen's mean TPOT, a
 # decode step of ~49 ms + 0.014 ms per sequence in flight
 # (NVIDIA: 4.96/s x 248.9 s = 1,235 sequences at 66.2 ms; Dell: 3.78/s x 224.5 s = 849 at 60.9 ms), where
 # the step model at this prior gives ~20 ms + 0.012 ms per sequence (every expert's weights ~12 ms, step
-# overhead ~4 ms, 2 x 58 MoE-layer all-to-alls x 30 us ~3.5 ms). At 355 us those calls take 41 ms: the
+# overhead ~4 ms, 2 x 58 MoE-layer all-to-alls x 30 us ~3.5 ms). At 350 us those calls take 41 ms: the
 # field stands for a fixed cost of expert-parallel steps whose cause the rows do not show.
 ALL_TO_ALL_LATENCY_S = 3e-5
 

@@ -84,7 +84,7 @@ def whole_prompts(engine, token_budget, reserve_output: bool = False) -> list:
         if blocks > free:
             break
         waiting.pop_next()
-        engine.prefilling[rid] = [0, blocks]
+        engine.prefilling[rid] = [0, blocks, prompt]
         kv.prefill += blocks
         free -= blocks + 1          # and one block of headroom for its own decode
         slots -= 1
@@ -100,10 +100,10 @@ def prompt_chunks(engine, token_budget: int) -> list:
         return []
     chunks, budget, kv = [], token_budget, engine.kv
     free = kv.free(engine.batch)
-    for rid, (done, _) in engine.prefilling.items():
+    for rid, (done, _, prompt) in engine.prefilling.items():
         if budget <= 0:
             break
-        take = min(engine.prompt_tokens(rid) - done, budget)
+        take = min(prompt - done, budget)
         blocks = kv.for_context(done + take) - kv.for_context(done)
         if blocks > free:
             break
@@ -115,12 +115,13 @@ def prompt_chunks(engine, token_budget: int) -> list:
     waiting = engine.waiting
     while waiting and slots > 0 and budget > 0:
         rid = waiting.peek()
-        take = min(engine.prompt_tokens(rid), budget)
+        prompt = engine.prompt_tokens(rid)
+        take = min(prompt, budget)
         blocks = kv.for_context(take)
         if blocks > free:
             break
         waiting.pop_next()
-        engine.prefilling[rid] = [0, 0]       # blocks are charged as chunks land
+        engine.prefilling[rid] = [0, 0, prompt]       # blocks are charged as chunks land
         chunks.append((rid, take))
         budget -= take
         free -= blocks + 1

@@ -10,6 +10,7 @@ cluster's other jobs; arrivals come from `feed`.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import networkx as nx
 import numpy as np
@@ -48,6 +49,16 @@ def replica_communication(graph: nx.Graph, placement, replica: int, plan: Plan, 
         1.0, efficiency.collective_latency_s - LAUNCH_LATENCY_S, efficiency.all_to_all_latency_s - LAUNCH_LATENCY_S)
 
 
+@lru_cache(maxsize=16)
+def shared_step_cost(model, gpu, precision, plan: Plan, efficiency: Efficiency, communication: Communication) -> StepCost:
+    """The StepCost of a deployment, one object for every run of it: a rate search simulates one
+    deployment at many rates, and a StepCost memoises its step terms per token and sequence count as
+    engines meet them (a calibration's runs spent ~5% of their time pricing counts an earlier run of
+    the same deployment had priced). Each memo holds at most one entry per count up to the plan's
+    token budget."""
+    return StepCost(model, gpu, precision, plan, efficiency, communication)
+
+
 def cluster_graph(config) -> nx.Graph:
     return config.topology if config.topology is not None else load_topology("auto", config.gpu, config.gpus)
 
@@ -60,7 +71,8 @@ def replica_layout(config, typical_request_tokens: int) -> tuple[StepCost, Memor
     placement = place(graph, config.plan.tp, config.plan.pp, config.plan.attention_dp, replicas=config.replicas,
                       gpus=config.gpus)
     communication = replica_communication(graph, placement, 0, config.plan, config.efficiency)
-    return StepCost(config.model, config.gpu, config.precision, config.plan, config.efficiency, communication), memory
+    return shared_step_cost(config.model, config.gpu, config.precision, config.plan, config.efficiency,
+                            communication), memory
 
 
 class Cluster:
@@ -131,8 +143,8 @@ class Cluster:
         key = tuple(None if c is None else c.options for c in
                     (communication.tp_all_reduce, communication.ep_all_to_all, communication.pp_send_recv))
         if key not in cache:
-            cache[key] = StepCost(config.model, config.gpu, config.precision, config.plan, config.efficiency,
-                                  communication)
+            cache[key] = shared_step_cost(config.model, config.gpu, config.precision, config.plan, config.efficiency,
+                                          communication)
         return cache[key]
 
     # ---- moving requests ------------------------------------------------------------------------

@@ -313,6 +313,7 @@ class StepCost(Deployment):
                                      m.sliding_layers * m.sliding_window * max(per_pair, per_kv_token)))
         set_("_token_memo", {})
         set_("_sequence_memo", {})
+        set_("_decode_memo", {})
 
     def _output_head_s(self, logit_tokens):
         group = logit_tokens / self.plan.attention_dp
@@ -393,10 +394,18 @@ class StepCost(Deployment):
         array of sequence counts).
 
         Exact: every term but full-layer decode attention depends on the sequence count only, and that
-        roofline, max(flops, bytes) of two quantities linear in the context, is linear in it.
+        roofline, max(flops, bytes) of two quantities linear in the context, is linear in it. Memoised per
+        whole-number count (the engine asks at every decode stretch).
         """
-        a = self.step_time_s(BatchShape(decode_seqs=decode_seqs))
-        return a, self._decode_attention_per_context_s
+        if isinstance(decode_seqs, int):
+            known = self._decode_memo.get(decode_seqs)
+            if known is None:
+                known = self._decode_memo[decode_seqs] = self._decode_coefficients(decode_seqs)
+            return known
+        return self._decode_coefficients(decode_seqs)
+
+    def _decode_coefficients(self, decode_seqs):
+        return self.step_time_s(BatchShape(decode_seqs=decode_seqs)), self._decode_attention_per_context_s
 
     def with_efficiency(self, efficiency: Efficiency) -> "StepCost":
         """This deployment under other efficiencies (collectives rescaled by the collective efficiency and

@@ -74,13 +74,14 @@ def prompt_step_row(engine, chunks, decode_seqs: int) -> tuple:
     the cost model prices (`StepCost.row_time_s`) and the trace records them."""
     window = engine.cost.model.sliding_window
     tokens = pairs = window_pairs = completes = 0
+    prefilling = engine.prefilling
     for rid, take in chunks:
-        done = engine.prefilling[rid][0]
+        done, _, prompt = prefilling[rid]
         tokens += take
         pairs += causal_pairs(done, take)
         if window:
             window_pairs += causal_pairs(done, take, window)
-        completes += done + take == engine.prompt_tokens(rid)
+        completes += done + take == prompt
     return (tokens, pairs, window_pairs, completes, decode_seqs, engine.batch.context if decode_seqs else 0)
 
 
@@ -123,13 +124,13 @@ class Engine:
         self.batch = DecodeBatch(table, policy.holds_finished_slots)
         self.waiting = policy.new_queue(table)
         self.handed_off: deque[int] = deque()   # disaggregated decode pool: prefilled, waiting to join
-        self.prefilling: dict[int, list[int]] = {}  # id -> [prompt tokens in KV, KV blocks charged]
+        # id -> [prompt tokens in KV, KV blocks charged, prompt tokens to process (`prompt_tokens`)]
+        self.prefilling: dict[int, list[int]] = {}
         self.outstanding = 0
         self.alive = True
         self.busy_s, self.steps, self.kv_block_s, self.preemptions = 0.0, 0, 0.0, 0
         self.peak_sequences = 0                 # most sequences held at once (decoding + prefilling)
         self.gaps = InterTokenGaps(itl)
-        self._coefficients: dict[int, tuple[float, float]] = {}
         self.trace = trace                      # records every step's batch aggregates when given
         self.wake = None                        # set by a driver: new work might change the next step
 
@@ -171,7 +172,6 @@ class Engine:
     def reprice(self, cost: StepCost) -> None:
         """Price later steps with `cost` (its collectives changed after a link failure)."""
         self.cost = cost
-        self._coefficients.clear()
 
     def note_held(self) -> None:
         """Keep the peak of sequences held (admission, which alone adds them, has just run): while it stays
@@ -211,7 +211,7 @@ class Engine:
             if needed > state[1]:
                 kv.prefill += needed - state[1]
                 state[1] = needed
-            if state[0] < self.prompt_tokens(rid):
+            if state[0] < state[2]:
                 continue
             del self.prefilling[rid]
             kv.prefill -= state[1]      # from here the decode batch's bound counts its KV
@@ -239,10 +239,7 @@ class Engine:
             self.preemptions += 1
             return None
         k = int(min(batch.steps_to_next_finish(), steps_to_full))
-        coefficients = self._coefficients.get(n)
-        if coefficients is None:
-            coefficients = self._coefficients[n] = self.cost.decode_coefficients(n)
-        a, b = coefficients
+        a, b = self.cost.decode_coefficients(n)
         first = a + b * batch.context       # duration of the first step
         growth = b * n                      # each later step is this much longer
         self._stretch_started = (now, n, first, growth, self.kv.used(batch))

@@ -4,7 +4,6 @@ sharing links with every other transfer in flight (`topologies.FlowNetwork`)."""
 from __future__ import annotations
 
 from simulator.drop_reasons import HANDOFF_UNREACHABLE, NO_DECODE_ENGINE
-from simulator.kv_blocks import ceil_div
 from simulator.router import ROUTERS
 from topologies import NetworkError
 
@@ -24,7 +23,7 @@ class KVHandoff:
     def start(self, rid: int, source) -> None:
         """`source` finished `rid`'s prompt: hold its KV there while it streams to a decode engine."""
         context = self.table.input_tokens[rid] + self.table.generated[rid]
-        blocks = ceil_div(context + 1, source.kv.block_size) + source.kv.window_blocks
+        blocks = source.kv.for_context(context + 1)
         source.hold_for_handoff(blocks)
         self.env.process(self._transfer(rid, source, blocks, context))
 

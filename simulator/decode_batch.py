@@ -1,11 +1,11 @@
 """The sequences one engine is decoding, held as aggregates so nothing loops over tokens.
 
 A sequence that joins at engine step `s` with context `c` has context `c + (step - s)` later: the batch
-keeps `base = c - s` per sequence and their sum, so the whole batch's context is
-`base_sum + size x step`. Finishes sit in a heap keyed by the step at which they happen; entries go
-stale (and are skipped) when a request is preempted or its engine fails (its epoch moves on).
-Static batching keeps a finished sequence's slot decoding padding until the batch ends: its base
-moves to `padding_base`, counted once.
+keeps `base = c - s` per sequence, and the whole batch's context sum as a running total (each step
+adds `size`; a sequence that joins or leaves adds or removes its `base + step`). Finishes sit in a heap
+keyed by the step at which they happen; entries go stale (and are skipped) when a request is preempted
+or its engine fails (its epoch moves on). Static batching keeps a finished sequence's slot decoding
+padding until the batch ends: its context stays in the sum and keeps growing.
 """
 from __future__ import annotations
 
@@ -21,15 +21,14 @@ class DecodeBatch:
         self.running: dict[int, tuple[int, int, int]] = {}
         self.finish_heap: list[tuple[int, int, int]] = []   # (finish step, id, epoch)
         self.step = 0                    # decode steps this engine has run
-        self.base_sum = 0
+        self.context = 0                 # sum of the contexts the next decode step attends
         self.padding = 0                 # finished sequences still holding a static-batch slot
-        self.padding_base = 0
         self.size = 0                    # sequences taking part in a decode step (static padding included)
 
-    @property
-    def context(self) -> int:
-        """Sum of the contexts the next decode step attends."""
-        return self.base_sum + self.padding_base + self.size * self.step
+    def advance(self, steps: int) -> None:
+        """`steps` decode steps ran: every sequence taking part (padding too) gained one token each."""
+        self.step += steps
+        self.context += self.size * steps
 
     def join(self, rid: int) -> None:
         """A request whose prompt is in KV and whose latest token is out joins the batch."""
@@ -38,7 +37,7 @@ class DecodeBatch:
         base = table.input_tokens[rid] + generated - step
         self.running[rid] = (base, step, generated)
         self.size += 1
-        self.base_sum += base
+        self.context += base + step
         heapq.heappush(self.finish_heap, (step + table.output_tokens[rid] - generated, rid, table.epoch[rid]))
 
     def steps_to_next_finish(self) -> float:
@@ -58,23 +57,22 @@ class DecodeBatch:
                 continue
             base, join_step, generated = running.pop(rid)
             table.generated[rid] = generated + self.step - join_step
-            self.base_sum -= base
-            if self.holds_finished_slots:    # the slot keeps decoding padding: its context moves over
+            if self.holds_finished_slots:    # the slot keeps decoding padding: its context stays
                 self.padding += 1
-                self.padding_base += base
             else:
                 self.size -= 1
+                self.context -= base + self.step
             done.append(rid)
         if self.holds_finished_slots and not running and self.padding:
             # the static batch is over: free every slot and the padding's KV at once
-            self.base_sum, self.padding, self.padding_base, self.size = 0, 0, 0, 0
+            self.context, self.padding, self.size = 0, 0, 0
         return done
 
     def preempt_newest(self) -> int:
         """vLLM's recompute preemption: the newest sequence leaves, keeping the tokens it streamed."""
         rid, (base, join_step, generated) = self.running.popitem()
         self.size -= 1
-        self.base_sum -= base
+        self.context -= base + self.step
         table = self.table
         table.generated[rid] = generated + self.step - join_step
         table.epoch[rid] += 1
@@ -84,8 +82,9 @@ class DecodeBatch:
     def evict_all(self) -> list[int]:
         """Every running sequence leaves (its engine failed); returns their ids."""
         table = self.table
-        for rid, (_, join_step, generated) in self.running.items():
+        for rid, (base, join_step, generated) in self.running.items():
             table.generated[rid] = generated + self.step - join_step
+            self.context -= base + self.step
         held = list(self.running)
         self.size -= len(held)
         self.running.clear()

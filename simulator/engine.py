@@ -200,7 +200,7 @@ class Engine:
         self.busy_s += duration
         self.steps += 1
         if n:
-            batch.step += 1
+            batch.advance(1)
             self.gaps.record(duration, duration, 1, n)
         elif batch.size:
             self.gaps.stall(duration, batch.size)
@@ -225,7 +225,8 @@ class Engine:
             else:
                 batch.join(rid)
         self.kv_block_s += (used_before + kv.used(batch)) / 2 * (now - start)
-        self._finish_due(now)
+        if n:       # only a decode step brings a finish due: a prompt that joins has a token left to make
+            self._finish_due(now)
 
     # ---- decode stretches ------------------------------------------------------------------------
     def begin_stretch(self, now: float):
@@ -253,7 +254,7 @@ class Engine:
             self.trace.decode_stretches.append((n, batch.context, done))
         self.busy_s += span
         self.steps += done
-        batch.step += done
+        batch.advance(done)
         self.gaps.record(first, first + growth * (done - 1), done, n)
         self.kv_block_s += (used_before + self.kv.used(batch)) / 2 * span
         self._finish_due(now)

@@ -101,7 +101,8 @@ class InterTokenGaps:
         if self.stall_s:
             stalled = min(self.stalled, n)
             self.itl.add(first_s + self.stall_s, stalled)
-            self.itl.add(first_s, n - stalled)
+            if n > stalled:
+                self.itl.add(first_s, n - stalled)
             self.stall_s, self.stalled = 0.0, 0
             if steps > 1:
                 self.itl.add_linear(first_s + (last_s - first_s) / (steps - 1), last_s, steps - 1, n)

@@ -232,10 +232,8 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
     cluster.end_s = end_s
     arrays = table.arrays()
     unfinished = np.flatnonzero(~np.isfinite(arrays["finish_s"]))
-    dropped = dict(table.dropped)
-    unfinished_reason = UNFINISHED.format(end_s)
-    for rid in unfinished.tolist():
-        dropped.setdefault(rid, unfinished_reason)
+    # requests the run cut off (an early stop leaves thousands) count as dropped, unless dropped already
+    dropped = {**dict.fromkeys(unfinished.tolist(), UNFINISHED.format(end_s)), **table.dropped}
     summary = summarize(arrays, cluster.itl, config.sla)
     if watch is not None and watch.stopped_at_s is not None:
         summary["stopped_early_s"] = watch.stopped_at_s

@@ -8,6 +8,8 @@ from simulator.costmodel import (AlphaBeta, BatchShape, Communication, StepCost,
 from simulator.hardware import Efficiency, get_gpu
 from simulator.models import Precision, get_model
 from simulator.plan import Plan
+from simulator.run import simulate
+from tests.simulator.conftest import Stream
 
 EFF = Efficiency(compute_efficiency=0.5, memory_efficiency=0.8, gemm_half_tokens=0.0, gemm_ridge_excess=0.0,
                  attention_efficiency=0.5, step_overhead_s=0.001, sequence_overhead_s=2e-6, collective_efficiency=1.0)
@@ -83,6 +85,30 @@ def test_decode_coefficients_match_step_time():
         for context in (n * 200, n * 5000):
             direct = cost.step_time_s(BatchShape(decode_seqs=n, decode_context=context))
             assert a + b * context == pytest.approx(direct, rel=1e-12)
+
+
+def test_decode_coefficients_memoised_per_count_equal_the_array_form():
+    """The engine asks for one count at a time (memoised on the StepCost); re-pricing asks for an array
+    of counts at once: the two agree to the last bit, and a second ask returns the memoised pair."""
+    cost = StepCost(get_model("llama2-70b"), get_gpu("mi355x"), Precision.parse("fp8"), Plan(tp=2), EFF)
+    sizes = np.array([1, 7, 64, 300])
+    a_array, b_array = cost.decode_coefficients(sizes)
+    for n, a in zip(sizes.tolist(), a_array):
+        first = cost.decode_coefficients(n)
+        assert first == (a, b_array)
+        assert cost.decode_coefficients(n) is first
+
+
+def test_runs_of_one_deployment_share_its_step_cost(small_config):
+    """Two runs of one config (a rate search's) price steps with one StepCost, so its per-count memos
+    carry over; another efficiency is another deployment."""
+    config = small_config(efficiency=EFF)
+    first = simulate(config, Stream([0.0, 0.5], [100, 200], [5, 5])).step_costs[0]
+    again = simulate(config, Stream([0.0, 0.2], [300, 50], [3, 9])).step_costs[0]
+    other = simulate(replace(config, efficiency=replace(EFF, memory_efficiency=0.7)),
+                     Stream([0.0], [100], [5])).step_costs[0]
+    assert again is first
+    assert other is not first and other.efficiency.memory_efficiency == 0.7
 
 
 def test_recorded_steps_price_each_count_once_and_exactly_as_steps_one_by_one():

@@ -409,7 +409,12 @@ class StepCost(Deployment):
         return self._decode_coefficients(decode_seqs)
 
     def _decode_coefficients(self, decode_seqs):
-        return self.step_time_s(BatchShape(decode_seqs=decode_seqs)), self._decode_attention_per_context_s
+        return self.step_time_s(BatchShape(decode_seqs=decode_seqs)), self.decode_s_per_context_token
+
+    @property
+    def decode_s_per_context_token(self) -> float:
+        """b of `decode_coefficients`: a decode step's time per token of context its sequences attend."""
+        return self._decode_attention_per_context_s
 
     def with_efficiency(self, efficiency: Efficiency) -> "StepCost":
         """This deployment under other efficiencies (collectives rescaled by the collective efficiency and

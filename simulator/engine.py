@@ -47,16 +47,19 @@ class StepTrace:
                                len(self.decode_stretches)))
 
     def arrays(self) -> tuple:
-        """(prompt steps as one BatchShape of arrays or None, decode steps folded or None), built once
-        per trace length: calibration re-prices one trace thousands of times. Decode steps fold exactly
-        into (batch sizes, steps run at each size, context sum S): a stretch of k steps from n sequences at
-        context C takes k a(n) + b (k C + n k (k - 1) / 2), and b does not depend on n, so the whole
-        trace's decode time is sum over sizes of steps x a(n), plus b x S."""
+        """(the steps to price, as one RecordedSteps: the prompt steps, then a decode-only step of each
+        batch size at context 0, whose time is a(n); the number of prompt steps; decode steps folded or
+        None), built once per trace length: calibration re-prices one trace thousands of times, and one
+        pricing of both shares its per-count terms. Decode steps fold exactly into (batch sizes, steps
+        run at each size, context sum S): a stretch of k steps from n sequences at context C takes
+        k a(n) + b (k C + n k (k - 1) / 2), and b does not depend on n, so the whole trace's decode time
+        is sum over sizes of steps x a(n), plus b x S. None for a trace without steps."""
         lengths = (len(self.prompt_steps), len(self.decode_stretches))
         if self._arrays is None or self._arrays[0] != lengths:
-            prompt = shape_arrays(self.prompt_steps) if self.prompt_steps else None
             decode = fold_decode(self.decode_stretches) if self.decode_stretches else None
-            self._arrays = (lengths, prompt, decode)
+            sizes = decode[0].tolist() if decode is not None else []
+            rows = self.prompt_steps + [(0, 0.0, 0.0, 0, n, 0.0) for n in sizes]
+            self._arrays = (lengths, shape_arrays(rows) if rows else None, len(self.prompt_steps), decode)
         return self._arrays[1:]
 
 

@@ -35,10 +35,10 @@ def trace_window(trace: StepTrace, first_mark=None, last_mark=None) -> TraceWind
     prompt_from, decode_from = (first_mark[2], first_mark[3]) if first_mark else (0, 0)
     prompt_to, decode_to = (last_mark[2], last_mark[3]) if last_mark else (len(trace.prompt_steps),
                                                                            len(trace.decode_stretches))
-    prompt, decode = trace.arrays()
+    shapes, _, decode = trace.arrays()
     tokens = 0.0
-    if prompt is not None:
-        tokens += float(np.sum(prompt.prefill_seqs[prompt_from:prompt_to] + prompt.decode_seqs[prompt_from:prompt_to]))
+    if prompt_to > prompt_from:
+        tokens += float(np.sum(shapes.prefill_seqs[prompt_from:prompt_to] + shapes.decode_seqs[prompt_from:prompt_to]))
     size_index, steps, context_sum = np.zeros(0, dtype=int), np.zeros(0), 0.0
     if decode_to > decode_from:
         sizes, steps, context_sum = fold_decode(trace.decode_stretches[decode_from:decode_to])
@@ -50,17 +50,19 @@ def trace_window(trace: StepTrace, first_mark=None, last_mark=None) -> TraceWind
 def busy_times_s(trace: StepTrace, cost: StepCost, windows=()) -> tuple[float, list[float]]:
     """Seconds the traced steps take under `cost`, and those of each of `windows` (`trace_window`s of
     it): prompt steps priced from their aggregates, decode steps as steps x a(n) per batch size n plus
-    b x the context sum (`StepTrace.arrays`)."""
+    b x the context sum, a(n) priced with the prompt steps (`StepTrace.arrays`)."""
     total, parts = 0.0, [0.0] * len(windows)
-    prompt, decode = trace.arrays()
-    if prompt is not None:
-        times = cost.step_time_s(prompt)
-        total += float(np.sum(times))
+    shapes, prompts, decode = trace.arrays()
+    if shapes is None:
+        return total, parts
+    times = cost.step_time_s(shapes)
+    if prompts:
+        total += float(np.sum(times[:prompts]))
         for i, window in enumerate(windows):
             parts[i] += float(np.sum(times[window.prompt_from:window.prompt_to]))
     if decode is not None:
-        sizes, steps, context_sum = decode
-        a, b = cost.decode_coefficients(sizes)
+        _, steps, context_sum = decode
+        a, b = times[prompts:], cost.decode_s_per_context_token
         total += float(np.dot(steps, a)) + b * context_sum
         for i, window in enumerate(windows):
             parts[i] += float(np.dot(window.steps, a[window.size_index])) + b * window.context_sum

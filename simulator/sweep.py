@@ -23,6 +23,7 @@ the command's result row. A point that fails records its one-line error and the 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -39,13 +40,40 @@ from typing import Callable, Iterable
 from simulator.catalog_io import read_toml
 from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_choice, require_number
 from simulator.output import PendingOutput, read_csv_rows, rows_to_csv, write_atomic
+from simulator.runfile import version
 
 COMMANDS = ("simulate", "mlperf", "size")
-META_COLUMNS = ("point_id", "status", "error", "wall_s")
+META_COLUMNS = ("point_id", "inputs_id", "status", "error", "wall_s")
+# The data a point's numbers come from besides its options: the shipped catalogs (GPUs, models, the
+# efficiency profile a recalibration rewrites, topologies, scenarios and their datasets).
+CATALOG_DIRS = tuple(Path(__file__).resolve().parent.parent / d
+                     for d in ("simulator/catalog", "topologies/catalog", "workloads/catalog"))
 
 
 def point_id(point: dict) -> str:
     return hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@functools.cache
+def _shipped_digest() -> bytes:
+    digest = hashlib.sha1(version().encode())
+    for path in sorted(p for d in CATALOG_DIRS for p in d.rglob("*") if p.is_file() and p.suffix != ".py"):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.digest()
+
+
+def inputs_id(point: dict) -> str:
+    """A hash of what the point's numbers come from besides its options: infersim's version, the shipped
+    catalogs and profile, and the contents of any file an option names (a user's profile or catalog).
+    A resumed sweep keeps only rows computed from the same inputs (a point's id hashes its options alone,
+    so after a recalibration it would mix the old profile's numbers with the new one's)."""
+    digest = hashlib.sha1(_shipped_digest())
+    for key in sorted(point):
+        values = point[key] if isinstance(point[key], (list, tuple)) else [point[key]]
+        for value in values:
+            if isinstance(value, str) and value and os.path.isfile(value):
+                digest.update(key.encode() + Path(value).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def expand(spec: dict, where: str = "sweep") -> tuple[str, list[dict]]:
@@ -260,14 +288,16 @@ def run_sweep(command: str, points: list[dict], out=None, *, jobs: int = 1, sche
     out_path = Path(out) if out else None
     done_ids: set = set()
     header = None
+    inputs = {point_id(p): inputs_id(p) for p in points}      # here, where the sweep's files are
     if out_path is not None:
         header = _open_results(out_path, points, resume)
-        done_ids = {row["point_id"] for row in read_rows(out_path)} if resume else set()
+        done_ids = _done_with_same_inputs(out_path, inputs) if resume else set()
     todo = [p for p in points if point_id(p) not in done_ids]
     writer = RowWriter(out_path, header) if out_path is not None else None
     rows, start = [], time.perf_counter()
     try:
         for row in _execute(command, todo, jobs, scheduler):
+            row["inputs_id"] = inputs[row["point_id"]]
             rows.append(row)
             if writer is not None:
                 writer.write(row)
@@ -279,6 +309,21 @@ def run_sweep(command: str, points: list[dict], out=None, *, jobs: int = 1, sche
     if out_path is not None and out_path.exists():
         _rewrite(out_path, points, read_rows(out_path), extra=False)
     return rows
+
+
+def _done_with_same_inputs(path: Path, current: dict) -> set:
+    """Ids of the points `path` already holds; refused when any of them was computed from other inputs
+    than `current` (point id -> `inputs_id`). Rows written before inputs were recorded carry none and
+    are kept."""
+    rows = read_rows(path)
+    stale = [r for r in rows if r.get("inputs_id") and r["point_id"] in current
+             and r["inputs_id"] != current[r["point_id"]]]
+    if stale:
+        raise ConfigError(f"`out`: {len(stale)} of {len(rows)} rows in {path} were computed from other inputs "
+                          f"(another infersim version, catalog or efficiency profile, e.g. after a "
+                          f"recalibration; inputs_id {stale[0]['inputs_id']}, now {current[stale[0]['point_id']]}): "
+                          f"resuming would mix their numbers with this run's; choose a new file")
+    return {row["point_id"] for row in rows}
 
 
 ADDRESS = re.compile(r"(?:tcp|tls|inproc|ucx|ws|wss)://\S+|[A-Za-z0-9_.\-]+:\d{1,5}")

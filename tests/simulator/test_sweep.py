@@ -14,6 +14,8 @@ from simulator.cli import main
 from simulator.errors import ConfigError
 from simulator.sweep import api_options, expand, point_id, read_rows, run_sweep
 
+SHIPPED_PROFILE = Path(__file__).resolve().parents[2] / "simulator" / "catalog" / "profile.toml"
+
 BASE = {"model": "llama3.1-8b", "gpu": "b200", "rate": 5.0, "requests": 60, "input_tokens": "256",
         "output_tokens": "64"}
 
@@ -70,6 +72,23 @@ def test_resume_after_a_torn_write_neither_duplicates_nor_loses(tmp_path):
     rows = read_rows(out)
     assert sorted(r["point_id"] for r in rows) == sorted(point_id(p) for p in points)
     assert out.read_text().startswith(finished)
+
+
+def test_resume_refuses_rows_computed_from_another_profile(tmp_path):
+    """A point's id hashes its options, not the profile file it names: after a recalibration rewrites
+    that file, resuming would have kept the old profile's rows beside the new one's. Each row records
+    its inputs (`inputs_id`); a resume with the same inputs runs only the missing points, one after the
+    file changed is refused."""
+    profile = tmp_path / "profile.toml"
+    profile.write_text(SHIPPED_PROFILE.read_text())
+    command, points = expand(small_spec(grid={"gpus": [1, 2]}) | {"base": {**BASE, "profile": str(profile)}})
+    out = tmp_path / "rows.csv"
+    first = run_sweep(command, points[:1], out)
+    assert len(first[0]["inputs_id"]) == 12 and read_rows(out)[0]["inputs_id"] == first[0]["inputs_id"]
+    assert len(run_sweep(command, points, out, resume=True)) == 1
+    profile.write_text(SHIPPED_PROFILE.read_text() + "\n# refitted: any change to the file's bytes counts\n")
+    with pytest.raises(ConfigError, match=r"2 of 2 rows .* other inputs .* choose a new file"):
+        run_sweep(command, points, out, resume=True)
 
 
 def test_resume_after_a_real_kill(tmp_path):

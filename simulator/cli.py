@@ -811,8 +811,9 @@ def import_runs(files, kind, out, **options):
 @click.option("--scheduler", default=None,
               help="Dask scheduler address (tcp://host:8786) instead of local processes. Use only a cluster you "
                    "trust: Dask pickles the points sent and the results returned.")
-@click.option("--resume", is_flag=True, help="Skip points already in --out (after an interrupted sweep); refused if they were "
-              "computed from another version, catalog or profile.")
+@click.option("--resume", is_flag=True,
+              help="Skip points already in --out (after an interrupted sweep); refused if they were computed "
+                   "from another version, catalog or profile.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sweep_command(spec, out, jobs, scheduler, resume, quiet):
     """Run a grid of points from a sweep TOML (see simulator/sweep.py) on local processes or Dask. Exit

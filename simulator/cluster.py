@@ -50,7 +50,8 @@ def replica_communication(graph: nx.Graph, placement, replica: int, plan: Plan, 
 
 
 @lru_cache(maxsize=16)
-def shared_step_cost(model, gpu, precision, plan: Plan, efficiency: Efficiency, communication: Communication) -> StepCost:
+def shared_step_cost(model, gpu, precision, plan: Plan, efficiency: Efficiency,
+                     communication: Communication) -> StepCost:
     """The StepCost of a deployment, one object for every run of it: a rate search simulates one
     deployment at many rates, and a StepCost memoises its step terms per token and sequence count as
     engines meet them (a calibration's runs spent ~5% of their time pricing counts an earlier run of

@@ -48,6 +48,7 @@ META_COLUMNS = ("point_id", "inputs_id", "status", "error", "wall_s")
 # efficiency profile a recalibration rewrites, topologies, scenarios and their datasets).
 CATALOG_DIRS = tuple(Path(__file__).resolve().parent.parent / d
                      for d in ("simulator/catalog", "topologies/catalog", "workloads/catalog"))
+CATALOG_SUFFIXES = (".toml", ".csv")       # data only: not the packages' code or its bytecode caches
 
 
 def point_id(point: dict) -> str:
@@ -57,7 +58,7 @@ def point_id(point: dict) -> str:
 @functools.cache
 def _shipped_digest() -> bytes:
     digest = hashlib.sha1(version().encode())
-    for path in sorted(p for d in CATALOG_DIRS for p in d.rglob("*") if p.is_file() and p.suffix != ".py"):
+    for path in sorted(p for d in CATALOG_DIRS for p in d.rglob("*") if p.suffix in CATALOG_SUFFIXES and p.is_file()):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.digest()
 

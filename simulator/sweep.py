@@ -73,8 +73,19 @@ def inputs_id(point: dict) -> str:
         values = point[key] if isinstance(point[key], (list, tuple)) else [point[key]]
         for value in values:
             if isinstance(value, str) and value and os.path.isfile(value):
-                digest.update(key.encode() + Path(value).read_bytes())
+                stat = os.stat(value)
+                digest.update(key.encode() + _file_digest(os.path.abspath(value), stat.st_mtime_ns, stat.st_size))
     return digest.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=256)
+def _file_digest(path: str, mtime_ns: int, size: int) -> bytes:
+    """A file's content hash, read once per version of the file (a sweep's points often share one trace
+    or profile); an unreadable file hashes as its name (its run will report it)."""
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).digest()
+    except OSError:
+        return path.encode()
 
 
 def expand(spec: dict, where: str = "sweep") -> tuple[str, list[dict]]:

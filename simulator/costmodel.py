@@ -385,13 +385,9 @@ class StepCost(Deployment):
             attention += compute if compute > memory else memory
         if decode_seqs:
             attention += full_decode * decode_context + sliding_decode * decode_seqs
-        sequences = prefill_seqs + decode_seqs
-        token_s, sequence_s = self._token_memo.get(tokens), self._sequence_memo.get(sequences)  # hits inline
-        if token_s is None:
-            token_s = self._memo(self._token_memo, self._token_cost, tokens)
-        if sequence_s is None:
-            sequence_s = self._memo(self._sequence_memo, self._per_sequence_s, sequences)
-        return (tokens > 0) * self.efficiency.step_overhead_s + attention + token_s + sequence_s
+        return ((tokens > 0) * self.efficiency.step_overhead_s + attention
+                + self._memo(self._token_memo, self._token_cost, tokens)
+                + self._memo(self._sequence_memo, self._per_sequence_s, prefill_seqs + decode_seqs))
 
     def decode_coefficients(self, decode_seqs):
         """(a, b) with decode step time = a + b x context_sum for `decode_seqs` sequences (a number or an

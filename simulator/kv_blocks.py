@@ -25,7 +25,7 @@ class KVBlocks:
 
     def for_context(self, tokens: int) -> int:
         """Blocks one sequence of `tokens` context holds."""
-        return -(-tokens // self.block_size) + self.window_blocks      # ceil_div, inline: the engine's hot path
+        return ceil_div(tokens, self.block_size) + self.window_blocks
 
     def used(self, batch) -> int:
         """Blocks held now by the decode batch (an object with `size` and `context`) and prompts in flight."""

@@ -154,10 +154,11 @@ def _sensitivity(model, parameters: Parameters, theta, indices, base: float, fie
 def build_models(specs, anchor_of, models: dict | None = None, progress=None, model_catalog=(),
                  gpu_catalog=(), seed: int = 0) -> tuple[dict, list]:
     """A row model per distinct spec (reusing `models`), each anchored at `anchor_of(spec)`, and the specs
-    that cannot be simulated. Rows that simulate the same run (they differ in stack or release only)
-    share the first one's run, anchored where it was: an Offline trace re-prices exactly at any
+    that cannot be simulated. Rows that simulate the same run (they differ in stack, release or Server
+    duration only) share the first one's run, anchored where it was: an Offline trace re-prices exactly at any
     efficiency, and a Server row is re-anchored by the fit once its own efficiency is out of the local
-    model's range (its copy keeps its anchors apart from the first row's)."""
+    model's range (its copy keeps its anchors apart from the first row's, and scores over its own
+    duration)."""
     models = dict(models or {})
     failed, plans, built = [], {}, {}
     todo = [s for s in dict.fromkeys(specs) if s not in models]
@@ -173,6 +174,7 @@ def build_models(specs, anchor_of, models: dict | None = None, progress=None, mo
         model, error = built[run]
         if error is None:
             models[spec] = copy.copy(model)
+            models[spec].spec = spec        # what the run does not depend on (a Server run's duration) is its own
         else:
             failed.append((spec, error))
     return models, failed

@@ -15,6 +15,9 @@ CSV columns (header required; blank cells mean "not measured" / "default"):
   tp, pp, ep, max_batch_size         the plan measured (blank: tp = smallest that fits, pp = ep = 1)
   queries                            offline: how many samples the run issued (an MLPerf summary's samples
                                      per second x its max latency; blank: as `infersim mlperf` sizes a run)
+  duration_s                         server / interactive: seconds over which the run issued its queries
+                                     (LoadGen's min_duration, longer where min_query_count needs it; blank:
+                                     as long as `infersim mlperf` runs)
   ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures (a p99 at least its p50)
   ttft_limit_s, tpot_limit_s         the limits a Server/Interactive run was held to
   nodes, gpu_power_w                 the system's node count and GPU power limit (TGP) where published
@@ -51,7 +54,7 @@ NUMBERS = {"gpus": (1, MAX_GPUS, True), "rate_per_s": (0, 1e7, False), "users": 
            "output_tokens_per_s": (0, 1e12, False), "ttft_p50_s": (0, 1e6, False), "ttft_p99_s": (0, 1e6, False),
            "tpot_p50_s": (0, 1e6, False), "tpot_p99_s": (0, 1e6, False), "ttft_limit_s": (0, 1e6, False),
            "tpot_limit_s": (0, 1e6, False), "nodes": (1, 1_000_000, True), "gpu_power_w": (1, 100_000, True),
-           "queries": (1, MAX_QUERIES, True)}
+           "queries": (1, MAX_QUERIES, True), "duration_s": (1, 1e6, False)}
 # An open loop's output can be no more than its arrivals bring: rate_per_s x output_tokens. A measured run
 # of n Poisson arrivals realises its nominal rate only to within about 1/sqrt(n) (3.2% at 1,000 requests,
 # vLLM benchmark_serving's default), so the bound is 10% above (three sigma at 1,000 requests); the slips
@@ -85,6 +88,7 @@ class Measurement:
     ep: int | None = None
     max_batch_size: int | None = None
     queries: int | None = None
+    duration_s: float | None = None
     ttft_p50_s: float | None = None
     ttft_p99_s: float | None = None
     tpot_p50_s: float | None = None
@@ -183,21 +187,24 @@ def measurement_from_record(where: str, record: dict) -> Measurement:
     return Measurement(**values)
 
 
-# The load column each scenario takes: a value on any other scenario's row means the row is not what it says
-# (a Server run's query count follows from its rate and duration; only an Offline count is an input).
-LOAD_COLUMNS = {"rate_per_s": "open", "users": "closed", "queries": "offline"}
+# The load columns and the scenarios that take them: a value on any other scenario's row means the row is not
+# what it says (a Server run's query count follows from its rate and duration; only an Offline count is an
+# input, and only a Server/Interactive run's duration).
+LOAD_COLUMNS = {"rate_per_s": ("open",), "users": ("closed",), "queries": ("offline",),
+                "duration_s": ("server", "interactive")}
 
 
 def _check_workload(where: str, values: dict) -> None:
     """The scenario is known, and its load and lengths are given: an open loop's rate (which bounds its
-    output), a closed loop's users; no load column (those two, Offline's queries) on a row of another
-    scenario."""
+    output), a closed loop's users; no load column (those two, Offline's queries, a Server run's duration)
+    on a row of another scenario."""
     scenario = values["scenario"]
     if scenario not in SCENARIOS:
         raise ConfigError(f"{where}: scenario {excerpt(scenario)} is not one of {', '.join(SCENARIOS)}")
-    for column, owner in LOAD_COLUMNS.items():
-        if column in values and scenario != owner:
-            raise ConfigError(f"{where}: {column} applies to scenario {owner} only, not {scenario}; leave it blank")
+    for column, owners in LOAD_COLUMNS.items():
+        if column in values and scenario not in owners:
+            raise ConfigError(f"{where}: {column} applies to scenario{'s' * (len(owners) > 1)} "
+                              f"{' and '.join(owners)} only, not {scenario}; leave it blank")
     if scenario == "open" and not values.get("rate_per_s"):
         raise ConfigError(f"{where}: an open workload needs rate_per_s > 0")
     if scenario == "closed" and not values.get("users"):

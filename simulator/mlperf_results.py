@@ -105,13 +105,16 @@ def _number(where: str, label: str, text: str) -> float | None:
 
 def parse_log_summary(text: str, where: str = "mlperf_log_summary.txt") -> dict:
     """The figures of one `mlperf_log_summary.txt`: scenario, tokens/s, samples/s, validity, p99 TTFT
-    and TPOT and their limits (seconds), and the longest latency (an Offline run's duration)."""
+    and TPOT and their limits (seconds), the longest latency (an Offline run's duration), and what sets
+    how long a Server run issues queries (its scheduled rate, min_duration and min_query_count)."""
     scenario = re.search(r"^Scenario[ \t]*:[ \t]*(\w+)", text, re.MULTILINE)     # not across a line break
     valid = re.search(r"^Result is[ \t]*:[ \t]*(\w+)", text, re.MULTILINE)
     out = {"scenario": scenario.group(1) if scenario else None,
            "tokens_per_s": _number(where, r"Completed tokens per second|Tokens per second", text),
            "samples_per_s": _number(where, r"Completed samples per second|Samples per second", text),
-           "valid": (valid.group(1).upper() == "VALID") if valid else None}
+           "valid": (valid.group(1).upper() == "VALID") if valid else None,
+           "scheduled_samples_per_s": _number(where, r"Scheduled samples per second", text),
+           "min_query_count": _number(where, r"min_query_count", text)}
     for key, label in (("ttft_p99_s", r"99\.00 percentile first token latency \(ns\)"),
                        ("tpot_p99_s", r"99\.00 percentile time to output token \(ns\)"),
                        ("ttft_limit_s", r"ttft_latency \(ns\)"),
@@ -119,7 +122,19 @@ def parse_log_summary(text: str, where: str = "mlperf_log_summary.txt") -> dict:
                        ("max_latency_s", r"Max latency \(ns\)")):
         value = _number(where, label, text)
         out[key] = round(value * NS, 9) if value is not None else None
+    min_duration_ms = _number(where, r"min_duration \(ms\)", text)
+    out["min_duration_s"] = min_duration_ms / 1000 if min_duration_ms is not None else None
     return out
+
+
+def issuing_duration_s(figures: dict) -> float | None:
+    """Seconds over which a Server run issued its queries: LoadGen schedules them until both its
+    min_duration and its min_query_count are reached (at the scheduled rate); None when the summary
+    does not say."""
+    duration, count, rate = (figures.get(k) for k in ("min_duration_s", "min_query_count", "scheduled_samples_per_s"))
+    if not duration or not rate:
+        return None
+    return round(max(duration, (count or 0) / rate), 1)
 
 
 class _Mapper:
@@ -224,6 +239,7 @@ def _record(mapper: _Mapper, report: ImportReport, *, round_: str, division: str
     if kind != "offline":
         for key in ("ttft_p99_s", "tpot_p99_s", "ttft_limit_s", "tpot_limit_s"):
             record[key] = figures.get(key)
+        record["duration_s"] = issuing_duration_s(figures)
     report.rows.append(measurement_from_record(source, record))
 
 

@@ -33,7 +33,7 @@ from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from simulator.replay import TraceWindow, busy_time_s, busy_times_s, trace_window
 from simulator.engine import StepTrace
-from simulator.scenario_runs import RATE_TOLERANCE, ScenarioRunner
+from simulator.scenario_runs import RATE_TOLERANCE, ScenarioRunner, loadgen_server_rate, server_load
 from workloads.requests import Requests
 from workloads.scenarios import get_scenario
 
@@ -69,6 +69,7 @@ class RowSpec:
     ep: int | None = None
     max_batch_size: int | None = None
     queries: int | None = None
+    duration_s: float | None = None
 
     @classmethod
     def of(cls, row: Measurement) -> "RowSpec":
@@ -78,14 +79,18 @@ class RowSpec:
         queries = None
         if row.queries and row.scenario == "offline":     # the count moves a score only through the drain
             queries = round(math.exp(round(math.log(row.queries), 1)))    # tail: counts in one 10% step share
+        duration = None
+        if row.duration_s and row.scenario in ("server", "interactive"):    # two significant digits: 4,674.3 ->
+            duration = float(f"{row.duration_s:.2g}")                          # 4,700 moves a score 0.01%
         return cls(row.model, row.benchmark or row.model, row.gpu, row.gpus, row.scenario, row.precision,
                    row.stack, row.stack_version, output, row.input_tokens, row.rate_per_s, row.users, row.tp, row.pp,
-                   row.ep, row.max_batch_size, queries)
+                   row.ep, row.max_batch_size, queries, duration)
 
     def simulated(self) -> "RowSpec":
         """The run this spec's prediction simulates: the stack and its release only set the efficiencies
-        the run is priced at, so rows differing in them alone can share one run."""
-        return replace(self, stack="", stack_version="")
+        the run is priced at, and a Server run's duration only how its score counts the final query's
+        latency, so rows differing in them alone can share one run."""
+        return replace(self, stack="", stack_version="", duration_s=None)
 
     @property
     def label(self) -> str:
@@ -173,7 +178,10 @@ class OfflineRow:
 
 
 class ServerRow:
-    """An MLPerf Server / Interactive row: best plan and rate at an anchor, a local model between."""
+    """An MLPerf Server / Interactive row: best plan and rate at an anchor, a local model between. The
+    local model moves the rate the run issues queries at; the score counts it over the measured run's
+    duration (else the simulated run's), to the final query's completion (`scenario_runs.server_score`),
+    whose latency scales with the steps' time."""
 
     def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0):
         self.spec, self.catalogs, self.seed = spec, (model_catalog, gpu_catalog), seed
@@ -185,11 +193,12 @@ class ServerRow:
         self.plan = replace(config.plan, **{k: result.run.plan[k] for k in PLAN_PINS})
         _remember(plans, spec, self.plan, result.tokens_per_s)
         self.plan_label = next((c.label for c in result.candidates if c.outcome.startswith("best")), "")
-        self._anchor(anchor, runner, result.run, result.tokens_per_s)
+        self._anchor(anchor, runner, result.run)
 
-    def _anchor(self, efficiency: Efficiency, runner: ScenarioRunner, run, score: float) -> None:
-        self.anchor_efficiency, self.anchor_score = efficiency, score
+    def _anchor(self, efficiency: Efficiency, runner: ScenarioRunner, run) -> None:
+        self.anchor_efficiency = efficiency
         self.anchor_rate = run.workload["rate_per_s"]
+        self.load = server_load(run)
         engine = run.engine_result
         # the local model needs a ratio of busy times: an evenly thinned trace gives it to well under 0.1%
         self.traces, self.costs = tuple(thinned(t) for t in engine.traces), engine.step_costs
@@ -200,10 +209,14 @@ class ServerRow:
         busy = sum(busy_time_s(t, c.with_efficiency(efficiency)) for t, c in zip(self.traces, self.costs))
         return self.anchor_busy / busy
 
+    def rate_factor(self, rho: float) -> float:
+        """How much faster queries can be issued when the anchored run's steps run `rho` times faster."""
+        return rho ** (1.0 + 1.0 / self.elasticity if self.binding == "tpot" else 1.0)
+
     def predict(self, efficiency: Efficiency) -> float:
         rho = self.speedup(efficiency)
-        exponent = 1.0 + 1.0 / self.elasticity if self.binding == "tpot" else 1.0
-        return self.anchor_score * rho ** exponent
+        return loadgen_server_rate(self.load.tokens_per_s * self.rate_factor(rho),
+                                   self.spec.duration_s or self.load.duration_s, self.load.final_latency_s / rho)
 
     def refresh(self, efficiency: Efficiency, tolerance: float = 0.0) -> None:
         """A new rate search at `efficiency` for the anchored plan, started where the local model says;
@@ -215,12 +228,12 @@ class ServerRow:
         config = replace(_config(self.spec, efficiency, model_catalog, gpu_catalog, self.seed), plan=self.plan)
         runner = ScenarioRunner(config, self.scenario, output_tokens_mean=self.spec.output_tokens, record_steps=True,
                                 early_stop=True)
-        guess = self.anchor_rate * self.predict(efficiency) / self.anchor_score
+        guess = self.anchor_rate * self.rate_factor(self.speedup(efficiency))
         # the local model is good to a few percent: start one tolerance below the guess and step by one
         # tolerance (two or three runs bracket the rate; before: a 4% bracket bisected, three or four)
         step = 1 + 0.999 * RATE_TOLERANCE
         rate, (run, _) = runner.search_rate(self.plan, guess / step, step=step)
-        self._anchor(efficiency, runner, run, run.summary["output_tokens_per_s"])
+        self._anchor(efficiency, runner, run)
 
 
 def steady_window(trace: StepTrace) -> TraceWindow:

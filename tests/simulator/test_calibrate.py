@@ -377,6 +377,28 @@ def test_rows_differing_only_in_stack_share_one_run():
     assert models[base].predict(PRIOR) == models[other].predict(PRIOR)
 
 
+def test_server_rows_differing_only_in_duration_share_one_run_and_score_over_their_own():
+    """Two Server rows of one system, one measured over 600 s and one over 2,400 s (LoadGen's
+    min_duration; 4,674.3 s enters a spec as 4,700): one simulated run; each scores the run's load issued
+    over its own duration, to the final query's completion: tokens/s issued x D / (D + its latency). A
+    duration on an Offline row is refused (its length follows from its query count)."""
+    record = {"model": "llama3.1-8b", "gpu": "h100", "gpus": 1, "scenario": "server", "source": "test",
+              "output_tokens_per_s": 1, "duration_s": 4674.3}
+    assert RowSpec.of(measurement_from_record("t", record)).duration_s == 4700.0
+    with pytest.raises(ConfigError, match="duration_s applies to scenarios server and interactive only, not offline"):
+        measurement_from_record("t", {**record, "scenario": "offline"})
+    base = RowSpec("llama3.1-8b", "llama3.1-8b", "h100", 1, "server", "fp8", "tensorrt-llm", "10.2",
+                   output_tokens=128.0, duration_s=600.0)
+    longer = replace(base, duration_s=2400.0)
+    models, failed = build_models([base, longer], lambda spec: PRIOR)
+    assert not failed and models[base].traces is models[longer].traces
+    load = models[base].load
+    assert load.final_latency_s > 0 and load.duration_s == pytest.approx(600, rel=0.01)
+    for spec, duration in ((base, 600.0), (longer, 2400.0)):
+        expected = load.tokens_per_s * duration / (duration + load.final_latency_s)
+        assert models[spec].predict(PRIOR) == pytest.approx(expected, rel=1e-9)
+
+
 def test_a_release_the_fit_never_saw_widens_the_interval_by_its_prior():
     """A fit that saw TensorRT-LLM 10.2 only, asked about 10.11: the release's compute and step-overhead
     offsets are unknown within the release level's prior (log-sigma 0.1). With d log prediction / d log

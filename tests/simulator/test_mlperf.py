@@ -10,7 +10,7 @@ from simulator.cli import main
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.metrics import SLA
 from simulator.mlperf import _missed_alike, mlperf
-from simulator.scenario_runs import ScenarioRunner, offline_score
+from simulator.scenario_runs import ScenarioRunner, offline_score, server_score
 from simulator.plan import Plan
 from simulator.sizing import size
 from workloads.lengths import Fixed
@@ -37,6 +37,25 @@ def test_offline_throughput_by_hand(small_config):
     assert run.summary["makespan_s"] == pytest.approx(20.0)
     assert run.summary["output_tokens_per_s"] == pytest.approx(22.0)
     assert offline_score(run) == pytest.approx((22.0, 2.0))
+
+
+def test_server_score_counts_to_the_final_querys_completion():
+    """LoadGen: tokens / (time to the final query's completion). 100 queries of 10 tokens issued 1 s apart
+    (0 ... 99 s); each takes 20 s but the last 16, which finish as the batch drains, take 2 s. Their mean
+    is (84 x 20 + 16 x 2) / 100 = 17.12 s; the last 5% of that (0.86 s) holds one arrival, so the last 16
+    are averaged: 2 s. The run's last completion is query 83's, at 103 s, but LoadGen counts to 99 + 2 =
+    101 s: 1,000 / 101 = 9.901 tokens/s, 100 / 101 queries/s. Issued for 990 s instead (ten times the
+    queries at the same rate): 1,000 / 99 x 990 / 992 = 10.081 tokens/s."""
+    arrival = np.arange(100.0)
+    latency = np.where(np.arange(100) >= 84, 2.0, 20.0)
+    finish = arrival + latency
+    makespan = finish.max() - arrival.min()
+    assert makespan == 103.0
+    run = SimpleNamespace(summary={"requests_total": 100, "requests_completed": 100, "makespan_s": makespan,
+                                   "output_tokens_per_s": 1000 / makespan, "requests_per_s": 100 / makespan},
+                          engine_result=SimpleNamespace(arrays={"arrival_s": arrival, "finish_s": finish}))
+    assert server_score(run) == pytest.approx((1000 / 101, 100 / 101))
+    assert server_score(run, 990.0)[0] == pytest.approx(1000 / 99 * 990 / 992)
 
 
 def test_offline_run_outlasts_the_drain_of_long_outputs(small_config):

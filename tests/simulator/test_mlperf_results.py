@@ -43,11 +43,22 @@ def test_one_row_checked_by_hand_against_its_summary():
 
 def test_server_row_carries_latencies_and_limits():
     """The Server summary: p99 first token 452,744,202 ns, p99 time to output token 146,040,006 ns, limits
-    ttft_latency 2e9 ns and tpot_latency 2e8 ns."""
+    ttft_latency 2e9 ns and tpot_latency 2e8 ns. LoadGen issued queries for 'min_duration (ms): 2400000'
+    (its 'min_query_count : 100' at 'Scheduled samples per second : 101.25' takes 1 s): 2,400 s."""
     row = rows_by_source(import_mlperf([DATA]))[H200_OFFLINE.replace("Offline", "Server")]
     assert (row.ttft_p99_s, row.tpot_p99_s) == (pytest.approx(0.452744202), pytest.approx(0.146040006))
     assert (row.ttft_limit_s, row.tpot_limit_s) == (2.0, 0.2)
     assert row.output_tokens_per_s == 29228.22
+    assert row.duration_s == 2400.0 and row.queries is None
+
+
+def test_a_server_run_lasts_until_its_min_query_count_is_issued():
+    """GB200-NVL72 x72 DeepSeek-R1 Server (v5.1): min_duration 600,000 ms, but min_query_count 210,624 at
+    45.06 scheduled samples per second takes 210,624 / 45.06 = 4,674.3 s, and LoadGen issues until both
+    are met."""
+    row = next(r for r in import_mlperf([DATA]).rows
+               if r.system == "GB200-NVL72_GB200-186GB_aarch64x72_TRT" and r.scenario == "server")
+    assert row.duration_s == 4674.3
 
 
 def test_multi_node_system_and_summary_json_merge():

@@ -6,6 +6,10 @@
 
     python scripts/sweep_studies.py [scaling|interconnect ...] [--jobs 2] [--outdir docs/studies] [--resume]
 
+Without --resume every point is run afresh. --resume keeps the rows already in the CSV, and stops
+(one line, exit 2) if any of them was computed from other inputs (another infersim version, catalog
+or profile: a row's `inputs_id`), so a recalibration cannot leave old rows beside new ones.
+
 The CLI equivalent of one study:
     infersim sweep scripts/sweeps/scaling.toml --out scaling.csv --jobs 2
     infersim plot scaling.csv --x nodes --y output_tokens_per_s --color gpu -o scaling.png
@@ -17,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from simulator.errors import ConfigError
 from simulator.output import format_table
 from simulator.plot import plot_rows
 from simulator.sweep import read_rows, sweep
@@ -75,7 +80,11 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown study {unknown[0]!r}; choose from {', '.join(STUDIES)}")
     for name in args.studies or list(STUDIES):
-        run(name, args.outdir, args.jobs, args.resume)
+        try:
+            run(name, args.outdir, args.jobs, args.resume)
+        except ConfigError as exc:
+            print(f"sweep_studies.py: error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -262,9 +262,10 @@ def _rewrite(path: Path, points: list[dict], rows: list[dict], extra: bool) -> l
     return header
 
 
-def _open_results(path: Path, points: list[dict], resume: bool) -> list[str]:
+def _open_results(path: Path, points: list[dict], resume: bool, inputs: dict) -> tuple[list[str], set]:
     """Make `path` ready to take rows before any point runs: its folder created and writable, an old file
-    refused (without `resume`) or checked and normalised (with it). Returns the header to append under."""
+    refused (without `resume`, or with rows from other `inputs`: `_done_with_same_inputs`) or checked and
+    normalised. Returns the header to append under and the ids of the points the file already holds."""
     if path.is_dir():
         raise ConfigError(f"`out`: {path} is a folder")
     if path.exists() and path.stat().st_size > 0:
@@ -278,15 +279,16 @@ def _open_results(path: Path, points: list[dict], resume: bool) -> list[str]:
             first = handle.readline()
         if "point_id" not in next(csv.reader([first]), []):
             raise ConfigError(f"`out`: {path} is not a sweep's results file (no point_id column); choose a new file")
+        done = _done_with_same_inputs(path, inputs)       # before the file is touched
         try:
-            return _rewrite(path, points, [expand_extra(r) for r in rows if r.get("point_id")], extra=True)
+            return _rewrite(path, points, [expand_extra(r) for r in rows if r.get("point_id")], extra=True), done
         except ConfigError as exc:
             raise ConfigError(f"`out`: {exc}") from None
     try:
         PendingOutput(path).discard()           # proves the folder takes files (and creates it)
     except ConfigError as exc:
         raise ConfigError(f"`out`: {exc}") from None
-    return columns_for(points, []) + ["extra"]
+    return columns_for(points, []) + ["extra"], set()
 
 
 def run_sweep(command: str, points: list[dict], out=None, *, jobs: int = 1, scheduler=None, resume: bool = False,
@@ -302,8 +304,7 @@ def run_sweep(command: str, points: list[dict], out=None, *, jobs: int = 1, sche
     header = None
     inputs = {point_id(p): inputs_id(p) for p in points}      # here, where the sweep's files are
     if out_path is not None:
-        header = _open_results(out_path, points, resume)
-        done_ids = _done_with_same_inputs(out_path, inputs) if resume else set()
+        header, done_ids = _open_results(out_path, points, resume, inputs)
     todo = [p for p in points if point_id(p) not in done_ids]
     writer = RowWriter(out_path, header) if out_path is not None else None
     rows, start = [], time.perf_counter()

@@ -1,5 +1,6 @@
 """DecodeBatch keeps the batch's context sum as a running total; checked against the sum worked out
-sequence by sequence (prompt + tokens made so far, padding slots of a static batch included)."""
+sequence by sequence (prompt + tokens made so far, padding slots of a static batch included). Only a
+decode step brings a finish due."""
 from hypothesis import given, settings, strategies as st
 
 from simulator.decode_batch import DecodeBatch
@@ -29,6 +30,9 @@ def test_context_sum_matches_the_sequences_it_holds(operations, static):
             table.generated[next_rid] = 1          # its prompt is in KV and its first token out
             batch.join(next_rid)
             next_rid += 1
+            # a join alone never brings a finish due (it has a token left to make): the engine relies on
+            # it to skip looking for finishes after a prompt-only step
+            assert batch.pop_finished() == []
         elif operation == "advance" and batch.size:
             steps = int(min(amount, batch.steps_to_next_finish()))
             batch.advance(steps)

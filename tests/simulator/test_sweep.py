@@ -1,6 +1,7 @@
 """Sweeps: grid expansion, failing points recorded, resume after a kill (no duplicate, no lost row),
 Dask LocalCluster rows equal local rows, and the plot command's PNG."""
 import csv
+import importlib.util
 import os
 import signal
 import subprocess
@@ -89,6 +90,28 @@ def test_resume_refuses_rows_computed_from_another_profile(tmp_path):
     profile.write_text(SHIPPED_PROFILE.read_text() + "\n# refitted: any change to the file's bytes counts\n")
     with pytest.raises(ConfigError, match=r"2 of 2 rows .* other inputs .* choose a new file"):
         run_sweep(command, points, out, resume=True)
+
+
+def test_the_studies_script_refuses_a_stale_resume_in_one_line(tmp_path, capsys):
+    """scripts/sweep_studies.py --resume onto a study CSV one of whose rows came from other inputs: exit 2
+    and one line on stderr naming the file, not a traceback; nothing is run or written."""
+    spec = importlib.util.spec_from_file_location("sweep_studies", Path(__file__).parents[2] / "scripts" /
+                                                  "sweep_studies.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    shipped = Path(__file__).parents[2] / "docs" / "studies" / "scaling.csv"
+    rows = list(csv.DictReader(shipped.open()))
+    rows[0]["inputs_id"] = "0123456789ab"
+    study = tmp_path / "scaling.csv"
+    with study.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    before = study.read_text()
+    assert script.main(["scaling", "--outdir", str(tmp_path), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "computed from other inputs" in err and str(study) in err
+    assert study.read_text() == before
 
 
 def test_resume_after_a_real_kill(tmp_path):

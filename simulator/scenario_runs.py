@@ -107,23 +107,28 @@ def loadgen_server_rate(issued_per_s: float, duration_s: float, final_latency_s:
 
 
 def server_load(run: RunResult) -> ServerLoad:
-    """The run's `ServerLoad`. A streamed run keeps no per-request arrays: it is counted as issuing over
-    its whole makespan, to its last completion."""
+    """The run's `ServerLoad`. A run that keeps no per-request arrays (streamed) or issued all its queries
+    at once is counted as issuing over its whole makespan, to its last completion; a final query that
+    was dropped, as finishing after the mean latency of those that finished."""
     summary = run.summary
+    whole_run = ServerLoad(summary["output_tokens_per_s"], summary["requests_per_s"], summary["makespan_s"], 0.0)
     arrival = run.engine_result.arrays.get("arrival_s")
-    if arrival is None or len(arrival) != summary["requests_total"] or len(arrival) < 2 \
-            or not summary["requests_completed"]:
-        return ServerLoad(summary["output_tokens_per_s"], summary["requests_per_s"], summary["makespan_s"], 0.0)
+    if arrival is None or len(arrival) != summary["requests_total"] or not summary["requests_completed"]:
+        return whole_run
     order = np.argsort(arrival, kind="stable")
     latency = (run.engine_result.arrays["finish_s"] - arrival)[order]
     arrival = arrival[order]
-    mean = float(np.nanmean(latency))
+    duration_s = float(arrival[-1] - arrival[0])
+    if duration_s <= 0:
+        return whole_run
+    finished = np.isfinite(latency)
+    mean = float(latency[finished].mean())
     last = arrival >= arrival[-1] - FINAL_WINDOW * mean
     last[-FINAL_ARRIVALS:] = True
-    duration_s = float(arrival[-1] - arrival[0])
+    last &= finished
     issued = summary["makespan_s"] / duration_s          # per second of the run -> per second of issuing
     return ServerLoad(summary["output_tokens_per_s"] * issued, summary["requests_per_s"] * issued, duration_s,
-                      float(np.nanmean(latency[last])))
+                      float(latency[last].mean()) if last.any() else mean)
 
 
 def offline_score(run: RunResult) -> tuple[float, float]:

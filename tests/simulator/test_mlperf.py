@@ -45,7 +45,8 @@ def test_server_score_counts_to_the_final_querys_completion():
     is (84 x 20 + 16 x 2) / 100 = 17.12 s; the last 5% of that (0.86 s) holds one arrival, so the last 16
     are averaged: 2 s. The run's last completion is query 83's, at 103 s, but LoadGen counts to 99 + 2 =
     101 s: 1,000 / 101 = 9.901 tokens/s, 100 / 101 queries/s. Issued for 990 s instead (ten times the
-    queries at the same rate): 1,000 / 99 x 990 / 992 = 10.081 tokens/s."""
+    queries at the same rate): 1,000 / 99 x 990 / 992 = 10.081 tokens/s. With the last 16 dropped, the
+    final query is taken to finish after the finished ones' mean latency: 840 / (99 + 20) tokens/s."""
     arrival = np.arange(100.0)
     latency = np.where(np.arange(100) >= 84, 2.0, 20.0)
     finish = arrival + latency
@@ -56,6 +57,10 @@ def test_server_score_counts_to_the_final_querys_completion():
                           engine_result=SimpleNamespace(arrays={"arrival_s": arrival, "finish_s": finish}))
     assert server_score(run) == pytest.approx((1000 / 101, 100 / 101))
     assert server_score(run, 990.0)[0] == pytest.approx(1000 / 99 * 990 / 992)
+    # the last 16 dropped: the final query is taken to finish after the finished ones' mean, 20 s
+    finish[84:] = np.nan
+    run.summary.update(requests_completed=84, output_tokens_per_s=840 / makespan, requests_per_s=84 / makespan)
+    assert server_score(run)[0] == pytest.approx(840 / 99 * 99 / 119)
 
 
 def test_offline_run_outlasts_the_drain_of_long_outputs(small_config):

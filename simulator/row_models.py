@@ -33,7 +33,7 @@ from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from simulator.replay import TraceWindow, busy_time_s, busy_times_s, trace_window
 from simulator.engine import StepTrace
-from simulator.scenario_runs import RATE_TOLERANCE, ScenarioRunner, loadgen_server_rate, server_load
+from simulator.scenario_runs import RATE_TOLERANCE, ScenarioRunner, server_load
 from workloads.requests import Requests
 from workloads.scenarios import get_scenario
 
@@ -215,8 +215,7 @@ class ServerRow:
 
     def predict(self, efficiency: Efficiency) -> float:
         rho = self.speedup(efficiency)
-        return loadgen_server_rate(self.load.tokens_per_s * self.rate_factor(rho),
-                                   self.spec.duration_s or self.load.duration_s, self.load.final_latency_s / rho)
+        return self.load.scored(self.load.tokens_per_s * self.rate_factor(rho), self.spec.duration_s, rho)
 
     def refresh(self, efficiency: Efficiency, tolerance: float = 0.0) -> None:
         """A new rate search at `efficiency` for the anchored plan, started where the local model says;

@@ -95,15 +95,14 @@ class ServerLoad:
 
     def score(self, duration_s: float | None = None) -> tuple[float, float]:
         """LoadGen's (tokens/s, queries/s) for this load issued over `duration_s` (default: as simulated)."""
+        return self.scored(self.tokens_per_s, duration_s), self.scored(self.requests_per_s, duration_s)
+
+    def scored(self, issued_per_s: float, duration_s: float | None = None, speedup: float = 1.0) -> float:
+        """What LoadGen reports for a run issuing `issued_per_s` (tokens or queries per second) for
+        `duration_s` seconds (default: as simulated), its final query completing its latency / `speedup`
+        after it was issued (steps `speedup` times faster)."""
         duration_s = duration_s or self.duration_s
-        return (loadgen_server_rate(self.tokens_per_s, duration_s, self.final_latency_s),
-                loadgen_server_rate(self.requests_per_s, duration_s, self.final_latency_s))
-
-
-def loadgen_server_rate(issued_per_s: float, duration_s: float, final_latency_s: float) -> float:
-    """What LoadGen reports for a run issuing `issued_per_s` (tokens or queries per second) for `duration_s`
-    seconds, its final query completing `final_latency_s` after it was issued."""
-    return issued_per_s * duration_s / (duration_s + final_latency_s)
+        return issued_per_s * duration_s / (duration_s + self.final_latency_s / speedup)
 
 
 def server_load(run: RunResult) -> ServerLoad:

@@ -279,9 +279,10 @@ def _open_results(path: Path, points: list[dict], resume: bool, inputs: dict) ->
             first = handle.readline()
         if "point_id" not in next(csv.reader([first]), []):
             raise ConfigError(f"`out`: {path} is not a sweep's results file (no point_id column); choose a new file")
-        done = _done_with_same_inputs(path, inputs)       # before the file is touched
+        held = [expand_extra(r) for r in rows if r.get("point_id")]
+        done = _done_with_same_inputs(path, held, inputs)       # before the file is touched
         try:
-            return _rewrite(path, points, [expand_extra(r) for r in rows if r.get("point_id")], extra=True), done
+            return _rewrite(path, points, held, extra=True), done
         except ConfigError as exc:
             raise ConfigError(f"`out`: {exc}") from None
     try:
@@ -324,11 +325,10 @@ def run_sweep(command: str, points: list[dict], out=None, *, jobs: int = 1, sche
     return rows
 
 
-def _done_with_same_inputs(path: Path, current: dict) -> set:
-    """Ids of the points `path` already holds; refused when any of them was computed from other inputs
-    than `current` (point id -> `inputs_id`). Rows written before inputs were recorded carry none and
-    are kept."""
-    rows = read_rows(path)
+def _done_with_same_inputs(path: Path, rows: list[dict], current: dict) -> set:
+    """Ids of the points `path` already holds (its `rows`); refused when any of them was computed from
+    other inputs than `current` (point id -> `inputs_id`). Rows written before inputs were recorded
+    carry none and are kept."""
     stale = [r for r in rows if r.get("inputs_id") and r["point_id"] in current
              and r["inputs_id"] != current[r["point_id"]]]
     if stale:

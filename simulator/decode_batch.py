@@ -49,21 +49,24 @@ class DecodeBatch:
 
     def pop_finished(self) -> list[int]:
         """Remove the sequences whose last token came out by now; returns their ids."""
-        heap, table, running = self.finish_heap, self.table, self.running
+        heap, step = self.finish_heap, self.step
+        if not heap or heap[0][0] > step:
+            return []
+        table, running, holds = self.table, self.running, self.holds_finished_slots
         done = []
-        while heap and heap[0][0] <= self.step:
+        while heap and heap[0][0] <= step:
             _, rid, epoch = heapq.heappop(heap)
             if rid not in running or epoch != table.epoch[rid]:
                 continue
             base, join_step, generated = running.pop(rid)
-            table.generated[rid] = generated + self.step - join_step
-            if self.holds_finished_slots:    # the slot keeps decoding padding: its context stays
+            table.generated[rid] = generated + step - join_step
+            if holds:                        # the slot keeps decoding padding: its context stays
                 self.padding += 1
             else:
                 self.size -= 1
-                self.context -= base + self.step
+                self.context -= base + step
             done.append(rid)
-        if self.holds_finished_slots and not running and self.padding:
+        if holds and not running and self.padding:
             # the static batch is over: free every slot and the padding's KV at once
             self.context, self.padding, self.size = 0, 0, 0
         return done

@@ -42,7 +42,9 @@ class LatencyHistogram:
 
     def add_linear(self, first_s: float, last_s: float, steps: int, weight_per_step: float) -> None:
         """`steps` durations spread evenly from first_s to last_s, each counted `weight_per_step` times."""
-        if steps <= 0:
+        if steps <= 1:
+            if steps == 1:      # a stretch of one step: most of a busy engine's (finishes come every step)
+                self.add(first_s, weight_per_step)
             return
         if steps <= 4 or last_s - first_s < 0.005 * first_s:
             if steps <= 4:

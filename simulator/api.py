@@ -26,8 +26,9 @@ from topologies import load_topology
 from topologies.registry import override_names
 from topologies.builders import check_oversubscription
 from workloads import WorkloadSpec
-from workloads.lengths import Fixed
+from workloads.lengths import Fixed, parse_length_flag
 from workloads.requests import ClosedLoopRequests, Requests
+from workloads.scenarios import get_scenario
 
 CLUSTER_OPTIONS = ("model", "gpu", "gpus", "tp", "pp", "ep", "precision", "batching", "router", "prefill_gpus",
                    "max_batch_size", "max_tokens_per_step", "block_size", "memory_utilization", "seed",
@@ -200,7 +201,6 @@ def parse_failure(text: str) -> tuple:
 def default_lengths(model_name: str):
     """Prompt and output lengths when none are given: the model's MLPerf dataset where there is one,
     else 1,024 in / 256 out."""
-    from workloads.scenarios import get_scenario
     try:
         scenario = get_scenario(model_name, "offline")
         return scenario.input_lengths, scenario.generated_lengths, f"MLPerf {model_name} dataset lengths"
@@ -231,7 +231,6 @@ def workload_spec(model_name: str, *, rate=None, arrival="poisson", cv=1.0, dura
     if trace is not None:
         return WorkloadSpec(trace=str(trace)), str(trace)
     default_in, default_out, lengths_note = default_lengths(model_name)
-    from workloads.lengths import parse_length_flag
     spec = WorkloadSpec.from_flags(
         rate=rate, arrival=arrival, cv=cv, duration_s=duration_s, requests=requests, offline=offline, users=users,
         think_time_s=think_time_s,

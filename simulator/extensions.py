@@ -4,15 +4,16 @@ batching policy, topology builder or import format shows up everywhere once its 
 """
 from __future__ import annotations
 
+from simulator.importers import IMPORT_FORMATS
+from simulator.router import ROUTERS
+from simulator.scheduling import BATCHING
+from topologies.builders import BUILDERS
+from workloads.arrivals import ARRIVALS
+from workloads.lengths import LENGTHS
+
 
 def registries() -> dict[str, tuple[str, object]]:
     """Extension point -> (where its registry lives, the registry)."""
-    from simulator.importers import IMPORT_FORMATS
-    from simulator.router import ROUTERS
-    from simulator.scheduling import BATCHING
-    from topologies.builders import BUILDERS
-    from workloads.arrivals import ARRIVALS
-    from workloads.lengths import LENGTHS
     return {"batching policy": ("simulator.scheduling.BATCHING", BATCHING),
             "router": ("simulator.router.ROUTERS", ROUTERS),
             "arrival process": ("workloads.arrivals.ARRIVALS", ARRIVALS),

@@ -19,6 +19,7 @@ import numpy as np
 
 from simulator.catalog_io import read_text
 from simulator.errors import ConfigError
+from simulator.metrics import request_metrics
 
 
 def _clean(value):
@@ -202,7 +203,6 @@ def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
 def per_request_csv(arrays: dict, dropped: dict | None = None) -> str:
     """One row per request: times in seconds, lengths in tokens, and `drop_reason` (empty for a request
     that finished; otherwise why it did not, as the run's `requests_dropped_by_reason` counts it)."""
-    from simulator.metrics import request_metrics
     derived = request_metrics(arrays)
     columns = {"request": np.arange(len(arrays["arrival_s"])), **arrays, **derived}
     buffer = io.StringIO()

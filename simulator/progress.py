@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Callable
 
+from simulator.output import format_number
+
 DELAY_S = 2.0          # work shorter than this shows nothing
 REDRAW_S = 0.25
 IDLE = (None, None, "", False)     # nothing reported yet
@@ -84,10 +86,10 @@ class Progress:
             body = what or "working"
         elif total:
             share = min(1.0, max(0.0, done / total))
-            body = (f"{_number(done)} of {'about ' if approximate else ''}{_number(total)}"
+            body = (f"{format_number(done)} of {'about ' if approximate else ''}{format_number(total)}"
                     f"{' ' + what if what else ''} ({share:.0%})")
         else:
-            body = f"{_number(done)}{' ' + what if what else ''}"
+            body = f"{format_number(done)}{' ' + what if what else ''}"
         return f"infersim {self.label}: {body}, {elapsed:.0f} s"
 
     def _run(self) -> None:
@@ -120,6 +122,3 @@ def _isatty(stream) -> bool:
         return False
 
 
-def _number(value) -> str:
-    from simulator.output import format_number
-    return format_number(value)

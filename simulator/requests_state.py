@@ -8,6 +8,8 @@ from array import array
 
 import numpy as np
 
+from simulator.metrics import PERCENTILES, LatencyHistogram
+
 
 class RequestTable:
     """Arrival, lengths and what happened to each request (first token, finish, preemptions, drops)."""
@@ -67,7 +69,6 @@ class StreamingTable(RequestTable):
 
     def __init__(self, sla=None):
         super().__init__(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-        from simulator.metrics import LatencyHistogram
         self.free: list[int] = []
         self.sla = sla
         self.histograms = {name: LatencyHistogram() for name in ("ttft", "tpot", "latency")}
@@ -138,7 +139,6 @@ class StreamingTable(RequestTable):
 
     def summary(self) -> dict:
         """The keys `metrics.summarize` gives, from the streamed histograms and sums."""
-        from simulator.metrics import PERCENTILES
         completed = self.counts["completed"]
         unfinished = self.live
         makespan = max(self.last_finish_s - self.first_arrival_s, 1e-12) if completed else math.nan

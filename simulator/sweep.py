@@ -37,10 +37,14 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from simulator.api import simulate as run_simulate
 from simulator.catalog_io import read_toml
 from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_choice, require_number
+from simulator.hardware import get_gpu
+from simulator.mlperf import mlperf as run_mlperf
 from simulator.output import PendingOutput, read_csv_rows, rows_to_csv, write_atomic
 from simulator.runfile import version
+from simulator.sizing import size as run_size
 
 COMMANDS = ("simulate", "mlperf", "size")
 META_COLUMNS = ("point_id", "inputs_id", "status", "error", "wall_s")
@@ -139,7 +143,6 @@ def api_options(point: dict) -> dict:
     if "plan" in options:
         options.update(parse_plan(options.pop("plan")))
     if "nodes" in options:
-        from simulator.hardware import get_gpu
         nodes = require_number("nodes", options.pop("nodes"), low=1, high=100_000, integer=True)
         gpu = get_gpu(options.get("gpu", "mi355x"), options.get("gpu_catalog", ()))
         options["gpus"] = nodes * min(gpu.gpus_per_server, 8)
@@ -166,14 +169,11 @@ def run_point(command: str, point: dict) -> dict:
     try:
         options = api_options(point)
         if command == "simulate":
-            from simulator.api import simulate
-            result_row = simulate(**options).row()
+            result_row = run_simulate(**options).row()
         elif command == "mlperf":
-            from simulator.mlperf import mlperf
-            result_row = mlperf(**options).row()
+            result_row = run_mlperf(**options).row()
         else:
-            from simulator.sizing import size
-            result_row = size(**options).row()
+            result_row = run_size(**options).row()
         for key, value in result_row.items():
             row.setdefault(key, value)
     except Exception as exc:                       # noqa: BLE001 - a sweep records any failure and goes on

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from simulator.catalog_io import read_text
-from simulator.errors import ConfigError, excerpt, require_number
+from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_choice, require_number
 from simulator.registry import Registry
 
 MAX_TOKENS = 10_000_000
@@ -379,7 +379,6 @@ def lengths_from_dict(where: str, table: dict, base_dir: Path | None = None):
     ...) and the other keys are its `keys`: `{kind = "fixed", tokens = 128}`, `{kind = "uniform", low, high}`,
     `{kind = "lognormal", mean, cv, low, high}`, `{kind = "empirical", file = "lengths.csv"}` or
     `{kind = "empirical", values, weights}`."""
-    from simulator.errors import reject_unknown_keys, require_choice
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table with a 'kind' key")
     kind = require_choice(f"{where}.kind", table.get("kind"), LENGTHS)

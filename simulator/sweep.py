@@ -117,9 +117,31 @@ def expand(spec: dict, where: str = "sweep") -> tuple[str, list[dict]]:
         points = [dict(base)] if base else []
     if not points:
         raise ConfigError(f"{where}: no points (give [grid] lists or [[points]] tables)")
+    for point in points:
+        _check_point(point, command, where)
     if len(points) > 1_000_000:
         raise ConfigError(f"{where}: {len(points)} points is more than 1,000,000")
     return command, points
+
+
+# Keys that set the same thing two ways: a point may give one of each pair, else which one ran is a guess.
+SAME_SETTING = (("nodes", ("gpus",)), ("plan", ("tp", "pp", "ep")))
+
+
+def _check_point(point: dict, command: str, where: str) -> None:
+    """Refuse a point whose keys set one thing twice (base gpus and a grid's nodes) or that lacks what
+    its command needs, before any point runs."""
+    for key, alternatives in SAME_SETTING:
+        clash = [k for k in alternatives if k in point]
+        if key in point and clash:
+            raise ConfigError(f"{where}: a point sets both {key} and {', '.join(clash)} (from base, grid or "
+                              f"points): give one, e.g. {key} = {point[key]!r} alone")
+    if command == "size" and "target_tokens_per_s" not in point:
+        raise ConfigError(f"{where}: command = \"size\" needs target_tokens_per_s (tokens/s, > 0) in base, "
+                          "grid or points")
+    fail = point.get("fail", ())
+    if not isinstance(fail, (str, list, tuple)) or not all(isinstance(f, str) for f in ([fail] if isinstance(fail, str) else fail)):
+        raise ConfigError(f"{where}: fail must be a string like \"gpu:ID@T\" or a list of them, got {fail!r}")
 
 
 def load_sweep(path) -> tuple[str, list[dict]]:

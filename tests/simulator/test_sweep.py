@@ -49,6 +49,21 @@ def test_grid_expansion_and_options():
         expand({"gird": {}})
 
 
+@pytest.mark.parametrize("spec, message", [
+    ({"base": {"gpus": 4}, "grid": {"nodes": [1]}}, "sets both nodes and gpus"),
+    ({"base": {"tp": 4}, "grid": {"plan": ["tp2"]}}, "sets both plan and tp"),
+    ({"points": [{"plan": "tp8", "pp": 2}]}, "sets both plan and pp"),
+    ({"base": {"fail": 5}, "grid": {"gpus": [8]}}, "fail must be a string"),
+    ({"base": {"fail": ["gpu:0@1", 3]}}, "fail must be a string"),
+    ({"command": "size", "grid": {"gpu": ["h100"]}}, "needs target_tokens_per_s"),
+])
+def test_a_point_that_sets_one_thing_twice_or_lacks_a_field_is_refused_before_running(spec, message):
+    """Before: base gpus = 4 with grid nodes = [1] ran 8 GPUs and recorded gpus = 4; fail = 5 and a size
+    sweep without a target failed every point with Python's own TypeError text."""
+    with pytest.raises(ConfigError, match=message):
+        expand(spec)
+
+
 def test_failing_points_are_recorded_and_the_sweep_goes_on(tmp_path):
     out = tmp_path / "rows.csv"
     rows = run_sweep(*expand(small_spec(grid={"gpu": ["b200", "no-such-gpu"]})), out)

@@ -146,13 +146,17 @@ def _run_env(cluster: "Cluster", config: ServingConfig, progress=None, horizon_s
     return float(cluster.env.now)
 
 
-def representative_ok(config: ServingConfig, workload=None) -> bool:
+def representative_ok(config: ServingConfig, workload=None, requests: int | None = None) -> bool:
     """Whether one replica stands for all: round-robin routing hands replica r every R-th arrival, and
     without failures, load-aware routing or KV hand-offs the replicas never interact, so every
     replica's requests are distributed exactly like replica 0's (`workload`: None for a stream of
-    Requests not drawn yet)."""
+    Requests not drawn yet, of `requests` requests when known). Not with fewer requests than engines:
+    some would sit idle, and replica 0's rate times the replicas would count work that never arrives."""
+    if requests is None and hasattr(workload, "arrival_s") and getattr(workload, "share", None) is None:
+        requests = len(workload.arrival_s)      # (a drawn share was checked when it was drawn)
     return (config.replicas > 1 and independent(config)
-            and not isinstance(workload, (ClosedLoopRequests, ChunkedWorkload)))
+            and not isinstance(workload, (ClosedLoopRequests, ChunkedWorkload))
+            and (requests is None or requests >= replica_share(config).period))
 
 
 def replica_share(config: ServingConfig) -> Share:

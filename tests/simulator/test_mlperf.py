@@ -244,3 +244,15 @@ def test_loadgen_refuses_runs_shorter_than_its_minimums():
     assert loadgen_shortfall(offline, None, None, 10.0) is None         # sized by default
     assert "487.12 s of arrivals" in loadgen_shortfall(server, 60.0, None, 0.0)
     assert loadgen_shortfall(server, 600.0, None, 0.0) is None and loadgen_shortfall(server, None, 5, 0.0) is None
+
+
+def test_fewer_queries_than_replicas_are_not_scaled_to_the_cluster():
+    """One query on 8 one-GPU replicas is one replica's work: 7 replicas sit idle. Before, replica 0's run
+    of it was scaled by 8 (678 tok/s for a query one GPU serves at 85 tok/s)."""
+    alone = mlperf(model="llama2-70b", gpu="mi355x", gpus=1, tp=1, scenario="offline", queries=1)
+    eight = mlperf(model="llama2-70b", gpu="mi355x", gpus=8, tp=1, scenario="offline", queries=1)
+    assert eight.tokens_per_s == pytest.approx(alone.tokens_per_s, rel=1e-9)
+    assert eight.run.summary.get("replicas_simulated") is None
+    full = mlperf(model="llama2-70b", gpu="mi355x", gpus=8, tp=1, scenario="offline", queries=8)
+    assert full.run.summary.get("replicas_simulated") == 1      # one query each: replica 0 stands for all
+    assert full.tokens_per_s == pytest.approx(8 * alone.tokens_per_s, rel=1e-5)

@@ -14,7 +14,10 @@ Mapping: accelerator name -> catalog GPU through the catalog's `aliases`; accele
 GPU's submitters run);
 benchmark -> model and dataset (an open-division `UsedModel` that is another catalog model keeps the
 benchmark's dataset); framework -> stack. Names that do not map are counted per name and reported in one
-line (`strict` makes them an error), never dropped silently.
+line (`strict` makes them an error), never dropped silently. So is a result whose files lack a figure its
+row is computed from, or give it as 0 (`log_problem`: validity, tokens/s, samples/s, and how long the run
+lasted; TOKENS_PER_SAMPLE when given): the reason names the file and the line. Latency percentiles and
+limits are copied when a summary gives them.
 """
 from __future__ import annotations
 
@@ -103,28 +106,64 @@ def _number(where: str, label: str, text: str) -> float | None:
     return values.pop()
 
 
+# The figures of a LoadGen summary: key -> (the line's name, as reasons quote it; its label, a regex; unit)
+LOG_FIGURES = {"tokens_per_s": ("Tokens per second", r"Completed tokens per second|Tokens per second", ""),
+               "samples_per_s": ("Samples per second", r"Completed samples per second|Samples per second", ""),
+               "scheduled_samples_per_s": ("Scheduled samples per second", r"Scheduled samples per second", ""),
+               "min_query_count": ("min_query_count", r"min_query_count", ""),
+               "ttft_p99_s": ("99.00 percentile first token latency (ns)",
+                              r"99\.00 percentile first token latency \(ns\)", "ns"),
+               "tpot_p99_s": ("99.00 percentile time to output token (ns)",
+                              r"99\.00 percentile time to output token \(ns\)", "ns"),
+               "ttft_limit_s": ("ttft_latency (ns)", r"ttft_latency \(ns\)", "ns"),
+               "tpot_limit_s": ("tpot_latency (ns)", r"tpot_latency \(ns\)", "ns"),
+               "max_latency_s": ("Max latency (ns)", r"Max latency \(ns\)", "ns"),
+               "min_duration_s": ("min_duration (ms)", r"min_duration \(ms\)", "ms")}
+# What a row of each kind of run is computed from: its throughput, output tokens per sample (tokens/s over
+# samples/s), and how long it ran (an Offline run: its longest latency; a Server run: its schedule).
+REQUIRED_FIGURES = {"offline": ("tokens_per_s", "samples_per_s", "max_latency_s"),
+                    "server": ("tokens_per_s", "samples_per_s", "scheduled_samples_per_s", "min_duration_s")}
+# Copied to a Server/Interactive row when the summary gives them (a summary without them still makes a row)
+SERVER_LATENCIES = ("ttft_p99_s", "tpot_p99_s", "ttft_limit_s", "tpot_limit_s")
+
+
+def _in_seconds(value: float | None, unit: str) -> float | None:
+    if value is None or not unit:
+        return value
+    return round(value * NS, 9) if unit == "ns" else value / 1000
+
+
 def parse_log_summary(text: str, where: str = "mlperf_log_summary.txt") -> dict:
-    """The figures of one `mlperf_log_summary.txt`: scenario, tokens/s, samples/s, validity, p99 TTFT
-    and TPOT and their limits (seconds), the longest latency (an Offline run's duration), and what sets
-    how long a Server run issues queries (its scheduled rate, min_duration and min_query_count)."""
+    """The figures of one `mlperf_log_summary.txt` (LOG_FIGURES, None where it has no such line): scenario,
+    tokens/s, samples/s, validity (None unless 'Result is' says VALID or INVALID; `result` is what it
+    says), p99 TTFT and TPOT and their limits (seconds), the longest latency (an Offline run's duration),
+    and what sets how long a Server run issues queries (its scheduled rate, min_duration and min_query_count)."""
     scenario = re.search(r"^Scenario[ \t]*:[ \t]*(\w+)", text, re.MULTILINE)     # not across a line break
-    valid = re.search(r"^Result is[ \t]*:[ \t]*(\w+)", text, re.MULTILINE)
-    out = {"scenario": scenario.group(1) if scenario else None,
-           "tokens_per_s": _number(where, r"Completed tokens per second|Tokens per second", text),
-           "samples_per_s": _number(where, r"Completed samples per second|Samples per second", text),
-           "valid": (valid.group(1).upper() == "VALID") if valid else None,
-           "scheduled_samples_per_s": _number(where, r"Scheduled samples per second", text),
-           "min_query_count": _number(where, r"min_query_count", text)}
-    for key, label in (("ttft_p99_s", r"99\.00 percentile first token latency \(ns\)"),
-                       ("tpot_p99_s", r"99\.00 percentile time to output token \(ns\)"),
-                       ("ttft_limit_s", r"ttft_latency \(ns\)"),
-                       ("tpot_limit_s", r"tpot_latency \(ns\)"),
-                       ("max_latency_s", r"Max latency \(ns\)")):
-        value = _number(where, label, text)
-        out[key] = round(value * NS, 9) if value is not None else None
-    min_duration_ms = _number(where, r"min_duration \(ms\)", text)
-    out["min_duration_s"] = min_duration_ms / 1000 if min_duration_ms is not None else None
+    result = re.search(r"^Result is[ \t]*:[ \t]*(\S+)", text, re.MULTILINE)
+    out = {"scenario": scenario.group(1) if scenario else None, "result": result.group(1) if result else None,
+           "valid": {"VALID": True, "INVALID": False}.get(result.group(1).upper()) if result else None}
+    for key, (_, label, unit) in LOG_FIGURES.items():
+        out[key] = _in_seconds(_number(where, label, text), unit)
     return out
+
+
+def log_problem(figures: dict, kind: str) -> str | None:
+    """Why a summary's figures cannot make a row of scenario `kind`, naming the line; None when they can.
+    The figures a row is computed from (REQUIRED_FIGURES, and a Server run's min_query_count) must be there
+    and not 0; a latency a Server summary gives may not be 0 (no run answers in 0 ns)."""
+    if figures["valid"] is None:
+        return (f"'Result is' is {excerpt(figures['result'], 20)}, not VALID or INVALID" if figures["result"]
+                else "'Result is' missing (validity unknown)")
+    timed = "offline" if kind == "offline" else "server"
+    for key in REQUIRED_FIGURES[timed]:
+        if not figures.get(key):
+            return f"{LOG_FIGURES[key][0]!r} missing or 0"
+    if timed == "server" and figures.get("min_query_count") is None:
+        return "'min_query_count' missing"
+    for key in SERVER_LATENCIES if timed == "server" else ():
+        if figures.get(key) == 0:
+            return f"{LOG_FIGURES[key][0]!r} is 0"
+    return None
 
 
 def issuing_duration_s(figures: dict) -> float | None:
@@ -288,10 +327,15 @@ def _from_log(mapper: _Mapper, report: ImportReport, log: Path, base: Path, summ
     if figures["scenario"] and figures["scenario"].lower() not in LOG_SCENARIOS.get(scenario.lower(), (scenario.lower(),)):
         report.skipped[f"log's scenario {figures['scenario']!r} differs from its folder's ({scenario!r})"] += 1
         return key
-    if figures["valid"] is None:
-        report.skipped["log without a 'Result is' line (validity unknown)"] += 1
+    kind = SCENARIOS.get(scenario.lower())        # an unknown one is counted by _record
+    problem = log_problem(figures, kind) if kind else None
+    if problem:
+        report.skipped[f"{log.name}: {problem}"] += 1
         return key
     extra = summary_index.get(key, {})
+    if extra.get("problem"):
+        report.skipped[extra["problem"]] += 1
+        return key
     benchmark = extra.get("benchmark") or benchmark
     try:
         source = str(log.relative_to(base))
@@ -368,6 +412,7 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
             info = {"weight_data_types": _text(where, entry, "weight_data_types"),
                     "tokens_per_sample": _tokens_per_sample(entry, str(summary)),
                     "used_model": _text(where, entry, "UsedModel"), "benchmark": _text(where, entry, "Model")}
+            info["problem"] = f"{summary.name}: 'TOKENS_PER_SAMPLE' is 0" if info["tokens_per_sample"] == 0 else None
             if key is not None:
                 index[key] = info
             entries.append((round_, summary, base, key, entry, info))
@@ -377,7 +422,10 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
         seen.add(key)
     for round_, summary, base, key, entry, info in entries:
         if key in seen:
-            continue        # the tree's log already gave this result
+            continue        # the tree's log already gave this result (or counted why not)
+        if info["problem"]:
+            report.skipped[info["problem"]] += 1
+            continue
         try:
             source = f"{summary.relative_to(base)}#{entry.get('ID', '?')}"
         except ValueError:

@@ -3,6 +3,7 @@ whole v4.1/v5.1 set in ../shared/data when it is there): rows checked by hand ag
 files, a multi-node system, aliases, unknown names reported with counts."""
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -137,16 +138,15 @@ def test_cli_strict_names_the_unknown_accelerator():
     assert "Traceback" not in done.stderr
 
 
-def _h200_tree(tmp_path, summary_edit=None, system_edit=None, scenario_folder="Offline"):
-    """A copy of the H200 x8 Offline result (log and system file), edited: the importer's input from a
-    submitter's tree, with one thing wrong."""
+def _h200_tree(tmp_path, summary_edit=None, system_edit=None, scenario_folder="Offline", log_of="Offline"):
+    """A copy of the H200 x8 Offline (or `log_of`) result (log and system file), edited: the importer's
+    input from a submitter's tree, with one thing wrong."""
     import json
-    import shutil
     system = "v4.1/closed/NVIDIA/systems/H200-SXM-141GBx8_TRT.json"
     log = tmp_path / H200_OFFLINE.replace("/Offline/", f"/{scenario_folder}/")
     log.parent.mkdir(parents=True)
     (tmp_path / system).parent.mkdir(parents=True)
-    text = (DATA / H200_OFFLINE).read_text()
+    text = (DATA / H200_OFFLINE.replace("/Offline/", f"/{log_of}/")).read_text()
     log.write_text(summary_edit(text) if summary_edit else text)
     description = json.loads((DATA / system).read_text())
     (tmp_path / system).write_text(json.dumps(system_edit(description) if system_edit else description))
@@ -185,8 +185,8 @@ def test_suspect_results_are_counted_with_their_reason(tmp_path):
         assert not report.rows
         reasons[name] = set(report.skipped)
     assert reasons == {"mismatch": {"log's scenario 'Offline' differs from its folder's ('Server')"},
-                       "no_result": {"log without a 'Result is' line (validity unknown)"},
-                       "empty_result": {"log without a 'Result is' line (validity unknown)"},
+                       "no_result": {"mlperf_log_summary.txt: 'Result is' missing (validity unknown)"},
+                       "empty_result": {"mlperf_log_summary.txt: 'Result is' missing (validity unknown)"},
                        "fraction": {"accelerators per node 8.7 x nodes 1: not whole numbers >= 1"},
                        "infinite": {"accelerators per node 8 x nodes inf: not whole numbers >= 1"}}
 
@@ -265,3 +265,69 @@ def test_the_row_script_refuses_a_folder_of_held_out_rounds_only(tmp_path, monke
 def test_a_folder_given_twice_is_read_once():
     once, twice = import_mlperf([DATA]), import_mlperf([DATA, DATA / "v4.1" / ".." / "v4.1", DATA])
     assert twice.rows == once.rows and twice.skipped == once.skipped
+
+
+SERVER_LOG_LINES = (DATA / H200_OFFLINE.replace("/Offline/", "/Server/")).read_text().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize("scenario, edit, reason", [
+    ("Offline", lambda t: t.replace("Result is : VALID", "Result is : MAYBE"),
+     "'Result is' is 'MAYBE', not VALID or INVALID"),
+    ("Offline", lambda t: t.replace("Samples per second: 107.477", "Samples per second: 0"),
+     "'Samples per second' missing or 0"),
+    ("Offline", lambda t: t.replace("Max latency (ns)                : 2743947981334", "Max latency (ns) : 0"),
+     "'Max latency (ns)' missing or 0"),
+    ("Server", lambda t: t.replace("Scheduled samples per second : 101.25", "Scheduled samples per second : 0"),
+     "'Scheduled samples per second' missing or 0"),
+    ("Server", lambda t: t.replace("Scheduled samples per second : 101.25", ""),
+     "'Scheduled samples per second' missing or 0"),
+    ("Server", lambda t: "".join(SERVER_LOG_LINES[:9]), "'Scheduled samples per second' missing or 0"),
+    ("Server", lambda t: t.replace("min_query_count : 100", ""), "'min_query_count' missing"),
+    ("Server", lambda t: t.replace("tpot_latency (ns): 200000000", "tpot_latency (ns): 0"),
+     "'tpot_latency (ns)' is 0"),
+])
+def test_a_summary_without_the_figures_of_its_row_is_counted_naming_the_line(tmp_path, scenario, edit, reason):
+    """Found by a hostile sweep: each of these was imported with the figure left blank (or 'MAYBE' read as
+    INVALID). A row's throughput, validity, tokens per sample (samples/s) and how long the run lasted (an
+    Offline run's longest latency, a Server run's scheduled rate, min_duration and min_query_count) come
+    from its summary: without them there is no row, and the reason names the line; `strict` refuses it."""
+    tree = _h200_tree(tmp_path, edit, scenario_folder=scenario, log_of=scenario)
+    report = import_mlperf([tree])
+    assert not report.rows and report.skipped == {f"mlperf_log_summary.txt: {reason}": 1}
+    assert f"0 rows imported; not imported: mlperf_log_summary.txt: {reason} x1" == report.summary_line()
+    with pytest.raises(ConfigError, match="`strict`: .*" + re.escape(reason)):
+        import_mlperf([tree], strict=True)
+
+
+def test_a_server_summary_without_latency_percentiles_still_makes_a_row(tmp_path):
+    """The p99 latencies and their limits are copied when a summary gives them; a row does without them."""
+    drop = ("99.00 percentile first token latency", "99.00 percentile time to output token", "ttft_latency",
+            "tpot_latency")
+    tree = _h200_tree(tmp_path, lambda t: "".join(line for line in SERVER_LOG_LINES if not line.startswith(drop)),
+                      scenario_folder="Server", log_of="Server")
+    report = import_mlperf([tree])
+    (row,) = report.rows
+    assert (row.ttft_p99_s, row.tpot_p99_s, row.ttft_limit_s, row.tpot_limit_s) == (None, None, None, None)
+    assert row.duration_s == 2400.0 and not report.skipped
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/mlperf-inference is not here")
+def test_every_published_summary_has_the_figures_of_its_row():
+    """The figures a row needs are in every v4.1 and v5.1 summary: requiring them loses no published row."""
+    from simulator.mlperf_results import log_problem
+    for log in SHARED.rglob("mlperf_log_summary.txt"):
+        kind = log.parts[-4].lower()
+        assert log_problem(parse_log_summary(log.read_text(), str(log)), kind) is None, log
+
+
+def test_a_tokens_per_sample_of_0_is_counted_not_left_blank(tmp_path):
+    """summary_results.json 'TOKENS_PER_SAMPLE: 0' made a row with no output tokens; a result needs more
+    than 0 tokens per sample."""
+    import json
+    entries = json.loads((DATA / "v5.1" / "summary_results.json").read_text())
+    entry = next(e for e in entries if e.get("weight_data_types") == "fp4" and e.get("Accelerator", "").startswith("NVIDIA B200"))
+    (tmp_path / "v5.1").mkdir()
+    accuracy = re.sub(r"TOKENS_PER_SAMPLE: \S+", "TOKENS_PER_SAMPLE: 0", entry["Accuracy"])
+    (tmp_path / "v5.1" / "summary_results.json").write_text(json.dumps([{**entry, "Accuracy": accuracy}]))
+    report = import_mlperf([tmp_path / "v5.1" / "summary_results.json"])
+    assert not report.rows and report.skipped == {"summary_results.json: 'TOKENS_PER_SAMPLE' is 0": 1}

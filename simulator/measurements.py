@@ -9,7 +9,10 @@ CSV columns (header required; blank cells mean "not measured" / "default"):
                                      where the figure comes from
   rate_per_s, users                  open / closed workloads only (an open loop's output_tokens_per_s is at
                                      most rate_per_s x output_tokens, within OPEN_LOOP_TOLERANCE)
-  input_tokens, output_tokens        open / closed: fixed lengths per request (means of the run)
+  input_tokens, output_tokens        open / closed: fixed lengths per request (means of the run); on an
+                                     MLPerf row, the measured means: output_tokens sets the simulated
+                                     outputs' mean, input_tokens is recorded only (prompts are the
+                                     benchmark dataset's); neither may exceed the model's context
   precision, stack, stack_version    e.g. fp4, fp8 or fp4/fp8/fp8; software stack name (free text) and its
                                      major.minor release (a suffix such as rc1 or post1 allowed)
   tp, pp, ep, max_batch_size         the plan measured (blank: tp = smallest that fits, pp = ep = 1)
@@ -18,9 +21,12 @@ CSV columns (header required; blank cells mean "not measured" / "default"):
   duration_s                         server / interactive: seconds over which the run issued its queries
                                      (LoadGen's min_duration, longer where min_query_count needs it; blank:
                                      as long as `infersim mlperf` runs)
-  ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures (a p99 at least its p50)
-  ttft_limit_s, tpot_limit_s         the limits a Server/Interactive run was held to
-  nodes, gpu_power_w                 the system's node count and GPU power limit (TGP) where published
+  ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures (a p99 at least its p50);
+                                     recorded, not fitted (scripts/latency_at_measured_rate.py reads them)
+  ttft_limit_s, tpot_limit_s         the limits a Server/Interactive run was held to: must be the
+                                     benchmark's own (the prediction runs those), within 1%
+  nodes, gpu_power_w                 the system's node count and GPU power limit (TGP) where published;
+                                     recorded only (the GPU catalog's power_w and server size are used)
   benchmark                          the MLPerf benchmark whose dataset was served (default: the model's)
   round, division, submitter, system, valid   provenance of a published result (calibration leaves
                                      out a row whose valid is false, with a warning)
@@ -42,9 +48,10 @@ from simulator.models import Precision, get_model, load_models
 from simulator.plan import MAX_GPUS, PLAN_LIMITS
 from workloads.arrivals import MAX_USERS
 from workloads.lengths import MAX_TOKENS
-from workloads.scenarios import MAX_QUERIES
+from workloads.scenarios import MAX_QUERIES, get_scenario
 
-SCENARIOS = ("offline", "server", "interactive", "open", "closed")
+MLPERF_SCENARIOS = ("offline", "server", "interactive")
+SCENARIOS = MLPERF_SCENARIOS + ("open", "closed")
 # (low, high, whole number) per numeric column. Where the simulator limits a column (cluster size, plan,
 # users, lengths, Offline queries) the range is its own limit: a row it could not run is refused here,
 # naming the row and column, not later under the name of a command-line flag.
@@ -263,12 +270,42 @@ class NameCheck:
             gpu.peak_flops(precision.attention_dtype)
         except ConfigError as exc:
             raise ConfigError(f"{where}: precision {row.precision}: {exc}") from None
+        for column in ("input_tokens", "output_tokens"):
+            tokens = getattr(row, column)
+            if tokens and tokens > model.max_context:
+                raise ConfigError(f"{where}: {column} {tokens:g} is more than {model.name}'s context of "
+                                  f"{model.max_context} tokens (a mean per request)")
+        if row.scenario in MLPERF_SCENARIOS:
+            self._check_benchmark(where, row)
+        model.check_tensor_parallel(row.tp or 1, f"{where}: tp")
+        model.check_pipeline_parallel(row.pp or 1, f"{where}: pp")
         model.check_expert_parallel(row.ep or 1, f"{where}: ep")
         bound = compute_bound_tokens_per_s(model, gpu, row.gpus)
         if row.output_tokens_per_s > bound:
             raise ConfigError(f"{where}: output_tokens_per_s {row.output_tokens_per_s:.4g} is more than {row.gpus} "
                               f"{gpu.name} can compute for {model.name} ({bound:.4g} tokens/s at the GPU's fastest "
                               f"dense rate, 2 FLOPs per active parameter); check the figure, its units and gpus")
+
+
+    def _check_benchmark(self, where: str, row: Measurement) -> None:
+        """An MLPerf row's benchmark has its scenario, and the limits the row records are that scenario's:
+        the prediction runs the benchmark's own dataset and limits, so a row held to others is not the
+        run it says."""
+        benchmark = row.benchmark or row.model
+        key = ("benchmark", benchmark, row.scenario)
+        if key not in self.cache:
+            try:
+                self.cache[key] = get_scenario(benchmark, row.scenario), None
+            except ConfigError as exc:
+                self.cache[key] = None, str(exc).partition(": ")[2]
+        scenario, problem = self.cache[key]
+        if problem:
+            raise ConfigError(f"{where}: benchmark {benchmark}: {problem}")
+        for column, limit in (("ttft_limit_s", scenario.ttft_p99_s), ("tpot_limit_s", scenario.tpot_p99_s)):
+            value = getattr(row, column)
+            if value is not None and limit and abs(value / limit - 1) > 0.01:
+                raise ConfigError(f"{where}: {column} {value:g} is not {benchmark} {row.scenario}'s limit of {limit:g} "
+                                  f"s, which the prediction runs; leave it blank or correct it")
 
 
 def load_measurements(path: str | Path, *, gpu_catalog=(), model_catalog=()) -> list[Measurement]:
@@ -307,6 +344,10 @@ def _numbered_rows(path: str | Path, gpu_catalog, model_catalog) -> list[tuple[i
             first = reader.line_num
             if None in record:
                 raise ConfigError(f"{path}: row {number - 1}: more cells than header columns")
+            if None in record.values():     # csv fills a short row's last columns with None: blank is not meant
+                cells = sum(v is not None for v in record.values())
+                raise ConfigError(f"{path}: row {number - 1}: {cells} cells, the header has {len(header)} columns "
+                                  f"(leave a cell empty between commas)")
             record = {k.strip(): v for k, v in record.items()}
             if not any((v or "").strip() for v in record.values()):
                 continue

@@ -49,6 +49,7 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan
     """Lay the deployment into HBM or raise InfeasibleError saying what does not fit and why (and
     ConfigError for a tensor-parallel degree the model's heads do not split into)."""
     model.check_tensor_parallel(plan.tp)
+    model.check_pipeline_parallel(plan.pp)
     gb = 1e9
     weights = weights_bytes_per_gpu(model, precision, plan)
     activations = plan.max_tokens_per_step / plan.attention_dp * model.hidden * ACTIVATION_VALUES_PER_TOKEN * 2

@@ -114,7 +114,7 @@ class ModelSpec:
         if self.sliding_layers_fraction and not self.sliding_window:
             raise ConfigError(f"{where}: sliding_layers_fraction needs sliding_window > 0")
 
-    def check_tensor_parallel(self, tp: int) -> None:
+    def check_tensor_parallel(self, tp: int, where: str = "`tp`") -> None:
         """Raise unless `tp` GPUs can split this model's attention the way serving stacks do: the query
         heads evenly, and the KV heads evenly or each replicated on tp / kv_heads GPUs (MLA's latent is
         shared by all heads, so only the query heads matter). A tp of 3 on 64 heads is refused by vLLM,
@@ -126,8 +126,15 @@ class ModelSpec:
                   and (self.attention == "mla" or self.kv_heads % t == 0 or t % self.kv_heads == 0)]
         what = (f"{self.heads} attention heads" if self.heads % tp else
                 f"{self.kv_heads} KV heads (nor is it a multiple of them)")
-        raise ConfigError(f"`tp`: {tp} does not divide {self.name}'s {what}; tp can be "
+        raise ConfigError(f"{where}: {tp} does not divide {self.name}'s {what}; tp can be "
                           f"{', '.join(map(str, usable))}")
+
+    def check_pipeline_parallel(self, pp: int, where: str = "`pp`") -> None:
+        """Raise unless every one of `pp` pipeline stages holds at least one layer (stacks split whole
+        layers between stages)."""
+        if pp > self.layers:
+            raise ConfigError(f"{where}: {pp} stages is more than {self.name}'s {self.layers} layers; pp can be "
+                              f"1 to {self.layers}")
 
     def check_expert_parallel(self, ep: int, where: str = "`ep`") -> None:
         """Raise unless `ep` GPUs have experts to spread: expert parallelism needs a mixture-of-experts model."""

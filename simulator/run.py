@@ -78,6 +78,7 @@ class ServingConfig:
         require_number("`gpus`", self.gpus, low=1, high=MAX_GPUS, integer=True)
         self.plan.replicas_for(self.gpus)           # at least one replica fits
         self.model.check_tensor_parallel(self.plan.tp)
+        self.model.check_pipeline_parallel(self.plan.pp)
         self.model.check_expert_parallel(self.plan.ep)
         BATCHING.get_class(self.batching, "`batching`")
         ROUTERS.get_class(self.router, "`router`")

@@ -31,6 +31,15 @@ FILES = {
                       ",,,,,\nllama2-70b,b200,8,offline,30000,s\n",     # row 2 (empty cells) is skipped
     "rows_dense_ep.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp,ep\nllama3.1-8b,b200,4,offline,1000,x,4,4\n",
     "rows_limit.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,ttft_limit_s\nllama2-70b,b200,1,offline,1,s,2\n",
+    "rows_other_limit.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,ttft_limit_s\n"
+                            "llama2-70b,b200,8,server,1000,s,1e-9\n",
+    "rows_no_scenario.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nmixtral-8x7b,b200,8,interactive,1000,s\n",
+    "rows_benchmark.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,benchmark\nllama2-70b,b200,8,offline,1000,s,resnet50\n",
+    "rows_long_output.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,output_tokens\n"
+                            "llama2-70b,b200,8,offline,1000,s,100000\n",
+    "rows_short.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp,pp\nllama2-70b,b200,8,offline,1000,s\n",
+    "rows_tp3.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp\nllama2-70b,b200,8,offline,1000,s,3\n",
+    "rows_pp81.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,pp\nllama2-70b,b200,128,offline,1000,s,81\n",
 }
 
 SIM = ["simulate", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1", "--requests", "5", "--offline"]
@@ -80,6 +89,15 @@ CASES = [
     (["calibrate", "{rows_twice.csv}"], "rows_twice.csv: row 3 repeats"),
     (["calibrate", "{rows_dense_ep.csv}"], "row 1: ep: 4 needs a mixture-of-experts model"),
     (["calibrate", "{rows_limit.csv}"], "ttft_limit_s applies to scenarios server and interactive only"),
+    (["calibrate", "{rows_other_limit.csv}"], "row 1: ttft_limit_s 1e-09 is not llama2-70b server's limit of 2 s"),
+    (["calibrate", "{rows_no_scenario.csv}"], "row 1: benchmark mixtral-8x7b: mixtral-8x7b has no interactive"),
+    (["calibrate", "{rows_benchmark.csv}"], "row 1: benchmark resnet50: no MLPerf scenario for 'resnet50'"),
+    (["calibrate", "{rows_long_output.csv}"], "row 1: output_tokens 100000 is more than llama2-70b's context of 4096"),
+    (["calibrate", "{rows_short.csv}"], "rows_short.csv: row 1: 6 cells, the header has 8 columns"),
+    (["calibrate", "{rows_tp3.csv}"], "row 1: tp: 3 does not divide llama2-70b's 64 attention heads"),
+    (["calibrate", "{rows_pp81.csv}"], "row 1: pp: 81 stages is more than llama2-70b's 80 layers; pp can be 1 to 80"),
+    (["mlperf", "--gpus", "128", "--tp", "1", "--pp", "128", "--queries", "200"],
+     "--pp: 128 stages is more than llama2-70b's 80 layers"),
     (SIM + ["--set", "topology.nic_gbps=0"], "--set topology.nic_gbps: 0.0 is out of range (0, 1e+06]"),
     (SIM + ["--set", "gpu.nic_gbps=5e6"], "nic_gbps: 5000000.0 is out of range (0, 1e+06]"),   # one NIC range
     (SIM + ["--set", "gpu.hbm_tb_per_s=-1"], "hbm_tb_per_s"),

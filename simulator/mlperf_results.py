@@ -199,10 +199,18 @@ def _precision_named(name: str | None) -> str | None:
 
 
 def _round_of(path: Path) -> str | None:
-    for part in path.parts:
-        if re.fullmatch(r"v\d+\.\d+", part):
-            return part
-    return None
+    """The round a path is filed under: its last folder named like one ('v5.1'), None when none is."""
+    rounds = [part for part in path.parts if re.fullmatch(r"v\d+\.\d+", part)]
+    return rounds[-1] if rounds else None
+
+
+def _results_folder(parts: tuple) -> int | None:
+    """Where in a log's path the submission's `results` folder is: the one followed by
+    SYSTEM/BENCHMARK/SCENARIO/performance/run_1, else the last one (a tree may sit under a folder of
+    that name); None when there is none."""
+    found = [at for at, part in enumerate(parts) if part == "results"]
+    laid_out = [at for at in found if parts[at + 4:at + 6] == ("performance", "run_1")]
+    return (laid_out or found or [None])[-1]
 
 
 def _model_for(benchmark: str, used_model: str | None) -> tuple[str | None, str | None, str]:
@@ -300,17 +308,16 @@ def _tree_results(root: Path) -> list[Path]:
 def _from_log(mapper: _Mapper, report: ImportReport, log: Path, base: Path, summary_index: dict) -> tuple | None:
     """One submission-tree result; returns its identity key (for merging with summary_results.json)."""
     parts = log.parts
-    try:
-        at = parts.index("results")
-    except ValueError:
+    at = _results_folder(parts)
+    if at is None:
         report.skipped["log outside a results/ folder"] += 1
         return None
-    if len(parts) < at + 4 or at < 2:
+    if len(parts) < at + 5 or at < 2:       # DIVISION/SUBMITTER/results/SYSTEM/BENCHMARK/SCENARIO/.../log
         report.skipped["log outside a results/SYSTEM/BENCHMARK/SCENARIO tree"] += 1
         return None
     division, submitter = parts[at - 2], parts[at - 1]
     system, benchmark, scenario = parts[at + 1], parts[at + 2], parts[at + 3]
-    round_ = _round_of(log) or "unknown"
+    round_ = _round_of(Path(*parts[:at - 1])) or "unknown"      # not a SYSTEM named like a round
     key = (round_, division, submitter, system, benchmark, scenario.lower())
     system_file = Path(*parts[:at]) / "systems" / f"{system}.json"
     if not system_file.is_file():

@@ -331,3 +331,14 @@ def test_a_tokens_per_sample_of_0_is_counted_not_left_blank(tmp_path):
     (tmp_path / "v5.1" / "summary_results.json").write_text(json.dumps([{**entry, "Accuracy": accuracy}]))
     report = import_mlperf([tmp_path / "v5.1" / "summary_results.json"])
     assert not report.rows and report.skipped == {"summary_results.json: 'TOKENS_PER_SAMPLE' is 0": 1}
+
+
+def test_a_tree_under_folders_named_results_or_like_a_round_imports(tmp_path):
+    """A copy kept under .../v3.0/results/ imported nothing ('missing systems/SYSTEM.json': the first
+    `results` in the path was taken for the submission's) and would have been filed as round v3.0: the
+    submission's `results` is the one followed by SYSTEM/BENCHMARK/SCENARIO/performance/run_1."""
+    _h200_tree(tmp_path / "v3.0" / "results")
+    report = import_mlperf([tmp_path])
+    (row,) = report.rows
+    assert (row.round, row.division, row.submitter, row.system) == ("v4.1", "closed", "NVIDIA", "H200-SXM-141GBx8_TRT")
+    assert row.source == f"v3.0/results/{H200_OFFLINE}"

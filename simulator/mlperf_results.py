@@ -410,10 +410,14 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
         else:
             raise ConfigError(f"{path}: not an mlperf_log_summary.txt, a summary_results.json or a folder of them")
     logs, summaries = _first_of_each(logs), _first_of_each(summaries)     # a folder or file given twice
-    index, entries = {}, []
+    index, entries, given = {}, [], set()
     for summary, base in summaries:
         round_ = _round_of(summary.resolve()) or "unknown"
         for entry in _summary_entries(summary):
+            if json.dumps(entry, sort_keys=True) in given:
+                report.skipped[f"{summary.name}: duplicate entry (the same result given twice)"] += 1
+                continue
+            given.add(json.dumps(entry, sort_keys=True))
             key = _summary_key(round_, entry)
             where = f"{summary}: result {excerpt(str(entry.get('ID', '?')), 40)}"
             info = {"weight_data_types": _text(where, entry, "weight_data_types"),

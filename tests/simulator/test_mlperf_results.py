@@ -342,3 +342,16 @@ def test_a_tree_under_folders_named_results_or_like_a_round_imports(tmp_path):
     (row,) = report.rows
     assert (row.round, row.division, row.submitter, row.system) == ("v4.1", "closed", "NVIDIA", "H200-SXM-141GBx8_TRT")
     assert row.source == f"v3.0/results/{H200_OFFLINE}"
+
+
+def test_an_entry_given_twice_is_reported_as_a_duplicate(tmp_path):
+    """The same summary_results.json entry twice was reported as 'the same run filed under a second
+    accuracy target'; it is a duplicate, and is named so."""
+    import json
+    entries = json.loads((DATA / "v5.1" / "summary_results.json").read_text())
+    entry = next(e for e in entries if e.get("weight_data_types") == "fp4" and e.get("Accelerator", "").startswith("NVIDIA B200"))
+    (tmp_path / "v5.1").mkdir()
+    (tmp_path / "v5.1" / "summary_results.json").write_text(json.dumps([entry, dict(reversed(entry.items()))]))
+    report = import_mlperf([tmp_path / "v5.1" / "summary_results.json"])
+    assert len(report.rows) == 1
+    assert report.skipped == {"summary_results.json: duplicate entry (the same result given twice)": 1}

@@ -41,7 +41,11 @@ class MLPerfResults(ImportFormat):
     options = ("strict",)
 
     def read(self, files, strict: bool = False, **_):
+        """The rows and the one line saying what was left out; none imported is an error saying why (an
+        empty result is never written as if the files held nothing)."""
         report = import_mlperf(files, strict=strict)
+        if not report.rows:
+            raise ConfigError(f"{', '.join(map(str, files))}: {report.summary_line()}")
         return report.rows, report.summary_line()
 
 

@@ -355,3 +355,17 @@ def test_an_entry_given_twice_is_reported_as_a_duplicate(tmp_path):
     report = import_mlperf([tmp_path / "v5.1" / "summary_results.json"])
     assert len(report.rows) == 1
     assert report.skipped == {"summary_results.json: duplicate entry (the same result given twice)": 1}
+
+
+def test_cli_importing_nothing_is_an_error_and_writes_no_file(tmp_path):
+    """A log named on its own (outside a submission tree) imported 0 rows with exit status 0, and --out
+    wrote a header-only CSV; an empty folder was already exit 2. Nothing imported is one line saying why."""
+    loose = tmp_path / "loose" / "mlperf_log_summary.txt"
+    loose.parent.mkdir()
+    shutil.copy(DATA / H200_OFFLINE, loose)
+    out = tmp_path / "rows.csv"
+    done = subprocess.run([sys.executable, "-m", "simulator", "import-runs", "--format", "mlperf", str(loose),
+                           "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 2 and not out.exists() and not list(tmp_path.glob(".rows.csv*"))
+    assert done.stderr == f"infersim: error: {loose}: 0 rows imported; not imported: log outside a results/ folder x1\n"
+    assert done.stdout == ""

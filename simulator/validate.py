@@ -91,7 +91,7 @@ def _groups(rows, split: str) -> dict:
                               f"{len(groups[unnamed])} rows have round {unnamed!r}")
         rounds = sorted(groups, key=round_order)
         if len(rounds) < 2:
-            raise _unsplittable("round")
+            return {}
         return {rounds[-1]: [i for r in rounds[1:] for i in groups[r]]}     # fit the earliest, predict the rest
     return dict(groups)
 
@@ -185,15 +185,17 @@ def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=N
     if unknown:
         raise ConfigError(f"`splits`: {sorted(unknown)[0]!r} is not one of {', '.join(SPLITS)}")
     require_rows_to_fit(rows)
+    usable = [row for row in rows if row.valid]      # the fits leave out rows marked invalid
+    invalid = len(rows) - len(usable)
     for split in splits:              # a split the rows cannot make is refused before the fits, not after
-        if not any(len(held) < len(rows) for held in _groups(rows, split).values()):
-            raise _unsplittable(split)
+        if not any(len(held) < len(usable) for held in _groups(usable, split).values()):
+            raise _unsplittable(split, invalid)
     base = base or fit(rows, prior, progress=progress, seed=seed)
     results = {}
     for split in splits:
         held, shifts = run_split(base, split, progress)
         if not held:
-            raise _unsplittable(split)
+            raise _unsplittable(split, invalid)
         results[split] = {"held_out": held, "summary": summarise(held), "pinned": shifts}
     if "gpu" in results:
         results["gpu"]["node_ratios"] = node_ratios(results["gpu"]["held_out"])
@@ -201,10 +203,11 @@ def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=N
     return results
 
 
-def _unsplittable(split: str) -> ConfigError:
+def _unsplittable(split: str, invalid: int = 0) -> ConfigError:
     kinds = {"gpu": f"GPUs (one with {MIN_ROWS} rows or more)", "model": "models", "round": "rounds"}
+    left_out = f"; {invalid} row(s) marked invalid (valid = false) are left out" if invalid else ""
     return ConfigError(f"validate: leave one {split} out needs rows of two {kinds[split]} or more: one is fitted "
-                       f"while the other is held out (`splits` chooses which splits run)")
+                       f"while the other is held out (`splits` chooses which splits run){left_out}")
 
 
 def _pct(value: float) -> str:

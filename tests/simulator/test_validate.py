@@ -110,6 +110,15 @@ def test_a_split_with_nothing_to_hold_out_is_an_error_not_an_empty_summary():
             validate(rows, splits=(split,))      # refused before any fit (a fit here would take seconds)
 
 
+def test_rows_marked_invalid_do_not_make_a_split_and_the_refusal_says_so():
+    """Three valid v4.1 rows and two v5.1 rows marked invalid: the fits leave the invalid ones out, so there
+    is one round; before, the refusal did not mention the two rows it had left out."""
+    rows = [row("h200", "llama3.1-8b", "v4.1", shape) for shape in SHAPES[:3]]
+    rows += [replace(row("h200", "llama3.1-8b", "v5.1", shape), valid=False) for shape in SHAPES[:2]]
+    with pytest.raises(ConfigError, match=r"two rounds or more.*; 2 row\(s\) marked invalid \(valid = false\) are left out"):
+        validate(rows, splits=("round",))
+
+
 def test_a_held_out_row_the_simulator_refuses_is_named(results, monkeypatch):
     """The simulator's refusal of a held-out row (here: does not fit at the split's efficiencies) says
     which row it is about, and stays an InfeasibleError (the CLI's "cannot run")."""

@@ -1,0 +1,42 @@
+"""import-runs formats that take the deployment from options (vllm): a value no deployment can have is
+refused before a file is read, naming the option, not the file (which says nothing about it)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simulator.errors import ConfigError
+from simulator.importers import IMPORT_FORMATS
+
+RUN = Path(__file__).parent.parent / "data" / "vllm_bench_rate.json"
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(gpus=0), "`gpus`: 0 is out of range [1, 100000]"),
+    (dict(gpus=8, tp=0), "`tp`: 0 is out of range [1, 1024]"),
+    (dict(gpus=8, tp=3), "`tp`: 3 does not divide llama3.1-70b's 64 attention heads"),
+    (dict(gpus=4, tp=8), "`gpus`: 4 GPUs cannot hold one replica of tp=8"),
+    (dict(gpus=8, ep=2), "`ep`: 2 needs a mixture-of-experts model"),
+    (dict(gpus=8, precision="fp3"), "`precision`: 'fp3' is not one of"),
+])
+def test_vllm_deployment_options_are_checked_and_named(options, message):
+    """--gpus 0 was blamed on the file ('v5.json: gpus '0' is out of range'), and --tp 3 on a 64-head
+    model was written to the rows unchecked, to fail later in calibrate."""
+    with pytest.raises(ConfigError) as error:
+        IMPORT_FORMATS["vllm"]().read([str(RUN)], model="llama3.1-70b", gpu="h100", **options)
+    assert str(error.value).startswith(message) and RUN.name not in str(error.value)
+
+
+def test_vllm_a_plan_that_fits_imports():
+    rows, _ = IMPORT_FORMATS["vllm"]().read([str(RUN)], model="llama3.1-70b", gpu="h100", gpus=8, tp=4)
+    assert (rows[0].gpus, rows[0].tp) == (8, 4)
+
+
+def test_cli_vllm_tp_error_names_the_flag_and_writes_nothing(tmp_path):
+    out = tmp_path / "rows.csv"
+    done = subprocess.run([sys.executable, "-m", "simulator", "import-runs", "--format", "vllm", str(RUN), "--model",
+                           "llama3.1-70b", "--gpu", "h100", "--gpus", "8", "--tp", "3", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and not out.exists()
+    assert done.stderr.startswith("infersim: error: --tp: 3 does not divide") and done.stderr.count("\n") == 1

@@ -24,6 +24,7 @@ from simulator.output import (PendingOutput, discard_pending, format_number, for
                               rows_to_csv, to_json)
 from simulator.progress import Progress
 from simulator.scheduling import DEFAULT_BATCHING
+from workloads.arrivals import DEFAULT_CONCURRENCY_RATIO, DEFAULT_MAX_CONCURRENCY
 
 HEADINGS = {"cluster": "Cluster", "plan": "Plan", "workload": "Workload", "sla": "SLA", "whatif": "What-if",
             "output": "Output"}
@@ -563,11 +564,16 @@ def size(as_json, out, quiet, compare, **options):
     from simulator.launch import check_for_options, launch_for_options, with_launch
     from simulator.sizing import compare as compare_gpus, size as run_size
     options["scenario"] = options["scenario"].lower()
-    names = [name.strip() for name in compare.split(",") if name.strip()] if compare else None
+    names = [name.strip() for name in compare.split(",") if name.strip()] if compare is not None else None
+    if compare is not None:
+        if not names:
+            raise ConfigError("--compare: give GPU names, comma-separated (e.g. b200,mi355x)")
+        if click.get_current_context().get_parameter_source("gpu") == ParameterSource.COMMANDLINE:
+            raise ConfigError("--gpu: not with --compare, which names the GPUs (add it to the list)")
     engine = options.pop("emit")
     check_for_options(engine, options, names)
     with Progress("size", quiet=quiet) as progress:
-        if compare:
+        if names is not None:
             options.pop("gpu")
             results = compare_gpus(names, **options, progress=progress)
         else:
@@ -610,10 +616,12 @@ SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "ou
 @option("concurrency", "--concurrency", default=None,
         help="Users (closed loop) to try, comma-separated (default: 1, 2, 4, ... up to --max-concurrency "
              "or what the KV cache holds).")
-@option("max_concurrency", "--max-concurrency", default=1024, show_default=True,
-        help="Most users tried (levels also stop at the users the KV cache holds at once).")
-@option("concurrency_ratio", "--concurrency-ratio", default=2.0, show_default=True,
-        help="Ratio between successive user counts (1.25 gives a denser front).")
+@option("max_concurrency", "--max-concurrency", default=None,
+        help=f"Most users tried (default {DEFAULT_MAX_CONCURRENCY}; levels also stop at the users the KV cache "
+             "holds at once). Not with --concurrency.")
+@option("concurrency_ratio", "--concurrency-ratio", default=None,
+        help=f"Ratio between successive user counts (default {DEFAULT_CONCURRENCY_RATIO:g}; 1.25 gives a denser "
+             "front). Not with --concurrency.")
 @option("requests_per_user", "--requests-per-user", default=10, show_default=True,
         help="Requests each user sends (InferenceX: num_prompts = 10 x concurrency).")
 @option("seed", "--seed", default=0, show_default=True, help="Random seed of the workload's draws.")

@@ -28,6 +28,7 @@ from simulator.pareto_search import BATCHING_MODES, GpuSearch, modes
 from simulator.plan import MAX_GPUS
 from simulator.scenario_runs import resolve_config
 from simulator.search import meets_sla
+from workloads.arrivals import DEFAULT_CONCURRENCY_RATIO, DEFAULT_MAX_CONCURRENCY
 from workloads.lengths import parse_length_flag
 from workloads.scenarios import check_limit, scenario_for
 
@@ -209,7 +210,7 @@ def _steady_p99s(arrays: dict, users: int) -> dict:
 
 
 def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024, output_tokens=1024,
-           concurrency=None, max_concurrency: int = 1024, concurrency_ratio: float = 2.0,
+           concurrency=None, max_concurrency: int | None = None, concurrency_ratio: float | None = None,
            requests_per_user: int = 10, batching=BATCHING_MODES, precision="auto", max_tokens_per_step: int = 8192,
            seed: int = 0, usd_per_gpu_hour=None, gpu_catalog=(), model_catalog=(), profile=None, stack=None,
            prune: bool = True, sla_ttft_s: float | None = None, sla_tpot_s: float | None = None,
@@ -217,13 +218,22 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
     """The front of output tokens/s per GPU against tokens/s per user for each GPU type in `gpu` (a list
     or "b200,mi355x") on `gpus` GPUs each (see the module docstring). Concurrency levels are 1, r, r^2 ...
     (`concurrency_ratio`) up to `max_concurrency` or what the KV cache holds, or the `concurrency` list
-    given; `batching` chooses among continuous, chunked (aggregated) and disaggregated serving; `prune`
+    given (the two shape the default levels only: given with `concurrency`, they are refused, not ignored;
+    None: DEFAULT_MAX_CONCURRENCY, DEFAULT_CONCURRENCY_RATIO); `batching` chooses among continuous, chunked (aggregated) and disaggregated serving; `prune`
     False runs every candidate (the pruned search must give the same front); `progress(done, total, what)`
     hears each point simulated (see `simulator.progress`). `sla_ttft_s` / `sla_tpot_s`: p99 limits; each
     point says whether it meets them (`meets_sla`) and `best` picks among those that do."""
     started = time.perf_counter()
     names = gpu_names(gpu)
     require_number("`gpus`", gpus, low=1, high=MAX_GPUS, integer=True)
+    if concurrency is not None:
+        given = [name for name, value in (("max_concurrency", max_concurrency), ("concurrency_ratio", concurrency_ratio))
+                 if value is not None]
+        if given:
+            raise ConfigError(f"`{given[0]}`: shapes the default concurrency levels; `concurrency` lists them "
+                              "itself (give one or the other)")
+    max_concurrency = DEFAULT_MAX_CONCURRENCY if max_concurrency is None else max_concurrency
+    concurrency_ratio = DEFAULT_CONCURRENCY_RATIO if concurrency_ratio is None else concurrency_ratio
     require_number("`max_concurrency`", max_concurrency, low=1, high=1_000_000, integer=True)
     require_number("`concurrency_ratio`", concurrency_ratio, low=1, low_inclusive=False, high=16)
     require_number("`requests_per_user`", requests_per_user, low=1, high=10_000, integer=True)

@@ -104,7 +104,10 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
     probe = resolve_config({**base_options, "gpus": 1}, {})
     per_node = node_gpus if node_gpus is not None else min(probe.gpu.gpus_per_server, 8)
     require_number("`node_gpus`", per_node, low=1, high=1024, integer=True)
-    node = mlperf(scenario=scenario, duration_s=duration_s, queries=queries, gpus=per_node,
+    # a pinned replica wider than a node is scored on the fewest whole nodes that hold one
+    pinned_width = (pins.get("tp") or 1) * (pins.get("pp") or 1)
+    scored_gpus = per_node * math.ceil(pinned_width / per_node)
+    node = mlperf(scenario=scenario, duration_s=duration_s, queries=queries, gpus=scored_gpus,
                   usd_per_gpu_hour=usd, progress=progress, input_tokens=input_tokens, output_tokens=output_tokens,
                   **base_options, **pins)
     plan = node.run.plan
@@ -125,7 +128,7 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
     # plan's saturated Offline estimate, which no SLA run beats), with headroom for a big cluster's
     # smoother load. A target above it is refused now, not after a search that cannot succeed.
     per_gpu = max([node.tokens_per_s] + [c.offline_tokens_per_s for c in node.candidates
-                                         if c.offline_tokens_per_s]) / per_node
+                                         if c.offline_tokens_per_s]) / scored_gpus
     ceiling = CEILING_HEADROOM * per_gpu * max_replicas * gpus_per_replica
     if goal > ceiling:
         raise InfeasibleError(f"`target_tokens_per_s`: {goal:.4g} tokens/s is beyond what {MAX_GPUS:,} "
@@ -155,8 +158,11 @@ def size(*, target_tokens_per_s: float, scenario: str = "server", duration_s=Non
         found = fewest_units_reaching(evaluate, goal, max_units=max_replicas,
                                       start=min(estimate, max_replicas))
     except InfeasibleError as exc:
+        fixed = (f" (each run issues the {queries} `queries` given, whatever the cluster's size: a cluster of more "
+                 f"replicas than that leaves some idle; raise it or leave it to the default)"
+                 if queries is not None and the_scenario.kind == "offline" else "")
         raise InfeasibleError(f"{target_tokens_per_s:.4g} tokens/s in {scenario} is out of reach with up to "
-                              f"{MAX_GPUS} {probe.gpu.name}: {exc}") from None
+                              f"{MAX_GPUS} {probe.gpu.name}: {exc}{fixed}") from None
     gpus = found.units * gpus_per_replica
     history = tuple((units * gpus_per_replica, value) for units, value in sorted(found.history))
     cost = cost_fields(probe.gpu, gpus, found.value, usd)
@@ -170,6 +176,9 @@ def compare(gpus: list[str], **options) -> list[SizeResult]:
     """`size` for several GPUs with the same target and options, cheapest per million tokens first."""
     if not gpus:
         raise ConfigError("`compare`: give at least one GPU name")
+    twice = next((name for i, name in enumerate(gpus) if name in gpus[:i]), None)
+    if twice is not None:
+        raise ConfigError(f"`compare`: {twice} is named twice")
     catalog = load_gpus(options.get("gpu_catalog", ()))
     for name in (n for n in gpus if isinstance(n, str)):
         try:

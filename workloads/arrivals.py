@@ -18,6 +18,9 @@ from workloads.requests import DRAW_CHUNK
 
 ARRIVALS = Registry("arrival process")
 MAX_USERS = 10_000_000
+# The closed-loop user counts a concurrency sweep tries by default (`simulator.pareto`): 1, r, r^2 ... up to
+DEFAULT_MAX_CONCURRENCY = 1024       # users (InferenceX's sweeps stop well below)
+DEFAULT_CONCURRENCY_RATIO = 2.0      # r
 
 
 @ARRIVALS.register

@@ -256,3 +256,13 @@ def test_fewer_queries_than_replicas_are_not_scaled_to_the_cluster():
     full = mlperf(model="llama2-70b", gpu="mi355x", gpus=8, tp=1, scenario="offline", queries=8)
     assert full.run.summary.get("replicas_simulated") == 1      # one query each: replica 0 stands for all
     assert full.tokens_per_s == pytest.approx(8 * alone.tokens_per_s, rel=1e-5)
+
+
+def test_size_scores_a_pinned_replica_wider_than_a_node_on_whole_nodes():
+    """tp 8 x pp 2 of Llama 3.1 405B needs two 8-GPU H100 nodes per replica: size scores one replica on 16
+    GPUs and sizes in steps of 16. Before, it scored one 8-GPU node and refused the plan under --gpus,
+    a flag size does not have."""
+    result = size(target_tokens_per_s=1000, model="llama3.1-405b", gpu="h100", tp=8, pp=2, scenario="offline",
+                  queries=64)
+    assert result.gpus % 16 == 0 and result.run.plan["tp"] == 8 and result.run.plan["pp"] == 2
+    assert result.tokens_per_s >= 1000

@@ -49,7 +49,7 @@ def results(tmp_path_factory) -> dict[str, Path]:
         ["simulate", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "2", "--rate", "5", "--requests", "30",
          "--out", files["simulate"]],
         ["mlperf", *SMALL, "--gpu", "b200", "--gpus", "1", "--out", files["mlperf"]],
-        ["size", *SMALL, "--compare", "b200,h100", "--target-tokens-per-s", "20000", "--out", files["size"]],
+        ["size", *SMALL, "--compare", "b200,h100", "--target-tokens-per-s", "5000", "--out", files["size"]],
     ]
     (folder / "sweep.toml").write_text(SWEEP)
     commands.append(["sweep", folder / "sweep.toml", "--out", files["sweep"], "--quiet"])

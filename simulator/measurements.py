@@ -255,8 +255,11 @@ class NameCheck:
                 self.cache[key] = spec, None
             except ConfigError as exc:
                 known = str(exc).partition("; known: ")[2]
-                self.cache[key] = None, (f"{kind} {excerpt(name)} is not in the {self.LABELS[kind]} catalog"
-                                         + (f" (known: {known})" if known else ""))
+                if kind == "model" and name.lower().endswith(".json"):      # a config.json path: say what is wrong with it
+                    self.cache[key] = None, f"model: {exc}"
+                else:
+                    self.cache[key] = None, (f"{kind} {excerpt(name)} is not in the {self.LABELS[kind]} catalog"
+                                             + (f" (known: {known})" if known else ""))
         return self.cache[key]
 
     def check(self, where: str, row: Measurement) -> None:

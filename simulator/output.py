@@ -223,14 +223,17 @@ def _csv_cell(text: str) -> str:
 
 def format_number(value) -> str:
     """The one way tables, summaries and progress lines print a number: from 10,000 up whole with
-    thousands separators (1,266,450), below that 4 significant figures (0.1234, 812.5); nan and inf as
-    words. Text and booleans print as they are."""
+    thousands separators (1,266,450), below that 4 significant figures (0.1234, 812.5), and from 1e15 up
+    in exponent form (1.234e+300, not three hundred digits); nan and inf as words. Text and booleans
+    print as they are."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+    if abs(value) >= 1e15:
+        return f"{value:.4g}"
     if abs(value) >= 1e4:
         return f"{value:,.0f}"
     return str(value) if isinstance(value, int) else f"{value:.4g}"

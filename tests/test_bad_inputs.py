@@ -165,3 +165,17 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
     err = captured.err.strip()
     assert "Traceback" not in err and err.count("\n") == 0, err
     assert message in err, err
+
+
+def test_a_rows_config_json_model_is_refused_for_what_is_wrong_with_the_file(tmp_path, capsys):
+    """A model given as a config.json path: the file's own problem (before: 'not in the model catalog')."""
+    config = tmp_path / "config.json"
+    config.write_text('{"foo": 1}')
+    rows = tmp_path / "rows.csv"
+    rows.write_text("model,gpu,gpus,scenario,output_tokens_per_s,source,input_tokens,output_tokens,rate_per_s\n"
+                    f"{config},b200,1,open,100,s,100,100,1\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["calibrate", str(rows)])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.count("\n") == 0
+    assert "row 1: model: " in err and "missing key 'hidden_size'" in err, err

@@ -57,6 +57,8 @@ def test_every_command_names_throughput_and_latency_alike():
 def test_numbers_print_one_way():
     assert [format_number(v) for v in (1266450.3, 1_000_000, 12345, 1234, 812.54, 0.123456, float("nan"), "b200")] \
         == ["1,266,450", "1,000,000", "12,345", "1234", "812.5", "0.1235", "nan", "b200"]
+    # a silly input's huge figure (a profile's 1e-300 efficiency): exponent form, not three hundred digits
+    assert [format_number(v) for v in (1.0e300, 10**20, 999_999_999_999_999.0)] == ["1e+300", "1e+20", "999,999,999,999,999"]
     summary = format_summary({"output_tokens_per_s": 1266450.3, "plan": {"gpus": 100000},
                               "candidates": [{"plan": "tp1", "offline_output_tokens_per_s": 1.5e6}]})
     assert "1,266,450" in summary and "100,000" in summary and "1,500,000" in summary

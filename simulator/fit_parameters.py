@@ -90,7 +90,12 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   DeepSeek-R1 Server rows flip with it from a tp4 plan without expert parallelism (+10%) to tp1 ep8
 #   (+64%): the largest seed-to-seed swing of any held-out row (leave one GPU out median 7.6, 8.3, 9.3%
 #   at seeds 0, 1, 2; 2026-11-29, before SHARED_GROUPS).
-# - gemm_half_tokens: how fast small GEMMs fall off; one value.
+# - gemm_half_tokens: how fast small GEMMs fall off; one value. Tried and left out: per vendor as well
+#   (cuBLASLt's and hipBLASLt's skinny-GEMM kernels differ): infersim validate --split gpu (2026-11-29),
+#   seeds 0 / 1, median 7.1 / 9.1% against 7.7 / 8.0%, p90 21.7 / 21.6% against 19.9 / 24.1%: within
+#   what the seed alone moves (the same code's held-out predictions differ between the two seeds by a
+#   median 1.3% Offline, 2.4% Server and 4.6% Interactive, and by 7-13% at the 90th percentile, the
+#   fitted values moving with the simulated runs' draws).
 # - gemm_ridge_excess: how far a GEMM near its ridge point (math as long as the weight read) falls short
 #   of the roofline; one value: a property of pipelined GEMM kernels, seen only where the batch sits
 #   near the ridge (decode at an interactive TPOT limit), which few rows of any one GPU reach. The fit puts

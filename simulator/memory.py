@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simulator.errors import InfeasibleError
+from simulator.errors import ConfigError, InfeasibleError
 from simulator.hardware import GPUSpec
 from simulator.models import BYTES_PER_VALUE, ModelSpec, Precision
 from simulator.plan import Plan
@@ -50,6 +50,11 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan
     ConfigError for a tensor-parallel degree the model's heads do not split into)."""
     model.check_tensor_parallel(plan.tp)
     model.check_pipeline_parallel(plan.pp)
+    if model.full_attention_layers == 0:
+        # KV blocks count tokens of the full-attention layers, plus a window's worth for sliding ones
+        raise ConfigError(f"`model`: every layer of {model.name} uses sliding-window attention "
+                          f"({model.sliding_window} tokens); infersim prices a window beside full-attention layers "
+                          "only: give sliding_layers_fraction below 1, or no sliding_window (every layer's full KV)")
     gb = 1e9
     weights = weights_bytes_per_gpu(model, precision, plan)
     activations = plan.max_tokens_per_step / plan.attention_dp * model.hidden * ACTIVATION_VALUES_PER_TOKEN * 2

@@ -37,6 +37,9 @@ FILES = {
     "rows_benchmark.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,benchmark\nllama2-70b,b200,8,offline,1000,s,resnet50\n",
     "rows_long_output.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,output_tokens\n"
                             "llama2-70b,b200,8,offline,1000,s,100000\n",
+    "sliding_all.json": '{"hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, '
+                        '"num_hidden_layers": 32, "num_key_value_heads": 8, "vocab_size": 32000, '
+                        '"max_position_embeddings": 32768, "sliding_window": 4096}',     # Mistral-7B-v0.1's shape
     "rows_short.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp,pp\nllama2-70b,b200,8,offline,1000,s\n",
     "rows_tp3.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp\nllama2-70b,b200,8,offline,1000,s,3\n",
     "rows_pp81.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,pp\nllama2-70b,b200,128,offline,1000,s,81\n",
@@ -93,6 +96,8 @@ CASES = [
     (["calibrate", "{rows_no_scenario.csv}"], "row 1: benchmark mixtral-8x7b: mixtral-8x7b has no interactive"),
     (["calibrate", "{rows_benchmark.csv}"], "row 1: benchmark resnet50: no MLPerf scenario for 'resnet50'"),
     (["calibrate", "{rows_long_output.csv}"], "row 1: output_tokens 100000 is more than llama2-70b's context of 4096"),
+    (["simulate", "--model", "{sliding_all.json}", "--gpu", "h200", "--gpus", "1", "--rate", "2", "--requests", "5",
+      "--input-tokens", "512", "--output-tokens", "64"], "every layer of sliding_all uses sliding-window attention"),
     (["calibrate", "{rows_short.csv}"], "rows_short.csv: row 1: 6 cells, the header has 8 columns"),
     (["calibrate", "{rows_tp3.csv}"], "row 1: tp: 3 does not divide llama2-70b's 64 attention heads"),
     (["calibrate", "{rows_pp81.csv}"], "row 1: pp: 81 stages is more than llama2-70b's 80 layers; pp can be 1 to 80"),

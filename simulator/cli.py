@@ -314,6 +314,9 @@ def run_file(func):
                 except click.BadParameter as exc:
                     raise ConfigError(f"{label}: {exc.message}") from None
                 from_file[_long_flag(params[name])] = from_file[name] = label
+        if "out" in from_file and options.get("out") and Path(options["out"]).resolve() == Path(config).resolve():
+            raise ConfigError(f"{from_file['out']}: is the file --config reads (a result records where it was "
+                              "written); a re-run would overwrite it: give --out")
         resolved = runfile.resolve_paths({name: options[name] for name in params}, Path.cwd())
         document = runfile.tables(resolved, command)
         if print_config is not None:

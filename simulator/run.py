@@ -87,7 +87,9 @@ class ServingConfig:
         if self.max_time_s is not None:
             require_number("`max_time_s`", self.max_time_s, low=0, low_inclusive=False, high=1e9)
         if self.kv_transfer_gb_per_s is not None:
-            require_number("`kv_transfer_gb_per_s`", self.kv_transfer_gb_per_s, low=0, low_inclusive=False, high=1e6)
+            # from 10 MB/s (a twelfth of 1 GbE: slower than any link a hand-off would take; slower still, a
+            # run's simulated span, and the periodic checks over it, grow without bound) to 1 PB/s
+            require_number("`kv_transfer_gb_per_s`", self.kv_transfer_gb_per_s, low=0.01, high=1e6)
             if not BATCHING[self.batching].pools:
                 raise ConfigError("`kv_transfer_gb_per_s`: only meaningful with `batching` disaggregated "
                                   "(no KV hand-off happens otherwise)")

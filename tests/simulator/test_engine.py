@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
+from simulator.api import simulate as api_simulate
 from simulator.plan import Plan
 from simulator.router import ROUTERS, Router
 from simulator.run import simulate
 from workloads import ClosedLoop, ClosedLoopRequests
-from simulator.plan import Plan
 from tests.simulator.conftest import FixedStepCost, Stream
 
 
@@ -207,3 +207,12 @@ def test_requests_that_cannot_fit_are_dropped_with_their_reason_on_either_path(s
     assert any("needs more KV blocks than an engine holds" in r for r in reasons)
     finished = result.arrays["finish_s"]
     assert np.isfinite(finished[[0, 3]]).all() and np.isnan(finished[[1, 2]]).all()
+
+
+def test_a_run_stopped_mid_step_is_not_more_than_fully_busy():
+    """--max-time 1 ms stops the run inside its first prompt step (20 prompts of 8,000 tokens on tp 8 take
+    far longer): that step counts to the stop. Before, its whole length did: utilization 228."""
+    result = api_simulate(model="llama3.1-70b", gpu="h200", gpus=8, tp=8, offline=True, requests=20, input_tokens=8000,
+                      output_tokens=64, max_time_s=0.001)
+    assert result.summary["engine_utilization_mean"] == pytest.approx(1.0)
+    assert 0 < result.summary["kv_occupancy_mean"] <= 1.0

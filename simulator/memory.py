@@ -63,17 +63,20 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan
     budget = gpu.hbm_gb * gb * plan.memory_utilization
     kv_room = budget - weights - activations - reserve
     describe = (f"{model.name} in {precision.weights} needs {weights / gb:.1f} GB of weights per GPU with "
-                f"tp={plan.tp} pp={plan.pp} ep={plan.ep}; {gpu.name} has {gpu.hbm_gb:g} GB "
-                f"({budget / gb:.1f} GB usable at memory_utilization {plan.memory_utilization:g})")
+                f"tp={plan.tp} pp={plan.pp} ep={plan.ep}, {activations / gb:.1f} GB of activations (steps of "
+                f"{plan.max_tokens_per_step} tokens) and a {RUNTIME_RESERVE_GB:g} GB runtime reserve; "
+                f"{gpu.name} has {gpu.hbm_gb:g} GB ({budget / gb:.1f} GB usable at memory_utilization "
+                f"{plan.memory_utilization:g})")
     if kv_room <= 0:
-        raise InfeasibleError(f"does not fit: {describe}; raise `tp`/`pp` or use narrower weights")
+        raise InfeasibleError(f"does not fit: {describe}; raise `tp`/`pp`, use narrower weights or lower "
+                              "`max_tokens_per_step`")
     per_token = model.kv_bytes_per_token(precision.kv_cache, plan.tp, plan.pp)
     window = model.kv_bytes_per_sequence_window(precision.kv_cache, plan.tp, plan.pp)
     # A sequence costs per_token x context + window bytes; express capacity in full-layer tokens,
     # charging each sequence's window as that many tokens' worth when admitting (see kv_cache).
-    tokens_per_group = int(kv_room // per_token) if per_token else 10**12
+    tokens_per_group = int(kv_room // per_token)
     tokens = tokens_per_group * plan.attention_dp
-    window_tokens = window / per_token if per_token else 0.0
+    window_tokens = window / per_token
     if tokens_per_group < request_tokens + window_tokens:
         raise InfeasibleError(f"does not fit: {describe}; {kv_room / gb:.2f} GB left for KV cache holds "
                               f"{tokens_per_group} tokens, fewer than one {request_tokens}-token request")

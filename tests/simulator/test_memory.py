@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from simulator.errors import InfeasibleError
@@ -41,3 +43,12 @@ def test_request_longer_than_kv_is_infeasible():
     with pytest.raises(InfeasibleError, match="fewer than one"):
         plan_memory(get_model("llama2-70b"), get_gpu("b200"), Precision.parse("fp8"), Plan(tp=1),
                     request_tokens=10_000_000)
+
+
+def test_a_plan_that_does_not_fit_names_what_takes_the_memory():
+    """9.1 GB of weights fit in 10 GB x 0.92 = 9.2 GB; the 1.5 GB of activations of an 8,192-token step
+    (and the 2 GB reserve) do not. Before, the message named the weights alone, which looked like they fit."""
+    gpu = replace(get_gpu("h200"), hbm_gb=10)
+    with pytest.raises(InfeasibleError, match=r"9\.1 GB of weights .* 1\.5 GB of activations \(steps of 8192 tokens\) "
+                                              r"and a 2 GB runtime reserve; h200 has 10 GB"):
+        plan_memory(get_model("llama3.1-8b"), gpu, Precision.parse("fp8"), Plan())

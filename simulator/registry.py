@@ -58,6 +58,13 @@ class Registry(Mapping):
     def __getitem__(self, name: str) -> type:
         return self._entries[name]
 
+    def __contains__(self, name) -> bool:
+        """False for anything not registered, an unhashable value (a TOML array given as a kind) too."""
+        try:
+            return name in self._entries
+        except TypeError:
+            return False
+
     def __iter__(self):
         return iter(self._entries)
 

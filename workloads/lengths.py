@@ -164,14 +164,14 @@ class Empirical:
     weights: tuple = field(default=())
 
     def __post_init__(self):
+        object.__setattr__(self, "values", _plain_numbers("values", self.values, low=1, high=MAX_TOKENS, integer=True))
+        object.__setattr__(self, "weights", _plain_numbers("weights", self.weights, low=0))
         values, weights = np.asarray(self.values, dtype=float), self._weights
         if values.size == 0:
             raise ConfigError("empirical lengths: no values")
         if weights.shape != values.shape:
             raise ConfigError("empirical lengths: values and weights differ in length")
-        if not np.all(np.isfinite(values)) or values.min() < 1 or np.any(values != np.rint(values)):
-            raise ConfigError("empirical lengths: values must be whole numbers >= 1")
-        if not np.all(np.isfinite(weights)) or weights.min() < 0 or weights.sum() <= 0:
+        if weights.sum() <= 0:
             raise ConfigError("empirical lengths: weights must be >= 0 with a positive sum")
 
     @property
@@ -258,8 +258,11 @@ class Empirical:
     @classmethod
     def from_table(cls, table: dict, base_dir: Path | None = None) -> "Empirical":
         if "file" in table:
+            beside = [key for key in ("values", "weights") if key in table]
+            if beside:
+                raise ConfigError(f"give file or values (with weights), not both: {beside[0]} would be ignored")
             return cls.from_file(_resolve(table["file"], base_dir))
-        return cls(tuple(table.get("values", ())), tuple(table.get("weights", ())))
+        return cls(table.get("values", ()), table.get("weights", ()))
 
     @classmethod
     def from_flag(cls, args: str) -> "Empirical":
@@ -414,6 +417,21 @@ def parse_length_flag(where: str, text):
         pass
     forms = length_flag_forms()
     raise ConfigError(f"{where}: {excerpt(text, 40)} is not {', '.join(forms[:-1])} or {forms[-1]}")
+
+
+def _plain_numbers(name: str, items, **limits) -> tuple:
+    """`items` (a list, tuple or 1-D array) as a tuple of plain numbers, each within `limits` (those of
+    `require_number`), or a ConfigError naming the first bad one: `values[2]: 1e+300 is out of range ...`.
+    A boolean is refused, not read as 1."""
+    if isinstance(items, np.ndarray) and items.ndim == 1:
+        items = items.tolist()
+    if not isinstance(items, (list, tuple)):
+        shown = excerpt(items) if isinstance(items, str) else repr(items)[:24]
+        raise ConfigError(f"{name}: expected an array of numbers, got {shown}")
+    items = tuple(item.item() if isinstance(item, np.generic) else item for item in items)
+    for position, item in enumerate(items):
+        require_number(f"{name}[{position}]", item, **limits)
+    return items
 
 
 def _whole(name: str, text: str) -> int:

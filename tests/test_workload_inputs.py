@@ -1,0 +1,42 @@
+"""Workload inputs a user can get wrong: each is refused in one line naming the field and the allowed
+range, never a traceback, a silently ignored value or one coerced into another."""
+from __future__ import annotations
+
+import pytest
+
+from simulator.errors import ConfigError
+from workloads.lengths import Empirical
+from workloads.spec import WorkloadSpec
+
+FIXED = {"kind": "fixed", "tokens": 50}
+
+
+def workload(**tables) -> dict:
+    return {"requests": 5, "input": FIXED, "output": FIXED, **tables}
+
+
+@pytest.mark.parametrize("tables, message", [
+    ({"arrival": {"kind": ["poisson"], "rate_per_s": 1}}, "arrival.kind: ['poisson'] is not one of"),
+    ({"input": {"kind": ["fixed"], "tokens": 5}}, "[input].kind: ['fixed'] is not one of"),
+    ({"input": {"kind": "empirical", "values": 100}}, "values: expected an array of numbers, got 100"),
+    ({"input": {"kind": "empirical", "values": ["a", "b"]}}, "values[0]: expected a number, got 'a'"),
+    ({"input": {"kind": "empirical", "values": [100, 200], "weights": "abc"}}, "weights: expected an array"),
+    ({"input": {"kind": "empirical", "values": [1e300]}}, "values[0]: 1e+300 is out of range [1, 1e+07]"),
+    ({"input": {"kind": "empirical", "values": [True, 100]}}, "values[0]: expected a number, got True"),
+    ({"input": {"kind": "empirical", "values": [100, 200], "weights": [1, False]}},
+     "weights[1]: expected a number, got False"),
+    ({"input": {"kind": "empirical", "values": [[1, 2], [3, 4]]}}, "values[0]: expected a number, got [1, 2]"),
+    ({"input": {"kind": "empirical", "file": "lengths.csv", "values": [1]}},
+     "give file or values (with weights), not both: values would be ignored"),
+])
+def test_workload_table_refused_in_one_line(tables, message):
+    with pytest.raises(ConfigError) as caught:
+        WorkloadSpec.from_dict(workload(**tables))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_empirical_from_python_takes_arrays_and_refuses_booleans():
+    import numpy as np
+    assert Empirical(np.array([5, 9]), np.array([1.0, 3.0])).mean == 8.0
+    with pytest.raises(ConfigError, match=r"values\[1\]: expected a number"):
+        Empirical((5, np.True_))

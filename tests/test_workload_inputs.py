@@ -40,3 +40,10 @@ def test_empirical_from_python_takes_arrays_and_refuses_booleans():
     assert Empirical(np.array([5, 9]), np.array([1.0, 3.0])).mean == 8.0
     with pytest.raises(ConfigError, match=r"values\[1\]: expected a number"):
         Empirical((5, np.True_))
+
+
+@pytest.mark.parametrize("flag", ["lognormal:100,0.1,5000,6000", "lognormal:7000,0.1,5000,6000"])
+def test_lognormal_mean_outside_its_bounds_is_refused(flag):
+    """Every draw would clip to a bound, so the mean a run reports would not be the mean drawn."""
+    with pytest.raises(ConfigError, match=r"^`input_tokens`: mean: \d+\.0 is out of range \[5000, 6000\]$"):
+        WorkloadSpec.from_flags(rate=1, requests=3, input_tokens=flag)

@@ -119,10 +119,11 @@ class LogNormal:
     high: int = MAX_TOKENS
 
     def __post_init__(self):
-        require_number("mean", self.mean_tokens, low=1, high=MAX_TOKENS)
         require_number("cv", self.cv, low=0, low_inclusive=False, high=100)
         require_number("low", self.low, low=1, high=MAX_TOKENS, integer=True)
         require_number("high", self.high, low=self.low, high=MAX_TOKENS, integer=True)
+        # outside [low, high] every draw clips to a bound, and the mean a run reports is not the one drawn
+        require_number("mean", self.mean_tokens, low=self.low, high=self.high)
 
     @property
     def mean(self) -> float:

@@ -47,3 +47,24 @@ def test_lognormal_mean_outside_its_bounds_is_refused(flag):
     """Every draw would clip to a bound, so the mean a run reports would not be the mean drawn."""
     with pytest.raises(ConfigError, match=r"^`input_tokens`: mean: \d+\.0 is out of range \[5000, 6000\]$"):
         WorkloadSpec.from_flags(rate=1, requests=3, input_tokens=flag)
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("dup.csv", "arrival_s,arrival_s,input_tokens,output_tokens\n0,5,100,100\n",
+     "dup.csv: line 1: column 'arrival_s' appears twice; keep one"),
+    ("alias.csv", "timestamp,arrival_s,input_tokens,output_tokens\n0,5,100,100\n",
+     "alias.csv: line 1: columns 'timestamp' and 'arrival_s' both give arrival_s; keep one"),
+    ("extra.csv", "arrival_s,input_tokens,output_tokens,extra\n0,100,100,x\n",
+     "extra.csv: line 1: unknown column 'extra'; accepted: arrival_s (or timestamp, arrival), input_tokens (or "
+     "input), output_tokens (or output)"),
+    ("extra.jsonl", '{"arrival_s": 0, "input_tokens": 5, "output_tokens": 5, "user": 3}\n',
+     "extra.jsonl: line 1: unknown column 'user'; accepted: arrival_s"),
+    ("alias.jsonl", '{"arrival_s": 0, "timestamp": 9, "input_tokens": 5, "output_tokens": 5}\n',
+     "alias.jsonl: line 1: columns 'arrival_s' and 'timestamp' both give arrival_s"),
+])
+def test_trace_column_that_would_be_ignored_or_overridden_is_refused(tmp_path, name, text, message):
+    from workloads.traces import load_trace
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_trace(tmp_path / name)
+    assert message in str(caught.value) and "\n" not in str(caught.value)

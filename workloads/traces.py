@@ -1,6 +1,6 @@
 """Trace replay: requests read from CSV (`arrival_s,input_tokens,output_tokens`; `timestamp` is accepted
 for `arrival_s`) or JSONL (the same keys per line). Unsorted timestamps are sorted (stably); every bad
-row is an error naming the file and line."""
+row, and an unknown or repeated column, is an error naming the file and line."""
 from __future__ import annotations
 
 import csv
@@ -17,6 +17,30 @@ from workloads.requests import MAX_ARRIVAL_S, Requests
 
 ALIASES = {"timestamp": "arrival_s", "arrival": "arrival_s", "input": "input_tokens", "output": "output_tokens"}
 COLUMNS = ("arrival_s", "input_tokens", "output_tokens")
+
+
+def accepted_columns() -> str:
+    """The columns a trace takes, each with its aliases: 'arrival_s (or timestamp, arrival), ...'."""
+    def with_aliases(column):
+        aliases = [alias for alias, name in ALIASES.items() if name == column]
+        return f"{column} (or {', '.join(aliases)})" if aliases else column
+    return ", ".join(with_aliases(column) for column in COLUMNS)
+
+
+def check_columns(where: str, names) -> None:
+    """Refuse a column the trace does not read, and one given twice (also under an alias): either would
+    be ignored, or one copy would silently win over the other."""
+    given = {}
+    for name in names:
+        key = str(name).strip()
+        column = ALIASES.get(key, key)
+        if column not in COLUMNS:
+            raise ConfigError(f"{where}: unknown column {excerpt(key)}; accepted: {accepted_columns()}")
+        if column in given:
+            twice = (f"column {excerpt(key)} appears twice" if given[column] == key else
+                     f"columns {excerpt(given[column])} and {excerpt(key)} both give {column}")
+            raise ConfigError(f"{where}: {twice}; keep one")
+        given[column] = key
 
 
 def _row(path, number, record, typed: bool = False) -> tuple[float, int, int]:
@@ -59,6 +83,7 @@ def load_trace(path: str | Path) -> Requests:
             record = parse_json(f"{path}: line {number}", line)
             if not isinstance(record, dict):
                 raise ConfigError(f"{path}: line {number}: expected a JSON object")
+            check_columns(f"{path}: line {number}", record)
             rows.append(_row(path, number, record, typed=True))
     else:
         try:
@@ -66,6 +91,7 @@ def load_trace(path: str | Path) -> Requests:
             if not lines or not lines[0].strip():
                 raise ConfigError(f"{path}: file is empty")
             reader = csv.DictReader(lines)
+            check_columns(f"{path}: line 1", reader.fieldnames or [])
             header = {ALIASES.get(h.strip(), h.strip()) for h in (reader.fieldnames or [])}
             missing = [c for c in COLUMNS if c not in header]
             if missing:

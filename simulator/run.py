@@ -99,6 +99,13 @@ class ServingConfig:
         except ConfigError as exc:
             raise ConfigError(f"`precision`: {exc}") from None
         if BATCHING[self.batching].pools:
+            width = self.plan.gpus_per_replica
+            if self.gpus < 2 * width:
+                raise ConfigError(f"`batching`: disaggregated needs a prefill and a decode pool of at least one "
+                                  f"replica ({width} GPUs) each, so `gpus` >= {2 * width}; got {self.gpus}")
+            if not self.prefill_gpus:
+                raise ConfigError(f"`prefill_gpus`: required with `batching` disaggregated: GPUs of the prefill pool, "
+                                  f"a multiple of {width} from {width} to {self.gpus - width}")
             require_number("`prefill_gpus`", self.prefill_gpus, low=self.plan.gpus_per_replica,
                            high=self.gpus - self.plan.gpus_per_replica, integer=True)
             if self.prefill_gpus % self.plan.gpus_per_replica:

@@ -101,6 +101,10 @@ CASES = [
     (["simulate", "--model", "llama3.1-8b", "--gpu", "h200", "--gpus", "4", "--rate", "5", "--duration", "10",
       "--batching", "disaggregated", "--prefill-gpus", "2", "--kv-transfer-gb-per-s", "1e-9"],
      "--kv-transfer-gb-per-s: 1e-09 is out of range [0.01, 1e+06]"),      # ran for hours before
+    (["simulate", "--model", "llama3.1-8b", "--gpu", "h200", "--gpus", "1", "--rate", "2", "--requests", "5",
+      "--batching", "disaggregated", "--prefill-gpus", "1"], "--gpus >= 2; got 1"),          # was "[1, 0]"
+    (["simulate", "--model", "llama3.1-8b", "--gpu", "h200", "--gpus", "4", "--rate", "2", "--requests", "5",
+      "--batching", "disaggregated"], "--prefill-gpus: required with --batching disaggregated"),  # was "0 is out of range"
     (["calibrate", "{rows_short.csv}"], "rows_short.csv: row 1: 6 cells, the header has 8 columns"),
     (["calibrate", "{rows_tp3.csv}"], "row 1: tp: 3 does not divide llama2-70b's 64 attention heads"),
     (["calibrate", "{rows_pp81.csv}"], "row 1: pp: 81 stages is more than llama2-70b's 80 layers; pp can be 1 to 80"),

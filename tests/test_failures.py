@@ -95,7 +95,8 @@ def test_failures_conserve_requests_and_every_drop_has_a_true_reason(options, wo
         elif reason == NO_DECODE_ENGINE:
             assert prefill and set(decode) <= failed, (reason, failed)
         elif reason == HANDOFF_UNREACHABLE:
-            assert prefill and links_failed and not set(decode) <= failed
+            # (the decode pool may all fail later in the run: one GPU at 0.05 s after a hand-off's link at 0)
+            assert prefill and links_failed
         else:
             assert "context" in reason or "KV blocks" in reason, reason
     down = any(r in CLUSTER_DOWN for r in summary["requests_dropped_by_reason"])

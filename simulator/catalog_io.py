@@ -10,7 +10,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, excerpt
 
 
 MAX_TEXT_BYTES = 256 * 2 ** 20     # far beyond any catalog, measurement table or result infersim writes
@@ -90,8 +90,25 @@ def merged_catalog(package: str, name: str, user_files=()) -> dict[str, dict]:
         for key, table in read_toml(user_file).items():
             if not isinstance(table, dict):
                 raise ConfigError(f"{user_file}: top-level key {key!r} must be a table like [{key}]")
+            check_entry_name(f"{user_file}: [{key}]", key)
             tables[key] = {**tables.get(key, {}), **table, "_file": str(user_file)}
     return tables
+
+
+def check_entry_name(where: str, name: str) -> None:
+    """A catalog entry's name is lower case: lookups (`--gpu H200`) compare lower case, so `[MyGPU]` could
+    never be found, and `[H200]` would sit beside the shipped `[h200]` instead of overriding it."""
+    if name != name.lower():
+        raise ConfigError(f"{where}: catalog names are lower case (names are looked up case-insensitively); "
+                          f"write [{name.lower()}]")
+
+
+def require_text(where: str, value) -> str:
+    """Return `value` if it is a string (a name, a label, a source note), else raise naming `where`."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string in quotes, got {excerpt(value)[1:-1]} "
+                          f"({type(value).__name__})")
+    return value
 
 
 def toml_string(text: str) -> str:

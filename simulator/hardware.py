@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 
-from simulator.catalog_io import merged_catalog, read_toml, packaged_toml
+from simulator.catalog_io import merged_catalog, read_toml, packaged_toml, require_text
 from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
 from simulator.intervals import check_interval, check_log_sigma
 
@@ -19,6 +19,12 @@ DTYPES = ("bf16", "fp8", "fp6", "fp4")
 NARROW_DTYPES = ("fp6", "fp4")
 BITS = {"bf16": 16, "fp16": 16, "fp8": 8, "fp6": 6, "fp4": 4}
 SCALEUP_KINDS = ("nvswitch", "mesh", "nvl72")
+# Vendors the simulator has values for: efficiency profile sections, a reference stack
+# (fit_parameters.REFERENCE_STACKS) and launch commands (catalog/engine_args.toml). A GPU of another vendor
+# would silently run at the uncalibrated prior.
+VENDORS = ("amd", "nvidia")
+# A GPU's text fields (`name` is its catalog key; `aliases` are checked as a list).
+GPU_TEXT_FIELDS = ("display_name", "vendor", "family", "base_family", "source")
 
 
 def check_nic_gbps(where: str, value) -> float:
@@ -56,6 +62,9 @@ class GPUSpec:
 
     def __post_init__(self):
         where = f"gpu {self.name}"
+        for name in GPU_TEXT_FIELDS:
+            require_text(f"{where}: {name}", getattr(self, name))
+        require_choice(f"{where}: vendor", self.vendor, VENDORS)
         if not self.base_family:
             object.__setattr__(self, "base_family", self.family)
         for name in ("hbm_gb", "hbm_tb_per_s", "scaleup_gb_per_s", "power_w"):
@@ -76,6 +85,7 @@ class GPUSpec:
             require_number(f"{where}: peak_tflops.{dtype}", tflops, low=0, low_inclusive=False, high=1e7)
         if "bf16" not in self.peak_tflops:
             raise ConfigError(f"{where}: peak_tflops needs a bf16 entry")
+        check_peak_order(where, self.peak_tflops)
         low, high = self.usd_per_gpu_hour
         require_number(f"{where}: usd_per_gpu_hour low", low, low=0, high=1e4)
         require_number(f"{where}: usd_per_gpu_hour high", high, low=low, high=1e4)
@@ -96,6 +106,16 @@ class GPUSpec:
     @property
     def usd_per_gpu_hour_mid(self) -> float:
         return sum(self.usd_per_gpu_hour) / 2
+
+
+def check_peak_order(where: str, peak_tflops: dict) -> None:
+    """A 4- or 6-bit peak is at least the next wider format's: no GPU's tensor cores slow down when the
+    operands narrow (a lower figure is a typo, or a sparse or per-something number beside dense ones)."""
+    widest_first = sorted(peak_tflops, key=BITS.__getitem__, reverse=True)
+    for wider, narrower in zip(widest_first, widest_first[1:]):
+        if narrower in NARROW_DTYPES and peak_tflops[narrower] < peak_tflops[wider]:
+            raise ConfigError(f"{where}: peak_tflops.{narrower} {peak_tflops[narrower]!r} is below peak_tflops.{wider} "
+                              f"{peak_tflops[wider]!r}; a narrower format's peak must be at least a wider one's")
 
 
 _GPU_KEYS = {f.name for f in fields(GPUSpec)} - {"name"} | {"_file"}
@@ -131,7 +151,34 @@ def gpu_from_table(name: str, table: dict) -> GPUSpec:
 def load_gpus(user_files=()) -> dict[str, GPUSpec]:
     """All GPUs: the packaged catalog plus user files (which add or override entries)."""
     tables = merged_catalog("simulator.catalog", "gpus.toml", user_files)
-    return {name: gpu_from_table(name, table) for name, table in tables.items()}
+    gpus = {name: gpu_from_table(name, table) for name, table in tables.items()}
+    where = {name: f"{table.get('_file', 'gpus.toml')}: [{name}]" for name, table in tables.items()}
+    check_aliases(where, gpus)
+    check_base_families(where, gpus)
+    return gpus
+
+
+def check_aliases(where: dict, gpus: dict[str, GPUSpec]) -> None:
+    """Every name and alias (compared by `alias_key`) means one GPU: an alias that is another GPU's name or
+    alias would send measured results, or a lookup, to whichever entry came last."""
+    owner = {alias_key(name): name for name in gpus}
+    for gpu in gpus.values():
+        for alias in gpu.aliases:
+            other = owner.setdefault(alias_key(alias), gpu.name)
+            if other != gpu.name:
+                what = "the name of" if alias_key(alias) == alias_key(other) else "also an alias of"
+                raise ConfigError(f"{where[gpu.name]}: alias {alias!r} is {what} GPU {other}; "
+                                  f"an alias must name one GPU")
+
+
+def check_base_families(where: dict, gpus: dict[str, GPUSpec]) -> None:
+    """A base_family is a chip family of the catalog: profiles and calibration key values by it, so an
+    unknown one would silently take none of its generation's values."""
+    families = {gpu.family for gpu in gpus.values()}
+    for gpu in gpus.values():
+        if gpu.base_family not in families:
+            raise ConfigError(f"{where[gpu.name]}: base_family {gpu.base_family!r} is no catalog GPU's family; "
+                              f"known: {', '.join(sorted(families))}")
 
 
 def alias_key(name: str) -> str:

@@ -27,14 +27,14 @@ def test_missing_dtype_is_an_error_not_a_fallback():
 
 def test_user_file_overrides_and_adds(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('[mi355x]\nhbm_tb_per_s = 9.0\n\n[x1]\ndisplay_name = "X1"\nvendor = "acme"\nfamily = "x"\n'
+    path.write_text('[mi355x]\nhbm_tb_per_s = 9.0\n\n[x1]\ndisplay_name = "X1"\nvendor = "nvidia"\nfamily = "x"\n'
                     'hbm_gb = 100\nhbm_tb_per_s = 2\npeak_tflops = { bf16 = 100 }\nscaleup = "nvswitch"\n'
                     'scaleup_gb_per_s = 100\ngpus_per_server = 8\nnic_gbps = 100\npower_w = 300\n'
                     'usd_per_gpu_hour = [1, 2]\n')
     gpus = load_gpus([path])
     assert gpus["mi355x"].hbm_tb_per_s == 9.0
     assert gpus["mi355x"].hbm_gb == 288
-    assert gpus["x1"].vendor == "acme"
+    assert gpus["x1"].vendor == "nvidia"
     assert gpus["x1"].node_other_power_w is None      # optional: a GPU without a rated server power
 
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from simulator.catalog_io import merged_catalog, read_json
+from simulator.catalog_io import merged_catalog, read_json, require_text
 from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_choice, require_number
 
 # Bytes per stored value. Sub-byte formats carry one 8-bit block scale per 32 values (MX formats;
@@ -19,6 +19,16 @@ WEIGHT_DTYPES = ("bf16", "fp8", "fp6", "fp4")
 KV_DTYPES = ("bf16", "fp8")
 ACTIVATION_DTYPES = ("bf16", "fp8", "fp6", "fp4")
 _BITS = {"bf16": 16, "fp16": 16, "fp8": 8, "fp6": 6, "fp4": 4}
+# A model's free-text fields (`attention` and `checkpoint_dtype` are choices).
+MODEL_TEXT_FIELDS = ("display_name", "source", "hf_repo")
+
+
+def require_bool(where: str, value) -> bool:
+    """Return `value` if it is true or false; a string ("false", "no") or a number is refused, not read
+    as whatever Python's truth makes of it ("false" is true)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {excerpt(value)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,9 @@ class ModelSpec:
 
     def __post_init__(self):
         where = f"model {self.name}"
+        for name in MODEL_TEXT_FIELDS:
+            require_text(f"{where}: {name}", getattr(self, name))
+        require_bool(f"{where}: tie_embeddings", self.tie_embeddings)
         for name in ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab"):
             require_number(f"{where}: {name}", getattr(self, name), low=1, high=10_000_000, integer=True)
         require_choice(f"{where}: attention", self.attention, ("gqa", "mla"))
@@ -298,24 +311,31 @@ def model_from_hf_config(path: str | Path) -> ModelSpec:
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: text_config must be a JSON object")
 
-    def whole(key, default=None):
-        """A count in the config: a whole number >= 1; absent, null or 0 takes `default` (None: required)."""
+    def whole(key, default=None, zero_is_absent=True):
+        """A count in the config: a whole number >= 1; absent, null or (if `zero_is_absent`) 0 takes
+        `default` (None: required)."""
         value = cfg.get(key)
-        if value is None or (value == 0 and default is not None and not isinstance(value, bool)):
+        zero = zero_is_absent and value == 0 and not isinstance(value, bool)
+        if value is None or (zero and default is not None):
             if default is None:
                 raise ConfigError(f"{path}: missing key {key!r} (a whole number >= 1)")
             return default
         return require_number(f"{path}: {key}", value, low=1, high=1e9, integer=True)
 
+    def flag(key, default):
+        """A true/false setting in the config; absent or null takes `default`."""
+        value = cfg.get(key)
+        return default if value is None else require_bool(f"{path}: {key}", value)
+
     hidden, heads = whole("hidden_size"), whole("num_attention_heads")
     values = dict(
         layers=whole("num_hidden_layers"), hidden=hidden, heads=heads,
-        kv_heads=whole("num_key_value_heads", heads),
+        kv_heads=whole("num_key_value_heads", heads, zero_is_absent=False),     # absent: MHA; 0 is no count
         head_dim=whole("head_dim", max(1, hidden // heads)),
         ffn=whole("intermediate_size", 4 * hidden),
         vocab=whole("vocab_size"),
-        tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        max_context=whole("max_position_embeddings", 131072),
+        tie_embeddings=flag("tie_word_embeddings", False),
+        max_context=whole("max_position_embeddings", 131072, zero_is_absent=False),
         display_name=path.parent.name or path.stem, source=str(path),
         hf_repo=str(path.resolve().parent),     # engines load a model from the folder holding config.json
     )
@@ -337,7 +357,7 @@ def model_from_hf_config(path: str | Path) -> ModelSpec:
     if window and layer_types:
         fraction = sum(1 for t in layer_types if "sliding" in str(t)) / len(layer_types)
         values.update(sliding_window=window, sliding_layers_fraction=fraction)
-    elif window and cfg.get("use_sliding_window", True) and window < values["max_context"]:
+    elif window and flag("use_sliding_window", True) and window < values["max_context"]:
         values.update(sliding_window=window, sliding_layers_fraction=1.0)
     try:
         return ModelSpec(name=path.stem if path.stem != "config" else (path.parent.name or "model"), **values)

@@ -305,8 +305,11 @@ def run_file(func):
         params = {p.name: p for p in ctx.command.params if p.name in runfile.FIELDS}
         from_file = {}
         if config:
+            given = {name for name in params
+                     if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)}
+            replaced = runfile.replaced_by_flags(given)
             for name, value in runfile.read(config, command, params).items():
-                if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+                if name in given or name in replaced:
                     continue                                  # the command line wins
                 label = f"{config}: [{runfile.FIELDS[name].table}] {name}"
                 try:

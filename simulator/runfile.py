@@ -120,6 +120,20 @@ FIELDS = {field.name: field for field in (
 )}
 assert all(f.table in TABLES for f in FIELDS.values())
 
+# The ways one workload is given, each with the options that way alone takes: a way chosen on the command
+# line replaces the run file's (flags beside --config win), instead of the two clashing.
+WORKLOAD_WAYS = {"rate": ("arrival", "cv", "duration_s"), "offline": (), "users": ("think_time_s",), "trace": (),
+                 "workload": ()}
+
+
+def replaced_by_flags(given) -> set[str]:
+    """The run-file fields a command line's options `given` replace: the other workload ways, when it
+    chooses one."""
+    if not set(given) & set(WORKLOAD_WAYS):
+        return set()
+    return {name for way, own in WORKLOAD_WAYS.items() if way not in given for name in (way, *own)}
+
+
 _KIND_WORDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
 
 

@@ -255,3 +255,18 @@ def test_a_result_rerun_with_config_does_not_overwrite_itself(tmp_path, monkeypa
     assert again.value.code == 2
     assert "is the file --config reads" in capsys.readouterr().err
     assert (tmp_path / "a.json").read_bytes() == before
+
+
+def test_a_workload_way_given_beside_config_replaces_the_files(tmp_path, monkeypatch, capsys):
+    """A run file of a rate-driven run, re-run with --offline (or --users): the flag wins, as beside
+    --config every flag does. Before, the file's rate and the flag clashed ('give one of ...')."""
+    monkeypatch.chdir(tmp_path)
+    main(["simulate", "--model", "llama3.1-8b", "--gpu", "h200", "--gpus", "1", "--rate", "5", "--duration", "4",
+          "--out", "rate.json"])
+    capsys.readouterr()
+    main(["simulate", "--config", "rate.json", "--offline", "--requests", "6", "--out", "offline.json", "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert document["requests_total"] == 6 and document["workload"]["arrival"]["kind"] == "offline"
+    assert runfile.replaced_by_flags({"users", "requests"}) == {"rate", "arrival", "cv", "duration_s", "offline",
+                                                                 "trace", "workload"}
+    assert runfile.replaced_by_flags({"gpus"}) == set()

@@ -318,8 +318,10 @@ def run_file(func):
                     raise ConfigError(f"{label}: {exc.message}") from None
                 from_file[_long_flag(params[name])] = from_file[name] = label
         if "out" in from_file and options.get("out") and Path(options["out"]).resolve() == Path(config).resolve():
-            raise ConfigError(f"{from_file['out']}: is the file --config reads (a result records where it was "
-                              "written); a re-run would overwrite it: give --out")
+            # a result records where it was written: re-run, that is the file being read
+            options["out"] = None
+            warn([f"{from_file['out']}: not written over (it is the file --config reads); give --out to keep "
+                  "the re-run"])
         resolved = runfile.resolve_paths({name: options[name] for name in params}, Path.cwd())
         document = runfile.tables(resolved, command)
         if print_config is not None:

@@ -140,6 +140,8 @@ def parse_set_values(set_values) -> tuple[dict, dict]:
                               f"gpu.hbm_tb_per_s=10)")
         key, value = (part.strip() for part in item.split("=", 1))
         scope, _, name = key.partition(".")
+        if name in (gpu_overrides if scope == "gpu" else topology_overrides):
+            raise ConfigError(f"`set_values` {key}: given twice; give each field once")
         if scope == "gpu" and name:
             gpu_overrides[name] = value
         elif scope == "topology" and name:

@@ -23,7 +23,7 @@ SEEDS = {
     "workload.toml": 'requests = 20\n[arrival]\nkind = "poisson"\nrate_per_s = 4.0\n[input]\nkind = "fixed"\n'
                      'tokens = 100\n[output]\nkind = "uniform"\nlow = 1\nhigh = 50\n',
     "topology.toml": 'builder = "cluster"\nservers = 2\nnic_gbps = 400.0\nfabric = "rail"\n',
-    "gpus.toml": '[mygpu]\ndisplay_name = "X"\nvendor = "v"\nfamily = "f"\nhbm_gb = 80\nhbm_tb_per_s = 3.0\n'
+    "gpus.toml": '[mygpu]\ndisplay_name = "X"\nvendor = "nvidia"\nfamily = "f"\nhbm_gb = 80\nhbm_tb_per_s = 3.0\n'
                  'peak_tflops = { bf16 = 900, fp8 = 1800 }\nscaleup = "nvswitch"\nscaleup_gb_per_s = 900\n'
                  'gpus_per_server = 8\nnic_gbps = 400\npower_w = 700\nusd_per_gpu_hour = [2.0, 3.0]\nsource = "s"\n',
     "profile.toml": '[default]\ncompute_efficiency = 0.5\n[gpu.b200]\nmemory_efficiency = 0.7\n',

@@ -19,10 +19,6 @@ DTYPES = ("bf16", "fp8", "fp6", "fp4")
 NARROW_DTYPES = ("fp6", "fp4")
 BITS = {"bf16": 16, "fp16": 16, "fp8": 8, "fp6": 6, "fp4": 4}
 SCALEUP_KINDS = ("nvswitch", "mesh", "nvl72")
-# Vendors the simulator has values for: efficiency profile sections, a reference stack
-# (fit_parameters.REFERENCE_STACKS) and launch commands (catalog/engine_args.toml). A GPU of another vendor
-# would silently run at the uncalibrated prior.
-VENDORS = ("amd", "nvidia")
 # A GPU's text fields (`name` is its catalog key; `aliases` are checked as a list).
 GPU_TEXT_FIELDS = ("display_name", "vendor", "family", "base_family", "source")
 
@@ -64,7 +60,6 @@ class GPUSpec:
         where = f"gpu {self.name}"
         for name in GPU_TEXT_FIELDS:
             require_text(f"{where}: {name}", getattr(self, name))
-        require_choice(f"{where}: vendor", self.vendor, VENDORS)
         if not self.base_family:
             object.__setattr__(self, "base_family", self.family)
         for name in ("hbm_gb", "hbm_tb_per_s", "scaleup_gb_per_s", "power_w"):

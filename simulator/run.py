@@ -297,6 +297,11 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
         summary["replicas_simulated"] = cluster.simulated_replicas
     summary["requests_dropped_by_reason"] = dict(sorted(by_reason.items(), key=lambda item: (-item[1], item[0])))
     warnings = list(notes)
+    if config.prediction_log_sigma is None:
+        gpu = config.gpu
+        warnings.append(f"no prediction interval: the efficiency profile holds no fit for {gpu.name} ([fit.log_sigma]); "
+                        f"it runs at the profile's values for its vendor ({gpu.vendor}) and family ({gpu.family}), "
+                        "or the [default] ones where it has none: calibrate it on measured rows (infersim calibrate)")
     if any(reason in by_reason for reason in CLUSTER_DOWN):
         # The cluster stopped serving with requests still to serve: what finished before says nothing
         # about the throughput or cost of serving this workload, so no rate is reported.

@@ -356,7 +356,7 @@ def write_run_file(document: dict, where: str) -> None:
     if where == "-":
         click.echo(runfile.dumps(document, header), nl=False)
         return
-    target = claim_output(where, "--print-config")
+    target = claim_output(where, "--print-config", suffixes=(".toml",))
     folder = target.path.parent
     relative = runfile.tables(runfile.relative_paths(runfile.flatten(document), folder), command)
     target.write(runfile.dumps(relative, header))
@@ -408,9 +408,9 @@ def claim_output(out: str | None, flag: str = "--out", suffixes: tuple = ()) -> 
         return None
     if not out.strip():
         raise ConfigError(f"{flag}: an empty path; give a file name")
+    _refuse_overwriting_inputs(out, flag)
     if suffixes and not out.lower().endswith(suffixes):
         raise ConfigError(f"{flag}: {out!r} must end in {' or '.join(suffixes)}")
-    _refuse_overwriting_inputs(out, flag)
     try:
         return PendingOutput(out)
     except ConfigError as exc:
@@ -489,7 +489,7 @@ def simulate(as_json, out, quiet, jobs, **options):
     in the drop_reason column of a .csv --out). Exit status: 0 when the run completed; 2 for bad input;
     3 when injected failures (--fail) took down every engine able to serve while requests remained: the
     result is still printed and written, with run_status "failed" and no throughput or cost per token."""
-    target = claim_output(out)
+    target = claim_output(out, suffixes=(".json", ".csv"))
     from simulator.api import simulate as api_simulate
     with Progress("simulate", quiet=quiet) as progress:
         result = api_simulate(jobs=jobs, **options, progress=progress)
@@ -539,7 +539,7 @@ def mlperf(as_json, out, quiet, **options):
     rate meeting the p99 TTFT/TPOT limits), choosing the best plan that fits unless --tp etc. pin it."""
     if out and out.lower().endswith(".csv"):
         raise ConfigError("--out: mlperf writes its JSON document; a .csv holds per-request rows (simulate --out)")
-    target = claim_output(out)
+    target = claim_output(out, suffixes=(".json",))
     from simulator.launch import check_for_options, launch_for_options, with_launch
     engine = options.pop("emit")
     check_for_options(engine, options)
@@ -568,7 +568,7 @@ def size(as_json, out, quiet, compare, **options):
     """Fewest GPUs (and nodes) reaching an output tokens/s target under a scenario's SLA, with cost."""
     if options.get("target_tokens_per_s") is None:
         raise ConfigError("--target-tokens-per-s: required (the output tokens/s the cluster must serve)")
-    target = claim_output(out)
+    target = claim_output(out, suffixes=(".json", ".csv"))
     from simulator.launch import check_for_options, launch_for_options, with_launch
     from simulator.sizing import compare as compare_gpus, size as run_size
     options["scenario"] = options["scenario"].lower()
@@ -715,7 +715,7 @@ def calibrate(measurements, out, prior_profile, interval, seed, as_json, gpu_cat
     """Fit efficiency parameters to measured rows (CSV; see simulator/measurements.py for the columns):
     per-row prediction, error and 80% interval, and a profile any command takes with --profile. How well
     the fit predicts what it did not see: `infersim validate`."""
-    target = claim_output(out)
+    target = claim_output(out, suffixes=(".toml",))
     from simulator.calibrate import calibrate_files
     from simulator.intervals import DEFAULT_INTERVAL, interval_z
     interval = DEFAULT_INTERVAL if interval is None else interval
@@ -750,7 +750,7 @@ def calibrate(measurements, out, prior_profile, interval, seed, as_json, gpu_cat
 def validate_command(measurements, splits, prior_profile, seed, out, as_json, quiet):
     """How well calibration predicts rows it never saw: leave one GPU out, leave one round out (fit v4.1,
     predict v5.1), leave one model out. Default rows: the shipped MLPerf results."""
-    target = claim_output(out)
+    target = claim_output(out, suffixes=(".md",))
     from simulator.measurements import load_measurement_files
     from simulator.calibrate import prior_from
     from simulator.validate import SHIPPED_ROWS, SPLITS, markdown, pinned_records, validate
@@ -809,7 +809,7 @@ def import_runs(files, kind, out, **options):
     for name in reader.required:
         if options.get(name) is None:
             raise ConfigError(f"{flags[name]}: required with --format {kind} (the result file does not say)")
-    target = claim_output(out)
+    target = claim_output(out, suffixes=(".csv",))
     from simulator.measurements import measurements_csv
     rows, note = reader.read(list(files), **{k: v for k, v in options.items() if k in reader.options})
     if note:

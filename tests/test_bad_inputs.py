@@ -114,6 +114,8 @@ CASES = [
     (SIM + ["--set", "gpu.nic_gbps=5e6"], "nic_gbps: 5000000.0 is out of range (0, 1e+06]"),   # one NIC range
     (SIM + ["--set", "gpu.hbm_tb_per_s=-1"], "hbm_tb_per_s"),
     (SIM + ["--set", "gpu.colour=red"], "unknown GPU field"),
+    (SIM + ["--out", "result.txt"], "result.txt' must end in .json or .csv"),   # wrote JSON silently
+    (SIM + ["--print-config", "run.json"], "--print-config: 'run.json' must end in .toml"),   # wrote TOML into .json
     (SIM + ["--set", "gpu.hbm_gb=1", "--set", "gpu.hbm_gb=141"], "--set gpu.hbm_gb: given twice"),  # the first was dropped
     (["size", "--compare", "h200,nope", "--target-tokens-per-s", "1e5"], "--compare: unknown GPU 'nope'"),
     (["size", "--compare", "", "--target-tokens-per-s", "1e5"], "--compare: give GPU names, comma-separated"),

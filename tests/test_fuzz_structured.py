@@ -77,7 +77,8 @@ def workload_flags(draw):
     if kind == "rate-requests":
         return ["--rate", f"{draw(st.floats(0.5, 50)):.3f}", "--requests", n]
     if kind == "rate-duration":
-        return ["--rate", f"{draw(st.floats(0.5, 5)):.3f}", "--duration", f"{draw(st.floats(0.5, 4)):.3f}"]
+        rate = round(draw(st.floats(0.5, 5)), 3)      # a duration holds one request at least: rate x duration >= 1
+        return ["--rate", f"{rate:.3f}", "--duration", f"{draw(st.floats(max(0.5, 1.001 / rate), 4)):.3f}"]
     if kind == "gamma":
         return ["--rate", "4", "--arrival", "gamma", "--cv", f"{draw(st.floats(0.3, 4)):.3f}", "--requests", n]
     return ["--users", str(draw(small(1, 8))), "--requests", n, "--think-time", f"{draw(st.floats(0, 1)):.3f}"]
@@ -140,12 +141,12 @@ WORKLOAD_FIELDS = {
 def workload_toml(draw):
     kind = draw(st.sampled_from(["poisson", "gamma", "constant", "offline", "closed-loop"]))
     valid = {"arrival.kind": kind}
-    if kind in ("offline", "closed-loop") or draw(st.booleans()):
-        valid["requests"] = draw(small(1, 20))
-    else:
-        valid["duration_s"] = draw(st.floats(0.5, 4))
     if kind in ("poisson", "gamma", "constant"):
         valid["arrival.rate_per_s"] = draw(st.floats(0.5, 5))
+    if kind in ("offline", "closed-loop") or draw(st.booleans()):
+        valid["requests"] = draw(small(1, 20))
+    else:       # a duration holds one request at least: rate x duration >= 1
+        valid["duration_s"] = draw(st.floats(max(0.5, 1.001 / valid["arrival.rate_per_s"]), 4))
     if kind == "gamma":
         valid["arrival.cv"] = draw(st.floats(0.3, 3))
     if kind == "closed-loop":

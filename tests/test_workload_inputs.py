@@ -68,3 +68,10 @@ def test_trace_column_that_would_be_ignored_or_overridden_is_refused(tmp_path, n
     with pytest.raises(ConfigError) as caught:
         load_trace(tmp_path / name)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_duration_too_short_for_one_request_at_the_rate_is_refused():
+    """1e-6 requests/s over 10 s: the one request a duration draws at least landed at ~3.3M s, far past
+    the duration, silently. Refused now; a duration that holds a request keeps its first within it."""
+    with pytest.raises(ConfigError, match=r"spreads 1 request\(s\) over about 1e\+06 s, beyond the duration_s of 10 s"):
+        WorkloadSpec.from_flags(rate=1e-6, duration_s=10)

@@ -15,6 +15,7 @@ from workloads.requests import MAX_ARRIVAL_S, Requests
 from workloads.traces import load_trace
 
 MAX_REQUESTS = 50_000_000
+DURATION_TRIES = 64     # draws of a duration's first arrival before giving up on one within it
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,13 @@ class WorkloadSpec:
             if expected > MAX_REQUESTS:
                 raise ConfigError(f"workload: rate x duration = {expected:.3g} requests exceeds {MAX_REQUESTS}")
         rate, least = getattr(self.arrival, "rate_per_s", None), self.requests or 1    # a duration draws one at least
-        if rate and not self.closed_loop and least / rate > MAX_ARRIVAL_S:
+        if self.duration_s is not None and self.requests is None:
+            span, beyond = self.duration_s, f"the duration_s of {self.duration_s:.3g} s"
+        else:
+            span, beyond = MAX_ARRIVAL_S, f"the {MAX_ARRIVAL_S:g} s a run can hold"
+        if rate and not self.closed_loop and least / rate > span:
             raise ConfigError(f"`rate`: {rate:.3g} requests/s spreads {least} request(s) over about "
-                              f"{least / rate:.3g} s, beyond the {MAX_ARRIVAL_S:g} s a run can hold")
+                              f"{least / rate:.3g} s, beyond {beyond}")
 
     @property
     def closed_loop(self) -> bool:
@@ -73,11 +78,23 @@ class WorkloadSpec:
             times = self.arrival.times(count, rng)
             times = times[times < self.duration_s]
             if times.size == 0:
-                times = self.arrival.times(1, rng)
+                times = self._one_within_duration(rng)
         else:
             times = self.arrival.times(self.request_count(), rng)
         inputs, outputs = self._lengths(times.size, rng)
         return Requests(times, inputs, outputs)
+
+    def _one_within_duration(self, rng) -> np.ndarray:
+        """The one request a duration draws at least when by chance none arrives within it: its first
+        arrival redrawn until it lies within the duration (never past it). Since rate x duration >= 1,
+        the mean gap fits in the duration and each try lands within it at odds of about half or better."""
+        for _ in range(DURATION_TRIES):
+            times = self.arrival.times(1, rng)
+            if times[0] <= self.duration_s:
+                return times
+        raise ConfigError(f"duration_s: no request arrives within {self.duration_s:.3g} s at "
+                          f"{self.arrival.rate_per_s:.3g} requests/s in {DURATION_TRIES} draws; give a longer "
+                          f"duration_s or requests")
 
     def chunks(self, seed: int = 0, size: int = 1 << 16):
         """The open-loop stream drawn `size` requests at a time (for long runs in bounded memory). Gaps

@@ -115,6 +115,11 @@ class ServingConfig:
             raise ConfigError("`prefill_gpus`: only meaningful with `batching` disaggregated")
         for failure in self.failures:
             require_number("`fail` time", failure[-1], low=0, high=1e9)
+        targets = [failure[:-1] for failure in self.failures]
+        twice = next((t for i, t in enumerate(targets) if t in targets[:i]), None)
+        if twice is not None:
+            raise ConfigError(f"`fail`: {twice[0]}:{'-'.join(map(str, twice[1:]))} is given twice; a GPU or link "
+                              "fails once")
 
     @property
     def replicas(self) -> int:
@@ -302,6 +307,12 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
         warnings.append(f"no prediction interval: the efficiency profile holds no fit for {gpu.name} ([fit.log_sigma]); "
                         f"it runs at the profile's values for its vendor ({gpu.vendor}) and family ({gpu.family}), "
                         "or the [default] ones where it has none: calibrate it on measured rows (infersim calibrate)")
+    finished = arrays["finish_s"][np.isfinite(arrays["finish_s"])]
+    last_finish = float(finished.max()) if finished.size else 0.0
+    for failure in config.failures:
+        if failure[-1] > last_finish and not summary["requests_dropped"]:
+            warnings.append(f"`fail` at {failure[-1]:g} s came after the last request finished ({last_finish:.4g} s): "
+                            "it changed no request (the run's simulated_s runs on to it)")
     if any(reason in by_reason for reason in CLUSTER_DOWN):
         # The cluster stopped serving with requests still to serve: what finished before says nothing
         # about the throughput or cost of serving this workload, so no rate is reported.

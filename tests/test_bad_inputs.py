@@ -114,6 +114,10 @@ CASES = [
     (SIM + ["--set", "gpu.nic_gbps=5e6"], "nic_gbps: 5000000.0 is out of range (0, 1e+06]"),   # one NIC range
     (SIM + ["--set", "gpu.hbm_tb_per_s=-1"], "hbm_tb_per_s"),
     (SIM + ["--set", "gpu.colour=red"], "unknown GPU field"),
+    (OPEN + ["--gpus", "2", "--rate", "5", "--fail", "gpu:0@1", "--fail", "gpu:0@2"],
+     "--fail: gpu:0 is given twice"),
+    (OPEN + ["--gpus", "2", "--rate", "5", "--fail", "link:gpu2-nvswitch0@1"],
+     "gpu2 is not one of the cluster's GPUs (gpu0..gpu1"),                     # was accepted, changing nothing
     (SIM + ["--out", "result.txt"], "result.txt' must end in .json or .csv"),   # wrote JSON silently
     (SIM + ["--print-config", "run.json"], "--print-config: 'run.json' must end in .toml"),   # wrote TOML into .json
     (SIM + ["--set", "gpu.hbm_gb=1", "--set", "gpu.hbm_gb=141"], "--set gpu.hbm_gb: given twice"),  # the first was dropped

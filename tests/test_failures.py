@@ -40,16 +40,18 @@ def failing_clusters(draw):
         if draw(st.booleans()):
             options["kv_transfer_gb_per_s"] = draw(st.sampled_from([0.01, 0.05, 1.0, 100.0]))
     graph = load_topology("auto", serving_config(model="llama3.1-8b", gpu="b200").gpu, options["gpus"])
-    edges = sorted(tuple(sorted(e)) for e in graph.edges)
-    failures = []
+    idle = {f"gpu{i}" for i in range(options["gpus"], 8)}       # the server's slots beyond the cluster
+    edges = sorted(tuple(sorted(e)) for e in graph.edges if not idle & set(e))
+    failures = {}                                               # target -> failure: each fails once
     for _ in range(draw(st.integers(1, 3))):
         when = draw(st.sampled_from([0.0, 0.05, 0.3, 1.0, 3.0]))
         if draw(st.booleans()):
-            failures.append(f"gpu:{draw(st.integers(0, options['gpus'] - 1))}@{when}")
+            target = f"gpu:{draw(st.integers(0, options['gpus'] - 1))}"
         else:
             a, b = draw(st.sampled_from(edges))
-            failures.append(f"link:{a}-{b}@{when}")
-    options["fail"] = tuple(dict.fromkeys(failures))
+            target = f"link:{a}-{b}"
+        failures.setdefault(target, f"{target}@{when}")
+    options["fail"] = tuple(failures.values())
     return options
 
 
@@ -234,3 +236,12 @@ def test_tp_must_split_or_replicate_the_kv_heads():
     model.check_tensor_parallel(8)
     with pytest.raises(ConfigError, match="16 KV heads"):
         model.check_tensor_parallel(12)
+
+
+def test_a_failure_after_the_last_request_finished_is_reported_as_changing_nothing():
+    """gpu:0@1000 on a run whose requests finish within seconds: the run is complete and says the failure
+    came too late to matter (its simulated_s runs on to 1000 s). Before: no word."""
+    from simulator.api import simulate
+    result = simulate(model="llama3.1-8b", gpu="h200", gpus=2, rate=5, requests=10, fail=("gpu:0@1000",))
+    assert result.summary["run_status"] == "complete"
+    assert any("came after the last request finished" in w for w in result.warnings)

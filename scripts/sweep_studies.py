@@ -63,7 +63,7 @@ def run(name: str, outdir: Path, jobs: int, resume: bool = False) -> None:
     print(f"\n{name}: {len(rows)} points, {wall:.0f} s wall with --jobs {jobs}")
     print(format_table(rows, columns))
     for x, y, color, kind in STUDIES[name]:
-        path = plot_rows(rows, x, y, outdir / f"{name}_{y}.png", color=color, kind=kind)
+        path, _ = plot_rows(rows, x, y, outdir / f"{name}_{y}.png", color=color, kind=kind)
         print(f"plot: {path}")
 
 

@@ -866,10 +866,15 @@ def plot_command(results, x_column, y_column, color, kind, logx, logy, title, ou
     from simulator.output import read_csv_rows
     from simulator.plot import plot_rows
     from simulator.sweep import expand_extra
+    if results.lower().endswith(".json"):
+        raise ConfigError(f"{results}: plot reads a results CSV (sweep --out, size or pareto --out F.csv), not JSON")
     rows = [expand_extra(row) for row in read_csv_rows(results)]
     if not rows:
         raise ConfigError(f"{results}: no rows (a header line and at least one row of values)")
-    path = plot_rows(rows, x_column, y_column, target, color=color, kind=kind, title=title, logx=logx, logy=logy)
+    path, left_out = plot_rows(rows, x_column, y_column, target, color=color, kind=kind, title=title, logx=logx,
+                               logy=logy)
+    if left_out:
+        warn([f"{results}: {left_out} row(s) left out: {x_column} or {y_column} is not a finite number"])
     click.echo(f"wrote {path}")
 
 

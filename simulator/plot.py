@@ -41,9 +41,10 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, kind: str = "line",
-              title: str | None = None, logx: bool = False, logy: bool = False) -> Path:
+              title: str | None = None, logx: bool = False, logy: bool = False) -> tuple[Path, int]:
     """Plot `rows` (dicts of strings or numbers) into `out`: a path, or an output already claimed by the
-    CLI (output.PendingOutput), written whole under a temporary name and renamed."""
+    CLI (output.PendingOutput), written whole under a temporary name and renamed. Returns the path and
+    how many rows were left out for an x or y that is not a finite number (failed points are not counted)."""
     if kind not in KINDS:
         raise ConfigError(f"`kind`: {kind!r} is not one of {', '.join(KINDS)}")
     path = out.path if isinstance(out, PendingOutput) else Path(out)
@@ -62,14 +63,21 @@ def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, k
     except ImportError:
         raise ConfigError("plot: matplotlib is not installed; pip install 'infersim[plot]'") from None
     groups: dict = defaultdict(list)
+    left_out = 0
     for row in rows:
         if row.get("status", "ok") not in ("ok", None):
             continue
         xv, yv = _number(row.get(x)), _number(row.get(y))
-        if xv is not None and yv is not None:
-            groups[row.get(color, "") if color else ""].append((xv, yv))
+        if xv is None or yv is None:
+            left_out += 1
+            continue
+        groups[row.get(color, "") if color else ""].append((xv, yv))
     if not groups:
         raise ConfigError(f"plot: no rows with numeric {x} and {y}")
+    for on, column, index in ((logx, x, 0), (logy, y, 1)):
+        lowest = min(point[index] for points in groups.values() for point in points)
+        if on and lowest <= 0:
+            raise ConfigError(f"plot: {column} reaches {lowest:g}; a log axis shows values > 0 only")
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for label, points in sorted(groups.items(), key=lambda item: str(item[0])):
         points.sort()
@@ -89,7 +97,7 @@ def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, k
     if logy:
         axes.set_yscale("log")
     axes.grid(True, alpha=0.3)
-    if color:
+    if color and any(str(label) for label in groups):
         axes.legend(title=color)
     # wrapped to the figure's width: the default title of InferenceX's axes is longer than one line
     axes.set_title(textwrap.fill(title or f"{AXIS_LABELS.get(y, y)} vs {AXIS_LABELS.get(x, x)}"
@@ -97,6 +105,6 @@ def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, k
     figure.tight_layout()
     target = out if isinstance(out, PendingOutput) else PendingOutput(out)
     try:
-        return target.write(lambda handle: figure.savefig(handle, format=suffix[1:]))
+        return target.write(lambda handle: figure.savefig(handle, format=suffix[1:])), left_out
     finally:
         plt.close(figure)

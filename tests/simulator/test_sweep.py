@@ -174,6 +174,20 @@ def test_plot_writes_a_png(tmp_path):
     assert b"<svg" in svg.read_bytes()[:500]
 
 
+def test_plot_says_how_many_rows_it_left_out_and_refuses_a_log_axis_below_zero(tmp_path, capsys):
+    """Rows whose y is text, nan or inf were dropped in silence; a log axis over -5 leaked matplotlib's
+    two-line warning."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("gpus,output_tokens_per_s\n1,100\n2,abc\n4,inf\n8,400\n")
+    main(["plot", str(rows), "--x", "gpus", "--y", "output_tokens_per_s", "-o", str(tmp_path / "a.png")])
+    assert "rows.csv: 2 row(s) left out: gpus or output_tokens_per_s is not a finite number" in capsys.readouterr().err
+    rows.write_text("gpus,output_tokens_per_s\n1,-5\n2,10\n")
+    with pytest.raises(SystemExit) as refused:
+        main(["plot", str(rows), "--x", "gpus", "--y", "output_tokens_per_s", "--logy", "-o", str(tmp_path / "b.png")])
+    assert refused.value.code == 2
+    assert "output_tokens_per_s reaches -5; a log axis shows values > 0 only" in capsys.readouterr().err
+
+
 def _write_spec(tmp_path) -> str:
     spec = tmp_path / "small.toml"
     spec.write_text('command = "simulate"\n[base]\nmodel = "llama3.1-8b"\ngpu = "b200"\nrate = 5.0\nrequests = 60\n'

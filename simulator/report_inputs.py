@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from simulator.catalog_io import parse_json, read_text
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, excerpt
 from simulator.output import csv_rows
 from simulator.sweep import expand_extra
 
@@ -199,6 +199,8 @@ def read_pareto(path: str, document: dict) -> ResultFile:
 def read_sweep(path: str, header: list[str], rows: list[dict]) -> ResultFile:
     """A sweep's results CSV: the option columns are those before `point_id`; the ones that vary between
     points name each point and its curve (less nodes/gpus, the scaling chart's x)."""
+    if not rows:
+        raise ConfigError(f"{path}: a sweep's results with no rows (the header alone)")
     options = header[:header.index("point_id")]
     ok = [row for row in rows if row.get("status") == "ok"]
     varying = [c for c in options if len({row.get(c, "") for row in ok}) > 1]
@@ -252,10 +254,13 @@ CHECKED_FIELDS = ("gpus", *(OUTPUT_NAMES.get(name, name) for name in NUMERIC_FIE
 def _check_range(path: str, where: str, fields: dict) -> None:
     """Refuse figures no run gives (1e308 tokens/s, 0.5 GPUs): they would only make a chart of nonsense."""
     for name in CHECKED_FIELDS:
-        value = number(fields.get(name))
-        if value is None:
+        raw = fields.get(name)
+        if raw is None or str(raw).strip().lower() in ("", "nan"):     # not measured, or no rate (a failed run)
             continue
-        low, high = (1, 1e7) if name == "gpus" else (-MAX_FIGURE, MAX_FIGURE)
+        value = number(raw)
+        if value is None:
+            raise ConfigError(f"{path}: {where}{name} {excerpt(str(raw))} is not a finite number")
+        low, high = (1, 1e7) if name == "gpus" else (0, MAX_FIGURE)     # no figure here is negative
         if not low <= value <= high:
             raise ConfigError(f"{path}: {where}{name} {value!r} is out of range [{low:g}, {high:g}]")
 

@@ -300,6 +300,13 @@ def test_same_inputs_same_bytes(results, tmp_path):
      "points[0].output_tokens_per_s_per_user 1e+308 is out of range"),
     ("half.json", json.dumps([{"target_tokens_per_s": 1e6, "tokens_per_s": 1e6, "gpu": "b200", "gpus": 0.5}]),
      "[0].gpus 0.5 is out of range [1, 1e+07]"),
+    # a sweep cell that is no number was dropped but counted; a header-only sweep gave an empty page
+    ("sweep_text.csv", "gpu,gpus,point_id,inputs_id,status,error,wall_s,output_tokens_per_s\nb200,two,p1,i,ok,,0.1,9\n",
+     "point p1: gpus 'two' is not a finite number"),
+    ("sweep_negative.csv", "gpu,gpus,point_id,inputs_id,status,error,wall_s,output_tokens_per_s\n"
+                           "b200,8,p1,i,ok,,0.1,-1e9\n", "output_tokens_per_s -1000000000.0 is out of range [0, 1e+15]"),
+    ("sweep_header.csv", "gpu,gpus,point_id,inputs_id,status,error,wall_s,output_tokens_per_s\n",
+     "a sweep's results with no rows"),
 ])
 def test_bad_input_is_one_line_naming_the_file(tmp_path, name, content, says):
     path = tmp_path / name

@@ -950,7 +950,7 @@ def catalog_topology(name, gpu, gpus, gpu_catalog, as_json):
     from topologies import load_topology
     from topologies.registry import describe_graph
     require_number("--gpus", gpus, low=1, high=MAX_GPUS, integer=True)
-    nodes, links = describe_graph(load_topology(name, get_gpu(gpu, gpu_catalog), gpus))
+    nodes, links = describe_graph(load_topology(name, get_gpu(gpu, gpu_catalog), gpus), gpus)
     if as_json:
         click.echo(to_json({"topology": name, "gpu": gpu, "gpus": gpus, "nodes": nodes, "links": links}))
         return

@@ -141,9 +141,14 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
     return validate_graph(graph, where)
 
 
-def describe_graph(graph: nx.Graph) -> tuple[list[dict], list[dict]]:
+def describe_graph(graph: nx.Graph, gpus: int | None = None) -> tuple[list[dict], list[dict]]:
     """A built topology's nodes and links as rows, each with the name a failure injection gives it
-    (`gpu:INDEX@T` for a GPU, `link:A-B@T` for a link; T in simulated seconds)."""
+    (`gpu:INDEX@T` for a GPU, `link:A-B@T` for a link; T in simulated seconds). With `gpus`, the GPUs of
+    the last server beyond the cluster's are idle slots: no failure names them (nor their links)."""
+    def idle(node) -> bool:
+        data = graph.nodes[node]
+        return gpus is not None and data.get("kind") == "gpu" and data.get("index", 0) >= gpus
+
     def order(node):
         # GPUs, NICs, then switches; within a kind by name with its number read as a number (nic2 < nic10)
         text = str(node)
@@ -153,13 +158,15 @@ def describe_graph(graph: nx.Graph) -> tuple[list[dict], list[dict]]:
     nodes = []
     for node in sorted(graph.nodes, key=order):
         data = graph.nodes[node]
-        nodes.append({"node": node, "kind": data.get("kind"), "server": data.get("server", ""),
-                      "fail_as": f"gpu:{data['index']}@T" if data.get("kind") == "gpu" else ""})
+        nodes.append({"node": node, "kind": "gpu (idle slot)" if idle(node) else data.get("kind"),
+                      "server": data.get("server", ""),
+                      "fail_as": f"gpu:{data['index']}@T" if data.get("kind") == "gpu" and not idle(node) else ""})
     rank = {node: i for i, node in enumerate(sorted(graph.nodes, key=order))}
     links = []
     for a, b, data in sorted(graph.edges(data=True), key=lambda e: (min(rank[e[0]], rank[e[1]]),
                                                                       max(rank[e[0]], rank[e[1]]))):
         a, b = (a, b) if rank[a] <= rank[b] else (b, a)
         links.append({"link": f"{a}-{b}", "bandwidth_gb_per_s": data.get("bandwidth_gb_per_s"),
-                      "latency_us": data.get("latency_us", 0.0), "fail_as": f"link:{a}-{b}@T"})
+                      "latency_us": data.get("latency_us", 0.0),
+                      "fail_as": "" if idle(a) or idle(b) else f"link:{a}-{b}@T"})
     return nodes, links

@@ -241,6 +241,12 @@ def test_catalog_topology_names_what_fail_takes(capsys):
                                "--duration", "5", "--fail", "link:gpu0-nvswitch0@1", "--json"))
     assert result["requests_completed"] > 0
     assert np.isfinite(result["output_tokens_per_s"])
+    # a 2-GPU cluster on an 8-GPU server: the other six slots are idle, and no failure names them (or their
+    # links), as --fail refuses them (before: gpu:5@T was listed, then refused)
+    small = json.loads(invoke("catalog", "topology", "--gpu", "b200", "--gpus", "2", "--json"))
+    named = [row["fail_as"] for row in small["nodes"] + small["links"] if row["fail_as"]]
+    assert named and all("gpu2" not in f and "gpu:2@" not in f and "gpu7" not in f for f in named)
+    assert sum(row["kind"] == "gpu (idle slot)" for row in small["nodes"]) == 6
 
 
 def test_a_result_rerun_with_config_does_not_overwrite_itself(tmp_path, monkeypatch, capsys):

@@ -44,16 +44,14 @@ class FailureInjector:
             cluster.note_down()
 
     def _fail_gpu(self, gpu: str) -> set[int]:
-        cluster = self.cluster
-        if gpu not in cluster.graph:         # already down (the same GPU named twice)
-            return set()
+        cluster = self.cluster       # (each GPU fails once: ServingConfig refuses one named twice)
         self.failed_gpus.append(gpu)
         cluster.network.fail_node(gpu)
         return {i for i in range(len(cluster.engines)) if gpu in cluster.placement.gpus(cluster.replica_of[i])}
 
     def _fail_link(self, a: str, b: str) -> set[int]:
         cluster = self.cluster
-        if not cluster.graph.has_edge(a, b):  # already down: the same link twice, or an end's GPU failed
+        if not cluster.graph.has_edge(a, b):  # already down: an end's GPU failed
             return set()
         cluster.network.fail_link(a, b)
         doomed, costs = set(), {}

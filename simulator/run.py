@@ -307,9 +307,9 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
         warnings.append(f"no prediction interval: the efficiency profile holds no fit for {gpu.name} ([fit.log_sigma]); "
                         f"it runs at the profile's values for its vendor ({gpu.vendor}) and family ({gpu.family}), "
                         "or the [default] ones where it has none: calibrate it on measured rows (infersim calibrate)")
-    finished = arrays["finish_s"][np.isfinite(arrays["finish_s"])]
+    finished = arrays["finish_s"][np.isfinite(arrays["finish_s"])] if arrays is not None else np.zeros(0)
     last_finish = float(finished.max()) if finished.size else 0.0
-    for failure in config.failures:
+    for failure in config.failures if finished.size else ():
         if failure[-1] > last_finish and not summary["requests_dropped"]:
             warnings.append(f"`fail` at {failure[-1]:g} s came after the last request finished ({last_finish:.4g} s): "
                             "it changed no request (the run's simulated_s runs on to it)")

@@ -50,11 +50,25 @@ def parse_json(where: str, text: str):
     """JSON text's value, or a one-line ConfigError naming `where` and what is wrong (a syntax error's
     line and column, nesting too deep, a number too long)."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_object_without_repeats)
+    except _RepeatedKey as exc:
+        raise ConfigError(f"{where}: key {excerpt(exc.args[0])} appears twice in one object; keep one") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except (ValueError, RecursionError) as exc:
         raise ConfigError(f"{where}: not valid JSON ({_parse_limit(exc)})") from None
+
+
+class _RepeatedKey(Exception):
+    """A JSON object names one key twice (json.loads keeps the last without a word)."""
+
+
+def _object_without_repeats(pairs: list) -> dict:
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        seen = set()
+        raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return result
 
 
 def _parse_limit(exc: Exception) -> str:

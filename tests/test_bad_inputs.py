@@ -40,6 +40,7 @@ FILES = {
     "sliding_all.json": '{"hidden_size": 4096, "intermediate_size": 14336, "num_attention_heads": 32, '
                         '"num_hidden_layers": 32, "num_key_value_heads": 8, "vocab_size": 32000, '
                         '"max_position_embeddings": 32768, "sliding_window": 4096}',     # Mistral-7B-v0.1's shape
+    "twice_key.json": '{"completed": 10, "completed": 12, "output_throughput": 5.0}',
     "rows_short.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp,pp\nllama2-70b,b200,8,offline,1000,s\n",
     "rows_tp3.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp\nllama2-70b,b200,8,offline,1000,s,3\n",
     "rows_pp81.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,pp\nllama2-70b,b200,128,offline,1000,s,81\n",
@@ -105,6 +106,8 @@ CASES = [
       "--batching", "disaggregated", "--prefill-gpus", "1"], "--gpus >= 2; got 1"),          # was "[1, 0]"
     (["simulate", "--model", "llama3.1-8b", "--gpu", "h200", "--gpus", "4", "--rate", "2", "--requests", "5",
       "--batching", "disaggregated"], "--prefill-gpus: required with --batching disaggregated"),  # was "0 is out of range"
+    (["import-runs", "--format", "vllm", "{twice_key.json}", "--model", "llama3.1-8b", "--gpu", "h200", "--gpus", "1"],
+     "twice_key.json: key 'completed' appears twice in one object"),     # json.loads kept the last in silence
     (["calibrate", "{rows_short.csv}"], "rows_short.csv: row 1: 6 cells, the header has 8 columns"),
     (["calibrate", "{rows_tp3.csv}"], "row 1: tp: 3 does not divide llama2-70b's 64 attention heads"),
     (["calibrate", "{rows_pp81.csv}"], "row 1: pp: 81 stages is more than llama2-70b's 80 layers; pp can be 1 to 80"),

@@ -52,7 +52,8 @@ def parse_json(where: str, text: str):
     try:
         return json.loads(text, object_pairs_hook=_object_without_repeats)
     except _RepeatedKey as exc:
-        raise ConfigError(f"{where}: key {excerpt(exc.args[0])} appears twice in one object; keep one") from None
+        raise ConfigError(f"{where}: key {excerpt(exc.args[0])} appears twice in one object with two values; "
+                          "keep one") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except (ValueError, RecursionError) as exc:
@@ -60,14 +61,17 @@ def parse_json(where: str, text: str):
 
 
 class _RepeatedKey(Exception):
-    """A JSON object names one key twice (json.loads keeps the last without a word)."""
+    """A JSON object gives one key two values (json.loads keeps the last without a word)."""
 
 
 def _object_without_repeats(pairs: list) -> dict:
-    result = dict(pairs)
-    if len(result) < len(pairs):
-        seen = set()
-        raise _RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    """The object; a key repeated with the same value is one key (an MLCommons system description of v4.1
+    repeats network_speed_mbit), with another value a _RepeatedKey."""
+    result = {}
+    for key, value in pairs:
+        if key in result and result[key] != value:
+            raise _RepeatedKey(key)
+        result[key] = value
     return result
 
 

@@ -107,7 +107,7 @@ CASES = [
     (["simulate", "--model", "llama3.1-8b", "--gpu", "h200", "--gpus", "4", "--rate", "2", "--requests", "5",
       "--batching", "disaggregated"], "--prefill-gpus: required with --batching disaggregated"),  # was "0 is out of range"
     (["import-runs", "--format", "vllm", "{twice_key.json}", "--model", "llama3.1-8b", "--gpu", "h200", "--gpus", "1"],
-     "twice_key.json: key 'completed' appears twice in one object"),     # json.loads kept the last in silence
+     "twice_key.json: key 'completed' appears twice in one object with two values"),     # json.loads kept the last in silence
     (["calibrate", "{rows_short.csv}"], "rows_short.csv: row 1: 6 cells, the header has 8 columns"),
     (["calibrate", "{rows_tp3.csv}"], "row 1: tp: 3 does not divide llama2-70b's 64 attention heads"),
     (["calibrate", "{rows_pp81.csv}"], "row 1: pp: 81 stages is more than llama2-70b's 80 layers; pp can be 1 to 80"),

@@ -41,6 +41,11 @@ FILES = {
                         '"num_hidden_layers": 32, "num_key_value_heads": 8, "vocab_size": 32000, '
                         '"max_position_embeddings": 32768, "sliding_window": 4096}',     # Mistral-7B-v0.1's shape
     "twice_key.json": '{"completed": 10, "completed": 12, "output_throughput": 5.0}',
+    "topology_catalog_shape.toml": '[mine]\nbuilder = "cluster"\nnic_gbps = 400\n',
+    "topology_dup_index.toml": '[[node]]\nid = "gpu0"\nkind = "gpu"\nindex = 0\n[[node]]\nid = "gpu1"\nkind = "gpu"\n'
+                               'index = 0\n[[edge]]\na = "gpu0"\nb = "gpu1"\nbandwidth_gb_per_s = 450\n',
+    "topology_dup_id.toml": '[[node]]\nid = "gpu0"\nkind = "gpu"\nindex = 0\n[[node]]\nid = "gpu0"\nkind = "gpu"\n'
+                            'index = 1\n',
     "rows_short.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp,pp\nllama2-70b,b200,8,offline,1000,s\n",
     "rows_tp3.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,tp\nllama2-70b,b200,8,offline,1000,s,3\n",
     "rows_pp81.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,pp\nllama2-70b,b200,128,offline,1000,s,81\n",
@@ -108,6 +113,11 @@ CASES = [
       "--batching", "disaggregated"], "--prefill-gpus: required with --batching disaggregated"),  # was "0 is out of range"
     (["import-runs", "--format", "vllm", "{twice_key.json}", "--model", "llama3.1-8b", "--gpu", "h200", "--gpus", "1"],
      "twice_key.json: key 'completed' appears twice in one object with two values"),     # json.loads kept the last in silence
+    (SIM + ["--topology", "{topology_catalog_shape.toml}"], "[mine] is the catalog's shape"),     # was "unknown key"
+    (OPEN + ["--gpus", "2", "--rate", "2", "--topology", "{topology_dup_index.toml}"],
+     "GPUs 'gpu0' and 'gpu1' both have index 0"),                                # was accepted
+    (OPEN + ["--gpus", "2", "--rate", "2", "--topology", "{topology_dup_id.toml}"],
+     "node 2: id 'gpu0' is declared twice"),                 # was "2 GPUs requested but the topology has 1"
     (["calibrate", "{rows_short.csv}"], "rows_short.csv: row 1: 6 cells, the header has 8 columns"),
     (["calibrate", "{rows_tp3.csv}"], "row 1: tp: 3 does not divide llama2-70b's 64 attention heads"),
     (["calibrate", "{rows_pp81.csv}"], "row 1: pp: 81 stages is more than llama2-70b's 80 layers; pp can be 1 to 80"),

@@ -178,6 +178,17 @@ def validate_graph(graph: nx.Graph, where: str = "topology") -> nx.Graph:
         require_number(f"{where}: edge {a}-{b} bandwidth_gb_per_s", data.get("bandwidth_gb_per_s"), low=0,
                        low_inclusive=False, high=1e7)
         require_number(f"{where}: edge {a}-{b} latency_us", data.get("latency_us", 0.0), low=0, high=1e7)
-    if not gpus_of(graph):
+    holder = {}
+    for node, data in graph.nodes(data=True):
+        if data.get("kind") != "gpu":
+            continue
+        index = data.get("index")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise ConfigError(f"{where}: GPU {node!r} needs an index, a whole number >= 0")
+        if index in holder:
+            raise ConfigError(f"{where}: GPUs {holder[index]!r} and {node!r} both have index {index}; each GPU "
+                              "its own (placement and --fail count GPUs by it)")
+        holder[index] = node
+    if not holder:
         raise ConfigError(f"{where}: no GPU nodes")
     return graph

@@ -56,6 +56,8 @@ def _explicit_graph(where: str, data: dict) -> nx.Graph:
         reject_unknown_keys(f"{where}: node {i + 1}", node, ("id", "kind", "index", "server", "local_rank"))
         if "id" not in node:
             raise ConfigError(f"{where}: node {i + 1}: missing key 'id'")
+        if str(node["id"]) in graph:
+            raise ConfigError(f"{where}: node {i + 1}: id {str(node['id'])!r} is declared twice")
         graph.add_node(str(node["id"]), **{k: v for k, v in node.items() if k != "id"})
     for i, edge in enumerate(data.get("edge", [])):
         reject_unknown_keys(f"{where}: edge {i + 1}", edge, ("a", "b", "bandwidth_gb_per_s", "latency_us"))
@@ -94,6 +96,11 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
                 raise ConfigError(f"{where}: an explicit [[edge]] graph takes no overrides "
                                   f"({', '.join(overrides)}); edit the file")
             return _explicit_graph(where, data)
+        tables = [key for key, value in data.items() if isinstance(value, dict)]
+        if tables:
+            raise ConfigError(f"{where}: [{tables[0]}] is the catalog's shape (topologies/catalog/topologies.toml); "
+                              "a topology file holds one topology, its keys at the top level: drop the "
+                              f"[{tables[0]}] line")
         entry = data
     else:
         raise ConfigError(f"`topology`: unknown topology {name_or_path!r}; known: {', '.join(catalog)} or a TOML path")

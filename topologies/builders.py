@@ -187,7 +187,7 @@ def validate_graph(graph: nx.Graph, where: str = "topology") -> nx.Graph:
             raise ConfigError(f"{where}: GPU {node!r} needs an index, a whole number >= 0")
         if index in holder:
             raise ConfigError(f"{where}: GPUs {holder[index]!r} and {node!r} both have index {index}; each GPU "
-                              "its own (placement and --fail count GPUs by it)")
+                              "its own (placement and `fail` count GPUs by it)")
         holder[index] = node
     if not holder:
         raise ConfigError(f"{where}: no GPU nodes")

@@ -7,10 +7,9 @@ note for the user (what was left out).
 """
 from __future__ import annotations
 
-from simulator.errors import ConfigError, require_number
+from simulator.api import serving_config
+from simulator.errors import ConfigError
 from simulator.mlperf_results import import_mlperf
-from simulator.models import Precision, get_model
-from simulator.plan import MAX_GPUS, Plan
 from simulator.registry import Registry
 from simulator.run_results import from_inferencemax, from_vllm_benchmark
 
@@ -61,23 +60,17 @@ class VLLMBenchmark(ImportFormat):
 
     def read(self, files, model=None, gpu=None, gpus=None, tp=None, ep=None, precision="fp8", stack="vllm", **_):
         self.check({"model": model, "gpu": gpu, "gpus": gpus})
-        check_deployment(model, gpus, tp=tp, ep=ep, precision=precision)
+        check_deployment(model, gpu, gpus, tp=tp, ep=ep, precision=precision)
         return [from_vllm_benchmark(f, model=model, gpu=gpu, gpus=gpus, tp=tp, ep=ep, precision=precision,
                                     stack=stack) for f in files], None
 
 
-def check_deployment(model: str, gpus, *, tp=None, ep=None, precision: str = "fp8") -> None:
-    """The options that say how a run was deployed, checked before any file is read, as a simulation of
-    it would check them: GPUs and plan degrees whole numbers in range, one replica fitting the GPUs, a tp
-    that splits the model's heads, an ep only on a mixture of experts, a known precision. An error names
-    the option (`gpus`, `tp`, ...), not the file, which says none of these."""
-    spec = get_model(model)
-    require_number("`gpus`", gpus, low=1, high=MAX_GPUS, integer=True)
-    plan = Plan(tp=1 if tp is None else tp, ep=1 if ep is None else ep)
-    plan.replicas_for(gpus)
-    spec.check_tensor_parallel(plan.tp)
-    spec.check_expert_parallel(plan.ep)
-    Precision.parse(precision, "`precision`")
+def check_deployment(model: str, gpu: str, gpus, *, tp=None, ep=None, precision: str = "fp8") -> None:
+    """The options that say how a run was deployed, checked before any file is read by resolving them
+    as a simulation of that run would (`api.serving_config`): an error names the option (`gpus`, `tp`,
+    ...), not the file, which says none of these."""
+    serving_config(model=model, gpu=gpu, gpus=gpus, tp=1 if tp is None else tp, ep=1 if ep is None else ep,
+                   precision=precision)
 
 
 @IMPORT_FORMATS.register

@@ -41,6 +41,17 @@ def require_number(where: str, value: Any, *, low: float | None = None, high: fl
     return int(value) if integer else value
 
 
+def first_repeat(items) -> Any:
+    """The first item of `items` that appeared before it (None when each appears once): what a refusal
+    of a thing given twice names."""
+    seen = set()
+    for item in items:
+        if item in seen:
+            return item
+        seen.add(item)
+    return None
+
+
 def excerpt(text: Any, limit: int = 24) -> str:
     """A short, printable quote of user data for an error message: control characters and anything
     outside printable ASCII become '?', and more than `limit` characters are cut (a message must never

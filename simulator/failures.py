@@ -7,11 +7,6 @@ from __future__ import annotations
 from simulator.errors import ConfigError
 
 
-def _gpu_index(node: str) -> int | None:
-    """3 for the topology node "gpu3"; None for a NIC, switch or other node."""
-    return int(node[3:]) if node.startswith("gpu") and node[3:].isdigit() else None
-
-
 class FailureInjector:
     def __init__(self, cluster):
         self.cluster = cluster
@@ -22,8 +17,9 @@ class FailureInjector:
                 raise ConfigError(f"`fail` gpu:{failure[1]}: no such GPU (GPUs are 0..{config.gpus - 1})")
             if failure[0] == "link" and not cluster.graph.has_edge(failure[1], failure[2]):
                 raise ConfigError(f"`fail` link:{failure[1]}-{failure[2]}: no such link in the topology")
-            outside = [end for end in failure[1:3] if failure[0] == "link" and _gpu_index(end) is not None
-                       and _gpu_index(end) >= config.gpus]
+            graph = cluster.graph
+            outside = [end for end in failure[1:3] if failure[0] == "link" and end in graph
+                       and graph.nodes[end].get("kind") == "gpu" and graph.nodes[end]["index"] >= config.gpus]
             if outside:
                 raise ConfigError(f"`fail` link:{failure[1]}-{failure[2]}: {outside[0]} is not one of the cluster's "
                                   f"GPUs (gpu0..gpu{config.gpus - 1}; its server's other slots sit idle)")

@@ -22,7 +22,7 @@ from simulator.costmodel import StepCost
 from simulator.drop_reasons import CLUSTER_DOWN, UNFINISHED
 from simulator.early_stop import SLAMissWatch
 from simulator.engine_loop import progress_process, watch_process
-from simulator.errors import ConfigError, require_number
+from simulator.errors import ConfigError, first_repeat, require_number
 from simulator.hardware import Efficiency, GPUSpec
 from simulator.intervals import DEFAULT_INTERVAL, check_interval
 from simulator.metrics import SLA, summarize
@@ -115,8 +115,7 @@ class ServingConfig:
             raise ConfigError("`prefill_gpus`: only meaningful with `batching` disaggregated")
         for failure in self.failures:
             require_number("`fail` time", failure[-1], low=0, high=1e9)
-        targets = [failure[:-1] for failure in self.failures]
-        twice = next((t for i, t in enumerate(targets) if t in targets[:i]), None)
+        twice = first_repeat(failure[:-1] for failure in self.failures)
         if twice is not None:
             raise ConfigError(f"`fail`: {twice[0]}:{'-'.join(map(str, twice[1:]))} is given twice; a GPU or link "
                               "fails once")
@@ -304,9 +303,10 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
     warnings = list(notes)
     if config.prediction_log_sigma is None:
         gpu = config.gpu
-        warnings.append(f"no prediction interval: the efficiency profile holds no fit for {gpu.name} ([fit.log_sigma]); "
-                        f"it runs at the profile's values for its vendor ({gpu.vendor}) and family ({gpu.family}), "
-                        "or the [default] ones where it has none: calibrate it on measured rows (infersim calibrate)")
+        warnings.append(f"no prediction interval: the efficiency profile holds no fit for {gpu.name} "
+                        f"([fit.log_sigma]); it runs at the profile's values for its vendor ({gpu.vendor}) and "
+                        f"family ({gpu.family}), or the [default] ones where it has none: calibrate it on measured "
+                        "rows (infersim calibrate)")
     finished = arrays["finish_s"][np.isfinite(arrays["finish_s"])] if arrays is not None else np.zeros(0)
     last_finish = float(finished.max()) if finished.size else 0.0
     for failure in config.failures if finished.size else ():

@@ -255,7 +255,7 @@ class NameCheck:
                 self.cache[key] = spec, None
             except ConfigError as exc:
                 known = str(exc).partition("; known: ")[2]
-                if kind == "model" and name.lower().endswith(".json"):      # a config.json path: say what is wrong with it
+                if kind == "model" and name.lower().endswith(".json"):    # a config.json: what is wrong with it
                     self.cache[key] = None, f"model: {exc}"
                 else:
                     self.cache[key] = None, (f"{kind} {excerpt(name)} is not in the {self.LABELS[kind]} catalog"
@@ -288,7 +288,6 @@ class NameCheck:
             raise ConfigError(f"{where}: output_tokens_per_s {row.output_tokens_per_s:.4g} is more than {row.gpus} "
                               f"{gpu.name} can compute for {model.name} ({bound:.4g} tokens/s at the GPU's fastest "
                               f"dense rate, 2 FLOPs per active parameter); check the figure, its units and gpus")
-
 
     def _check_benchmark(self, where: str, row: Measurement) -> None:
         """An MLPerf row's benchmark has its scenario, and the limits the row records are that scenario's:

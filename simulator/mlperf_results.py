@@ -414,10 +414,11 @@ def import_mlperf(paths, *, strict: bool = False, gpu_catalog=()) -> ImportRepor
     for summary, base in summaries:
         round_ = _round_of(summary.resolve()) or "unknown"
         for entry in _summary_entries(summary):
-            if json.dumps(entry, sort_keys=True) in given:
+            whole = json.dumps(entry, sort_keys=True)      # entries are compared whole: IDs repeat
+            if whole in given:
                 report.skipped[f"{summary.name}: duplicate entry (the same result given twice)"] += 1
                 continue
-            given.add(json.dumps(entry, sort_keys=True))
+            given.add(whole)
             key = _summary_key(round_, entry)
             where = f"{summary}: result {excerpt(str(entry.get('ID', '?')), 40)}"
             info = {"weight_data_types": _text(where, entry, "weight_data_types"),

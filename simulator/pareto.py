@@ -219,16 +219,16 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
     or "b200,mi355x") on `gpus` GPUs each (see the module docstring). Concurrency levels are 1, r, r^2 ...
     (`concurrency_ratio`) up to `max_concurrency` or what the KV cache holds, or the `concurrency` list
     given (the two shape the default levels only: given with `concurrency`, they are refused, not ignored;
-    None: DEFAULT_MAX_CONCURRENCY, DEFAULT_CONCURRENCY_RATIO); `batching` chooses among continuous, chunked (aggregated) and disaggregated serving; `prune`
-    False runs every candidate (the pruned search must give the same front); `progress(done, total, what)`
+    None: DEFAULT_MAX_CONCURRENCY, DEFAULT_CONCURRENCY_RATIO); `batching` chooses among continuous,
+    chunked (aggregated) and disaggregated serving; `prune` False runs every candidate (the pruned search must give the same front); `progress(done, total, what)`
     hears each point simulated (see `simulator.progress`). `sla_ttft_s` / `sla_tpot_s`: p99 limits; each
     point says whether it meets them (`meets_sla`) and `best` picks among those that do."""
     started = time.perf_counter()
     names = gpu_names(gpu)
     require_number("`gpus`", gpus, low=1, high=MAX_GPUS, integer=True)
     if concurrency is not None:
-        given = [name for name, value in (("max_concurrency", max_concurrency), ("concurrency_ratio", concurrency_ratio))
-                 if value is not None]
+        given = [name for name, value in (("max_concurrency", max_concurrency),
+                                          ("concurrency_ratio", concurrency_ratio)) if value is not None]
         if given:
             raise ConfigError(f"`{given[0]}`: shapes the default concurrency levels; `concurrency` lists them "
                               "itself (give one or the other)")

@@ -75,8 +75,10 @@ def plot_rows(rows: list[dict], x: str, y: str, out, color: str | None = None, k
     if not groups:
         raise ConfigError(f"plot: no rows with numeric {x} and {y}")
     for on, column, index in ((logx, x, 0), (logy, y, 1)):
+        if not on:
+            continue
         lowest = min(point[index] for points in groups.values() for point in points)
-        if on and lowest <= 0:
+        if lowest <= 0:
             raise ConfigError(f"plot: {column} reaches {lowest:g}; a log axis shows values > 0 only")
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for label, points in sorted(groups.items(), key=lambda item: str(item[0])):

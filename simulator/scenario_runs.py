@@ -184,8 +184,8 @@ class ScenarioRunner:
         """The run's queries; with `plan`, only those of the replica a representative run of it simulates
         (a 1,000-GPU Offline run issues tens of millions of queries and simulates one replica's)."""
         config = self.config_for(plan) if plan is not None else None
-        share = replica_share(config) if config is not None and self.representative and representative_ok(config, requests=count) \
-            else None
+        share = (replica_share(config) if config is not None and self.representative
+                 and representative_ok(config, requests=count) else None)
         return self.scenario.requests(count, rate_per_s, self.config.seed, self.output_tokens_mean, share)
 
     def _run(self, config, requests: Requests, info: dict, sla: SLA | None = None) -> RunResult:

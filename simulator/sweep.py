@@ -140,7 +140,8 @@ def _check_point(point: dict, command: str, where: str) -> None:
         raise ConfigError(f"{where}: command = \"size\" needs target_tokens_per_s (tokens/s, > 0) in base, "
                           "grid or points")
     fail = point.get("fail", ())
-    if not isinstance(fail, (str, list, tuple)) or not all(isinstance(f, str) for f in ([fail] if isinstance(fail, str) else fail)):
+    failures = [fail] if isinstance(fail, str) else fail
+    if not isinstance(failures, (list, tuple)) or not all(isinstance(f, str) for f in failures):
         raise ConfigError(f"{where}: fail must be a string like \"gpu:ID@T\" or a list of them, got {fail!r}")
 
 

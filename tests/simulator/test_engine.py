@@ -159,8 +159,8 @@ def test_static_padding_counts_a_finished_sequence_once(small_config):
     once the batch emptied."""
     once = run(small_config("static"), Stream([0, 0], [10, 10], [2, 300]))
     alone = run(small_config("static"), Stream([0, 0], [10, 10], [300, 300]))
-    occupancy = once.summary["kv_occupancy_mean"]
-    assert 0 <= occupancy <= alone.summary["kv_occupancy_mean"]
+    occupancy = once.summary["kv_occupied_fraction_mean"]
+    assert 0 <= occupancy <= alone.summary["kv_occupied_fraction_mean"]
 
 
 def test_shortest_prompt_first_chooses_the_admission_order(small_config):
@@ -214,5 +214,5 @@ def test_a_run_stopped_mid_step_is_not_more_than_fully_busy():
     far longer): that step counts to the stop. Before, its whole length did: utilization 228."""
     result = api_simulate(model="llama3.1-70b", gpu="h200", gpus=8, tp=8, offline=True, requests=20, input_tokens=8000,
                       output_tokens=64, max_time_s=0.001)
-    assert result.summary["engine_utilization_mean"] == pytest.approx(1.0)
-    assert 0 < result.summary["kv_occupancy_mean"] <= 1.0
+    assert result.summary["engine_busy_fraction_mean"] == pytest.approx(1.0)
+    assert 0 < result.summary["kv_occupied_fraction_mean"] <= 1.0

@@ -753,7 +753,7 @@ def validate_command(measurements, splits, prior_profile, seed, out, as_json, qu
     target = claim_output(out, suffixes=(".md",))
     from simulator.measurements import load_measurement_files
     from simulator.calibrate import prior_from
-    from simulator.validate import SHIPPED_ROWS, SPLITS, markdown, pinned_records, validate
+    from simulator.validate import SHIPPED_ROWS, SPLITS, breakdown, markdown, pinned_records, validate
     from importlib import resources
     paths = list(measurements) or [str(resources.files("simulator.catalog") / "measurements" / "mlperf.csv")]
     rows = load_measurement_files(paths)
@@ -773,10 +773,11 @@ def validate_command(measurements, splits, prior_profile, seed, out, as_json, qu
                                           "predicted_output_tokens_per_s": h.predicted, "error_pct": 100 * h.error,
                                           "inside_interval": h.inside}
                                          for split in (splits or SPLITS) for h in results[split]["held_out"]],
-                            "pinned": pinned_records(results)}))
+                            "breakdown": breakdown(results), "pinned": pinned_records(results)}))
     else:
         click.echo(format_table([{"split": k, **v} for k, v in summaries.items()],
-                                ["split", "rows", "median_abs_error_pct", "p90_abs_error_pct", "interval_coverage_pct"]))
+                                ["split", "rows", "median_error_pct", "median_abs_error_pct", "p90_abs_error_pct",
+                                 "interval_coverage_pct"]))
         if out:
             click.echo(f"report written to {out}")
 

@@ -143,10 +143,35 @@ def run_split(base: Fit, split: str, progress=None) -> tuple[list[HeldOut], dict
 
 
 def summarise(held: list[HeldOut]) -> dict:
-    errors = np.abs([h.error for h in held])
-    return {"rows": len(held), "median_abs_error_pct": 100 * float(np.median(errors)),
+    """Median signed error (the bias a buyer can correct for), median and 90th-percentile |error|, interval
+    coverage."""
+    signed = [h.error for h in held]
+    errors = np.abs(signed)
+    return {"rows": len(held), "median_error_pct": 100 * float(np.median(signed)),
+            "median_abs_error_pct": 100 * float(np.median(errors)),
             "p90_abs_error_pct": 100 * float(np.percentile(errors, 90)),
             "interval_coverage_pct": 100 * float(np.mean([h.inside for h in held]))}
+
+
+# How `breakdown` groups a split's held-out rows: by model and scenario in every split, and by the GPU
+# held out where GPUs are (a buyer reads the line of the GPU, model and scenario it asks about).
+BREAKDOWNS = {"model and scenario": lambda h: f"{h.row.model} {h.row.scenario}", "held-out GPU": lambda h: h.left_out}
+
+
+def breakdown(results: dict) -> list[dict]:
+    """Where each split's held-out errors sit: `summarise` per group of `BREAKDOWNS`, as records."""
+    records = []
+    for split in SPLITS:
+        held = results.get(split, {}).get("held_out", [])
+        for by, key in BREAKDOWNS.items():
+            if by == "held-out GPU" and split != "gpu":
+                continue
+            groups = defaultdict(list)
+            for h in held:
+                groups[key(h)].append(h)
+            records += [{"split": split, "by": by, "group": group, **summarise(members)}
+                        for group, members in sorted(groups.items())]
+    return records
 
 
 def unseen_model_log_sigma(held: list[HeldOut], level: float = DEFAULT_INTERVAL) -> float:
@@ -241,6 +266,7 @@ def markdown(results: dict, command: str = "infersim validate", rows: str = SHIP
                   f"{unseen_model_log_sigma(results['model']['held_out']):.3f} would have put 80% of its rows "
                   "inside: a profile written with this report adds it to the intervals of models no fitted row "
                   "ran (`unseen_model_log_sigma`).", ""]
+    lines += _breakdown_lines(breakdown(results), names)
     if "gpu" in results and results["gpu"].get("node_ratios"):
         lines += ["## Per-GPU throughput ratios, each GPU predicted by a fit that never saw it", "",
                   "| model | scenario | pair | predicted | measured | difference |", "|---|---|---|---|---|---|"]
@@ -265,6 +291,21 @@ def markdown(results: dict, command: str = "infersim validate", rows: str = SHIP
                          f"{'yes' if h.inside else 'no'} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _breakdown_lines(records: list[dict], names: dict) -> list[str]:
+    if not records:
+        return []
+    lines = ["## Where the held-out errors sit", "",
+             "Each split's held-out rows grouped by model and scenario (and, leaving one GPU out, by the GPU held "
+             "out): the median signed error is the bias a prediction of such a row carries.", "",
+             "| split | group | rows | median error | median abs error | 90th pct abs error | 80% interval coverage |",
+             "|---|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| {names[r['split']]} | {r['group']} | {r['rows']} | {_pct(r['median_error_pct'])} | "
+                     f"{r['median_abs_error_pct']:.1f}% | {r['p90_abs_error_pct']:.1f}% | "
+                     f"{r['interval_coverage_pct']:.0f}% |")
+    return lines + [""]
 
 
 def _shift_lines(shifts: list[dict]) -> list[str]:

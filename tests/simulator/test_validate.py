@@ -14,8 +14,8 @@ from simulator.fit_parameters import power_prior_offsets
 from simulator.hardware import Efficiency, load_gpus
 from simulator.measurements import measurement_from_record
 from simulator.row_models import RowSpec, row_model
-from simulator.validate import (SHIFT_SHOWN, HeldOut, _unseen_lines, markdown, node_ratios, pinned_records,
-                                unseen_groups, unseen_model_log_sigma, validate, worst_rows)
+from simulator.validate import (SHIFT_SHOWN, HeldOut, _unseen_lines, breakdown, markdown, node_ratios, pinned_records,
+                                summarise, unseen_groups, unseen_model_log_sigma, validate, worst_rows)
 
 TRUTH = replace(Efficiency(), compute_efficiency=0.55, memory_efficiency=0.7, step_overhead_s=0.0025)
 POWER_OFFSETS = power_prior_offsets(load_gpus())
@@ -175,3 +175,31 @@ def test_rounds_sort_by_number_and_must_be_named_as_rounds():
     assert _groups(rounds, "round") == {"v10.0": [2, 0]}      # v5.1 and v10.0 held out, v4.1 fitted
     with pytest.raises(ConfigError, match="round as vX.Y .* 1 rows have round 'banana'"):
         _groups(rounds + [SimpleNamespace(round="banana", gpu="h200", model="llama2-70b")], "round")
+
+
+def test_breakdown_groups_held_out_errors_by_model_scenario_and_gpu():
+    """Four held-out rows of one model and scenario, errors +10%, -20%, +30%, +40% (two GPUs: h200 holds
+    +10% and -20%, b200 +30% and +40%): median signed error (10 + 30) / 2 = +20%, median |error| (20 + 30)
+    / 2 = 25%; per GPU, h200 -5% and 15%, b200 +35% and 35%. The model and scenario group sums the GPUs'
+    rows; only the GPU split is also grouped by GPU."""
+    measured = row("h200", "llama3.1-8b", "v4.1", SHAPES[0])
+    spec, tokens = RowSpec.of(measured), measured.output_tokens_per_s
+    held = [HeldOut("gpu", gpu, measured, spec, tokens * (1 + e), 0.1)
+            for gpu, e in (("h200", 0.1), ("h200", -0.2), ("b200", 0.3), ("b200", 0.4))]
+    records = breakdown({"gpu": {"held_out": held}, "model": {"held_out": held[:1]}})
+    by = {(r["split"], r["by"], r["group"]): r for r in records}
+    whole = by[("gpu", "model and scenario", "llama3.1-8b closed")]
+    assert whole["rows"] == 4
+    assert whole["median_error_pct"] == pytest.approx(20) and whole["median_abs_error_pct"] == pytest.approx(25)
+    assert by[("gpu", "held-out GPU", "h200")]["median_error_pct"] == pytest.approx(-5)
+    assert by[("gpu", "held-out GPU", "h200")]["median_abs_error_pct"] == pytest.approx(15)
+    assert by[("gpu", "held-out GPU", "b200")]["median_error_pct"] == pytest.approx(35)
+    assert {k[:2] for k in by} == {("gpu", "model and scenario"), ("gpu", "held-out GPU"), ("model", "model and scenario")}
+    assert summarise(held)["median_error_pct"] == pytest.approx(20)
+
+
+def test_report_shows_where_the_errors_sit(results):
+    text = markdown(results)
+    assert "## Where the held-out errors sit" in text
+    for r in breakdown(results):
+        assert f"| {r['group']} | {r['rows']} |" in text

@@ -95,7 +95,10 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   seeds 0 / 1, median 7.1 / 9.1% against 7.7 / 8.0%, p90 21.7 / 21.6% against 19.9 / 24.1%: within
 #   what the seed alone moves (the same code's held-out predictions differ between the two seeds by a
 #   median 1.3% Offline, 2.4% Server and 4.6% Interactive, and by 7-13% at the 90th percentile, the
-#   fitted values moving with the simulated runs' draws).
+#   fitted values moving with the simulated runs' draws). A row's own prediction at fixed efficiencies
+#   moves far less with the seed (six rows, seeds 0-3, 2026-11-29: coefficient of variation 0.2% B200
+#   Llama 2 70B Offline, 1.4% its Server, 0.8% its Interactive, 0.5-0.7% MI325X and H200 rows): the fit
+#   amplifies it, along directions the rows pin weakly (half-point, ridge excess, step overhead).
 # - gemm_ridge_excess: how far a GEMM near its ridge point (math as long as the weight read) falls short
 #   of the roofline; one value: a property of pipelined GEMM kernels, seen only where the batch sits
 #   near the ridge (decode at an interactive TPOT limit), which few rows of any one GPU reach. The fit puts

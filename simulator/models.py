@@ -261,7 +261,12 @@ class ModelSpec:
         writing the GEMM's input format; SwiGLU in the GEMM epilogue; rotary in attention), 2 (6 + a) h bytes
         a layer for a-byte activations, a third of this count for Llama 2 70B at fp8, for every stack:
         infersim validate --split gpu (2026-11-29), seeds 0 / 1, median 9.9 / 8.8% against 7.7 / 8.0%, p90
-        21.0 / 21.6% against 19.9 / 24.1%."""
+        21.0 / 21.6% against 19.9 / 24.1%. Also left out: the hidden-state terms split over tp (the
+        all-reduce fused with residual add and RMSNorm, each rank normalising its share of the tokens), for
+        Llama 3.1 405B's long prompts at tp 4-8, whose held-out Offline rows come out 10-15% low: infersim
+        validate (2026-11-29), seeds 0 / 1, leave one GPU out median 8.2 / 8.8%, p90 23.7 / 26.6% against
+        7.7 / 8.0%, 19.9 / 24.1%; leave one model out median 10.9 / 9.5% against 8.0 / 7.6%; 405B Offline
+        held out with its GPU still -12.7 / -11.6%."""
         h = self.hidden
         dense = 3 * self.ffn / tp
         moe = 3 * (self.active_experts + self.shared_experts) * self.expert_ffn / tp

@@ -334,7 +334,8 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
     block_s = np.minimum([e.kv_block_s for e in engines], cluster.blocks_per_engine * makespan)
     # time shares, averaged over the engines: busy stepping, and of the KV blocks held
     summary["engine_busy_fraction_mean"] = float(np.mean(busy) / makespan) if makespan else 0.0
-    summary["kv_occupied_fraction_mean"] = float(np.mean(block_s) / cluster.blocks_per_engine / makespan) if makespan else 0.0
+    summary["kv_occupied_fraction_mean"] = (float(np.mean(block_s) / cluster.blocks_per_engine / makespan)
+                                            if makespan else 0.0)
     summary["engine_steps"] = int(sum(e.steps for e in engines))
     summary["engine_sequences_peak"] = max((e.peak_sequences for e in engines), default=0)
     plan = {"model": config.model.name, "gpu": config.gpu.name, "gpus": config.gpus,

@@ -153,9 +153,10 @@ def summarise(held: list[HeldOut]) -> dict:
             "interval_coverage_pct": 100 * float(np.mean([h.inside for h in held]))}
 
 
-# How `breakdown` groups a split's held-out rows: by model and scenario in every split, and by the GPU
-# held out where GPUs are (a buyer reads the line of the GPU, model and scenario it asks about).
-BREAKDOWNS = {"model and scenario": lambda h: f"{h.row.model} {h.row.scenario}", "held-out GPU": lambda h: h.left_out}
+# How `breakdown` groups held-out rows, and in which splits: by model and scenario in every split, and by
+# the GPU held out where GPUs are (a buyer reads the line of the GPU, model and scenario it asks about).
+BREAKDOWNS = (("model and scenario", lambda h: f"{h.row.model} {h.row.scenario}", SPLITS),
+              ("held-out GPU", lambda h: h.left_out, ("gpu",)))
 
 
 def breakdown(results: dict) -> list[dict]:
@@ -163,8 +164,8 @@ def breakdown(results: dict) -> list[dict]:
     records = []
     for split in SPLITS:
         held = results.get(split, {}).get("held_out", [])
-        for by, key in BREAKDOWNS.items():
-            if by == "held-out GPU" and split != "gpu":
+        for by, key, splits in BREAKDOWNS:
+            if split not in splits:
                 continue
             groups = defaultdict(list)
             for h in held:

@@ -180,7 +180,7 @@ def test_rounds_sort_by_number_and_must_be_named_as_rounds():
 def test_breakdown_groups_held_out_errors_by_model_scenario_and_gpu():
     """Four held-out rows of one model and scenario, errors +10%, -20%, +30%, +40% (two GPUs: h200 holds
     +10% and -20%, b200 +30% and +40%): median signed error (10 + 30) / 2 = +20%, median |error| (20 + 30)
-    / 2 = 25%; per GPU, h200 -5% and 15%, b200 +35% and 35%. The model and scenario group sums the GPUs'
+    / 2 = 25%; per GPU, h200 -5% and 15%, b200 +35% and 35%. The model and scenario group pools both GPUs'
     rows; only the GPU split is also grouped by GPU."""
     measured = row("h200", "llama3.1-8b", "v4.1", SHAPES[0])
     spec, tokens = RowSpec.of(measured), measured.output_tokens_per_s

@@ -194,7 +194,8 @@ def test_breakdown_groups_held_out_errors_by_model_scenario_and_gpu():
     assert by[("gpu", "held-out GPU", "h200")]["median_error_pct"] == pytest.approx(-5)
     assert by[("gpu", "held-out GPU", "h200")]["median_abs_error_pct"] == pytest.approx(15)
     assert by[("gpu", "held-out GPU", "b200")]["median_error_pct"] == pytest.approx(35)
-    assert {k[:2] for k in by} == {("gpu", "model and scenario"), ("gpu", "held-out GPU"), ("model", "model and scenario")}
+    assert {k[:2] for k in by} == {("gpu", "model and scenario"), ("gpu", "held-out GPU"),
+                                   ("model", "model and scenario")}
     assert summarise(held)["median_error_pct"] == pytest.approx(20)
 
 

@@ -7,7 +7,9 @@ measurements (simulator/catalog/measurements/*.csv), and with --validate the val
                                                                # the profile then also carries what
                                                                # would have put 80% of held-out models'
                                                                # rows inside their intervals
-                                                               # (unseen_model_log_sigma)
+                                                               # (unseen_model_log_sigma), and per model
+                                                               # and scenario the same for rows held out
+                                                               # with their GPU (unseen_run_log_sigma)
     python scripts/fit_default_profile.py --dry-run            # print the per-row table only
 
 `infersim validate --out docs/validation.md` writes the same report from a fit of its own.
@@ -23,7 +25,7 @@ from simulator.calibrate import fit, profile_toml, report_rows
 from simulator.measurements import load_measurement_files
 from simulator.output import format_table, write_atomic
 from simulator.progress import Progress
-from simulator.validate import SPLITS, markdown, unseen_model_log_sigma, validate, worst_rows
+from simulator.validate import SPLITS, markdown, unseen_model_log_sigma, unseen_run_log_sigmas, validate, worst_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 MEASUREMENTS = sorted((ROOT / "simulator" / "catalog" / "measurements").glob("*.csv"))
@@ -56,9 +58,12 @@ def main(argv=None) -> int:
             results = validate(rows, base=result, progress=progress)
         write_atomic(REPORT, markdown(results, "python scripts/fit_default_profile.py --validate") + "\n")
         unseen = unseen_model_log_sigma(results["model"]["held_out"])
+        unseen_runs = unseen_run_log_sigmas(results["gpu"]["held_out"])
         if not args.dry_run:
-            write_atomic(PROFILE, profile_toml(result, header, unseen_model_log_sigma=unseen))
-            print(f"unseen_model_log_sigma {unseen:.4f} -> {PROFILE.relative_to(ROOT)}")
+            write_atomic(PROFILE, profile_toml(result, header, unseen_model_log_sigma=unseen,
+                                               unseen_run_log_sigma=unseen_runs))
+            print(f"unseen_model_log_sigma {unseen:.4f}, unseen_run_log_sigma for {len(unseen_runs)} model and "
+                  f"scenario pairs -> {PROFILE.relative_to(ROOT)}")
         for split in SPLITS:
             print(split, results[split]["summary"])
         for held in worst_rows(results):

@@ -42,7 +42,7 @@ from simulator.catalog_io import toml_string
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.fit_parameters import FIT_FIELDS, LEVELS, REFERENCE_STACKS, Membership, Parameters
 from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, efficiency_from_table, get_gpu, load_gpus, load_profile
-from simulator.intervals import DEFAULT_INTERVAL, interval_z
+from simulator.intervals import DEFAULT_INTERVAL, interval_z, run_key
 from simulator.measurements import Measurement, load_measurement_files, round_order
 from simulator.row_models import RowSpec, needs_anchor_search, row_model
 from simulator.run import check_seed
@@ -327,11 +327,13 @@ def _toml_value(value) -> str:
 
 
 def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERVAL,
-                 unseen_model_log_sigma: float | None = None) -> str:
+                 unseen_model_log_sigma: float | None = None, unseen_run_log_sigma: dict | None = None) -> str:
     """The fitted profile: [default] global values, FIELD_factor sections per vendor, family, base family,
     GPU, stack and release, and [fit] with the models fitted, the reference stacks and each catalog GPU's
     prediction log-sigma; with `unseen_model_log_sigma` (from validation's leave-one-model-out split),
-    what intervals of other models add (`intervals.prediction_log_sigma`)."""
+    what intervals of other models add (`intervals.prediction_log_sigma`); with `unseen_run_log_sigma`
+    (leave one GPU out, per model and scenario), the runs fitted and what a run of a GPU none of them ran
+    on that model and scenario adds (`intervals.unseen_run_log_sigma`)."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
     lines += [f"# {line}" for line in fitted_with(result.seed)] + [""]
     sections = result.parameters.profile_sections(result.theta)
@@ -347,6 +349,9 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
               "models = [" + ", ".join(toml_string(m) for m in sorted({r.model for r in result.rows})) + "]"]
     if unseen_model_log_sigma is not None:
         lines.append(f"unseen_model_log_sigma = {_toml_value(float(unseen_model_log_sigma))}")
+    if unseen_run_log_sigma is not None:
+        runs = sorted({run_key(r.gpu, r.model, r.scenario) for r in result.rows})
+        lines.append("runs = [" + ", ".join(toml_string(run) for run in runs) + "]")
     lines += ["", "[fit.reference_stack]"]
     lines += [f"{vendor} = {toml_string(stack)}" for vendor, stack in REFERENCE_STACKS.items()]
     lines += ["", "[fit.default_release]"]
@@ -355,6 +360,9 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
     lines += ["", "[fit.log_sigma]"]
     for gpu in load_gpus(result.gpu_catalog).values():
         lines.append(f"{toml_string(gpu.name)} = {_toml_value(result.log_sigma(gpu))}")
+    if unseen_run_log_sigma:
+        lines += ["", "[fit.unseen_run_log_sigma]"]
+        lines += [f"{toml_string(key)} = {_toml_value(float(sigma))}" for key, sigma in sorted(unseen_run_log_sigma.items())]
     return "\n".join(lines) + "\n"
 
 

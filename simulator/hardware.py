@@ -342,7 +342,8 @@ def _checked_profile(path: str | None, version) -> dict:
 # What a profile's [fit] may hold (calibrate.profile_toml writes it), and the kind of each value.
 FIT_KEYS = {"interval": "interval", "rows": "number", "residual_log_rms": "number", "model_log_sigma": "log-sigma",
             "unseen_model_log_sigma": "log-sigma", "models": "list of names", "reference_stack": "table of names",
-            "default_release": "table of names", "log_sigma": "table of numbers"}
+            "default_release": "table of names", "log_sigma": "table of numbers", "runs": "list of names",
+            "unseen_run_log_sigma": "table of numbers"}
 
 
 def _check_profile(where: str, data: dict) -> None:
@@ -378,8 +379,8 @@ def _check_profile(where: str, data: dict) -> None:
             if not all(isinstance(v, str) for v in value.values()):
                 raise ConfigError(f"{name}: must be a table of names, not {value!r}")
         else:
-            for gpu, sigma in value.items():
-                check_log_sigma(f"{where}: [fit.log_sigma] {gpu}", sigma)
+            for entry, sigma in value.items():
+                check_log_sigma(f"{where}: [fit.{key}] {entry}", sigma)
 
 
 def check_profile_names(where: str, profile: dict, gpus: dict) -> None:

@@ -3,8 +3,11 @@
 A calibrated profile stores, per GPU, the log-sd of its predictions (`[fit.log_sigma]`); an interval at
 level L is the prediction times exp(+-z sigma) with z the central normal quantile of L. A model no
 fitted row ran (not in `[fit] models`) adds, in quadrature, the log-sigma that would have put 80% of
-the rows of models held out of the fit inside their intervals (`[fit] unseen_model_log_sigma`). The
-default level is written here once.
+the rows of models held out of the fit inside their intervals (`[fit] unseen_model_log_sigma`). An
+MLPerf run of a GPU no fitted row ran on that model and scenario (not in `[fit] runs`) adds the
+log-sigma that would have put 80% of that model and scenario's rows, each held out with its GPU, inside
+(`[fit.unseen_run_log_sigma]`, from `validate.unseen_run_log_sigmas`). The default level is written here
+once.
 """
 from __future__ import annotations
 
@@ -51,6 +54,21 @@ def prediction_log_sigma(profile: dict, gpu, model=None) -> float | None:
     if sigma is None or model is None or unseen is None or not isinstance(fitted, list) or model.name in fitted:
         return sigma
     return math.hypot(sigma, unseen)
+
+
+def run_key(gpu: str, model: str, scenario: str) -> str:
+    """How a profile names one run the fit saw: a GPU, a model and a scenario (`[fit] runs`)."""
+    return f"{gpu} {model} {scenario}"
+
+
+def unseen_run_log_sigma(profile: dict, gpu, model, scenario: str) -> float:
+    """What an MLPerf `scenario` run of `model` on `gpu` adds to its prediction log-sigma (in quadrature):
+    the profile's value for the model and scenario when the fit ran no row of all three, else 0."""
+    fit = profile.get("fit", {})
+    runs, table, key = fit.get("runs"), fit.get("unseen_run_log_sigma", {}), f"{model.name} {scenario}"
+    if not isinstance(runs, list) or key not in table or run_key(gpu.name, model.name, scenario) in runs:
+        return 0.0
+    return _log_sigma(f"unseen_run_log_sigma.{key}", table[key])
 
 
 def interval_fields(tokens_per_s: float, log_sigma: float | None, level: float = DEFAULT_INTERVAL) -> dict:

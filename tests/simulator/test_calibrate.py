@@ -14,7 +14,7 @@ from simulator.cli import main
 from simulator.errors import ConfigError
 from simulator.fit_parameters import Membership, Parameters, power_prior_offsets
 from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_gpus, load_profile
-from simulator.intervals import interval_fields, prediction_log_sigma
+from simulator.intervals import interval_fields, prediction_log_sigma, unseen_run_log_sigma
 from simulator.models import get_model
 from simulator.measurements import load_measurements, measurement_from_record
 from simulator.run_results import from_inferencemax, from_vllm_benchmark
@@ -187,6 +187,43 @@ def test_a_model_the_fit_never_ran_widens_its_interval():
     profile["fit"] = {"log_sigma": {"b200": "wide"}}
     with pytest.raises(ConfigError, match=r"\[fit\] log_sigma.b200: 'wide' is out of range"):
         prediction_log_sigma(profile, b200)
+
+
+def test_a_run_the_fit_never_saw_takes_its_model_and_scenario_spread():
+    """[fit] runs = ["b200 llama2-70b interactive"], unseen_run_log_sigma "llama2-70b interactive" = 0.3:
+    B200 there adds nothing (fitted); B300 adds 0.3; B300 Offline and another model add nothing (no entry);
+    a profile without `runs` adds nothing (it cannot say what was fitted)."""
+    table = {"llama2-70b interactive": 0.3}
+    profile = {"fit": {"runs": ["b200 llama2-70b interactive"], "unseen_run_log_sigma": table}}
+    llama = get_model("llama2-70b")
+    assert unseen_run_log_sigma(profile, get_gpu("b200"), llama, "interactive") == 0.0
+    assert unseen_run_log_sigma(profile, get_gpu("b300"), llama, "interactive") == 0.3
+    assert unseen_run_log_sigma(profile, get_gpu("b300"), llama, "offline") == 0.0
+    assert unseen_run_log_sigma(profile, get_gpu("b300"), get_model("llama3.1-8b"), "interactive") == 0.0
+    assert unseen_run_log_sigma({"fit": {"unseen_run_log_sigma": table}}, get_gpu("b300"), llama, "interactive") == 0.0
+
+
+def test_mlperf_widens_an_unfitted_run_by_its_spread(tmp_path):
+    """The shipped profile plus runs (B200 Llama 3.1 8B Offline fitted) and a spread of 0.5 for Llama 3.1
+    8B Offline: 1 x B300 there carries sqrt(s^2 + 0.5^2), s its own log-sigma; 1 x B200 keeps s; a run of
+    the user's own lengths keeps s (the spread is the benchmark's); a bad spread is refused at load."""
+    from simulator.mlperf import mlperf
+    shipped = (Path(__file__).resolve().parents[2] / "simulator" / "catalog" / "profile.toml").read_text()
+    shipped = "\n".join(line for line in shipped.split("\n[fit.unseen_run_log_sigma]")[0].splitlines()
+                        if not line.startswith("runs = "))        # the shipped fit's own, replaced below
+    text = shipped.replace("[fit]\n", '[fit]\nruns = ["b200 llama3.1-8b offline"]\n', 1)
+    path = tmp_path / "p.toml"
+    path.write_text(text + '\n[fit.unseen_run_log_sigma]\n"llama3.1-8b offline" = 0.5\n')
+    profile = load_profile(str(path))
+    run = dict(model="llama3.1-8b", gpus=1, scenario="offline", queries=64, profile=str(path))
+    for gpu, extra in (("b300", 0.5), ("b200", 0.0)):
+        own = profile["fit"]["log_sigma"][gpu]
+        assert mlperf(gpu=gpu, **run).prediction_log_sigma == pytest.approx(math.hypot(own, extra))
+    assert mlperf(gpu="b300", **run, output_tokens="fixed:64").prediction_log_sigma == \
+        pytest.approx(profile["fit"]["log_sigma"]["b300"])
+    path.write_text(text + '\n[fit.unseen_run_log_sigma]\n"llama3.1-8b offline" = "wide"\n')
+    with pytest.raises(ConfigError, match=r"\[fit.unseen_run_log_sigma\] llama3.1-8b offline: 'wide' is out of range"):
+        load_profile(str(path))
 
 
 def test_interval_fields_arithmetic():

@@ -15,7 +15,8 @@ from simulator.hardware import Efficiency, load_gpus
 from simulator.measurements import measurement_from_record
 from simulator.row_models import RowSpec, row_model
 from simulator.validate import (SHIFT_SHOWN, HeldOut, _unseen_lines, breakdown, markdown, node_ratios, pinned_records,
-                                summarise, unseen_groups, unseen_model_log_sigma, validate, worst_rows)
+                                summarise, unseen_groups, unseen_model_log_sigma, unseen_run_log_sigmas, validate,
+                                worst_rows)
 
 TRUTH = replace(Efficiency(), compute_efficiency=0.55, memory_efficiency=0.7, step_overhead_s=0.0025)
 POWER_OFFSETS = power_prior_offsets(load_gpus())
@@ -100,6 +101,21 @@ def test_unseen_model_spread_puts_the_level_of_rows_inside():
     assert s == pytest.approx(0.2117, abs=2e-4)
     assert sum(abs(math.log(h.predicted / tokens)) <= 1.2816 * math.hypot(h.log_sigma, s) + 1e-9 for h in rows) == 4
     assert unseen_model_log_sigma([held(0.05), held(-0.05)]) == 0.0
+
+
+def test_unseen_run_spread_per_model_and_scenario():
+    """The five rows above as one model and scenario held out with their GPU give 0.2117, as for a held-out
+    model; four rows of another scenario are too few (MIN_GROUP_ROWS = 5), and five rows already inside
+    need nothing, so neither is written."""
+    measured = row("h200", "llama3.1-8b", "v4.1", SHAPES[0])
+    spec, tokens = RowSpec.of(measured), measured.output_tokens_per_s
+
+    def held(log_error, scenario):
+        return HeldOut("gpu", "h200", replace(measured, scenario=scenario), spec, tokens * math.exp(log_error), 0.1)
+
+    rows = [held(e, "server") for e in (0.0, 0.1, 0.2, 0.3, 0.5)] + [held(0.5, "offline")] * 4
+    rows += [held(0.05, "interactive")] * 5
+    assert unseen_run_log_sigmas(rows) == {"llama3.1-8b server": pytest.approx(0.2117, abs=2e-4)}
 
 
 def test_a_split_with_nothing_to_hold_out_is_an_error_not_an_empty_summary():

@@ -286,6 +286,12 @@ def markdown(results: dict, command: str = "infersim validate", rows: str = SHIP
                   "inside: a profile written with this report adds it to the intervals of models no fitted row "
                   "ran (`unseen_model_log_sigma`).", ""]
     lines += _breakdown_lines(breakdown(results), names)
+    if sigmas := unseen_run_log_sigmas(results.get("gpu", {}).get("held_out", [])):
+        lines += ["Added in quadrature to the intervals of a model and scenario's rows held out with their GPU, "
+                  "these log-sigmas would have put 80% of them inside: a profile written with this report adds "
+                  "them to a benchmark run whose GPU, model and scenario no fitted row ran "
+                  "(`unseen_run_log_sigma`): " + "; ".join(f"{key} {sigma:.3f}" for key, sigma in sigmas.items())
+                  + ".", ""]
     if "gpu" in results and results["gpu"].get("node_ratios"):
         lines += ["## Per-GPU throughput ratios, each GPU predicted by a fit that never saw it", "",
                   "| model | scenario | pair | predicted | measured | difference |", "|---|---|---|---|---|---|"]

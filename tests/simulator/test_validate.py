@@ -116,6 +116,9 @@ def test_unseen_run_spread_per_model_and_scenario():
     rows = [held(e, "server") for e in (0.0, 0.1, 0.2, 0.3, 0.5)] + [held(0.5, "offline")] * 4
     rows += [held(0.05, "interactive")] * 5
     assert unseen_run_log_sigmas(rows) == {"llama3.1-8b server": pytest.approx(0.2117, abs=2e-4)}
+    text = markdown({"gpu": {"held_out": rows, "summary": summarise(rows), "pinned": {}},
+                     "fit": SimpleNamespace(rows=rows, residual_log_rms=0.1, model_log_sigma=0.1)})
+    assert "(`unseen_run_log_sigma`): llama3.1-8b server 0.212." in text
 
 
 def test_a_split_with_nothing_to_hold_out_is_an_error_not_an_empty_summary():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 
 from simulator.catalog_io import merged_catalog, read_toml, packaged_toml, require_text
-from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
+from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_choice, require_number
 from simulator.intervals import check_interval, check_log_sigma
 
 DTYPES = ("bf16", "fp8", "fp6", "fp4")
@@ -371,10 +371,13 @@ def _check_profile(where: str, data: dict) -> None:
         elif kind == "number":
             require_number(name, value, low=0, high=1e9)
         elif kind == "list of names":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ConfigError(f"{name}: must be a list of names, not {value!r}")
+            if not isinstance(value, list):
+                raise ConfigError(f"{name}: must be a list of names, not {excerpt(value)}")
+            bad = next((k for k, v in enumerate(value, start=1) if not isinstance(v, str)), None)
+            if bad is not None:
+                raise ConfigError(f"{name}: entry {bad}, {excerpt(value[bad - 1])}, is not a name (a string)")
         elif not isinstance(value, dict):
-            raise ConfigError(f"{name}: must be a {kind}, not {value!r}")
+            raise ConfigError(f"{name}: must be a {kind}, not {excerpt(value)}")
         elif kind == "table of names":
             if not all(isinstance(v, str) for v in value.values()):
                 raise ConfigError(f"{name}: must be a table of names, not {value!r}")

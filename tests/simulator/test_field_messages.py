@@ -25,7 +25,8 @@ FLAGS_ALLOWED = {"simulator/cli.py", "simulator/launch/vllm.py", "simulator/laun
 QUOTED_COMMANDS = {("simulator/report.py", "infersim pareto --out x.json")}
 # backticked names in core literals that are no field a message names, so no flag is wanted
 NOT_FLAGS = {"name": "registry.py: a TypeError for extension authors, never a CLI message",
-             "unseen_model_log_sigma": "validate.py: a profile key in the validation report's prose"}
+             "unseen_model_log_sigma": "validate.py: a profile key in the validation report's prose",
+             "unseen_run_log_sigma": "validate.py: a profile key in the validation report's prose"}
 BACKTICKED = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 

@@ -56,16 +56,21 @@ def prediction_log_sigma(profile: dict, gpu, model=None) -> float | None:
     return math.hypot(sigma, unseen)
 
 
+def group_key(model: str, scenario: str) -> str:
+    """How a profile names a model and scenario (`[fit.unseen_run_log_sigma]`): "llama2-70b interactive"."""
+    return f"{model} {scenario}"
+
+
 def run_key(gpu: str, model: str, scenario: str) -> str:
     """How a profile names one run the fit saw: a GPU, a model and a scenario (`[fit] runs`)."""
-    return f"{gpu} {model} {scenario}"
+    return f"{gpu} {group_key(model, scenario)}"
 
 
 def unseen_run_log_sigma(profile: dict, gpu, model, scenario: str) -> float:
     """What an MLPerf `scenario` run of `model` on `gpu` adds to its prediction log-sigma (in quadrature):
     the profile's value for the model and scenario when the fit ran no row of all three, else 0."""
     fit = profile.get("fit", {})
-    runs, table, key = fit.get("runs"), fit.get("unseen_run_log_sigma", {}), f"{model.name} {scenario}"
+    runs, table, key = fit.get("runs"), fit.get("unseen_run_log_sigma", {}), group_key(model.name, scenario)
     if not isinstance(runs, list) or key not in table or run_key(gpu.name, model.name, scenario) in runs:
         return 0.0
     return _log_sigma(f"unseen_run_log_sigma.{key}", table[key])

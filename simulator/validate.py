@@ -23,7 +23,7 @@ from simulator.calibrate import Fit, fit, require_rows_to_fit, _sensitivity
 from simulator.errors import ConfigError
 from simulator.fit_parameters import FIT_FIELDS
 from simulator.hardware import Efficiency, get_gpu
-from simulator.intervals import DEFAULT_INTERVAL, interval_z
+from simulator.intervals import DEFAULT_INTERVAL, group_key, interval_z
 from simulator.measurements import round_order
 from simulator.row_models import RowSpec, row_model
 
@@ -153,10 +153,21 @@ def summarise(held: list[HeldOut]) -> dict:
             "interval_coverage_pct": 100 * float(np.mean([h.inside for h in held]))}
 
 
+def _model_and_scenario(h: HeldOut) -> str:
+    return group_key(h.row.model, h.row.scenario)
+
+
 # How `breakdown` groups held-out rows, and in which splits: by model and scenario in every split, and by
 # the GPU held out where GPUs are (a buyer reads the line of the GPU, model and scenario it asks about).
-BREAKDOWNS = (("model and scenario", lambda h: f"{h.row.model} {h.row.scenario}", SPLITS),
-              ("held-out GPU", lambda h: h.left_out, ("gpu",)))
+BREAKDOWNS = (("model and scenario", _model_and_scenario, SPLITS), ("held-out GPU", lambda h: h.left_out, ("gpu",)))
+
+
+def _grouped(held: list[HeldOut], key) -> dict[str, list[HeldOut]]:
+    """Held-out rows by `key(row)`, groups in key order."""
+    groups = defaultdict(list)
+    for h in held:
+        groups[key(h)].append(h)
+    return dict(sorted(groups.items()))
 
 
 def breakdown(results: dict) -> list[dict]:
@@ -165,13 +176,9 @@ def breakdown(results: dict) -> list[dict]:
     for split in SPLITS:
         held = results.get(split, {}).get("held_out", [])
         for by, key, splits in BREAKDOWNS:
-            if split not in splits:
-                continue
-            groups = defaultdict(list)
-            for h in held:
-                groups[key(h)].append(h)
-            records += [{"split": split, "by": by, "group": group, **summarise(members)}
-                        for group, members in sorted(groups.items())]
+            if split in splits:
+                records += [{"split": split, "by": by, "group": group, **summarise(members)}
+                            for group, members in _grouped(held, key).items()]
     return records
 
 
@@ -197,10 +204,7 @@ def unseen_run_log_sigmas(held: list[HeldOut], level: float = DEFAULT_INTERVAL) 
     fitted row ran on that model and scenario add (`intervals.unseen_run_log_sigma`). A GPU nobody
     measured errs like these rows did, by scenario: held out, Llama 3.1 405B Offline rows came out 12% low
     with a quarter of them inside their intervals, while Mixtral's were nearly all inside."""
-    groups = defaultdict(list)
-    for h in held:
-        groups[f"{h.row.model} {h.row.scenario}"].append(h)
-    sigmas = {key: unseen_model_log_sigma(rows, level) for key, rows in sorted(groups.items())
+    sigmas = {key: unseen_model_log_sigma(rows, level) for key, rows in _grouped(held, _model_and_scenario).items()
               if len(rows) >= MIN_GROUP_ROWS}
     return {key: sigma for key, sigma in sigmas.items() if sigma > 0}
 

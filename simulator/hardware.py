@@ -379,8 +379,9 @@ def _check_profile(where: str, data: dict) -> None:
         elif not isinstance(value, dict):
             raise ConfigError(f"{name}: must be a {kind}, not {excerpt(value)}")
         elif kind == "table of names":
-            if not all(isinstance(v, str) for v in value.values()):
-                raise ConfigError(f"{name}: must be a table of names, not {value!r}")
+            bad = next((k for k, v in value.items() if not isinstance(v, str)), None)
+            if bad is not None:
+                raise ConfigError(f"{name}: must be a table of names; {excerpt(bad)} is {excerpt(value[bad])}")
         else:
             for entry, sigma in value.items():
                 check_log_sigma(f"{where}: [fit.{key}] {entry}", sigma)

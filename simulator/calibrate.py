@@ -54,6 +54,9 @@ TOKENS_LOG_SIGMA = 0.05        # measured tokens/s: submitters of one system dif
 # 8.7/21.2%. A soft-L1 loss on the rows (squares within 1 or 2 sigma, linear beyond), so a submitter's odd
 # run pulls less: 8.9/22.9, 12.5/41.7, 7.9/18.6% and 8.8/21.2, 12.3/29.2, 7.3/21.7% (DeepSeek-R1 held
 # out +35-39% against +1%). Each moves which rows make the tail; none predicts held-out GPUs better.
+# Again at 0.08 with the code of 2026-11-29 (infersim validate, seeds 0 / 1; against 0.05 in brackets):
+# 8.2, 8.6 (7.7, 8.0) / 20.3, 25.1 (19.9, 24.1); 12.3, 12.4 (12.6, 13.1) / 25.6, 25.2 (28.9, 25.9); 7.8, 6.9
+# (8.0, 7.6) / 22.1, 21.3 (20.7, 21.7)%: leave one round out a little better, leave one GPU out worse.
 DIFF_STEP = 0.03                # log step of the finite differences
 LOCAL_RANGE = 0.05              # re-anchor a row once its anchored steps' speed moved by more than 5% (log)
 # (at 8% the shipped fit took 254 s against 273 s, each run beside another fit, and leave one GPU out came

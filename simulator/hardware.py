@@ -335,7 +335,7 @@ def load_profile(path=None) -> dict:
 def _checked_profile(path: str | None, version) -> dict:
     """A profile file parsed and checked (`version` only keys the cache)."""
     data = read_toml(path) if path else packaged_toml(*SHIPPED_PROFILE)
-    _check_profile(path or "profile.toml", data)
+    check_profile(path or "profile.toml", data)
     return data
 
 
@@ -346,7 +346,7 @@ FIT_KEYS = {"interval": "interval", "rows": "number", "residual_log_rms": "numbe
             "unseen_run_log_sigma": "table of numbers"}
 
 
-def _check_profile(where: str, data: dict) -> None:
+def check_profile(where: str, data: dict) -> None:
     """Every section of a profile has the shape and values its readers expect, whether or not a run
     reads it: a one-line ConfigError naming the entry, never a traceback later."""
     reject_unknown_keys(where, data, PROFILE_SECTIONS)

@@ -3,6 +3,7 @@ near its family, intervals widen with fewer rows and for unmeasured GPUs, measur
 importers, and the CLI from calibrate to a prediction with an interval."""
 import json
 import math
+import os
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -151,15 +152,19 @@ def test_intervals_widen_with_fewer_rows_and_for_unmeasured_gpus(full_fit):
         > full_fit.log_sigma(get_gpu("b200"))
 
 
-def test_profile_round_trip_reproduces_fitted_efficiencies(full_fit, tmp_path):
-    """The written profile gives every catalog GPU the efficiency the fit would give it."""
+def test_profile_round_trip_reproduces_fitted_efficiencies(full_fit, tmp_path, monkeypatch):
+    """The written profile gives every catalog GPU the efficiency the fit would give it, and its header
+    names what else the fit's numbers depend on (numeric builds and BLAS threads can move a fit)."""
     from simulator.calibrate import profile_toml
     path = tmp_path / "profile.toml"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
     path.write_text(profile_toml(full_fit))
     profile = load_profile(str(path))
     import numpy, scipy
-    assert path.read_text().startswith(f"# Fitted with seed 0, Python ")    # numeric builds can move a fit
-    assert f"numpy {numpy.__version__}, scipy {scipy.__version__}." in path.read_text().splitlines()[0]
+    assert path.read_text().startswith(f"# Fitted with seed 0, Python ")
+    assert f"numpy {numpy.__version__}, scipy {scipy.__version__}, BLAS threads 3." in path.read_text().splitlines()[0]
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    assert f"BLAS threads default, {os.cpu_count()} CPUs." in profile_toml(full_fit).splitlines()[0]
     for name in ("b200", "mi355x", "h100"):
         gpu = get_gpu(name)
         expected = full_fit.parameters.efficiency(full_fit.theta, full_fit.parameters.indices(full_fit.default_membership(gpu)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import stat
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -18,13 +19,17 @@ MAX_TEXT_BYTES = 256 * 2 ** 20     # far beyond any catalog, measurement table o
 
 def read_text(path: str | Path) -> str:
     """A user file's text (UTF-8; a byte-order mark, as spreadsheets and some editors write, is dropped), or
-    a one-line ConfigError naming the file: missing, a folder, unreadable, larger than MAX_TEXT_BYTES,
-    holding NUL bytes (a binary file), not UTF-8."""
+    a one-line ConfigError naming the file: missing, a folder, a device, pipe or socket (no size to check
+    before reading: /dev/zero never ends, a pipe waits for a writer), unreadable, larger than
+    MAX_TEXT_BYTES, holding NUL bytes (a binary file), not UTF-8."""
     path = Path(path)
     try:
         if path.is_dir():
             raise ConfigError(f"{path}: is a folder, not a file")
-        if path.stat().st_size > MAX_TEXT_BYTES:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise ConfigError(f"{path}: not a regular file (a device, pipe or socket); give a file's path")
+        if status.st_size > MAX_TEXT_BYTES:
             raise ConfigError(f"{path}: larger than {MAX_TEXT_BYTES // 2 ** 20} MiB; not a file infersim reads")
         data = path.read_bytes()
     except FileNotFoundError:

@@ -24,7 +24,8 @@ from simulator.output import (PendingOutput, discard_pending, format_number, for
                               rows_to_csv, to_json)
 from simulator.progress import Progress
 from simulator.scheduling import DEFAULT_BATCHING
-from workloads.arrivals import DEFAULT_CONCURRENCY_RATIO, DEFAULT_MAX_CONCURRENCY
+from workloads.arrivals import DEFAULT_CONCURRENCY_RATIO, DEFAULT_MAX_CONCURRENCY, MIN_CONCURRENCY_RATIO
+from workloads.lengths import Empirical
 
 HEADINGS = {"cluster": "Cluster", "plan": "Plan", "workload": "Workload", "sla": "SLA", "whatif": "What-if",
             "output": "Output"}
@@ -392,6 +393,9 @@ def _refuse_overwriting_inputs(out: str, flag: str) -> None:
             if key in own:
                 continue
             for name in (value if isinstance(value, (tuple, list)) else (value,)):
+                table_prefix = f"{Empirical.flag_prefix}:"        # a length flag's table: --input-tokens file:PATH
+                if isinstance(name, str) and name.startswith(table_prefix):
+                    name = name[len(table_prefix):]
                 if not isinstance(name, str) or not name or not Path(name).exists():
                     continue
                 source = Path(name).resolve()
@@ -629,7 +633,7 @@ SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "ou
              "holds at once). Not with --concurrency.")
 @option("concurrency_ratio", "--concurrency-ratio", default=None,
         help=f"Ratio between successive user counts (default {DEFAULT_CONCURRENCY_RATIO:g}; 1.25 gives a denser "
-             "front). Not with --concurrency.")
+             f"front; at least {MIN_CONCURRENCY_RATIO:g}). Not with --concurrency.")
 @option("requests_per_user", "--requests-per-user", default=10, show_default=True,
         help="Requests each user sends (InferenceX: num_prompts = 10 x concurrency).")
 @option("seed", "--seed", default=0, show_default=True, help="Random seed of the workload's draws.")

@@ -28,7 +28,7 @@ from simulator.pareto_search import BATCHING_MODES, GpuSearch, modes
 from simulator.plan import MAX_GPUS
 from simulator.scenario_runs import resolve_config
 from simulator.search import meets_sla
-from workloads.arrivals import DEFAULT_CONCURRENCY_RATIO, DEFAULT_MAX_CONCURRENCY
+from workloads.arrivals import DEFAULT_CONCURRENCY_RATIO, DEFAULT_MAX_CONCURRENCY, MIN_CONCURRENCY_RATIO
 from workloads.lengths import parse_length_flag
 from workloads.scenarios import check_limit, scenario_for
 
@@ -235,7 +235,9 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
     max_concurrency = DEFAULT_MAX_CONCURRENCY if max_concurrency is None else max_concurrency
     concurrency_ratio = DEFAULT_CONCURRENCY_RATIO if concurrency_ratio is None else concurrency_ratio
     require_number("`max_concurrency`", max_concurrency, low=1, high=1_000_000, integer=True)
-    require_number("`concurrency_ratio`", concurrency_ratio, low=1, low_inclusive=False, high=16)
+    # each level is a simulated run: at 1.1, levels up to 1,024 users are about 60 runs a plan; a ratio
+    # nearer 1 only repeats rounded levels (consecutive counts are what `concurrency` lists directly)
+    require_number("`concurrency_ratio`", concurrency_ratio, low=MIN_CONCURRENCY_RATIO, high=16)
     require_number("`requests_per_user`", requests_per_user, low=1, high=10_000, integer=True)
     batching = tuple(batching.split(",")) if isinstance(batching, str) else tuple(batching)
     for mode in batching:

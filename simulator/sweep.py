@@ -28,6 +28,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import os
 import re
 import signal
@@ -92,6 +93,9 @@ def _file_digest(path: str, mtime_ns: int, size: int) -> bytes:
         return path.encode()
 
 
+MAX_POINTS = 1_000_000
+
+
 def expand(spec: dict, where: str = "sweep") -> tuple[str, list[dict]]:
     """(command, points) from a sweep table: base merged into each grid combination and each listed point."""
     reject_unknown_keys(where, spec, ("command", "base", "grid", "points"))
@@ -103,7 +107,10 @@ def expand(spec: dict, where: str = "sweep") -> tuple[str, list[dict]]:
         raise ConfigError(f"{where}: base and grid must be tables, points a list of tables")
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}: grid.{key} must be a non-empty list, got {values!r}")
+            raise ConfigError(f"{where}: grid.{key} must be a non-empty list, got {excerpt(values)}")
+    count = math.prod(len(values) for values in grid.values()) if grid else 0
+    if count + len(listed) > MAX_POINTS:          # counted before a point is built: a grid can name billions
+        raise ConfigError(f"{where}: {count + len(listed):,} points is more than {MAX_POINTS:,}")
     points = []
     if grid:
         keys = list(grid)
@@ -119,8 +126,6 @@ def expand(spec: dict, where: str = "sweep") -> tuple[str, list[dict]]:
         raise ConfigError(f"{where}: no points (give [grid] lists or [[points]] tables)")
     for point in points:
         _check_point(point, command, where)
-    if len(points) > 1_000_000:
-        raise ConfigError(f"{where}: {len(points)} points is more than 1,000,000")
     return command, points
 
 

@@ -1,5 +1,7 @@
 """Hostile input at every CLI boundary: each case exits 2 with one line naming the field (or file) and,
 where there is one, the allowed range; never a traceback."""
+import re
+
 import pytest
 
 from simulator.cli import main
@@ -18,6 +20,8 @@ FILES = {
     "sweep_typo.toml": 'command = "simulate"\n[grid]\ngpus = [1]\n[bsae]\nmodel = "x"\n',
     "sweep_ok.toml": 'command = "simulate"\n[base]\nmodel = "llama3.1-8b"\nrequests = 5\n[grid]\ngpus = [1]\n',
     "results.csv": "point_id,status,gpus,output_tokens_per_s\nabc,ok,1,10.0\n",
+    "lengths.csv": "tokens,count\n100,3\n200,1\n",
+    "rows_tiny.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama3.1-8b,b200,1,offline,1e-300,s\n",
     "vllm.json": '{"completed": 10, "output_throughput": 5.0, "total_input_tokens": 100, "total_output_tokens": 50, '
                  '"request_rate": 1.0}',
     "truncated.json": '{"hw": "mi355x", "model": ',
@@ -175,7 +179,11 @@ CASES = [
     (["calibrate", "--prior-profile", "{bad_profile.toml}", "--out", "{bad_profile.toml}", "{rows_twice.csv}"],
      "would overwrite the input"),
     (SIM + ["--profile", "{bad_profile.toml}", "--out", "{bad_profile.toml}"], "would overwrite the input"),
+    # before: a length table named as file:PATH was replaced by the per-request CSV, exit 0
+    (SIM + ["--input-tokens", "file:{lengths.csv}", "--out", "{lengths.csv}"], "would overwrite the input"),
     (["calibrate", "{rows_unknown.csv}"], "unknown column 'speed'"),
+    # before: exit 0 and a profile every later command refused ([vendor.nvidia] factor 9e-55)
+    (["calibrate", "{rows_tiny.csv}"], "the rows ask for efficiencies no run reaches"),
     (["sweep", "{sweep_typo.toml}", "--out", "{out.csv}"], "bsae"),
     (["sweep", "{sweep_ok.toml}", "--out", "{out.csv}", "--jobs", "0"], "--jobs"),
     (["plot", "{results.csv}", "--x", "nosuch", "--y", "gpus", "-o", "{p.png}"], "nosuch"),
@@ -189,7 +197,7 @@ CASES = [
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
     for name, text in FILES.items():
         (tmp_path / name).write_text(text)
-    argv = [str(tmp_path / a[1:-1]) if a.startswith("{") else a for a in args]
+    argv = [re.sub(r"^(file:)?\{(.+)\}$", lambda m: (m.group(1) or "") + str(tmp_path / m.group(2)), a) for a in args]
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     captured = capsys.readouterr()

@@ -21,6 +21,7 @@ MAX_USERS = 10_000_000
 # The closed-loop user counts a concurrency sweep tries by default (`simulator.pareto`): 1, r, r^2 ... up to
 DEFAULT_MAX_CONCURRENCY = 1024       # users (InferenceX's sweeps stop well below)
 DEFAULT_CONCURRENCY_RATIO = 2.0      # r
+MIN_CONCURRENCY_RATIO = 1.1          # the densest r accepted (`simulator.pareto` says why)
 
 
 @ARRIVALS.register

@@ -112,6 +112,8 @@ def test_emit_launches_the_best_point_within_the_sla():
 @pytest.mark.parametrize("args, field", [(["--concurrency", "abc"], "--concurrency"),
                                          (["--gpu", "nosuch"], "nosuch"),
                                          (["--concurrency-ratio", "1"], "--concurrency-ratio"),
+                                         # before: 1.0000001 passed and the level loop spun for minutes
+                                         (["--concurrency-ratio", "1.0000001"], "--concurrency-ratio"),
                                          (["--batching", "static"], "--batching"),
                                          (["--sla-tpot", "0"], "--sla-tpot")])
 def test_bad_input_is_one_line_with_exit_2(args, field):

@@ -49,6 +49,16 @@ def test_grid_expansion_and_options():
         expand({"gird": {}})
 
 
+def test_a_grid_past_the_point_limit_is_refused_before_a_point_is_built():
+    """2 x 10^9 combinations: refused from the list lengths (before, every point was built first, and 6 GB
+    later the run died of MemoryError); listed points count with the grid's."""
+    values = list(range(1000))
+    with pytest.raises(ConfigError, match=r"sweep: 2,000,000,000 points is more than 1,000,000$"):
+        expand({"grid": {"gpus": values, "rate": values, "duration_s": values, "seed": [0, 1]}})
+    with pytest.raises(ConfigError, match=r"1,000,001 points"):
+        expand({"grid": {"gpus": values, "rate": values}, "points": [{"gpus": 8}]})
+
+
 @pytest.mark.parametrize("spec, message", [
     ({"base": {"gpus": 4}, "grid": {"nodes": [1]}}, "sets both nodes and gpus"),
     ({"base": {"tp": 4}, "grid": {"plan": ["tp2"]}}, "sets both plan and tp"),

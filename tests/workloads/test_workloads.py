@@ -1,6 +1,8 @@
+import os
 from pathlib import Path
 
 import numpy as np
+
 import pytest
 
 from simulator.errors import ConfigError
@@ -148,6 +150,17 @@ def test_mlperf_tpot():
     """(latency - TTFT) / (output - 1): (2.0 - 0.5) / (31 - 1) = 0.05."""
     np.testing.assert_allclose(mlperf_tpot_s([2.0], [0.5], [31]), [0.05])
     assert np.isnan(mlperf_tpot_s([2.0], [0.5], [1])[0])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need POSIX")
+def test_a_named_pipe_is_refused_before_any_read(tmp_path):
+    """A pipe has no size to check and a read waits for a writer: refused in one line, never read (a
+    read here would block the test forever)."""
+    from simulator.catalog_io import read_text
+    pipe = tmp_path / "lengths.csv"
+    os.mkfifo(pipe)
+    with pytest.raises(ConfigError, match=r"lengths.csv: not a regular file \(a device, pipe or socket\)"):
+        read_text(pipe)
 
 
 def test_files_with_a_byte_order_mark_read_as_without(tmp_path):

@@ -25,7 +25,9 @@ def require_number(where: str, value: Any, *, low: float | None = None, high: fl
     3
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+        shown = repr(value)
+        raise ConfigError(f"{where}: expected a number, got "
+                          + (excerpt(value) if isinstance(value, str) or len(shown) > 40 else shown))
     if not math.isfinite(value):
         raise ConfigError(f"{where}: must be finite, got {value!r}")
     if integer and int(value) != value:

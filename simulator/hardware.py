@@ -388,8 +388,9 @@ def check_profile(where: str, data: dict) -> None:
 
 
 def check_profile_names(where: str, profile: dict, gpus: dict) -> None:
-    """A user's profile names only vendors, families and GPUs the GPU catalog has: a section under a
-    misspelt name ([gpu."mi355"]) would otherwise be ignored without a word."""
+    """A user's profile names only vendors, families and GPUs the GPU catalog has, and only releases it
+    has sections for: a section or [fit] entry under a misspelt name ([gpu."mi355"], a default release
+    "99.99") would otherwise be ignored, or move predictions, without a word."""
     known = {"vendor": {g.vendor for g in gpus.values()}, "family": {g.family for g in gpus.values()},
              "base_family": {g.base_family for g in gpus.values()},
              "gpu": set(gpus) | {f"family-{g.family}" for g in gpus.values()}}
@@ -398,6 +399,22 @@ def check_profile_names(where: str, profile: dict, gpus: dict) -> None:
             if name not in names:
                 raise ConfigError(f"{where}: [{section}.{name}] names no {section.replace('_', ' ')} of the GPU "
                                   f"catalog; known: {', '.join(sorted(names))}")
+    # [fit] entries that name other things: a misspelt one would change predictions without a word
+    fit = profile.get("fit", {})
+    for name in fit.get("log_sigma", {}):
+        if name not in gpus:
+            raise ConfigError(f"{where}: [fit.log_sigma] {excerpt(name)} names no GPU of the GPU catalog; "
+                              f"known: {', '.join(sorted(gpus))}")
+    for vendor in fit.get("reference_stack", {}):
+        if vendor not in known["vendor"]:
+            raise ConfigError(f"{where}: [fit.reference_stack] {excerpt(vendor)} names no vendor of the GPU "
+                              f"catalog; known: {', '.join(sorted(known['vendor']))}")
+    releases = profile.get("release", {})
+    for stack, version in fit.get("default_release", {}).items():
+        if f"{stack} {version}" not in releases:
+            fitted = sorted(r.rsplit(" ", 1)[-1] for r in releases if r.rsplit(" ", 1)[0] == stack)
+            raise ConfigError(f"{where}: [fit.default_release] {excerpt(stack)} = {excerpt(version)} has no "
+                              f"[release] section; its fitted releases: {', '.join(fitted) or 'none'}")
 
 
 def profile_stacks(profile: dict) -> list[str]:

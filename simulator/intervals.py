@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
-from simulator.errors import ConfigError, require_number
+from simulator.errors import ConfigError, excerpt, require_number
 
 DEFAULT_INTERVAL = 0.8
 
@@ -34,7 +34,9 @@ def interval_z(level: float) -> float:
 
 def check_log_sigma(where: str, value) -> float:
     """A log-sigma: a number in [0, 10), else a one-line ConfigError naming `where`."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number in [0, 10), got {excerpt(value)}")
+    if not 0 <= value < 10:
         raise ConfigError(f"{where}: {value!r} is out of range [0, 10)")
     return float(value)
 

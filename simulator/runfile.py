@@ -191,11 +191,21 @@ def _load(path: Path) -> dict:
     return dict(read_toml(path))
 
 
+def checked_value(label: str, key: str, value):
+    """`value` for the option `key`, checked for its field's type as a run file's is (a sweep point's
+    values are the same options); a key no field has (a sweep's `plan`, `nodes`) passes unchanged, and so
+    does a number for a length form (a fixed length, as the API takes it)."""
+    field = FIELDS.get(key)
+    if field is None or (field.path == "lengths" and isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    return _checked(label, field, value)
+
+
 def _checked(label: str, field: Field, value):
     if field.multiple:
         items = [value] if isinstance(value, field.kind) and not isinstance(value, (list, dict)) else value
         if not isinstance(items, list):
-            raise ConfigError(f"{label}: expected a list of {_KIND_WORDS[field.kind]}s, got {_show(value)}")
+            raise ConfigError(f"{label}: expected {_KIND_WORDS[field.kind]} or a list of them, got {_show(value)}")
         return [_scalar(label, field.kind, item) for item in items]
     return _scalar(label, field.kind, value)
 

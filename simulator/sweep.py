@@ -44,7 +44,7 @@ from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_
 from simulator.hardware import get_gpu
 from simulator.mlperf import mlperf as run_mlperf
 from simulator.output import PendingOutput, read_csv_rows, rows_to_csv, write_atomic
-from simulator.runfile import version
+from simulator.runfile import checked_value, version
 from simulator.sizing import size as run_size
 
 COMMANDS = ("simulate", "mlperf", "size")
@@ -134,8 +134,12 @@ SAME_SETTING = (("nodes", ("gpus",)), ("plan", ("tp", "pp", "ep")))
 
 
 def _check_point(point: dict, command: str, where: str) -> None:
-    """Refuse a point whose keys set one thing twice (base gpus and a grid's nodes) or that lacks what
-    its command needs, before any point runs."""
+    """Refuse a point whose keys set one thing twice (base gpus and a grid's nodes), whose values are not
+    of their option's type (gpu = 5, offline = "false"), or that lacks what its command needs, before any
+    point runs."""
+    for key, value in point.items():
+        if key != "fail":                   # checked below, with an example of its form
+            checked_value(f"{where}: {excerpt(key, 40)[1:-1]}", key, value)
     for key, alternatives in SAME_SETTING:
         clash = [k for k in alternatives if k in point]
         if key in point and clash:
@@ -182,11 +186,12 @@ def parse_plan(text) -> dict:
     options = {}
     for part in str(text).lower().replace("x", "-").split("-"):
         for key in ("tp", "pp", "ep"):
-            if part.startswith(key) and part[len(key):].isdigit():
+            if part.startswith(key) and part[len(key):].isdigit() and key not in options:
                 options[key] = int(part[len(key):])
                 break
         else:
-            raise ConfigError(f"plan: {text!r} is not like tp16, pp2-tp8 or tp8-ep8")
+            raise ConfigError(f"plan: {excerpt(text)} is not like tp16, pp2-tp8 or tp8-ep8 (each of tp, pp, ep "
+                              "at most once)")
     return options
 
 

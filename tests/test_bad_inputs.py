@@ -27,6 +27,10 @@ FILES = {
     "truncated.json": '{"hw": "mi355x", "model": ',
     "unfitted_profile.toml": '[default]\ncompute_efficiency = 0.5\n',
     "misspelt_gpu_profile.toml": '[gpu."mi355"]\ncompute_efficiency_factor = 0.5\n',
+    "release_typo_profile.toml": '[default]\ncompute_efficiency = 0.5\n[fit.default_release]\n'
+                                 '"nvidia/tensorrt-llm" = "99.99"\n',
+    "vendor_typo_profile.toml": '[default]\ncompute_efficiency = 0.5\n[fit.reference_stack]\nnvidai = "tensorrt-llm"\n',
+    "log_sigma_typo_profile.toml": '[default]\ncompute_efficiency = 0.5\n[fit.log_sigma]\nmi355 = 0.1\n',
     "rows_nodes.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,nodes\nllama2-70b,b200,1,offline,1,s,2\n",
     "deep.json": "[" * 50_000 + "]" * 50_000,
     "deep.toml": "x = " + "[" * 50_000 + "]" * 50_000 + "\n",
@@ -179,6 +183,10 @@ CASES = [
     (["calibrate", "--prior-profile", "{bad_profile.toml}", "--out", "{bad_profile.toml}", "{rows_twice.csv}"],
      "would overwrite the input"),
     (SIM + ["--profile", "{bad_profile.toml}", "--out", "{bad_profile.toml}"], "would overwrite the input"),
+    # before: each ran, a release or vendor typo moving H100's prediction by 8% without a word
+    (SIM + ["--profile", "{release_typo_profile.toml}"], "[fit.default_release] 'nvidia/tensorrt-llm' = '99.99' has no"),
+    (SIM + ["--profile", "{vendor_typo_profile.toml}"], "[fit.reference_stack] 'nvidai' names no vendor"),
+    (SIM + ["--profile", "{log_sigma_typo_profile.toml}"], "[fit.log_sigma] 'mi355' names no GPU"),
     # before: a length table named as file:PATH was replaced by the per-request CSV, exit 0
     (SIM + ["--input-tokens", "file:{lengths.csv}", "--out", "{lengths.csv}"], "would overwrite the input"),
     (["calibrate", "{rows_unknown.csv}"], "unknown column 'speed'"),

@@ -187,10 +187,10 @@ def test_a_model_the_fit_never_ran_widens_its_interval():
     with pytest.raises(ConfigError, match=r"unseen_model_log_sigma: -0.2 is out of range \[0, 10\)"):
         prediction_log_sigma(profile, b200, get_model("gpt-oss-120b"))
     profile["fit"]["unseen_model_log_sigma"] = "0.2"         # a string is refused, not ignored
-    with pytest.raises(ConfigError, match=r"unseen_model_log_sigma: '0.2' is out of range \[0, 10\)"):
+    with pytest.raises(ConfigError, match=r"unseen_model_log_sigma: expected a number in \[0, 10\), got '0.2'"):
         prediction_log_sigma(profile, b200, get_model("gpt-oss-120b"))
     profile["fit"] = {"log_sigma": {"b200": "wide"}}
-    with pytest.raises(ConfigError, match=r"\[fit\] log_sigma.b200: 'wide' is out of range"):
+    with pytest.raises(ConfigError, match=r"\[fit\] log_sigma.b200: expected a number in \[0, 10\), got 'wide'"):
         prediction_log_sigma(profile, b200)
 
 
@@ -227,7 +227,7 @@ def test_mlperf_widens_an_unfitted_run_by_its_spread(tmp_path):
     assert mlperf(gpu="b300", **run, output_tokens="fixed:64").prediction_log_sigma == \
         pytest.approx(profile["fit"]["log_sigma"]["b300"])
     path.write_text(text + '\n[fit.unseen_run_log_sigma]\n"llama3.1-8b offline" = "wide"\n')
-    with pytest.raises(ConfigError, match=r"\[fit.unseen_run_log_sigma\] llama3.1-8b offline: 'wide' is out of range"):
+    with pytest.raises(ConfigError, match=r"\[fit.unseen_run_log_sigma\] llama3.1-8b offline: expected a number in \[0, 10\), got 'wide'"):
         load_profile(str(path))
 
 

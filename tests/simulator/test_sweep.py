@@ -49,6 +49,14 @@ def test_grid_expansion_and_options():
         expand({"gird": {}})
 
 
+def test_a_plan_that_names_a_parallelism_twice_is_refused():
+    """Before: 'tp8-tp2' ran at tp 2 (the last one won)."""
+    from simulator.sweep import parse_plan
+    assert parse_plan("pp2-tp8") == {"pp": 2, "tp": 8}
+    with pytest.raises(ConfigError, match=r"plan: 'tp8-tp2' is not like .* \(each of tp, pp, ep at most once\)"):
+        parse_plan("tp8-tp2")
+
+
 def test_a_grid_past_the_point_limit_is_refused_before_a_point_is_built():
     """2 x 10^9 combinations: refused from the list lengths (before, every point was built first, and 6 GB
     later the run died of MemoryError); listed points count with the grid's."""
@@ -66,6 +74,12 @@ def test_a_grid_past_the_point_limit_is_refused_before_a_point_is_built():
     ({"base": {"fail": 5}, "grid": {"gpus": [8]}}, "fail must be a string"),
     ({"base": {"fail": ["gpu:0@1", 3]}}, "fail must be a string"),
     ({"command": "size", "grid": {"gpu": ["h100"]}}, "needs target_tokens_per_s"),
+    # before: these ran and failed with Python's own text ('int' object has no attribute 'vendor'), or
+    # (offline = "false") ran an Offline simulation
+    ({"base": {"gpu": 5}}, "sweep: gpu: expected a string, got 5"),
+    ({"grid": {"offline": ["false"]}}, "sweep: offline: expected true or false"),
+    ({"grid": {"gpus": [1.5]}}, "sweep: gpus: expected a whole number, got 1.5"),
+    ({"base": {"topology": {"a": 1}}}, "sweep: topology: expected a string, got a table"),
 ])
 def test_a_point_that_sets_one_thing_twice_or_lacks_a_field_is_refused_before_running(spec, message):
     """Before: base gpus = 4 with grid nodes = [1] ran 8 GPUs and recorded gpus = 4; fail = 5 and a size

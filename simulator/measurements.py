@@ -127,12 +127,15 @@ def round_order(name: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.IGNORECASE | re.ASCII)
+
+
 def _number(where: str, name: str, text: str):
     low, high, integer = NUMBERS[name]
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{where}: {name} {excerpt(text)} is not a number") from None
+    # a CSV number is written in ASCII: Python's float() also reads '1_0' as 10 and other scripts' digits
+    if not PLAIN_NUMBER.fullmatch(text.strip()):
+        raise ConfigError(f"{where}: {name} {excerpt(text)} is not a number")
+    value = float(text)
     if not math.isfinite(value) or value < low or value > high or (name == "output_tokens_per_s" and value <= 0):
         raise ConfigError(f"{where}: {name} {excerpt(text)} is out of range [{low:g}, {high:g}]"
                           + (" and must be > 0" if name == "output_tokens_per_s" else ""))

@@ -21,6 +21,7 @@ FILES = {
     "sweep_ok.toml": 'command = "simulate"\n[base]\nmodel = "llama3.1-8b"\nrequests = 5\n[grid]\ngpus = [1]\n',
     "results.csv": "point_id,status,gpus,output_tokens_per_s\nabc,ok,1,10.0\n",
     "lengths.csv": "tokens,count\n100,3\n200,1\n",
+    "rows_underscore.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama2-70b,b200,1_0,offline,30000,s\n",
     "rows_tiny.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama3.1-8b,b200,1,offline,1e-300,s\n",
     "vllm.json": '{"completed": 10, "output_throughput": 5.0, "total_input_tokens": 100, "total_output_tokens": 50, '
                  '"request_rate": 1.0}',
@@ -192,6 +193,7 @@ CASES = [
     (["calibrate", "{rows_unknown.csv}"], "unknown column 'speed'"),
     # before: exit 0 and a profile every later command refused ([vendor.nvidia] factor 9e-55)
     (["calibrate", "{rows_tiny.csv}"], "the rows ask for efficiencies no run reaches"),
+    (["calibrate", "{rows_underscore.csv}"], "gpus '1_0' is not a number"),    # before: read as 10 GPUs
     (["sweep", "{sweep_typo.toml}", "--out", "{out.csv}"], "bsae"),
     (["sweep", "{sweep_ok.toml}", "--out", "{out.csv}", "--jobs", "0"], "--jobs"),
     (["plot", "{results.csv}", "--x", "nosuch", "--y", "gpus", "-o", "{p.png}"], "nosuch"),

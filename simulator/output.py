@@ -54,10 +54,16 @@ class PendingOutput:
         if self.path.is_dir():
             raise ConfigError(f"{self.path}: is a folder, not a file")
         folder = self.path.parent
+        missing = []                       # the folders mkdir creates, deepest first
+        for parent in (folder, *folder.parents):
+            if parent.exists():
+                break
+            missing.append(parent)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot create the folder {folder} ({_reason(exc)})") from None
+        _CREATED.extend(missing)
         remove_stale_temporaries(self.path)
         fd = None
         while fd is None:
@@ -106,16 +112,24 @@ class PendingOutput:
 
 
 _PENDING: set[Path] = set()     # temporary files this process created and has not renamed yet
+_CREATED: list[Path] = []       # folders claiming an output created, deepest first
 
 
 def discard_pending() -> None:
-    """Remove this process's unfinished temporary files (an error or Ctrl-C before the write)."""
+    """Remove this process's unfinished temporary files (an error or Ctrl-C before the write), and the
+    folders it created for them that nothing else went into since (a written output keeps its own)."""
     for tmp in list(_PENDING):
         _PENDING.discard(tmp)
         try:
             tmp.unlink()
         except OSError:
             pass
+    for folder in _CREATED:
+        try:
+            folder.rmdir()              # only an empty folder goes
+        except OSError:
+            pass
+    _CREATED.clear()
 
 
 atexit.register(discard_pending)

@@ -80,6 +80,20 @@ def test_read_only_out_folder_is_one_line_before_the_computation(tmp_path, read_
     assert list(read_only_folder.iterdir()) == []
 
 
+def test_a_failed_run_leaves_no_folder_its_output_claimed(tmp_path):
+    """Before: the folders of --out new/dir/x.json stayed behind after the run failed on its input."""
+    (tmp_path / "keep").mkdir()
+    out = tmp_path / "keep" / "new" / "dir" / "x.json"
+    outcome = run_cli(["simulate", "--model", "llama3.1-405b", "--gpu", "h100", "--gpus", "1", "--offline",
+                       "--requests", "5", "--out", str(out)])
+    assert outcome.code == 2 and "does not fit" in outcome.err
+    assert list(tmp_path.iterdir()) == [tmp_path / "keep"] and list((tmp_path / "keep").iterdir()) == []
+    written = tmp_path / "made" / "x.json"       # a run that writes keeps the folder it made
+    assert run_cli(["simulate", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1", "--offline",
+                    "--requests", "5", "--quiet", "--out", str(written)]).code == 0
+    assert written.is_file()
+
+
 def test_a_failed_run_leaves_no_temporary_file(tmp_path):
     out = tmp_path / "x.json"
     outcome = run_cli(["simulate", "--model", "llama3.1-405b", "--gpu", "h100", "--gpus", "1", "--offline",

@@ -389,11 +389,11 @@ def _refuse_overwriting_inputs(out: str, flag: str) -> None:
         if context is None:
             return
         own = {p.name for p in context.command.params if flag in getattr(p, "opts", ())} | {"config"}
+        table_prefix = f"{Empirical.flag_prefix}:"        # a length flag's table: --input-tokens file:PATH
         for key, value in context.params.items():
             if key in own:
                 continue
             for name in (value if isinstance(value, (tuple, list)) else (value,)):
-                table_prefix = f"{Empirical.flag_prefix}:"        # a length flag's table: --input-tokens file:PATH
                 if isinstance(name, str) and name.startswith(table_prefix):
                     name = name[len(table_prefix):]
                 if not isinstance(name, str) or not name or not Path(name).exists():

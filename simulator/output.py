@@ -112,7 +112,7 @@ class PendingOutput:
 
 
 _PENDING: set[Path] = set()     # temporary files this process created and has not renamed yet
-_CREATED: list[Path] = []       # folders claiming an output created, deepest first
+_CREATED: list[Path] = []       # folders PendingOutput created for outputs, deepest first
 
 
 def discard_pending() -> None:

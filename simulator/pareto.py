@@ -121,7 +121,8 @@ def gpu_names(gpu) -> list[str]:
 
 
 def _refuse_repeats(where: str, items) -> None:
-    """A list option naming one entry twice is refused, as `size --compare` does: it asked for something."""
+    """A list option naming one entry twice is refused, as `size --compare` refuses one: the repeat is a
+    typo for another entry, or asks for a second run that adds nothing."""
     twice = first_repeat(items)
     if twice is not None:
         raise ConfigError(f"{where}: {excerpt(twice)} is named twice")

@@ -174,7 +174,7 @@ def read(path: str | Path, command: str, fields) -> dict:
                                   + (", ".join(allowed) or "nothing here"))
             if field.table != table:
                 raise ConfigError(f"{label}: belongs in [{field.table}]")
-            values[key] = _checked(label, field, value)
+            values[key] = checked_value(label, key, value)
     return resolve_paths(values, path.parent)
 
 

@@ -88,6 +88,17 @@ def test_relative_paths_follow_the_run_file(tmp_path, monkeypatch):
     assert json.loads(invoke("simulate", "--config", "elsewhere/copy.toml", "--json"))["requests_completed"] == 2
 
 
+def test_a_length_may_be_a_number_as_in_a_sweep(tmp_path):
+    """input_tokens = 128 is a fixed length, as a sweep point and the API take it (before: 'expected a
+    string, got 128'); the written config gives it back as the length form."""
+    run = tmp_path / "run.toml"
+    run.write_text('[cluster]\nmodel = "llama3.1-8b"\ngpu = "b200"\ngpus = 1\n'
+                   '[workload]\noffline = true\nrequests = 4\ninput_tokens = 128\noutput_tokens = 16\n')
+    result = json.loads(invoke("simulate", "--config", run, "--json"))
+    assert result["input_tokens"] == 4 * 128 and result["output_tokens"] == 4 * 16
+    assert result["config"]["workload"]["input_tokens"] == "128"
+
+
 @pytest.mark.parametrize("text, message", [
     ("[plan]\ntpp = 2\n", "run.toml: [plan] tpp: unknown key for simulate; [plan] takes tp, pp, ep,"),
     ("[cluster]\ntp = 2\n", "run.toml: [cluster] tp: belongs in [plan]"),

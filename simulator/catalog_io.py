@@ -24,9 +24,9 @@ def read_text(path: str | Path) -> str:
     MAX_TEXT_BYTES, holding NUL bytes (a binary file), not UTF-8."""
     path = Path(path)
     try:
-        if path.is_dir():
-            raise ConfigError(f"{path}: is a folder, not a file")
         status = path.stat()
+        if stat.S_ISDIR(status.st_mode):
+            raise ConfigError(f"{path}: is a folder, not a file")
         if not stat.S_ISREG(status.st_mode):
             raise ConfigError(f"{path}: not a regular file (a device, pipe or socket); give a file's path")
         if status.st_size > MAX_TEXT_BYTES:

@@ -54,6 +54,15 @@ def first_repeat(items) -> Any:
     return None
 
 
+def refuse_repeats(where: str, items) -> None:
+    """A one-line ConfigError naming the first of `items` given twice (`first_repeat`), if any: a list
+    option asks for each entry once, and a repeat is a typo for another entry or a second run that adds
+    nothing."""
+    twice = first_repeat(items)
+    if twice is not None:
+        raise ConfigError(f"{where}: {excerpt(twice)[1:-1]} is named twice")
+
+
 def excerpt(text: Any, limit: int = 24) -> str:
     """A short, printable quote of user data for an error message: control characters and anything
     outside printable ASCII become '?', and more than `limit` characters are cut (a message must never

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from simulator.errors import ConfigError, InfeasibleError, excerpt, first_repeat, require_number
+from simulator.errors import ConfigError, InfeasibleError, refuse_repeats, require_number
 from simulator.front import front_mask
 from simulator.metrics import SLA, request_metrics
 from simulator.mlperf import PRUNE_MARGIN
@@ -116,16 +116,8 @@ def gpu_names(gpu) -> list[str]:
     names = [n for n in names if n]
     if not names:
         raise ConfigError("`gpu`: give one or more catalog GPU names separated by commas, e.g. b200,mi355x")
-    _refuse_repeats("`gpu`", names)
+    refuse_repeats("`gpu`", names)
     return names
-
-
-def _refuse_repeats(where: str, items) -> None:
-    """A list option naming one entry twice is refused, as `size --compare` refuses one: the repeat is a
-    typo for another entry, or asks for a second run that adds nothing."""
-    twice = first_repeat(items)
-    if twice is not None:
-        raise ConfigError(f"{where}: {excerpt(twice)} is named twice")
 
 
 def _levels(concurrency) -> list[int] | None:
@@ -142,7 +134,7 @@ def _levels(concurrency) -> list[int] | None:
                                      low=1, high=1_000_000, integer=True))
     if not levels:
         raise ConfigError("`concurrency`: give one or more user counts, e.g. 1,4,16,64")
-    _refuse_repeats("`concurrency`", levels)
+    refuse_repeats("`concurrency`", levels)
     return sorted(levels)
 
 
@@ -253,7 +245,7 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
     for mode in batching:
         if mode not in BATCHING_MODES:
             raise ConfigError(f"`batching`: {mode!r} is not one of {', '.join(BATCHING_MODES)}")
-    _refuse_repeats("`batching`", batching)
+    refuse_repeats("`batching`", batching)
     inputs = parse_length_flag("`input_tokens`", input_tokens)
     outputs = parse_length_flag("`output_tokens`", output_tokens)
     levels = _levels(concurrency)

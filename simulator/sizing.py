@@ -16,7 +16,7 @@ from statistics import NormalDist
 from simulator.api import CLUSTER_OPTIONS, RunResult, run_config
 from simulator.intervals import interval_fields
 from simulator.cost import cost_fields
-from simulator.errors import ConfigError, InfeasibleError, first_repeat, require_number
+from simulator.errors import ConfigError, InfeasibleError, refuse_repeats, require_number
 from simulator.hardware import get_gpu, load_gpus
 from simulator.mlperf import PLAN_PINS, ScenarioResult, mlperf
 from simulator.plan import MAX_GPUS
@@ -176,9 +176,7 @@ def compare(gpus: list[str], **options) -> list[SizeResult]:
     """`size` for several GPUs with the same target and options, cheapest per million tokens first."""
     if not gpus:
         raise ConfigError("`compare`: give at least one GPU name")
-    twice = first_repeat(gpus)
-    if twice is not None:
-        raise ConfigError(f"`compare`: {twice} is named twice")
+    refuse_repeats("`compare`", gpus)
     catalog = load_gpus(options.get("gpu_catalog", ()))
     for name in (n for n in gpus if isinstance(n, str)):
         try:

@@ -115,10 +115,10 @@ def test_emit_launches_the_best_point_within_the_sla():
                                          # before: 1.0000001 passed and the level loop spun for minutes
                                          (["--concurrency-ratio", "1.0000001"], "--concurrency-ratio"),
                                          # before: each ran once, silently (size --compare refuses a repeat)
-                                         (["--concurrency", "1,1"], "--concurrency: '1' is named twice"),
-                                         (["--gpu", "b200,b200"], "--gpu: 'b200' is named twice"),
+                                         (["--concurrency", "1,1"], "--concurrency: 1 is named twice"),
+                                         (["--gpu", "b200,b200"], "--gpu: b200 is named twice"),
                                          (["--batching", "continuous,continuous"],
-                                          "--batching: 'continuous' is named twice"),
+                                          "--batching: continuous is named twice"),
                                          (["--batching", "static"], "--batching"),
                                          (["--sla-tpot", "0"], "--sla-tpot")])
 def test_bad_input_is_one_line_with_exit_2(args, field):

@@ -7,7 +7,8 @@
 Per row: predicted, measured, error, inside the 80% interval or not; per split: median and
 90th-percentile |error| and interval coverage; for leave-one-GPU-out also the ratio of two GPUs' per-GPU
 throughput on one model and scenario, predicted against measured. Fits are warm-started from the fit of
-all rows and reuse its simulations; every held-out row is simulated afresh at the split's own
+all rows (groups no kept row depends on, such as a held-out GPU's own offsets, start at their prior: see
+`calibrate.fit`) and reuse its simulations; every held-out row is simulated afresh at the split's own
 efficiencies (its plan searched there too), so it is the simulator's output, not the local model's.
 """
 from __future__ import annotations

@@ -9,8 +9,8 @@ each stack's newest release, so rows of older releases compare at faster efficie
 
 Shipped profile (docs/studies/latency_at_measured_rate.txt, 41 Server and 10 Interactive systems):
 simulated p99 TPOT median 10% below measured on Server (12 of 41 more than 26% below: real Server runs
-sit close to saturation, where TPOT climbs steeply), 1% above on Interactive; simulated p99 TTFT 0.28x
-the measured on Server and 0.39x on Interactive (32 of 41 and 9 of 10 lower): the simulated
+sit close to saturation, where TPOT climbs steeply), 1% above on Interactive; simulated p99 TTFT 0.30x
+the measured on Server and 0.39x on Interactive (31 of 41 and 9 of 10 lower): the simulated
 `continuous` policy prefills an arriving prompt in a step of its own at once, where the measured
 engines take it into the running batch a step or two later.
 

@@ -91,6 +91,7 @@ class Fit:
     skipped: list = field(default_factory=list)    # (row, reason) for rows that cannot be simulated
     gpu_catalog: tuple = ()
     seed: int = 0                    # the seed of the row models' simulated requests
+    unpinned: frozenset = frozenset()   # indices of the groups no fitted row depends on (held at their prior)
 
     def membership(self, spec: RowSpec) -> Membership:
         return Membership.of(get_gpu(spec.gpu, self.gpu_catalog), spec.stack, spec.stack_version)
@@ -315,7 +316,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     scatter = float(np.sum(errors ** 2)) / max(len(specs) - used, 1.0)
     return Fit(parameters, theta, covariance, rows, specs, models, predicted, sensitivities,
                math.sqrt(float(np.mean(errors ** 2))), math.sqrt(scatter), evaluations[0],
-               time.perf_counter() - start, skipped, tuple(gpu_catalog), seed)
+               time.perf_counter() - start, skipped, tuple(gpu_catalog), seed, frozenset(unpinned))
 
 
 def report_rows(result: Fit) -> list[dict]:

@@ -109,17 +109,20 @@ def field_shifts(base: Fit, split_fit: Fit, gpu_name: str) -> dict[str, tuple[fl
 
 
 def unseen_groups(base: Fit, split_fit: Fit) -> dict[tuple, float]:
-    """Stack and release groups only held-out rows belong to (the split's fit predicts them at the level
-    above), with the factor the fit of all rows gives each, where it is over SHIFT_SHOWN from 1."""
-    known = set(split_fit.parameters.index)
-    return {group: math.exp(float(base.theta[i])) for i, group in enumerate(base.parameters.groups)
-            if group not in known and abs(float(base.theta[i])) > SHIFT_SHOWN}
+    """Groups only held-out rows pin: a stack or release only they run (the split's fit predicts it at the
+    level above), or a field only they exercise (the split's fit holds it at its prior: the expert-parallel
+    all-to-all when DeepSeek-R1 is held out). Each with the factor over its prior the fit of all rows gives
+    it, where that is over SHIFT_SHOWN from 1."""
+    known = {group for group, i in split_fit.parameters.index.items() if i not in split_fit.unpinned}
+    offsets = base.theta - base.parameters.mean
+    return {group: math.exp(float(offsets[i])) for i, group in enumerate(base.parameters.groups)
+            if group not in known and i not in base.unpinned and abs(float(offsets[i])) > SHIFT_SHOWN}
 
 
 def run_split(base: Fit, split: str, progress=None) -> tuple[list[HeldOut], dict]:
     """One split's held-out predictions, and what the held-out rows alone pin: per held-out GPU its
-    `field_shifts`, per held-out round its `unseen_groups`; models (and their anchors) are shared with
-    `base`."""
+    `field_shifts`, per held-out round or model its `unseen_groups`; models (and their anchors) are shared
+    with `base`."""
     rows = base.rows
     held, shifts = [], {}
     groups = sorted(_groups(rows, split).items())
@@ -138,7 +141,7 @@ def run_split(base: Fit, split: str, progress=None) -> tuple[list[HeldOut], dict
         held += [HeldOut(split, key, rows[i], base.specs[i], *predicted[base.specs[i]]) for i in indices]
         if split == "gpu":
             shifts[key] = field_shifts(base, split_fit, key)
-        elif split == "round":
+        else:
             shifts[key] = unseen_groups(base, split_fit)
     return held, shifts
 
@@ -307,8 +310,9 @@ def markdown(results: dict, command: str = "infersim validate", rows: str = SHIP
     pinned = pinned_records(results)
     if shifts := [r for r in pinned if r["split"] == "gpu"]:
         lines += _shift_lines(shifts)
-    if unseen := [r for r in pinned if r["split"] == "round"]:
-        lines += _unseen_lines(unseen)
+    for split in ("round", "model"):
+        if unseen := [r for r in pinned if r["split"] == split]:
+            lines += _unseen_lines(unseen, split)
     for split in SPLITS:
         if split not in results:
             continue
@@ -350,11 +354,24 @@ def _shift_lines(shifts: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def _unseen_lines(unseen: list[dict]) -> list[str]:
-    lines = ["## What the held-out round alone runs", "",
-             "Stacks and releases no row of the fitted round runs: the fit without them predicts a release at its "
-             "stack's nearest earlier fitted release, and a stack at its vendor's values, while the fit of all rows "
-             "gives them these factors (a newer release's speed-up is what no fit of an older round can know).", "",
+# The heading and introduction of each split's table of `unseen_groups`.
+UNSEEN_TEXT = {
+    "round": ("What the held-out round alone runs",
+              "Stacks and releases no row of the fitted round runs, and fields no row of it exercises: the fit "
+              "without them predicts a release at its stack's nearest earlier fitted release, a stack at its "
+              "vendor's values and such a field at its prior, while the fit of all rows gives them these factors "
+              "over their priors (a newer release's speed-up is what no fit of an older round can know)."),
+    "model": ("What a held-out model's own rows alone pin",
+              "Fields no row of the other models exercises (and stacks or releases only the model's rows run): the "
+              "fit without the model's rows holds them at their priors, while the fit of all rows gives them these "
+              "factors over their priors (a cost only that model's runs incur is what no fit of other models can "
+              "know)."),
+}
+
+
+def _unseen_lines(unseen: list[dict], split: str) -> list[str]:
+    heading, introduction = UNSEEN_TEXT[split]
+    lines = [f"## {heading}", "", introduction, "",
              "| left out | group | field | factor in the fit of all rows |", "|---|---|---|---|"]
     for r in unseen:
         lines.append(f"| {r['left_out']} | {r['level']} {r['group']} | {r['field']} | {r['factor_all_rows']:.2f} |")
@@ -362,15 +379,16 @@ def _unseen_lines(unseen: list[dict]) -> list[str]:
 
 
 def pinned_records(results: dict) -> list[dict]:
-    """The report's two "pin" tables as records: per held-out GPU each field its own rows moved (value in
-    the fit of all rows and without them), per held-out round each group only it runs (its factor)."""
+    """The report's "pin" tables as records: per held-out GPU each field its own rows moved (value in the
+    fit of all rows and without them), per held-out round or model each group only it pins (its factor)."""
     records = [{"split": "gpu", "left_out": gpu, "field": name, "value_all_rows": with_rows,
                 "value_without_left_out_rows": without}
                for gpu, fields in sorted(results.get("gpu", {}).get("pinned", {}).items())
                for name, (with_rows, without) in sorted(fields.items())]
-    return records + [{"split": "round", "left_out": left_out, "field": name, "level": level, "group": key,
+    return records + [{"split": split, "left_out": left_out, "field": name, "level": level, "group": key,
                        "factor_all_rows": factor}
-                      for left_out, groups in sorted(results.get("round", {}).get("pinned", {}).items())
+                      for split in ("round", "model")
+                      for left_out, groups in sorted(results.get(split, {}).get("pinned", {}).items())
                       for (name, level, key), factor in sorted(groups.items(), key=lambda item: item[0][::-1])]
 
 

@@ -109,6 +109,7 @@ def test_a_start_from_another_fit_does_not_carry_over_what_no_row_pins(full_fit,
     result = fit([closed_row(**shape) for shape in SHAPES], models=full_fit.models, theta0=start, reanchor=False)
     assert starts[0][i] == parameters.mean[i]
     assert result.theta[i] == pytest.approx(parameters.mean[i], abs=1e-9)
+    assert i in result.unpinned
     assert start[i] == parameters.mean[i] + 2.5
     pinned = parameters.index[("compute_efficiency", "global", "*")]
     assert starts[0][pinned] == full_fit.theta[pinned]

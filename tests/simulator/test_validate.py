@@ -172,17 +172,38 @@ def test_groups_only_the_held_out_round_runs_are_listed_with_their_factor():
     release = ("compute_efficiency", "release", "nvidia/tensorrt-llm 10.11")
     small = ("step_overhead_s", "release", "nvidia/tensorrt-llm 10.11")
     shared = ("compute_efficiency", "global", "*")
-    base = SimpleNamespace(parameters=SimpleNamespace(groups=[shared, release, small]),
-                           theta=np.log([1.2, 1.13, 1.01]))
-    split = SimpleNamespace(parameters=SimpleNamespace(index={shared: 0}))
+    base = SimpleNamespace(parameters=SimpleNamespace(groups=[shared, release, small], mean=np.zeros(3)),
+                           theta=np.log([1.2, 1.13, 1.01]), unpinned=frozenset())
+    split = SimpleNamespace(parameters=SimpleNamespace(index={shared: 0}), unpinned=frozenset())
     unseen = unseen_groups(base, split)
     assert unseen == {release: pytest.approx(1.13)}
     records = pinned_records({"round": {"pinned": {"v5.1": unseen}}})
-    text = "\n".join(_unseen_lines(records))
+    text = "\n".join(_unseen_lines(records, "round"))
     assert "| v5.1 | release nvidia/tensorrt-llm 10.11 | compute_efficiency | 1.13 |" in text
     assert records == [
         {"split": "round", "left_out": "v5.1", "field": "compute_efficiency", "level": "release",
          "group": "nvidia/tensorrt-llm 10.11", "factor_all_rows": pytest.approx(1.13)}]
+
+
+def test_fields_only_the_held_out_model_exercises_are_listed_with_their_factor():
+    """Held out, DeepSeek-R1 takes the expert-parallel all-to-all latency to the split's fit's prior: the
+    group is in that fit but no kept row depends on it. The report names it with its factor over the prior
+    in the fit of all rows (12x). A GPU's compute offset the fit of all rows also leaves at its prior (a GPU
+    without rows, prior mean log 1.14 from its board power) is no finding, though its factor is over 1."""
+    all_to_all = ("all_to_all_latency_s", "global", "*")
+    unmeasured = ("compute_efficiency", "gpu", "b300")
+    shared = ("compute_efficiency", "global", "*")
+    groups = [shared, all_to_all, unmeasured]
+    base = SimpleNamespace(parameters=SimpleNamespace(groups=groups, mean=np.log([1.0, 1.0, 1.14])),
+                           theta=np.log([1.2, 12.0, 1.14]), unpinned=frozenset({2}))
+    split = SimpleNamespace(parameters=SimpleNamespace(index={g: i for i, g in enumerate(groups)}),
+                            unpinned=frozenset({1, 2}))
+    unseen = unseen_groups(base, split)
+    assert unseen == {all_to_all: pytest.approx(12.0)}
+    records = pinned_records({"model": {"pinned": {"deepseek-r1": unseen}}})
+    text = "\n".join(_unseen_lines(records, "model"))
+    assert "## What a held-out model's own rows alone pin" in text
+    assert "| deepseek-r1 | global * | all_to_all_latency_s | 12.00 |" in text
 
 
 def test_rounds_sort_by_number_and_must_be_named_as_rounds():

@@ -310,7 +310,7 @@ def markdown(results: dict, command: str = "infersim validate", rows: str = SHIP
     pinned = pinned_records(results)
     if shifts := [r for r in pinned if r["split"] == "gpu"]:
         lines += _shift_lines(shifts)
-    for split in ("round", "model"):
+    for split in UNSEEN_TEXT:
         if unseen := [r for r in pinned if r["split"] == split]:
             lines += _unseen_lines(unseen, split)
     for split in SPLITS:
@@ -354,7 +354,7 @@ def _shift_lines(shifts: list[dict]) -> list[str]:
     return lines + [""]
 
 
-# The heading and introduction of each split's table of `unseen_groups`.
+# The splits whose report has a table of `unseen_groups`, with its heading and introduction.
 UNSEEN_TEXT = {
     "round": ("What the held-out round alone runs",
               "Stacks and releases no row of the fitted round runs, and fields no row of it exercises: the fit "
@@ -387,7 +387,7 @@ def pinned_records(results: dict) -> list[dict]:
                for name, (with_rows, without) in sorted(fields.items())]
     return records + [{"split": split, "left_out": left_out, "field": name, "level": level, "group": key,
                        "factor_all_rows": factor}
-                      for split in ("round", "model")
+                      for split in UNSEEN_TEXT
                       for left_out, groups in sorted(results.get(split, {}).get("pinned", {}).items())
                       for (name, level, key), factor in sorted(groups.items(), key=lambda item: item[0][::-1])]
 

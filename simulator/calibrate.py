@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import platform
 import time
 import tomllib
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy
 from scipy.optimize import least_squares
+from threadpoolctl import threadpool_limits
 
 from simulator.catalog_io import toml_string
 from simulator.errors import ConfigError, InfeasibleError
@@ -215,6 +215,14 @@ def require_rows_to_fit(rows: list[Measurement]) -> None:
                                                              if rows else ""))
 
 
+# A fit runs its BLAS (numpy's products, scipy's SVDs) on one thread. A threaded product sums in another
+# order, and re-anchoring and rate searches turn on thresholds, so the last bit can move a fit by as much as
+# another seed does: the shipped rows fitted with one OpenBLAS thread instead of two on one machine
+# (2026-11-29) came to log-RMS 0.0753 against 0.0742, the rows' predictions moving by a median 0.3%, 1.7% at
+# the 90th percentile and 7.9% at most. Pinned, a fit no longer depends on the machine's CPU count. It is no
+# slower: the solver's linear algebra is a few seconds of a fit whose simulated runs are single-threaded
+# (scripts/fit_default_profile.py --dry-run: 110 s on one pinned core, 114 s with two threads on two).
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dict | None = None,
         theta0: np.ndarray | None = None, reanchor: bool = True, progress=None, model_catalog=(),
         gpu_catalog=(), seed: int = 0) -> Fit:
@@ -382,16 +390,11 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
 
 
 def fitted_with(seed: int) -> list[str]:
-    """What a fit's numbers depend on beyond its rows: the seed of its simulated requests, the numeric
-    libraries and how many threads their BLAS runs (OPENBLAS_NUM_THREADS, else one per CPU): a threaded
-    product or SVD sums in another order. Re-anchoring and rate searches turn on thresholds, so the last
-    bit can move a fit by as much as another seed does: the shipped rows fitted with one OpenBLAS thread
-    instead of two on one machine (2026-11-29) came to log-RMS 0.0752 against 0.0739, the rows'
-    predictions moving by a median 0.3%, 1.7% at the 90th percentile and 7.8% at most. Compare profiles
-    fitted with the same ones."""
-    threads = os.environ.get("OPENBLAS_NUM_THREADS") or f"default, {os.cpu_count()} CPUs"
+    """What a fit's numbers depend on beyond its rows: the seed of its simulated requests and the numeric
+    libraries (another numpy, scipy or BLAS build, or another CPU's BLAS kernels, sums in another order;
+    `fit` pins the BLAS threads, see above it). Compare profiles fitted with the same ones."""
     return [f"Fitted with seed {seed}, Python {platform.python_version()}, numpy {np.__version__}, "
-            f"scipy {scipy.__version__}, BLAS threads {threads}."]
+            f"scipy {scipy.__version__}, one BLAS thread."]
 
 
 def prior_from(profile_path=None) -> Efficiency:

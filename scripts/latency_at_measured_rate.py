@@ -8,9 +8,9 @@ saturation there (its capacity is higher), or its steps are shorter at that batc
 each stack's newest release, so rows of older releases compare at faster efficiencies than they ran.
 
 Shipped profile (docs/studies/latency_at_measured_rate.txt, 41 Server and 10 Interactive systems):
-simulated p99 TPOT median 10% below measured on Server (12 of 41 more than 26% below: real Server runs
-sit close to saturation, where TPOT climbs steeply), 1% above on Interactive; simulated p99 TTFT 0.30x
-the measured on Server and 0.39x on Interactive (31 of 41 and 9 of 10 lower): the simulated
+simulated p99 TPOT median 10% below measured on Server (13 of 41 more than 26% below: real Server runs
+sit close to saturation, where TPOT climbs steeply), 3% below on Interactive; simulated p99 TTFT 0.30x
+the measured on Server and 0.38x on Interactive (31 of 41 and 8 of 10 lower): the simulated
 `continuous` policy prefills an arriving prompt in a step of its own at once, where the measured
 engines take it into the running batch a step or two later.
 

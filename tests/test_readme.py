@@ -106,3 +106,33 @@ def test_the_quick_readme_commands_run(tmp_path, monkeypatch):
         assert outcome.code == 0, f"infersim {line}: exit {outcome.code}\n{outcome.err}{outcome.error}"
         ran += 1
     assert ran >= 20
+
+
+@pytest.mark.parametrize("first", ["", "import simulator.sizing, simulator.mlperf, simulator.sweep\n"])
+def test_the_readme_python_imports_give_the_functions(first):
+    """The README's `from simulator import ...` lines, in a fresh interpreter, give functions, also when
+    the modules named like two of them (simulator.mlperf, simulator.sweep) were imported first: the import
+    system sets a submodule as an attribute of its package, which gave `from simulator import mlperf` the
+    module."""
+    import subprocess
+    import sys
+    block = README.split("```python", 1)[1].split("```", 1)[0]
+    imports = [line for line in block.splitlines() if line.startswith("from simulator import ")]
+    names = [name.strip() for line in imports for name in line.split(" import ", 1)[1].split(",")]
+    assert {"mlperf", "sweep", "simulate", "size"} <= set(names)
+    check = (first + "import types\n" + "\n".join(imports) + "\nassert not any(isinstance(f, types.ModuleType) "
+             f"for f in ({', '.join(names)},))\n")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_python_api_example_runs(tmp_path):
+    """scripts/api_example.py, the README's Python API at work (a second or two): it exits 0 and prints a
+    line per call."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "api_example.py")], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for call in ("simulate:", "mlperf server:", "size:", "sweep:"):
+        assert call in done.stdout, done.stdout

@@ -15,10 +15,11 @@ import numpy as np
 
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, excerpt, require_number
-from simulator.hardware import check_nic_gbps, check_profile_names, efficiency_for, get_gpu, load_gpus, load_profile
+from simulator.hardware import (GPUSpec, check_nic_gbps, check_profile_names, efficiency_for, get_gpu, load_gpus,
+                                load_profile)
 from simulator.intervals import DEFAULT_INTERVAL, check_interval, interval_fields, prediction_log_sigma
 from simulator.metrics import SLA
-from simulator.models import Precision, get_model
+from simulator.models import ModelSpec, Precision, get_model
 from simulator.plan import MAX_GPUS, Plan
 from simulator.run import ChunkedWorkload, ServingConfig, simulate as run_engine
 from simulator.scheduling import DEFAULT_BATCHING
@@ -65,6 +66,15 @@ class RunResult:
         return {**flat, **summary, **self.cost}
 
 
+def _items(where: str, value) -> tuple:
+    """A list option (`set_values`, `fail`): one string is that one item; anything but strings is refused."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where}: expected a list of strings, got {excerpt(value)}")
+    return tuple(value)
+
+
 def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1, precision="fp8",
                    batching=DEFAULT_BATCHING, router="round-robin", prefill_gpus=0, max_batch_size=256,
                    max_tokens_per_step=8192, block_size=16, memory_utilization=0.92, seed=0, max_time_s=None,
@@ -77,6 +87,13 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     `oversubscription` (leaf uplinks), `set_values` ("gpu.FIELD=V", "gpu.peak_tflops.fp4=V" or
     "topology.PARAM=V"), `fail` ("gpu:ID@T" or "link:A-B@T", T in simulated seconds).
     """
+    for name, value, kinds, what in (("`model`", model, (str, ModelSpec), "a catalog name, a config.json path"),
+                                     ("`gpu`", gpu, (str, GPUSpec), "a catalog name"),
+                                     ("`precision`", precision, (str, Precision), "a number format such as fp8")):
+        if not isinstance(value, kinds):
+            raise ConfigError(f"{name}: expected {what} or a {kinds[1].__name__}, got {excerpt(value)}")
+    set_values, fail = _items("`set_values`", set_values), _items("`fail`", fail)
+    gpus = require_number("`gpus`", gpus, low=1, high=MAX_GPUS, integer=True)
     for name, value in (("`sla_ttft_s`", sla_ttft_s), ("`sla_tpot_s`", sla_tpot_s)):
         if value is not None:
             require_number(name, value, low=0, low_inclusive=False, high=1e6)
@@ -101,7 +118,6 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
         if value is not None:
             check(name, value)
             topology_overrides[key] = value
-    require_number("`gpus`", gpus, low=1, high=MAX_GPUS, integer=True)
     graph = load_topology(topology, gpu_spec, gpus, topology_overrides) if (topology or topology_overrides) else None
     precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision
     profile_data = load_profile(profile)

@@ -17,6 +17,15 @@ from simulator.errors import ConfigError, excerpt
 MAX_TEXT_BYTES = 256 * 2 ** 20     # far beyond any catalog, measurement table or result infersim writes
 
 
+def names_a_file(name: str) -> bool:
+    """Whether `name`, which may be a catalog entry's name or a path, is an existing file. A name the file
+    system refuses to look up (longer than it takes, a NUL byte) names no file."""
+    try:
+        return Path(name).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def read_text(path: str | Path) -> str:
     """A user file's text (UTF-8; a byte-order mark, as spreadsheets and some editors write, is dropped), or
     a one-line ConfigError naming the file: missing, a folder, a device, pipe or socket (no size to check

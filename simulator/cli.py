@@ -381,9 +381,9 @@ def _refuse_overwriting_inputs(out: str, flag: str) -> None:
     A run file (`--config`) is the exception: it is read whole first, and re-running a JSON result
     rewrites that result, as its own [output] says."""
     written = Path(out)
-    if not written.exists():
-        return
     try:
+        if not written.exists():
+            return
         written = written.resolve()
         context = click.get_current_context(silent=True)
         if context is None:

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from simulator.catalog_io import merged_catalog, read_json, require_text
+from simulator.catalog_io import merged_catalog, names_a_file, read_json, require_text
 from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_choice, require_number
 
 # Bytes per stored value. Sub-byte formats carry one 8-bit block scale per 32 values (MX formats;
@@ -377,10 +377,10 @@ def load_models(user_files=()) -> dict[str, ModelSpec]:
 
 def get_model(name: str, user_files=()) -> ModelSpec:
     """A catalog model by name, or a Hugging Face config.json given as a path."""
-    if name.endswith(".json") or Path(name).is_file():
+    if name.endswith(".json") or names_a_file(name):
         return model_from_hf_config(name)
     models = load_models(user_files)
     key = name.lower()
     if key not in models:
-        raise ConfigError(f"`model`: unknown model {name!r}; known: {', '.join(sorted(models))} or a config.json path")
+        raise ConfigError(f"`model`: unknown model {excerpt(name, 60)}; known: {', '.join(sorted(models))} or a config.json path")
     return models[key]

@@ -18,7 +18,7 @@ from typing import BinaryIO, Callable
 import numpy as np
 
 from simulator.catalog_io import read_text
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, excerpt
 from simulator.metrics import request_metrics
 
 
@@ -51,14 +51,17 @@ class PendingOutput:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if self.path.is_dir():
-            raise ConfigError(f"{self.path}: is a folder, not a file")
         folder = self.path.parent
         missing = []                       # the folders mkdir creates, deepest first
-        for parent in (folder, *folder.parents):
-            if parent.exists():
-                break
-            missing.append(parent)
+        try:                               # a name the file system refuses (longer than it takes) fails here
+            if self.path.is_dir():
+                raise ConfigError(f"{self.path}: is a folder, not a file")
+            for parent in (folder, *folder.parents):
+                if parent.exists():
+                    break
+                missing.append(parent)
+        except OSError as exc:
+            raise ConfigError(f"{excerpt(self.path, 60)}: cannot write it ({_reason(exc)})") from None
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -68,6 +68,9 @@ def modes(config, scenario: Scenario, batchings) -> tuple[list[Mode], list[str]]
         replicas = config.gpus // shape.gpus_per_replica
         if DISAGGREGATED in batchings:
             found += [Mode(shape, DISAGGREGATED, k * shape.gpus_per_replica) for k in range(1, replicas)]
+            if replicas < 2:
+                rejected.append(f"{plan_label(shape)} {DISAGGREGATED}: needs a prefill and a decode replica of "
+                                f"{shape.gpus_per_replica} GPUs each; the cluster has {config.gpus}")
     return found, rejected
 
 

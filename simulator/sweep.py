@@ -472,5 +472,7 @@ def progress_bar(stream=sys.stderr):
 
 def sweep(spec, out=None, *, jobs: int = 1, scheduler=None, resume: bool = False, progress=None) -> list[dict]:
     """Python API: `spec` is a sweep TOML path or a dict of the same shape."""
+    if not isinstance(spec, (str, Path, dict)):
+        raise ConfigError(f"sweep spec: expected a TOML path or a dict of its tables, got {excerpt(spec)}")
     command, points = load_sweep(spec) if isinstance(spec, (str, Path)) else expand(spec)
     return run_sweep(command, points, out, jobs=jobs, scheduler=scheduler, resume=resume, progress=progress)

@@ -200,6 +200,12 @@ CASES = [
     (["plot", "{results.csv}", "--x", "gpus", "--y", "output_tokens_per_s", "-o", "{p.gif}"], ".png or .svg"),
     (["import-runs", "--format", "vllm", "{vllm.json}"], "--model"),
     (["import-runs", "--format", "inferencemax", "{truncated.json}"], "truncated.json"),
+    # names longer than a file name may be: a name that may be a path is looked up, an output is claimed
+    (["simulate", "--model", "m" * 300] + SIM[3:], "--model: unknown model 'mmm"),
+    (SIM + ["--topology", "t" * 300], "--topology: unknown topology 'ttt"),
+    (SIM + ["--out", "{" + "o" * 300 + ".json}"], "cannot write it (File name too long)"),
+    (["pareto", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1", "--batching", "disaggregated",
+      "--concurrency", "1", "--requests-per-user", "2", "--quiet"], "needs a prefill and a decode replica"),
 ]
 
 
@@ -229,3 +235,23 @@ def test_a_rows_config_json_model_is_refused_for_what_is_wrong_with_the_file(tmp
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and err.count("\n") == 0
     assert "row 1: model: " in err and "missing key 'hidden_size'" in err, err
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"gpu": None}, "`gpu`: expected a catalog name"), ({"model": 5}, "`model`: expected a catalog name"),
+    ({"precision": None}, "`precision`: expected a number format"),
+    ({"set_values": 5}, "`set_values`: expected a list of strings"), ({"fail": 5}, "`fail`: expected a list"),
+])
+def test_the_python_api_refuses_wrong_types_naming_the_argument(options, message):
+    """The Python API's arguments of the wrong type get a ConfigError naming them, not an AttributeError or
+    TypeError from deep inside; a whole float GPU count and a single `fail` string are what they say."""
+    from simulator.api import simulate
+    from simulator.errors import ConfigError
+    from simulator.sweep import sweep
+    base = {"model": "llama3.1-8b", "gpu": "b200", "gpus": 1, "rate": 1.0, "requests": 5}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        simulate(**{**base, **options})
+    with pytest.raises(ConfigError, match="sweep spec: expected a TOML path or a dict"):
+        sweep(None)
+    assert simulate(**{**base, "gpus": 1.0}).plan["gpus"] == 1
+    assert simulate(**{**base, "gpus": 2, "fail": "gpu:0@100"}).summary["run_status"] == "complete"

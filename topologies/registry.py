@@ -12,8 +12,8 @@ from pathlib import Path
 
 import networkx as nx
 
-from simulator.catalog_io import packaged_toml, read_toml
-from simulator.errors import require_number, ConfigError, reject_unknown_keys
+from simulator.catalog_io import names_a_file, packaged_toml, read_toml
+from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_number
 from topologies.builders import BUILDERS, cluster, validate_graph
 
 CLUSTER_PARAMETERS = tuple(p for p in inspect.signature(cluster).parameters if p != "name")
@@ -88,7 +88,7 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
     catalog = topology_catalog()
     if name_or_path in catalog:
         entry, where = dict(catalog[name_or_path]), f"topology {name_or_path}"
-    elif name_or_path.endswith(".toml") or Path(name_or_path).is_file():
+    elif name_or_path.endswith(".toml") or names_a_file(name_or_path):
         data = read_toml(name_or_path)
         where = str(name_or_path)
         if "edge" in data or "node" in data:
@@ -103,7 +103,7 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
                               f"[{tables[0]}] line")
         entry = data
     else:
-        raise ConfigError(f"`topology`: unknown topology {name_or_path!r}; known: {', '.join(catalog)} or a TOML path")
+        raise ConfigError(f"`topology`: unknown topology {excerpt(name_or_path, 60)}; known: {', '.join(catalog)} or a TOML path")
     builder_name = entry.pop("builder", "cluster")
     entry.pop("description", None)
     if builder_name not in BUILDERS:

@@ -540,7 +540,10 @@ def scenario_options(func):
 @emit_option
 def mlperf(as_json, out, quiet, **options):
     """Score a cluster in an MLPerf scenario (Offline throughput; Server/Interactive: the highest Poisson
-    rate meeting the p99 TTFT/TPOT limits), choosing the best plan that fits unless --tp etc. pin it."""
+    rate meeting the p99 TTFT/TPOT limits), choosing the best plan that fits unless --tp etc. pin it.
+
+    Exit status as simulate's: 3 when injected failures (--fail) took down every engine able to serve in the
+    scored run (the result is printed and written, with no throughput)."""
     if out and out.lower().endswith(".csv"):
         raise ConfigError("--out: mlperf writes its JSON document; a .csv holds per-request rows (simulate --out)")
     target = claim_output(out, suffixes=(".json",))
@@ -552,8 +555,14 @@ def mlperf(as_json, out, quiet, **options):
         result = run_mlperf(**options, progress=progress)
     document = result.to_dict()
     launch = launch_for_options(engine, document["plan"], options)
-    emit(with_launch(document, launch), as_json, target, human=document)
+    failed = result.run.summary.get("run_status") == "failed"
+    # as simulate's: the failure, the scored run's first warning, is said once, as the last line, with exit 3
+    emit(with_launch(document, launch), as_json, target, human=document,
+         warnings=[w for w in document["warnings"] if w != result.run.warnings[0]] if failed else None)
     print_launch(launch, as_json)
+    if failed:
+        click.echo(f"infersim: run failed: {result.run.warnings[0]}", err=True)
+        sys.exit(3)
 
 
 @cli.command()

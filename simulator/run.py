@@ -325,6 +325,9 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
                         f"so no throughput or cost per token is reported")
     else:
         summary["run_status"] = "partial" if summary["requests_dropped"] else "complete"
+        if config.max_time_s is not None and summary["requests_total"] and not summary["requests_completed"]:
+            warnings.append(f"no request finished in the {float(cluster.end_s):.4g} s simulated (`max_time_s`): "
+                            "throughput is 0 and cost per token unbounded; simulate longer")
     summary["preemptions"] = preemptions
     summary["simulated_s"] = float(cluster.end_s)
     engines = cluster.engines

@@ -181,6 +181,30 @@ def test_every_gpu_failing_reports_a_failed_run_exit_3_and_a_reason_per_request(
     assert all((r["drop_reason"] == "") == (r["finish_s"] != "") for r in rows)
 
 
+def test_mlperf_whose_scored_run_lost_every_engine_exits_3_as_simulate_does():
+    """An mlperf score whose run lost every engine to --fail has no throughput: it says so once, last, and
+    exits 3 (it exited 0 with output_tokens_per_s nan)."""
+    from tests.fuzzing import run_cli
+    outcome = run_cli(["mlperf", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1", "--tp", "1",
+                       "--max-batch-size", "64", "--quiet", "--fail", "gpu:0@1", "--queries", "100", "--json"])
+    assert outcome.code == 3, outcome.err
+    lines = outcome.err.strip().splitlines()
+    assert lines[-1].startswith("infersim: run failed: injected failures took down every engine")
+    assert sum("took down every engine" in line for line in lines) == 1
+    assert json.loads(outcome.out)["output_tokens_per_s"] is None
+
+
+def test_a_run_stopped_before_any_request_finished_says_so():
+    """--max-time short of the first finish: the run is partial, as any stopped run, and warns that
+    throughput is 0 (before, it passed without a word, cost per token infinite)."""
+    result = api_simulate(model="llama3.1-8b", gpu="b200", gpus=1, rate=1.0, requests=10, max_time_s=0.001)
+    assert result.summary["run_status"] == "partial" and result.summary["requests_completed"] == 0
+    assert any("no request finished" in w for w in result.warnings)
+    stopped_later = api_simulate(model="llama3.1-8b", gpu="b200", gpus=1, rate=1.0, requests=10, max_time_s=5.0)
+    assert stopped_later.summary["requests_completed"] > 0
+    assert not any("no request finished" in w for w in stopped_later.warnings)
+
+
 def test_some_gpus_failing_is_a_partial_run_that_exits_0():
     result = api_simulate(model="llama3.1-8b", gpu="b200", gpus=2, rate=20.0, duration_s=4, fail=("gpu:0@1",),
                           max_time_s=3.0)

@@ -43,8 +43,8 @@ from threadpoolctl import threadpool_limits
 from simulator.catalog_io import toml_string
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.fit_parameters import FIT_FIELDS, LEVELS, REFERENCE_STACKS, Membership, Parameters
-from simulator.hardware import (EFFICIENCY_FIELDS, Efficiency, check_profile, efficiency_from_table, get_gpu, load_gpus,
-                                load_profile)
+from simulator.hardware import (EFFICIENCY_FIELDS, PEAK_FRACTIONS, Efficiency, check_profile, efficiency_from_table,
+                                get_gpu, load_gpus, load_profile)
 from simulator.intervals import DEFAULT_INTERVAL, interval_z, run_key
 from simulator.measurements import Measurement, load_measurement_files, round_order
 from simulator.row_models import RowSpec, needs_anchor_search, row_model
@@ -415,6 +415,26 @@ def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", i
     try:                # a profile every reader accepts, or none: the fit's factors are unbounded in log units
         check_profile("the fitted profile", tomllib.loads(text))
     except ConfigError as exc:
-        raise ConfigError(f"calibration: {exc}; the rows ask for efficiencies no run reaches (is each "
-                          "output_tokens_per_s the whole system's output tokens per second?)") from None
+        raise ConfigError(f"calibration: {exc}; {UNIT_HINT}") from None
+    refuse_implausible(result)
     return result, text, report_rows(result)
+
+
+UNIT_HINT = ("the rows ask for efficiencies no run reaches (is each output_tokens_per_s the whole system's "
+             "output tokens per second?)")
+# No serving stack's kernels reach less than this share of a datasheet peak (the slowest measured rows fit
+# at 0.2-0.3 of GEMM peak and 0.3 of attention's): a fit below it says the rows are off by orders of
+# magnitude, as a throughput in tokens per minute or per GPU-hour would be.
+PLAUSIBLE_PEAK_FRACTION = 0.02
+
+
+def refuse_implausible(result: Fit) -> None:
+    """Raise naming the first row whose fitted efficiencies put a kernel below PLAUSIBLE_PEAK_FRACTION of
+    its peak, instead of writing a profile that would run that slowly without a word."""
+    for row, spec in zip(result.rows, result.specs):
+        efficiency = result.efficiency_for(spec)
+        for name in PEAK_FRACTIONS:
+            value = getattr(efficiency, name)
+            if value < PLAUSIBLE_PEAK_FRACTION and result.sensitivities[spec].get(name):
+                raise ConfigError(f"calibration: row {spec.label} fits {name} at {value:.3g} of the datasheet "
+                                  f"peak, below the {PLAUSIBLE_PEAK_FRACTION:g} no serving stack falls to; {UNIT_HINT}")

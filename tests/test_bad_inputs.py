@@ -23,6 +23,7 @@ FILES = {
     "lengths.csv": "tokens,count\n100,3\n200,1\n",
     "rows_underscore.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama2-70b,b200,1_0,offline,30000,s\n",
     "rows_tiny.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama3.1-8b,b200,1,offline,1e-300,s\n",
+    "rows_slow.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama3.1-8b,b200,1,offline,0.001,s\n",
     "vllm.json": '{"completed": 10, "output_throughput": 5.0, "total_input_tokens": 100, "total_output_tokens": 50, '
                  '"request_rate": 1.0}',
     "truncated.json": '{"hw": "mi355x", "model": ',
@@ -194,6 +195,8 @@ CASES = [
     # before: exit 0 and a profile every later command refused ([vendor.nvidia] factor 9e-55)
     (["calibrate", "{rows_tiny.csv}"], "the rows ask for efficiencies no run reaches"),
     (["calibrate", "{rows_underscore.csv}"], "gpus '1_0' is not a number"),    # before: read as 10 GPUs
+    # a thousandth of a token per second fits a profile every reader takes, at 1e-7 of the HBM's bandwidth
+    (["calibrate", "{rows_slow.csv}", "--quiet"], "of the datasheet peak, below the 0.02 no serving stack falls to"),
     (["sweep", "{sweep_typo.toml}", "--out", "{out.csv}"], "bsae"),
     (["sweep", "{sweep_ok.toml}", "--out", "{out.csv}", "--jobs", "0"], "--jobs"),
     (["plot", "{results.csv}", "--x", "nosuch", "--y", "gpus", "-o", "{p.png}"], "nosuch"),

@@ -118,7 +118,8 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
         if value is not None:
             check(name, value)
             topology_overrides[key] = value
-    graph = load_topology(topology, gpu_spec, gpus, topology_overrides) if (topology or topology_overrides) else None
+    graph = (load_topology(topology, gpu_spec, gpus, topology_overrides) if topology is not None or topology_overrides
+             else None)
     precision_spec = Precision.parse(precision) if isinstance(precision, str) else precision
     profile_data = load_profile(profile)
     if profile is not None:

@@ -19,7 +19,7 @@ import click
 from click.core import ParameterSource
 
 from simulator import runfile
-from simulator.errors import ConfigError, InfeasibleError
+from simulator.errors import ConfigError, InfeasibleError, excerpt
 from simulator.output import (PendingOutput, discard_pending, format_number, format_summary, format_table, per_request_csv,
                               rows_to_csv, to_json)
 from simulator.progress import Progress
@@ -849,6 +849,8 @@ def sweep_command(spec, out, jobs, scheduler, resume, quiet):
     """Run a grid of points from a sweep TOML (see simulator/sweep.py) on local processes or Dask. Exit
     status 2 when every point failed (their rows in --out say why)."""
     from simulator.sweep import load_sweep, progress_bar, run_sweep
+    if not out.lower().endswith(".csv"):
+        raise ConfigError(f"--out: {excerpt(out, 60)} must end in .csv (a sweep appends CSV rows as points finish)")
     command, points = load_sweep(spec)
     rows = run_sweep(command, points, out, jobs=jobs, scheduler=scheduler, resume=resume,
                      progress=None if quiet else progress_bar())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from simulator.api import serving_config
 from simulator.errors import ConfigError
+from simulator.memory import plan_memory
 from simulator.mlperf_results import import_mlperf
 from simulator.registry import Registry
 from simulator.run_results import from_inferencemax, from_vllm_benchmark
@@ -60,6 +61,8 @@ class VLLMBenchmark(ImportFormat):
 
     def read(self, files, model=None, gpu=None, gpus=None, tp=None, ep=None, precision="fp8", stack="vllm", **_):
         self.check({"model": model, "gpu": gpu, "gpus": gpus})
+        if not str(stack).strip():
+            raise ConfigError("`stack`: an empty name; give the serving stack the runs used (e.g. vllm, sglang)")
         check_deployment(model, gpu, gpus, tp=tp, ep=ep, precision=precision)
         return [from_vllm_benchmark(f, model=model, gpu=gpu, gpus=gpus, tp=tp, ep=ep, precision=precision,
                                     stack=stack) for f in files], None
@@ -68,9 +71,11 @@ class VLLMBenchmark(ImportFormat):
 def check_deployment(model: str, gpu: str, gpus, *, tp=None, ep=None, precision: str = "fp8") -> None:
     """The options that say how a run was deployed, checked before any file is read by resolving them
     as a simulation of that run would (`api.serving_config`): an error names the option (`gpus`, `tp`,
-    ...), not the file, which says none of these."""
-    serving_config(model=model, gpu=gpu, gpus=gpus, tp=1 if tp is None else tp, ep=1 if ep is None else ep,
-                   precision=precision)
+    ...), not the file, which says none of these. A deployment whose weights do not fit its GPUs' memory is
+    refused here too (InfeasibleError), not when a calibration later tries to simulate its rows."""
+    config = serving_config(model=model, gpu=gpu, gpus=gpus, tp=1 if tp is None else tp, ep=1 if ep is None else ep,
+                            precision=precision)
+    plan_memory(config.model, config.gpu, config.precision, config.plan)
 
 
 @IMPORT_FORMATS.register

@@ -40,7 +40,7 @@ from typing import Callable, Iterable
 
 from simulator.api import simulate as run_simulate
 from simulator.catalog_io import read_toml
-from simulator.errors import ConfigError, excerpt, reject_unknown_keys, require_choice, require_number
+from simulator.errors import ConfigError, excerpt, first_repeat, reject_unknown_keys, require_choice, require_number
 from simulator.hardware import get_gpu
 from simulator.mlperf import mlperf as run_mlperf
 from simulator.output import PendingOutput, read_csv_rows, rows_to_csv, write_atomic
@@ -126,6 +126,9 @@ def expand(spec: dict, where: str = "sweep") -> tuple[str, list[dict]]:
         raise ConfigError(f"{where}: no points (give [grid] lists or [[points]] tables)")
     for point in points:
         _check_point(point, command, where)
+    twice = first_repeat(json.dumps(point, sort_keys=True, default=str) for point in points)
+    if twice is not None:           # the same run twice gives two rows of one point_id
+        raise ConfigError(f"{where}: the point {excerpt(twice, 60)} comes twice (from [grid] or [[points]]); give it once")
     return command, points
 
 

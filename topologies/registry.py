@@ -83,6 +83,9 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
                   overrides: dict | None = None) -> nx.Graph:
     """Build a topology by catalog name or from a TOML file, filling unset parameters from `gpu` and
     `gpus`, then applying `overrides` (any cluster-builder parameter, e.g. {"nic_gbps": 200})."""
+    if name_or_path is not None and not str(name_or_path).strip():
+        raise ConfigError("`topology`: an empty name; give a catalog name (infersim catalog topologies lists them), "
+                          "a TOML path or auto")
     name_or_path = name_or_path or "auto"
     overrides = dict(overrides or {})
     catalog = topology_catalog()

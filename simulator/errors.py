@@ -28,18 +28,18 @@ def require_number(where: str, value: Any, *, low: float | None = None, high: fl
         shown = repr(value)
         raise ConfigError(f"{where}: expected a number, got "
                           + (excerpt(value) if isinstance(value, str) or len(shown) > 40 else shown))
+    bounds = (f"{'[' if low_inclusive else '('}{'-inf' if low is None else f'{low:g}'}, "
+              f"{'inf' if high is None else f'{high:g}'}]")
     if not math.isfinite(value):
-        raise ConfigError(f"{where}: must be finite, got {value!r}")
+        within = f" in {bounds}" if low is not None or high is not None else ""
+        raise ConfigError(f"{where}: must be a finite number{within}, got {value!r}")
     if integer and int(value) != value:
         raise ConfigError(f"{where}: must be a whole number, got {value!r}")
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     too_high = high is not None and value > high
     if too_low or too_high:
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        bracket = "[" if low_inclusive else "("
         shown = f"{value:g}" if abs(value) >= 1e15 else repr(value)     # 1e30 read as a whole number: not 31 digits
-        raise ConfigError(f"{where}: {shown} is out of range {bracket}{lo}, {hi}]")
+        raise ConfigError(f"{where}: {shown} is out of range {bounds}")
     return int(value) if integer else value
 
 

@@ -369,7 +369,7 @@ def test_rows_split_only_where_csv_splits_them(tmp_path):
     ('[fit.unseen_run_log_sigma]\n"llama2-70b interactive" = -1',
      r"\[fit.unseen_run_log_sigma\] llama2-70b interactive: -1 is out of range \[0, 10\)"),
     ("[gpu]\nb200 = 1", r"\[gpu.b200\] must be a table of factors, not 1"),
-    ('[vendor."amd"]\ncompute_efficiency_factor = nan', r"\[vendor.amd\]: compute_efficiency_factor: must be finite"),
+    ('[vendor."amd"]\ncompute_efficiency_factor = nan', r"\[vendor.amd\]: compute_efficiency_factor: must be a finite number"),
     ("[default]\ncompute_efficiency_factor = 1e-300", r"1e-300 is out of range \[0.01, 100\]"),
 ])
 def test_a_malformed_profile_is_refused_whole_at_load(tmp_path, body, message):

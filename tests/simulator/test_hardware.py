@@ -47,7 +47,7 @@ def test_node_power_is_the_rated_server_power_less_its_gpus():
 
 @pytest.mark.parametrize("line, message", [
     ("hbm_gb = -1", "hbm_gb: -1 is out of range"),
-    ("hbm_tb_per_s = nan", "must be finite"),
+    ("hbm_tb_per_s = nan", "must be a finite number"),
     ("scaleup = \"ring\"", "scaleup: 'ring' is not one of"),
     ("hbm_gbs = 3", "unknown key 'hbm_gbs'"),
     ("peak_tflops = { bf16 = 1, fp3 = 2 }", "'fp3' is not one of"),

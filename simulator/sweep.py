@@ -108,6 +108,9 @@ def expand(spec: dict, where: str = "sweep") -> tuple[str, list[dict]]:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: grid.{key} must be a non-empty list, got {excerpt(values)}")
+        twice = first_repeat(_identity(value) for value in values)
+        if twice is not None:       # each combination with it would run twice, two rows of one point_id
+            raise ConfigError(f"{where}: grid.{key} lists {excerpt(twice)} twice; give each value once")
     count = math.prod(len(values) for values in grid.values()) if grid else 0
     if count + len(listed) > MAX_POINTS:          # counted before a point is built: a grid can name billions
         raise ConfigError(f"{where}: {count + len(listed):,} points is more than {MAX_POINTS:,}")
@@ -126,10 +129,19 @@ def expand(spec: dict, where: str = "sweep") -> tuple[str, list[dict]]:
         raise ConfigError(f"{where}: no points (give [grid] lists or [[points]] tables)")
     for point in points:
         _check_point(point, command, where)
-    twice = first_repeat(json.dumps(point, sort_keys=True, default=str) for point in points)
-    if twice is not None:           # the same run twice gives two rows of one point_id
-        raise ConfigError(f"{where}: the point {excerpt(twice, 60)} comes twice (from [grid] or [[points]]); give it once")
+    seen = set()
+    for i, point in enumerate(points):
+        key = _identity(point)
+        if key in seen:             # a listed point equal to an earlier one: the same run, two rows of one point_id
+            raise ConfigError(f"{where}: points[{i - count}] is a point given before (in [grid] or [[points]]); "
+                              "give it once")
+        seen.add(key)
     return command, points
+
+
+def _identity(value) -> str:
+    """A value's text for telling repeats apart (tables compare by content, whatever their key order)."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 # Keys that set the same thing two ways: a point may give one of each pair, else which one ran is a guess.

@@ -113,19 +113,19 @@ def check_peak_order(where: str, peak_tflops: dict) -> None:
                               f"{peak_tflops[wider]!r}; a narrower format's peak must be at least a wider one's")
 
 
-_GPU_KEYS = {f.name for f in fields(GPUSpec)} - {"name"} | {"_file"}
+_GPU_KEYS = {f.name for f in fields(GPUSpec)} - {"name"}
 
 
 def gpu_from_table(name: str, table: dict) -> GPUSpec:
     """Build a GPUSpec from one catalog table, naming the file and key on any error."""
     where = f"{table.get('_file', 'gpus.toml')}: [{name}]"
-    reject_unknown_keys(where, table, _GPU_KEYS)
+    values = {k: v for k, v in table.items() if k != "_file"}
+    reject_unknown_keys(where, values, _GPU_KEYS)
     required = [f.name for f in fields(GPUSpec) if f.name not in ("name", "scaleup_links", "source", "aliases",
                                                                   "node_other_power_w", "base_family")]
     missing = [k for k in required if k not in table]
     if missing:
         raise ConfigError(f"{where}: missing key {missing[0]!r}")
-    values = {k: v for k, v in table.items() if k != "_file"}
     prices = values["usd_per_gpu_hour"]
     if not (isinstance(prices, list) and len(prices) == 2):
         raise ConfigError(f"{where}: usd_per_gpu_hour must be [low, high], got {prices!r}")

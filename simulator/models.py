@@ -288,13 +288,13 @@ class ModelSpec:
         return 2 * self.active_params_per_token + self.attention_flops_per_context_token() * (full + sliding)
 
 
-_MODEL_KEYS = {f.name for f in fields(ModelSpec)} - {"name"} | {"_file"}
+_MODEL_KEYS = {f.name for f in fields(ModelSpec)} - {"name"}
 
 
 def model_from_table(name: str, table: dict) -> ModelSpec:
     where = f"{table.get('_file', 'models.toml')}: [{name}]"
-    reject_unknown_keys(where, table, _MODEL_KEYS)
     values = {k: v for k, v in table.items() if k != "_file"}
+    reject_unknown_keys(where, values, _MODEL_KEYS)
     missing = [k for k in ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab") if k not in values]
     if missing:
         raise ConfigError(f"{where}: missing key {missing[0]!r}")

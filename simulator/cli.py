@@ -1012,6 +1012,10 @@ def show_rows(rows, as_json, exclude=(), notes: str | None = None):
             click.echo(f"  [{number}] {text}")
 
 
+# click 8.2+ raises this for a group given no command (8.1 printed the help and exited 0 itself)
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv=None) -> None:
     """Entry point: one-line errors with exit code 2 for bad input; tracebacks only with --debug."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -1022,6 +1026,9 @@ def main(argv=None) -> None:
         click.echo("infersim: interrupted", err=True)
         sys.exit(130)
     except click.exceptions.UsageError as exc:
+        if isinstance(exc, NO_ARGS_IS_HELP) and exc.ctx is not None:
+            click.echo(exc.ctx.get_help())          # `infersim` or `infersim catalog` alone asks for its help
+            sys.exit(0)
         # click's own usage block is four lines; bad input gets one, like every other refusal
         message = " ".join(exc.format_message().split())
         command = exc.ctx.command_path if exc.ctx is not None else "infersim"

@@ -71,6 +71,25 @@ def test_bad_input_is_one_line_exit_2(capsys, args, message):
     assert "Traceback" not in captured.err
 
 
+@pytest.mark.parametrize("args", [(), ("catalog",)])
+def test_a_group_alone_prints_its_help_and_exits_0(capsys, args):
+    """`infersim` or `infersim catalog` with no command is a request for help, not bad input: the help as
+    click formats it, on stdout (it was squashed into one 'error' line, exit 2)."""
+    code, captured = run_main(args, capsys)
+    assert code == 0 and captured.err == ""
+    assert captured.out.startswith("Usage: infersim") and "Commands:" in captured.out
+
+
+def test_an_unknown_catalog_key_lists_only_keys_a_user_may_write(tmp_path, capsys):
+    """The catalog reader's own bookkeeping key (which file an entry came from) is not offered as allowed."""
+    extra = tmp_path / "gpus.toml"
+    extra.write_text('[xg]\nbogus_key = 1\n')
+    code, captured = run_main(("simulate", "--catalog", str(extra), "--gpu", "xg", "--rate", "3", "--duration", "3"),
+                              capsys)
+    assert code == 2 and "unknown key 'bogus_key'; allowed: aliases," in captured.err
+    assert "_file" not in captured.err
+
+
 def test_catalog_commands():
     for what in ("gpus", "models", "scenarios", "topologies"):
         result = invoke("catalog", what, "--json")

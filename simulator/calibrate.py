@@ -431,7 +431,7 @@ PLAUSIBLE_PEAK_FRACTION = 0.02
 def refuse_implausible(result: Fit) -> None:
     """Raise naming the first row whose fitted efficiencies put a kernel below PLAUSIBLE_PEAK_FRACTION of
     its peak, instead of writing a profile that would run that slowly without a word."""
-    for row, spec in zip(result.rows, result.specs):
+    for spec in dict.fromkeys(result.specs):
         efficiency = result.efficiency_for(spec)
         for name in PEAK_FRACTIONS:
             value = getattr(efficiency, name)

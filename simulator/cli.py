@@ -506,8 +506,13 @@ def simulate(as_json, out, quiet, jobs, **options):
     emit(document, as_json, target, result.engine_result.arrays, result.engine_result.dropped,
          warnings=document["warnings"][1:] if failed else None)
     if failed:
-        click.echo(f"infersim: run failed: {result.warnings[0]}", err=True)
-        sys.exit(3)
+        exit_failed(result.warnings[0])
+
+
+def exit_failed(failure: str) -> None:
+    """A run whose injected failures took down every engine able to serve: said once, last, with exit 3."""
+    click.echo(f"infersim: run failed: {failure}", err=True)
+    sys.exit(3)
 
 
 def scenario_options(func):
@@ -561,8 +566,7 @@ def mlperf(as_json, out, quiet, **options):
          warnings=[w for w in document["warnings"] if w != result.run.warnings[0]] if failed else None)
     print_launch(launch, as_json)
     if failed:
-        click.echo(f"infersim: run failed: {result.run.warnings[0]}", err=True)
-        sys.exit(3)
+        exit_failed(result.run.warnings[0])
 
 
 @cli.command()

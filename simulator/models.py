@@ -382,5 +382,6 @@ def get_model(name: str, user_files=()) -> ModelSpec:
     models = load_models(user_files)
     key = name.lower()
     if key not in models:
-        raise ConfigError(f"`model`: unknown model {excerpt(name, 60)}; known: {', '.join(sorted(models))} or a config.json path")
+        raise ConfigError(f"`model`: unknown model {excerpt(name, 60)}; known: {', '.join(sorted(models))} or a "
+                          "config.json path")
     return models[key]

@@ -106,7 +106,8 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
                               f"[{tables[0]}] line")
         entry = data
     else:
-        raise ConfigError(f"`topology`: unknown topology {excerpt(name_or_path, 60)}; known: {', '.join(catalog)} or a TOML path")
+        raise ConfigError(f"`topology`: unknown topology {excerpt(name_or_path, 60)}; known: {', '.join(catalog)} "
+                          "or a TOML path")
     builder_name = entry.pop("builder", "cluster")
     entry.pop("description", None)
     if builder_name not in BUILDERS:

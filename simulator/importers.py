@@ -8,8 +8,8 @@ note for the user (what was left out).
 from __future__ import annotations
 
 from simulator.api import serving_config
-from simulator.errors import ConfigError
-from simulator.memory import plan_memory
+from simulator.errors import ConfigError, InfeasibleError
+from simulator.memory import weights_bytes_per_gpu
 from simulator.mlperf_results import import_mlperf
 from simulator.registry import Registry
 from simulator.run_results import from_inferencemax, from_vllm_benchmark
@@ -71,11 +71,17 @@ class VLLMBenchmark(ImportFormat):
 def check_deployment(model: str, gpu: str, gpus, *, tp=None, ep=None, precision: str = "fp8") -> None:
     """The options that say how a run was deployed, checked before any file is read by resolving them
     as a simulation of that run would (`api.serving_config`): an error names the option (`gpus`, `tp`,
-    ...), not the file, which says none of these. A deployment whose weights do not fit its GPUs' memory is
-    refused here too (InfeasibleError), not when a calibration later tries to simulate its rows."""
+    ...), not the file, which says none of these. A deployment whose weights alone exceed its GPUs' memory
+    cannot have run: it is refused here (InfeasibleError), not when a calibration later tries to simulate its
+    rows. One that fits only tighter than infersim's memory plan (its step budget, its reserve) is imported:
+    the run happened, and calibrate says which rows it cannot simulate."""
     config = serving_config(model=model, gpu=gpu, gpus=gpus, tp=1 if tp is None else tp, ep=1 if ep is None else ep,
                             precision=precision)
-    plan_memory(config.model, config.gpu, config.precision, config.plan)
+    weights_gb = weights_bytes_per_gpu(config.model, config.precision, config.plan) / 1e9
+    if weights_gb > config.gpu.hbm_gb:
+        raise InfeasibleError(f"does not fit: {config.model.name} in {config.precision.weights} needs "
+                              f"{weights_gb:.1f} GB of weights per GPU with tp={config.plan.tp} ep={config.plan.ep}; "
+                              f"{config.gpu.name} has {config.gpu.hbm_gb:g} GB: check `tp`, `ep` and `precision`")
 
 
 @IMPORT_FORMATS.register

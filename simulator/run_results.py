@@ -21,12 +21,12 @@ def _read_json(path) -> dict:
     return data
 
 
-def _field(path, data: dict, *names, required=True):
+def _field(path, data: dict, *names, required=True, what: str = "a finite non-negative number"):
     for name in names:
         if name in data and data[name] is not None:
             value = data[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{path}: {name} {value!r} must be a finite non-negative number")
+                raise ConfigError(f"{path}: {name} {value!r} must be {what}")
             return value
     if required:
         raise ConfigError(f"{path}: missing {' or '.join(names)}")
@@ -35,7 +35,7 @@ def _field(path, data: dict, *names, required=True):
 
 def _whole(path, data: dict, name: str, required: bool = True) -> int | None:
     """A count from a result JSON: a whole number (tp 1.7 is refused, not truncated to 1)."""
-    value = _field(path, data, name, required=required)
+    value = _field(path, data, name, required=required, what="a whole number >= 1")
     if value is None:
         return None
     if value != int(value) or value < 1:
@@ -75,7 +75,8 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
     elif not unbounded:
         record.update(scenario="open", rate_per_s=rate)
     else:
-        raise ConfigError(f"{path}: request_rate is inf and max_concurrency is missing: cannot tell the load")
+        given = "missing" if rate is None else "inf"
+        raise ConfigError(f"{path}: request_rate is {given} and max_concurrency is missing: cannot tell the load")
     for ours, theirs in (("ttft_p50_s", "median_ttft_ms"), ("ttft_p99_s", "p99_ttft_ms"),
                          ("tpot_p50_s", "median_tpot_ms"), ("tpot_p99_s", "p99_tpot_ms")):
         value = _field(path, data, theirs, required=False)

@@ -213,7 +213,7 @@ CASES = [
     (["import-runs", "--format", "vllm", "{vllm.json}", "--model", "llama3.1-8b", "--gpu", "b200", "--gpus", "1",
       "--stack", ""], "--stack: an empty name"),
     (["import-runs", "--format", "vllm", "{vllm.json}", "--model", "llama3.1-405b", "--gpu", "h100", "--gpus", "1"],
-     "does not fit: llama3.1-405b in fp8 needs 410.1 GB of weights per GPU"),
+     "does not fit: llama3.1-405b in fp8 needs 410.1 GB of weights per GPU with tp=1 ep=1; h100 has 80 GB"),
     (["sweep", "{sweep_twice.toml}", "--out", "{out.csv}"], "points[1] is a point given before"),
     (["sweep", "{sweep_grid_twice.toml}", "--out", "{out.csv}"], "grid.gpus lists '1' twice"),
     (["sweep", "{sweep_ok.toml}", "--out", "{out.json}"], "--out: "),

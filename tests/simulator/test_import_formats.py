@@ -40,3 +40,19 @@ def test_cli_vllm_tp_error_names_the_flag_and_writes_nothing(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2 and not out.exists()
     assert done.stderr.startswith("infersim: error: --tp: 3 does not divide") and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"max_concurrency": -3, "request_rate": "inf"}, "max_concurrency -3 must be a whole number >= 1"),
+    ({"request_rate": None}, "request_rate is missing and max_concurrency is missing"),
+])
+def test_vllm_file_counts_and_a_missing_rate_are_named_as_they_are(tmp_path, change, message):
+    """A negative count was 'a finite non-negative number' (a count is a whole number >= 1), and a null
+    request_rate was called 'inf'."""
+    import json
+    data = {k: v for k, v in json.loads(RUN.read_text()).items() if k != "max_concurrency"}
+    data.update(change)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=message):
+        IMPORT_FORMATS["vllm"]().read([str(path)], model="llama3.1-70b", gpu="h100", gpus=8, tp=4)

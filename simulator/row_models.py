@@ -324,7 +324,7 @@ def _smallest_tp(spec: RowSpec, model, gpu) -> int:
             return tp
         except InfeasibleError:
             continue
-    raise InfeasibleError(f"{spec.label}: does not fit on {spec.gpus} {gpu.name} at any tp")
+    raise InfeasibleError(f"does not fit on {spec.gpus} {gpu.name} at any tp")   # callers name the row
 
 
 def needs_anchor_search(spec: RowSpec) -> bool:

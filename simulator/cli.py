@@ -12,6 +12,7 @@ import functools
 import os
 import re
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -1020,10 +1021,20 @@ def show_rows(rows, as_json, exclude=(), notes: str | None = None):
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library's warning (matplotlib's missing glyph, ...) as one line like infersim's own, not the file,
+    line and source the default format prints."""
+    text = " ".join(str(message).split())
+    click.echo(f"infersim: warning: {category.__name__}: {text[:300]}", err=True)
+
+
 def main(argv=None) -> None:
     """Entry point: one-line errors with exit code 2 for bad input; tracebacks only with --debug."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    shown_as = warnings.showwarning
+    if not debug:
+        warnings.showwarning = _one_line_warning
     try:
         cli.main(args=argv, prog_name="infersim", standalone_mode=False)
     except click.exceptions.Abort:
@@ -1055,4 +1066,5 @@ def main(argv=None) -> None:
         click.echo("infersim: interrupted", err=True)
         sys.exit(130)
     finally:
+        warnings.showwarning = shown_as
         discard_pending()           # an --out claimed but never written (error, Ctrl-C) leaves nothing

@@ -101,3 +101,15 @@ def test_catalog_commands():
 def test_console_script_installed():
     completed = subprocess.run([sys.executable, "-m", "simulator", "catalog", "gpus"], capture_output=True, text=True)
     assert completed.returncode == 0 and "b300" in completed.stdout
+
+
+def test_a_library_warning_is_one_line_like_infersims_own(tmp_path):
+    """matplotlib warns of a glyph its font lacks with the file, line and source line; the CLI prints any
+    warning as one 'infersim: warning:' line."""
+    results = tmp_path / "rows.csv"
+    results.write_text("x,y\n1,2\n2,3\n")
+    done = subprocess.run([sys.executable, "-m", "simulator", "plot", str(results), "--x", "x", "--y", "y",
+                           "--title", "\U0001F680", "-o", str(tmp_path / "p.png")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines and all(line.startswith("infersim: warning: UserWarning: Glyph") for line in lines), lines

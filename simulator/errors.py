@@ -28,10 +28,8 @@ def require_number(where: str, value: Any, *, low: float | None = None, high: fl
         shown = repr(value)
         raise ConfigError(f"{where}: expected a number, got "
                           + (excerpt(value) if isinstance(value, str) or len(shown) > 40 else shown))
-    bounds = (f"{'[' if low_inclusive else '('}{'-inf' if low is None else f'{low:g}'}, "
-              f"{'inf' if high is None else f'{high:g}'}]")
     if not math.isfinite(value):
-        within = f" in {bounds}" if low is not None or high is not None else ""
+        within = f" in {_range(low, high, low_inclusive)}" if low is not None or high is not None else ""
         raise ConfigError(f"{where}: must be a finite number{within}, got {value!r}")
     if integer and int(value) != value:
         raise ConfigError(f"{where}: must be a whole number, got {value!r}")
@@ -39,8 +37,15 @@ def require_number(where: str, value: Any, *, low: float | None = None, high: fl
     too_high = high is not None and value > high
     if too_low or too_high:
         shown = f"{value:g}" if abs(value) >= 1e15 else repr(value)     # 1e30 read as a whole number: not 31 digits
-        raise ConfigError(f"{where}: {shown} is out of range {bounds}")
+        raise ConfigError(f"{where}: {shown} is out of range {_range(low, high, low_inclusive)}")
     return int(value) if integer else value
+
+
+def _range(low: float | None, high: float | None, low_inclusive: bool) -> str:
+    """The allowed range as a refusal writes it, e.g. (0, 1e+09]; formatted only when a value is refused,
+    as require_number runs on every Efficiency and config built."""
+    return (f"{'[' if low_inclusive else '('}{'-inf' if low is None else f'{low:g}'}, "
+            f"{'inf' if high is None else f'{high:g}'}]")
 
 
 def first_repeat(items) -> Any:

@@ -26,7 +26,7 @@ from simulator.scheduling import DEFAULT_BATCHING
 from topologies import load_topology
 from topologies.registry import override_names
 from topologies.builders import check_oversubscription
-from workloads import WorkloadSpec
+from workloads import WorkloadSpec, workload_from_flags, workload_from_toml
 from workloads.lengths import Fixed, parse_length_flag
 from workloads.requests import ClosedLoopRequests, Requests
 from workloads.scenarios import get_scenario
@@ -246,11 +246,11 @@ def workload_spec(model_name: str, *, rate=None, arrival="poisson", cv=1.0, dura
     if isinstance(workload, WorkloadSpec):
         return workload, "given"
     if workload is not None:
-        return WorkloadSpec.from_toml(workload), str(workload)
+        return workload_from_toml(workload), str(workload)
     if trace is not None:
         return WorkloadSpec(trace=str(trace)), str(trace)
     default_in, default_out, lengths_note = default_lengths(model_name)
-    spec = WorkloadSpec.from_flags(
+    spec = workload_from_flags(
         rate=rate, arrival=arrival, cv=cv, duration_s=duration_s, requests=requests, offline=offline, users=users,
         think_time_s=think_time_s,
         input_lengths=parse_length_flag("`input_tokens`", input_tokens) if input_tokens is not None else default_in,

@@ -45,7 +45,7 @@ from simulator.errors import ConfigError, excerpt
 from simulator.hardware import get_gpu, load_gpus
 from simulator.metrics import compute_bound_tokens_per_s
 from simulator.models import Precision, get_model, load_models
-from simulator.plan import MAX_GPUS, PLAN_LIMITS
+from simulator.plan import MAX_GPUS, PLAN_LIMITS, check_model_split
 from workloads.arrivals import MAX_USERS
 from workloads.lengths import MAX_TOKENS
 from workloads.scenarios import MAX_QUERIES, get_scenario
@@ -283,9 +283,7 @@ class NameCheck:
                                   f"{model.max_context} tokens (a mean per request)")
         if row.scenario in MLPERF_SCENARIOS:
             self._check_benchmark(where, row)
-        model.check_tensor_parallel(row.tp or 1, f"{where}: tp")
-        model.check_pipeline_parallel(row.pp or 1, f"{where}: pp")
-        model.check_expert_parallel(row.ep or 1, f"{where}: ep")
+        check_model_split(model, row.tp or 1, row.pp or 1, row.ep or 1, where)
         bound = compute_bound_tokens_per_s(model, gpu, row.gpus)
         if row.output_tokens_per_s > bound:
             raise ConfigError(f"{where}: output_tokens_per_s {row.output_tokens_per_s:.4g} is more than {row.gpus} "

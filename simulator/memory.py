@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.hardware import GPUSpec
 from simulator.models import BYTES_PER_VALUE, ModelSpec, Precision
-from simulator.plan import Plan
+from simulator.plan import Plan, check_model_split
 
 RUNTIME_RESERVE_GB = 2.0          # CUDA/HIP context, communicator buffers, allocator slack
 ACTIVATION_VALUES_PER_TOKEN = 16  # live activation values per token per hidden unit in the widest layer
@@ -48,8 +48,7 @@ def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan
                 request_tokens: int = 2048) -> MemoryPlan:
     """Lay the deployment into HBM or raise InfeasibleError saying what does not fit and why (and
     ConfigError for a tensor-parallel degree the model's heads do not split into)."""
-    model.check_tensor_parallel(plan.tp)
-    model.check_pipeline_parallel(plan.pp)
+    check_model_split(model, plan.tp, plan.pp)
     if model.full_attention_layers == 0:
         # KV blocks count tokens of the full-attention layers, plus a window's worth for sliding ones
         raise ConfigError(f"`model`: every layer of {model.name} uses sliding-window attention "

@@ -102,58 +102,7 @@ class ModelSpec:
     checkpoint_dtype: str = "bf16"   # weights as hf_repo publishes them ("bf16" for any 16-bit format)
 
     def __post_init__(self):
-        where = f"model {self.name}"
-        for name in MODEL_TEXT_FIELDS:
-            require_text(f"{where}: {name}", getattr(self, name))
-        require_bool(f"{where}: tie_embeddings", self.tie_embeddings)
-        for name in ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab"):
-            require_number(f"{where}: {name}", getattr(self, name), low=1, high=10_000_000, integer=True)
-        require_choice(f"{where}: attention", self.attention, ("gqa", "mla"))
-        require_choice(f"{where}: checkpoint_dtype", self.checkpoint_dtype, WEIGHT_DTYPES)
-        if self.heads % self.kv_heads:
-            raise ConfigError(f"{where}: heads {self.heads} must be a multiple of kv_heads {self.kv_heads}")
-        for name in ("experts", "active_experts", "shared_experts", "expert_ffn", "dense_layers",
-                     "sliding_window", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
-                     "v_head_dim"):
-            require_number(f"{where}: {name}", getattr(self, name), low=0, high=10_000_000, integer=True)
-        require_number(f"{where}: max_context", self.max_context, low=1, high=100_000_000, integer=True)
-        require_number(f"{where}: sliding_layers_fraction", self.sliding_layers_fraction, low=0, high=1)
-        if self.experts:
-            require_number(f"{where}: active_experts", self.active_experts, low=1, high=self.experts, integer=True)
-            require_number(f"{where}: expert_ffn", self.expert_ffn, low=1, high=10_000_000, integer=True)
-            require_number(f"{where}: dense_layers", self.dense_layers, low=0, high=self.layers, integer=True)
-        if self.attention == "mla" and not (self.kv_lora_rank and self.qk_rope_head_dim and self.v_head_dim):
-            raise ConfigError(f"{where}: attention 'mla' needs kv_lora_rank, qk_rope_head_dim and v_head_dim")
-        if self.sliding_layers_fraction and not self.sliding_window:
-            raise ConfigError(f"{where}: sliding_layers_fraction needs sliding_window > 0")
-
-    def check_tensor_parallel(self, tp: int, where: str = "`tp`") -> None:
-        """Raise unless `tp` GPUs can split this model's attention the way serving stacks do: the query
-        heads evenly, and the KV heads evenly or each replicated on tp / kv_heads GPUs (MLA's latent is
-        shared by all heads, so only the query heads matter). A tp of 3 on 64 heads is refused by vLLM,
-        SGLang and TensorRT-LLM alike, so a prediction for it would describe nothing that runs."""
-        kv_ok = self.attention == "mla" or self.kv_heads % tp == 0 or tp % self.kv_heads == 0
-        if self.heads % tp == 0 and kv_ok:
-            return
-        usable = [t for t in range(1, min(self.heads, 1024) + 1) if self.heads % t == 0
-                  and (self.attention == "mla" or self.kv_heads % t == 0 or t % self.kv_heads == 0)]
-        what = (f"{self.heads} attention heads" if self.heads % tp else
-                f"{self.kv_heads} KV heads (nor is it a multiple of them)")
-        raise ConfigError(f"{where}: {tp} does not divide {self.name}'s {what}; tp can be "
-                          f"{', '.join(map(str, usable))}")
-
-    def check_pipeline_parallel(self, pp: int, where: str = "`pp`") -> None:
-        """Raise unless every one of `pp` pipeline stages holds at least one layer (stacks split whole
-        layers between stages)."""
-        if pp > self.layers:
-            raise ConfigError(f"{where}: {pp} stages is more than {self.name}'s {self.layers} layers; pp can be "
-                              f"1 to {self.layers}")
-
-    def check_expert_parallel(self, ep: int, where: str = "`ep`") -> None:
-        """Raise unless `ep` GPUs have experts to spread: expert parallelism needs a mixture-of-experts model."""
-        if ep != 1 and not self.is_moe:
-            raise ConfigError(f"{where}: {ep} needs a mixture-of-experts model; {self.name} has no experts to "
-                              f"spread (ep 1; split it with tp or pp, or serve more replicas)")
+        check_model_fields(self)
 
     # ---- structure -------------------------------------------------------------------------
     @property
@@ -289,6 +238,34 @@ class ModelSpec:
 
 
 _MODEL_KEYS = {f.name for f in fields(ModelSpec)} - {"name"}
+
+
+def check_model_fields(model: ModelSpec) -> None:
+    """Raise unless every field of `model` is in its range and the fields agree with each other."""
+    where = f"model {model.name}"
+    for name in MODEL_TEXT_FIELDS:
+        require_text(f"{where}: {name}", getattr(model, name))
+    require_bool(f"{where}: tie_embeddings", model.tie_embeddings)
+    for name in ("layers", "hidden", "heads", "kv_heads", "head_dim", "ffn", "vocab"):
+        require_number(f"{where}: {name}", getattr(model, name), low=1, high=10_000_000, integer=True)
+    require_choice(f"{where}: attention", model.attention, ("gqa", "mla"))
+    require_choice(f"{where}: checkpoint_dtype", model.checkpoint_dtype, WEIGHT_DTYPES)
+    if model.heads % model.kv_heads:
+        raise ConfigError(f"{where}: heads {model.heads} must be a multiple of kv_heads {model.kv_heads}")
+    for name in ("experts", "active_experts", "shared_experts", "expert_ffn", "dense_layers",
+                 "sliding_window", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+                 "v_head_dim"):
+        require_number(f"{where}: {name}", getattr(model, name), low=0, high=10_000_000, integer=True)
+    require_number(f"{where}: max_context", model.max_context, low=1, high=100_000_000, integer=True)
+    require_number(f"{where}: sliding_layers_fraction", model.sliding_layers_fraction, low=0, high=1)
+    if model.experts:
+        require_number(f"{where}: active_experts", model.active_experts, low=1, high=model.experts, integer=True)
+        require_number(f"{where}: expert_ffn", model.expert_ffn, low=1, high=10_000_000, integer=True)
+        require_number(f"{where}: dense_layers", model.dense_layers, low=0, high=model.layers, integer=True)
+    if model.attention == "mla" and not (model.kv_lora_rank and model.qk_rope_head_dim and model.v_head_dim):
+        raise ConfigError(f"{where}: attention 'mla' needs kv_lora_rank, qk_rope_head_dim and v_head_dim")
+    if model.sliding_layers_fraction and not model.sliding_window:
+        raise ConfigError(f"{where}: sliding_layers_fraction needs sliding_window > 0")
 
 
 def model_from_table(name: str, table: dict) -> ModelSpec:

@@ -56,3 +56,32 @@ class Plan:
         return {"tp": self.tp, "pp": self.pp, "ep": self.ep, "attention_dp": self.attention_dp,
                 "gpus_per_replica": self.gpus_per_replica, "max_batch_size": self.max_batch_size,
                 "max_tokens_per_step": self.max_tokens_per_step, "block_size": self.block_size}
+
+
+def check_model_split(model, tp: int = 1, pp: int = 1, ep: int = 1, where: str | None = None) -> None:
+    """Raise unless `model` splits the way a plan of tp, pp and ep lays it out (an error names the field
+    as the flag, or as "`where`: field"):
+    - tp: the query heads evenly, and the KV heads evenly or each replicated on tp / kv_heads GPUs (MLA's
+      latent is shared by all heads, so only the query heads matter). A tp of 3 on 64 heads is refused by
+      vLLM, SGLang and TensorRT-LLM alike, so a prediction for it would describe nothing that runs;
+    - pp: every stage holds at least one layer (stacks split whole layers between stages);
+    - ep: expert parallelism needs a mixture-of-experts model."""
+    def label(name: str) -> str:
+        return f"{where}: {name}" if where else f"`{name}`"
+
+    def splits_heads(t: int) -> bool:
+        return model.heads % t == 0 and (model.attention == "mla" or model.kv_heads % t == 0
+                                         or t % model.kv_heads == 0)
+
+    if not splits_heads(tp):
+        usable = [t for t in range(1, min(model.heads, 1024) + 1) if splits_heads(t)]
+        what = (f"{model.heads} attention heads" if model.heads % tp else
+                f"{model.kv_heads} KV heads (nor is it a multiple of them)")
+        raise ConfigError(f"{label('tp')}: {tp} does not divide {model.name}'s {what}; tp can be "
+                          f"{', '.join(map(str, usable))}")
+    if pp > model.layers:
+        raise ConfigError(f"{label('pp')}: {pp} stages is more than {model.name}'s {model.layers} layers; "
+                          f"pp can be 1 to {model.layers}")
+    if ep != 1 and not model.is_moe:
+        raise ConfigError(f"{label('ep')}: {ep} needs a mixture-of-experts model; {model.name} has no "
+                          "experts to spread (ep 1; split it with tp or pp, or serve more replicas)")

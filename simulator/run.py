@@ -28,7 +28,7 @@ from simulator.intervals import DEFAULT_INTERVAL, check_interval
 from simulator.metrics import SLA, summarize
 from simulator.models import ModelSpec, Precision
 from simulator.parallel import check_jobs, run_engines_in_processes
-from simulator.plan import MAX_GPUS, Plan
+from simulator.plan import MAX_GPUS, Plan, check_model_split
 from simulator.requests_state import RequestTable, StreamingTable
 from simulator.router import ROUTERS
 from simulator.scheduling import BATCHING, DEFAULT_BATCHING
@@ -77,9 +77,7 @@ class ServingConfig:
     def __post_init__(self):
         require_number("`gpus`", self.gpus, low=1, high=MAX_GPUS, integer=True)
         self.plan.replicas_for(self.gpus)           # at least one replica fits
-        self.model.check_tensor_parallel(self.plan.tp)
-        self.model.check_pipeline_parallel(self.plan.pp)
-        self.model.check_expert_parallel(self.plan.ep)
+        check_model_split(self.model, self.plan.tp, self.plan.pp, self.plan.ep)
         BATCHING.get_class(self.batching, "`batching`")
         ROUTERS.get_class(self.router, "`router`")
         check_seed(self.seed)

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from simulator.api import serving_config, simulate as api_simulate
 from simulator.drop_reasons import CLUSTER_DOWN, HANDOFF_UNREACHABLE, NO_DECODE_ENGINE, NO_ENGINE, NO_PREFILL_ENGINE
+from simulator.plan import check_model_split
 from simulator.run import simulate
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.router import ROUTERS
@@ -245,10 +246,10 @@ def test_tp_must_split_the_attention_heads(tp, message):
     from simulator.models import get_model
     model = get_model("llama2-70b")
     if message is None:
-        model.check_tensor_parallel(tp)
+        check_model_split(model, tp)
     else:
         with pytest.raises(ConfigError, match=f"`tp`: {tp} does not divide llama2-70b's {message}"):
-            model.check_tensor_parallel(tp)
+            check_model_split(model, tp)
 
 
 def test_tp_must_split_or_replicate_the_kv_heads():
@@ -257,9 +258,9 @@ def test_tp_must_split_or_replicate_the_kv_heads():
     from dataclasses import replace
     from simulator.models import get_model
     model = replace(get_model("llama2-70b"), name="odd", heads=48, kv_heads=16)
-    model.check_tensor_parallel(8)
+    check_model_split(model, 8)
     with pytest.raises(ConfigError, match="16 KV heads"):
-        model.check_tensor_parallel(12)
+        check_model_split(model, 12)
 
 
 def test_a_failure_after_the_last_request_finished_is_reported_as_changing_nothing():

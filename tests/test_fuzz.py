@@ -10,7 +10,7 @@ from simulator.hardware import get_gpu, load_gpus, load_profile, efficiency_for
 from simulator.measurements import load_measurements
 from simulator.run_results import from_inferencemax, from_vllm_benchmark
 from topologies import load_topology
-from workloads.spec import WorkloadSpec
+from workloads.spec_inputs import workload_from_toml
 from workloads.traces import load_trace
 
 DATA = Path(__file__).parent / "data"
@@ -40,7 +40,7 @@ def load(name: str, path: Path):
     if name == "imx.json":
         return from_inferencemax(path)
     if name == "workload.toml":
-        return WorkloadSpec.from_toml(path).build(0)
+        return workload_from_toml(path).build(0)
     if name == "topology.toml":
         return load_topology(str(path), get_gpu("h100"), 16)
     if name == "gpus.toml":

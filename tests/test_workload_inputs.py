@@ -6,7 +6,7 @@ import pytest
 
 from simulator.errors import ConfigError
 from workloads.lengths import Empirical
-from workloads.spec import WorkloadSpec
+from workloads.spec_inputs import workload_from_dict, workload_from_flags
 
 FIXED = {"kind": "fixed", "tokens": 50}
 
@@ -31,7 +31,7 @@ def workload(**tables) -> dict:
 ])
 def test_workload_table_refused_in_one_line(tables, message):
     with pytest.raises(ConfigError) as caught:
-        WorkloadSpec.from_dict(workload(**tables))
+        workload_from_dict(workload(**tables))
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -46,7 +46,7 @@ def test_empirical_from_python_takes_arrays_and_refuses_booleans():
 def test_lognormal_mean_outside_its_bounds_is_refused(flag):
     """Every draw would clip to a bound, so the mean a run reports would not be the mean drawn."""
     with pytest.raises(ConfigError, match=r"^`input_tokens`: mean: \d+\.0 is out of range \[5000, 6000\]$"):
-        WorkloadSpec.from_flags(rate=1, requests=3, input_tokens=flag)
+        workload_from_flags(rate=1, requests=3, input_tokens=flag)
 
 
 @pytest.mark.parametrize("name, text, message", [
@@ -74,4 +74,4 @@ def test_a_duration_too_short_for_one_request_at_the_rate_is_refused():
     """1e-6 requests/s over 10 s: the one request a duration draws at least landed at ~3.3M s, far past
     the duration, silently. Refused now; a duration that holds a request keeps its first within it."""
     with pytest.raises(ConfigError, match=r"spreads 1 request\(s\) over about 1e\+06 s, beyond the duration_s of 10 s"):
-        WorkloadSpec.from_flags(rate=1e-6, duration_s=10)
+        workload_from_flags(rate=1e-6, duration_s=10)

@@ -1,16 +1,14 @@
 """A workload described as data: arrival process, prompt and output lengths, and how many requests (or
-for how long), or a trace to replay. Built from TOML, a dict, or CLI flags; `build(seed)` draws it."""
+for how long), or a trace to replay. Built from TOML, a dict, or CLI flags (workloads/spec_inputs.py);
+`build(seed)` draws it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 
-from simulator.catalog_io import read_toml
-from simulator.errors import ConfigError, reject_unknown_keys, require_choice, require_number
-from workloads.arrivals import ARRIVALS, ClosedLoop, Offline, rate_driven
-from workloads.lengths import Fixed, lengths_from_dict, parse_length_flag
+from simulator.errors import ConfigError, require_number
+from workloads.arrivals import ClosedLoop, Offline
+from workloads.lengths import Fixed
 from workloads.requests import MAX_ARRIVAL_S, Requests
 from workloads.traces import load_trace
 
@@ -138,79 +136,3 @@ class WorkloadSpec:
         return {"arrival": arrival, "input_tokens_mean": self.input_lengths.mean,
                 "output_tokens_mean": self.output_lengths.mean, "requests": self.requests,
                 "duration_s": self.duration_s}
-
-    # ---- constructors ---------------------------------------------------------------------------
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "workload", base_dir: Path | None = None) -> "WorkloadSpec":
-        reject_unknown_keys(where, data, ("arrival", "input", "output", "requests", "duration_s", "trace"))
-        if "trace" in data and len(data) > 1:
-            other = sorted(k for k in data if k != "trace")[0]
-            raise ConfigError(f"{where}: trace replays a recorded workload; {other!r} beside it would be ignored")
-        if "trace" in data:
-            trace = Path(str(data["trace"]))
-            return cls(trace=str(trace if trace.is_absolute() or base_dir is None else base_dir / trace))
-        arrival_table = data.get("arrival", {"kind": "offline"})
-        if not isinstance(arrival_table, dict):
-            raise ConfigError(f"{where}: [arrival] must be a table")
-        kind = require_choice(f"{where}: arrival.kind", arrival_table.get("kind"), ARRIVALS)
-        params = {k: v for k, v in arrival_table.items() if k != "kind"}
-        allowed = ARRIVALS[kind].parameters
-        reject_unknown_keys(f"{where}: [arrival]", params, allowed)
-        try:
-            arrival = ARRIVALS[kind](**params)
-        except TypeError:
-            raise ConfigError(f"{where}: [arrival] kind {kind!r} needs {', '.join(allowed)}") from None
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: [arrival] {exc}") from None
-        for key in ("input", "output"):
-            if key not in data:
-                raise ConfigError(f"{where}: missing [{key}] length table")
-        return cls(arrival=arrival,
-                   input_lengths=lengths_from_dict(f"{where}: [input]", data["input"], base_dir),
-                   output_lengths=lengths_from_dict(f"{where}: [output]", data["output"], base_dir),
-                   requests=data.get("requests"), duration_s=data.get("duration_s"))
-
-    @classmethod
-    def from_toml(cls, path: str | Path) -> "WorkloadSpec":
-        path = Path(path)
-        return cls.from_dict(read_toml(path), where=str(path), base_dir=path.parent)
-
-    @classmethod
-    def from_flags(cls, *, rate=None, arrival="poisson", cv=1.0, duration_s=None, requests=None, offline=False,
-                   users=None, think_time_s=0.0, input_tokens="1024", output_tokens="256",
-                   input_lengths=None, output_lengths=None) -> "WorkloadSpec":
-        """Keyword options (the CLI's flags) to a spec; `input_lengths`/`output_lengths` (distribution objects)
-        win over the text. An option the chosen workload would ignore is an error, not a silent default."""
-        modes = sum(x for x in (rate is not None, bool(offline), users is not None))
-        if modes > 1:
-            raise ConfigError("workload: give one of `rate`, `offline` or `users`")
-        if rate is not None and requests is not None and duration_s is not None:
-            raise ConfigError("`duration_s`: give `requests` or `duration_s` with `rate`, not both")
-        if duration_s is not None and rate is None:
-            raise ConfigError("`duration_s`: only with `rate` (open loop); `offline` and `users` take `requests`")
-        if think_time_s and users is None:
-            raise ConfigError("`think_time_s`: only with `users` (a closed loop)")
-        if arrival != "poisson" and rate is None:
-            raise ConfigError(f"`arrival`: {arrival} arrivals need `rate`")
-        with_cv = [name for name in rate_driven() if "cv" in ARRIVALS[name].parameters]
-        if cv != 1.0 and arrival not in with_cv:
-            raise ConfigError(f"`cv`: only with `arrival` {' or '.join(with_cv)}")
-        if modes == 0:
-            raise ConfigError("workload: give `rate` R (open loop), `offline` or `users` N (closed loop)")
-        if offline:
-            process = Offline()
-        elif users is not None:
-            process = ClosedLoop(users=users, think_time_s=think_time_s)
-        else:
-            require_choice("`arrival`", arrival, rate_driven())
-            require_number("`rate`", rate, low=0, low_inclusive=False, high=1e9)
-            kind = ARRIVALS[arrival]
-            process = kind(rate_per_s=rate, **({"cv": cv} if "cv" in kind.parameters else {}))
-        if (offline or users is not None) and requests is None:
-            raise ConfigError("`requests`: needed with `offline` or `users`")
-        if rate is not None and requests is None and duration_s is None:
-            raise ConfigError("`duration_s`: needed with `rate` (or give `requests`)")
-        return cls(arrival=process,
-                   input_lengths=input_lengths or parse_length_flag("`input_tokens`", input_tokens),
-                   output_lengths=output_lengths or parse_length_flag("`output_tokens`", output_tokens),
-                   requests=requests, duration_s=duration_s if requests is None else None)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from simulator.errors import ConfigError
-from workloads import (Constant, Empirical, Fixed, Gamma, LogNormal, Offline, Poisson, Uniform, WorkloadSpec,
-                       get_scenario, list_scenarios, load_trace, mlperf_tpot_s, parse_length_flag)
+from workloads import (Constant, Empirical, Fixed, Gamma, LogNormal, Offline, Poisson, Uniform,
+                       get_scenario, list_scenarios, load_trace, mlperf_tpot_s, parse_length_flag, workload_from_flags,
+                       workload_from_toml)
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -112,23 +113,23 @@ def test_spec_from_toml_and_unknown_key(tmp_path):
     path = tmp_path / "w.toml"
     path.write_text('requests = 100\n[arrival]\nkind = "gamma"\nrate_per_s = 5\ncv = 2\n'
                     '[input]\nkind = "fixed"\ntokens = 64\n[output]\nkind = "uniform"\nlow = 1\nhigh = 9\n')
-    spec = WorkloadSpec.from_toml(path)
+    spec = workload_from_toml(path)
     requests = spec.build(seed=3)
     assert len(requests) == 100 and set(requests.input_tokens) == {64}
     assert np.array_equal(requests.arrival_s, spec.build(seed=3).arrival_s)
     path.write_text('requests = 100\nrate = 3\n[input]\nkind = "fixed"\ntokens = 64\n')
     with pytest.raises(ConfigError, match="unknown key 'rate'"):
-        WorkloadSpec.from_toml(path)
+        workload_from_toml(path)
 
 
 def test_spec_from_flags_duration_cut():
-    requests = WorkloadSpec.from_flags(rate=40, duration_s=120).build(0)
+    requests = workload_from_flags(rate=40, duration_s=120).build(0)
     assert requests.arrival_s.max() < 120
     assert len(requests) == pytest.approx(4800, rel=0.05)
     with pytest.raises(ConfigError, match="`rate` R"):
-        WorkloadSpec.from_flags()
+        workload_from_flags()
     with pytest.raises(ConfigError, match="`rate`: -1"):
-        WorkloadSpec.from_flags(rate=-1, duration_s=3)
+        workload_from_flags(rate=-1, duration_s=3)
 
 
 def test_scenarios_catalog():

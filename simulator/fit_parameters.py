@@ -47,6 +47,13 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   builds a refreshed family on an earlier one: Blackwell Ultra's B300/GB300 stream HBM3e through
 #   Blackwell's), and per GPU: one family can mix HBM generations and speed bins (H100's HBM3 and
 #   H200's HBM3e, MI300X's HBM3 and MI325X's HBM3E).
+#   Tried and left out: decode attention's KV reads at a share of that streaming rate of their own
+#   (paged blocks gathered per sequence; prior 0.8, per vendor), so decode-heavy rows need not pull the
+#   memory factor down (Blackwell's base family sits at 0.83x, Hopper's at 1.18x), which also prices the
+#   norms and activations of Llama 3.1 405B's long prompts (its Offline rows -8% in-sample). The fit put it
+#   near 0.8 and predicted worse: infersim validate
+#   (2026-11-29), seeds 0 / 1, leave one GPU out median 8.9 / 7.3%, p90 25.2 / 25.5% against 8.0 / 8.5%,
+#   21.1 / 22.5%; leave one round out p90 41.2 / 38.5% against 27.6 / 25.2%; log-RMS 0.080 / 0.088.
 # - attention: flash-attention kernels per vendor. Tried and left out: MLA's absorbed decode attention
 #   (DeepSeek-R1, compute-bound over one shared latent) as a field of its own, one value. The fit put it
 #   at 0.43-0.44 against flash attention's 0.26 and raised the all-to-all latency to 444-460 us (fast

@@ -119,7 +119,7 @@ class Fit:
         return self.parameters.efficiency(self.theta, self.parameters.indices(self.membership(spec)))
 
     def log_error(self, i: int) -> float:
-        return math.log(self.predictions[self.specs[i]] / self.rows[i].output_tokens_per_s)
+        return math.log(self.predictions[self.specs[i]] / self.rows[i].fitted_tokens_per_s)
 
     def prediction_log_sigma(self, member: Membership, sensitivity: dict) -> float:
         g = self.parameters.gradient(self.parameters.indices(member), sensitivity)
@@ -251,7 +251,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
     distinct = list(dict.fromkeys(specs))
     indices = {s: parameters.indices(members[s]) for s in distinct}
     row_of = [distinct.index(s) for s in specs]
-    measured = np.log([r.output_tokens_per_s for r in rows])
+    measured = np.log([r.fitted_tokens_per_s for r in rows])
     evaluations = [0]
     last = {}          # the latest theta's predictions: the solver asks for the Jacobian where it just evaluated
 
@@ -328,18 +328,29 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
 
 
 def report_rows(result: Fit) -> list[dict]:
-    """Per row: measured vs predicted at the fitted parameters, the error and the 80% interval."""
+    """Per row: measured vs predicted at the fitted parameters, the error and the 80% interval. With an
+    open loop among the rows, also the median TPOT it is fitted on (`Measurement.fitted_tokens_per_s`):
+    its error is that of one user's tokens/s (1 / TPOT), its output tokens/s the arrivals'."""
     z = interval_z(DEFAULT_INTERVAL)
+    with_tpot = any(row.scenario == "open" for row in result.rows)
     out = []
-    for i, (row, spec) in enumerate(zip(result.rows, result.specs)):
-        predicted = result.predictions[spec]
+    for row, spec in zip(result.rows, result.specs):
+        fitted = result.predictions[spec]
         sigma = result.spec_log_sigma(spec)
-        inside = abs(math.log(predicted / row.output_tokens_per_s)) <= z * sigma
-        out.append({"row": spec.label, "round": row.round, "submitter": row.submitter,
-                    "plan": getattr(result.models[spec], "plan_label", ""),
-                    "measured_output_tokens_per_s": row.output_tokens_per_s, "predicted_output_tokens_per_s": predicted,
-                    "error_pct": 100 * (predicted / row.output_tokens_per_s - 1), "inside_interval": inside,
-                    "source": row.source})
+        record = {"row": spec.label, "round": row.round, "submitter": row.submitter,
+                  "plan": getattr(result.models[spec], "plan_label", ""),
+                  "measured_output_tokens_per_s": row.output_tokens_per_s}
+        if row.scenario == "open":
+            record["predicted_output_tokens_per_s"] = result.models[spec].run(result.efficiency_for(spec))[
+                "output_tokens_per_s"]
+            record.update(measured_tpot_p50_s=row.tpot_p50_s, predicted_tpot_p50_s=1.0 / fitted)
+        else:
+            record["predicted_output_tokens_per_s"] = fitted
+            if with_tpot:
+                record.update(measured_tpot_p50_s=None, predicted_tpot_p50_s=None)
+        record.update(error_pct=100 * (fitted / row.fitted_tokens_per_s - 1),
+                      inside_interval=abs(math.log(fitted / row.fitted_tokens_per_s)) <= z * sigma, source=row.source)
+        out.append(record)
     return out
 
 

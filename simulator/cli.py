@@ -787,8 +787,8 @@ def validate_command(measurements, splits, prior_profile, seed, out, as_json, qu
         click.echo(to_json({"summaries": summaries, "node_ratios": results.get("gpu", {}).get("node_ratios", []),
                             "held_out": [{"split": h.split, "left_out": h.left_out, "row": h.spec.label,
                                           "round": h.row.round, "submitter": h.row.submitter,
-                                          "measured_output_tokens_per_s": h.row.output_tokens_per_s,
-                                          "predicted_output_tokens_per_s": h.predicted, "error_pct": 100 * h.error,
+                                          f"measured_{h.row.fitted_on}": h.row.fitted_tokens_per_s,
+                                          f"predicted_{h.row.fitted_on}": h.predicted, "error_pct": 100 * h.error,
                                           "inside_interval": h.inside}
                                          for split in (splits or SPLITS) for h in results[split]["held_out"]],
                             "breakdown": breakdown(results), "pinned": pinned_records(results)}))

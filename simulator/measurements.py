@@ -21,8 +21,10 @@ CSV columns (header required; blank cells mean "not measured" / "default"):
   duration_s                         server / interactive: seconds over which the run issued its queries
                                      (LoadGen's min_duration, longer where min_query_count needs it; blank:
                                      as long as `infersim mlperf` runs)
-  ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   optional latency figures (a p99 at least its p50);
-                                     recorded, not fitted (scripts/latency_at_measured_rate.py reads them)
+  ttft_p50_s, ttft_p99_s, tpot_p50_s, tpot_p99_s   latency figures (a p99 at least its p50); recorded
+                                     (scripts/latency_at_measured_rate.py reads them), except an open
+                                     loop's tpot_p50_s: required, and what calibration fits it on
+                                     (`Measurement.fitted_tokens_per_s`)
   ttft_limit_s, tpot_limit_s         the limits a Server/Interactive run was held to: must be the
                                      benchmark's own (the prediction runs those), within 1%
   nodes, gpu_power_w                 the system's node count and GPU power limit (TGP) where published;
@@ -110,6 +112,18 @@ class Measurement:
     submitter: str = ""
     system: str = ""
     valid: bool = True
+
+    @property
+    def fitted_on(self) -> str:
+        """What calibration compares for this row (see `fitted_tokens_per_s`)."""
+        return "output_tokens_per_s_per_user" if self.scenario == "open" else "output_tokens_per_s"
+
+    @property
+    def fitted_tokens_per_s(self) -> float:
+        """What calibration compares, as a rate (higher is faster): the system's output tokens/s, except
+        for an open loop. One that keeps up with its arrivals serves rate_per_s x output_tokens whatever
+        the GPUs' speed; its median TPOT says how fast they ran, as one user's tokens/s (1 / tpot_p50_s)."""
+        return 1.0 / self.tpot_p50_s if self.scenario == "open" else self.output_tokens_per_s
 
     @property
     def label(self) -> str:
@@ -223,6 +237,10 @@ def _check_workload(where: str, values: dict) -> None:
         raise ConfigError(f"{where}: an {scenario} workload needs input_tokens and output_tokens")
     if scenario == "open":
         _check_arrivals_bound(where, values)
+        if not values.get("tpot_p50_s") or values["output_tokens"] < 2:
+            raise ConfigError(f"{where}: an open workload needs tpot_p50_s and output_tokens >= 2: a run that keeps "
+                              "up with its arrivals serves rate_per_s x output_tokens whatever the GPUs' speed, so "
+                              "calibration fits its median TPOT")
 
 
 def _check_arrivals_bound(where: str, values: dict) -> None:

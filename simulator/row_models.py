@@ -308,7 +308,9 @@ class StreamRow:
         return self.cache[key]
 
     def predict(self, efficiency: Efficiency) -> float:
-        return self.run(efficiency)["output_tokens_per_s"]
+        """As `Measurement.fitted_tokens_per_s`: output tokens/s, or an open loop's 1 / median TPOT."""
+        summary = self.run(efficiency)
+        return 1.0 / summary["tpot_p50_s"] if self.spec.scenario == "open" else summary["output_tokens_per_s"]
 
     def refresh(self, efficiency: Efficiency, tolerance: float = 0.0) -> None:
         """Simulated afresh each time: nothing to re-anchor."""

@@ -44,11 +44,11 @@ class HeldOut:
 
     @property
     def error(self) -> float:
-        return self.predicted / self.row.output_tokens_per_s - 1
+        return self.predicted / self.row.fitted_tokens_per_s - 1
 
     @property
     def log_error(self) -> float:
-        return math.log(self.predicted / self.row.output_tokens_per_s)
+        return math.log(self.predicted / self.row.fitted_tokens_per_s)
 
     @property
     def inside(self) -> bool:
@@ -217,7 +217,7 @@ def node_ratios(held: list[HeldOut]) -> list[dict]:
     """Per model and scenario, every pair of GPUs measured in the leave-one-GPU-out split: per-GPU
     throughput ratio predicted (each GPU from the fit that never saw it) against measured (medians)."""
     per = defaultdict(lambda: defaultdict(list))
-    for h in held:
+    for h in (h for h in held if h.row.fitted_on == "output_tokens_per_s"):    # a system's throughput
         per[(h.row.model, h.row.scenario)][h.row.gpu].append((h.predicted / h.row.gpus, h.row.output_tokens_per_s / h.row.gpus))
     out = []
     for (model, scenario), gpus in sorted(per.items()):
@@ -264,6 +264,11 @@ def _unsplittable(split: str, invalid: int = 0) -> ConfigError:
 
 def _pct(value: float) -> str:
     return f"{value:+.1f}%"
+
+
+def _tokens(value: float, row) -> str:
+    """A fitted figure (`Measurement.fitted_tokens_per_s`): an open loop's is one user's tokens/s."""
+    return f"{value:,.0f}" + (" per user" if row.fitted_on != "output_tokens_per_s" else "")
 
 
 SHIPPED_ROWS = "published MLPerf rows (simulator/catalog/measurements/mlperf.csv)"
@@ -321,7 +326,7 @@ def markdown(results: dict, command: str = "infersim validate", rows: str = SHIP
                   "|---|---|---|---|---|---|---|---|"]
         for h in sorted(results[split]["held_out"], key=lambda h: (h.left_out, h.spec.label, h.row.submitter)):
             lines.append(f"| {h.left_out} | {h.spec.label} | {h.row.round} | {h.row.submitter} | "
-                         f"{h.row.output_tokens_per_s:,.0f} | {h.predicted:,.0f} | {_pct(100 * h.error)} | "
+                         f"{_tokens(h.row.fitted_tokens_per_s, h.row)} | {_tokens(h.predicted, h.row)} | {_pct(100 * h.error)} | "
                          f"{'yes' if h.inside else 'no'} |")
         lines.append("")
     return "\n".join(lines)

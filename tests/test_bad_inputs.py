@@ -241,8 +241,8 @@ def test_a_rows_config_json_model_is_refused_for_what_is_wrong_with_the_file(tmp
     config = tmp_path / "config.json"
     config.write_text('{"foo": 1}')
     rows = tmp_path / "rows.csv"
-    rows.write_text("model,gpu,gpus,scenario,output_tokens_per_s,source,input_tokens,output_tokens,rate_per_s\n"
-                    f"{config},b200,1,open,100,s,100,100,1\n")
+    rows.write_text("model,gpu,gpus,scenario,output_tokens_per_s,source,input_tokens,output_tokens,rate_per_s,tpot_p50_s\n"
+                    f"{config},b200,1,open,100,s,100,100,1,0.01\n")
     with pytest.raises(SystemExit) as exit_info:
         main(["calibrate", str(rows)])
     err = capsys.readouterr().err.strip()

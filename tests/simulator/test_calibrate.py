@@ -281,6 +281,44 @@ def test_interval_fields_arithmetic():
     assert interval_fields(1000.0, None) == {}
 
 
+def open_row(tpot_p50_s: float, gpu="h100"):
+    """A vLLM-style open loop that keeps up with its arrivals: Llama 3.1 8B, 8 requests/s of 1024 + 256
+    tokens, so its output is the arrivals' 2,048 tokens/s whatever the GPU's speed."""
+    return measurement_from_record("open", dict(model="llama3.1-8b", gpu=gpu, gpus=1, scenario="open", tp=1,
+                                                source="synthetic", precision="fp8", rate_per_s=8, input_tokens=1024,
+                                                output_tokens=256, output_tokens_per_s=2000, tpot_p50_s=tpot_p50_s))
+
+
+def test_an_open_loop_is_fitted_on_its_median_tpot():
+    """An open loop below capacity says how fast the GPU ran only through its latency: fitted on output
+    tokens/s, a row measured at 10 ms and one at 30 ms median TPOT both predicted 2,048 tokens/s under any
+    efficiencies and left the prior in place. Fitted on 1 / TPOT, each fit reproduces its own row's TPOT
+    (within 5%), the slower row fits a slower memory (decode at 8 requests/s x ~1.3 s in flight, ~10
+    sequences, reads the weights every step), and the per-row report shows both TPOTs. Its sensitivities
+    are no longer zero, so a GPU with no row keeps the prior spread of its vendor and family: its
+    interval is wider than the measured GPU's (before, every GPU got the row's tiny residual)."""
+    fast, slow = fit([open_row(0.010)]), fit([open_row(0.030)])
+    for result, tpot in ((fast, 0.010), (slow, 0.030)):
+        report = calibrate.report_rows(result)[0]
+        assert report["measured_tpot_p50_s"] == tpot
+        assert report["predicted_tpot_p50_s"] == pytest.approx(tpot, rel=0.05)
+        assert report["predicted_output_tokens_per_s"] == pytest.approx(2048, rel=0.1)
+    memory = [r.efficiency_for(r.specs[0]).memory_efficiency for r in (fast, slow)]
+    assert memory[1] < 0.7 * memory[0]
+    assert fast.log_sigma(get_gpu("mi300x")) > 3 * fast.log_sigma(get_gpu("h100"))
+
+
+def test_an_open_loop_without_its_median_tpot_is_refused():
+    """Without tpot_p50_s an open loop's row could not tell a fast GPU from a slow one: refused at load,
+    naming the column."""
+    record = dict(model="llama3.1-8b", gpu="h100", gpus=1, scenario="open", source="s", rate_per_s=8,
+                  input_tokens=1024, output_tokens=256, output_tokens_per_s=2000)
+    with pytest.raises(ConfigError, match="needs tpot_p50_s and output_tokens >= 2"):
+        measurement_from_record("row 1", record)
+    with pytest.raises(ConfigError, match="needs tpot_p50_s"):
+        measurement_from_record("row 1", {**record, "output_tokens": 1, "output_tokens_per_s": 8, "tpot_p50_s": 0.01})
+
+
 def test_measurement_file_and_errors(tmp_path):
     rows = load_measurements(DATA / "measurements_small.csv")
     assert [r.scenario for r in rows] == ["closed", "closed", "open"] and rows[2].rate_per_s == 4
@@ -559,7 +597,7 @@ def test_a_long_measured_offline_run_is_its_simulated_prefix_extended_by_the_ste
 def test_the_fit_seed_draws_the_rows_simulated_requests(tmp_path, capsys):
     """`--seed` draws the requests of the runs that stand for measured rows (the shipped profile uses 0):
     an open loop at 4 requests/s for 120 s (480 Poisson arrivals) lands on other arrival times under
-    seed 1, so its throughput moves by a few percent and no more, and the same seed gives the same
+    seed 1, so its median TPOT (what it is fitted on) moves by a few percent and no more, and the same seed gives the same
     prediction. calibrate records a seed other than 0 in the profile's header; a negative seed is a
     one-line error naming --seed (exit 2)."""
     spec = RowSpec("llama3.1-8b", "llama3.1-8b", "b200", 1, "open", "fp8", "vllm", output_tokens=256.0,

@@ -27,6 +27,7 @@ from simulator.progress import Progress
 from simulator.scheduling import DEFAULT_BATCHING
 from workloads.arrivals import DEFAULT_CONCURRENCY_RATIO, DEFAULT_MAX_CONCURRENCY, MIN_CONCURRENCY_RATIO
 from workloads.lengths import Empirical
+from workloads.scenarios import DEFAULT_KIND, KINDS
 
 HEADINGS = {"cluster": "Cluster", "plan": "Plan", "workload": "Workload", "sla": "SLA", "whatif": "What-if",
             "output": "Output"}
@@ -518,8 +519,8 @@ def exit_failed(failure: str) -> None:
 
 def scenario_options(func):
     return apply([
-        option("scenario", "--scenario", default="offline", show_default=True,
-               type=click.Choice(["offline", "server", "interactive"], case_sensitive=False)),
+        option("scenario", "--scenario", default=DEFAULT_KIND, show_default=True,
+               type=click.Choice(KINDS, case_sensitive=False)),
         option("duration_s", "--duration", default=None,
                help=f"Server/Interactive: seconds of Poisson arrivals per search run (default 600, as "
                     f"{DURATION_NOTE}; longer when 8 request lifetimes need it). Shorter runs are quicker "
@@ -624,7 +625,7 @@ def size(as_json, out, quiet, compare, **options):
 
 SIZE_COLUMNS = ["gpu", "gpus", "nodes", "tp", "max_batch_size", "precision", "output_tokens_per_s", "ttft_p99_s",
                 "tpot_p99_s", "usd_per_hour", "usd_per_million_tokens", "usd_per_million_tokens_low",
-                "usd_per_million_tokens_high", "energy_j_per_token_upper_bound"]
+                "usd_per_million_tokens_high", "gpu_energy_j_per_token_upper_bound"]
 
 
 @cli.command("pareto")

@@ -45,8 +45,8 @@ def cost_fields(gpu: GPUSpec, gpus: int, output_tokens_per_s: float,
         "usd_per_million_tokens_low": usd_per_million_tokens(served, usd_per_hour(gpus, low)),
         "usd_per_million_tokens_high": usd_per_million_tokens(served, usd_per_hour(gpus, high)),
         "tokens_per_usd": served * 3600.0 / usd_per_hour(gpus, mid) if mid > 0 else float("inf"),
-        "power_w_upper_bound": gpus * gpu.power_w,
-        "energy_j_per_token_upper_bound": gpus * gpu.power_w / served if served > 0
+        "gpu_power_w_upper_bound": gpus * gpu.power_w,
+        "gpu_energy_j_per_token_upper_bound": gpus * gpu.power_w / served if served > 0
         else math.nan if math.isnan(served) else float("inf"),
     }
     return fields

@@ -31,7 +31,7 @@ from simulator.plan import Plan
 from simulator.scenario_runs import (MLPERF_MIN_DURATION_S, OFFLINE_MIN_QUERIES, RATE_TOLERANCE, ScenarioRunner,
                                      offline_score, plan_label, resolve_config, server_duration_s, server_score)
 from simulator.search import meets_sla
-from workloads.scenarios import Scenario, scenario_for
+from workloads.scenarios import DEFAULT_KIND, Scenario, scenario_for
 
 PLAN_PINS = ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")
 PRUNE_MARGIN = 0.08     # the closed-form estimate is within ~5% of the simulation; 8% keeps every contender
@@ -186,7 +186,7 @@ def candidate_plans(config, scenario: Scenario, pins: dict) -> tuple[list[Candid
     return fitting, rejected
 
 
-def mlperf(*, scenario: str = "offline", rate=None, duration_s=None, queries=None, progress=None,
+def mlperf(*, scenario: str = DEFAULT_KIND, rate=None, duration_s=None, queries=None, progress=None,
            input_tokens=None, output_tokens=None, **options) -> ScenarioResult:
     """Score a cluster in an MLPerf scenario (see the module docstring). Options are `serving_config`'s
     (model, gpu, gpus, precision="auto", ...); `tp`, `pp`, `ep`, `max_batch_size`, `max_tokens_per_step`

@@ -24,6 +24,7 @@ from workloads.requests import Requests, Share, share_of
 MAX_QUERIES = 50_000_000
 
 KINDS = ("offline", "server", "interactive")
+DEFAULT_KIND = "offline"    # the scenario `mlperf` scores and `size` sizes for when none is given
 
 
 @dataclass(frozen=True)

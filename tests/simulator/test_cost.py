@@ -18,4 +18,4 @@ def test_cost_fields_use_catalog_range_or_user_price():
     mine = cost_fields(gpu, 8, 100_000, usd_per_gpu_hour=3.0)
     assert mine["usd_per_hour"] == 24.0
     assert mine["tokens_per_usd"] == pytest.approx(100_000 * 3600 / 24)
-    assert mine["energy_j_per_token_upper_bound"] == pytest.approx(8 * 1000 / 100_000)
+    assert mine["gpu_energy_j_per_token_upper_bound"] == pytest.approx(8 * 1000 / 100_000)

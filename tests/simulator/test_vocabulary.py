@@ -19,7 +19,8 @@ RETIRED = {"tokens_per_s": "output_tokens_per_s", "tokens_per_s_low": "output_to
            "tokens_per_s_high": "output_tokens_per_s_high", "tokens_per_s_per_gpu": "output_tokens_per_s_per_gpu",
            "offline_tokens_per_s": "offline_output_tokens_per_s", "node_tokens_per_s": "node_output_tokens_per_s",
            "measured_tokens_per_s": "measured_output_tokens_per_s",
-           "predicted_tokens_per_s": "predicted_output_tokens_per_s"}
+           "predicted_tokens_per_s": "predicted_output_tokens_per_s", "power_w_upper_bound": "gpu_power_w_upper_bound",
+           "energy_j_per_token_upper_bound": "gpu_energy_j_per_token_upper_bound"}
 
 
 def invoke(*args):

@@ -18,7 +18,7 @@ from simulator.errors import ConfigError, excerpt, require_number
 from simulator.hardware import (GPUSpec, check_nic_gbps, check_profile_names, efficiency_for, get_gpu, load_gpus,
                                 load_profile)
 from simulator.intervals import DEFAULT_INTERVAL, check_interval, interval_fields, prediction_log_sigma
-from simulator.metrics import SLA
+from simulator.metrics import SLA, short_run_warning
 from simulator.models import ModelSpec, Precision, get_model
 from simulator.plan import MAX_GPUS, Plan
 from simulator.run import ChunkedWorkload, ServingConfig, simulate as run_engine
@@ -325,7 +325,10 @@ def simulate(workload=None, jobs: int = 1, progress=None, **options) -> RunResul
         else:
             count = f"about {expected:,}"
         progress(None, None, f"simulating {count} requests on {config.gpus:,} {config.gpu.name}")
-    return run_config(config, engine_input, usd, info, jobs=jobs, progress=progress)
+    result = run_config(config, engine_input, usd, info, jobs=jobs, progress=progress)
+    short = (short_run_warning(engine_input.arrival_s, engine_input.output_tokens, result.summary)
+             if isinstance(engine_input, Requests) else None)
+    return replace(result, warnings=result.warnings + (short,)) if short else result
 
 
 def requests_from_arrays(arrival_s, input_tokens, output_tokens) -> Requests:

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 PERCENTILES = (50, 90, 99)
+# A run's arrivals span at least this many request lifetimes: shorter, its throughput is mostly the drain
+# after the last arrival and a queue growing under overload has not shown yet (`mlperf` sizes its runs
+# so; `simulate` warns of a shorter one)
+REQUEST_LIFETIMES = 8
 
 
 class LatencyHistogram:
@@ -100,6 +104,19 @@ def request_metrics(arrays: dict) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(output > 1, (finish - first) / np.maximum(output - 1, 1), np.nan)
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": latency}
+
+
+def short_run_warning(arrival_s: np.ndarray, output_tokens: np.ndarray, summary: dict) -> str | None:
+    """What a reader must know of an open-loop run whose arrivals span fewer than REQUEST_LIFETIMES mean
+    request latencies; None for a longer run, or one whose arrivals all come at once (offline)."""
+    span = float(arrival_s.max() - arrival_s.min()) if arrival_s.size else 0.0
+    lifetime = summary.get("latency_mean_s", math.nan)
+    if span <= 0 or not math.isfinite(lifetime) or span >= REQUEST_LIFETIMES * lifetime:
+        return None
+    return (f"the run's {span:.4g} s of arrivals span {span / lifetime:.2g} mean request lifetimes (latency_mean_s "
+            f"{lifetime:.4g}): output_tokens_per_s counts the drain after the last arrival (the arrivals brought "
+            f"{float(output_tokens.sum()) / span:,.0f} tokens/s), and a queue that grows under overload may not show "
+            f"yet; give a `duration_s` of at least {REQUEST_LIFETIMES} lifetimes ({REQUEST_LIFETIMES * lifetime:.4g} s)")
 
 
 def summarize(arrays: dict, itl: LatencyHistogram, sla: SLA | None = None) -> dict:

@@ -28,7 +28,7 @@ from simulator.capacity import Capacity, replica_capacity
 from simulator.cluster import cluster_graph, replica_layout
 from simulator.errors import require_number
 from simulator.hardware import get_gpu
-from simulator.metrics import SLA
+from simulator.metrics import REQUEST_LIFETIMES, SLA
 from simulator.plan import Plan
 from simulator.search import max_rate_meeting_sla, meets_sla
 from workloads.requests import Requests
@@ -36,7 +36,6 @@ from workloads.scenarios import MAX_QUERIES, Scenario
 
 MLPERF_MIN_DURATION_S = 600.0     # LoadGen's min_duration for every LLM scenario
 OFFLINE_MIN_QUERIES = 24576       # LoadGen's Offline min_query_count for LLMs: the dataset once, at most this
-REQUEST_LIFETIMES = 8             # a run also lasts this many request lifetimes (Server: worst case; Offline: mean)
 RATE_TOLERANCE = 0.02
 # an Offline prefix whose steady state stands for a longer run (row_models.OfflineRow): at 4,096 per
 # replica, extending 405B's widely spread prompt lengths came 2-4% off simulating every query; at 16,384

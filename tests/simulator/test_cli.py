@@ -25,7 +25,7 @@ def test_simulate_json_end_to_end():
     result = invoke("simulate", "--model", "llama2-70b", "--gpu", "mi355x", "--gpus", "8", "--tp", "1",
                     "--rate", "20", "--duration", "20", "--json")
     assert result.exit_code == 0, result.output
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     for key in KEYS:
         assert key in document
     assert document["output_tokens_per_s"] > 0 and document["ttft_p99_s"] > 0 and document["tpot_p50_s"] > 0

@@ -47,8 +47,9 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
                         precision: str = "fp8", stack: str = "vllm") -> Measurement:
     """A vLLM `benchmarks/benchmark_serving.py --save-result` JSON file as a calibration row. The file
     does not say what hardware it ran on: the GPU, count and plan come from the caller. `request_rate`
-    "inf" with `max_concurrency` is a closed loop of that many users; a finite rate is open loop.
-    Latencies in the file are milliseconds; the row stores seconds."""
+    "inf" with `max_concurrency` is a closed loop of that many users; a finite rate is open loop, which
+    needs `median_tpot_ms` (what calibration fits it on). Latencies in the file are milliseconds; the row
+    stores seconds."""
     get_model(model)           # the caller's names first: their errors name `model` / `gpu`
     get_gpu(gpu)
     data = _read_json(path)
@@ -82,6 +83,9 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
         value = _field(path, data, theirs, required=False)
         if value is not None:
             record[ours] = round(value / 1000.0, 9)
+    if record["scenario"] == "open" and "tpot_p50_s" not in record:    # named as the file names it
+        raise ConfigError(f"{path}: median_tpot_ms is missing: a run at request_rate {rate:g} that keeps up serves "
+                          "its arrivals whatever the GPUs' speed, so calibration fits its median TPOT")
     row = measurement_from_record(str(path), record)
     NameCheck().check(str(path), row)
     return row

@@ -308,7 +308,7 @@ def test_an_open_loop_is_fitted_on_its_median_tpot():
     assert fast.log_sigma(get_gpu("mi300x")) > 3 * fast.log_sigma(get_gpu("h100"))
 
 
-def test_an_open_loop_without_its_median_tpot_is_refused():
+def test_an_open_loop_without_its_median_tpot_is_refused(tmp_path):
     """Without tpot_p50_s an open loop's row could not tell a fast GPU from a slow one: refused at load,
     naming the column."""
     record = dict(model="llama3.1-8b", gpu="h100", gpus=1, scenario="open", source="s", rate_per_s=8,
@@ -317,6 +317,12 @@ def test_an_open_loop_without_its_median_tpot_is_refused():
         measurement_from_record("row 1", record)
     with pytest.raises(ConfigError, match="needs tpot_p50_s"):
         measurement_from_record("row 1", {**record, "output_tokens": 1, "output_tokens_per_s": 8, "tpot_p50_s": 0.01})
+    data = json.loads((Path(__file__).parents[2] / "docs/examples/vllm_run.json").read_text())
+    del data["median_tpot_ms"]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="run.json: median_tpot_ms is missing"):
+        from_vllm_benchmark(path, model="llama3.1-8b", gpu="h100", gpus=1)
 
 
 def test_measurement_file_and_errors(tmp_path):

@@ -96,7 +96,13 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   against 8.4/19.7%, leave one round out p90 44.3% against 33.6%.
 # - sequence overhead: the serving stack's per-sequence bookkeeping (C++ or Python).
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor; a call's fixed latency also per stack
-#   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). An expert-parallel
+#   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). The fit holds NVIDIA's bandwidth share at
+#   its ceiling (1.0: the topology's algorithm bandwidth, NVLink SHARP included). Tried and left out: a
+#   ceiling of 2 (a stack hiding collectives under its GEMMs, or reducing faster than nccl-tests' NVLS
+#   figure). The fit took it (B200 1.7-2.0) but predicted no better: infersim validate (2026-11-29), seeds
+#   0 / 1, leave one GPU out median 7.9 / 8.0%, p90 21.9 / 23.3% against 8.0 / 8.5%, 21.1 / 22.5%; leave one
+#   round out median 12.0 / 12.3%, p90 28.1 / 29.6% against 12.5 / 13.3%, 27.6 / 25.2%; leave one model out
+#   p90 27.3 / 21.9% against 22.6 / 24.9%; log-RMS 0.074 against 0.075. An expert-parallel
 #   all-to-all's fixed latency is its own field, one value: only expert-parallel rows (DeepSeek-R1 on
 #   TensorRT-LLM) measure it, and most of them are B200's. Held out with B200, it is what the GB200,
 #   GB300 and H200 rows leave: 240 us at seed 0, 86 us at seed 2 (355 and 372 us with B200), and B200's

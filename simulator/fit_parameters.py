@@ -96,8 +96,9 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   against 8.4/19.7%, leave one round out p90 44.3% against 33.6%.
 # - sequence overhead: the serving stack's per-sequence bookkeeping (C++ or Python).
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor; a call's fixed latency also per stack
-#   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). The fit holds NVIDIA's bandwidth share at
-#   its ceiling (1.0: the topology's algorithm bandwidth, NVLink SHARP included). Tried and left out: a
+#   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). The fit holds NVIDIA's
+#   bandwidth share at its ceiling (1.0: the topology's algorithm bandwidth, NVLink SHARP included). Tried
+#   and left out: a
 #   ceiling of 2 (a stack hiding collectives under its GEMMs, or reducing faster than nccl-tests' NVLS
 #   figure). The fit took it (B200 1.7-2.0) but predicted no better: infersim validate (2026-11-29), seeds
 #   0 / 1, leave one GPU out median 7.9 / 8.0%, p90 21.9 / 23.3% against 8.0 / 8.5%, 21.1 / 22.5%; leave one

@@ -162,14 +162,14 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
         rate = goal / the_scenario.output_mean
         run, _ = runner.server_run(config.plan, rate, tokens_per_s=goal)
         # the queries offer exactly `goal` tokens/s; the cluster serves it when the SLA holds in every draw
+        if not meets_sla(run.summary, runner.sla):
+            return 0.0, run
         for draw in range(1, SLA_DRAWS):
-            if not meets_sla(run.summary, runner.sla):
-                break
             redrawn = replace(config, seed=(config.seed + draw) % 2**63)
             other = ScenarioRunner(redrawn, the_scenario, usd, duration_s, queries, early_stop=True)
             if not meets_sla(other.server_run(redrawn.plan, rate, tokens_per_s=goal)[0].summary, runner.sla):
                 return 0.0, run
-        return (goal if meets_sla(run.summary, runner.sla) else 0.0), run
+        return goal, run
 
     try:
         found = fewest_units_reaching(evaluate, goal, max_units=max_replicas,
@@ -182,9 +182,10 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
                               f"{MAX_GPUS} {probe.gpu.name}: {exc}{fixed}") from None
     gpus = found.units * gpus_per_replica
     history = tuple((units * gpus_per_replica, value) for units, value in sorted(found.history))
+    nodes = math.ceil(gpus / per_node)
     # the nodes bought or rented are priced whole: 174 GPUs on 8-GPU nodes cost 22 nodes, 176 GPUs
-    cost = cost_fields(probe.gpu, math.ceil(gpus / per_node) * per_node, found.value, usd)
-    return SizeResult(gpu=probe.gpu.name, gpus=gpus, nodes=math.ceil(gpus / per_node), gpus_per_node=per_node,
+    cost = cost_fields(probe.gpu, nodes * per_node, found.value, usd)
+    return SizeResult(gpu=probe.gpu.name, gpus=gpus, nodes=nodes, gpus_per_node=per_node,
                       target_tokens_per_s=target_tokens_per_s, tokens_per_s=found.value, run=found.result,
                       node_score=node, evaluations=found.evaluations + node.evaluations, history=history, cost=cost,
                       confidence=confidence, sized_for_tokens_per_s=goal if confidence is not None else None)

@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import platform
 import time
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import scipy
@@ -46,7 +48,7 @@ from simulator.fit_parameters import FIT_FIELDS, LEVELS, REFERENCE_STACKS, Membe
 from simulator.hardware import (EFFICIENCY_FIELDS, PEAK_FRACTIONS, Efficiency, check_profile, efficiency_from_table,
                                 get_gpu, load_gpus, load_profile)
 from simulator.intervals import DEFAULT_INTERVAL, interval_z, run_key
-from simulator.measurements import Measurement, load_measurement_files, round_order
+from simulator.measurements import SHIPPED_MEASUREMENTS, Measurement, load_measurement_files, round_order
 from simulator.row_models import RowSpec, needs_anchor_search, row_model
 from simulator.run import check_seed
 
@@ -429,6 +431,19 @@ def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", i
         raise ConfigError(f"calibration: {exc}; {UNIT_HINT}") from None
     refuse_implausible(result)
     return result, text, report_rows(result)
+
+
+def fitted_alone(paths: list[str]) -> str | None:
+    """What a user must know of a profile fitted without the shipped rows: it does not refine the shipped
+    fit. GPUs, models and fields the rows do not measure fall back to the built-in priors; None when the
+    shipped rows are among `paths`."""
+    if any(Path(path).resolve() == SHIPPED_MEASUREMENTS.resolve() for path in paths):
+        return None
+    shipped = os.path.relpath(SHIPPED_MEASUREMENTS)
+    return (f"the profile is fitted to these rows alone: what they do not measure (other GPUs, models, "
+            f"efficiency fields) takes the built-in priors, not the shipped profile's fit of the published MLPerf "
+            f"rows; to build on that, calibrate with {shipped if not shipped.startswith('..') else SHIPPED_MEASUREMENTS} "
+            f"beside them")
 
 
 UNIT_HINT = ("the rows ask for efficiencies no run reaches (is each output_tokens_per_s the whole system's "

@@ -735,7 +735,7 @@ def calibrate(measurements, out, prior_profile, interval, seed, as_json, gpu_cat
     per-row prediction, error and 80% interval, and a profile any command takes with --profile. How well
     the fit predicts what it did not see: `infersim validate`."""
     target = claim_output(out, suffixes=(".toml",))
-    from simulator.calibrate import calibrate_files
+    from simulator.calibrate import calibrate_files, fitted_alone
     from simulator.intervals import DEFAULT_INTERVAL, interval_z
     interval = DEFAULT_INTERVAL if interval is None else interval
     interval_z(interval)
@@ -746,6 +746,8 @@ def calibrate(measurements, out, prior_profile, interval, seed, as_json, gpu_cat
                                              interval=interval, progress=progress,
                                              gpu_catalog=gpu_catalog, model_catalog=model_catalog, seed=seed)
     warn_unfitted(result)
+    alone = fitted_alone(list(measurements))
+    warn([alone] if alone else None)
     if target is not None:
         target.write(text)
     if as_json:
@@ -770,11 +772,10 @@ def validate_command(measurements, splits, prior_profile, seed, out, as_json, qu
     """How well calibration predicts rows it never saw: leave one GPU out, leave one round out (fit v4.1,
     predict v5.1), leave one model out. Default rows: the shipped MLPerf results."""
     target = claim_output(out, suffixes=(".md",))
-    from simulator.measurements import load_measurement_files
+    from simulator.measurements import SHIPPED_MEASUREMENTS, load_measurement_files
     from simulator.calibrate import prior_from
     from simulator.validate import SHIPPED_ROWS, SPLITS, breakdown, markdown, pinned_records, validate
-    from importlib import resources
-    paths = list(measurements) or [str(resources.files("simulator.catalog") / "measurements" / "mlperf.csv")]
+    paths = list(measurements) or [str(SHIPPED_MEASUREMENTS)]
     rows = load_measurement_files(paths)
     with Progress("validate", quiet=quiet) as progress:
         results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=progress, seed=seed)

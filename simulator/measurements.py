@@ -52,6 +52,9 @@ from workloads.arrivals import MAX_USERS
 from workloads.lengths import MAX_TOKENS
 from workloads.scenarios import MAX_QUERIES, get_scenario
 
+# The published MLPerf rows the shipped profile is fitted to (scripts/import_mlperf_rows.py writes them)
+SHIPPED_MEASUREMENTS = Path(__file__).parent / "catalog" / "measurements" / "mlperf.csv"
+
 MLPERF_SCENARIOS = ("offline", "server", "interactive")
 SCENARIOS = MLPERF_SCENARIOS + ("open", "closed")
 # (low, high, whole number) per numeric column. Where the simulator limits a column (cluster size, plan,

@@ -308,6 +308,17 @@ def test_an_open_loop_is_fitted_on_its_median_tpot():
     assert fast.log_sigma(get_gpu("mi300x")) > 3 * fast.log_sigma(get_gpu("h100"))
 
 
+def test_a_fit_without_the_shipped_rows_says_it_does_not_build_on_them(capsys):
+    """A user's own rows alone give a profile whose unmeasured GPUs and fields sit at the built-in priors,
+    not at the shipped MLPerf fit: calibrate says so (once, on stderr) and names the shipped file; with
+    that file among the paths it says nothing."""
+    from simulator.measurements import SHIPPED_MEASUREMENTS
+    assert calibrate.fitted_alone([str(DATA / "measurements_small.csv"), str(SHIPPED_MEASUREMENTS)]) is None
+    main(["calibrate", str(DATA / "measurements_small.csv")])
+    err = capsys.readouterr().err
+    assert err.count("fitted to these rows alone") == 1 and "mlperf.csv beside them" in err
+
+
 def test_an_open_loop_without_its_median_tpot_is_refused(tmp_path):
     """Without tpot_p50_s an open loop's row could not tell a fast GPU from a slow one: refused at load,
     naming the column."""

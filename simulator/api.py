@@ -326,8 +326,9 @@ def simulate(workload=None, jobs: int = 1, progress=None, **options) -> RunResul
             count = f"about {expected:,}"
         progress(None, None, f"simulating {count} requests on {config.gpus:,} {config.gpu.name}")
     result = run_config(config, engine_input, usd, info, jobs=jobs, progress=progress)
+    # a run cut at `max_time_s` is short by choice, and says what it cut
     short = (short_run_warning(engine_input.arrival_s, engine_input.output_tokens, result.summary)
-             if isinstance(engine_input, Requests) else None)
+             if isinstance(engine_input, Requests) and config.max_time_s is None else None)
     return replace(result, warnings=result.warnings + (short,)) if short else result
 
 

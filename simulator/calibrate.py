@@ -332,7 +332,8 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
 def report_rows(result: Fit) -> list[dict]:
     """Per row: measured vs predicted at the fitted parameters, the error and the 80% interval. With an
     open loop among the rows, also the median TPOT it is fitted on (`Measurement.fitted_tokens_per_s`):
-    its error is that of one user's tokens/s (1 / TPOT), its output tokens/s the arrivals'."""
+    its error is that of one user's tokens/s (1 / TPOT: positive when predicted faster), and no output
+    tokens/s is predicted (its arrivals set them)."""
     z = interval_z(DEFAULT_INTERVAL)
     with_tpot = any(row.scenario == "open" for row in result.rows)
     out = []
@@ -343,9 +344,8 @@ def report_rows(result: Fit) -> list[dict]:
                   "plan": getattr(result.models[spec], "plan_label", ""),
                   "measured_output_tokens_per_s": row.output_tokens_per_s}
         if row.scenario == "open":
-            record["predicted_output_tokens_per_s"] = result.models[spec].run(result.efficiency_for(spec))[
-                "output_tokens_per_s"]
-            record.update(measured_tpot_p50_s=row.tpot_p50_s, predicted_tpot_p50_s=1.0 / fitted)
+            record.update(predicted_output_tokens_per_s=None, measured_tpot_p50_s=row.tpot_p50_s,
+                          predicted_tpot_p50_s=1.0 / fitted)
         else:
             record["predicted_output_tokens_per_s"] = fitted
             if with_tpot:
@@ -447,20 +447,30 @@ def fitted_alone(paths: list[str]) -> str | None:
 
 
 UNIT_HINT = ("the rows ask for efficiencies no run reaches (is each output_tokens_per_s the whole system's "
-             "output tokens per second?)")
+             "output tokens per second, and each open row's tpot_p50_s in seconds?)")
 # No serving stack's kernels reach less than this share of a datasheet peak (the slowest measured rows fit
 # at 0.2-0.3 of GEMM peak and 0.3 of attention's): a fit below it says the rows are off by orders of
 # magnitude, as a throughput in tokens per minute or per GPU-hour would be.
 PLAUSIBLE_PEAK_FRACTION = 0.02
+# Nor spends more than this on one step's or one sequence's bookkeeping (fitted: 2-5 ms a step, ~2 us a
+# sequence; a Python scheduler ~10 us): a fit above it explains its rows by overheads, as an open row's
+# median TPOT of seconds for an 8B model would.
+PLAUSIBLE_OVERHEAD_S = {"step_overhead_s": 0.1, "sequence_overhead_s": 1e-3}
 
 
 def refuse_implausible(result: Fit) -> None:
     """Raise naming the first row whose fitted efficiencies put a kernel below PLAUSIBLE_PEAK_FRACTION of
-    its peak, instead of writing a profile that would run that slowly without a word."""
+    its peak, or an overhead above PLAUSIBLE_OVERHEAD_S, instead of writing a profile that would run that
+    slowly without a word."""
     for spec in dict.fromkeys(result.specs):
-        efficiency = result.efficiency_for(spec)
+        efficiency, sensitive = result.efficiency_for(spec), result.sensitivities[spec]
         for name in PEAK_FRACTIONS:
             value = getattr(efficiency, name)
-            if value < PLAUSIBLE_PEAK_FRACTION and result.sensitivities[spec].get(name):
+            if value < PLAUSIBLE_PEAK_FRACTION and sensitive.get(name):
                 raise ConfigError(f"calibration: row {spec.label} fits {name} at {value:.3g} of the datasheet "
                                   f"peak, below the {PLAUSIBLE_PEAK_FRACTION:g} no serving stack falls to; {UNIT_HINT}")
+        for name, most in PLAUSIBLE_OVERHEAD_S.items():
+            value = getattr(efficiency, name)
+            if value > most and sensitive.get(name):
+                raise ConfigError(f"calibration: row {spec.label} fits {name} at {value:.3g} s, above the {most:g} s "
+                                  f"no serving stack spends; {UNIT_HINT}")

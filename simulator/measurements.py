@@ -45,7 +45,7 @@ from pathlib import Path
 from simulator.catalog_io import read_text
 from simulator.errors import ConfigError, excerpt
 from simulator.hardware import get_gpu, load_gpus
-from simulator.metrics import compute_bound_tokens_per_s
+from simulator.metrics import compute_bound_tokens_per_s, weight_read_bound_tpot_s
 from simulator.models import Precision, get_model, load_models
 from simulator.plan import MAX_GPUS, PLAN_LIMITS, check_model_split
 from workloads.arrivals import MAX_USERS
@@ -305,6 +305,11 @@ class NameCheck:
         if row.scenario in MLPERF_SCENARIOS:
             self._check_benchmark(where, row)
         check_model_split(model, row.tp or 1, row.pp or 1, row.ep or 1, where)
+        if row.scenario == "open" and row.tpot_p50_s < weight_read_bound_tpot_s(model, gpu, row.gpus):
+            raise ConfigError(f"{where}: tpot_p50_s {row.tpot_p50_s:.4g} is less than the "
+                              f"{weight_read_bound_tpot_s(model, gpu, row.gpus):.3g} s {row.gpus} {gpu.name} need to read "
+                              f"{model.name}'s active weights once (at 4 bits and the datasheet bandwidth); check the "
+                              "figure and its units (seconds)")
         bound = compute_bound_tokens_per_s(model, gpu, row.gpus)
         if row.output_tokens_per_s > bound:
             raise ConfigError(f"{where}: output_tokens_per_s {row.output_tokens_per_s:.4g} is more than {row.gpus} "

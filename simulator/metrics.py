@@ -71,6 +71,15 @@ class LatencyHistogram:
         return float(10 ** centre)
 
 
+def weight_read_bound_tpot_s(model, gpu, gpus: int) -> float:
+    """The shortest time per output token `gpus` GPUs can reach: each decode step reads at least the layer
+    stack's active parameters once, at 4 bits each (the narrowest weights any catalog GPU computes in),
+    split over every GPU, at the datasheet HBM bandwidth. No real run comes near it; a measured median
+    TPOT below it is wrong (a unit slip: milliseconds as seconds)."""
+    weight_bytes = 0.5 * (model.active_params_per_token - model.vocab * model.hidden)
+    return weight_bytes / (gpus * gpu.hbm_bytes_per_s)
+
+
 def compute_bound_tokens_per_s(model, gpu, gpus: int) -> float:
     """The most tokens (prompt and generated) per second `gpus` GPUs can process: every token multiplies
     through at least the layer stack's active parameters (2 FLOPs each; the output head is left out, since
@@ -108,15 +117,19 @@ def request_metrics(arrays: dict) -> dict[str, np.ndarray]:
 
 def short_run_warning(arrival_s: np.ndarray, output_tokens: np.ndarray, summary: dict) -> str | None:
     """What a reader must know of an open-loop run whose arrivals span fewer than REQUEST_LIFETIMES mean
-    request latencies; None for a longer run, or one whose arrivals all come at once (offline)."""
+    request latencies; None for a longer run, or one whose arrivals all come at once (offline). The
+    arrivals' rate is n - 1 gaps over their span, so the tokens they bring per second are (n - 1) / n of
+    all n requests' tokens over it."""
     span = float(arrival_s.max() - arrival_s.min()) if arrival_s.size else 0.0
     lifetime = summary.get("latency_mean_s", math.nan)
     if span <= 0 or not math.isfinite(lifetime) or span >= REQUEST_LIFETIMES * lifetime:
         return None
+    brought = float(output_tokens.sum()) * (arrival_s.size - 1) / arrival_s.size / span
     return (f"the run's {span:.4g} s of arrivals span {span / lifetime:.2g} mean request lifetimes (latency_mean_s "
             f"{lifetime:.4g}): output_tokens_per_s counts the drain after the last arrival (the arrivals brought "
-            f"{float(output_tokens.sum()) / span:,.0f} tokens/s), and a queue that grows under overload may not show "
-            f"yet; give a `duration_s` of at least {REQUEST_LIFETIMES} lifetimes ({REQUEST_LIFETIMES * lifetime:.4g} s)")
+            f"{brought:,.0f} tokens/s), and a queue that grows under overload may not show yet; arrivals over at "
+            f"least {REQUEST_LIFETIMES} lifetimes ({REQUEST_LIFETIMES * lifetime:.4g} s: a longer `duration_s`, "
+            "trace or workload) show both")
 
 
 def summarize(arrays: dict, itl: LatencyHistogram, sla: SLA | None = None) -> dict:

@@ -61,11 +61,15 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
     if not unbounded and not _field(path, data, "request_rate"):
         raise ConfigError(f"{path}: request_rate {rate!r} must be > 0 (requests per second) or \"inf\"")
     concurrency = _whole(path, data, "max_concurrency", required=False)
+    per_request = {}
+    for ours, theirs in (("input_tokens", "total_input_tokens"), ("output_tokens", "total_output_tokens")):
+        per_request[ours] = round(_field(path, data, theirs) / completed)
+        if per_request[ours] < 1:
+            raise ConfigError(f"{path}: {theirs} {data[theirs]!r} over {completed} completed requests is under one "
+                              "token a request")
     record = {"model": model, "gpu": gpu, "gpus": gpus, "precision": precision, "stack": stack,
               "tp": tp, "ep": ep, "source": f"vLLM benchmark_serving result {Path(path).name}",
-              "output_tokens_per_s": _field(path, data, "output_throughput"),
-              "input_tokens": max(1, round(_field(path, data, "total_input_tokens") / completed)),
-              "output_tokens": max(1, round(_field(path, data, "total_output_tokens") / completed))}
+              "output_tokens_per_s": _field(path, data, "output_throughput"), **per_request}
     if not isinstance(completed, int) and completed != int(completed):
         raise ConfigError(f"{path}: completed {completed!r} must be a whole number of requests")
     if concurrency and not unbounded:
@@ -83,9 +87,14 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
         value = _field(path, data, theirs, required=False)
         if value is not None:
             record[ours] = round(value / 1000.0, 9)
-    if record["scenario"] == "open" and "tpot_p50_s" not in record:    # named as the file names it
-        raise ConfigError(f"{path}: median_tpot_ms is missing: a run at request_rate {rate:g} that keeps up serves "
-                          "its arrivals whatever the GPUs' speed, so calibration fits its median TPOT")
+    if record["scenario"] == "open":        # what the row check would refuse, named as the file names it
+        why = (f"a run at request_rate {rate:g} that keeps up serves its arrivals whatever the GPUs' speed, so "
+               "calibration fits its median TPOT")
+        if not record.get("tpot_p50_s"):
+            raise ConfigError(f"{path}: median_tpot_ms is {'missing' if 'tpot_p50_s' not in record else '0'}: {why}")
+        if record["output_tokens"] < 2:
+            raise ConfigError(f"{path}: total_output_tokens / completed is {record['output_tokens']} token a request; "
+                              f"a TPOT needs 2 or more: {why}")
     row = measurement_from_record(str(path), record)
     NameCheck().check(str(path), row)
     return row

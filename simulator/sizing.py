@@ -99,7 +99,8 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
     factor f (log-sigma from the profile's fit); the real cluster serves the target when the nominal one
     serves target / f, so with probability `confidence` when sized for target x exp(z sigma).
 
-    Cost is that of the nodes the GPUs fill, priced whole (`priced_gpus`; `node_gpus` 1 prices single GPUs).
+    Cost is that of the nodes the GPUs fill, priced whole (`priced_gpus`; `node_gpus` 1 prices single GPUs),
+    per token of the target served (at most the cluster's rate).
 
     `progress` (see `simulator.progress`) hears the node's search runs, then the cluster sizes tried."""
     require_number("`target_tokens_per_s`", target_tokens_per_s, low=0, low_inclusive=False, high=1e12)
@@ -113,7 +114,7 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
     usd = base_options.pop("usd_per_gpu_hour", None)
     probe = resolve_config({**base_options, "gpus": 1}, {})
     per_node = node_gpus if node_gpus is not None else min(probe.gpu.gpus_per_server, 8)
-    require_number("`node_gpus`", per_node, low=1, high=1024, integer=True)
+    require_number("`node_gpus`", per_node, low=1, high=probe.gpu.gpus_per_server, integer=True)
     # a pinned replica wider than a node is scored on the fewest whole nodes that hold one
     pinned_width = (pins.get("tp") or 1) * (pins.get("pp") or 1)
     scored_gpus = per_node * math.ceil(pinned_width / per_node)
@@ -183,8 +184,9 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
     gpus = found.units * gpus_per_replica
     history = tuple((units * gpus_per_replica, value) for units, value in sorted(found.history))
     nodes = math.ceil(gpus / per_node)
-    # the nodes bought or rented are priced whole: 174 GPUs on 8-GPU nodes cost 22 nodes, 176 GPUs
-    cost = cost_fields(probe.gpu, nodes * per_node, found.value, usd)
+    # the nodes bought or rented are priced whole (174 GPUs on 8-GPU nodes cost 22 nodes, 176 GPUs), per
+    # token of the target they serve: a confidence margin is headroom, not tokens sold
+    cost = cost_fields(probe.gpu, nodes * per_node, min(found.value, target_tokens_per_s), usd)
     return SizeResult(gpu=probe.gpu.name, gpus=gpus, nodes=nodes, gpus_per_node=per_node,
                       target_tokens_per_s=target_tokens_per_s, tokens_per_s=found.value, run=found.result,
                       node_score=node, evaluations=found.evaluations + node.evaluations, history=history, cost=cost,
@@ -195,7 +197,7 @@ def compare(gpus: list[str], **options) -> list[SizeResult]:
     """`size` for several GPUs with the same target and options, cheapest per million tokens first."""
     if not gpus:
         raise ConfigError("`compare`: give at least one GPU name")
-    refuse_repeats("`compare`", gpus)
+    refuse_repeats("`compare`", [name.lower() if isinstance(name, str) else name for name in gpus])
     catalog = load_gpus(options.get("gpu_catalog", ()))
     for name in (n for n in gpus if isinstance(n, str)):
         try:

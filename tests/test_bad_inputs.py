@@ -26,6 +26,16 @@ FILES = {
     "rows_underscore.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama2-70b,b200,1_0,offline,30000,s\n",
     "rows_tiny.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama3.1-8b,b200,1,offline,1e-300,s\n",
     "rows_slow.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama3.1-8b,b200,1,offline,0.001,s\n",
+    "rows_open_fast.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,rate_per_s,input_tokens,output_tokens,"
+                          "tpot_p50_s\nllama3.1-70b,b200,1,open,200,s,1,512,256,1e-6\n",
+    "rows_open_slow.csv": "model,gpu,gpus,scenario,output_tokens_per_s,source,rate_per_s,input_tokens,output_tokens,"
+                          "tpot_p50_s\nllama3.1-8b,b200,1,open,1000,s,4,512,256,100\n",
+    "vllm_tpot_zero.json": '{"completed": 10, "output_throughput": 5.0, "total_input_tokens": 100, '
+                           '"total_output_tokens": 50, "request_rate": 1.0, "median_tpot_ms": 0}',
+    "vllm_one_token.json": '{"completed": 10, "output_throughput": 1.0, "total_input_tokens": 100, '
+                           '"total_output_tokens": 10, "request_rate": 1.0, "median_tpot_ms": 5}',
+    "vllm_no_input.json": '{"completed": 10, "output_throughput": 5.0, "total_input_tokens": 0, '
+                          '"total_output_tokens": 50, "request_rate": 1.0, "median_tpot_ms": 5}',
     "vllm.json": '{"completed": 10, "output_throughput": 5.0, "total_input_tokens": 100, "total_output_tokens": 50, '
                  '"request_rate": 1.0}',
     "truncated.json": '{"hw": "mi355x", "model": ',
@@ -199,6 +209,19 @@ CASES = [
     (["calibrate", "{rows_underscore.csv}"], "gpus '1_0' is not a number"),    # before: read as 10 GPUs
     # a thousandth of a token per second fits a profile every reader takes, at 1e-7 of the HBM's bandwidth
     (["calibrate", "{rows_slow.csv}", "--quiet"], "of the datasheet peak, below the 0.02 no serving stack falls to"),
+    # before: exit 0 and a profile whose intervals spanned 0.004 to 55M tokens/s (1 us a token for 70B on
+    # one B200), or whose steps took 1.4 s of overhead (100 s a token for 8B)
+    (["calibrate", "{rows_open_fast.csv}"], "less than the 0.00428 s 1 b200 need to read llama3.1-70b's active"),
+    (["calibrate", "{rows_open_slow.csv}", "--quiet"], "fits step_overhead_s at"),
+    # before: named the CSV columns (tpot_p50_s, output_tokens) the file does not have, or wrote 0 tokens as 1
+    (["import-runs", "--format", "vllm", "{vllm_tpot_zero.json}", "--model", "llama3.1-8b", "--gpu", "h100", "--gpus",
+      "1"], "median_tpot_ms is 0"),
+    (["import-runs", "--format", "vllm", "{vllm_one_token.json}", "--model", "llama3.1-8b", "--gpu", "h100", "--gpus",
+      "1"], "total_output_tokens / completed is 1 token a request; a TPOT needs 2 or more"),
+    (["import-runs", "--format", "vllm", "{vllm_no_input.json}", "--model", "llama3.1-8b", "--gpu", "h100", "--gpus",
+      "1"], "total_input_tokens 0 over 10 completed requests is under one token a request"),
+    (["size", "--gpu", "b200", "--target-tokens-per-s", "1e5", "--node-gpus", "1000"], "--node-gpus: 1000 is out of"),
+    (["size", "--compare", "b200,B200", "--target-tokens-per-s", "1e5"], "--compare"),
     (["sweep", "{sweep_typo.toml}", "--out", "{out.csv}"], "bsae"),
     (["sweep", "{sweep_ok.toml}", "--out", "{out.csv}", "--jobs", "0"], "--jobs"),
     (["plot", "{results.csv}", "--x", "nosuch", "--y", "gpus", "-o", "{p.png}"], "nosuch"),

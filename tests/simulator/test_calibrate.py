@@ -302,7 +302,7 @@ def test_an_open_loop_is_fitted_on_its_median_tpot():
         report = calibrate.report_rows(result)[0]
         assert report["measured_tpot_p50_s"] == tpot
         assert report["predicted_tpot_p50_s"] == pytest.approx(tpot, rel=0.05)
-        assert report["predicted_output_tokens_per_s"] == pytest.approx(2048, rel=0.1)
+        assert report["predicted_output_tokens_per_s"] is None      # the arrivals set it
     memory = [r.efficiency_for(r.specs[0]).memory_efficiency for r in (fast, slow)]
     assert memory[1] < 0.7 * memory[0]
     assert fast.log_sigma(get_gpu("mi300x")) > 3 * fast.log_sigma(get_gpu("h100"))
@@ -441,8 +441,10 @@ def test_a_malformed_profile_is_refused_whole_at_load(tmp_path, body, message):
 def test_cli_calibrate_warns_of_rows_it_cannot_fit_and_never_overwrites_its_input(tmp_path, capsys):
     rows = tmp_path / "rows.csv"
     good = (DATA / "measurements_small.csv").read_text().splitlines()
-    # 405B parameters in fp8 do not fit one B200: the loader accepts the row, the simulator cannot run it
-    rows.write_text("\n".join(good + [good[-1].replace("llama3.1-8b,", "llama3.1-405b,")]) + "\n")
+    # 405B parameters in fp8 do not fit one B200: the loader accepts the row (its median TPOT of 42 ms is
+    # above the 25 ms one read of its weights takes), the simulator cannot run it
+    big = good[-1].replace("llama3.1-8b,", "llama3.1-405b,").replace(",0.0042,", ",0.042,")
+    rows.write_text("\n".join(good + [big]) + "\n")
     main(["calibrate", str(rows), "--json"])
     err = capsys.readouterr().err
     assert err.count("left out of the fit") == 1 and "row llama3.1-405b b200 x1" in err and "does not fit" in err

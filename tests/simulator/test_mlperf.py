@@ -198,6 +198,17 @@ def test_size_prices_the_nodes_its_gpus_fill():
     assert single.cost["usd_per_hour"] == pytest.approx(single.gpus * 2.0)
 
 
+def test_size_prices_the_target_served_not_its_confidence_margin():
+    """At 90% confidence the cluster is sized for target x exp(1.28 sigma) tokens/s; the margin is
+    headroom, so cost per million tokens is the hourly price over the target's tokens: usd_per_hour /
+    (30,000 x 3,600) x 1e6. Before, it was over the sized-for rate, so more confidence looked cheaper."""
+    options = dict(model="llama3.1-8b", gpu="mi355x", scenario="offline", target_tokens_per_s=30_000.0, tp=1,
+                   node_gpus=1, max_batch_size=64, queries=600, usd_per_gpu_hour=2.0)
+    sure = size(confidence=0.9, **options)
+    assert sure.to_dict()["sized_for_output_tokens_per_s"] > 30_000
+    assert sure.cost["usd_per_million_tokens"] == pytest.approx(sure.cost["usd_per_hour"] / (30_000 * 3600) * 1e6)
+
+
 def test_size_needs_the_sla_met_in_every_draw(monkeypatch):
     """Near saturation a run's p99 swings with the draw of its queries, so a Server size is accepted only
     when SLA_DRAWS runs with seeds seed, seed + 1, ... all meet the limits. Here draws of seed 1 miss at

@@ -623,8 +623,8 @@ def size(as_json, out, quiet, compare, **options):
         print_launch(launch, as_json)
 
 
-SIZE_COLUMNS = ["gpu", "gpus", "nodes", "priced_gpus", "tp", "max_batch_size", "precision", "output_tokens_per_s", "ttft_p99_s",
-                "tpot_p99_s", "usd_per_hour", "usd_per_million_tokens", "usd_per_million_tokens_low",
+SIZE_COLUMNS = ["gpu", "gpus", "nodes", "priced_gpus", "tp", "max_batch_size", "precision", "output_tokens_per_s",
+                "ttft_p99_s", "tpot_p99_s", "usd_per_hour", "usd_per_million_tokens", "usd_per_million_tokens_low",
                 "usd_per_million_tokens_high", "gpu_energy_j_per_token_upper_bound"]
 
 

@@ -216,14 +216,11 @@ def run_point(command: str, point: dict) -> dict:
     row = {**{k: _cell(v) for k, v in point.items()}, "point_id": point_id(point), "status": "ok", "error": ""}
     try:
         options = api_options(point)
-        if command == "simulate":
-            result_row = run_simulate(**options).row()
-        elif command == "mlperf":
-            result_row = run_mlperf(**options).row()
-        else:
-            result_row = run_size(**options).row()
-        for key, value in result_row.items():
+        result = {"simulate": run_simulate, "mlperf": run_mlperf}.get(command, run_size)(**options)
+        for key, value in result.row().items():
             row.setdefault(key, value)
+        # what the command would print beside the numbers (idle GPUs, drops, a run too short, ...)
+        row["warnings"] = "; ".join(result.to_dict().get("warnings", []))
     except Exception as exc:                       # noqa: BLE001 - a sweep records any failure and goes on
         row.update(status="error", error=f"{exc.__class__.__name__}: {exc}")
     row["wall_s"] = time.perf_counter() - start

@@ -97,6 +97,15 @@ def test_failing_points_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert len(read_rows(out)) == 2
 
 
+def test_a_points_warnings_are_kept_in_its_row(tmp_path):
+    """What simulate prints beside its numbers is kept in the row: 3 GPUs at tp 2 hold one replica and
+    leave one GPU idle; 2 GPUs at tp 2 leave none (an empty cell)."""
+    rows = run_sweep(*expand(small_spec(grid={"gpus": [2, 3], "tp": [2]})), tmp_path / "rows.csv")
+    by_gpus = {r["gpus"]: r for r in read_rows(tmp_path / "rows.csv")}
+    assert len(rows) == 2 and "1 of 3 GPUs stay idle" in by_gpus["3"]["warnings"]
+    assert "idle" not in by_gpus["2"]["warnings"]
+
+
 def test_resume_after_a_torn_write_neither_duplicates_nor_loses(tmp_path):
     """A killed sweep leaves whole lines plus at most one torn line: resume drops the torn line, keeps
     the finished rows byte for byte and runs only the missing points."""

@@ -70,6 +70,17 @@ class ScenarioResult:
     cost: dict | None = None          # money and energy at the score (the run's own throughput differs a little)
     notes: tuple = ()                 # warnings about the scoring itself (a run LoadGen would not accept)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What a reader of the score must know: the scoring's notes, the scored run's warnings, and that one
+        replica stood for the cluster when it did."""
+        out = list(self.notes) + list(self.run.warnings)
+        simulated = self.run.summary.get("replicas_simulated")
+        if simulated:
+            out.append(f"{simulated} of {self.run.plan['replicas']} interchangeable replicas simulated (round-robin "
+                       f"routing gives each one query in {self.run.plan['replicas']}); rates scaled to the cluster")
+        return out
+
     def to_dict(self) -> dict:
         summary = self.run.summary
         document = {
@@ -79,17 +90,12 @@ class ScenarioResult:
             "tpot_p99_s": summary["tpot_p99_s"], "ttft_p50_s": summary["ttft_p50_s"],
             "tpot_p50_s": summary["tpot_p50_s"], "ttft_limit_s": self.scenario.ttft_p99_s,
             "tpot_limit_s": self.scenario.tpot_p99_s, "output_tokens_per_s_per_gpu": self.tokens_per_s / self.run.plan["gpus"],
-            "queries": self.queries, "evaluations": self.evaluations,
-            "warnings": list(self.notes) + list(self.run.warnings),
+            "queries": self.queries, "evaluations": self.evaluations, "warnings": self.warnings,
         }
         if self.scenario.kind != "offline":
             document["arrivals_s"] = self.run.workload["arrivals_s"]
-        simulated = summary.get("replicas_simulated")
-        if simulated:
-            document["replicas_simulated"] = simulated
-            document["warnings"].append(
-                f"{simulated} of {self.run.plan['replicas']} interchangeable replicas simulated (round-robin "
-                f"routing gives each one query in {self.run.plan['replicas']}); rates scaled to the cluster")
+        if summary.get("replicas_simulated"):
+            document["replicas_simulated"] = summary["replicas_simulated"]
         document.update(interval_fields(self.tokens_per_s, self.prediction_log_sigma, self.interval))
         document.update(self.cost if self.cost is not None else self.run.cost)
         document["plan"] = self.run.plan

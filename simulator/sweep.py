@@ -219,8 +219,8 @@ def run_point(command: str, point: dict) -> dict:
         result = {"simulate": run_simulate, "mlperf": run_mlperf}.get(command, run_size)(**options)
         for key, value in result.row().items():
             row.setdefault(key, value)
-        # what the command would print beside the numbers (idle GPUs, drops, a run too short, ...)
-        row["warnings"] = "; ".join(result.to_dict().get("warnings", []))
+        # what the command would print beside the numbers (idle GPUs, drops, a run too short, ...; size: none)
+        row["warnings"] = "; ".join(getattr(result, "warnings", ()))
     except Exception as exc:                       # noqa: BLE001 - a sweep records any failure and goes on
         row.update(status="error", error=f"{exc.__class__.__name__}: {exc}")
     row["wall_s"] = time.perf_counter() - start

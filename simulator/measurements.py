@@ -123,15 +123,21 @@ class Measurement:
 
     @property
     def fitted_tokens_per_s(self) -> float:
-        """What calibration compares, as a rate (higher is faster): the system's output tokens/s, except
-        for an open loop. One that keeps up with its arrivals serves rate_per_s x output_tokens whatever
-        the GPUs' speed; its median TPOT says how fast they ran, as one user's tokens/s (1 / tpot_p50_s)."""
-        return 1.0 / self.tpot_p50_s if self.scenario == "open" else self.output_tokens_per_s
+        """What calibration compares (`fitted_tokens_per_s`)."""
+        return fitted_tokens_per_s(self.scenario, self.output_tokens_per_s, self.tpot_p50_s)
 
     @property
     def label(self) -> str:
         extra = f" @{self.rate_per_s:g}/s" if self.rate_per_s else f" x{self.users}u" if self.users else ""
         return f"{self.model} {self.gpu} x{self.gpus} {self.precision} {self.scenario}{extra}"
+
+
+def fitted_tokens_per_s(scenario: str, output_tokens_per_s: float, tpot_p50_s: float | None) -> float:
+    """What calibration compares of a row, measured or simulated, as a rate (higher is faster): the
+    system's output tokens/s, except for an open loop. One that keeps up with its arrivals serves
+    rate_per_s x output_tokens whatever the GPUs' speed; its median TPOT says how fast they ran, as one
+    user's tokens/s (1 / tpot_p50_s)."""
+    return 1.0 / tpot_p50_s if scenario == "open" else output_tokens_per_s
 
 
 COLUMNS = tuple(f.name for f in fields(Measurement))

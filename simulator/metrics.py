@@ -71,13 +71,18 @@ class LatencyHistogram:
         return float(10 ** centre)
 
 
+def _stack_active_params(model) -> float:
+    """Parameters every token passes through in the layer stack: the active ones, less the output head
+    (prompt tokens skip it), the floor both bounds below rest on."""
+    return model.active_params_per_token - model.vocab * model.hidden
+
+
 def weight_read_bound_tpot_s(model, gpu, gpus: int) -> float:
     """The shortest time per output token `gpus` GPUs can reach: each decode step reads at least the layer
     stack's active parameters once, at 4 bits each (the narrowest weights any catalog GPU computes in),
     split over every GPU, at the datasheet HBM bandwidth. No real run comes near it; a measured median
     TPOT below it is wrong (a unit slip: milliseconds as seconds)."""
-    weight_bytes = 0.5 * (model.active_params_per_token - model.vocab * model.hidden)
-    return weight_bytes / (gpus * gpu.hbm_bytes_per_s)
+    return 0.5 * _stack_active_params(model) / (gpus * gpu.hbm_bytes_per_s)
 
 
 def compute_bound_tokens_per_s(model, gpu, gpus: int) -> float:
@@ -85,7 +90,7 @@ def compute_bound_tokens_per_s(model, gpu, gpus: int) -> float:
     through at least the layer stack's active parameters (2 FLOPs each; the output head is left out, since
     prompt tokens skip it) at the GPU's fastest dense rate. No real run comes near it; a measured or
     simulated figure above it is wrong."""
-    flops_per_token = 2.0 * (model.active_params_per_token - model.vocab * model.hidden)
+    flops_per_token = 2.0 * _stack_active_params(model)
     return gpus * max(gpu.peak_tflops.values()) * 1e12 / flops_per_token
 
 

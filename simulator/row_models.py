@@ -26,7 +26,7 @@ from workloads.requests import ClosedLoopRequests
 from workloads.arrivals import ClosedLoop
 from simulator.errors import InfeasibleError
 from simulator.hardware import EFFICIENCY_FIELDS, Efficiency, get_gpu
-from simulator.measurements import Measurement
+from simulator.measurements import Measurement, fitted_tokens_per_s
 from simulator.memory import plan_memory
 from simulator.mlperf import PLAN_PINS, score_scenario
 from simulator.models import Precision, get_model
@@ -308,9 +308,9 @@ class StreamRow:
         return self.cache[key]
 
     def predict(self, efficiency: Efficiency) -> float:
-        """As `Measurement.fitted_tokens_per_s`: output tokens/s, or an open loop's 1 / median TPOT."""
+        """The simulated run's `measurements.fitted_tokens_per_s`."""
         summary = self.run(efficiency)
-        return 1.0 / summary["tpot_p50_s"] if self.spec.scenario == "open" else summary["output_tokens_per_s"]
+        return fitted_tokens_per_s(self.spec.scenario, summary["output_tokens_per_s"], summary["tpot_p50_s"])
 
     def refresh(self, efficiency: Efficiency, tolerance: float = 0.0) -> None:
         """Simulated afresh each time: nothing to re-anchor."""

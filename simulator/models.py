@@ -310,11 +310,12 @@ def model_from_hf_config(path: str | Path) -> ModelSpec:
         return default if value is None else require_bool(f"{path}: {key}", value)
 
     hidden, heads = whole("hidden_size"), whole("num_attention_heads")
+    width = whole("intermediate_size", 4 * hidden)
     values = dict(
         layers=whole("num_hidden_layers"), hidden=hidden, heads=heads,
         kv_heads=whole("num_key_value_heads", heads, zero_is_absent=False),     # absent: MHA; 0 is no count
         head_dim=whole("head_dim", max(1, hidden // heads)),
-        ffn=whole("intermediate_size", 4 * hidden),
+        ffn=whole("intermediate_size_mlp", width),      # Llama 4's dense layers are wider than its experts
         vocab=whole("vocab_size"),
         tie_embeddings=flag("tie_word_embeddings", False),
         max_context=whole("max_position_embeddings", 131072, zero_is_absent=False),
@@ -323,28 +324,82 @@ def model_from_hf_config(path: str | Path) -> ModelSpec:
     )
     experts = whole("num_local_experts", 0) or whole("n_routed_experts", 0) or whole("num_experts", 0)
     if experts:
-        values.update(experts=experts,
-                      active_experts=whole("num_experts_per_tok", 0) or whole("experts_per_token", 2),
-                      shared_experts=whole("n_shared_experts", 0),
-                      expert_ffn=whole("moe_intermediate_size", values["ffn"]),
-                      dense_layers=whole("first_k_dense_replace", 0))
+        values.update(_hf_moe_layout(cfg, path, whole, experts, values["layers"], width))
     if whole("kv_lora_rank", 0):
         values.update(attention="mla", kv_lora_rank=whole("kv_lora_rank"), q_lora_rank=whole("q_lora_rank", 0),
                       qk_nope_head_dim=whole("qk_nope_head_dim", 128), qk_rope_head_dim=whole("qk_rope_head_dim", 64),
                       v_head_dim=whole("v_head_dim", 128), kv_heads=heads)
-    window = whole("sliding_window", 0)
-    layer_types = cfg.get("layer_types")
-    if layer_types is not None and not isinstance(layer_types, list):
-        raise ConfigError(f"{path}: layer_types must be a list of layer kinds, not {excerpt(layer_types)}")
+    window, chunk = whole("sliding_window", 0), whole("attention_chunk_size", 0)
+    layer_types = _layer_list(cfg, path, "layer_types", values["layers"])
     if window and layer_types:
         fraction = sum(1 for t in layer_types if "sliding" in str(t)) / len(layer_types)
         values.update(sliding_window=window, sliding_layers_fraction=fraction)
     elif window and flag("use_sliding_window", True) and window < values["max_context"]:
         values.update(sliding_window=window, sliding_layers_fraction=1.0)
+    elif chunk and chunk < values["max_context"]:
+        # Llama 4: layers with rotary embeddings attend within chunks of `attention_chunk_size` tokens (at
+        # most that many cached per sequence, as a sliding window holds); every `no_rope_layer_interval`-th
+        # layer (no rotary) attends the whole context. `no_rope_layers` marks each layer: 1 chunked, 0 global.
+        marks = _layer_list(cfg, path, "no_rope_layers", values["layers"])
+        interval = whole("no_rope_layer_interval", 4)
+        marks = marks or [int((i + 1) % interval != 0) for i in range(values["layers"])]
+        values.update(sliding_window=chunk, sliding_layers_fraction=sum(1 for m in marks if m) / len(marks))
     try:
         return ModelSpec(name=path.stem if path.stem != "config" else (path.parent.name or "model"), **values)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def _layer_list(cfg: dict, path: Path, key: str, layers: int) -> list | None:
+    """A per-layer list in the config (`layer_types`, `no_rope_layers`): one entry per layer, or None if absent."""
+    value = cfg.get(key)
+    if value is None or value == []:
+        return None
+    if not isinstance(value, list) or len(value) != layers:
+        raise ConfigError(f"{path}: {key} must be a list with one entry per layer ({layers}), not {excerpt(value)}")
+    return value
+
+
+def _hf_moe_layout(cfg: dict, path: Path, whole, experts: int, layers: int, width: int) -> dict:
+    """The MoE fields of a config.json: top-k, expert width, shared experts and which layers are MoE.
+
+    Expert width is `moe_intermediate_size`, else `intermediate_size` (Mixtral, Llama 4). Shared experts
+    are DeepSeek's `n_shared_experts` of that width, Qwen2-MoE's one shared expert of
+    `shared_expert_intermediate_size` (counted in expert widths), or Llama 4's one. A layer is MoE unless
+    the config makes it dense: the first `first_k_dense_replace` (DeepSeek), every layer off
+    `moe_layer_freq` (DeepSeek), off `decoder_sparse_step` or in `mlp_only_layers` (Qwen), or off
+    `interleave_moe_layer_step` / not in `moe_layers` (Llama 4: Maverick alternates dense and MoE)."""
+    top_k = whole("num_experts_per_tok", 0) or whole("experts_per_token", 0)
+    if not top_k:
+        raise ConfigError(f"{path}: missing key 'num_experts_per_tok' (experts each token is routed to, a "
+                          f"whole number from 1 to {experts})")
+    expert_ffn = whole("moe_intermediate_size", width)
+    shared = whole("n_shared_experts", 0)
+    shared_width = whole("shared_expert_intermediate_size", 0)
+    if shared_width:
+        if shared_width % expert_ffn:
+            raise ConfigError(f"{path}: shared_expert_intermediate_size {shared_width} is not a multiple of the "
+                              f"expert width {expert_ffn}; write the model as a catalog table instead")
+        shared = shared_width // expert_ffn
+    if str(cfg.get("model_type", "")).startswith("llama4"):
+        shared = 1
+    listed = cfg.get("moe_layers")
+    if listed is not None and not (isinstance(listed, list) and all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < layers for i in listed)):
+        raise ConfigError(f"{path}: moe_layers must be a list of layer indices from 0 to {layers - 1}, "
+                          f"not {excerpt(listed)}")
+    dense_only = cfg.get("mlp_only_layers") or []
+    if not isinstance(dense_only, list):
+        raise ConfigError(f"{path}: mlp_only_layers must be a list of layer indices, not {excerpt(dense_only)}")
+    first_dense = whole("first_k_dense_replace", 0)
+    freq, sparse_step = whole("moe_layer_freq", 1), whole("decoder_sparse_step", 1)
+    step = whole("interleave_moe_layer_step", 1)
+    moe = [i for i in range(layers) if i >= first_dense and i % freq == 0 and (i + 1) % sparse_step == 0
+           and i % step == step - 1 and i not in dense_only and (listed is None or i in listed)]
+    if not moe:
+        raise ConfigError(f"{path}: num_experts is {experts} but the config leaves no layer a MoE layer")
+    return dict(experts=experts, active_experts=top_k, shared_experts=shared, expert_ffn=expert_ffn,
+                dense_layers=layers - len(moe))
 
 
 def load_models(user_files=()) -> dict[str, ModelSpec]:

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +91,51 @@ def test_hf_config_loads(tmp_path):
     assert get_model(str(path)).layers == 32
 
 
+def write_config(tmp_path, config) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_llama4_maverick_config_alternates_dense_and_moe_layers(tmp_path):
+    """Llama 4 Maverick (its config.json's text_config): 48 layers, hidden 5120, 40 heads, 8 KV heads of
+    128; MoE on every second layer (`interleave_moe_layer_step` 2): 128 routed experts of width 8192, top-1,
+    plus one shared expert of that width; dense layers of width `intermediate_size_mlp` 16384.
+    By hand, attention 5120 x 128 x (2 x 40 + 2 x 8) = 62,914,560 a layer, x 48 = 3,019,898,880;
+    24 dense FFNs of 3 x 5120 x 16384 = 251,658,240: 6,039,797,760; 24 MoE layers of 129 experts of
+    3 x 5120 x 8192 = 125,829,120 plus a router of 5120 x 128: 389,582,684,160; embeddings
+    2 x 202048 x 5120 = 2,068,971,520. Total 400,711,352,320 (Meta: 400B). Active per token: attention,
+    dense, 24 x (2 x 125,829,120 + 655,360) = 6,055,526,400 and the output head 1,034,485,760:
+    16,149,708,800 (Meta's 17B counts the input embedding too).
+    Chunked attention: 3 of 4 layers (rotary ones) hold at most 8192 tokens a sequence."""
+    text = {"model_type": "llama4_text", "hidden_size": 5120, "num_hidden_layers": 48, "num_attention_heads": 40,
+            "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
+            "num_local_experts": 128, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2,
+            "vocab_size": 202048, "attention_chunk_size": 8192, "max_position_embeddings": 1048576}
+    model = model_from_hf_config(write_config(tmp_path, {"model_type": "llama4", "text_config": text}))
+    assert (model.moe_layers, model.dense_layers, model.shared_experts) == (24, 24, 1)
+    assert model.total_params == 400_711_352_320
+    assert model.active_params_per_token == 16_149_708_800
+    assert (model.sliding_window, model.sliding_layers, model.full_attention_layers) == (8192, 36, 12)
+
+
+def test_qwen_moe_shared_expert_counts_in_expert_widths(tmp_path):
+    """Qwen1.5-MoE-A2.7B: 24 layers, hidden 2048, 16 heads (MHA), 60 experts of width 1408, top-4, and a
+    shared expert of width 5632 = 4 expert widths. Active by hand: attention 4 x 2048^2 = 16,777,216 a
+    layer (biases left out), x 24 = 402,653,184; MoE (4 + 4) x 3 x 2048 x 1408 + 2048 x 60 = 69,328,896 a
+    layer, x 24 = 1,663,893,504; output head 151936 x 2048 = 311,164,928: 2,377,711,616 (Qwen's 2.7B adds
+    the input embedding, 0.31B)."""
+    config = {"model_type": "qwen2_moe", "hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 16,
+              "num_key_value_heads": 16, "intermediate_size": 5632, "moe_intermediate_size": 1408,
+              "shared_expert_intermediate_size": 5632, "num_experts": 60, "num_experts_per_tok": 4,
+              "decoder_sparse_step": 1, "mlp_only_layers": [], "vocab_size": 151936}
+    model = model_from_hf_config(write_config(tmp_path, config))
+    assert (model.shared_experts, model.expert_ffn, model.moe_layers) == (4, 1408, 24)
+    assert model.active_params_per_token == 2_377_711_616
+    dense_first = model_from_hf_config(write_config(tmp_path, {**config, "mlp_only_layers": [0, 1]}))
+    assert (dense_first.moe_layers, dense_first.dense_layers) == (22, 2)
+
+
 def test_hf_config_missing_key(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"hidden_size": 4096}))
@@ -126,7 +172,12 @@ def test_precision_parse():
     ({"hidden_size": None}, "missing key 'hidden_size'"),
     ({"max_position_embeddings": "lots"}, "max_position_embeddings: expected a number, got 'lots'"),
     ({"sliding_window": "x"}, "sliding_window: expected a number, got 'x'"),
-    ({"sliding_window": 4096, "layer_types": "sliding"}, "layer_types must be a list of layer kinds"),
+    ({"sliding_window": 4096, "layer_types": "sliding"}, r"layer_types must be a list with one entry per layer \(32\)"),
+    ({"num_local_experts": 8}, "missing key 'num_experts_per_tok'"),
+    ({"num_local_experts": 8, "num_experts_per_tok": 2, "moe_layers": [40]}, "moe_layers must be a list of layer"),
+    ({"num_local_experts": 8, "num_experts_per_tok": 2, "decoder_sparse_step": 64}, "leaves no layer a MoE layer"),
+    ({"num_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 1000,
+      "shared_expert_intermediate_size": 2500}, "shared_expert_intermediate_size 2500 is not a multiple"),
     ({"text_config": 5}, "text_config must be a JSON object"),
 ])
 def test_hf_config_values_of_the_wrong_type_name_the_key(tmp_path, change, message):

@@ -17,7 +17,8 @@ from simulator.cost import cost_fields
 from simulator.errors import ConfigError, excerpt, require_number
 from simulator.hardware import (GPUSpec, check_nic_gbps, check_profile_names, efficiency_for, get_gpu, load_gpus,
                                 load_profile)
-from simulator.intervals import DEFAULT_INTERVAL, check_interval, interval_fields, prediction_log_sigma
+from simulator.intervals import (DEFAULT_INTERVAL, check_interval, interval_fields, no_interval_reason,
+                                 prediction_log_sigma)
 from simulator.metrics import SLA, short_run_warning
 from simulator.models import ModelSpec, Precision, get_model
 from simulator.plan import MAX_GPUS, Plan
@@ -129,14 +130,15 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
                 block_size=block_size, memory_utilization=memory_utilization)
     level = DEFAULT_INTERVAL if interval is None else check_interval("`interval`", interval)
     log_sigma = prediction_log_sigma(profile_data, gpu_spec, model_spec)
+    reason = no_interval_reason(profile_data, gpu_spec)
     if interval is not None and log_sigma is None:
-        raise ConfigError(f"`interval`: the profile ({profile or 'shipped'}) gives {gpu_spec.name} no prediction "
-                          f"spread ([fit.log_sigma]) to draw an interval from; calibrate one (infersim calibrate)")
+        raise ConfigError(f"`interval`: the profile ({profile or 'shipped'}) gives no prediction spread to draw an "
+                          f"interval from: {reason}")
     return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
                          kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,
                          stack=stack, topology=graph, failures=tuple(parse_failure(f) for f in fail),
-                         prediction_log_sigma=log_sigma,
+                         prediction_log_sigma=log_sigma, no_interval_reason=reason,
                          interval=level)
 
 

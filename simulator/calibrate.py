@@ -47,7 +47,7 @@ from simulator.errors import ConfigError, InfeasibleError
 from simulator.fit_parameters import FIT_FIELDS, LEVELS, REFERENCE_STACKS, Membership, Parameters
 from simulator.hardware import (EFFICIENCY_FIELDS, PEAK_FRACTIONS, Efficiency, check_profile, efficiency_from_table,
                                 get_gpu, load_gpus, load_profile)
-from simulator.intervals import DEFAULT_INTERVAL, interval_z, run_key
+from simulator.intervals import DEFAULT_INTERVAL, datasheet_digest, interval_z, run_key
 from simulator.measurements import SHIPPED_MEASUREMENTS, Measurement, load_measurement_files, round_order
 from simulator.row_models import RowSpec, needs_anchor_search, row_model
 from simulator.run import check_seed
@@ -393,9 +393,11 @@ def profile_toml(result: Fit, header: str = "", interval: float = DEFAULT_INTERV
     lines += ["", "[fit.default_release]"]
     lines += [f"{toml_string(key)} = {toml_string(version)}"
               for key, version in sorted(result.default_releases().items())]
+    gpus = load_gpus(result.gpu_catalog).values()
     lines += ["", "[fit.log_sigma]"]
-    for gpu in load_gpus(result.gpu_catalog).values():
-        lines.append(f"{toml_string(gpu.name)} = {_toml_value(result.log_sigma(gpu))}")
+    lines += [f"{toml_string(gpu.name)} = {_toml_value(result.log_sigma(gpu))}" for gpu in gpus]
+    lines += ["", "[fit.datasheet]"]     # what each GPU's sigma was fitted on (`intervals.no_interval_reason`)
+    lines += [f"{toml_string(gpu.name)} = {toml_string(datasheet_digest(gpu))}" for gpu in gpus]
     if unseen_run_log_sigma:
         lines += ["", "[fit.unseen_run_log_sigma]"]
         lines += [f"{toml_string(key)} = {_toml_value(float(sigma))}" for key, sigma in sorted(unseen_run_log_sigma.items())]

@@ -621,6 +621,8 @@ def size(as_json, out, quiet, compare, **options):
         if compare and launch is not None and not as_json:
             click.echo(f"# gpu: {result.gpu}")
         print_launch(launch, as_json)
+    for result in results:
+        warn([f"{result.gpu}: {text}" for text in result.warnings] if compare else result.warnings)
 
 
 SIZE_COLUMNS = ["gpu", "gpus", "nodes", "priced_gpus", "tp", "max_batch_size", "precision", "output_tokens_per_s",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTIONS, Efficiency
+from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTIONS, Efficiency, load_gpus
 
 # What each field's value depends on, and why:
 # - compute: GEMM kernels differ by chip (tensor core generation, clocks under power limits) and stack.
@@ -208,17 +208,22 @@ FIELD_SIGMA = {("memory_efficiency", "gpu"): 0.05, ("expert_balance", "global"):
 POWER_CLOCK_EXPONENT = 1 / 3
 
 
-def power_prior_offsets(gpus: dict) -> dict[str, float]:
-    """Per GPU, the prior mean of its compute offset (see POWER_CLOCK_EXPONENT)."""
+def power_prior_offsets(gpus: dict, reference: dict | None = None) -> dict[str, float]:
+    """Per GPU, the prior mean of its compute offset (see POWER_CLOCK_EXPONENT), relative to its family's
+    mean over the shipped catalog's GPUs (`reference`; a family the shipped catalog lacks: over its GPUs in
+    `gpus`): a GPU a user adds to a family does not move the priors of the family's shipped GPUs."""
+    reference = load_gpus() if reference is None else reference
     families = {}
     for gpu in gpus.values():
         families.setdefault(gpu.family, []).append(gpu)
     offsets = {}
-    for members in families.values():
-        log_power = np.log([g.power_w for g in members])
-        log_peak = np.log([g.peak_flops("bf16") for g in members])
-        for gpu, power, peak in zip(members, log_power, log_peak):
-            offsets[gpu.name] = float(POWER_CLOCK_EXPONENT * (power - log_power.mean()) - (peak - log_peak.mean()))
+    for family, members in families.items():
+        anchors = [g for g in reference.values() if g.family == family] or members
+        mean_log_power = np.mean(np.log([g.power_w for g in anchors]))
+        mean_log_peak = np.mean(np.log([g.peak_flops("bf16") for g in anchors]))
+        for gpu in members:
+            offsets[gpu.name] = float(POWER_CLOCK_EXPONENT * (math.log(gpu.power_w) - mean_log_power)
+                                      - (math.log(gpu.peak_flops("bf16")) - mean_log_peak))
     return offsets
 
 

@@ -343,7 +343,7 @@ def _checked_profile(path: str | None, version) -> dict:
 FIT_KEYS = {"interval": "interval", "rows": "number", "residual_log_rms": "number", "model_log_sigma": "log-sigma",
             "unseen_model_log_sigma": "log-sigma", "models": "list of names", "reference_stack": "table of names",
             "default_release": "table of names", "log_sigma": "table of numbers", "runs": "list of names",
-            "unseen_run_log_sigma": "table of numbers"}
+            "unseen_run_log_sigma": "table of numbers", "datasheet": "table of names"}
 
 
 def check_profile(where: str, data: dict) -> None:
@@ -401,10 +401,11 @@ def check_profile_names(where: str, profile: dict, gpus: dict) -> None:
                                   f"catalog; known: {', '.join(sorted(names))}")
     # [fit] entries that name other things: a misspelt one would change predictions without a word
     fit = profile.get("fit", {})
-    for name in fit.get("log_sigma", {}):
-        if name not in gpus:
-            raise ConfigError(f"{where}: [fit.log_sigma] {excerpt(name)} names no GPU of the GPU catalog; "
-                              f"known: {', '.join(sorted(gpus))}")
+    for table in ("log_sigma", "datasheet"):
+        for name in fit.get(table, {}):
+            if name not in gpus:
+                raise ConfigError(f"{where}: [fit.{table}] {excerpt(name)} names no GPU of the GPU catalog; "
+                                  f"known: {', '.join(sorted(gpus))}")
     for vendor in fit.get("reference_stack", {}):
         if vendor not in known["vendor"]:
             raise ConfigError(f"{where}: [fit.reference_stack] {excerpt(vendor)} names no vendor of the GPU "

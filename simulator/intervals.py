@@ -6,11 +6,14 @@ fitted row ran (not in `[fit] models`) adds, in quadrature, the log-sigma that w
 the rows of models held out of the fit inside their intervals (`[fit] unseen_model_log_sigma`). An
 MLPerf run of a GPU no fitted row ran on that model and scenario (not in `[fit] runs`) adds the
 log-sigma that would have put 80% of that model and scenario's rows, each held out with its GPU, inside
-(`[fit.unseen_run_log_sigma]`, from `validate.unseen_run_log_sigmas`). The default level is written here
-once.
+(`[fit.unseen_run_log_sigma]`, from `validate.unseen_run_log_sigmas`). A GPU whose datasheet differs
+from the one the fit saw (`[fit.datasheet]`: a what-if through `--set gpu.*`, or a user catalog
+overriding it) gets no interval: the spread was measured on other hardware. The default level is
+written here once.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from statistics import NormalDist
 
@@ -46,14 +49,45 @@ def _log_sigma(where: str, value) -> float | None:
     return None if value is None else check_log_sigma(f"profile [fit] {where}", value)
 
 
+# The GPU datasheet figures a prediction depends on (names, sources, aliases and prices do not change it).
+DATASHEET_FIELDS = ("vendor", "family", "base_family", "hbm_gb", "hbm_tb_per_s", "peak_tflops", "scaleup",
+                    "scaleup_gb_per_s", "scaleup_links", "gpus_per_server", "nic_gbps", "power_w")
+
+
+def datasheet_digest(gpu) -> str:
+    """A short fingerprint of `gpu`'s datasheet figures (DATASHEET_FIELDS), which a fitted profile records
+    per GPU (`[fit.datasheet]`) so a prediction can tell whether it runs the hardware the fit saw."""
+    figures = [(name, sorted(value.items()) if isinstance(value, dict) else value)
+               for name in DATASHEET_FIELDS for value in [getattr(gpu, name)]]
+    return hashlib.sha256(repr(figures).encode()).hexdigest()[:16]
+
+
+def no_interval_reason(profile: dict, gpu) -> str | None:
+    """Why the profile gives `gpu` no prediction interval (None when it gives one)."""
+    fit = profile.get("fit", {})
+    if fit.get("log_sigma", {}).get(gpu.name) is None:
+        return (f"the efficiency profile holds no fit for {gpu.name} ([fit.log_sigma]); it runs at the profile's "
+                f"values for its vendor ({gpu.vendor}) and family ({gpu.family}) where the profile has them, else "
+                "the [default] ones: calibrate it on measured rows (infersim calibrate)")
+    seen = fit.get("datasheet", {}).get(gpu.name)
+    if seen is not None and seen != datasheet_digest(gpu):
+        return (f"{gpu.name}'s datasheet differs from the one the profile was fitted on (a `set_values` gpu.* "
+                "change or a catalog overriding it): its efficiencies are the fitted GPU's, and how far off they "
+                "are on other hardware was never measured")
+    return None
+
+
 def prediction_log_sigma(profile: dict, gpu, model=None) -> float | None:
-    """The profile's prediction log-sigma for `gpu` (None when the profile carries no fit), widened for a
-    `model` the fit never ran (see the module docstring)."""
+    """The profile's prediction log-sigma for `gpu` (None when the profile carries no fit for it, or a fit
+    of another datasheet: `no_interval_reason`), widened for a `model` the fit never ran (see the module
+    docstring)."""
+    if no_interval_reason(profile, gpu) is not None:
+        return None
     fit = profile.get("fit", {})
     sigma = _log_sigma(f"log_sigma.{gpu.name}", fit.get("log_sigma", {}).get(gpu.name))
     unseen = _log_sigma("unseen_model_log_sigma", fit.get("unseen_model_log_sigma"))
     fitted = fit.get("models")
-    if sigma is None or model is None or unseen is None or not isinstance(fitted, list) or model.name in fitted:
+    if model is None or unseen is None or not isinstance(fitted, list) or model.name in fitted:
         return sigma
     return math.hypot(sigma, unseen)
 

@@ -72,6 +72,7 @@ class ServingConfig:
     sla: SLA | None = None
     stack: str | None = None
     prediction_log_sigma: float | None = None     # from the profile's fit: intervals around predictions
+    no_interval_reason: str | None = None         # why the profile gives none (`intervals.no_interval_reason`)
     interval: float = DEFAULT_INTERVAL
 
     def __post_init__(self):
@@ -300,11 +301,8 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
     summary["requests_dropped_by_reason"] = dict(sorted(by_reason.items(), key=lambda item: (-item[1], item[0])))
     warnings = list(notes)
     if config.prediction_log_sigma is None:
-        gpu = config.gpu
-        warnings.append(f"no prediction interval: the efficiency profile holds no fit for {gpu.name} "
-                        f"([fit.log_sigma]); it runs at the profile's values for its vendor ({gpu.vendor}) and "
-                        f"family ({gpu.family}), or the [default] ones where it has none: calibrate it on measured "
-                        "rows (infersim calibrate)")
+        warnings.append("no prediction interval: " + (config.no_interval_reason or
+                                                       f"none was given for {config.gpu.name} (prediction_log_sigma)"))
     finished = arrays["finish_s"][np.isfinite(arrays["finish_s"])] if arrays is not None else np.zeros(0)
     last_finish = float(finished.max()) if finished.size else 0.0
     for failure in config.failures if finished.size else ():

@@ -69,7 +69,14 @@ class SizeResult:
         document.update(self.cost)
         document["plan"] = self.run.plan
         document["searched_gpus"] = self.searched()
+        document["warnings"] = list(self.warnings)
         return document
+
+    @property
+    def warnings(self) -> tuple:
+        """What a reader of the size must know: the sized cluster's run's warnings (no prediction interval,
+        idle GPUs, drops)."""
+        return tuple(self.run.warnings)
 
     def searched(self) -> list[dict]:
         """Each cluster size tried and whether it reached the target; Offline sizes with the throughput
@@ -129,8 +136,7 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
     goal = target_tokens_per_s
     if confidence is not None:
         if node.prediction_log_sigma is None:
-            raise ConfigError("`confidence`: the profile carries no calibration fit ([fit.log_sigma]); "
-                              "use a profile written by infersim calibrate")
+            raise ConfigError(f"`confidence`: no prediction interval to size within: {probe.no_interval_reason}")
         goal = target_tokens_per_s * math.exp(NormalDist().inv_cdf(confidence) * node.prediction_log_sigma)
     per_replica = node.tokens_per_s / plan["replicas"]
     estimate = max(1, math.ceil(goal / per_replica))

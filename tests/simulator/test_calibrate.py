@@ -16,7 +16,8 @@ from simulator.cli import main
 from simulator.errors import ConfigError
 from simulator.fit_parameters import Membership, Parameters, power_prior_offsets
 from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_gpus, load_profile
-from simulator.intervals import interval_fields, prediction_log_sigma, unseen_run_log_sigma
+from simulator.intervals import (datasheet_digest, interval_fields, no_interval_reason, prediction_log_sigma,
+                                 unseen_run_log_sigma)
 from simulator.models import get_model
 from simulator.measurements import load_measurements, measurement_from_record
 from simulator.run_results import from_inferencemax, from_vllm_benchmark
@@ -166,6 +167,20 @@ def test_compute_prior_follows_board_power_within_a_family():
     assert moved == {("compute_efficiency", "gpu")}
 
 
+def test_a_gpu_a_user_adds_to_a_family_does_not_move_its_siblings_priors():
+    """The family's mean is taken over the shipped catalog's GPUs: a user's CDNA4 part quoting twice
+    MI355X's peaks at MI355X's 1,400 W leaves MI355X's and MI350X's prior offsets where they were (it
+    moved MI350X's predicted prefill 13% before). Its own offset is MI355X's minus ln 2: within a family,
+    compute follows board power, so the prior reads it as MI355X's silicon at MI355X's power."""
+    shipped = load_gpus()
+    mine = replace(shipped["mi355x"], name="mi355x-2x", aliases=(),
+                   peak_tflops={k: 2 * v for k, v in shipped["mi355x"].peak_tflops.items()})
+    offsets = power_prior_offsets({**shipped, "mi355x-2x": mine})
+    before = power_prior_offsets(shipped)
+    assert all(offsets[name] == before[name] for name in shipped)
+    assert offsets["mi355x-2x"] == pytest.approx(before["mi355x"] - math.log(2), abs=1e-12)
+
+
 def test_a_vendors_narrow_gemms_carry_its_compute_offset_and_the_profile_folds_it_in():
     """A vendor's 4/6-bit GEMMs share its 8/16-bit vendor offset (SHARED_GROUPS). With AMD's compute
     vendor offset ln 0.8 and its own narrow offset ln 1.1, an AMD GPU's narrow share is prior x 0.8 x 1.1
@@ -234,6 +249,23 @@ def test_a_model_the_fit_never_ran_widens_its_interval():
     profile["fit"] = {"log_sigma": {"b200": "wide"}}
     with pytest.raises(ConfigError, match=r"\[fit\] log_sigma.b200: expected a number in \[0, 10\), got 'wide'"):
         prediction_log_sigma(profile, b200)
+
+
+def test_a_gpu_whose_datasheet_differs_from_the_fitted_one_gets_no_interval():
+    """[fit.datasheet] records each GPU's figures as the fit saw them: MI355X as catalogued keeps its 0.08;
+    the same name with twice the HBM bandwidth (a `--set gpu.hbm_tb_per_s` what-if) gets none, and the
+    reason says so; its name, aliases and price do not count. A profile without the table (older ones)
+    checks nothing."""
+    mi355x = get_gpu("mi355x")
+    profile = {"fit": {"log_sigma": {"mi355x": 0.08}, "datasheet": {"mi355x": datasheet_digest(mi355x)}}}
+    assert prediction_log_sigma(profile, mi355x) == 0.08 and no_interval_reason(profile, mi355x) is None
+    faster = replace(mi355x, hbm_tb_per_s=16.0)
+    assert prediction_log_sigma(profile, faster) is None
+    assert "mi355x's datasheet differs from the one the profile was fitted on" in no_interval_reason(profile, faster)
+    renamed = replace(mi355x, display_name="mine", aliases=(), usd_per_gpu_hour=(1.0, 2.0))
+    assert prediction_log_sigma(profile, renamed) == 0.08
+    assert prediction_log_sigma({"fit": {"log_sigma": {"mi355x": 0.08}}}, faster) == 0.08
+    assert "holds no fit for mi355x" in no_interval_reason({"fit": {}}, mi355x)
 
 
 def test_a_run_the_fit_never_saw_takes_its_model_and_scenario_spread():

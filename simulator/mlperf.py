@@ -122,6 +122,17 @@ def batch_limits(kv_tokens_per_group: int, scenario: Scenario, kind: str) -> lis
     return sorted({max(16, int(top * s)) for s in steps}, reverse=True)
 
 
+# The plan search's tensor-parallel degrees (within a server) and pipeline depths (deeper only where
+# shallower plans do not fit): its widest replica spans WIDEST_REPLICA_GPUS.
+TP_DEGREES = (1, 2, 4, 8)
+PP_DEGREES = (1, 2, 4)
+WIDEST_REPLICA_GPUS = TP_DEGREES[-1] * PP_DEGREES[-1]
+
+
+class NoPlanFits(InfeasibleError):
+    """No plan of the model fits the cluster's GPUs (memory, or replicas wider than the cluster)."""
+
+
 def candidate_plans(config, scenario: Scenario, pins: dict) -> tuple[list[Candidate], list[str]]:
     """Plans worth trying on `config.gpus` GPUs: tensor parallel within a server (powers of two), pipeline
     stages only when tensor parallelism alone does not fit, expert parallelism for MoE models, and batch
@@ -153,9 +164,9 @@ def candidate_plans(config, scenario: Scenario, pins: dict) -> tuple[list[Candid
     tok/s against 57,512 prefill-first (measured 60,138): the fitted step costs were learned with
     prompt-only steps stalling the decode batch, and a refit trades Interactive against the rest."""
     base, model, gpu = config.plan, config.model, config.gpu
-    widest = min(config.gpus, gpu.gpus_per_server, 8)
-    tps = [pins["tp"]] if pins.get("tp") else [t for t in (1, 2, 4, 8) if t <= widest]
-    pps = [pins["pp"]] if pins.get("pp") else [1, 2, 4]
+    widest = min(config.gpus, gpu.gpus_per_server, TP_DEGREES[-1])
+    tps = [pins["tp"]] if pins.get("tp") else [t for t in TP_DEGREES if t <= widest]
+    pps = [pins["pp"]] if pins.get("pp") else list(PP_DEGREES)
     request_tokens = int(scenario.input_lengths.mean + scenario.output_mean)
     fitting, rejected, seen = [], [], set()
     for pp in pps:
@@ -269,9 +280,9 @@ def score_scenario(runner: ScenarioRunner, pins: dict, rate: float | None = None
     steps."""
     config, the_scenario = runner.config, runner.scenario
     candidates, rejected = candidate_plans(config, the_scenario, pins)
-    if not candidates:
-        raise InfeasibleError(f"no plan fits {config.gpus} x {config.gpu.name} for {config.model.name}: "
-                              + "; ".join(rejected[:3]))
+    if not candidates:     # the widest plans tried say best what it would take
+        raise NoPlanFits(f"no plan fits {config.gpus} x {config.gpu.name} for {config.model.name}: "
+                         + "; ".join(rejected[-3:]))
     # Every candidate's saturated throughput in closed form ranks them; Offline simulates the ones
     # within PRUNE_MARGIN of the best estimate, Server/Interactive start their rate searches from it.
     estimated = []

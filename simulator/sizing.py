@@ -1,6 +1,7 @@
 """Cluster sizing: the fewest GPUs (and nodes) that reach a throughput target in an MLPerf scenario.
 
-1. Score one node (`mlperf`, best plan unless pinned) to get the plan and a per-replica throughput.
+1. Score one node (`mlperf`, best plan unless pinned; where no plan fits one node, the fewest whole nodes,
+   doubling, that one fits) to get the plan and a per-replica throughput.
 2. Estimate the replica count from it, then `search.fewest_units_reaching` over replica counts, each
    point a simulation of the whole cluster: Offline must reach the target tokens/s; Server and
    Interactive must meet the scenario's p99 limits with Poisson arrivals at the target's rate
@@ -18,11 +19,11 @@ from simulator.intervals import interval_fields
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, InfeasibleError, refuse_repeats, require_number
 from simulator.hardware import get_gpu, load_gpus
-from simulator.mlperf import PLAN_PINS, ScenarioResult, mlperf
+from simulator.mlperf import PLAN_PINS, WIDEST_REPLICA_GPUS, NoPlanFits, ScenarioResult, mlperf
 from simulator.plan import MAX_GPUS
 from simulator.scenario_runs import ScenarioRunner, offline_score, resolve_config
 from simulator.search import fewest_units_reaching, meets_sla
-from workloads.scenarios import DEFAULT_KIND
+from workloads.scenarios import DEFAULT_KIND, MAX_QUERIES
 
 CEILING_HEADROOM = 1.5    # how far a whole cluster's per-GPU rate may exceed one node's before sizing gives up
 # A cluster sized for Server or Interactive meets the limits in this many independent draws of the run's
@@ -74,9 +75,9 @@ class SizeResult:
 
     @property
     def warnings(self) -> tuple:
-        """What a reader of the size must know: the sized cluster's run's warnings (no prediction interval,
-        idle GPUs, drops)."""
-        return tuple(self.run.warnings)
+        """What a reader of the size must know: the node score's notes (a run LoadGen would not accept) and
+        the sized cluster's run's warnings (no prediction interval, idle GPUs, drops)."""
+        return tuple(dict.fromkeys((*self.node_score.notes, *self.run.warnings)))
 
     def searched(self) -> list[dict]:
         """Each cluster size tried and whether it reached the target; Offline sizes with the throughput
@@ -122,12 +123,20 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
     probe = resolve_config({**base_options, "gpus": 1}, {})
     per_node = node_gpus if node_gpus is not None else min(probe.gpu.gpus_per_server, 8)
     require_number("`node_gpus`", per_node, low=1, high=probe.gpu.gpus_per_server, integer=True)
-    # a pinned replica wider than a node is scored on the fewest whole nodes that hold one
+    # a pinned replica wider than a node is scored on the fewest whole nodes that hold one; where no plan
+    # fits one node (DeepSeek-R1 on 8 x H100), on twice as many, until the plan search's widest replica
     pinned_width = (pins.get("tp") or 1) * (pins.get("pp") or 1)
     scored_gpus = per_node * math.ceil(pinned_width / per_node)
-    node = mlperf(scenario=scenario, duration_s=duration_s, queries=queries, gpus=scored_gpus,
-                  usd_per_gpu_hour=usd, progress=progress, input_tokens=input_tokens, output_tokens=output_tokens,
-                  **base_options, **pins)
+    while True:
+        try:
+            node = mlperf(scenario=scenario, duration_s=duration_s, queries=queries, gpus=scored_gpus,
+                          usd_per_gpu_hour=usd, progress=progress, input_tokens=input_tokens,
+                          output_tokens=output_tokens, **base_options, **pins)
+            break
+        except NoPlanFits:
+            if scored_gpus >= max(WIDEST_REPLICA_GPUS, pinned_width):
+                raise
+            scored_gpus *= 2
     plan = node.run.plan
     gpus_per_replica = plan["gpus_per_replica"]
     replica_pins = {"tp": plan["tp"], "pp": plan["pp"], "ep": plan["ep"], "max_batch_size": plan["max_batch_size"],
@@ -161,7 +170,11 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
             progress(len(tried), max(about, len(tried)), f"cluster sizes simulated (now {replicas * gpus_per_replica:,} "
                      f"GPUs)", approximate=True)
         config = resolve_config({**base_options, "gpus": replicas * gpus_per_replica}, replica_pins)
-        runner = ScenarioRunner(config, the_scenario, usd, duration_s, queries, early_stop=True)
+        # `queries` given are the node's: each size runs as many per replica (a fixed total left a bigger
+        # cluster's replicas a few queries each, drain-bound: 38 H100s for Llama 2 70B at 2,000 tokens/s
+        # with --queries 64, where 8 serve it)
+        scaled = None if queries is None else min(MAX_QUERIES, math.ceil(queries * replicas / plan["replicas"]))
+        runner = ScenarioRunner(config, the_scenario, usd, duration_s, scaled, early_stop=True)
         if the_scenario.kind == "offline":
             run, _ = runner.offline(config.plan)
             tokens, _ = offline_score(run)
@@ -173,7 +186,7 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
             return 0.0, run
         for draw in range(1, SLA_DRAWS):
             redrawn = replace(config, seed=(config.seed + draw) % 2**63)
-            other = ScenarioRunner(redrawn, the_scenario, usd, duration_s, queries, early_stop=True)
+            other = ScenarioRunner(redrawn, the_scenario, usd, duration_s, scaled, early_stop=True)
             if not meets_sla(other.server_run(redrawn.plan, rate, tokens_per_s=goal)[0].summary, runner.sla):
                 return 0.0, run
         return goal, run
@@ -182,11 +195,8 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
         found = fewest_units_reaching(evaluate, goal, max_units=max_replicas,
                                       start=min(estimate, max_replicas))
     except InfeasibleError as exc:
-        fixed = (f" (each run issues the {queries} `queries` given, whatever the cluster's size: a cluster of more "
-                 f"replicas than that leaves some idle; raise it or leave it to the default)"
-                 if queries is not None and the_scenario.kind == "offline" else "")
         raise InfeasibleError(f"{target_tokens_per_s:.4g} tokens/s in {scenario} is out of reach with up to "
-                              f"{MAX_GPUS} {probe.gpu.name}: {exc}{fixed}") from None
+                              f"{MAX_GPUS} {probe.gpu.name}: {exc}") from None
     gpus = found.units * gpus_per_replica
     history = tuple((units * gpus_per_replica, value) for units, value in sorted(found.history))
     nodes = math.ceil(gpus / per_node)

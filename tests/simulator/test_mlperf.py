@@ -189,8 +189,8 @@ def test_size_returns_the_minimum_and_one_fewer_misses():
 def test_size_prices_the_nodes_its_gpus_fill():
     """A size that is no whole number of nodes buys its last node whole: one replica per GPU on 4-GPU
     nodes, priced at nodes x 4 GPUs x the hourly price, and one GPU per node prices the GPUs alone."""
-    options = dict(model="llama3.1-8b", gpu="mi355x", scenario="offline", target_tokens_per_s=30_000.0, tp=1,
-                   max_batch_size=64, queries=600, usd_per_gpu_hour=2.0)
+    options = dict(model="llama3.1-8b", gpu="mi355x", scenario="offline", target_tokens_per_s=38_000.0, tp=1,
+                   max_batch_size=64, usd_per_gpu_hour=2.0)
     result, single = size(node_gpus=4, **options), size(node_gpus=1, **options)
     assert result.gpus == single.gpus and result.gpus % 4 != 0            # the test's premise
     assert result.nodes == math.ceil(result.gpus / 4) and result.to_dict()["priced_gpus"] == 4 * result.nodes
@@ -312,3 +312,43 @@ def test_size_scores_a_pinned_replica_wider_than_a_node_on_whole_nodes():
                   queries=64)
     assert result.gpus % 16 == 0 and result.run.plan["tp"] == 8 and result.run.plan["pp"] == 2
     assert result.tokens_per_s >= 1000
+
+
+def test_size_scores_a_model_no_plan_fits_on_one_node_on_more_nodes():
+    """DeepSeek-R1 at fp8 is 671 GB of weights: 8 x 80 GB H100s hold no plan of it (84 GB a GPU before
+    KV), 16 do (42 GB). size scores two nodes instead of refusing the GPU; mlperf on one node says so with
+    the widest plans tried, which need more GPUs than the cluster has."""
+    result = size(target_tokens_per_s=10_000, model="deepseek-r1", gpu="h100", scenario="offline")
+    assert result.run.plan["gpus_per_replica"] == 16 and result.gpus % 16 == 0 and result.nodes == result.gpus // 8
+    with pytest.raises(InfeasibleError, match=r"no plan fits 8 x h100 for deepseek-r1: .*tp8-pp4-ep8: one replica "
+                                              r"needs 32 GPUs, the cluster has 8"):
+        mlperf(model="deepseek-r1", gpu="h100", gpus=8, scenario="offline", queries=8)
+
+
+def test_size_of_a_what_if_gpu_says_it_has_no_interval(capsys):
+    """A what-if on a measured GPU (MI355X at 16 TB/s) is hardware the fit never saw: size warns that it
+    has no prediction interval and why, records it in the document, and --confidence is refused."""
+    args = ["size", "--model", "llama2-70b", "--gpu", "mi355x", "--set", "gpu.hbm_tb_per_s=16",
+            "--target-tokens-per-s", "100000", "--json"]
+    main(args)
+    captured = capsys.readouterr()
+    assert "warning: no prediction interval: mi355x's datasheet differs" in captured.err
+    document = json.loads(captured.out)
+    assert "output_tokens_per_s_low" not in document and "datasheet differs" in document["warnings"][0]
+    with pytest.raises(SystemExit) as exited:
+        main(args + ["--confidence", "0.9"])
+    assert exited.value.code == 2
+    assert "--confidence: no prediction interval to size within: mi355x's datasheet" in capsys.readouterr().err
+
+
+def test_size_runs_the_nodes_queries_per_replica_at_every_cluster_size():
+    """`queries` are the scored node's; a cluster of n replicas runs n times the node's per-replica count.
+    With a fixed total, 64 queries spread over 19 replicas left each a few, drain-bound, and sized Llama 2
+    70B at 2,000 tokens/s on 38 H100s; each size's per-GPU rate now stays near the node's (64 queries
+    over 4 replicas of tp2: 868.8 tokens/s for 8 GPUs, so about 2000 / 108.6 = 18.4 GPUs), and the run that
+    few queries make is flagged. (A drain-bound run's rate turns on its longest outputs, so the sizes differ
+    from the node's estimate either way: 12 GPUs here.)"""
+    result = size(target_tokens_per_s=2000, model="llama2-70b", gpu="h100", scenario="offline", queries=64)
+    node_per_gpu = result.node_score.tokens_per_s / 8
+    assert result.gpus <= 1.25 * math.ceil(2000 / node_per_gpu)
+    assert any("not valid: 64 queries" in text for text in result.warnings)

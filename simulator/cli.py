@@ -178,7 +178,8 @@ def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True
         option("scaleout_gbps", "--scaleout-gbps", default=None, help="NIC speed per GPU in Gb/s."),
         option("oversubscription", "--oversubscription", default=None, help="Leaf uplink oversubscription."),
         option("kv_transfer_gb_per_s", "--kv-transfer-gb-per-s", default=None,
-               help="Disaggregated: KV hand-off bandwidth in GB/s (default: the replica's NICs)."),
+               help="Disaggregated: each engine's KV hand-off link in GB/s, shared by the hand-offs it sends or "
+                    "receives at once (default: flows on the topology, NVLink within a server, NICs across)."),
         option("set_values", "--set",
                help="gpu.FIELD=V, gpu.peak_tflops.fp4=V or topology.PARAM=V (repeatable)."),
         option("fail", "--fail",

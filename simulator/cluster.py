@@ -107,6 +107,8 @@ class Cluster:
         self.no_entry = NO_PREFILL_ENGINE if self.prefill_pool else NO_ENGINE
         self.down_at_s: float | None = None        # when failures left no engine able to serve
         self.delivered: set[int] = set()           # disaggregated: first token already at the user
+        self.unsettled = len(table)                 # requests neither finished nor dropped yet
+        self.all_settled = self.env.event()         # ... none left: the run is over, whatever else is pending
         self.handoff = KVHandoff(self) if self.prefill_pool else None
         self.failures = FailureInjector(self) if config.failures else None
 
@@ -176,12 +178,19 @@ class Cluster:
     def drop(self, rid: int, reason: str) -> None:
         self.delivered.discard(rid)
         self.table.drop(rid, reason)
+        self._settled()
 
     def finished(self, rid: int, engine: Engine) -> None:
         self.delivered.discard(rid)
         if self.on_user_finish is not None:
             self.on_user_finish(rid)
         self.table.retire(rid)
+        self._settled()
+
+    def _settled(self) -> None:
+        self.unsettled -= 1
+        if not self.unsettled:
+            self.all_settled.succeed()
 
     def _prefilled(self, rid: int, engine: Engine) -> None:
         self.handoff.start(rid, engine)

@@ -150,13 +150,21 @@ def independent(config: ServingConfig) -> bool:
 
 
 def _run_env(cluster: "Cluster", config: ServingConfig, progress=None, horizon_s: float | None = None) -> float:
+    """Run the SimPy loop until every request has finished or been dropped (a failure or a progress tick
+    scheduled later changes nothing: `--fail gpu:3@1e8` ran 1e8 simulated seconds of progress ticks), or
+    until `max_time_s`, or until nothing else can happen (a cluster that went down)."""
+    env = cluster.env
     if progress is not None:
-        cluster.env.process(progress_process(cluster.env, progress, horizon_s))
+        env.process(progress_process(env, progress, horizon_s))
+    stop = cluster.all_settled
     if config.max_time_s is not None:
-        cluster.env.run(until=config.max_time_s)
-    else:
-        cluster.env.run()
-    return float(cluster.env.now)
+        stop = env.any_of([stop, env.timeout(config.max_time_s)])
+    try:
+        env.run(until=stop)
+    except RuntimeError:
+        if stop.triggered or env.peek() != math.inf:
+            raise      # not SimPy's "no scheduled events left": a real error
+    return float(env.now)
 
 
 def representative_ok(config: ServingConfig, workload=None, requests: int | None = None) -> bool:
@@ -308,7 +316,7 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
     for failure in config.failures if finished.size else ():
         if failure[-1] > last_finish and not summary["requests_dropped"]:
             warnings.append(f"`fail` at {failure[-1]:g} s came after the last request finished ({last_finish:.4g} s): "
-                            "it changed no request (the run's simulated_s runs on to it)")
+                            "it never happened (the run ends when its requests do)")
     if any(reason in by_reason for reason in CLUSTER_DOWN):
         # The cluster stopped serving with requests still to serve: what finished before says nothing
         # about the throughput or cost of serving this workload, so no rate is reported.

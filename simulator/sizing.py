@@ -117,6 +117,10 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
     unknown = set(options) - set(CLUSTER_OPTIONS)
     if unknown or "gpus" in options:
         raise ConfigError(f"size: unknown option {sorted(unknown or {'gpus'})[0]!r} (size chooses `gpus`)")
+    if options.get("fail"):
+        # a failure names a GPU or link of one cluster; size runs many (one node's, then each size tried)
+        raise ConfigError("`fail`: size sizes a healthy cluster and runs clusters of many sizes, so a failure has no "
+                          "one GPU or link to name; size, then run simulate or mlperf on the sized cluster with `fail`")
     pins = {key: options[key] for key in PLAN_PINS if options.get(key) is not None}
     base_options = {k: v for k, v in options.items() if k not in PLAN_PINS}
     usd = base_options.pop("usd_per_gpu_hour", None)

@@ -145,8 +145,8 @@ CASES = [
     (["calibrate", "{rows_pp81.csv}"], "row 1: pp: 81 stages is more than llama2-70b's 80 layers; pp can be 1 to 80"),
     (["mlperf", "--gpus", "128", "--tp", "1", "--pp", "128", "--queries", "200"],
      "--pp: 128 stages is more than llama2-70b's 80 layers"),
-    (SIM + ["--set", "topology.nic_gbps=0"], "--set topology.nic_gbps: 0.0 is out of range (0, 1e+06]"),
-    (SIM + ["--set", "gpu.nic_gbps=5e6"], "nic_gbps: 5000000.0 is out of range (0, 1e+06]"),   # one NIC range
+    (SIM + ["--set", "topology.nic_gbps=0"], "--set topology.nic_gbps: 0.0 is out of range [0.1, 1e+06]"),
+    (SIM + ["--set", "gpu.nic_gbps=5e6"], "nic_gbps: 5000000.0 is out of range [0.1, 1e+06]"),   # one NIC range
     (SIM + ["--set", "gpu.hbm_tb_per_s=-1"], "hbm_tb_per_s"),
     (SIM + ["--set", "gpu.colour=red"], "unknown GPU field"),
     (OPEN + ["--gpus", "2", "--rate", "5", "--fail", "gpu:0@1", "--fail", "gpu:0@2"],

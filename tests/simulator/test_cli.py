@@ -58,6 +58,8 @@ def test_offline_requests_and_outputs(tmp_path):
     (("simulate", "--rate", "3"), "--duration: needed"),
     (("simulate", "--rate", "3", "--duration", "3", "--topology", "torus"), "unknown topology 'torus'"),
     (("simulate", "--rate", "3", "--duration", "3", "--scaleout-gbps", "0"), "--scaleout-gbps: 0.0 is out of range"),
+    (("simulate", "--rate", "3", "--duration", "3", "--scaleout-gbps", "1e-6"),
+     "--scaleout-gbps: 1e-06 is out of range [0.1, 1e+06]"),
     (("simulate", "--rate", "3", "--duration", "3", "--oversubscription", "0.5"), "--oversubscription: 0.5 is out of range"),
     (("simulate", "--rate", "3", "--duration", "3", "--set", "gpu.hbm_tb_per_s"), "is not KEY=VALUE"),
     (("simulate", "--rate", "3", "--duration", "3", "--fail", "gpu:x@3"), "must be a whole number"),

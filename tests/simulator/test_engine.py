@@ -83,6 +83,19 @@ def test_disaggregated_hands_kv_to_the_decode_pool(small_config):
     assert result.arrays["engine"][0] == 1
 
 
+def test_hand_offs_sent_at_once_share_the_fixed_bandwidth(small_config):
+    """A 1000-token prompt's KV after its prefill (1001 tokens x 80 layers x 8 KV heads x 2 x 128 x 1 byte =
+    164,003,840 bytes) takes 1 s at 0.16400384 GB/s. Alone it reaches the user at 1 s prefill + 1 s; two
+    prefilled together share the link and both land at 1 + 2 s. Before, each took the whole bandwidth
+    (both at 2 s), so a slow hand-off link served any number of them at once."""
+    config = small_config("disaggregated", gpus=2, prefill_gpus=1, kv_transfer_gb_per_s=0.16400384,
+                          kv_transfer_latency_s=0.0)
+    alone = run(config, Stream([0], [1000], [2]))
+    np.testing.assert_allclose(alone.arrays["first_token_s"], [2.0], rtol=1e-6)
+    shared = run(config, Stream([0, 0], [1000, 1000], [2, 2]))
+    np.testing.assert_allclose(shared.arrays["first_token_s"], [3.0, 3.0], rtol=1e-6)
+
+
 def test_m_d_1_mean_wait_matches_closed_form(small_config):
     """Batch size 1 and fixed lengths make one engine an M/D/1 queue: service D = prefill 0.05 s +
     5 decode steps x 0.01 s = 0.1 s; at lambda = 6/s, rho = 0.6 and the mean wait in queue is

@@ -352,3 +352,11 @@ def test_size_runs_the_nodes_queries_per_replica_at_every_cluster_size():
     node_per_gpu = result.node_score.tokens_per_s / 8
     assert result.gpus <= 1.25 * math.ceil(2000 / node_per_gpu)
     assert any("not valid: 64 queries" in text for text in result.warnings)
+
+
+def test_size_refuses_a_failure_it_cannot_place():
+    """A failure names one GPU or link of one cluster; size runs one node's and then each size tried, so it
+    moved the plan search and every size (30 GPUs at tp2 against 28 at tp4) and refused GPU 60 as
+    'no such GPU (0..7)'. It is refused, pointing to simulate or mlperf on the sized cluster."""
+    with pytest.raises(ConfigError, match="`fail`: size sizes a healthy cluster"):
+        size(target_tokens_per_s=20_000, model="llama2-70b", gpu="h100", fail=("gpu:3@10",))

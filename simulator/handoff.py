@@ -104,7 +104,7 @@ class KVHandoff:
         """One rank's share of a hand-off; False when the network loses its route. (Each flow catches its
         own failure: a condition over several failing flows would leave all but the first unhandled.)"""
         try:
-            yield self.cluster.network.transfer(a, b, nbytes)
+            yield self.cluster.network.transfer(a, b, nbytes, spread=True)
         except NetworkError:
             return False
         return True

@@ -873,6 +873,10 @@ def sweep_command(spec, out, jobs, scheduler, resume, quiet):
                           f"{first.replace('`', '')}")
     click.echo(f"{len(rows)} points run ({len(failed)} failed, {len(points) - len(rows)} already in {out}); "
                f"rows in {out}")
+    if failed:      # said here, not only in the rows: the first failure, in the sweep file's names
+        first = failed[0]["error"].partition(": ")[2] or failed[0]["error"]
+        warn([f"{len(failed)} of {len(rows)} points failed; the first (point_id {failed[0]['point_id']}): "
+              f"{first.replace('`', '')}"])
 
 
 @cli.command("plot")

@@ -7,6 +7,12 @@ from __future__ import annotations
 from simulator.errors import ConfigError
 
 
+def failure_text(failure: tuple) -> str:
+    """A parsed failure in the form `fail` takes: ("gpu", 9, 0.0) -> "gpu:9@0"."""
+    target = str(failure[1]) if failure[0] == "gpu" else f"{failure[1]}-{failure[2]}"
+    return f"{failure[0]}:{target}@{failure[-1]:g}"
+
+
 class FailureInjector:
     def __init__(self, cluster):
         self.cluster = cluster

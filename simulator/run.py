@@ -23,6 +23,7 @@ from simulator.drop_reasons import CLUSTER_DOWN, UNFINISHED
 from simulator.early_stop import SLAMissWatch
 from simulator.engine_loop import progress_process, watch_process
 from simulator.errors import ConfigError, first_repeat, require_number
+from simulator.failures import failure_text
 from simulator.hardware import Efficiency, GPUSpec
 from simulator.intervals import DEFAULT_INTERVAL, check_interval
 from simulator.metrics import SLA, summarize
@@ -355,7 +356,7 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
         plan["decode_gpus"] = config.replicas * config.plan.gpus_per_replica - config.prefill_gpus
     plan["topology"] = str(cluster.graph.graph.get("name", "auto"))
     if config.failures:
-        plan["failures"] = [":".join(map(str, f)) for f in config.failures]
+        plan["failures"] = [failure_text(f) for f in config.failures]
         summary["engines_failed"] = sum(1 for e in engines if not e.alive)
     idle_gpus = config.gpus - config.replicas * config.plan.gpus_per_replica
     plan["idle_gpus"] = idle_gpus

@@ -23,8 +23,10 @@ the command's result row. A point that fails records its one-line error and the 
 from __future__ import annotations
 
 import csv
+import difflib
 import functools
 import hashlib
+import inspect
 import io
 import itertools
 import json
@@ -38,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from simulator.api import simulate as run_simulate
+from simulator.api import CLUSTER_OPTIONS, WORKLOAD_OPTIONS, simulate as run_simulate
 from simulator.catalog_io import read_toml
 from simulator.errors import ConfigError, excerpt, first_repeat, reject_unknown_keys, require_choice, require_number
 from simulator.hardware import get_gpu
@@ -148,10 +150,28 @@ def _identity(value) -> str:
 SAME_SETTING = (("nodes", ("gpus",)), ("plan", ("tp", "pp", "ep")))
 
 
+def command_options(command: str) -> set[str]:
+    """The keys a sweep point of `command` may set: the command's API options, and the sweep's own
+    `plan` (tp/pp/ep as one value) and `nodes` (GPUs by the server); `gpu.*` and `topology.*` keys are
+    what-ifs (`set_values`)."""
+    function = {"simulate": run_simulate, "mlperf": run_mlperf}.get(command, run_size)
+    named = set(inspect.signature(function).parameters) - {"options", "progress", "workload", "jobs"}
+    options = set(CLUSTER_OPTIONS) | named | (set(WORKLOAD_OPTIONS) if command == "simulate" else set())
+    return (options - {"gpus"} if command == "size" else options | {"nodes"}) | {"plan"}
+
+
 def _check_point(point: dict, command: str, where: str) -> None:
-    """Refuse a point whose keys set one thing twice (base gpus and a grid's nodes), whose values are not
-    of their option's type (gpu = 5, offline = "false"), or that lacks what its command needs, before any
-    point runs."""
+    """Refuse a point whose keys its command does not take (a misspelt key in one [[points]] table failed
+    that point alone, after the others ran), set one thing twice (base gpus and a grid's nodes), whose
+    values are not of their option's type (gpu = 5, offline = "false"), or that lacks what its command
+    needs, before any point runs."""
+    known = command_options(command)
+    for key in point:
+        if key not in known and not key.startswith(("gpu.", "topology.")):
+            near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.7)
+            raise ConfigError(f"{where}: {excerpt(key, 40)} is no option of {command}"
+                              + (f" (did you mean {near[0]}?)" if near else "")
+                              + f"; its options: {', '.join(sorted(known))}")
     for key, value in point.items():
         if key != "fail":                   # checked below, with an example of its form
             checked_value(f"{where}: {excerpt(key, 40)[1:-1]}", key, value)

@@ -272,3 +272,13 @@ def test_a_failure_after_the_last_request_finished_is_reported_as_changing_nothi
     assert result.summary["run_status"] == "complete" and result.summary["engines_failed"] == 0
     assert result.summary["simulated_s"] < 100
     assert any("came after the last request finished" in w and "never happened" in w for w in result.warnings)
+
+
+def test_a_runs_failures_print_as_fail_takes_them():
+    """plan.failures echoed ("gpu", 9, 0.0) as gpu:9:0.0, a form --fail refuses; it is the input's form
+    now, and parses back to the same failure."""
+    from simulator.api import parse_failure
+    from simulator.failures import failure_text
+    for text in ("gpu:9@0", "link:nic0-leaf0@2.5"):
+        assert failure_text(parse_failure(text)) == text
+        assert parse_failure(failure_text(parse_failure(text))) == parse_failure(text)

@@ -352,7 +352,7 @@ def sweep_toml(draw):
         hostile, names = True, (key, "--" + key.replace("_", "-"), "every point")
     elif how == "typo":
         base["reqeusts"] = base.pop("requests")
-        hostile, names = True, ("reqeusts", "every point")
+        hostile, names = True, ("reqeusts", "no option of simulate")
     elif how == "empty":
         grid = {"gpus": []}
         hostile, names = True, ("gpus", "grid")

@@ -18,7 +18,7 @@ from tests.fuzzing import run_cli
 ROWS_UNKNOWN_GPU = "model,gpu,gpus,scenario,output_tokens_per_s,source\nllama2-70b,b9000,8,offline,1000,x\n"
 IMX_UNKNOWN_GPU = json.dumps({"hw": "b9000", "model": "llama3.3-70b", "precision": "fp8", "tp": 8, "isl": 1024,
                               "osl": 1024, "conc": 8, "output_tput_per_gpu": 100.0})
-SWEEP_TYPO = 'command = "simulate"\n[base]\nmodel = "llama3.1-8b"\nreqeusts = 5\noffline = true\n[grid]\ngpus = [1]\n'
+SWEEP_TYPO = 'command = "simulate"\n[base]\nmodel = "llama3.1-8b"\ngpu = "b9000"\nrequests = 5\noffline = true\n[grid]\ngpus = [1]\n'
 # Per command: arguments whose computation would fail with a different error, so seeing the --out error
 # proves the output was checked first.
 WRITERS = {

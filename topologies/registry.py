@@ -148,7 +148,10 @@ def load_topology(name_or_path: str | None = None, gpu=None, gpus: int | None = 
         raise ConfigError(f"{where}: {exc}") from None
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    graph.graph["name"] = name_or_path
+    # a what-if's overrides are part of the name results print (`rail-800g` run at 400G said rail-800g)
+    changed = ", ".join(f"{key}={value:g}" if isinstance(value, (int, float)) else f"{key}={value}"
+                        for key, value in sorted(overrides.items()))
+    graph.graph["name"] = f"{name_or_path} with {changed}" if changed else name_or_path
     return validate_graph(graph, where)
 
 

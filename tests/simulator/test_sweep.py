@@ -80,6 +80,11 @@ def test_a_grid_past_the_point_limit_is_refused_before_a_point_is_built():
     ({"grid": {"offline": ["false"]}}, "sweep: offline: expected true or false"),
     ({"grid": {"gpus": [1.5]}}, "sweep: gpus: expected a whole number, got 1.5"),
     ({"base": {"topology": {"a": 1}}}, "sweep: topology: expected a string, got a table"),
+    # before: a misspelt key in one [[points]] table failed that point alone, after the others ran (exit 0)
+    ({"points": [{"gpus": 8}, {"max_batch_sise": 64}]},
+     r"'max_batch_sise' is no option of simulate \(did you mean max_batch_size\?\)"),
+    ({"grid": {"catalog": ["mine.toml"]}}, r"'catalog' is no option of simulate \(did you mean gpu_catalog\?\)"),
+    ({"command": "size", "base": {"target_tokens_per_s": 1e5, "gpus": 8}}, "'gpus' is no option of size"),
 ])
 def test_a_point_that_sets_one_thing_twice_or_lacks_a_field_is_refused_before_running(spec, message):
     """Before: base gpus = 4 with grid nodes = [1] ran 8 GPUs and recorded gpus = 4; fail = 5 and a size
@@ -95,6 +100,18 @@ def test_failing_points_are_recorded_and_the_sweep_goes_on(tmp_path):
     assert by_gpu["b200"]["status"] == "ok" and by_gpu["b200"]["output_tokens_per_s"] > 0
     assert by_gpu["no-such-gpu"]["status"] == "error" and "unknown GPU" in by_gpu["no-such-gpu"]["error"]
     assert len(read_rows(out)) == 2
+
+
+def test_a_sweep_with_failed_points_says_so_beside_the_rows(tmp_path, capsys):
+    """Some points failing is a sweep's outcome (exit 0), but the first failure is printed, not left to
+    be found in the CSV."""
+    spec = tmp_path / "s.toml"
+    spec.write_text('command = "simulate"\n[base]\nmodel = "llama3.1-8b"\nrequests = 5\noffline = true\n'
+                    '[grid]\ngpu = ["b200", "no-such-gpu"]\n')
+    main(["sweep", str(spec), "--out", str(tmp_path / "o.csv"), "--quiet"])
+    captured = capsys.readouterr()
+    assert "2 points run (1 failed" in captured.out
+    assert "warning: 1 of 2 points failed; the first (point_id " in captured.err and "unknown GPU" in captured.err
 
 
 def test_a_points_warnings_are_kept_in_its_row(tmp_path):

@@ -225,3 +225,10 @@ def test_failed_link_fails_the_flow_cleanly():
     env.process(cut())
     env.run()
     assert "no route from a to b" in outcome["error"]
+
+
+def test_a_what_if_is_part_of_the_topology_name_results_print():
+    """rail-800g run at --scaleout-gbps 400 printed plan.topology rail-800g; the override is named."""
+    gpu = get_gpu("h100")
+    assert load_topology("rail-800g", gpu, 16).graph["name"] == "rail-800g"
+    assert load_topology("rail-800g", gpu, 16, {"nic_gbps": 400.0}).graph["name"] == "rail-800g with nic_gbps=400"

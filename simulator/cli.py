@@ -768,10 +768,12 @@ def calibrate(measurements, out, prior_profile, interval, seed, as_json, gpu_cat
               help="Only these splits (repeatable; default: all three).")
 @click.option("--prior-profile", type=click.Path(dir_okay=False), default=None,
               help="Profile whose [default] is the prior (default: the built-in defaults).")
+@option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML the rows may name.")
+@option("model_catalog", "--model-catalog", help="Extra model catalog TOML the rows may name.")
 @option("seed", "--seed", default=0, show_default=True, help=FIT_SEED_HELP)
 @output_options(out_help="Write the markdown report here (the shipped rows' report lives in docs/validation.md).",
                 json_help="Print summaries, held-out rows and what they pin as JSON.")
-def validate_command(measurements, splits, prior_profile, seed, out, as_json, quiet):
+def validate_command(measurements, splits, prior_profile, seed, out, as_json, quiet, gpu_catalog, model_catalog):
     """How well calibration predicts rows it never saw: leave one GPU out, leave one round out (fit v4.1,
     predict v5.1), leave one model out. Default rows: the shipped MLPerf results."""
     target = claim_output(out, suffixes=(".md",))
@@ -779,9 +781,10 @@ def validate_command(measurements, splits, prior_profile, seed, out, as_json, qu
     from simulator.calibrate import prior_from
     from simulator.validate import SHIPPED_ROWS, SPLITS, breakdown, markdown, pinned_records, validate
     paths = list(measurements) or [str(SHIPPED_MEASUREMENTS)]
-    rows = load_measurement_files(paths)
+    rows = load_measurement_files(paths, gpu_catalog=gpu_catalog, model_catalog=model_catalog)
     with Progress("validate", quiet=quiet) as progress:
-        results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=progress, seed=seed)
+        results = validate(rows, prior_from(prior_profile), splits=splits or SPLITS, progress=progress, seed=seed,
+                           gpu_catalog=gpu_catalog, model_catalog=model_catalog)
     warn_unfitted(results["fit"])
     if target is not None:
         command = " ".join(["infersim validate", *measurements] + ([f"--seed {seed}"] if seed else []))

@@ -154,8 +154,9 @@ def summarize(arrays: dict, itl: LatencyHistogram, sla: SLA | None = None) -> di
         "requests_total": int(finished.size),
         "requests_completed": completed,
         "requests_dropped": int(finished.size - completed),
-        "output_tokens": out_tokens,
-        "input_tokens": in_tokens,
+        # the completed requests' tokens, not a request's length (what `input_tokens` / `output_tokens` set)
+        "output_tokens_completed": out_tokens,
+        "input_tokens_completed": in_tokens,
         "makespan_s": makespan,
         "output_tokens_per_s": out_tokens / makespan if completed else 0.0,
         "total_tokens_per_s": (out_tokens + in_tokens) / makespan if completed else 0.0,

@@ -144,7 +144,8 @@ class StreamingTable(RequestTable):
         makespan = max(self.last_finish_s - self.first_arrival_s, 1e-12) if completed else math.nan
         out = {"requests_total": self.counts["total"], "requests_completed": completed,
                "requests_dropped": self.counts["dropped"] + unfinished,
-               "output_tokens": self.tokens["output"], "input_tokens": self.tokens["input"], "makespan_s": makespan,
+               "output_tokens_completed": self.tokens["output"], "input_tokens_completed": self.tokens["input"],
+               "makespan_s": makespan,
                "output_tokens_per_s": self.tokens["output"] / makespan if completed else 0.0,
                "total_tokens_per_s": (self.tokens["output"] + self.tokens["input"]) / makespan if completed else 0.0,
                "requests_per_s": completed / makespan if completed else 0.0}

@@ -68,7 +68,8 @@ def _predict_held_out(split_fit: Fit, specs, progress=None) -> dict:
         indices = parameters.indices(member)
         efficiency = parameters.efficiency(theta, indices)
         try:
-            model = row_model(spec, efficiency, gpu_catalog=split_fit.gpu_catalog, plans=plans, seed=split_fit.seed)
+            model = row_model(spec, efficiency, split_fit.model_catalog, split_fit.gpu_catalog, plans=plans,
+                              seed=split_fit.seed)
         except ConfigError as exc:       # InfeasibleError too, kept as such; the simulator's message names no row
             raise type(exc)(f"validate: held-out row {spec.label} cannot be simulated: {exc}") from None
         predicted = model.predict(efficiency)
@@ -135,7 +136,7 @@ def run_split(base: Fit, split: str, progress=None) -> tuple[list[HeldOut], dict
             progress(number, len(groups), f"{split} split fits (without {key}: {len(indices)} rows held out)")
         # the held-out rows' models stay in the shared dict, re-anchored at the split's efficiencies
         split_fit = fit(train, base.parameters.prior, models=base.models, theta0=base.theta, reanchor=False,
-                        gpu_catalog=base.gpu_catalog, seed=base.seed)
+                        model_catalog=base.model_catalog, gpu_catalog=base.gpu_catalog, seed=base.seed)
         specs = list(dict.fromkeys(base.specs[i] for i in indices))
         predicted = _predict_held_out(split_fit, specs, progress)
         held += [HeldOut(split, key, rows[i], base.specs[i], *predicted[base.specs[i]]) for i in indices]
@@ -230,9 +231,10 @@ def node_ratios(held: list[HeldOut]) -> list[dict]:
 
 
 def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=None, base: Fit | None = None,
-             seed: int = 0) -> dict:
+             seed: int = 0, gpu_catalog=(), model_catalog=()) -> dict:
     """The three splits (see the module docstring): per-row results, per-split summaries, node ratios;
-    `seed` draws the simulated runs' requests (of `base`'s fit when given)."""
+    `seed` draws the simulated runs' requests (of `base`'s fit when given); the catalogs are extra GPU and
+    model files the rows may name (`base`'s when given)."""
     unknown = set(splits) - set(SPLITS)
     if unknown:
         raise ConfigError(f"`splits`: {sorted(unknown)[0]!r} is not one of {', '.join(SPLITS)}")
@@ -242,7 +244,8 @@ def validate(rows, prior: Efficiency | None = None, *, splits=SPLITS, progress=N
     for split in splits:              # a split the rows cannot make is refused before the fits, not after
         if not any(len(held) < len(usable) for held in _groups(usable, split).values()):
             raise _unsplittable(split, invalid)
-    base = base or fit(rows, prior, progress=progress, seed=seed)
+    base = base or fit(rows, prior, progress=progress, seed=seed, gpu_catalog=gpu_catalog,
+                       model_catalog=model_catalog)
     results = {}
     for split in splits:
         held, shifts = run_split(base, split, progress)

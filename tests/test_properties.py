@@ -79,7 +79,7 @@ def test_invariants(options, workload):
     assert all(isinstance(reason, str) and reason for reason in result.dropped.values())
     assert summary["requests_completed"] + summary["requests_dropped"] == len(workload.arrival_s)
     # tokens out = the finished requests' output lengths
-    assert summary["output_tokens"] == int(np.asarray(workload.output_tokens)[finished].sum())
+    assert summary["output_tokens_completed"] == int(np.asarray(workload.output_tokens)[finished].sum())
     # no negative or NaN metric (NaN only where nothing finished or no multi-token output exists)
     for key, value in summary.items():
         if isinstance(value, float) and not math.isnan(value):
@@ -135,7 +135,7 @@ def test_streamed_metrics_match_the_full_table(options, workload, chunk):
                            workload.output_tokens[start:start + chunk])
 
     streamed = simulate(config, ChunkedWorkload(chunks)).summary
-    for key in ("requests_completed", "requests_dropped", "output_tokens", "preemptions", "engine_steps"):
+    for key in ("requests_completed", "requests_dropped", "output_tokens_completed", "preemptions", "engine_steps"):
         assert streamed[key] == full[key], key
 
 
@@ -153,7 +153,7 @@ def test_fast_path_equals_the_simpy_path(options, workload, representative):
         slow = simulate(config, workload, fast=False, representative=representative)
     except InfeasibleError:
         assume(False)
-    for key in ("requests_completed", "requests_dropped", "output_tokens", "input_tokens", "preemptions",
+    for key in ("requests_completed", "requests_dropped", "output_tokens_completed", "input_tokens_completed", "preemptions",
                 "engine_steps"):
         assert fast.summary[key] == slow.summary[key], key
     for key in ("makespan_s", "ttft_p99_s", "tpot_p50_s", "output_tokens_per_s"):

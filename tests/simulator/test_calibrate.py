@@ -518,6 +518,14 @@ def test_cli_calibrate_then_simulate_with_interval(tmp_path, capsys):
           "--profile", str(profile), "--json"])
     document = json.loads(capsys.readouterr().out)
     assert document["output_tokens_per_s_low"] < document["output_tokens_per_s"] < document["output_tokens_per_s_high"]
+    # a model the rows never ran takes the shipped validation's unseen-model spread on top (it took the
+    # fitted model's own before): wider, by sqrt(sigma^2 + unseen^2)
+    fitted = load_profile(str(profile))
+    unseen = load_profile()["fit"]["unseen_model_log_sigma"]
+    assert fitted["fit"]["unseen_model_log_sigma"] == unseen and "llama3.1-70b" not in fitted["fit"]["models"]
+    b200 = get_gpu("b200")
+    assert prediction_log_sigma(fitted, b200, get_model("llama3.1-70b")) == pytest.approx(
+        math.hypot(prediction_log_sigma(fitted, b200, get_model("llama3.1-8b")), unseen))
 
 
 def test_binding_limit_reads_the_runs_around_the_threshold():

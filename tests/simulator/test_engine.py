@@ -122,7 +122,7 @@ def test_conservation_and_routers(small_config):
             summary = result.summary
             assert summary["requests_completed"] + len(result.dropped) == count
             assert summary["requests_completed"] == count
-            assert summary["output_tokens"] == outputs.sum()
+            assert summary["output_tokens_completed"] == outputs.sum()
             assert np.all(result.arrays["first_token_s"] <= result.arrays["finish_s"])
             assert np.all(result.arrays["first_token_s"] >= arrival)
 
@@ -135,7 +135,7 @@ def test_preemption_when_kv_is_tiny_and_everyone_still_finishes(small_config):
     result = simulate(small_config(plan=plan), Stream(np.zeros(8), np.full(8, 100), np.full(8, 200)))
     assert result.summary["preemptions"] > 0
     assert result.summary["requests_completed"] == 8
-    assert result.summary["output_tokens"] == 8 * 200
+    assert result.summary["output_tokens_completed"] == 8 * 200
 
 
 def test_request_larger_than_kv_is_dropped_with_a_reason(small_config):

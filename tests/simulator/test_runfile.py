@@ -95,7 +95,7 @@ def test_a_length_may_be_a_number_as_in_a_sweep(tmp_path):
     run.write_text('[cluster]\nmodel = "llama3.1-8b"\ngpu = "b200"\ngpus = 1\n'
                    '[workload]\noffline = true\nrequests = 4\ninput_tokens = 128\noutput_tokens = 16\n')
     result = json.loads(invoke("simulate", "--config", run, "--json"))
-    assert result["input_tokens"] == 4 * 128 and result["output_tokens"] == 4 * 16
+    assert result["input_tokens_completed"] == 4 * 128 and result["output_tokens_completed"] == 4 * 16
     assert result["config"]["workload"]["input_tokens"] == "128"
 
 

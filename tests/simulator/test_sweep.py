@@ -325,3 +325,12 @@ def test_scheduler_address_is_checked_before_any_point(tmp_path, address):
     with pytest.raises(ConfigError, match="is not a Dask scheduler address"):
         run_sweep(*expand(small_spec()), tmp_path / "o.csv", scheduler=address)
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_a_requests_length_and_the_runs_token_totals_are_two_columns(tmp_path):
+    """A sweep over input_tokens (a request's prompt length) kept that column and silently dropped the
+    run's total of the same name; the totals are input_tokens_completed / output_tokens_completed."""
+    rows = run_sweep(*expand(small_spec(grid={"input_tokens": ["128"]})), tmp_path / "rows.csv")
+    row = rows[0]
+    assert row["input_tokens"] == "128"
+    assert row["input_tokens_completed"] == 128 * row["requests_completed"]

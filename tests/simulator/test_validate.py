@@ -244,3 +244,24 @@ def test_report_shows_where_the_errors_sit(results):
     assert "## Where the held-out errors sit" in text
     for r in breakdown(results):
         assert f"| {r['group']} | {r['rows']} |" in text
+
+
+def test_cli_validate_takes_the_catalogs_calibrate_takes(tmp_path, capsys):
+    """Rows naming a GPU and a model of the user's own catalogs validate as they calibrate; before, validate
+    had no --catalog or --model-catalog and said the GPU was not in the catalog."""
+    gpus = tmp_path / "gpus.toml"
+    gpus.write_text('[mygpu]\ndisplay_name = "My GPU"\nvendor = "nvidia"\nfamily = "hopper"\nhbm_gb = 96\n'
+                    'hbm_tb_per_s = 4\npeak_tflops = { bf16 = 989, fp8 = 1979 }\nscaleup = "nvswitch"\n'
+                    'scaleup_gb_per_s = 900\ngpus_per_server = 8\nnic_gbps = 400\npower_w = 700\n'
+                    'usd_per_gpu_hour = [2.0, 3.0]\n')
+    models = tmp_path / "models.toml"
+    models.write_text('[my8b]\nlayers = 32\nhidden = 4096\nheads = 32\nkv_heads = 8\nhead_dim = 128\nffn = 14336\n'
+                      'vocab = 128256\n')
+    rows = tmp_path / "rows.csv"
+    rows.write_text("model,gpu,gpus,scenario,output_tokens_per_s,source,users,input_tokens,output_tokens,precision,tp\n"
+                    "my8b,mygpu,1,closed,270,one user,1,128,256,fp8,1\n"
+                    "my8b,mygpu,1,closed,24000,128 users,128,256,256,fp8,1\n"
+                    "llama2-70b,mygpu,1,closed,270,one user,1,128,256,fp8,1\n")
+    main(["validate", str(rows), "--split", "model", "--catalog", str(gpus), "--model-catalog", str(models),
+          "--quiet"])
+    assert "model" in capsys.readouterr().out

@@ -19,7 +19,7 @@ import simpy
 from simulator.costmodel import Communication, StepCost
 from simulator.drop_reasons import NO_ENGINE, NO_PREFILL_ENGINE
 from simulator.engine import Engine, StepTrace
-from simulator.engine_loop import SimPyDriver, run_alone
+from simulator.engine_loop import RunEnd, SimPyDriver, run_alone
 from simulator.errors import ConfigError
 from simulator.failures import FailureInjector
 from simulator.handoff import KVHandoff
@@ -107,8 +107,7 @@ class Cluster:
         self.no_entry = NO_PREFILL_ENGINE if self.prefill_pool else NO_ENGINE
         self.down_at_s: float | None = None        # when failures left no engine able to serve
         self.delivered: set[int] = set()           # disaggregated: first token already at the user
-        self.unsettled = len(table)                 # requests neither finished nor dropped yet
-        self.all_settled = self.env.event()         # ... none left: the run is over, whatever else is pending
+        self.run_end = RunEnd(self.env, len(table))
         self.handoff = KVHandoff(self) if self.prefill_pool else None
         self.failures = FailureInjector(self) if config.failures else None
 
@@ -178,19 +177,15 @@ class Cluster:
     def drop(self, rid: int, reason: str) -> None:
         self.delivered.discard(rid)
         self.table.drop(rid, reason)
-        self._settled()
+        self.run_end.settled()
 
     def finished(self, rid: int, engine: Engine) -> None:
         self.delivered.discard(rid)
         if self.on_user_finish is not None:
             self.on_user_finish(rid)
         self.table.retire(rid)
-        self._settled()
+        self.run_end.settled()
 
-    def _settled(self) -> None:
-        self.unsettled -= 1
-        if not self.unsettled:
-            self.all_settled.succeed()
 
     def _prefilled(self, rid: int, engine: Engine) -> None:
         self.handoff.start(rid, engine)

@@ -42,19 +42,50 @@ def steps_before_newcomer(engine, k: int, first: float, growth: float, elapsed: 
     return k
 
 
-def watch_process(env, watch, table):
-    """Checks `watch` every `check_every_s` simulated seconds; stops the SimPy run once the SLA must be
-    missed, and ends by itself when every request has finished or been dropped."""
+def watch_process(env, watch, table, horizon_s: float | None = None):
+    """Checks `watch` every `check_every_s` simulated seconds (past `horizon_s`, the arrivals' span, less
+    often: `past_horizon_interval_s`); stops the SimPy run once the SLA must be missed, and ends by itself
+    when every request has finished or been dropped."""
     stop = env.event()
     stop.callbacks.append(simpy.core.StopSimulation.callback)
     finish = np.frombuffer(table.finish_s, dtype=float)
+    every_s = watch.check_every_s
     while np.count_nonzero(np.isnan(finish)) > len(table.dropped):
-        yield env.timeout(watch.check_every_s)
+        yield env.timeout(every_s)
+        every_s = past_horizon_interval_s(env.now, horizon_s, every_s)
         if env.peek() == math.inf:       # nothing else will happen: the run is over
             return
         if watch.missed(env.now):
             stop.succeed()
             return
+
+
+class RunEnd:
+    """When a SimPy run is over: every request finished or dropped, and no streamed feed still drawing
+    requests (`event` then succeeds), whatever else is scheduled later (a failure, a progress tick)."""
+
+    def __init__(self, env: simpy.Environment, requests: int):
+        self.event = env.event()
+        self.unsettled = requests          # requests neither finished nor dropped yet
+        self.arriving = False              # a streamed feed (its table grows as requests arrive) is drawing
+
+    def settled(self) -> None:
+        self.unsettled -= 1
+        self._check()
+
+    def expect_arrivals(self) -> None:
+        self.arriving = True
+
+    def arrived(self) -> None:
+        self.unsettled += 1
+
+    def arrivals_over(self) -> None:
+        self.arriving = False
+        self._check()
+
+    def _check(self) -> None:
+        if not self.unsettled and not self.arriving and not self.event.triggered:
+            self.event.succeed()
 
 
 PROGRESS_TICKS = 200     # progress reports over a run of known horizon (else one per simulated second)
@@ -70,6 +101,19 @@ def progress_process(env, progress, horizon_s: float | None):
         if env.peek() == math.inf:
             return
         progress(env.now if horizon_s is None else min(env.now, horizon_s), horizon_s, "simulated s")
+        every_s = past_horizon_interval_s(env.now, horizon_s, every_s)
+
+
+# Past its horizon (a drain, or a run far slower than its arrivals), a periodic process ticks at this
+# share of the time simulated so far: a logarithmic count of ticks, not one per horizon / 200 (a run on
+# --set gpu.hbm_tb_per_s=1e-6 simulated years of drain at 0.15 s a tick and never returned).
+LATE_TICK_SHARE = 0.05
+
+
+def past_horizon_interval_s(now_s: float, horizon_s: float | None, every_s: float) -> float:
+    """A periodic process's next interval: `every_s` up to `horizon_s` (none: from the start), then
+    growing with the time simulated."""
+    return every_s if horizon_s is not None and now_s <= horizon_s else max(every_s, LATE_TICK_SHARE * now_s)
 
 
 class SimPyDriver:

@@ -8,9 +8,11 @@ from simulator.errors import ConfigError
 
 
 def failure_text(failure: tuple) -> str:
-    """A parsed failure in the form `fail` takes: ("gpu", 9, 0.0) -> "gpu:9@0"."""
+    """A parsed failure in the form `fail` takes, its time exactly: ("gpu", 9, 0.0) -> "gpu:9@0",
+    ("gpu", 3, 0.1234567) -> "gpu:3@0.1234567"."""
     target = str(failure[1]) if failure[0] == "gpu" else f"{failure[1]}-{failure[2]}"
-    return f"{failure[0]}:{target}@{failure[-1]:g}"
+    time_s = repr(float(failure[-1]))
+    return f"{failure[0]}:{target}@{time_s[:-2] if time_s.endswith('.0') else time_s}"
 
 
 class FailureInjector:
@@ -39,6 +41,8 @@ class FailureInjector:
         else:
             doomed = self._fail_link(failure[1], failure[2])
         for i in sorted(doomed):
+            if cluster.handoff is not None:
+                cluster.handoff.engine_failed(i)
             for rid in cluster.engines[i].fail():
                 cluster.table.engine[rid] = -1
                 cluster.route(rid)

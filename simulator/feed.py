@@ -16,12 +16,15 @@ def open_loop(cluster, arrival_s: np.ndarray):
 def open_loop_chunks(cluster, chunks):
     """Open loop from an iterator of request chunks: each request takes a table slot when it arrives."""
     env, table = cluster.env, cluster.table
+    cluster.run_end.expect_arrivals()
     for chunk in chunks:
         for when, inputs, outputs in zip(chunk.arrival_s.tolist(), chunk.input_tokens.tolist(),
                                          chunk.output_tokens.tolist()):
             if when > env.now:
                 yield env.timeout(when - env.now)
+            cluster.run_end.arrived()
             cluster.route(table.admit(when, inputs, outputs))
+    cluster.run_end.arrivals_over()
 
 
 class ClosedLoopUsers:

@@ -1,8 +1,8 @@
 """Disaggregated serving's KV hand-off: a prefilled prompt's KV streams from its prefill engine to a
 decode engine, as rank-to-rank flows on the topology sharing links with every other transfer in flight
-(`topologies.FlowNetwork`), or, with a fixed bandwidth given, over a link of that bandwidth per engine
-(`fixed_bandwidth_network`): hand-offs a prefill engine sends at once, or a decode engine receives at
-once, share its link."""
+(`topologies.FlowNetwork`), or, with a fixed bandwidth given, over a link of that bandwidth per replica
+(`fixed_bandwidth_network`): hand-offs a prefill replica sends at once (from any of its pipeline stages'
+engines), or a decode replica receives at once, share its link."""
 from __future__ import annotations
 
 import networkx as nx
@@ -12,13 +12,14 @@ from simulator.router import ROUTERS
 from topologies import FlowNetwork, NetworkError
 
 
-def fixed_bandwidth_network(env, engines, gb_per_s: float, latency_s: float) -> FlowNetwork:
-    """Each engine's hand-off link (`engine{i}` to a shared fabric) at `gb_per_s` each way, the fixed
+def fixed_bandwidth_network(env, replicas, gb_per_s: float, latency_s: float) -> FlowNetwork:
+    """Each replica's hand-off link (`replica{r}` to a shared fabric) at `gb_per_s` each way, the fixed
     latency paid once on the way out: concurrent hand-offs share a link max-min fairly (1 GB/s moves 558
-    hand-offs of 655 MB in no less than 366 s; before, each took the whole 1 GB/s and the run ended at 35 s)."""
+    hand-offs of 655 MB in no less than 366 s; before, each took the whole 1 GB/s and the run ended at
+    35 s). Per replica, not per engine: a replica's pipeline stages are engines of one set of GPUs."""
     graph = nx.Graph()
-    for engine in engines:
-        graph.add_edge(f"engine{engine.index}", "fabric", bandwidth_gb_per_s=gb_per_s, latency_us=latency_s * 1e6 / 2)
+    for replica in sorted(set(replicas)):
+        graph.add_edge(f"replica{replica}", "fabric", bandwidth_gb_per_s=gb_per_s, latency_us=latency_s * 1e6 / 2)
     return FlowNetwork(env, graph)
 
 
@@ -27,7 +28,7 @@ class KVHandoff:
         config, tp = cluster.config, cluster.config.plan.tp
         self.cluster, self.env, self.table = cluster, cluster.env, cluster.table
         self.router = ROUTERS.get_class(config.router, "router")(cluster.rng, cluster.table)
-        self.fixed = (fixed_bandwidth_network(self.env, cluster.engines, config.kv_transfer_gb_per_s,
+        self.fixed = (fixed_bandwidth_network(self.env, cluster.replica_of, config.kv_transfer_gb_per_s,
                                               config.kv_transfer_latency_s) if config.kv_transfer_gb_per_s else None)
         # a hand-off moves every rank's shard (replicated KV heads once per rank that holds them)
         kv = config.precision.kv_cache
@@ -78,6 +79,14 @@ class KVHandoff:
             return
         target.receive_handoff(rid)
 
+    def engine_failed(self, index: int) -> None:
+        """An engine failed: its replica's fixed hand-off link goes with it, so what streams to or from it
+        stops sharing that link (a dead prefill engine's queued KV kept a decode link busy: 123.7 s for a
+        run of 88)."""
+        node = f"replica{self.cluster.replica_of[index]}"
+        if self.fixed is not None and node in self.fixed.graph:
+            self.fixed.fail_node(node)
+
     def _pick_decode(self, rid: int, excluded: set):
         pool = self.cluster.decode_pool
         if excluded:
@@ -89,7 +98,12 @@ class KVHandoff:
         """Move one hand-off's KV: True when it landed with both engines still alive, False when either
         died on the way, None when the network has no route between them any more."""
         if self.fixed is not None:
-            yield self.fixed.transfer(f"engine{source.index}", f"engine{target.index}", nbytes)
+            replica_of = self.cluster.replica_of
+            try:
+                yield self.fixed.transfer(f"replica{replica_of[source.index]}", f"replica{replica_of[target.index]}",
+                                          nbytes)
+            except NetworkError:      # an end's replica failed on the way: its link went with it
+                return False
             return source.alive and target.alive
         cluster = self.cluster
         senders = cluster.placement.gpus(cluster.replica_of[source.index])

@@ -49,16 +49,23 @@ def _log_sigma(where: str, value) -> float | None:
     return None if value is None else check_log_sigma(f"profile [fit] {where}", value)
 
 
-# The GPU datasheet figures a prediction depends on (names, sources, aliases and prices do not change it).
-DATASHEET_FIELDS = ("vendor", "family", "base_family", "hbm_gb", "hbm_tb_per_s", "peak_tflops", "scaleup",
-                    "scaleup_gb_per_s", "scaleup_links", "gpus_per_server", "nic_gbps", "power_w")
+# The chip's own figures, whose efficiencies the fit measured: another HBM or tensor rate is another chip.
+# Its network (NICs, scale-up links) is the topology's what-if, priced by the network model, as
+# `--scaleout-gbps` is; its power sets only the energy figures.
+DATASHEET_FIELDS = ("vendor", "family", "base_family", "hbm_gb", "hbm_tb_per_s", "peak_tflops")
+
+
+def _figure(value):
+    """A datasheet value as the fingerprint reads it: numbers as floats (180 and 180.0 are one value)."""
+    if isinstance(value, dict):
+        return sorted((key, _figure(item)) for key, item in value.items())
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def datasheet_digest(gpu) -> str:
     """A short fingerprint of `gpu`'s datasheet figures (DATASHEET_FIELDS), which a fitted profile records
     per GPU (`[fit.datasheet]`) so a prediction can tell whether it runs the hardware the fit saw."""
-    figures = [(name, sorted(value.items()) if isinstance(value, dict) else value)
-               for name in DATASHEET_FIELDS for value in [getattr(gpu, name)]]
+    figures = [(name, _figure(getattr(gpu, name))) for name in DATASHEET_FIELDS]
     return hashlib.sha256(repr(figures).encode()).hexdigest()[:16]
 
 

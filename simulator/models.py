@@ -360,6 +360,18 @@ def _layer_list(cfg: dict, path: Path, key: str, layers: int) -> list | None:
     return value
 
 
+def _layer_indices(cfg: dict, path: Path, key: str, layers: int) -> set | None:
+    """A list of layer indices in the config (`moe_layers`, `mlp_only_layers`), each a whole number from
+    0 to layers - 1; None when absent."""
+    value = cfg.get(key)
+    if value is None:
+        return None
+    if not (isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < layers
+                                            for i in value)):
+        raise ConfigError(f"{path}: {key} must be a list of layer indices from 0 to {layers - 1}, not {excerpt(value)}")
+    return set(value)
+
+
 def _hf_moe_layout(cfg: dict, path: Path, whole, experts: int, layers: int, width: int) -> dict:
     """The MoE fields of a config.json: top-k, expert width, shared experts and which layers are MoE.
 
@@ -368,11 +380,13 @@ def _hf_moe_layout(cfg: dict, path: Path, whole, experts: int, layers: int, widt
     `shared_expert_intermediate_size` (counted in expert widths), or Llama 4's one. A layer is MoE unless
     the config makes it dense: the first `first_k_dense_replace` (DeepSeek), every layer off
     `moe_layer_freq` (DeepSeek), off `decoder_sparse_step` or in `mlp_only_layers` (Qwen), or off
-    `interleave_moe_layer_step` / not in `moe_layers` (Llama 4: Maverick alternates dense and MoE)."""
-    top_k = whole("num_experts_per_tok", 0) or whole("experts_per_token", 0)
-    if not top_k:
-        raise ConfigError(f"{path}: missing key 'num_experts_per_tok' (experts each token is routed to, a "
-                          f"whole number from 1 to {experts})")
+    `interleave_moe_layer_step` (Llama 4: Maverick alternates dense and MoE); a `moe_layers` list names
+    them instead of all of these, as in Hugging Face's Llama 4."""
+    key = "experts_per_token" if cfg.get("experts_per_token") is not None else "num_experts_per_tok"   # gpt-oss
+    top_k = whole(key, 0)
+    if not 1 <= top_k <= experts:
+        raise ConfigError(f"{path}: {key} is {top_k or 'missing'}: the experts each token is routed to, a "
+                          f"whole number from 1 to the {experts} experts")
     expert_ffn = whole("moe_intermediate_size", width)
     shared = whole("n_shared_experts", 0)
     shared_width = whole("shared_expert_intermediate_size", 0)
@@ -383,19 +397,14 @@ def _hf_moe_layout(cfg: dict, path: Path, whole, experts: int, layers: int, widt
         shared = shared_width // expert_ffn
     if str(cfg.get("model_type", "")).startswith("llama4"):
         shared = 1
-    listed = cfg.get("moe_layers")
-    if listed is not None and not (isinstance(listed, list) and all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < layers for i in listed)):
-        raise ConfigError(f"{path}: moe_layers must be a list of layer indices from 0 to {layers - 1}, "
-                          f"not {excerpt(listed)}")
-    dense_only = cfg.get("mlp_only_layers") or []
-    if not isinstance(dense_only, list):
-        raise ConfigError(f"{path}: mlp_only_layers must be a list of layer indices, not {excerpt(dense_only)}")
+    listed = _layer_indices(cfg, path, "moe_layers", layers)
+    dense_only = _layer_indices(cfg, path, "mlp_only_layers", layers) or set()
     first_dense = whole("first_k_dense_replace", 0)
     freq, sparse_step = whole("moe_layer_freq", 1), whole("decoder_sparse_step", 1)
     step = whole("interleave_moe_layer_step", 1)
-    moe = [i for i in range(layers) if i >= first_dense and i % freq == 0 and (i + 1) % sparse_step == 0
-           and i % step == step - 1 and i not in dense_only and (listed is None or i in listed)]
+    moe = sorted(listed) if listed is not None else [
+        i for i in range(layers) if i >= first_dense and i % freq == 0 and (i + 1) % sparse_step == 0
+        and i % step == step - 1 and i not in dense_only]
     if not moe:
         raise ConfigError(f"{path}: num_experts is {experts} but the config leaves no layer a MoE layer")
     return dict(experts=experts, active_experts=top_k, shared_experts=shared, expert_ffn=expert_ffn,

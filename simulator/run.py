@@ -157,7 +157,7 @@ def _run_env(cluster: "Cluster", config: ServingConfig, progress=None, horizon_s
     env = cluster.env
     if progress is not None:
         env.process(progress_process(env, progress, horizon_s))
-    stop = cluster.all_settled
+    stop = cluster.run_end.event
     if config.max_time_s is not None:
         stop = env.any_of([stop, env.timeout(config.max_time_s)])
     try:
@@ -243,7 +243,7 @@ def simulate(config: ServingConfig, workload, *, step_cost: StepCost | None = No
         span = float(np.asarray(table.arrival_s)[-1]) if len(table) else 0.0
         watch = SLAMissWatch(table, stop_when_missed, check_every_s=max(span / EARLY_STOP_CHECKS, 0.05))
         if not (fast and independent(config)) or isinstance(workload, ClosedLoopRequests):
-            cluster.env.process(watch_process(cluster.env, watch, table))
+            cluster.env.process(watch_process(cluster.env, watch, table, span))
     if isinstance(workload, ClosedLoopRequests):
         cluster.start_engines()
         cluster.env.process(feed.ClosedLoopUsers(cluster, workload.arrival, len(table)).start())
@@ -312,9 +312,12 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
     if config.prediction_log_sigma is None:
         warnings.append("no prediction interval: " + (config.no_interval_reason or
                                                        f"none was given for {config.gpu.name} (prediction_log_sigma)"))
-    finished = arrays["finish_s"][np.isfinite(arrays["finish_s"])] if arrays is not None else np.zeros(0)
-    last_finish = float(finished.max()) if finished.size else 0.0
-    for failure in config.failures if finished.size else ():
+    if arrays is not None:
+        finished = arrays["finish_s"][np.isfinite(arrays["finish_s"])]
+        last_finish = float(finished.max()) if finished.size else 0.0
+    else:       # a streamed run keeps no per-request arrays, only its last finish
+        last_finish = float(getattr(cluster.table, "last_finish_s", 0.0))
+    for failure in config.failures if summary["requests_completed"] else ():
         if failure[-1] > last_finish and not summary["requests_dropped"]:
             warnings.append(f"`fail` at {failure[-1]:g} s came after the last request finished ({last_finish:.4g} s): "
                             "it never happened (the run ends when its requests do)")

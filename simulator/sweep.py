@@ -155,9 +155,10 @@ def command_options(command: str) -> set[str]:
     `plan` (tp/pp/ep as one value) and `nodes` (GPUs by the server); `gpu.*` and `topology.*` keys are
     what-ifs (`set_values`)."""
     function = {"simulate": run_simulate, "mlperf": run_mlperf}.get(command, run_size)
-    named = set(inspect.signature(function).parameters) - {"options", "progress", "workload", "jobs"}
+    named = set(inspect.signature(function).parameters) - {"options", "progress", "workload"}
     options = set(CLUSTER_OPTIONS) | named | (set(WORKLOAD_OPTIONS) if command == "simulate" else set())
-    return (options - {"gpus"} if command == "size" else options | {"nodes"}) | {"plan"}
+    # size chooses the GPU count and refuses a failure (it runs clusters of many sizes)
+    return (options - {"gpus", "fail"} if command == "size" else options | {"nodes"}) | {"plan"}
 
 
 def _check_point(point: dict, command: str, where: str) -> None:
@@ -167,6 +168,8 @@ def _check_point(point: dict, command: str, where: str) -> None:
     needs, before any point runs."""
     known = command_options(command)
     for key in point:
+        if command == "size" and key in ("gpus", "nodes"):
+            raise ConfigError(f"{where}: {key} is what size finds; a size point gives target_tokens_per_s")
         if key not in known and not key.startswith(("gpu.", "topology.")):
             near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.7)
             raise ConfigError(f"{where}: {excerpt(key, 40)} is no option of {command}"

@@ -279,6 +279,27 @@ def test_a_runs_failures_print_as_fail_takes_them():
     now, and parses back to the same failure."""
     from simulator.api import parse_failure
     from simulator.failures import failure_text
-    for text in ("gpu:9@0", "link:nic0-leaf0@2.5"):
+    for text in ("gpu:9@0", "link:nic0-leaf0@2.5", "gpu:3@0.1234567", "gpu:1@100000000"):
         assert failure_text(parse_failure(text)) == text
         assert parse_failure(failure_text(parse_failure(text))) == parse_failure(text)
+
+
+def test_a_streamed_run_also_ends_with_its_requests():
+    """--stream-metrics keeps no per-request table, so a run's end was 'nothing left to do': a failure at
+    1e8 s ran on to it (the CLI never returned) and counted an engine failed."""
+    from simulator.api import simulate
+    result = simulate(model="llama3.1-8b", gpu="h200", gpus=2, rate=5, requests=10, stream_metrics=True,
+                      fail=("gpu:0@1e8",))
+    assert result.summary["engines_failed"] == 0 and result.summary["simulated_s"] < 100
+    assert any("never happened" in w for w in result.warnings)
+
+
+def test_a_run_far_slower_than_its_arrivals_reports_progress_a_bounded_number_of_times():
+    """At 1e-6 TB/s of HBM a 10 s arrival window drains for 1.55e6 simulated seconds; progress ticked every
+    10 s / 200 of it (3e7 ticks); past the horizon it now ticks at 5% of the time simulated: about
+    200 + ln(1.55e6 / 10) / ln(1.05) = 445 ticks (451 counted)."""
+    from simulator.api import simulate
+    ticks = []
+    result = simulate(model="llama3.1-8b", gpu="h200", gpus=2, rate=1, duration_s=10, router="least-kv",
+                      set_values=("gpu.hbm_tb_per_s=1e-6",), progress=lambda *args, **kw: ticks.append(args))
+    assert result.summary["simulated_s"] > 1e5 and len(ticks) < 1000

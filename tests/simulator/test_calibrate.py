@@ -252,10 +252,10 @@ def test_a_model_the_fit_never_ran_widens_its_interval():
 
 
 def test_a_gpu_whose_datasheet_differs_from_the_fitted_one_gets_no_interval():
-    """[fit.datasheet] records each GPU's figures as the fit saw them: MI355X as catalogued keeps its 0.08;
-    the same name with twice the HBM bandwidth (a `--set gpu.hbm_tb_per_s` what-if) gets none, and the
-    reason says so; its name, aliases and price do not count. A profile without the table (older ones)
-    checks nothing."""
+    """[fit.datasheet] records each GPU's chip figures as the fit saw them: MI355X as catalogued keeps its
+    0.08; the same name with twice the HBM bandwidth (a `--set gpu.hbm_tb_per_s` what-if) gets none, and
+    the reason says so; its name, aliases and price do not count. A profile without the table (older
+    ones) checks nothing."""
     mi355x = get_gpu("mi355x")
     profile = {"fit": {"log_sigma": {"mi355x": 0.08}, "datasheet": {"mi355x": datasheet_digest(mi355x)}}}
     assert prediction_log_sigma(profile, mi355x) == 0.08 and no_interval_reason(profile, mi355x) is None
@@ -264,6 +264,10 @@ def test_a_gpu_whose_datasheet_differs_from_the_fitted_one_gets_no_interval():
     assert "mi355x's datasheet differs from the one the profile was fitted on" in no_interval_reason(profile, faster)
     renamed = replace(mi355x, display_name="mine", aliases=(), usd_per_gpu_hour=(1.0, 2.0))
     assert prediction_log_sigma(profile, renamed) == 0.08
+    # its shipped values written another way (288 as 288.0) are the same chip; its network and power are
+    # the topology's and the energy figures' what-ifs (--scaleout-gbps keeps the interval, so does this)
+    same = replace(mi355x, hbm_gb=float(mi355x.hbm_gb), nic_gbps=800.0, power_w=2000.0, scaleup_gb_per_s=1.0)
+    assert prediction_log_sigma(profile, same) == 0.08
     assert prediction_log_sigma({"fit": {"log_sigma": {"mi355x": 0.08}}}, faster) == 0.08
     assert "holds no fit for mi355x" in no_interval_reason({"fit": {}}, mi355x)
 

@@ -96,6 +96,29 @@ def test_hand_offs_sent_at_once_share_the_fixed_bandwidth(small_config):
     np.testing.assert_allclose(shared.arrays["first_token_s"], [3.0, 3.0], rtol=1e-6)
 
 
+def test_a_replicas_pipeline_stages_share_its_hand_off_link(small_config):
+    """pp 2: a prefill replica is two engines on one pair of GPUs. Two prompts, one per engine, prefilled
+    together, send their KV over the replica's one link: both land at 1 + 2 s, as on one engine. Keyed per
+    engine, each stage had a link of its own, and deeper pipelines looked up to 4x better at hand-offs."""
+    config = small_config("disaggregated", gpus=4, prefill_gpus=2, plan=Plan(pp=2), kv_transfer_gb_per_s=0.16400384,
+                          kv_transfer_latency_s=0.0)
+    shared = run(config, Stream([0, 0], [1000, 1000], [2, 2]))
+    np.testing.assert_allclose(shared.arrays["first_token_s"], [3.0, 3.0], rtol=1e-6)
+
+
+def test_a_failed_prefill_engines_hand_off_stops_sharing_the_link(small_config):
+    """Two prefill GPUs and one decode GPU, hand-offs of 1 s alone on the decode replica's link. Both
+    prompts prefill 0-1 s and hand off together at half rate each; GPU 0 fails at 1.5 s (a quarter sent).
+    Its KV is lost and its prompt (with the token it made) prefills again on GPU 1 (1.5-2.5 s), then hands
+    off alone the KV of 1002 tokens (1002 / 1001 s); GPU 1's hand-off has the link to itself from 1.5 s
+    and lands at 2.25 s. Before, the dead engine's transfer kept sharing the link until 3 s, and its
+    prompt restarted only then (5 s)."""
+    config = small_config("disaggregated", gpus=3, prefill_gpus=2, kv_transfer_gb_per_s=0.16400384,
+                          kv_transfer_latency_s=0.0, failures=(("gpu", 0, 1.5),))
+    result = run(config, Stream([0, 0], [1000, 1000], [2, 2]))
+    np.testing.assert_allclose(sorted(result.arrays["first_token_s"]), [2.25, 2.5 + 1002 / 1001], rtol=1e-9)
+
+
 def test_m_d_1_mean_wait_matches_closed_form(small_config):
     """Batch size 1 and fixed lengths make one engine an M/D/1 queue: service D = prefill 0.05 s +
     5 decode steps x 0.01 s = 0.1 s; at lambda = 6/s, rho = 0.6 and the mean wait in queue is

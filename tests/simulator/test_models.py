@@ -134,6 +134,9 @@ def test_qwen_moe_shared_expert_counts_in_expert_widths(tmp_path):
     assert model.active_params_per_token == 2_377_711_616
     dense_first = model_from_hf_config(write_config(tmp_path, {**config, "mlp_only_layers": [0, 1]}))
     assert (dense_first.moe_layers, dense_first.dense_layers) == (22, 2)
+    # a moe_layers list names the MoE layers instead of the step rules (Hugging Face's Llama 4)
+    listed = model_from_hf_config(write_config(tmp_path, {**config, "decoder_sparse_step": 2, "moe_layers": [1, 2, 3]}))
+    assert listed.moe_layers == 3
 
 
 def test_hf_config_missing_key(tmp_path):
@@ -173,7 +176,10 @@ def test_precision_parse():
     ({"max_position_embeddings": "lots"}, "max_position_embeddings: expected a number, got 'lots'"),
     ({"sliding_window": "x"}, "sliding_window: expected a number, got 'x'"),
     ({"sliding_window": 4096, "layer_types": "sliding"}, r"layer_types must be a list with one entry per layer \(32\)"),
-    ({"num_local_experts": 8}, "missing key 'num_experts_per_tok'"),
+    ({"num_local_experts": 8}, "num_experts_per_tok is missing: the experts each token is routed to, a whole "
+                               "number from 1 to the 8 experts"),
+    ({"num_local_experts": 8, "num_experts_per_tok": 9}, "num_experts_per_tok is 9: the experts each token"),
+    ({"num_local_experts": 8, "num_experts_per_tok": 2, "mlp_only_layers": ["3"]}, "mlp_only_layers must be a list"),
     ({"num_local_experts": 8, "num_experts_per_tok": 2, "moe_layers": [40]}, "moe_layers must be a list of layer"),
     ({"num_local_experts": 8, "num_experts_per_tok": 2, "decoder_sparse_step": 64}, "leaves no layer a MoE layer"),
     ({"num_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 1000,

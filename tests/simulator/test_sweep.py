@@ -84,7 +84,8 @@ def test_a_grid_past_the_point_limit_is_refused_before_a_point_is_built():
     ({"points": [{"gpus": 8}, {"max_batch_sise": 64}]},
      r"'max_batch_sise' is no option of simulate \(did you mean max_batch_size\?\)"),
     ({"grid": {"catalog": ["mine.toml"]}}, r"'catalog' is no option of simulate \(did you mean gpu_catalog\?\)"),
-    ({"command": "size", "base": {"target_tokens_per_s": 1e5, "gpus": 8}}, "'gpus' is no option of size"),
+    ({"command": "size", "base": {"target_tokens_per_s": 1e5, "gpus": 8}}, "gpus is what size finds"),
+    ({"command": "size", "base": {"target_tokens_per_s": 1e5, "fail": "gpu:0@1"}}, "'fail' is no option of size"),
 ])
 def test_a_point_that_sets_one_thing_twice_or_lacks_a_field_is_refused_before_running(spec, message):
     """Before: base gpus = 4 with grid nodes = [1] ran 8 GPUs and recorded gpus = 4; fail = 5 and a size
@@ -334,3 +335,13 @@ def test_a_requests_length_and_the_runs_token_totals_are_two_columns(tmp_path):
     row = rows[0]
     assert row["input_tokens"] == "128"
     assert row["input_tokens_completed"] == 128 * row["requests_completed"]
+
+
+def test_every_option_of_a_command_passes_the_key_check():
+    """The key check refuses only what the command does not take: simulate's jobs and workload keys,
+    mlperf's scenario, rate and queries, size's node_gpus and confidence, what-if keys all pass."""
+    assert expand({"base": {"jobs": 2, "users": 4, "think_time_s": 1.0, "gpu.hbm_tb_per_s": 9.0,
+                            "topology.nic_gbps": 800}})[1]
+    assert expand({"command": "mlperf", "base": {"scenario": "server", "rate": 2.0, "queries": 100, "nodes": 2}})[1]
+    assert expand({"command": "size", "base": {"target_tokens_per_s": 1e5, "node_gpus": 4, "confidence": 0.9,
+                                               "scenario": "server"}})[1]

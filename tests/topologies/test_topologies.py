@@ -232,3 +232,30 @@ def test_a_what_if_is_part_of_the_topology_name_results_print():
     gpu = get_gpu("h100")
     assert load_topology("rail-800g", gpu, 16).graph["name"] == "rail-800g"
     assert load_topology("rail-800g", gpu, 16, {"nic_gbps": 400.0}).graph["name"] == "rail-800g with nic_gbps=400"
+
+
+def test_a_spread_transfer_leaves_by_its_own_nic_whatever_the_rail():
+    """Two 8-GPU B200 servers on 400G NICs (50 GB/s), one leaf per rail, each leaf's 2 x 400G of uplinks
+    split over 8 spines (12.5 GB/s a link). 5 GB from gpu0 to gpu8 (same rail: nic0-leaf0-nic8) takes
+    0.1 s. To gpu9 (another rail) the hashed route takes a 12.5 GB/s spine link: 0.4 s; spread over the
+    8 spine routes it runs at nic0's 50 GB/s: 0.1 s (routes a peer GPU relays are left out: one
+    transfer leaves by its own NIC; with them it took 0.09 s). A GPU failing elsewhere mid-transfer leaves
+    the shares where they were (they all fell onto the hashed route before)."""
+    graph = cluster(2, "nvswitch", 8, 1800, nic_gbps=400)
+    for target in ("gpu8", "gpu9"):
+        env = simpy.Environment()
+        network = FlowNetwork(env, graph.copy())
+        done = {}
+
+        def go(to=target):
+            yield network.transfer("gpu0", to, 5e9, spread=True)
+            done["at"] = env.now
+
+        def fail_elsewhere():
+            yield env.timeout(0.01)
+            network.fail_node("gpu6")
+
+        env.process(go())
+        env.process(fail_elsewhere())
+        env.run()
+        assert done["at"] == pytest.approx(0.1, rel=1e-3), target

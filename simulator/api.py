@@ -30,7 +30,7 @@ from topologies.builders import check_oversubscription
 from workloads import WorkloadSpec, workload_from_flags, workload_from_toml
 from workloads.lengths import Fixed, parse_length_flag
 from workloads.requests import ClosedLoopRequests, Requests
-from workloads.scenarios import get_scenario
+from workloads.scenarios import check_limit, get_scenario
 
 CLUSTER_OPTIONS = ("model", "gpu", "gpus", "tp", "pp", "ep", "precision", "batching", "router", "prefill_gpus",
                    "max_batch_size", "max_tokens_per_step", "block_size", "memory_utilization", "seed",
@@ -97,7 +97,7 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     gpus = require_number("`gpus`", gpus, low=1, high=MAX_GPUS, integer=True)
     for name, value in (("`sla_ttft_s`", sla_ttft_s), ("`sla_tpot_s`", sla_tpot_s)):
         if value is not None:
-            require_number(name, value, low=0, low_inclusive=False, high=1e6)
+            check_limit(name, value)
     sla = SLA(sla_ttft_s, sla_tpot_s) if sla_ttft_s is not None or sla_tpot_s is not None else None
     model_spec = get_model(model, model_catalog) if isinstance(model, str) else model
     # the catalog is loaded once (a few ms, as long as the rest of this function) for the name and the

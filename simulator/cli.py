@@ -670,7 +670,9 @@ def pareto_command(no_prune, show_all, as_json, out, quiet, sla_ttft_s, sla_tpot
     attention-dp, aggregated or disaggregated with each prefill/decode split) and concurrency levels.
 
     Each point is a closed loop of CONCURRENCY users, each sending its next request when the last
-    finishes. Per-user rate (interactivity, output_tokens_per_s_per_user) = 1 / median TPOT, TPOT =
+    finishes. Its p99 TTFT and TPOT (and so meets_sla) are over each user's requests after its first: the
+    first wave, every user at once at t=0, is a cold start a serving deployment does not see (simulate
+    --users counts it, and its p99 TTFT at 1,024 users can be several times larger). Per-user rate (interactivity, output_tokens_per_s_per_user) = 1 / median TPOT, TPOT =
     (latency - TTFT) / (output tokens - 1), InferenceX's median_intvty. Throughput per GPU counts every
     GPU of the cluster; $ per million output tokens from the catalog's price range; tokens per provisioned
     MW count GPU TDP plus the rest of the node's rated power per GPU (see power_counted). Plot the CSV:

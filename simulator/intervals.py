@@ -109,6 +109,17 @@ def run_key(gpu: str, model: str, scenario: str) -> str:
     return f"{gpu} {group_key(model, scenario)}"
 
 
+def unmeasured_run_note(profile: dict, gpu, model, scenario: str) -> str | None:
+    """A note when the profile's fit ran no row of `gpu` on `model` in `scenario` (None when it did, or
+    when the profile does not list its runs): the number comes from other GPUs', models' or scenarios'
+    rows, and its interval from what such predictions erred by."""
+    runs = profile.get("fit", {}).get("runs")
+    if not isinstance(runs, list) or run_key(gpu.name, model.name, scenario) in runs:
+        return None
+    return (f"no measured row of {gpu.name} on {model.name} {scenario} in the profile's fit: predicted from other "
+            "rows (other GPUs, models or scenarios), its interval from what such predictions erred by held out")
+
+
 def unseen_run_log_sigma(profile: dict, gpu, model, scenario: str) -> float:
     """What an MLPerf `scenario` run of `model` on `gpu` adds to its prediction log-sigma (in quadrature):
     the profile's value for the model and scenario when the fit ran no row of all three, else 0."""

@@ -24,7 +24,7 @@ from simulator.api import CLUSTER_OPTIONS, RunResult
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, InfeasibleError, require_number
 from simulator.hardware import load_profile
-from simulator.intervals import DEFAULT_INTERVAL, interval_fields, unseen_run_log_sigma
+from simulator.intervals import DEFAULT_INTERVAL, interval_fields, unmeasured_run_note, unseen_run_log_sigma
 from simulator.memory import plan_memory
 from simulator.metrics import SLA
 from simulator.plan import Plan
@@ -68,7 +68,8 @@ class ScenarioResult:
     prediction_log_sigma: float | None = None
     interval: float = DEFAULT_INTERVAL
     cost: dict | None = None          # money and energy at the score (the run's own throughput differs a little)
-    notes: tuple = ()                 # warnings about the scoring itself (a run LoadGen would not accept)
+    notes: tuple = ()                 # warnings about the score itself (a run LoadGen would not accept, a run no
+                                      # fitted row measured)
 
     @property
     def warnings(self) -> list[str]:
@@ -244,12 +245,15 @@ def mlperf(*, scenario: str = DEFAULT_KIND, rate=None, duration_s=None, queries=
     log_sigma = config.prediction_log_sigma
     own_workload = any(x is not None for x in (input_tokens, output_tokens, options.get("sla_ttft_s"),
                                                options.get("sla_tpot_s")))
+    notes = (short,) if short else ()
     if log_sigma is not None and not own_workload:     # the benchmark's own run: what held-out GPUs erred by
-        log_sigma = math.hypot(log_sigma, unseen_run_log_sigma(load_profile(options.get("profile")), config.gpu,
-                                                               config.model, the_scenario.kind))
+        profile = load_profile(options.get("profile"))
+        log_sigma = math.hypot(log_sigma, unseen_run_log_sigma(profile, config.gpu, config.model, the_scenario.kind))
+        unmeasured = unmeasured_run_note(profile, config.gpu, config.model, the_scenario.kind)
+        notes += (unmeasured,) if unmeasured else ()
     return replace(found, prediction_log_sigma=log_sigma, interval=config.interval,
                    cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd),
-                   valid=found.valid and short is None, notes=(short,) if short else ())
+                   valid=found.valid and short is None, notes=notes)
 
 
 def loadgen_shortfall(scenario: Scenario, duration_s: float | None, queries: int | None,

@@ -58,6 +58,18 @@ class Candidate:
     corners: tuple = ()              # the bound: corners of boxes whose union holds the point
 
 
+# The most prefill/decode splits tried per plan shape: every split of up to this many + 1 replicas, else
+# this many spread evenly (every split of 4,096 one-GPU replicas ran out of memory past 9 GB).
+MAX_SPLITS = 15
+
+
+def prefill_replica_counts(replicas: int) -> list[int]:
+    """The prefill replica counts tried out of `replicas`: 1 .. replicas - 1, or MAX_SPLITS spread evenly."""
+    if replicas - 1 <= MAX_SPLITS:
+        return list(range(1, replicas))
+    return sorted({max(1, min(replicas - 1, round(i * replicas / (MAX_SPLITS + 1)))) for i in range(1, MAX_SPLITS + 1)})
+
+
 def modes(config, scenario: Scenario, batchings) -> tuple[list[Mode], list[str]]:
     """Every serving mode worth trying on `config.gpus` GPUs, and why shapes that do not fit were refused."""
     plans, rejected = candidate_plans(config, scenario, {})
@@ -67,7 +79,7 @@ def modes(config, scenario: Scenario, batchings) -> tuple[list[Mode], list[str]]
         found += [Mode(shape, b) for b in AGGREGATED if b in batchings]
         replicas = config.gpus // shape.gpus_per_replica
         if DISAGGREGATED in batchings:
-            found += [Mode(shape, DISAGGREGATED, k * shape.gpus_per_replica) for k in range(1, replicas)]
+            found += [Mode(shape, DISAGGREGATED, k * shape.gpus_per_replica) for k in prefill_replica_counts(replicas)]
             if replicas < 2:
                 rejected.append(f"{plan_label(shape)} {DISAGGREGATED}: needs a prefill and a decode replica of "
                                 f"{shape.gpus_per_replica} GPUs each; the cluster has {config.gpus}")

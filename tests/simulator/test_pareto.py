@@ -139,3 +139,11 @@ def test_identical_runs_of_two_batching_policies_are_listed_once(small_fronts):
             key = (p.gpu, repr(sorted(setup.items())), p.concurrency, p.xy, p.ttft_p99_s, p.tpot_p99_s)
             assert key not in seen
             seen.add(key)
+
+
+def test_prefill_decode_splits_are_bounded_for_large_clusters():
+    """One node's replicas try every split (8 one-GPU replicas: 1 to 7 prefill); 4,096 replicas try 15,
+    spread evenly (256, 512, ... 3,840): every split took pareto past 9 GB and 100 s, and never returned."""
+    from simulator.pareto_search import MAX_SPLITS, prefill_replica_counts
+    assert prefill_replica_counts(8) == list(range(1, 8))
+    assert prefill_replica_counts(4096) == [256 * i for i in range(1, MAX_SPLITS + 1)]

@@ -103,7 +103,7 @@ class KVHandoff:
                 yield self.fixed.transfer(f"replica{replica_of[source.index]}", f"replica{replica_of[target.index]}",
                                           nbytes)
             except NetworkError:      # an end's replica failed on the way: its link went with it
-                return False
+                return False if not (source.alive and target.alive) else None
             return source.alive and target.alive
         cluster = self.cluster
         senders = cluster.placement.gpus(cluster.replica_of[source.index])

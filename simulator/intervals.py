@@ -6,10 +6,10 @@ fitted row ran (not in `[fit] models`) adds, in quadrature, the log-sigma that w
 the rows of models held out of the fit inside their intervals (`[fit] unseen_model_log_sigma`). An
 MLPerf run of a GPU no fitted row ran on that model and scenario (not in `[fit] runs`) adds the
 log-sigma that would have put 80% of that model and scenario's rows, each held out with its GPU, inside
-(`[fit.unseen_run_log_sigma]`, from `validate.unseen_run_log_sigmas`). A GPU whose datasheet differs
-from the one the fit saw (`[fit.datasheet]`: a what-if through `--set gpu.*`, or a user catalog
-overriding it) gets no interval: the spread was measured on other hardware. The default level is
-written here once.
+(`[fit.unseen_run_log_sigma]`, from `validate.unseen_run_log_sigmas`). A GPU whose chip figures (HBM,
+tensor rates: DATASHEET_FIELDS) differ from the ones the fit saw (`[fit.datasheet]`; a what-if through
+`--set gpu.*`, or a user catalog overriding it) gets no interval: the spread was measured on other
+hardware. The default level is written here once.
 """
 from __future__ import annotations
 

@@ -75,8 +75,9 @@ class SizeResult:
 
     @property
     def warnings(self) -> tuple:
-        """What a reader of the size must know: the node score's notes (a run LoadGen would not accept) and
-        the sized cluster's run's warnings (no prediction interval, idle GPUs, drops)."""
+        """What a reader of the size must know: the node score's notes (a run LoadGen would not accept, a run
+        no fitted row measured) and the sized cluster's run's warnings (no prediction interval, idle GPUs,
+        drops)."""
         return tuple(dict.fromkeys((*self.node_score.notes, *self.run.warnings)))
 
     def searched(self) -> list[dict]:

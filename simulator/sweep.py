@@ -150,7 +150,8 @@ def _identity(value) -> str:
 SAME_SETTING = (("nodes", ("gpus",)), ("plan", ("tp", "pp", "ep")))
 
 
-def command_options(command: str) -> set[str]:
+@functools.lru_cache(maxsize=None)
+def command_options(command: str) -> frozenset[str]:
     """The keys a sweep point of `command` may set: the command's API options, and the sweep's own
     `plan` (tp/pp/ep as one value) and `nodes` (GPUs by the server); `gpu.*` and `topology.*` keys are
     what-ifs (`set_values`)."""
@@ -158,7 +159,7 @@ def command_options(command: str) -> set[str]:
     named = set(inspect.signature(function).parameters) - {"options", "progress", "workload"}
     options = set(CLUSTER_OPTIONS) | named | (set(WORKLOAD_OPTIONS) if command == "simulate" else set())
     # size chooses the GPU count and refuses a failure (it runs clusters of many sizes)
-    return (options - {"gpus", "fail"} if command == "size" else options | {"nodes"}) | {"plan"}
+    return frozenset((options - {"gpus", "fail"} if command == "size" else options | {"nodes"}) | {"plan"})
 
 
 def _check_point(point: dict, command: str, where: str) -> None:

@@ -950,14 +950,19 @@ def catalog_gpus(gpu_catalog, as_json):
 
 @catalog.command("models")
 @option("model_catalog", "--model-catalog", help="Extra model catalog TOML.")
+@option("model", "--model", default=None,
+        help="One model, a catalog name or a config.json: what infersim reads from it.")
 @click.option("--json", "as_json", is_flag=True)
-def catalog_models(model_catalog, as_json):
-    """Models with derived sizes (parameters, KV bytes per token) and sources."""
-    from simulator.models import load_models
+def catalog_models(model_catalog, model, as_json):
+    """Models with derived sizes (parameters, KV bytes per token, MoE layout) and sources."""
+    from simulator.models import get_model, load_models
+    models = [get_model(model, model_catalog)] if model is not None else load_models(model_catalog).values()
     rows = [{"name": m.name, "params_b": m.total_params / 1e9, "active_params_b": m.active_params_per_token / 1e9,
-             "layers": m.layers, "hidden": m.hidden, "experts": m.experts, "attention": m.attention,
-             "kv_bytes_per_token_fp8": m.kv_bytes_per_token("fp8"), "source": m.source}
-            for m in load_models(model_catalog).values()]
+             "layers": m.layers, "hidden": m.hidden, "experts": m.experts, "active_experts": m.active_experts,
+             "shared_experts": m.shared_experts, "moe_layers": m.moe_layers, "attention": m.attention,
+             "sliding_window": m.sliding_window, "kv_bytes_per_token_fp8": m.kv_bytes_per_token("fp8"),
+             "source": m.source}
+            for m in models]
     show_rows(rows, as_json, notes="source")
 
 

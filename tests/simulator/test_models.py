@@ -2,7 +2,9 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from simulator.cli import cli
 from simulator.errors import ConfigError
 from simulator.models import Precision, get_model, load_models, model_from_hf_config
 
@@ -112,8 +114,12 @@ def test_llama4_maverick_config_alternates_dense_and_moe_layers(tmp_path):
             "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 8192, "intermediate_size_mlp": 16384,
             "num_local_experts": 128, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2,
             "vocab_size": 202048, "attention_chunk_size": 8192, "max_position_embeddings": 1048576}
-    model = model_from_hf_config(write_config(tmp_path, {"model_type": "llama4", "text_config": text}))
+    path = write_config(tmp_path, {"model_type": "llama4", "text_config": text})
+    model = model_from_hf_config(path)
     assert (model.moe_layers, model.dense_layers, model.shared_experts) == (24, 24, 1)
+    # what infersim reads from a config.json is shown before anything runs on it
+    shown = json.loads(CliRunner().invoke(cli, ["catalog", "models", "--model", str(path), "--json"]).output)
+    assert shown[0]["moe_layers"] == 24 and shown[0]["params_b"] == pytest.approx(400.711352320)
     assert model.total_params == 400_711_352_320
     assert model.active_params_per_token == 16_149_708_800
     assert (model.sliding_window, model.sliding_layers, model.full_attention_layers) == (8192, 36, 12)

@@ -186,7 +186,6 @@ class Cluster:
         self.table.retire(rid)
         self.run_end.settled()
 
-
     def _prefilled(self, rid: int, engine: Engine) -> None:
         self.handoff.start(rid, engine)
 

@@ -109,12 +109,17 @@ def run_key(gpu: str, model: str, scenario: str) -> str:
     return f"{gpu} {group_key(model, scenario)}"
 
 
-def unmeasured_run_note(profile: dict, gpu, model, scenario: str) -> str | None:
-    """A note when the profile's fit ran no row of `gpu` on `model` in `scenario` (None when it did, or
-    when the profile does not list its runs): the number comes from other GPUs', models' or scenarios'
-    rows, and its interval from what such predictions erred by."""
+def unmeasured_run(profile: dict, gpu, model, scenario: str) -> bool:
+    """Whether the profile's fit ran no row of `gpu` on `model` in `scenario` (False when the profile does
+    not list its runs `[fit] runs`: it cannot say)."""
     runs = profile.get("fit", {}).get("runs")
-    if not isinstance(runs, list) or run_key(gpu.name, model.name, scenario) in runs:
+    return isinstance(runs, list) and run_key(gpu.name, model.name, scenario) not in runs
+
+
+def unmeasured_run_note(profile: dict, gpu, model, scenario: str) -> str | None:
+    """A note when the fit ran no such row (`unmeasured_run`): the number comes from other GPUs', models'
+    or scenarios' rows, and its interval from what such predictions erred by."""
+    if not unmeasured_run(profile, gpu, model, scenario):
         return None
     return (f"no measured row of {gpu.name} on {model.name} {scenario} in the profile's fit: predicted from other "
             "rows (other GPUs, models or scenarios), its interval from what such predictions erred by held out")
@@ -123,9 +128,8 @@ def unmeasured_run_note(profile: dict, gpu, model, scenario: str) -> str | None:
 def unseen_run_log_sigma(profile: dict, gpu, model, scenario: str) -> float:
     """What an MLPerf `scenario` run of `model` on `gpu` adds to its prediction log-sigma (in quadrature):
     the profile's value for the model and scenario when the fit ran no row of all three, else 0."""
-    fit = profile.get("fit", {})
-    runs, table, key = fit.get("runs"), fit.get("unseen_run_log_sigma", {}), group_key(model.name, scenario)
-    if not isinstance(runs, list) or key not in table or run_key(gpu.name, model.name, scenario) in runs:
+    table, key = profile.get("fit", {}).get("unseen_run_log_sigma", {}), group_key(model.name, scenario)
+    if key not in table or not unmeasured_run(profile, gpu, model, scenario):
         return 0.0
     return _log_sigma(f"unseen_run_log_sigma.{key}", table[key])
 

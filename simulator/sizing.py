@@ -32,6 +32,9 @@ CEILING_HEADROOM = 1.5    # how far a whole cluster's per-GPU rate may exceed on
 # seeds 0-4): p99 TTFT 1.3-2.8 s at 93 GPUs (seed 2 misses), 0.2-1.7 s at 94, 0.20-0.21 s at 95. One
 # draw sized it at 93, where a benchmark run passes or fails by luck; three size it at 94.
 SLA_DRAWS = 3
+# Cluster options size does not take: it chooses the GPU count, and a failure names a GPU or link of one
+# cluster where size runs many (one node's, then each size tried).
+NOT_SIZE_OPTIONS = ("gpus", "fail")
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,7 @@ def size(*, target_tokens_per_s: float, scenario: str = DEFAULT_KIND, duration_s
     unknown = set(options) - set(CLUSTER_OPTIONS)
     if unknown or "gpus" in options:
         raise ConfigError(f"size: unknown option {sorted(unknown or {'gpus'})[0]!r} (size chooses `gpus`)")
-    if options.get("fail"):
-        # a failure names a GPU or link of one cluster; size runs many (one node's, then each size tried)
+    if options.get("fail"):                 # (NOT_SIZE_OPTIONS)
         raise ConfigError("`fail`: size sizes a healthy cluster and runs clusters of many sizes, so a failure has no "
                           "one GPU or link to name; size, then run simulate or mlperf on the sized cluster with `fail`")
     pins = {key: options[key] for key in PLAN_PINS if options.get(key) is not None}

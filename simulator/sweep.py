@@ -47,7 +47,7 @@ from simulator.hardware import get_gpu
 from simulator.mlperf import mlperf as run_mlperf
 from simulator.output import PendingOutput, read_csv_rows, rows_to_csv, write_atomic
 from simulator.runfile import checked_value, version
-from simulator.sizing import size as run_size
+from simulator.sizing import NOT_SIZE_OPTIONS, size as run_size
 
 COMMANDS = ("simulate", "mlperf", "size")
 META_COLUMNS = ("point_id", "inputs_id", "status", "error", "wall_s")
@@ -158,8 +158,7 @@ def command_options(command: str) -> frozenset[str]:
     function = {"simulate": run_simulate, "mlperf": run_mlperf}.get(command, run_size)
     named = set(inspect.signature(function).parameters) - {"options", "progress", "workload"}
     options = set(CLUSTER_OPTIONS) | named | (set(WORKLOAD_OPTIONS) if command == "simulate" else set())
-    # size chooses the GPU count and refuses a failure (it runs clusters of many sizes)
-    return frozenset((options - {"gpus", "fail"} if command == "size" else options | {"nodes"}) | {"plan"})
+    return frozenset((options - set(NOT_SIZE_OPTIONS) if command == "size" else options | {"nodes"}) | {"plan"})
 
 
 def _check_point(point: dict, command: str, where: str) -> None:

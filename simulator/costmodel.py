@@ -214,12 +214,14 @@ class TokenCost(Deployment):
         set_("_ffn_params_gpu", m.dense_ffn_params / p.tp)
         set_("_shared_params_gpu",
              (m.shared_experts * m.expert_params + m.router_params) / p.tp if m.is_moe else 0.0)
-        # Routed experts: spread over ep GPUs when ep > 1 (whole experts), tensor-split over tp otherwise.
-        set_("_expert_split", p.ep if p.ep > 1 else p.tp)
-        set_("_expert_ranks", p.ep if p.ep > 1 else 1)
+        # Routed experts: spread over the stage's expert GPUs (ep ranks, each tensor-split over tp / ep
+        # GPUs when ep < tp).
+        set_("_expert_split", p.expert_gpus)
+        set_("_expert_ranks", p.ep)
         set_("_moe_flops_per_s", self.gemm_flops_per_s * eff.moe_efficiency)
         # outside GEMMs and attention: activations in bf16
-        set_("_elementwise_bytes_per_token", m.elementwise_values_per_token(p.tp) / p.pp * BYTES_PER_VALUE["bf16"])
+        # (every layer's: a step is one micro-batch through every stage, as the GEMMs count)
+        set_("_elementwise_bytes_per_token", m.elementwise_values_per_token(p.tp) * BYTES_PER_VALUE["bf16"])
 
     def __call__(self, tokens):
         return self._linear_layers_s(tokens) + self._elementwise_s(tokens) + self._communication_s(tokens)
@@ -231,8 +233,10 @@ class TokenCost(Deployment):
     def _moe_s(self, tokens):
         """Routed experts of one MoE layer on the busiest GPU: weights of the distinct experts the batch
         touches, FLOPs of top-k experts per token at grouped-GEMM efficiency, rows per expert setting
-        the small-GEMM falloff; with expert parallelism the most loaded rank (binomial routing) sets the
-        pace."""
+        the small-GEMM falloff; with expert parallelism the most loaded rank sets the pace: its share of
+        the copies (binomial routing, over the router's balance) and the distinct experts of its own that
+        uniform routing's busiest rank touches (at batch 1, DeepSeek-R1 on 8 ranks: 2.3 of its 32 experts
+        against the mean rank's 1)."""
         m = self.model
         if not m.is_moe:
             return 0.0
@@ -241,8 +245,12 @@ class TokenCost(Deployment):
         # rows per expert r = routed / distinct: 2 routed P (r + half) / r / F = 2 P (routed + half x distinct) / F
         half = self.efficiency.gemm_half_tokens
         compute = 2 * m.expert_params / self._expert_split * (routed + half * distinct) / self._moe_flops_per_s
-        if self._expert_ranks > 1:
-            compute = compute * busiest_share(self._expert_ranks, routed) / self.efficiency.expert_balance
+        ranks = self._expert_ranks
+        if ranks > 1:
+            busiest = busiest_share(ranks, routed)
+            compute = compute * busiest / self.efficiency.expert_balance
+            # the busiest rank's copies over its own experts: as many as the mean rank's once all are hit
+            distinct = ranks * expected_distinct_experts(m.experts / ranks, 1, routed / ranks * busiest)
         memory = distinct * m.expert_params * self._wbytes / self._expert_split / self.bytes_per_s
         return (tokens > 0) * overlapped_s(compute, memory, self.efficiency.gemm_ridge_excess)
 

@@ -36,19 +36,20 @@ class MemoryPlan:
 
 
 def weights_bytes_per_gpu(model: ModelSpec, precision: Precision, plan: Plan) -> float:
-    """Weights one GPU holds: dense parts split over tp x pp; routed experts over ep (or tp) x pp."""
+    """Weights one GPU holds: dense parts split over tp x pp; routed experts over a stage's expert GPUs
+    (`Plan.expert_gpus`) x pp."""
     total = model.weight_bytes(precision.weights)
-    if not model.is_moe or plan.ep <= 1:
+    if not model.is_moe:
         return total / (plan.tp * plan.pp)
     routed = model.moe_layers * model.experts * model.expert_params * BYTES_PER_VALUE[precision.weights]
-    return (total - routed) / (plan.tp * plan.pp) + routed / (plan.ep * plan.pp)
+    return (total - routed) / (plan.tp * plan.pp) + routed / (plan.expert_gpus * plan.pp)
 
 
 def plan_memory(model: ModelSpec, gpu: GPUSpec, precision: Precision, plan: Plan,
                 request_tokens: int = 2048) -> MemoryPlan:
     """Lay the deployment into HBM or raise InfeasibleError saying what does not fit and why (and
     ConfigError for a tensor-parallel degree the model's heads do not split into)."""
-    check_model_split(model, plan.tp, plan.pp)
+    check_model_split(model, plan.tp, plan.pp, plan.ep)
     if model.full_attention_layers == 0:
         # KV blocks count tokens of the full-attention layers, plus a window's worth for sliding ones
         raise ConfigError(f"`model`: every layer of {model.name} uses sliding-window attention "

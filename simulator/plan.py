@@ -2,7 +2,8 @@
 
 Replica layout: a replica is `tp x pp x attention_dp` GPUs. With `ep > tp` (wide expert parallelism)
 attention runs data-parallel over `ep / tp` groups of `tp` GPUs while each MoE layer's experts are spread
-over all `ep` GPUs and tokens reach them by all-to-all. With `ep <= tp` the replica is `tp x pp`.
+over all `ep` GPUs and tokens reach them by all-to-all. With `ep <= tp` the replica is `tp x pp`, and each
+of the `ep` expert ranks tensor-splits its experts over `tp / ep` GPUs (TensorRT-LLM's moe_tp x moe_ep = tp).
 """
 from __future__ import annotations
 
@@ -42,6 +43,12 @@ class Plan:
         return self.ep // self.tp if self.ep > self.tp else 1
 
     @property
+    def expert_gpus(self) -> int:
+        """GPUs one pipeline stage spreads its routed experts over: `ep` ranks, each splitting its experts
+        over `tp / ep` GPUs when ep < tp; all `ep` GPUs when ep >= tp."""
+        return max(self.tp, self.ep)
+
+    @property
     def gpus_per_replica(self) -> int:
         return self.tp * self.pp * self.attention_dp
 
@@ -65,7 +72,7 @@ def check_model_split(model, tp: int = 1, pp: int = 1, ep: int = 1, where: str |
       latent is shared by all heads, so only the query heads matter). A tp of 3 on 64 heads is refused by
       vLLM, SGLang and TensorRT-LLM alike, so a prediction for it would describe nothing that runs;
     - pp: every stage holds at least one layer (stacks split whole layers between stages);
-    - ep: expert parallelism needs a mixture-of-experts model."""
+    - ep: expert parallelism needs a mixture-of-experts model, and at most one rank per routed expert."""
     def label(name: str) -> str:
         return f"{where}: {name}" if where else f"`{name}`"
 
@@ -85,3 +92,6 @@ def check_model_split(model, tp: int = 1, pp: int = 1, ep: int = 1, where: str |
     if ep != 1 and not model.is_moe:
         raise ConfigError(f"{label('ep')}: {ep} needs a mixture-of-experts model; {model.name} has no "
                           "experts to spread (ep 1; split it with tp or pp, or serve more replicas)")
+    if model.is_moe and ep > model.experts:
+        raise ConfigError(f"{label('ep')}: {ep} exceeds {model.name}'s {model.experts} routed experts; "
+                          f"ep can be 1 to {model.experts}")

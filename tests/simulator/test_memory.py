@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 
-from simulator.errors import InfeasibleError
+from simulator.errors import ConfigError, InfeasibleError
 from simulator.hardware import get_gpu
 from simulator.memory import plan_memory
 from simulator.models import Precision, get_model
@@ -37,6 +37,22 @@ def test_expert_parallel_spreads_experts():
     ep16 = plan_memory(model, get_gpu("mi355x"), Precision.parse("fp4"), Plan(tp=8, ep=16))
     assert ep16.weights_gb_per_gpu < tp8.weights_gb_per_gpu
     assert ep16.kv_tokens_per_replica > tp8.kv_tokens_per_replica
+
+
+def test_expert_ranks_narrower_than_tp_split_each_rank_over_tp_over_ep():
+    """Mixtral 8x7B fp8 on 8 GPUs, tp 8 ep 2: 2 expert ranks of 4 experts, each tensor-split over 4 GPUs
+    (TensorRT-LLM's moe_tp 4 x moe_ep 2), so a GPU holds 1/8 of the routed experts, as at tp 8 ep 1.
+    Before, the experts were split over ep alone: 22.8 GB a GPU against 5.9 GB."""
+    model = get_model("mixtral-8x7b")
+    tp8 = plan_memory(model, get_gpu("h100"), Precision.parse("fp8"), Plan(tp=8))
+    tp8_ep2 = plan_memory(model, get_gpu("h100"), Precision.parse("fp8"), Plan(tp=8, ep=2))
+    assert tp8_ep2.weights_gb_per_gpu == pytest.approx(tp8.weights_gb_per_gpu)
+    assert tp8.weights_gb_per_gpu == pytest.approx(model.weight_bytes("fp8") / 8 / 1e9)
+
+
+def test_more_expert_ranks_than_experts_is_refused():
+    with pytest.raises(ConfigError, match="`ep`: 16 exceeds mixtral-8x7b's 8 routed experts; ep can be 1 to 8"):
+        plan_memory(get_model("mixtral-8x7b"), get_gpu("h100"), Precision.parse("fp8"), Plan(tp=1, ep=16))
 
 
 def test_request_longer_than_kv_is_infeasible():

@@ -90,23 +90,35 @@ def prompt_step_row(engine, chunks, decode_seqs: int) -> tuple:
 
 class InterTokenGaps:
     """Records decode steps' inter-token gaps into the run's histogram. Under prefill-first policies
-    running sequences sit through prompt-only steps; their next gap includes those steps."""
+    running sequences sit through prompt-only steps; their next gap includes the ones they sat through: a
+    sequence whose prompt completes during a run of prompt-only steps waits through the rest of the run
+    alone (before, every sequence joining after the run's first step was recorded as not waiting, and
+    the ITL p99 of an overloaded engine fell to one decode step)."""
 
     def __init__(self, itl: LatencyHistogram):
-        self.itl, self.stall_s, self.stalled = itl, 0.0, 0
+        self.itl = itl
+        self.stalls = []    # [sequences waiting, seconds] of the prompt-only steps since the last decode
 
     def stall(self, duration_s: float, sequences: int) -> None:
-        self.stalled = self.stalled or sequences
-        self.stall_s += duration_s
+        if self.stalls and self.stalls[-1][0] == sequences:
+            self.stalls[-1][1] += duration_s
+        else:
+            self.stalls.append([sequences, duration_s])
 
     def record(self, first_s: float, last_s: float, steps: int, n: int) -> None:
         """`steps` decode steps for `n` sequences, lasting first_s .. last_s."""
-        if self.stall_s:
-            stalled = min(self.stalled, n)
-            self.itl.add(first_s + self.stall_s, stalled)
-            if n > stalled:
-                self.itl.add(first_s, n - stalled)
-            self.stall_s, self.stalled = 0.0, 0
+        if self.stalls:
+            # the first sequences waited through every stall, each later joiner from its own on
+            waited_s, counted = sum(duration for _, duration in self.stalls), 0
+            for waiting, duration in self.stalls:
+                group = min(waiting, n) - counted
+                if group > 0:
+                    self.itl.add(first_s + waited_s, group)
+                    counted += group
+                waited_s -= duration
+            if n > counted:
+                self.itl.add(first_s, n - counted)
+            self.stalls = []
             if steps > 1:
                 self.itl.add_linear(first_s + (last_s - first_s) / (steps - 1), last_s, steps - 1, n)
             return

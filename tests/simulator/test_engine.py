@@ -33,6 +33,38 @@ def test_continuous_prefill_first_stalls_decodes(small_config):
     assert result.summary["itl_p99_s"] == pytest.approx(1.1, rel=0.01)
 
 
+def test_a_sequence_joining_during_prompt_only_steps_waits_through_the_rest_of_them(small_config):
+    """A (out 3) prefills 0-1. B (at 0.5) prefills 1-2 while A waits; C (at 1.5) prefills 2-3 while A and
+    B wait. Step 3.0-3.1 decodes all three: gaps A 2.1 s, B 1.1 s (from its first token at 2.0), C 0.1 s;
+    then A and B 0.1 s more. Every second a sequence spends between two of its tokens is a gap: the
+    gaps sum to the requests' decode time, (3.2 - 1) + (3.2 - 2) + (3.1 - 3) = 3.5 s. Before, B was
+    recorded as not waiting (0.1 s), as every sequence joining after a stall's first step was."""
+    from simulator.engine import InterTokenGaps
+
+    class Recorder:
+        def __init__(self):
+            self.gaps = []
+
+        def add(self, duration_s, weight):
+            self.gaps += [round(duration_s, 9)] * int(weight)
+
+        def add_linear(self, first_s, last_s, steps, weight):
+            for j in range(steps):
+                self.add(first_s + (last_s - first_s) * j / max(steps - 1, 1), weight)
+
+    recorder = Recorder()
+    gaps = InterTokenGaps(recorder)
+    gaps.stall(1.0, 1)      # B's prompt: A waits
+    gaps.stall(1.0, 2)      # C's prompt: A and B wait
+    gaps.record(0.1, 0.1, 1, 3)
+    gaps.record(0.1, 0.1, 1, 2)
+    assert sorted(recorder.gaps) == [0.1, 0.1, 0.1, 1.1, 2.1]
+    result = run(small_config(), Stream([0, 0.5, 1.5], [10, 10, 10], [3, 3, 2]))
+    np.testing.assert_allclose(result.arrays["first_token_s"], [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(result.arrays["finish_s"], [3.2, 3.2, 3.1])
+    assert sum(recorder.gaps) == pytest.approx(sum(result.arrays["finish_s"] - result.arrays["first_token_s"]))
+
+
 def test_arrival_cuts_a_decode_stretch_at_the_next_step_boundary(small_config):
     """A (out 10) decodes from 1.0 in one folded stretch. B arrives at 1.25: the step in flight ends at
     1.3 (A has 4 tokens), B prefills 1.3-2.3; A's last 6 tokens end at 2.9, B's second at 2.4."""

@@ -44,7 +44,7 @@ from threadpoolctl import threadpool_limits
 
 from simulator.catalog_io import toml_string
 from simulator.errors import ConfigError, InfeasibleError
-from simulator.fit_parameters import FIT_FIELDS, LEVELS, REFERENCE_STACKS, Membership, Parameters
+from simulator.fit_parameters import FIT_FIELDS, LEVELS, REFERENCE_STACKS, Membership, Parameters, stack_key
 from simulator.hardware import (EFFICIENCY_FIELDS, PEAK_FRACTIONS, Efficiency, check_profile, efficiency_from_table,
                                 get_gpu, load_gpus, load_profile)
 from simulator.intervals import DEFAULT_INTERVAL, datasheet_digest, interval_z, run_key
@@ -438,6 +438,24 @@ def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", i
         raise ConfigError(f"calibration: {exc}; {UNIT_HINT}") from None
     refuse_implausible(result)
     return result, text, report_rows(result)
+
+
+def stack_note(paths: list[str], gpu_catalog=()) -> str | None:
+    """Which `stack` a user's own rows (those outside the shipped file) ask predictions of them to name:
+    a command without one applies each vendor's reference stack (TensorRT-LLM on NVIDIA GPUs), so a
+    profile fitted to vLLM runs on H100 predicted that H100 16% above its measurement. None when every
+    such row ran its vendor's reference stack."""
+    own = [path for path in paths if Path(path).resolve() != SHIPPED_MEASUREMENTS.resolve()]
+    gpus = load_gpus(gpu_catalog)
+    ran = {(row.stack, gpus[row.gpu.lower()].vendor) for row in load_measurement_files(own, gpu_catalog=gpu_catalog)}
+    stacks = sorted((stack, vendor) for stack, vendor in ran if stack and stack_key(vendor, stack))
+    if not stacks:
+        return None
+    ran = "; ".join(f"{stack} on {vendor} GPUs" for stack, vendor in stacks)
+    reference = ", ".join(f"{REFERENCE_STACKS[vendor]} on {vendor}" for vendor in sorted({v for _, v in stacks})
+                          if vendor in REFERENCE_STACKS)
+    return (f"your rows ran {ran}: predict them with `stack` {stacks[0][0]} (without it, commands apply each "
+            f"vendor's reference stack{': ' + reference if reference else ''}; output shows it as plan.stack)")
 
 
 def fitted_alone(paths: list[str]) -> str | None:

@@ -129,7 +129,9 @@ def catalog_options() -> list:
         option("gpu_catalog", "--catalog", help="Extra GPU catalog TOML (adds or overrides)."),
         option("model_catalog", "--model-catalog", help="Extra model catalog TOML."),
         option("profile", "--profile", default=None, help="Efficiency profile TOML (default: the shipped fit)."),
-        option("stack", "--stack", default=None, help="Software-stack section of the profile to apply."),
+        option("stack", "--stack", default=None,
+               help="Software-stack section of the profile to apply (default: the vendor's reference stack, "
+                    "the profile's [fit.reference_stack]; output names the one applied as plan.stack)."),
     ]
 
 
@@ -740,7 +742,7 @@ def calibrate(measurements, out, prior_profile, interval, seed, as_json, gpu_cat
     per-row prediction, error and 80% interval, and a profile any command takes with --profile. How well
     the fit predicts what it did not see: `infersim validate`."""
     target = claim_output(out, suffixes=(".toml",))
-    from simulator.calibrate import calibrate_files, fitted_alone
+    from simulator.calibrate import calibrate_files, fitted_alone, stack_note
     from simulator.intervals import DEFAULT_INTERVAL, interval_z
     interval = DEFAULT_INTERVAL if interval is None else interval
     interval_z(interval)
@@ -751,8 +753,8 @@ def calibrate(measurements, out, prior_profile, interval, seed, as_json, gpu_cat
                                              interval=interval, progress=progress,
                                              gpu_catalog=gpu_catalog, model_catalog=model_catalog, seed=seed)
     warn_unfitted(result)
-    alone = fitted_alone(list(measurements))
-    warn([alone] if alone else None)
+    notes = [fitted_alone(list(measurements)), stack_note(list(measurements), gpu_catalog)]
+    warn([note for note in notes if note] or None)
     if target is not None:
         target.write(text)
     if as_json:

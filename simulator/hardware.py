@@ -454,10 +454,23 @@ def efficiency_for(gpu: GPUSpec, profile: dict | None = None, stack: str | None 
             known = sorted(set(stacks) | set(fit.get("reference_stack", {}).values()))
             raise ConfigError(f"`stack`: {stack!r} is not in the profile for {gpu.vendor} GPUs; known: "
                               f"{', '.join(known) or 'none'}")
-    name = (stack or reference or "").split("/")[-1]
-    version = fit.get("default_release", {}).get(f"{gpu.vendor}/{name}")
+    name, version = _applied_release(gpu, profile, stack)
     releases = profile.get("release", {})
     if version and f"{gpu.vendor}/{name} {version}" in releases:
         key = f"{gpu.vendor}/{name} {version}"
         eff = efficiency_from_table(f"{where}: [release.{key}]", releases[key], eff)
     return eff
+
+
+def _applied_release(gpu: GPUSpec, profile: dict, stack: str | None) -> tuple[str, str | None]:
+    """The stack `efficiency_for` applies (the named one, else the vendor's reference) and its release."""
+    fit = profile.get("fit", {})
+    name = (stack or fit.get("reference_stack", {}).get(gpu.vendor) or "").split("/")[-1]
+    return name, fit.get("default_release", {}).get(f"{gpu.vendor}/{name}")
+
+
+def applied_stack(gpu: GPUSpec, profile: dict, stack: str | None) -> str | None:
+    """What a prediction's efficiencies stand for, as output shows it: "tensorrt-llm 10.11", the vendor's
+    reference stack when none is named; None when the profile names none."""
+    name, version = _applied_release(gpu, profile, stack)
+    return " ".join(part for part in (name, version) if part) or None

@@ -71,7 +71,7 @@ class ServingConfig:
     seed: int = 0
     max_time_s: float | None = None
     sla: SLA | None = None
-    stack: str | None = None
+    stack: str | None = None      # the stack (and release) the efficiencies stand for, as output shows it
     prediction_log_sigma: float | None = None     # from the profile's fit: intervals around predictions
     no_interval_reason: str | None = None         # why the profile gives none (`intervals.no_interval_reason`)
     interval: float = DEFAULT_INTERVAL
@@ -358,6 +358,8 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
         plan["prefill_gpus"] = config.prefill_gpus
         plan["decode_gpus"] = config.replicas * config.plan.gpus_per_replica - config.prefill_gpus
     plan["topology"] = str(cluster.graph.graph.get("name", "auto"))
+    if config.stack:
+        plan["stack"] = config.stack
     if config.failures:
         plan["failures"] = [failure_text(f) for f in config.failures]
         summary["engines_failed"] = sum(1 for e in engines if not e.alive)

@@ -355,6 +355,22 @@ def test_a_fit_without_the_shipped_rows_says_it_does_not_build_on_them(capsys):
     assert err.count("fitted to these rows alone") == 1 and "mlperf.csv beside them" in err
 
 
+def test_rows_of_a_non_reference_stack_say_which_stack_to_predict_with(capsys, tmp_path):
+    """A profile fitted to vLLM rows on B200, predicted without --stack, applies TensorRT-LLM (NVIDIA's
+    reference): calibrate says to name the stack, and every prediction names the one it applied."""
+    main(["calibrate", str(DATA / "measurements_small.csv"), "--out", str(tmp_path / "p.toml")])
+    err = capsys.readouterr().err
+    assert "your rows ran vllm on nvidia GPUs: predict them with --stack vllm" in err
+    assert "tensorrt-llm on nvidia" in err
+    reference = tmp_path / "reference.csv"
+    reference.write_text((DATA / "measurements_small.csv").read_text().replace(",vllm,", ",tensorrt-llm,"))
+    assert calibrate.stack_note([str(reference)]) is None
+    for stack, shown in ((None, "tensorrt-llm"), ("vllm", "vllm")):
+        config = serving_config(model="llama3.1-8b", gpu="b200", gpus=1, profile=tmp_path / "p.toml", stack=stack)
+        assert config.stack == shown
+    assert serving_config(model="llama3.1-8b", gpu="mi300x", gpus=1).stack.startswith("vllm ")
+
+
 def test_an_open_loop_without_its_median_tpot_is_refused(tmp_path):
     """Without tpot_p50_s an open loop's row could not tell a fast GPU from a slow one: refused at load,
     naming the column."""

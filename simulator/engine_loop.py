@@ -166,11 +166,21 @@ class SimPyDriver:
                     engine.end_stretch(done, env.now)
 
 
+def stopped_in_step(engine, now: float, until: float) -> float:
+    """The run stops at `until` inside a step begun at `now`: the step does not end (no token, no finish),
+    but the engine was busy and its KV held up to the stop. Returns `until`."""
+    engine.busy_s += until - now
+    engine.kv_block_s += engine.kv.used(engine.batch) * (until - now)
+    return until
+
+
 def run_alone(engine, arrivals, until: float = math.inf, watch=None) -> float:
     """The same steps without SimPy, for an engine nothing else interacts with: `arrivals` are its
     arrival times and request ids (`Cluster.engine_arrivals`), in time order. Returns the time the engine
-    fell idle with nothing left to arrive (or `until`). With `watch` (early_stop.SLAMissWatch) it also
-    returns, at a check, once the run must miss its SLA (`watch.stopped_at_s` is then set)."""
+    fell idle with nothing left to arrive (or `until`). A step that would end after `until` does not
+    happen, as on SimPy's clock (before, it ran on and its finishes counted past the stop). With `watch`
+    (early_stop.SLAMissWatch) it also returns, at a check, once the run must miss its SLA
+    (`watch.stopped_at_s` is then set)."""
     times, ids = arrivals
     now, i, count = 0.0, 0, len(times)
     policy = engine.policy
@@ -189,7 +199,10 @@ def run_alone(engine, arrivals, until: float = math.inf, watch=None) -> float:
             now = times[i]
             continue
         if plan.chunks:
-            now += engine.begin_prompt_step(plan.chunks, plan.with_decode, now)
+            duration = engine.begin_prompt_step(plan.chunks, plan.with_decode, now)
+            if now + duration > until:
+                return stopped_in_step(engine, now, until)
+            now += duration
             engine.end_prompt_step(now)
             continue
         stretch = engine.begin_stretch(now)
@@ -197,6 +210,10 @@ def run_alone(engine, arrivals, until: float = math.inf, watch=None) -> float:
             continue
         k, first, growth = stretch
         done = steps_before_newcomer(engine, k, first, growth, times[i] - now) if i < count else k
+        if now + stretch_time_s(first, growth, done) > until:
+            done = steps_completed(first, growth, until - now)
+            if done == 0:
+                return stopped_in_step(engine, now, until)
         now += stretch_time_s(first, growth, done)
         engine.end_stretch(done, now)
     return min(now, until)

@@ -373,6 +373,11 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
     if causes:
         warnings.append(f"{sum(causes.values())} of {summary['requests_total']} requests dropped: "
                         + "; ".join(f"{reason} ({count})" for reason, count in causes.items()))
+    cut = sum(count for reason, count in by_reason.items() if reason.startswith(cut_at_stop))
+    if cut and summary["requests_completed"]:
+        warnings.append(f"{cut} of {summary['requests_total']} requests were unfinished when the run stopped at "
+                        f"{float(cluster.end_s):.4g} s (`max_time_s`): its percentiles count the finished ones, "
+                        "the slowest left out")
     engine_info = {"count": len(engines), "kv_blocks_per_engine": cluster.blocks_per_engine,
                    "block_size": config.plan.block_size}
     if cluster.prefill_pool:

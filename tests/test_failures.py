@@ -206,6 +206,20 @@ def test_a_run_stopped_before_any_request_finished_says_so():
     assert not any("no request finished" in w for w in stopped_later.warnings)
 
 
+def test_a_stopped_run_counts_no_finish_after_the_stop_and_says_how_many_were_cut():
+    """--max-time 30 s on a run of 300 requests: engines run alone (no SimPy) unless something interacts,
+    such as a failure injected after the stop. Both paths end every step at the stop, so they count the
+    same finishes, none after 30 s (before, the engines alone finished the steps in flight: 141 against
+    139, one at 30.04 s), and the run says how many requests the stop cut."""
+    options = dict(model="llama3.1-70b", gpu="h100", gpus=8, tp=4, rate=10.0, requests=300, input_tokens=2000,
+                   output_tokens=500, max_time_s=30.0)
+    alone, with_simpy = api_simulate(**options), api_simulate(**options, fail=("gpu:0@1000",))
+    assert alone.summary["requests_completed"] == with_simpy.summary["requests_completed"] < 300
+    assert np.nanmax(alone.engine_result.arrays["finish_s"]) <= 30.0
+    cut = 300 - alone.summary["requests_completed"]
+    assert any(w.startswith(f"{cut} of 300 requests were unfinished when the run stopped at 30 s") for w in alone.warnings)
+
+
 def test_some_gpus_failing_is_a_partial_run_that_exits_0():
     result = api_simulate(model="llama3.1-8b", gpu="b200", gpus=2, rate=20.0, duration_s=4, fail=("gpu:0@1",),
                           max_time_s=3.0)

@@ -30,7 +30,7 @@ from simulator.metrics import SLA
 from simulator.plan import Plan
 from simulator.scenario_runs import (MLPERF_MIN_DURATION_S, OFFLINE_MIN_QUERIES, RATE_TOLERANCE, ScenarioRunner,
                                      offline_score, plan_label, resolve_config, server_duration_s, server_score)
-from simulator.search import meets_sla
+from simulator.search import SLAUnreachable, meets_sla
 from workloads.scenarios import DEFAULT_KIND, Scenario, scenario_for
 
 PLAN_PINS = ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")
@@ -403,7 +403,8 @@ def _search_server(runner: ScenarioRunner, scored, start_rate_per_s: float | Non
                                                     ceiling_rate_per_s=candidate.offline_requests_per_s,
                                                     step=1.08 if start_rate_per_s else 1.15, known_runs=known)
         except InfeasibleError as exc:
-            reasons.append(f"{candidate.label}: {exc}")
+            ratio = exc.limit_ratio if isinstance(exc, SLAUnreachable) else math.inf
+            reasons.append((ratio, f"{candidate.label}: {exc}"))
             marked.append(replace(candidate, outcome=str(exc)))
             continue
         marked.append(replace(candidate, outcome=f"valid up to {rate:.4g} requests/s"))
@@ -412,8 +413,8 @@ def _search_server(runner: ScenarioRunner, scored, start_rate_per_s: float | Non
     if best is None:
         scenario = runner.scenario
         raise InfeasibleError(f"{scenario.kind} SLA (p99 TTFT <= {scenario.ttft_p99_s:g} s, p99 TPOT <= "
-                              f"{scenario.tpot_p99_s:g} s) unreachable with every plan that fits: "
-                              + " | ".join(reasons[:3]))
+                              f"{scenario.tpot_p99_s:g} s) unreachable with every plan that fits; the closest: "
+                              + " | ".join(reason for _, reason in sorted(reasons)[:3]))
     rate, winner, run, count = best
     marked = tuple(replace(c, outcome=f"best ({c.outcome})") if c.plan == winner.plan else c for c in marked)
     tokens, requests = server_score(run)

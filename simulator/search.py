@@ -94,7 +94,7 @@ def max_rate_meeting_sla(run: Callable[[float], dict], sla: SLA, initial_rate_pe
                 # in one run, not ten.
                 ok, worst = evaluate(floor)
                 if not ok:
-                    raise InfeasibleError(_unreachable(sla, floor, worst))
+                    raise SLAUnreachable(_unreachable(sla, floor, worst), _limit_ratio(worst, sla) or math.inf)
                 if rate <= floor:
                     good, good_summary = floor, worst
                     break
@@ -144,6 +144,15 @@ def _interpolated(good: float, good_ratio, bad: float, bad_ratio, tolerance: flo
     rate = good * (bad / good) ** fraction
     inner = 0.98 * tolerance
     return min(max(rate, good * (1 + inner)), bad / (1 + inner))
+
+
+class SLAUnreachable(InfeasibleError):
+    """No rate meets the SLA. `limit_ratio`: how far the nearly idle run missed it, the worse of p99 TTFT /
+    limit and p99 TPOT / limit (inf when requests were dropped): plans compare by it."""
+
+    def __init__(self, message: str, limit_ratio: float):
+        super().__init__(message)
+        self.limit_ratio = limit_ratio
 
 
 def _unreachable(sla: SLA, floor: float, worst: dict) -> str:

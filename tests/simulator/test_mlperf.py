@@ -161,6 +161,19 @@ def test_unreachable_sla_is_reported(capsys):
     assert "unreachable" in err and "p99 TPOT" in err and "> 0.04 s" in err
 
 
+def test_an_unreachable_sla_names_the_plans_closest_to_it(capsys):
+    """Llama 3.1 70B on 8 H100 under a 5 ms TPOT limit: no plan reaches it, and the plans the error names
+    are the ones whose nearly idle runs came closest (tp 8, p99 TPOT ~0.0105 s), not the search's first
+    (the highest-capacity, tp 2 at ~0.022 s: a buyer read a latency floor twice the real one)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mlperf", "--model", "llama3.1-70b", "--gpu", "h100", "--gpus", "8", "--scenario", "server",
+              "--input-tokens", "1024", "--output-tokens", "256", "--sla-ttft", "2", "--sla-tpot", "0.005",
+              "--quiet"])
+    assert exit_info.value.code == 2
+    closest = capsys.readouterr().err.split("the closest: ")[1].split(" | ")
+    assert len(closest) == 3 and all(reason.startswith("tp8-") for reason in closest)
+
+
 def test_mlperf_offline_picks_a_fitting_plan_and_reports_cost():
     result = mlperf(model="llama3.1-8b", gpu="b200", gpus=2, scenario="offline", queries=400, max_batch_size=64)
     document = result.to_dict()

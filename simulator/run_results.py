@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from simulator.catalog_io import read_json
@@ -43,6 +44,21 @@ def _whole(path, data: dict, name: str, required: bool = True) -> int | None:
     return int(value)
 
 
+# A parameter count in a model name ("70B", "8x7B", "120b"; not the active count of "A3B")
+SIZE_IN_NAME = re.compile(r"(?<![a-z0-9.])(?:\d+x)?\d+(?:\.\d+)?b(?![a-z0-9])")
+
+
+def check_model_id(path, model_id: str, spec) -> None:
+    """A result file whose `model_id` names another size than the model given (Llama-3.1-70B-Instruct
+    imported as llama3.1-8b) is refused: the row would teach the fit a 70B run's speed as the 8B's.
+    Names without a size (DeepSeek-R1), or another repo of the same size (an FP8 checkpoint), pass."""
+    theirs = set(SIZE_IN_NAME.findall(model_id.lower()))
+    ours = set(SIZE_IN_NAME.findall(spec.name.lower())) | set(SIZE_IN_NAME.findall(spec.hf_repo.lower()))
+    if theirs and ours and not theirs & ours:
+        raise ConfigError(f"`model`: {spec.name} is a {'/'.join(sorted(ours))} model, but {path} ran model_id "
+                          f"{excerpt(model_id, 80)} ({'/'.join(sorted(theirs))}); give the model the run served")
+
+
 def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None = None, ep: int | None = None,
                         precision: str = "fp8", stack: str = "vllm") -> Measurement:
     """A vLLM `benchmarks/benchmark_serving.py --save-result` JSON file as a calibration row. The file
@@ -53,6 +69,8 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
     get_model(model)           # the caller's names first: their errors name `model` / `gpu`
     get_gpu(gpu)
     data = _read_json(path)
+    if isinstance(data.get("model_id"), str):
+        check_model_id(path, data["model_id"], get_model(model))
     completed = _field(path, data, "completed")
     if not completed:
         raise ConfigError(f"{path}: completed is 0; no requests finished")

@@ -9,7 +9,8 @@ import pytest
 from simulator.errors import ConfigError
 from simulator.importers import IMPORT_FORMATS
 
-RUN = Path(__file__).parent.parent / "data" / "vllm_bench_rate.json"
+# a Llama 3.1 70B run (the 8B fixture with its model_id changed: these tests deploy 70B)
+RUN = Path(__file__).parent.parent / "data" / "vllm_bench_rate_70b.json"
 
 
 @pytest.mark.parametrize("options, message", [
@@ -56,3 +57,26 @@ def test_vllm_file_counts_and_a_missing_rate_are_named_as_they_are(tmp_path, cha
     path.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=message):
         IMPORT_FORMATS["vllm"]().read([str(path)], model="llama3.1-70b", gpu="h100", gpus=8, tp=4)
+
+
+@pytest.mark.parametrize("model_id, accepted", [
+    ("meta-llama/Llama-3.1-70B-Instruct", True),
+    ("RedHatAI/Meta-Llama-3.1-70B-Instruct-FP8", True),       # another checkpoint of the same size
+    ("my-finetune", True),                                     # says no size
+    ("meta-llama/Llama-3.1-8B-Instruct", False),
+    ("Qwen/Qwen3-30B-A3B", False),                             # 30B, not the active 3B
+])
+def test_vllm_a_file_that_ran_another_size_of_model_is_refused(tmp_path, model_id, accepted):
+    """A result file says which model it served (model_id); imported as llama3.1-70b, a run of the 8B
+    model would teach the fit an 8B's speed as the 70B's. It was imported without a word."""
+    import json
+    data = json.loads(RUN.read_text())
+    data["model_id"] = model_id
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    read = lambda: IMPORT_FORMATS["vllm"]().read([str(path)], model="llama3.1-70b", gpu="h100", gpus=8, tp=4)
+    if accepted:
+        assert read()[0][0].model == "llama3.1-70b"
+    else:
+        with pytest.raises(ConfigError, match=r"^`model`: llama3.1-70b is a 70b model, but .* ran model_id"):
+            read()

@@ -215,8 +215,9 @@ def workload_options(func):
         option("workload", "--workload", default=None, help="Workload TOML file."),
         option("trace", "--trace", default=None, help="Trace CSV/JSONL to replay."),
         option("stream_metrics", "--stream-metrics/--keep-requests", default=None, is_flag=True,
-               help="Stream metrics in bounded memory (histogram percentiles, no per-request CSV); "
-                    "default: on above 2,000,000 open-loop requests."),
+               help="Stream metrics in bounded memory (histogram percentiles, no per-request CSV; requests "
+                    "drawn in chunks, another draw of the same workload than --keep-requests, each deterministic "
+                    "for its --seed); default: on above 2,000,000 open-loop requests."),
         option("max_time_s", "--max-time", default=None,
                help="Stop the simulation at this simulated second; unfinished requests count as dropped."),
     ], func)

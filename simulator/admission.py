@@ -94,6 +94,19 @@ def whole_prompts(engine, token_budget, reserve_output: bool = False) -> list:
     return chunks
 
 
+def admitted_prompts(engine, token_budget: int) -> list:
+    """The prompts an engine has admitted, continued in admission order within `token_budget` tokens (the
+    last one taken chunked if it does not fit whole); their KV is already reserved (static batching)."""
+    chunks, budget = [], token_budget
+    for rid, (done, _, prompt) in engine.prefilling.items():
+        if budget <= 0:
+            break
+        take = min(prompt - done, budget)
+        chunks.append((rid, take))
+        budget -= take
+    return chunks
+
+
 def prompt_chunks(engine, token_budget: int) -> list:
     """Sarathi: continue partial prompts first, then admit new ones, chunking to the budget."""
     if not engine.prefilling and not engine.waiting:

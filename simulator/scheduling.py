@@ -63,8 +63,9 @@ class BatchingPolicy:
 @BATCHING.register
 class StaticBatching(BatchingPolicy):
     """FasterTransformer style: take up to max_batch_size waiting requests, reserve KV for their whole
-    prompt + output, prefill them together, decode until the longest finishes; finished sequences keep
-    their slot (padding) until the batch ends."""
+    prompt + output, prefill them (in steps of at most max_tokens_per_step tokens, the activations the
+    memory plan holds), decode until the longest finishes; finished sequences keep their slot (padding)
+    until the batch ends."""
 
     name = "static"
     admits_mid_decode = False
@@ -72,10 +73,12 @@ class StaticBatching(BatchingPolicy):
     holds_finished_slots = True
 
     def next_step(self, engine):
-        if engine.batch.running:
-            return DECODE
-        chunks = admission.whole_prompts(engine, token_budget=None, reserve_output=True)
-        return StepPlan(chunks) if chunks else None
+        if not engine.prefilling:
+            if engine.batch.running:
+                return DECODE
+            if not admission.whole_prompts(engine, token_budget=None, reserve_output=True):
+                return None
+        return StepPlan(admission.admitted_prompts(engine, engine.max_tokens_per_step))
 
 
 @BATCHING.register

@@ -97,6 +97,16 @@ def test_static_batch_runs_to_completion_before_the_next(small_config):
     np.testing.assert_allclose(result.arrays["finish_s"], [1.2, 2.3])
 
 
+def test_static_batch_prefills_within_the_token_budget(small_config):
+    """Budget 16 tokens, three 10-token prompts in one static batch: steps of A + 6 of B (0-1: A's first
+    token) and B's last 4 + C (1-2), then one decode step for all (2.0-2.1). Before, the whole batch's
+    30 tokens went in one step, past the activations the memory plan holds (256 prompts of 1,024 tokens
+    in one step against 8,192)."""
+    result = run(small_config("static", plan=Plan(max_tokens_per_step=16)), Stream([0, 0, 0], [10, 10, 10], [2, 2, 2]))
+    np.testing.assert_allclose(result.arrays["first_token_s"], [1.0, 2.0, 2.0])
+    np.testing.assert_allclose(result.arrays["finish_s"], [2.1, 2.1, 2.1])
+
+
 def test_static_padding_holds_slots(small_config):
     """A (out 2) and B (out 4) share a batch: A finishes at 1.1 but its slot stays taken, so C (arrived at
     0.2) starts only after B's last token at 1.3: prefill 1.3-2.3."""

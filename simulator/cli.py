@@ -166,7 +166,8 @@ def cluster_options(func=None, *, searched: bool = False, with_gpus: bool = True
         option("max_batch_size", "--max-batch-size", default=plan_default(256), show_default=not searched,
                help="Sequences per engine step." + pin),
         option("max_tokens_per_step", "--max-tokens-per-step", default=plan_default(8192), show_default=not searched,
-               help="Token budget per step (prefill chunking)." + pin),
+               help="Token budget per step (prefill chunking)." + (" (default: 8192 for every plan tried)"
+                                                                     if searched else "")),
         option("block_size", "--block-size", default=16, show_default=True, help="KV-cache block in tokens."),
         option("memory_utilization", "--memory-utilization", default=0.92, show_default=True,
                help="Fraction of HBM the engine may use."),
@@ -210,7 +211,8 @@ def workload_options(func):
         option("think_time_s", "--think-time", default=0.0, show_default=True,
                help="Closed loop: seconds a user waits between a response and the next request."),
         option("input_tokens", "--input-tokens", default=None,
-               help="N, uniform:LO,HI, lognormal:MEAN,CV[,LO,HI] or file:PATH (default: MLPerf dataset)."),
+               help="N, uniform:LO,HI, lognormal:MEAN,CV[,LO,HI] or file:PATH (default: the model's MLPerf "
+                    "dataset; a model without one: 1024 in, 256 out)."),
         option("output_tokens", "--output-tokens", default=None, help="As --input-tokens."),
         option("workload", "--workload", default=None, help="Workload TOML file."),
         option("trace", "--trace", default=None, help="Trace CSV/JSONL to replay."),
@@ -659,7 +661,8 @@ SIZE_COLUMNS = ["gpu", "gpus", "nodes", "priced_gpus", "tp", "max_batch_size", "
         help="Requests each user sends (InferenceX: num_prompts = 10 x concurrency).")
 @option("seed", "--seed", default=0, show_default=True, help="Random seed of the workload's draws.")
 @option("batching", "--batching", default="continuous,chunked,disaggregated", show_default=True,
-        help="Serving modes searched: continuous, chunked (aggregated), disaggregated (every prefill/decode split).")
+        help="Serving modes searched: continuous, chunked (aggregated), disaggregated (every prefill/decode split; "
+             "beyond 16 replicas, 15 spread evenly).")
 @option("precision", "--precision", default="auto", show_default=True,
         help="bf16|fp8|fp6|fp4 or weights/activations/kv, or auto (fp4 where the GPU has an fp4 rate, else fp8).")
 @option("max_tokens_per_step", "--max-tokens-per-step", default=8192, show_default=True,
@@ -670,7 +673,8 @@ SIZE_COLUMNS = ["gpu", "gpus", "nodes", "priced_gpus", "tp", "max_batch_size", "
 @click.option("--no-prune", is_flag=True, help="Simulate every candidate (slower; the front is the same).")
 def pareto_command(no_prune, show_all, as_json, out, quiet, sla_ttft_s, sla_tpot_s, emit, **options):
     """Front of output tokens/s per GPU against tokens/s per user (InferenceX style) over plans (tp/pp/ep,
-    attention-dp, aggregated or disaggregated with each prefill/decode split) and concurrency levels.
+    attention-dp, aggregated or disaggregated with each prefill/decode split, 15 of them spread evenly beyond 16
+    replicas) and concurrency levels.
 
     Each point is a closed loop of CONCURRENCY users, each sending its next request when the last
     finishes. Its p99 TTFT and TPOT (and so meets_sla) are over each user's requests after its first: the

@@ -1,10 +1,12 @@
 """The extension points and what is registered at each: the CLI's choice lists, `infersim catalog
 extensions` and the docs read them here, so a new router, arrival process, length distribution,
-batching policy, topology builder or import format shows up everywhere once its class is registered.
+batching policy, topology builder, import format or launch-command emitter shows up everywhere once its
+class is registered.
 """
 from __future__ import annotations
 
 from simulator.importers import IMPORT_FORMATS
+from simulator.launch.registry import EMITTERS
 from simulator.router import ROUTERS
 from simulator.scheduling import BATCHING
 from topologies.builders import BUILDERS
@@ -19,7 +21,8 @@ def registries() -> dict[str, tuple[str, object]]:
             "arrival process": ("workloads.arrivals.ARRIVALS", ARRIVALS),
             "length distribution": ("workloads.lengths.LENGTHS", LENGTHS),
             "topology builder": ("topologies.builders.BUILDERS", BUILDERS),
-            "import format": ("simulator.importers.IMPORT_FORMATS", IMPORT_FORMATS)}
+            "import format": ("simulator.importers.IMPORT_FORMATS", IMPORT_FORMATS),
+            "launch emitter": ("simulator.launch.registry.EMITTERS", EMITTERS)}
 
 
 def extension_points() -> list[dict]:

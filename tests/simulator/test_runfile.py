@@ -236,11 +236,11 @@ def test_catalog_extensions_lists_every_registry():
     rows = json.loads(invoke("catalog", "extensions", "--json"))
     points = {row["extension_point"] for row in rows}
     assert points == {"batching policy", "router", "arrival process", "length distribution", "topology builder",
-                      "import format"}
+                      "import format", "launch emitter"}
     assert all(row["summary"] for row in rows)
     names = {(row["extension_point"], row["name"]) for row in rows}
     assert {("arrival process", "gamma"), ("length distribution", "lognormal"), ("topology builder", "nvl72"),
-            ("import format", "inferencemax"), ("batching policy", "disaggregated")} <= names
+            ("import format", "inferencemax"), ("batching policy", "disaggregated"), ("launch emitter", "sglang")} <= names
 
 
 def test_catalog_topology_names_what_fail_takes(capsys):

@@ -1,5 +1,7 @@
 """Flow-level network: concurrent transfers share links max-min fairly, re-solved whenever a flow
-starts or ends, as SimPy events (SimPy owns the clock; this only schedules completions on it).
+starts or ends, as SimPy events (SimPy owns the clock; this only schedules completions on it). Only the
+flows linked to the one that started or ended through shared links are re-solved: the others' fair
+shares cannot change.
 
 Each direction of each edge is a resource of `bandwidth_gb_per_s`. A flow follows its hop-count
 shortest route (the one a per-flow ECMP hash picks, or, for a transfer `spread` over many queue pairs,
@@ -8,6 +10,7 @@ then moves bytes at its fair-share rate.
 """
 from __future__ import annotations
 
+import heapq
 import itertools
 
 import networkx as nx
@@ -34,6 +37,8 @@ class FlowNetwork:
         self.env = env
         self.graph = graph
         self.flows: dict[int, _Flow] = {}
+        self._on_edge: dict[tuple, dict[int, _Flow]] = {}     # each directed link's flows
+        self._bytes_per_s: dict[tuple, float] = {}            # each directed link's bandwidth, looked up once
         self._ids = itertools.count()
         self._last_update = env.now
         self._generation = 0
@@ -60,9 +65,8 @@ class FlowNetwork:
         done = []
         for edges in routes:
             done.append(self.env.event())
-            flow = _Flow(next(self._ids), (source, target), edges, nbytes / len(routes), done[-1])
-            self.flows[flow.id] = flow
-        self._resolve()
+            self._add(_Flow(next(self._ids), (source, target), edges, nbytes / len(routes), done[-1]))
+        self._resolve([edge for edges in routes for edge in edges])
         if len(done) == 1:
             yield done[0]
             return
@@ -99,6 +103,33 @@ class FlowNetwork:
         direct = tuple(route for route in routes if not any(nodes[a].get("kind") == "gpu" for a, _ in route[1:]))
         return direct or routes
 
+    def _add(self, flow: _Flow) -> None:
+        self.flows[flow.id] = flow
+        for edge in flow.edges:
+            self._on_edge.setdefault(edge, {})[flow.id] = flow
+
+    def _remove(self, flow: _Flow) -> None:
+        del self.flows[flow.id]
+        for edge in flow.edges:
+            sharing = self._on_edge[edge]
+            del sharing[flow.id]
+            if not sharing:
+                del self._on_edge[edge]
+
+    def _linked(self, edges) -> list:
+        """The flows that share links, directly or through other flows, with `edges`, in start order."""
+        found, frontier, seen = {}, list(edges), set()
+        while frontier:
+            edge = frontier.pop()
+            if edge in seen:
+                continue
+            seen.add(edge)
+            for flow_id, flow in self._on_edge.get(edge, {}).items():
+                if flow_id not in found:
+                    found[flow_id] = flow
+                    frontier.extend(flow.edges)
+        return [found[flow_id] for flow_id in sorted(found)]
+
     def _advance(self) -> None:
         """Move every flow's bytes forward to now at its current rate."""
         elapsed = self.env.now - self._last_update
@@ -109,33 +140,45 @@ class FlowNetwork:
                 self.bytes_delivered += moved
         self._last_update = self.env.now
 
-    def _resolve(self) -> None:
-        """Max-min fair rates by progressive filling, then schedule the next completion."""
-        capacity = {}
-        users: dict = {}
-        for flow in self.flows.values():
+    def _resolve(self, edges=None) -> None:
+        """Max-min fair rates by progressive filling of the flows linked to `edges` (every flow when
+        None), then schedule the next completion. The tightest link (least capacity left per unfixed flow
+        crossing it) comes off a heap; fixing flows only raises the other links' shares, so a stale entry
+        is pushed back with its current share. (It re-solved every flow, scanning every link for every
+        fixed link: 94 of a disaggregated pareto's 184 s at 16 GPUs.)"""
+        flows = [self.flows[i] for i in sorted(self.flows)] if edges is None else self._linked(edges)
+        capacity, users = {}, {}
+        for flow in flows:
             flow.rate = 0.0
             for edge in flow.edges:
-                capacity.setdefault(edge, self.graph.edges[edge]["bandwidth_gb_per_s"] * 1e9)
-                users.setdefault(edge, set()).add(flow.id)
-        unfixed = set(self.flows)
-        while unfixed:
-            # the tightest link: least capacity left per unfixed flow crossing it
-            share, tight = None, None
-            for edge, ids in users.items():
-                active = ids & unfixed
-                if active:
-                    per_flow = capacity[edge] / len(active)
-                    if share is None or per_flow < share:
-                        share, tight = per_flow, edge
-            if tight is None:
-                break
-            for flow_id in list(users[tight] & unfixed):
-                flow = self.flows[flow_id]
+                if edge not in users:
+                    rate = self._bytes_per_s.get(edge)
+                    if rate is None:
+                        rate = self._bytes_per_s[edge] = self.graph.edges[edge]["bandwidth_gb_per_s"] * 1e9
+                    capacity[edge] = rate
+                    users[edge] = []
+                users[edge].append(flow)
+        unfixed = {edge: len(sharing) for edge, sharing in users.items()}
+        order = {edge: i for i, edge in enumerate(users)}
+        heap = [(capacity[edge] / unfixed[edge], order[edge], edge) for edge in users]
+        heapq.heapify(heap)
+        fixed = set()
+        while heap:
+            share, _, tight = heapq.heappop(heap)
+            if not unfixed[tight]:
+                continue
+            current = capacity[tight] / unfixed[tight]
+            if current != share:
+                heapq.heappush(heap, (current, order[tight], tight))
+                continue
+            for flow in users[tight]:
+                if flow.id in fixed:
+                    continue
                 flow.rate = share
-                unfixed.discard(flow_id)
+                fixed.add(flow.id)
                 for edge in flow.edges:
                     capacity[edge] -= share
+                    unfixed[edge] -= 1
         self._generation += 1
         if not self.flows:
             return
@@ -156,9 +199,9 @@ class FlowNetwork:
         for flow in finished:
             self.bytes_delivered += flow.remaining
             flow.remaining = 0.0
-            del self.flows[flow.id]
+            self._remove(flow)
             flow.done.succeed()
-        self._resolve()
+        self._resolve([edge for flow in finished for edge in flow.edges])
 
     # ---- failures -------------------------------------------------------------------------------
     def fail_link(self, a: str, b: str) -> None:
@@ -182,9 +225,11 @@ class FlowNetwork:
         for flow in list(self.flows.values()):
             if all(self.graph.has_edge(*edge) for edge in flow.edges):
                 continue
+            self._remove(flow)
             try:
                 flow.edges = self._route(*flow.endpoints)
             except NetworkError as exc:
-                del self.flows[flow.id]
                 flow.done.fail(exc)
+                continue
+            self._add(flow)
         self._resolve()

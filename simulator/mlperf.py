@@ -31,7 +31,7 @@ from simulator.plan import Plan
 from simulator.scenario_runs import (MLPERF_MIN_DURATION_S, OFFLINE_MIN_QUERIES, RATE_TOLERANCE, ScenarioRunner,
                                      offline_score, plan_label, resolve_config, server_duration_s, server_score)
 from simulator.search import SLAUnreachable, meets_sla
-from workloads.scenarios import DEFAULT_KIND, Scenario, scenario_for
+from workloads.scenarios import DEFAULT_KIND, MAX_QUERIES, Scenario, scenario_for
 
 PLAN_PINS = ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")
 PRUNE_MARGIN = 0.08     # the closed-form estimate is within ~5% of the simulation; 8% keeps every contender
@@ -241,7 +241,8 @@ def mlperf(*, scenario: str = DEFAULT_KIND, rate=None, duration_s=None, queries=
         raise ConfigError(f"`rate`: {rate:.3g} requests/s brings no query in the run's {runner.duration_s:g} s of "
                           f"arrivals; give at least {1 / runner.duration_s:.3g}")
     found = score_scenario(runner, pins, rate)
-    short = loadgen_shortfall(the_scenario, duration_s, queries, found.run.summary["makespan_s"])
+    capped = the_scenario.kind == "offline" and queries is None and found.queries >= MAX_QUERIES
+    short = loadgen_shortfall(the_scenario, duration_s, queries, found.run.summary["makespan_s"], capped)
     log_sigma = config.prediction_log_sigma
     own_workload = any(x is not None for x in (input_tokens, output_tokens, options.get("sla_ttft_s"),
                                                options.get("sla_tpot_s")))
@@ -257,10 +258,15 @@ def mlperf(*, scenario: str = DEFAULT_KIND, rate=None, duration_s=None, queries=
 
 
 def loadgen_shortfall(scenario: Scenario, duration_s: float | None, queries: int | None,
-                      makespan_s: float) -> str | None:
+                      makespan_s: float, capped: bool = False) -> str | None:
     """Why LoadGen would not accept a run shortened by `duration_s` or `queries` (its min_duration,
     600 s, and Offline's min_query_count, the dataset once up to 24,576 queries), else None. A run
-    sized by default meets both (`ScenarioRunner`)."""
+    sized by default meets both (`ScenarioRunner`), unless `capped`: its Offline count stopped at
+    MAX_QUERIES (thousands of GPUs), which can leave each replica under 600 s of work."""
+    if capped and makespan_s < MLPERF_MIN_DURATION_S:
+        return (f"not valid: the Offline run stops at {MAX_QUERIES:,} queries, {makespan_s:.0f} s on this cluster, "
+                f"below LoadGen's min_duration ({MLPERF_MIN_DURATION_S:.0f} s); its drain weighs more than in a "
+                f"full run (score fewer GPUs and scale up)")
     if scenario.kind == "offline" and queries is not None:
         least = min(scenario.samples, OFFLINE_MIN_QUERIES)
         if queries < least:

@@ -375,8 +375,7 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
                         + "; ".join(f"{reason} ({count})" for reason, count in causes.items()))
     if preemptions:
         warnings.append(f"{preemptions} preemptions: the batch limit (`max_batch_size` {config.plan.max_batch_size}) "
-                        "admits more sequences than the KV cache holds, and each preempted one is prefilled again; "
-                        "a lower limit may serve more")
+                        "admitted more sequences than the KV cache held, and each preempted one was prefilled again")
     cut = sum(count for reason, count in by_reason.items() if reason.startswith(cut_at_stop))
     if cut and summary["requests_completed"]:
         warnings.append(f"{cut} of {summary['requests_total']} requests were unfinished when the run stopped at "

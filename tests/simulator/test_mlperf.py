@@ -174,6 +174,27 @@ def test_an_unreachable_sla_names_the_plans_closest_to_it(capsys):
     assert len(closest) == 3 and all(reason.startswith("tp8-") for reason in closest)
 
 
+def test_an_offline_run_cut_at_the_query_cap_is_not_valid():
+    """4,096 MI355X on Mixtral: 600 s of work would be ~360M queries; the run stops at MAX_QUERIES (50M), 89 s
+    a replica, so its drain weighs 7x more than in a full run (per-GPU throughput 6.6% under 512 GPUs').
+    It was scored valid without a word."""
+    from workloads.scenarios import MAX_QUERIES
+    result = mlperf(model="mixtral-8x7b", gpu="mi355x", gpus=4096, scenario="offline")
+    assert result.queries == MAX_QUERIES and not result.valid
+    assert any(note.startswith("not valid: the Offline run stops at 50,000,000 queries") for note in result.notes)
+    assert mlperf(model="mixtral-8x7b", gpu="mi355x", gpus=64, scenario="offline").valid
+
+
+def test_a_run_that_preempts_says_so():
+    """A batch limit past what the KV cache holds preempts sequences, each prefilled again: simulate warns
+    (raising --max-batch-size from 1,024 to 4,096 had lost 17% of an Offline run without a word)."""
+    from simulator.api import simulate as api_simulate
+    run = api_simulate(model="llama3.1-70b", gpu="h100", gpus=8, tp=8, offline=True, requests=2000,
+                       input_tokens=1024, output_tokens=512, max_batch_size=4096)
+    assert run.summary["preemptions"] > 0
+    assert any(w.startswith(f"{run.summary['preemptions']} preemptions: the batch limit") for w in run.warnings)
+
+
 def test_mlperf_offline_picks_a_fitting_plan_and_reports_cost():
     result = mlperf(model="llama3.1-8b", gpu="b200", gpus=2, scenario="offline", queries=400, max_batch_size=64)
     document = result.to_dict()

@@ -378,9 +378,12 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
                         "admitted more sequences than the KV cache held, and each preempted one was prefilled again")
     cut = sum(count for reason, count in by_reason.items() if reason.startswith(cut_at_stop))
     if cut and summary["requests_completed"]:
+        why = ("(`max_time_s`)" if config.max_time_s is not None else
+               "(early: it could no longer meet the SLA)" if "stopped_early_s" in summary else
+               "with nothing left to happen (no engine could take them: a fault of the simulator)")
         warnings.append(f"{cut} of {summary['requests_total']} requests were unfinished when the run stopped at "
-                        f"{float(cluster.end_s):.4g} s (`max_time_s`): its percentiles count the finished ones, "
-                        "the slowest left out")
+                        f"{float(cluster.end_s):.4g} s {why}: its percentiles count the finished ones, the slowest "
+                        "left out")
     engine_info = {"count": len(engines), "kv_blocks_per_engine": cluster.blocks_per_engine,
                    "block_size": config.plan.block_size}
     if cluster.prefill_pool:

@@ -121,12 +121,21 @@ class PrefillOnly(BatchingPolicy):
 
 
 class DecodeOnly(BatchingPolicy):
-    """Decode pool of disaggregated serving: prefilled requests join at step boundaries, no prefill."""
+    """Decode pool of disaggregated serving: prefilled requests join at step boundaries. A sequence this
+    engine preempted (its KV full) is prefilled again here, prompt and streamed tokens, before any new
+    hand-off joins, as vLLM's decode instances recompute (they run the whole model). Before, it waited
+    for a prefill this policy never ran: a disaggregated closed loop of 1,024 users left 88 requests
+    unfinished forever."""
 
     name = "decode-only"
 
     def next_step(self, engine):
-        admission.handed_off(engine)
+        if engine.waiting:
+            chunks = admission.whole_prompts(engine, token_budget=engine.max_tokens_per_step)
+            if chunks:
+                return StepPlan(chunks)
+        else:
+            admission.handed_off(engine)
         return DECODE if engine.batch.size else None
 
 

@@ -107,6 +107,18 @@ def test_static_batch_prefills_within_the_token_budget(small_config):
     np.testing.assert_allclose(result.arrays["finish_s"], [2.1, 2.1, 2.1])
 
 
+def test_a_disaggregated_decode_engine_recomputes_what_it_preempts():
+    """One prefill and one decode H100 at 20% of HBM: 64 users of 1,024 + 1,024 tokens overflow the decode
+    engine's KV, which preempts its newest sequences. Each is prefilled again there (prompt and streamed
+    tokens) before new hand-offs join; before, it waited for a prefill the decode policy never ran, and 39
+    of 256 requests stayed unfinished when nothing else could happen."""
+    result = api_simulate(model="llama3.1-8b", gpu="h100", gpus=2, batching="disaggregated", prefill_gpus=1,
+                          users=64, requests=256, input_tokens="1024", output_tokens="1024", memory_utilization=0.2,
+                          max_batch_size=256)
+    assert result.summary["preemptions"] > 0
+    assert result.summary["requests_completed"] == 256 and result.summary["requests_dropped"] == 0
+
+
 def test_static_padding_holds_slots(small_config):
     """A (out 2) and B (out 4) share a batch: A finishes at 1.1 but its slot stays taken, so C (arrived at
     0.2) starts only after B's last token at 1.3: prefill 1.3-2.3."""

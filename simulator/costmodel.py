@@ -233,10 +233,17 @@ class TokenCost(Deployment):
     def _moe_s(self, tokens):
         """Routed experts of one MoE layer on the busiest GPU: weights of the distinct experts the batch
         touches, FLOPs of top-k experts per token at grouped-GEMM efficiency, rows per expert setting
-        the small-GEMM falloff; with expert parallelism the most loaded rank sets the pace: its share of
-        the copies (binomial routing, over the router's balance) and the distinct experts of its own that
-        uniform routing's busiest rank touches (at batch 1, DeepSeek-R1 on 8 ranks: 2.3 of its 32 experts
-        against the mean rank's 1)."""
+        the small-GEMM falloff; with expert parallelism the most loaded rank (binomial routing) sets the
+        pace of the math; the weight read is the mean rank's.
+
+        Tried and left out: the busiest rank's own distinct experts setting the weight read (at batch 1,
+        DeepSeek-R1 on 8 ranks, 2.3 of its 32 experts against the mean rank's 1; a Monte Carlo gives 2.55).
+        It is the physics of small expert-parallel batches, but no shipped row runs one: it moved the
+        DeepSeek-R1 Offline rows by 0.08%, and the refit's end point with them (log-RMS 0.0767 against
+        0.0753; leave one GPU out p90 21.0 / 25.0 / 23.0% at seeds 0 / 1 / 2 against 21.1 / 22.5 / 21.5%;
+        leave one model out p90 22.4 / 45.5 / 25.5% against 22.6 / 24.9 / 21.7%, Mixtral held out at seed 1
+        -44%, its slowdown put on the MoE efficiency as DeepSeek-R1's rows alone pin it; infersim validate,
+        2026-11-30)."""
         m = self.model
         if not m.is_moe:
             return 0.0
@@ -245,12 +252,8 @@ class TokenCost(Deployment):
         # rows per expert r = routed / distinct: 2 routed P (r + half) / r / F = 2 P (routed + half x distinct) / F
         half = self.efficiency.gemm_half_tokens
         compute = 2 * m.expert_params / self._expert_split * (routed + half * distinct) / self._moe_flops_per_s
-        ranks = self._expert_ranks
-        if ranks > 1:
-            busiest = busiest_share(ranks, routed)
-            compute = compute * busiest / self.efficiency.expert_balance
-            # the busiest rank's copies over its own experts: as many as the mean rank's once all are hit
-            distinct = ranks * expected_distinct_experts(m.experts / ranks, 1, routed / ranks * busiest)
+        if self._expert_ranks > 1:
+            compute = compute * busiest_share(self._expert_ranks, routed) / self.efficiency.expert_balance
         memory = distinct * m.expert_params * self._wbytes / self._expert_split / self.bytes_per_s
         return (tokens > 0) * overlapped_s(compute, memory, self.efficiency.gemm_ridge_excess)
 

@@ -152,24 +152,6 @@ def test_moe_decode_reads_fewer_expert_bytes_at_small_batches():
     assert one < many
 
 
-def test_expert_parallel_reads_the_busiest_ranks_experts():
-    """DeepSeek-R1 at ep 8, one decode token: 8 routed copies over 8 ranks of 32 experts. The mean rank
-    reads 1 expert; the busiest one more. Binomial copies per rank, mean 1, sd (8 x 1/8 x 7/8)^0.5 =
-    0.9354; Blom's expected maximum of 8 normals z = 1.4236, so the busiest rank takes 1 + 1.4236 x 0.9354
-    = 2.3317 copies and touches 32 x (1 - (31/32)^2.3317) = 2.2917 of its experts (a Monte Carlo of
-    2,000 draws: 2.55). The MoE layer is a weight read: 2.2917 x 3 x 7168 x 2048 x 0.53125 bytes (fp4 with
-    one 8-bit scale per 32 values) at 6.4e12 B/s. At 2,048 tokens every expert of every rank is hit, as on
-    average."""
-    from simulator.costmodel import TokenCost
-    model, gpu = get_model("deepseek-r1"), get_gpu("mi355x")
-    cost = TokenCost(model, gpu, Precision.parse("fp4"), Plan(tp=1, ep=8), replace(EFF, gemm_half_tokens=0.0))
-    expert_bytes = 3 * 7168 * 2048 * 0.53125
-    assert model.expert_params == 3 * 7168 * 2048
-    bytes_per_s = 8e12 * 0.8
-    assert cost._moe_s(1) == pytest.approx(2.2917 * expert_bytes / bytes_per_s, rel=1e-3)
-    assert cost._moe_s(2048) >= 32 * expert_bytes / bytes_per_s * 0.9999
-
-
 def test_pipeline_stages_count_every_layers_norms_and_activations():
     """A pipeline plan's step is one micro-batch through every stage: its norms and activations are every
     layer's, as its GEMMs are. Llama 2 70B, tp 1, one sequence: 29,818,880 B / 6.4e12 B/s = 4.659 us at

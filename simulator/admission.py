@@ -155,6 +155,7 @@ def handed_off(engine) -> None:
             break
         queue.popleft()
         engine.batch.join(rid)
+        engine.gaps.joined_at(engine.table.first_token_s[rid])
         free -= blocks
         slots -= 1
     engine.note_held()

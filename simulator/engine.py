@@ -98,6 +98,12 @@ class InterTokenGaps:
     def __init__(self, itl: LatencyHistogram):
         self.itl = itl
         self.stalls = []    # [sequences waiting, seconds] of the prompt-only steps since the last decode
+        self.joined = []    # last-token times of sequences that joined from another engine since then
+
+    def joined_at(self, last_token_s: float) -> None:
+        """A sequence prefilled elsewhere joins the running batch; its next gap runs from the token it
+        streamed when its KV landed (a hand-off held back for KV space waits in that gap)."""
+        self.joined.append(last_token_s)
 
     def stall(self, duration_s: float, sequences: int) -> None:
         if self.stalls and self.stalls[-1][0] == sequences:
@@ -105,24 +111,33 @@ class InterTokenGaps:
         else:
             self.stalls.append([sequences, duration_s])
 
-    def record(self, first_s: float, last_s: float, steps: int, n: int) -> None:
-        """`steps` decode steps for `n` sequences, lasting first_s .. last_s."""
-        if self.stalls:
-            # the first sequences waited through every stall, each later joiner from its own on
-            waited_s, counted = sum(duration for _, duration in self.stalls), 0
-            for waiting, duration in self.stalls:
-                group = min(waiting, n) - counted
-                if group > 0:
-                    self.itl.add(first_s + waited_s, group)
-                    counted += group
-                waited_s -= duration
-            if n > counted:
-                self.itl.add(first_s, n - counted)
-            self.stalls = []
-            if steps > 1:
-                self.itl.add_linear(first_s + (last_s - first_s) / (steps - 1), last_s, steps - 1, n)
+    def preempted(self) -> None:
+        """The newest sequence left the batch: if it joined from another engine, its gap goes with it."""
+        if self.joined:
+            self.joined.pop()
+
+    def record(self, start_s: float, first_s: float, last_s: float, steps: int, n: int) -> None:
+        """`steps` decode steps for `n` sequences from `start_s`, lasting first_s .. last_s."""
+        if not self.joined and not self.stalls:
+            self.itl.add_linear(first_s, last_s, steps, n)
             return
-        self.itl.add_linear(first_s, last_s, steps, n)
+        # the first step's gaps: joiners' from their last token, then the stalls sat through
+        for last_token_s in self.joined:
+            self.itl.add(start_s + first_s - last_token_s, 1)
+        rest, self.joined = n - len(self.joined), []
+        # the first sequences waited through every stall, each later joiner from its own on
+        waited_s, counted = sum(duration for _, duration in self.stalls), 0
+        for waiting, duration in self.stalls:
+            group = min(waiting, rest) - counted
+            if group > 0:
+                self.itl.add(first_s + waited_s, group)
+                counted += group
+            waited_s -= duration
+        if rest > counted:
+            self.itl.add(first_s, rest - counted)
+        self.stalls = []
+        if steps > 1:
+            self.itl.add_linear(first_s + (last_s - first_s) / (steps - 1), last_s, steps - 1, n)
 
 
 class Engine:
@@ -217,7 +232,7 @@ class Engine:
         self.steps += 1
         if n:
             batch.advance(1)
-            self.gaps.record(duration, duration, 1, n)
+            self.gaps.record(start, duration, duration, 1, n)
         elif batch.size:
             self.gaps.stall(duration, batch.size)
         for rid, take in chunks:
@@ -253,6 +268,7 @@ class Engine:
         steps_to_full = self.kv.decode_steps_that_fit(batch) if self.policy.preempts else math.inf
         if steps_to_full < 1:
             self.waiting.push_front(batch.preempt_newest())
+            self.gaps.preempted()
             self.preemptions += 1
             return None
         k = int(min(batch.steps_to_next_finish(), steps_to_full))
@@ -271,7 +287,7 @@ class Engine:
         self.busy_s += span
         self.steps += done
         batch.advance(done)
-        self.gaps.record(first, first + growth * (done - 1), done, n)
+        self.gaps.record(start, first, first + growth * (done - 1), done, n)
         self.kv_block_s += (used_before + self.kv.used(batch)) / 2 * span
         self._finish_due(now)
 

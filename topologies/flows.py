@@ -61,6 +61,9 @@ class FlowNetwork:
         latency_s = sum(self.graph.edges[e].get("latency_us", 0.0) for e in routes[0]) * 1e-6
         if latency_s:
             yield self.env.timeout(latency_s)
+            if not all(self.graph.has_edge(*edge) for edges in routes for edge in edges):
+                # a link failed while the first bytes were on their way: route again
+                routes = self._routes(source, target) if spread else (self._route(source, target),)
         self._advance()
         done = []
         for edges in routes:

@@ -259,3 +259,32 @@ def test_a_spread_transfer_leaves_by_its_own_nic_whatever_the_rail():
         env.process(fail_elsewhere())
         env.run()
         assert done["at"] == pytest.approx(0.1, rel=1e-3), target
+
+
+def test_a_transfer_whose_link_fails_during_its_latency_takes_another_route():
+    """a-c direct (10 GB/s, 100 us latency) and a-b-c (1 GB/s each): a 1 MB transfer starting at 10 ms
+    routes a-c; the link fails 50 us into its latency wait. It moves on a-b-c and lands at 10.1 + 1 = 11.1
+    ms (before, it ran over the dead link at that link's remembered bandwidth, landing at 10.2 ms, or raised
+    a KeyError)."""
+    graph = nx.Graph()
+    graph.add_edge("a", "b", bandwidth_gb_per_s=1.0, latency_us=10.0)
+    graph.add_edge("b", "c", bandwidth_gb_per_s=1.0, latency_us=10.0)
+    graph.add_edge("a", "c", bandwidth_gb_per_s=10.0, latency_us=100.0)
+    env = simpy.Environment()
+    network = FlowNetwork(env, graph)
+    landed = []
+
+    def transfer(delay_s, nbytes):
+        yield env.timeout(delay_s)
+        yield network.transfer("a", "c", nbytes)
+        landed.append(env.now)
+
+    def fail():
+        yield env.timeout(10e-3 + 50e-6)
+        network.fail_link("a", "c")
+
+    env.process(transfer(0.0, 1e3))       # the direct link's bandwidth is looked up once, here
+    env.process(transfer(10e-3, 1e6))
+    env.process(fail())
+    env.run()
+    assert landed[1] == pytest.approx(11.1e-3, rel=1e-9) and not network.flows

@@ -45,18 +45,22 @@ def _whole(path, data: dict, name: str, required: bool = True) -> int | None:
 
 
 # A parameter count in a model name ("70B", "8x7B", "120b"; not the active count of "A3B")
-SIZE_IN_NAME = re.compile(r"(?<![a-z0-9.])(?:\d+x)?\d+(?:\.\d+)?b(?![a-z0-9])")
+SIZE_IN_NAME = re.compile(r"(?<![a-z0-9.])(?:(\d+)x)?(\d+(?:\.\d+)?)b(?![a-z0-9])")
+# How far a name's rounded size may sit from the model's own count (Mixtral-8x7B names 56B for 46.7B)
+SIZE_IN_NAME_TOLERANCE = 1.35
 
 
 def check_model_id(path, model_id: str, spec) -> None:
-    """A result file whose `model_id` names another size than the model given (Llama-3.1-70B-Instruct
-    imported as llama3.1-8b) is refused: the row would teach the fit a 70B run's speed as the 8B's.
-    Names without a size (DeepSeek-R1), or another repo of the same size (an FP8 checkpoint), pass."""
-    theirs = set(SIZE_IN_NAME.findall(model_id.lower()))
-    ours = set(SIZE_IN_NAME.findall(spec.name.lower())) | set(SIZE_IN_NAME.findall(spec.hf_repo.lower()))
-    if theirs and ours and not theirs & ours:
-        raise ConfigError(f"`model`: {spec.name} is a {'/'.join(sorted(ours))} model, but {path} ran model_id "
-                          f"{excerpt(model_id, 80)} ({'/'.join(sorted(theirs))}); give the model the run served")
+    """A result file whose `model_id` names a size far from the model given (Llama-3.1-70B-Instruct
+    imported as llama3.1-8b, DeepSeek-R1-Distill-Llama-70B as deepseek-r1) is refused: the row would teach
+    the fit one model's speed as another's. Names without a size, or another checkpoint of about the
+    model's size (an FP8 one), pass."""
+    sizes = [float(experts or 1) * float(each) for experts, each in SIZE_IN_NAME.findall(model_id.lower())]
+    billions = spec.total_params / 1e9
+    if sizes and not any(1 / SIZE_IN_NAME_TOLERANCE <= size / billions <= SIZE_IN_NAME_TOLERANCE for size in sizes):
+        named = "/".join(f"{size:g}B" for size in sizes)
+        raise ConfigError(f"`model`: {spec.name} has {billions:.3g}B parameters, but {path} ran model_id "
+                          f"{excerpt(model_id, 80)} ({named}); give the model the run served")
 
 
 def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None = None, ep: int | None = None,

@@ -59,24 +59,32 @@ def test_vllm_file_counts_and_a_missing_rate_are_named_as_they_are(tmp_path, cha
         IMPORT_FORMATS["vllm"]().read([str(path)], model="llama3.1-70b", gpu="h100", gpus=8, tp=4)
 
 
-@pytest.mark.parametrize("model_id, accepted", [
-    ("meta-llama/Llama-3.1-70B-Instruct", True),
-    ("RedHatAI/Meta-Llama-3.1-70B-Instruct-FP8", True),       # another checkpoint of the same size
-    ("my-finetune", True),                                     # says no size
-    ("meta-llama/Llama-3.1-8B-Instruct", False),
-    ("Qwen/Qwen3-30B-A3B", False),                             # 30B, not the active 3B
+@pytest.mark.parametrize("model, model_id, accepted", [
+    ("llama3.1-70b", "meta-llama/Llama-3.1-70B-Instruct", True),
+    ("llama3.1-70b", "RedHatAI/Meta-Llama-3.1-70B-Instruct-FP8", True),   # another checkpoint, same size
+    ("llama3.1-70b", "my-finetune", True),                                 # says no size
+    ("llama3.1-70b", "meta-llama/Llama-3.1-8B-Instruct", False),
+    ("llama3.1-70b", "Qwen/Qwen3-30B-A3B", False),                         # 30B, not the active 3B
+    ("mixtral-8x7b", "mistralai/Mixtral-8x7B-Instruct-v0.1", True),        # 8 x 7 = 56 names 46.7B
+    ("mixtral-8x7b", "mistralai/Mixtral-8x22B-v0.1", False),
+    ("deepseek-r1", "deepseek-ai/DeepSeek-V3", True),
+    ("deepseek-r1", "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", False),   # the catalog name has no size
 ])
-def test_vllm_a_file_that_ran_another_size_of_model_is_refused(tmp_path, model_id, accepted):
+def test_vllm_a_file_that_ran_another_size_of_model_is_refused(tmp_path, model, model_id, accepted):
     """A result file says which model it served (model_id); imported as llama3.1-70b, a run of the 8B
-    model would teach the fit an 8B's speed as the 70B's. It was imported without a word."""
+    model would teach the fit an 8B's speed as the 70B's. It was imported without a word. The size a name
+    gives is held against the model's own parameter count, so a catalog name without one (deepseek-r1)
+    still refuses a 70B distillation."""
     import json
     data = json.loads(RUN.read_text())
     data["model_id"] = model_id
     path = tmp_path / "run.json"
     path.write_text(json.dumps(data))
-    read = lambda: IMPORT_FORMATS["vllm"]().read([str(path)], model="llama3.1-70b", gpu="h100", gpus=8, tp=4)
+    gpus, tp = (8, 8) if model == "deepseek-r1" else (8, 4)
+    read = lambda: IMPORT_FORMATS["vllm"]().read([str(path)], model=model, gpu="h200", gpus=gpus, tp=tp,
+                                                 precision="fp8")
     if accepted:
-        assert read()[0][0].model == "llama3.1-70b"
+        assert read()[0][0].model == model
     else:
-        with pytest.raises(ConfigError, match=r"^`model`: llama3.1-70b is a 70b model, but .* ran model_id"):
+        with pytest.raises(ConfigError, match=rf"^`model`: {model} has [0-9.]+B parameters, but .* ran model_id"):
             read()

@@ -257,6 +257,17 @@ def mlperf(*, scenario: str = DEFAULT_KIND, rate=None, duration_s=None, queries=
                    valid=found.valid and short is None, notes=notes)
 
 
+def _closest_shapes(reasons, count: int = 3) -> list[str]:
+    """The `count` plan shapes (tp, pp, ep) whose idle runs came closest to the SLA, each at its closest
+    batch limit (the same shape at three limits said one thing three times)."""
+    shown, shapes = [], set()
+    for _, label, shape, text in sorted(reasons):
+        if shape not in shapes and len(shown) < count:
+            shapes.add(shape)
+            shown.append(f"{label}: {text}")
+    return shown
+
+
 def loadgen_shortfall(scenario: Scenario, duration_s: float | None, queries: int | None,
                       makespan_s: float, capped: bool = False) -> str | None:
     """Why LoadGen would not accept a run shortened by `duration_s` or `queries` (its min_duration,
@@ -410,7 +421,7 @@ def _search_server(runner: ScenarioRunner, scored, start_rate_per_s: float | Non
                                                     step=1.08 if start_rate_per_s else 1.15, known_runs=known)
         except InfeasibleError as exc:
             ratio = exc.limit_ratio if isinstance(exc, SLAUnreachable) else math.inf
-            reasons.append((ratio, f"{candidate.label}: {exc}"))
+            reasons.append((ratio, candidate.label, (candidate.plan.tp, candidate.plan.pp, candidate.plan.ep), str(exc)))
             marked.append(replace(candidate, outcome=str(exc)))
             continue
         marked.append(replace(candidate, outcome=f"valid up to {rate:.4g} requests/s"))
@@ -420,7 +431,7 @@ def _search_server(runner: ScenarioRunner, scored, start_rate_per_s: float | Non
         scenario = runner.scenario
         raise InfeasibleError(f"{scenario.kind} SLA (p99 TTFT <= {scenario.ttft_p99_s:g} s, p99 TPOT <= "
                               f"{scenario.tpot_p99_s:g} s) unreachable with every plan that fits; the closest: "
-                              + " | ".join(reason for _, reason in sorted(reasons)[:3]))
+                              + " | ".join(_closest_shapes(reasons)))
     rate, winner, run, count = best
     marked = tuple(replace(c, outcome=f"best ({c.outcome})") if c.plan == winner.plan else c for c in marked)
     tokens, requests = server_score(run)

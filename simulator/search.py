@@ -154,6 +154,9 @@ class SLAUnreachable(InfeasibleError):
         super().__init__(message)
         self.limit_ratio = limit_ratio
 
+    def __reduce__(self):       # a sweep worker's error reaches its parent whole
+        return type(self), (str(self), self.limit_ratio)
+
 
 def _unreachable(sla: SLA, floor: float, worst: dict) -> str:
     parts = []

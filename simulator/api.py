@@ -15,8 +15,8 @@ import numpy as np
 
 from simulator.cost import cost_fields
 from simulator.errors import ConfigError, excerpt, require_number
-from simulator.hardware import (GPUSpec, applied_stack, check_nic_gbps, check_profile_names, efficiency_for, get_gpu, load_gpus,
-                                load_profile)
+from simulator.hardware import (GPUSpec, applied_stack, check_nic_gbps, check_profile_names, efficiency_for, get_gpu,
+                                load_gpus, load_profile)
 from simulator.intervals import (DEFAULT_INTERVAL, check_interval, interval_fields, no_interval_reason,
                                  prediction_log_sigma)
 from simulator.metrics import SLA, short_run_warning
@@ -137,7 +137,8 @@ def serving_config(*, model="llama2-70b", gpu="mi355x", gpus=8, tp=1, pp=1, ep=1
     return ServingConfig(model=model_spec, gpu=gpu_spec, gpus=gpus, precision=precision_spec, plan=plan,
                          efficiency=efficiency, batching=batching, router=router, prefill_gpus=prefill_gpus,
                          kv_transfer_gb_per_s=kv_transfer_gb_per_s, seed=seed, max_time_s=max_time_s, sla=sla,
-                         stack=applied_stack(gpu_spec, profile_data, stack), topology=graph, failures=tuple(parse_failure(f) for f in fail),
+                         stack=applied_stack(gpu_spec, profile_data, stack), topology=graph,
+                         failures=tuple(parse_failure(f) for f in fail),
                          prediction_log_sigma=log_sigma, no_interval_reason=reason,
                          interval=level)
 

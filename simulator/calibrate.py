@@ -440,21 +440,26 @@ def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", i
     return result, text, report_rows(result)
 
 
+def _own_files(paths: list[str]) -> list[str]:
+    """The measurement files among `paths` other than the shipped one: the user's own rows."""
+    return [path for path in paths if Path(path).resolve() != SHIPPED_MEASUREMENTS.resolve()]
+
+
 def stack_note(paths: list[str], gpu_catalog=()) -> str | None:
     """Which `stack` a user's own rows (those outside the shipped file) ask predictions of them to name:
     a command without one applies each vendor's reference stack (TensorRT-LLM on NVIDIA GPUs), so a
     profile fitted to vLLM runs on H100 predicted that H100 16% above its measurement. None when every
     such row ran its vendor's reference stack."""
-    own = [path for path in paths if Path(path).resolve() != SHIPPED_MEASUREMENTS.resolve()]
     gpus = load_gpus(gpu_catalog)
-    ran = {(row.stack, gpus[row.gpu.lower()].vendor) for row in load_measurement_files(own, gpu_catalog=gpu_catalog)}
+    ran = {(row.stack, gpus[row.gpu.lower()].vendor)
+           for row in load_measurement_files(_own_files(paths), gpu_catalog=gpu_catalog)}
     stacks = sorted((stack, vendor) for stack, vendor in ran if stack and stack_key(vendor, stack))
     if not stacks:
         return None
-    ran = "; ".join(f"{stack} on {vendor} GPUs" for stack, vendor in stacks)
+    which = "; ".join(f"{stack} on {vendor} GPUs" for stack, vendor in stacks)
     reference = ", ".join(f"{REFERENCE_STACKS[vendor]} on {vendor}" for vendor in sorted({v for _, v in stacks})
                           if vendor in REFERENCE_STACKS)
-    return (f"your rows ran {ran}: predict them with `stack` {stacks[0][0]} (without it, commands apply each "
+    return (f"your rows ran {which}: predict them with `stack` {stacks[0][0]} (without it, commands apply each "
             f"vendor's reference stack{': ' + reference if reference else ''}; output shows it as plan.stack)")
 
 
@@ -462,7 +467,7 @@ def fitted_alone(paths: list[str]) -> str | None:
     """What a user must know of a profile fitted without the shipped rows: it does not refine the shipped
     fit. GPUs, models and fields the rows do not measure fall back to the built-in priors; None when the
     shipped rows are among `paths`."""
-    if any(Path(path).resolve() == SHIPPED_MEASUREMENTS.resolve() for path in paths):
+    if len(_own_files(paths)) < len(paths):
         return None
     shipped = os.path.relpath(SHIPPED_MEASUREMENTS)
     return (f"the profile is fitted to these rows alone: what they do not measure (other GPUs, models, "

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from simulator.drop_reasons import counted
 from simulator.errors import ConfigError, InfeasibleError, refuse_repeats, require_number
 from simulator.front import front_mask
 from simulator.metrics import SLA, request_metrics
@@ -277,9 +278,8 @@ def pareto(*, model="llama3.1-70b", gpu="b200", gpus: int = 8, input_tokens=1024
         points += [replace(p, on_front=on, meets_sla=meets_sla(p.row(), limits) if sla else None)
                    for p, on in zip(found, mask)]
         warnings += [f"{config.gpu.name} {c.mode.label(c.plan, gpus)} at {c.concurrency} users dropped "
-                     f"{run.summary['requests_dropped']} requests ("
-                     + "; ".join(f"{reason}: {count}" for reason, count in run.summary["requests_dropped_by_reason"].items())
-                     + "); left out" for c, run in dropped]
+                     f"{run.summary['requests_dropped']} requests ({counted(run.summary['requests_dropped_by_reason'])}); "
+                     "left out" for c, run in dropped]
         searched[config.gpu.name] = {"modes": len(all_modes), "candidates": len(candidates), "simulated": len(runs)
                                      + len(dropped), "pruned": len(skipped), "wall_s": time.perf_counter() - began,
                                      "plans_rejected": rejected}

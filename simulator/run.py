@@ -19,7 +19,7 @@ import numpy as np
 from simulator import feed
 from simulator.cluster import Cluster
 from simulator.costmodel import StepCost
-from simulator.drop_reasons import CLUSTER_DOWN, UNFINISHED
+from simulator.drop_reasons import CLUSTER_DOWN, UNFINISHED, counted, is_unfinished
 from simulator.early_stop import SLAMissWatch
 from simulator.engine_loop import progress_process, watch_process
 from simulator.errors import ConfigError, first_repeat, require_number
@@ -368,15 +368,13 @@ def _result(config, cluster, summary, arrays, dropped, by_reason, preemptions, n
     if idle_gpus:
         warnings.append(f"{idle_gpus} of {config.gpus} GPUs stay idle: a replica takes "
                         f"{config.plan.gpus_per_replica} GPUs, so {config.gpus} GPUs hold {config.replicas}")
-    cut_at_stop = UNFINISHED.split(" at ")[0]
-    causes = {r: n for r, n in by_reason.items() if r not in CLUSTER_DOWN and not r.startswith(cut_at_stop)}
+    causes = {r: n for r, n in by_reason.items() if r not in CLUSTER_DOWN and not is_unfinished(r)}
     if causes:
-        warnings.append(f"{sum(causes.values())} of {summary['requests_total']} requests dropped: "
-                        + "; ".join(f"{reason} ({count})" for reason, count in causes.items()))
+        warnings.append(f"{sum(causes.values())} of {summary['requests_total']} requests dropped: {counted(causes)}")
     if preemptions:
         warnings.append(f"{preemptions} preemptions: the batch limit (`max_batch_size` {config.plan.max_batch_size}) "
                         "admitted more sequences than the KV cache held, and each preempted one was prefilled again")
-    cut = sum(count for reason, count in by_reason.items() if reason.startswith(cut_at_stop))
+    cut = sum(count for reason, count in by_reason.items() if is_unfinished(reason))
     if cut and summary["requests_completed"]:
         why = ("(`max_time_s`)" if config.max_time_s is not None else
                "(early: it could no longer meet the SLA)" if "stopped_early_s" in summary else

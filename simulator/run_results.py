@@ -70,11 +70,11 @@ def from_vllm_benchmark(path, *, model: str, gpu: str, gpus: int, tp: int | None
     "inf" with `max_concurrency` is a closed loop of that many users; a finite rate is open loop, which
     needs `median_tpot_ms` (what calibration fits it on). Latencies in the file are milliseconds; the row
     stores seconds."""
-    get_model(model)           # the caller's names first: their errors name `model` / `gpu`
+    spec = get_model(model)    # the caller's names first: their errors name `model` / `gpu`
     get_gpu(gpu)
     data = _read_json(path)
     if isinstance(data.get("model_id"), str):
-        check_model_id(path, data["model_id"], get_model(model))
+        check_model_id(path, data["model_id"], spec)
     completed = _field(path, data, "completed")
     if not completed:
         raise ConfigError(f"{path}: completed is 0; no requests finished")

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from simulator.api import serving_config
-from simulator.drop_reasons import UNFINISHED
+from simulator.drop_reasons import is_unfinished
 from simulator.run import simulate
 from simulator.errors import ConfigError, InfeasibleError
 from workloads.requests import Requests
@@ -81,7 +81,7 @@ def test_invariants(options, workload):
     assert summary["requests_completed"] + summary["requests_dropped"] == len(workload.arrival_s)
     # with no stop time and no failure, none is left waiting for something that never happens (a disaggregated
     # decode engine left the sequences it preempted for a prefill it never ran)
-    assert not any(reason.startswith(UNFINISHED.split(" at ")[0]) for reason in result.dropped.values())
+    assert not any(is_unfinished(reason) for reason in result.dropped.values())
     # tokens out = the finished requests' output lengths
     assert summary["output_tokens_completed"] == int(np.asarray(workload.output_tokens)[finished].sum())
     # no negative or NaN metric (NaN only where nothing finished or no multi-token output exists)

@@ -57,13 +57,13 @@ class FlowNetwork:
     def _transfer(self, source, target, nbytes, spread=False):
         if source == target or nbytes <= 0:
             return
-        routes = self._routes(source, target) if spread else (self._route(source, target),)
+        routes = self._routes_for(source, target, spread)
         latency_s = sum(self.graph.edges[e].get("latency_us", 0.0) for e in routes[0]) * 1e-6
         if latency_s:
             yield self.env.timeout(latency_s)
             if not all(self.graph.has_edge(*edge) for edges in routes for edge in edges):
                 # a link failed while the first bytes were on their way: route again
-                routes = self._routes(source, target) if spread else (self._route(source, target),)
+                routes = self._routes_for(source, target, spread)
         self._advance()
         done = []
         for edges in routes:
@@ -86,6 +86,10 @@ class FlowNetwork:
         except NetworkError:
             return False
         return True
+
+    def _routes_for(self, source, target, spread: bool) -> tuple:
+        """The routes a transfer takes: every equal-cost one (`spread`), else the hashed one."""
+        return self._routes(source, target) if spread else (self._route(source, target),)
 
     def _route(self, source, target):
         try:

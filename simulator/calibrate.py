@@ -8,11 +8,13 @@ Measured tokens/s enter as log residuals with sigma 5% (submitters of one system
 percent); a row's latencies do not enter the fit.
 
 Fit. Levenberg-Marquardt (`scipy.optimize.least_squares`) on the whitened residuals plus the priors.
-The Jacobian comes by the chain rule from one difference per fitted field per distinct row (a prediction
-depends on its own effective fields only). Server/Interactive rows move by their local model between
-anchors; after each inner fit a row whose anchored steps got faster or slower by more than LOCAL_RANGE
-is re-anchored with a rate search at its new efficiency, until no prediction moves by more than
-CONVERGED. Within LOCAL_RANGE the local model is as good as a new search: against fresh searches on ten
+The Jacobian comes by the chain rule from one forward difference per fitted field per distinct row (a
+prediction depends on its own effective fields only), at the row model's own step (`difference_step`). The
+cost is smooth in the parameters (values bend under their ceilings, kernels near their ridge overlap
+smoothly), so the solver ends where its linear model stops finding a lower cost, not at a kink.
+Server/Interactive rows move by their local model between anchors; after each inner fit a row whose
+anchored steps got faster or slower by more than LOCAL_RANGE is re-anchored with a rate search at its new
+efficiency, until no prediction moves by more than CONVERGED. Within LOCAL_RANGE the local model is as good as a new search: against fresh searches on ten
 rows of every model and scenario, at step-time changes up to 8% it was within 2.5% (the search's own
 resolution is 2%) on nine rows and 4.6% on the tenth; at 15% two rows were 8% off. They are first
 anchored at a fit of the rows that need no anchor (Offline), not at the prior.
@@ -45,7 +47,7 @@ from threadpoolctl import threadpool_limits
 from simulator.catalog_io import toml_string
 from simulator.errors import ConfigError, InfeasibleError
 from simulator.fit_parameters import FIT_FIELDS, LEVELS, REFERENCE_STACKS, Membership, Parameters, stack_key
-from simulator.hardware import (EFFICIENCY_FIELDS, PEAK_FRACTIONS, Efficiency, check_profile, efficiency_from_table,
+from simulator.hardware import (EFFICIENCY_FIELDS, PEAK_FRACTIONS, Efficiency, check_profile, composed_efficiency,
                                 get_gpu, load_gpus, load_profile)
 from simulator.intervals import DEFAULT_INTERVAL, datasheet_digest, interval_z, run_key
 from simulator.measurements import SHIPPED_MEASUREMENTS, Measurement, load_measurement_files, round_order
@@ -62,11 +64,11 @@ TOKENS_LOG_SIGMA = 0.05        # measured tokens/s: submitters of one system dif
 # Again at 0.08 with the code of 2026-11-29 (infersim validate, seeds 0 / 1; against 0.05 in brackets):
 # 8.2, 8.6 (7.7, 8.0) / 20.3, 25.1 (19.9, 24.1); 12.3, 12.4 (12.6, 13.1) / 25.6, 25.2 (28.9, 25.9); 7.8, 6.9
 # (8.0, 7.6) / 22.1, 21.3 (20.7, 21.7)%: leave one round out a little better, leave one GPU out worse.
-DIFF_STEP = 0.03                # log step of the finite differences
 LOCAL_RANGE = 0.05              # re-anchor a row once its anchored steps' speed moved by more than 5% (log)
 # (at 8% the shipped fit took 254 s against 273 s, each run beside another fit, and leave one GPU out came
 # to 9.1% / 19.7% median / p90 against 8.2% / 19.0%: the saving is not worth the fidelity)
 CONVERGED = 0.01                # stop re-anchoring when no prediction moves by more than 1%
+MAX_EVALUATIONS = 200           # per solver pass (at 60, with the smaller difference steps, the first joint pass stopped on it)
 MAX_REANCHORS = 3
 # Tried and left out (2026-11-29, before fit_parameters.SHARED_GROUPS): stopping the first joint pass
 # after 20 evaluations (it runs to the 60 cap), since most Server/Interactive rows are re-anchored after
@@ -143,21 +145,19 @@ class Fit:
 
 
 def _sensitivity(model, parameters: Parameters, theta, indices, base: float, fields=FIT_FIELDS) -> dict:
-    """d log prediction / d log field, one forward difference per fitted field (of `fields`); backward
-    where the step up moves nothing, as at a field's ceiling (the first stage can push collective
-    efficiency to 1): there the prediction still falls when the field does, and a zero would let the
-    prior alone set the field."""
+    """d log prediction / d log field, one forward difference per fitted field (of `fields`) at the row
+    model's own step. Past its ceiling a field moves nothing (`hardware.under_ceiling`) and its derivative
+    is 0: the prior then pulls its offsets back under the ceiling, where the rows pin it again. (With a
+    hard cap a backward difference stood in there, and the Jacobian claimed a slope the rows did not have
+    on the capped side.)"""
     out = {}
     for name in fields:
         if not indices.get(name):
             continue
-        for step in (DIFF_STEP, -DIFF_STEP):
-            shifted = theta.copy()
-            shifted[indices[name][0]] += step      # any one group of the field moves the field by `step`
-            moved = model.predict(parameters.efficiency(shifted, indices))
-            out[name] = math.log(moved / base) / step
-            if moved != base:
-                break
+        step = model.difference_step
+        shifted = theta.copy()
+        shifted[indices[name][0]] += step      # any one group of the field moves the field by `step`
+        out[name] = math.log(model.predict(parameters.efficiency(shifted, indices)) / base) / step
     return out
 
 
@@ -303,7 +303,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
         if progress:
             progress(None, None, f"fitting {len(rows):,} rows ({len(distinct):,} distinct), pass {round_ + 1}")
         solution = least_squares(residuals, theta, jac=jacobian, method="trf", x_scale=1.0, xtol=1e-5,
-                                 ftol=1e-7, max_nfev=60)
+                                 ftol=1e-7, max_nfev=MAX_EVALUATIONS)
         theta = solution.x
         if not reanchor or round_ == MAX_REANCHORS:
             break
@@ -417,7 +417,7 @@ def prior_from(profile_path=None) -> Efficiency:
     """The prior: a profile's [default] (its global values), or the built-in defaults."""
     if profile_path is None:
         return Efficiency()
-    return efficiency_from_table(f"{profile_path}: [default]", load_profile(profile_path).get("default", {}), Efficiency())
+    return composed_efficiency([(f"{profile_path}: [default]", load_profile(profile_path).get("default", {}))])
 
 
 def calibrate_files(paths: list[str], *, prior_profile=None, header: str = "", interval: float = DEFAULT_INTERVAL,

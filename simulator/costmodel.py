@@ -316,12 +316,13 @@ class StepCost(Deployment):
         set_("_attention_per_pair_s", per_pair)
         set_("_attention_per_kv_token_s", per_kv_token)
         # a decoding sequence's full layers per token of its context (one query: as many pairs as tokens read)
-        set_("_decode_attention_per_context_s", m.full_attention_layers * max(per_pair, per_kv_token))
+        decode_per_context = overlapped_s(per_pair, per_kv_token, eff.gemm_ridge_excess)
+        set_("_decode_attention_per_context_s", m.full_attention_layers * decode_per_context)
         # the engine prices steps one at a time: the same terms for full and sliding layers
         set_("_one_step_attention", (m.full_attention_layers * per_pair, m.full_attention_layers * per_kv_token,
                                      m.sliding_layers * per_pair, m.sliding_layers * per_kv_token,
                                      self._decode_attention_per_context_s,
-                                     m.sliding_layers * m.sliding_window * max(per_pair, per_kv_token)))
+                                     m.sliding_layers * m.sliding_window * decode_per_context))
         set_("_token_memo", {})
         set_("_sequence_memo", {})
         set_("_decode_memo", {})
@@ -334,11 +335,15 @@ class StepCost(Deployment):
                 + group * self._logit_bytes / bytes_per_s)
 
     def _attention_s(self, layers: int, pairs, kv_tokens_read):
-        """Attention of `layers` layers: FLOPs of the query-key pairs, bytes of the KV read."""
+        """Attention of `layers` layers: FLOPs of the query-key pairs and bytes of the KV read, overlapped
+        as a GEMM's math and weight read are (`overlapped_s`): a flash-attention kernel streams its KV
+        tiles while it computes, and stalls on both near its ridge. The roofline's hard max also put a
+        kink in the fit: DeepSeek-R1's latent attention sits at its ridge at the fitted efficiencies, where
+        the solver's linear model stopped matching any step it tried."""
         if layers == 0:
             return 0.0
-        return _maximum(self._attention_per_pair_s * layers * pairs,
-                        self._attention_per_kv_token_s * layers * kv_tokens_read)
+        return overlapped_s(self._attention_per_pair_s * layers * pairs,
+                            self._attention_per_kv_token_s * layers * kv_tokens_read, self.efficiency.gemm_ridge_excess)
 
     def _per_sequence_s(self, sequences):
         """Everything that depends on how many sequences produce a token: per-sequence overhead (each
@@ -389,10 +394,10 @@ class StepCost(Deployment):
         tokens = prefill_tokens + decode_seqs
         attention = 0.0
         if prefill_tokens:
-            compute, memory = full_pair * prefill_pairs, full_token * prefill_tokens
-            attention += compute if compute > memory else memory
-            compute, memory = sliding_pair * prefill_window_pairs, sliding_token * prefill_tokens
-            attention += compute if compute > memory else memory
+            excess = self.efficiency.gemm_ridge_excess
+            attention += overlapped_s(full_pair * prefill_pairs, full_token * prefill_tokens, excess)
+            if sliding_pair:
+                attention += overlapped_s(sliding_pair * prefill_window_pairs, sliding_token * prefill_tokens, excess)
         if decode_seqs:
             attention += full_decode * decode_context + sliding_decode * decode_seqs
         sequences = prefill_seqs + decode_seqs

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTIONS, Efficiency, load_gpus
+from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTIONS, Efficiency, load_gpus, under_ceiling
 
 # What each field's value depends on, and why:
 # - compute: GEMM kernels differ by chip (tensor core generation, clocks under power limits) and stack.
@@ -337,7 +337,7 @@ class Parameters:
 
     def efficiency(self, theta: np.ndarray, indices: dict) -> Efficiency:
         offsets = self.log_offsets(theta, indices)
-        return replace(self.prior, **{field: min(getattr(self.prior, field) * math.exp(offset), FIELD_CEILING[field])
+        return replace(self.prior, **{field: under_ceiling(field, getattr(self.prior, field) * math.exp(offset))
                                       for field, offset in offsets.items()})
 
     def unseen_variance(self, member: Membership, sensitivity: dict) -> float:

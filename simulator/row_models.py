@@ -42,6 +42,13 @@ THINNED_STEPS = 1500
 # Below this the local model would let a 1% faster step lift the rate by more than 3% (exponent 1 + 1/e):
 # beyond what one rate search can vouch for, so flatter TPOT curves are treated as this steep.
 MIN_ELASTICITY = 0.5
+# The log step of calibration's finite differences (`calibrate._sensitivity`) per row model: re-priced
+# traces and the local model move smoothly (on the shipped rows, second differences of 1e-6 at steps of
+# 0.002 in the global compute, memory and overhead offsets), so a small step keeps the Jacobian's own error
+# small: at 0.03 the solver stopped (`xtol`) where its linear model no longer matched the rows. A run
+# simulated afresh reorders its events at any change, so its step must move it well past that noise.
+REPRICED_DIFFERENCE_STEP = 0.005
+SIMULATED_DIFFERENCE_STEP = 0.03
 # an Offline run's steady state: between these fractions of its completions (past fill, before drain)
 STEADY_FROM, STEADY_TO = 0.25, 0.75
 # The plan fields a measured row can state: PLAN_PINS but the step's token budget, which no row reports.
@@ -143,6 +150,8 @@ class OfflineRow:
     the measured run. Against simulating every query, on the 60 longest shipped rows: 0.3-0.7% rms,
     at most 2.5%, across efficiencies (lengths are sampled: the extension stands for other draws)."""
 
+    difference_step = REPRICED_DIFFERENCE_STEP
+
     def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0):
         self.spec = spec
         config = _config(spec, anchor, model_catalog, gpu_catalog, seed)
@@ -182,6 +191,8 @@ class ServerRow:
     local model moves the rate the run issues queries at; the score counts it over the measured run's
     duration (else the simulated run's), to the final query's completion (`scenario_runs.server_score`),
     whose latency scales with the steps' time."""
+
+    difference_step = REPRICED_DIFFERENCE_STEP
 
     def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0):
         self.spec, self.catalogs, self.seed = spec, (model_catalog, gpu_catalog), seed
@@ -280,6 +291,8 @@ def _binding_limit(search, scenario) -> tuple[str, float]:
 class StreamRow:
     """An open (Poisson at rate_per_s) or closed (`users` concurrent) loop of fixed lengths, simulated
     afresh for each efficiency (these are a user's own few rows)."""
+
+    difference_step = SIMULATED_DIFFERENCE_STEP
 
     def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0):
         self.spec, self.catalogs, self.seed = spec, (model_catalog, gpu_catalog), seed

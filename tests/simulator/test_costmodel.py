@@ -196,6 +196,28 @@ def test_gemm_near_its_ridge_point_falls_short_of_the_roofline_by_the_ridge_exce
     assert gemm_time_s(1e9, 0, 1e15, 1.0, 1e12, 0.0, 0.26) == 0.0
 
 
+def test_attention_at_its_ridge_takes_the_ridge_excess_too():
+    """Llama 2 70B on one MI355X: a context token costs each layer 4 x 64 x 128 = 32,768 FLOPs and a
+    2,048 B KV read (6.4e12 B/s: 3.2e-10 s). At attention efficiency 0.02048 of 5e15 the math takes
+    32,768 / 1.024e14 = 3.2e-10 s too: the kernel sits at its ridge, and with an excess of 0.25 a decode
+    step's attention costs 80 x 3.2e-10 x 1.25 = 3.2e-8 s per context token (the roofline's max said
+    2.56e-8). A prompt step whose pairs are as many as its tokens sits there as well: the engine's
+    one-step path and the array path price it alike."""
+    at_ridge = replace(EFF, attention_efficiency=0.02048, gemm_ridge_excess=0.25)
+    cost = StepCost(get_model("llama2-70b"), get_gpu("mi355x"), Precision("fp8", "fp8", "fp8"), Plan(), at_ridge)
+    assert cost.decode_s_per_context_token == pytest.approx(3.2e-8, rel=1e-9)
+    flat = replace(at_ridge, gemm_ridge_excess=0.0)
+    flat_cost = StepCost(get_model("llama2-70b"), get_gpu("mi355x"), Precision("fp8", "fp8", "fp8"), Plan(), flat)
+    assert flat_cost.decode_s_per_context_token == pytest.approx(2.56e-8, rel=1e-9)
+    prompt = BatchShape(prefill_tokens=2000, prefill_pairs=2000.0, prefill_seqs=1)
+    extra = cost.step_time_s(prompt) - flat_cost.step_time_s(prompt)
+    gemm_extra = (cost.step_time_s(BatchShape(prefill_tokens=2000, prefill_seqs=1))
+                  - flat_cost.step_time_s(BatchShape(prefill_tokens=2000, prefill_seqs=1)))
+    assert extra - gemm_extra == pytest.approx(0.25 * 80 * 2000 * 3.2e-10, rel=1e-6)
+    arrays = shape_arrays([prompt.as_row()])
+    assert cost.step_time_s(arrays)[0] == pytest.approx(cost.step_time_s(prompt), rel=1e-12)
+
+
 def test_ridge_excess_slows_interactive_batches_more_than_offline_ones():
     """Llama 2 70B fp8 on one MI355X (2.5e15 FLOP/s, 6.4e12 B/s at EFF): its GEMMs reach the ridge at
     2.5e15 / 6.4e12 / 2 = 195 rows. A decode step of 192 sequences sits there and gets longer by close to

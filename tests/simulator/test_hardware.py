@@ -1,7 +1,7 @@
 import pytest
 
 from simulator.errors import ConfigError
-from simulator.hardware import Efficiency, efficiency_for, get_gpu, load_gpus, load_profile
+from simulator.hardware import CEILING_KNEE, Efficiency, efficiency_for, get_gpu, load_gpus, load_profile, under_ceiling
 
 REQUIRED = ("h100", "h200", "b200", "b300", "gb200", "mi300x", "mi325x", "mi350x", "mi355x")
 
@@ -122,6 +122,34 @@ def test_base_family_defaults_to_the_chip_family_and_takes_its_own_profile_secti
     assert efficiency_for(b300, profile).memory_efficiency == pytest.approx(0.4)
     assert efficiency_for(b200, profile).memory_efficiency == pytest.approx(0.4)
     assert efficiency_for(h100, profile).memory_efficiency == pytest.approx(0.8)
+
+
+def test_a_value_bends_under_its_ceiling_with_a_continuous_slope():
+    """Collective efficiency's ceiling is 1.0, compute's 0.99; the knee k is 0.1. By hand, u = value / c:
+    u <= 0.9 unchanged; u = 1: c (1 - 0.1^2 / 0.4) = 0.975 c; u = 0.95: c (0.95 - 0.05^2 / 0.4) = 0.94375 c;
+    u >= 1.1: c. Value and slope (1 at 0.9 and 0 at 1.1 from the quadratic's 1 - (u - 0.9) / 0.2) join."""
+    assert CEILING_KNEE == 0.1
+    assert under_ceiling("collective_efficiency", 0.8) == 0.8
+    assert under_ceiling("collective_efficiency", 1.0) == pytest.approx(0.975)
+    assert under_ceiling("collective_efficiency", 0.95) == pytest.approx(0.94375)
+    assert under_ceiling("compute_efficiency", 0.99) == pytest.approx(0.975 * 0.99)
+    assert under_ceiling("collective_efficiency", 1.3) == 1.0
+    eps = 1e-7
+    for knee in (0.9, 1.1):
+        below, above = under_ceiling("collective_efficiency", knee - eps), under_ceiling("collective_efficiency", knee + eps)
+        assert above - below == pytest.approx(2 * eps * (1.0 if knee == 0.9 else 0.0), abs=1e-12)
+
+
+def test_profile_factors_compose_before_the_ceiling_bends_them():
+    """[default] 0.9 x vendor 1.2 x GPU 0.85 = 0.918 of the collective ceiling: 0.918 - 0.018^2 / 0.4 =
+    0.91719. Capping each section in turn (0.9 x 1.2 -> 1.0, x 0.85) gave 0.85, which is not what the fit
+    that wrote the factors predicted with."""
+    h100 = get_gpu("h100")
+    profile = {"default": {"collective_efficiency": 0.9}, "vendor": {"nvidia": {"collective_efficiency_factor": 1.2}},
+               "gpu": {"h100": {"collective_efficiency_factor": 0.85}}}
+    assert efficiency_for(h100, profile).collective_efficiency == pytest.approx(0.91719)
+    with pytest.raises(ConfigError, match=r"\[gpu.h100\]: collective_efficiency_factor"):
+        efficiency_for(h100, {"gpu": {"h100": {"collective_efficiency_factor": 0.0}}})
 
 
 def test_a_profile_file_is_read_again_once_it_changes(tmp_path):

@@ -414,7 +414,8 @@ class StepCost(Deployment):
         array of sequence counts).
 
         Exact: every term but full-layer decode attention depends on the sequence count only, and that
-        roofline, max(flops, bytes) of two quantities linear in the context, is linear in it. Memoised per
+        kernel's time, `overlapped_s` of its flops and bytes (two quantities linear in the context), is
+        linear in it. Memoised per
         whole-number count (the engine asks at every decode stretch).
         """
         if isinstance(decode_seqs, int):

@@ -1,7 +1,7 @@
 """The calibration's parameters: log-offsets of efficiency fields, shared along the hardware hierarchy.
 
 A measured row's effective value of a field is prior x exp(sum of the offsets of the groups it belongs
-to), capped at the field's ceiling. Groups: every row (`global`), its GPU vendor, its chip family
+to), bent under the field's ceiling (`hardware.under_ceiling`). Groups: every row (`global`), its GPU vendor, its chip family
 (H100/H200/GH200 are Hopper; GB300/B300 Blackwell Ultra), the GPU itself, and its software stack where
 that is not the vendor's reference stack. Which fields vary at which level is a modelling choice
 (FIELD_LEVELS, with the reason for each); each level has a Gaussian prior in log units (LEVEL_SIGMA),
@@ -96,7 +96,7 @@ from simulator.hardware import EFFICIENCY_FIELDS, FIELD_CEILING, PROFILE_SECTION
 #   against 8.4/19.7%, leave one round out p90 44.3% against 33.6%.
 # - sequence overhead: the serving stack's per-sequence bookkeeping (C++ or Python).
 # - collectives: NCCL/RCCL and the scale-up fabric, per vendor; a call's fixed latency also per stack
-#   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). The fit holds NVIDIA's
+#   (TensorRT-LLM's custom all-reduce, vLLM's, SGLang's and NCCL's differ). The fit puts NVIDIA's
 #   bandwidth share at its ceiling (1.0: the topology's algorithm bandwidth, NVLink SHARP included). Tried
 #   and left out: a
 #   ceiling of 2 (a stack hiding collectives under its GEMMs, or reducing faster than nccl-tests' NVLS
@@ -358,13 +358,18 @@ class Parameters:
 
     def profile_sections(self, theta: np.ndarray) -> dict:
         """The fitted values as profile sections: [default] holds the global values, every other level
-        multiplies them by `FIELD_factor` (only where the offset is not zero)."""
+        multiplies them by `FIELD_factor` (only where the offset is not zero). A global value past its
+        field's ceiling is written as the ceiling times a [default] factor, so the profile composes to
+        what the fit priced (`hardware.composed_efficiency` bends the product once)."""
         sections = {level: {} for level in ("default", *LEVELS)}
         for field in EFFICIENCY_FIELDS:
             value = getattr(self.prior, field)
             if ("global" in FIELD_LEVELS.get(field, ())):
                 value *= math.exp(float(theta[self.index[(field, "global", "*")]]))
-            sections["default"][field] = min(value, FIELD_CEILING[field])
+            ceiling = FIELD_CEILING[field]
+            sections["default"][field] = min(value, ceiling)
+            if value > ceiling:
+                sections["default"][f"{field}_factor"] = value / ceiling
         for field, level, key in self.groups:
             # a profile multiplies one factor per field and level: shared offsets are folded in
             offset = sum(float(theta[self.index[group]]) for group in self._groups_of(field, level, key))

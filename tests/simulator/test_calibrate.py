@@ -259,6 +259,28 @@ def test_profile_round_trip_reproduces_fitted_efficiencies(full_fit, tmp_path):
     assert profile["fit"]["models"] == ["llama3.1-8b"] and "unseen_model_log_sigma" not in profile["fit"]
 
 
+def test_a_global_value_past_its_ceiling_composes_in_the_profile_as_the_fit_priced_it(full_fit, tmp_path):
+    """Global collective efficiency at 0.8 x e^0.3 = 1.0799 (past the 1.0 ceiling) and AMD's offset -0.1:
+    the fit prices AMD at under_ceiling(1.0799 x e^-0.1 = 0.9771) = 0.9771 - 0.0771^2 / 0.4 = 0.96224 and
+    NVIDIA at under_ceiling(1.0799) = 1.0799 - 0.1799^2 / 0.4 = 0.99899. Written as [default] 1.0 with a factor of 1.0799, the
+    profile composes to the same; a [default] capped at 1.0 gave AMD under_ceiling(0.9048) = 0.90474."""
+    from simulator.calibrate import profile_toml
+    parameters, theta = full_fit.parameters, full_fit.theta.copy()
+    prior = parameters.prior.collective_efficiency
+    theta[parameters.index[("collective_efficiency", "global", "*")]] = math.log(1.0799 / prior)
+    theta[parameters.index[("collective_efficiency", "vendor", "amd")]] = -0.1
+    path = tmp_path / "profile.toml"
+    path.write_text(profile_toml(replace(full_fit, theta=theta)))
+    profile = load_profile(str(path))
+    assert profile["default"]["collective_efficiency"] == 1.0
+    for name, expected in (("mi300x", 0.96224), ("h100", 0.99899)):
+        gpu = get_gpu(name)
+        fitted = parameters.efficiency(theta, parameters.indices(full_fit.default_membership(gpu)))
+        assert fitted.collective_efficiency == pytest.approx(expected, abs=2e-5)
+        assert efficiency_for(gpu, profile, profile_path=str(path)).collective_efficiency == pytest.approx(
+            fitted.collective_efficiency, rel=1e-7)
+
+
 def test_a_model_the_fit_never_ran_widens_its_interval():
     """[fit] log_sigma 0.09 for b200, unseen_model_log_sigma 0.2, models = [llama2-70b]: Llama 2 70B
     keeps 0.09; gpt-oss-120b gets sqrt(0.09^2 + 0.2^2) = 0.2193; without the model, the GPU's 0.09."""

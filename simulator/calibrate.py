@@ -14,10 +14,11 @@ cost is smooth in the parameters (values bend under their ceilings, kernels near
 smoothly), so the solver ends where its linear model stops finding a lower cost, not at a kink.
 Server/Interactive rows move by their local model between anchors; after each inner fit a row whose
 anchored steps got faster or slower by more than LOCAL_RANGE is re-anchored with a rate search at its new
-efficiency, until no prediction moves by more than CONVERGED. Within LOCAL_RANGE the local model is as good as a new search: against fresh searches on ten
-rows of every model and scenario, at step-time changes up to 8% it was within 2.5% (the search's own
-resolution is 2%) on nine rows and 4.6% on the tenth; at 15% two rows were 8% off. They are first
-anchored at a fit of the rows that need no anchor (Offline), not at the prior.
+efficiency, until no prediction moves by more than CONVERGED. Within LOCAL_RANGE the local model is as
+good as a new search: against fresh searches on ten rows of every model and scenario, at step-time changes
+up to 8% it was within 2.5% (the search's own resolution is 2%) on nine rows and 4.6% on the tenth; at 15%
+two rows were 8% off. They are first anchored at a fit of the rows that need no anchor (Offline), not at
+the prior.
 
 Uncertainty. Cov(theta) = (J^T J)^-1 of the whitened problem at the solution. A prediction's log-sigma
 is sqrt(g^T Cov g + s^2 + u), g its gradient in theta, s the residual scatter beyond the parameters

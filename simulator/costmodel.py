@@ -415,8 +415,7 @@ class StepCost(Deployment):
 
         Exact: every term but full-layer decode attention depends on the sequence count only, and that
         kernel's time, `overlapped_s` of its flops and bytes (two quantities linear in the context), is
-        linear in it. Memoised per
-        whole-number count (the engine asks at every decode stretch).
+        linear in it. Memoised per whole-number count (the engine asks at every decode stretch).
         """
         if isinstance(decode_seqs, int):
             known = self._decode_memo.get(decode_seqs)

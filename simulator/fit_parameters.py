@@ -1,12 +1,13 @@
 """The calibration's parameters: log-offsets of efficiency fields, shared along the hardware hierarchy.
 
 A measured row's effective value of a field is prior x exp(sum of the offsets of the groups it belongs
-to), bent under the field's ceiling (`hardware.under_ceiling`). Groups: every row (`global`), its GPU vendor, its chip family
-(H100/H200/GH200 are Hopper; GB300/B300 Blackwell Ultra), the GPU itself, and its software stack where
-that is not the vendor's reference stack. Which fields vary at which level is a modelling choice
-(FIELD_LEVELS, with the reason for each); each level has a Gaussian prior in log units (LEVEL_SIGMA),
-centred on 0 except a GPU's compute offset, centred where its board power puts it within its family
-(POWER_CLOCK_EXPONENT): what a GPU has not been measured on stays there, within the prior's spread.
+to), bent under the field's ceiling (`hardware.under_ceiling`). Groups: every row (`global`), its GPU
+vendor, its chip family (H100/H200/GH200 are Hopper; GB300/B300 Blackwell Ultra), the GPU itself, and its
+software stack where that is not the vendor's reference stack. Which fields vary at which level is a
+modelling choice (FIELD_LEVELS, with the reason for each); each level has a Gaussian prior in log units
+(LEVEL_SIGMA), centred on 0 except a GPU's compute offset, centred where its board power puts it within
+its family (POWER_CLOCK_EXPONENT): what a GPU has not been measured on stays there, within the prior's
+spread.
 
 Every catalog GPU, family and vendor has its groups even without rows: they sit at their prior, so a
 prediction's variance for an unmeasured GPU includes the prior spread of the levels no row constrains.

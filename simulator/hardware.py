@@ -304,8 +304,9 @@ FIELD_CEILING = {**FIELD_UPPER_BOUND, "compute_efficiency": 0.99, "narrow_comput
 # fit ends: with NVIDIA's collective efficiency held at 1.0 the solver's linear model promised a lower cost
 # up the capped direction, no step delivered it, and the trust region shrank until `xtol` stopped it, at a
 # point the last rounding of any row could move (a 0.08% change on 9 of 362 rows moved held-out 90th
-# percentiles by up to 20 points). Smoothed, the fitted log-RMS fell from 0.0751 to 0.0742 and the largest
-# gradient left at the end from 18.5 to 2.3 (scripts/fit_default_profile.py --dry-run).
+# percentiles by up to 20 points). Smoothed (this change alone, before calibrate's smaller difference steps
+# and attention's smooth roofline), the fitted log-RMS fell from 0.0751 to 0.0742 and the largest gradient
+# left at the end from 18.5 to 2.3.
 CEILING_KNEE = 0.1
 PROFILE_SECTIONS = ("default", "vendor", "family", "base_family", "gpu", "stack", "release", "fit")
 
@@ -325,11 +326,12 @@ def under_ceiling(name: str, value: float) -> float:
     return ceiling * (u - (u - 1 + CEILING_KNEE) ** 2 / (4 * CEILING_KNEE))
 
 
-def composed_efficiency(tables, base: Efficiency | None = None) -> Efficiency:
-    """`base` (the built-in defaults) with profile tables applied in order, each a (where, table) pair:
-    a field's value sets it, a `FIELD_factor` multiplies it (a software stack that reaches 0.9x of what
-    the GPU's own figures say). The composed values are then held under their ceilings (`under_ceiling`)."""
-    raw = {name: getattr(base or Efficiency(), name) for name in EFFICIENCY_FIELDS}
+def composed_efficiency(tables) -> Efficiency:
+    """The built-in defaults with profile tables applied in order, each a (where, table) pair: a field's
+    value sets it, a `FIELD_factor` multiplies it (a software stack that reaches 0.9x of what the GPU's
+    own figures say). The composed values are then held under their ceilings (`under_ceiling`)."""
+    defaults = Efficiency()
+    raw = {name: getattr(defaults, name) for name in EFFICIENCY_FIELDS}
     for where, table in tables:
         reject_unknown_keys(where, table, EFFICIENCY_FIELDS + tuple(f"{name}_factor" for name in EFFICIENCY_FIELDS))
         values = {key: value for key, value in table.items() if not key.endswith("_factor")}

@@ -29,7 +29,8 @@ from simulator.memory import plan_memory
 from simulator.metrics import SLA
 from simulator.plan import Plan
 from simulator.scenario_runs import (MLPERF_MIN_DURATION_S, OFFLINE_MIN_QUERIES, RATE_TOLERANCE, ScenarioRunner,
-                                     offline_score, plan_label, resolve_config, server_duration_s, server_score)
+                                     draw_seed, draws_for, offline_score, plan_label, resolve_config,
+                                     server_duration_s, server_score)
 from simulator.search import SLAUnreachable, meets_sla
 from workloads.scenarios import DEFAULT_KIND, MAX_QUERIES, Scenario, scenario_for
 
@@ -70,6 +71,7 @@ class ScenarioResult:
     cost: dict | None = None          # money and energy at the score (the run's own throughput differs a little)
     notes: tuple = ()                 # warnings about the score itself (a run LoadGen would not accept, a run no
                                       # fitted row measured)
+    draws: int = 1                    # runs of other queries the score is averaged over (`_over_draws`)
 
     @property
     def warnings(self) -> list[str]:
@@ -95,6 +97,7 @@ class ScenarioResult:
         }
         if self.scenario.kind != "offline":
             document["arrivals_s"] = self.run.workload["arrivals_s"]
+            document["draws"] = self.draws
         if summary.get("replicas_simulated"):
             document["replicas_simulated"] = summary["replicas_simulated"]
         document.update(interval_fields(self.tokens_per_s, self.prediction_log_sigma, self.interval))
@@ -241,6 +244,8 @@ def mlperf(*, scenario: str = DEFAULT_KIND, rate=None, duration_s=None, queries=
         raise ConfigError(f"`rate`: {rate:.3g} requests/s brings no query in the run's {runner.duration_s:g} s of "
                           f"arrivals; give at least {1 / runner.duration_s:.3g}")
     found = score_scenario(runner, pins, rate)
+    if rate is None and the_scenario.kind != "offline":
+        found = _over_draws(runner, found)
     capped = the_scenario.kind == "offline" and queries is None and found.queries >= MAX_QUERIES
     short = loadgen_shortfall(the_scenario, duration_s, queries, found.run.summary["makespan_s"], capped)
     log_sigma = config.prediction_log_sigma
@@ -255,6 +260,24 @@ def mlperf(*, scenario: str = DEFAULT_KIND, rate=None, duration_s=None, queries=
     return replace(found, prediction_log_sigma=log_sigma, interval=config.interval,
                    cost=cost_fields(config.gpu, config.gpus, found.tokens_per_s, usd),
                    valid=found.valid and short is None, notes=notes)
+
+
+def _over_draws(runner: ScenarioRunner, found: ScenarioResult) -> ScenarioResult:
+    """A Server/Interactive score averaged in log over `draws_for` runs of other queries (the best plan's
+    rate searched again on each, started at the first draw's rate; `scenario_runs.DRAW_QUERIES`): a run of
+    a few hundred queries scores one draw of its long prompts. The p99s shown stay the first draw's."""
+    draws = draws_for(found.run.summary["requests_total"])
+    if draws <= 1:
+        return found
+    plan = replace(runner.config.plan, **{k: found.run.plan[k] for k in PLAN_PINS})
+    scores, evaluations = [(found.tokens_per_s, found.requests_per_s)], found.evaluations
+    for k in range(1, draws):
+        other = runner.reseeded(draw_seed(runner.config.seed, k))
+        _, (run, _) = other.search_rate(plan, found.run.workload["rate_per_s"], step=1.08)
+        scores.append(server_score(run))
+        evaluations += other.evaluations
+    tokens, requests = (math.exp(sum(math.log(score[i]) for score in scores) / draws) for i in (0, 1))
+    return replace(found, tokens_per_s=tokens, requests_per_s=requests, evaluations=evaluations, draws=draws)
 
 
 def _closest_shapes(reasons, count: int = 3) -> list[str]:

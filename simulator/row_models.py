@@ -16,6 +16,7 @@ model matches a new search to the search's own resolution (`calibrate.LOCAL_RANG
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, replace
 
@@ -33,7 +34,7 @@ from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from simulator.replay import TraceWindow, busy_time_s, busy_times_s, trace_window
 from simulator.engine import StepTrace
-from simulator.scenario_runs import RATE_TOLERANCE, ScenarioRunner, server_load
+from simulator.scenario_runs import RATE_TOLERANCE, ScenarioRunner, draw_seed, draws_for, server_load
 from workloads.requests import Requests
 from workloads.scenarios import get_scenario
 
@@ -209,6 +210,7 @@ class ServerRow:
     def _anchor(self, efficiency: Efficiency, runner: ScenarioRunner, run) -> None:
         self.anchor_efficiency = efficiency
         self.anchor_rate = run.workload["rate_per_s"]
+        self.queries = int(run.summary["requests_total"])
         self.load = server_load(run)
         engine = run.engine_result
         # the local model needs a ratio of busy times: an evenly thinned trace gives it to well under 0.1%
@@ -244,6 +246,55 @@ class ServerRow:
         step = 1 + 0.999 * RATE_TOLERANCE
         rate, (run, _) = runner.search_rate(self.plan, guess / step, step=step)
         self._anchor(efficiency, runner, run)
+
+
+class DrawnServerRow:
+    """A Server / Interactive row whose run issues few queries, predicted as the geometric mean of its
+    draws (`scenario_runs.DRAW_QUERIES`), each a `ServerRow` anchored on its own run."""
+
+    difference_step = REPRICED_DIFFERENCE_STEP
+
+    def __init__(self, draws):
+        self.draws = tuple(draws)
+
+    @property
+    def spec(self) -> RowSpec:
+        return self.draws[0].spec
+
+    @spec.setter
+    def spec(self, spec: RowSpec) -> None:
+        for draw in self.draws:
+            draw.spec = spec
+
+    @property
+    def plan(self):
+        return self.draws[0].plan
+
+    @property
+    def plan_label(self) -> str:
+        return self.draws[0].plan_label
+
+    def __copy__(self):
+        return DrawnServerRow(copy.copy(draw) for draw in self.draws)
+
+    def predict(self, efficiency: Efficiency) -> float:
+        return math.exp(sum(math.log(draw.predict(efficiency)) for draw in self.draws) / len(self.draws))
+
+    def refresh(self, efficiency: Efficiency, tolerance: float = 0.0) -> None:
+        for draw in self.draws:
+            draw.refresh(efficiency, tolerance)
+
+
+def server_row(spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0):
+    """`ServerRow`, or a `DrawnServerRow` of as many draws as `scenario_runs.draws_for` asks: the first
+    searches the plan, the others take it (and start their rate searches at its rate)."""
+    plans = {} if plans is None else plans
+    first = ServerRow(spec, anchor, model_catalog, gpu_catalog, plans, seed)
+    draws = draws_for(first.queries)
+    if draws <= 1:
+        return first
+    others = [ServerRow(spec, anchor, model_catalog, gpu_catalog, plans, draw_seed(seed, k)) for k in range(1, draws)]
+    return DrawnServerRow([first, *others])
 
 
 def steady_window(trace: StepTrace) -> TraceWindow:
@@ -351,5 +402,5 @@ def row_model(spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(
               seed: int = 0):
     """The row's model; `plans` (shared across calls) lets rows of one system, model and scenario reuse
     the plan the first of them searched for; `seed` draws its simulated runs' requests."""
-    kind = {"offline": OfflineRow, "server": ServerRow, "interactive": ServerRow}.get(spec.scenario, StreamRow)
+    kind = {"offline": OfflineRow, "server": server_row, "interactive": server_row}.get(spec.scenario, StreamRow)
     return kind(spec, anchor, model_catalog, gpu_catalog, plans, seed)

@@ -17,6 +17,7 @@ simulated on the arrivals round-robin gives it and rates are scaled to the clust
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, replace
 
@@ -37,6 +38,17 @@ from workloads.scenarios import MAX_QUERIES, Scenario
 MLPERF_MIN_DURATION_S = 600.0     # LoadGen's min_duration for every LLM scenario
 OFFLINE_MIN_QUERIES = 24576       # LoadGen's Offline min_query_count for LLMs: the dataset once, at most this
 RATE_TOLERANCE = 0.02
+# A Server / Interactive score is averaged (in log) over draws of its run's queries until they hold
+# DRAW_QUERIES together, over at most MAX_DRAWS runs of the same length (each from an empty system, as
+# LoadGen's are). Llama 3.1 405B serves 0.3-0.5 queries/s: its 600 s run issues 200-550, and its p99 TTFT,
+# set by a few long prompts queued together, swings one draw's score (8 x H200 Server at the shipped
+# profile, seeds 0-5: 278-356 tok/s; Llama 2 70B's runs of tens of thousands of queries: within 1%). A
+# measured run is one such draw too, so the mean is what to predict it by. Longer runs would not do: a
+# queue that has run for hours serves a lower rate within the TTFT limit than one 600 s from empty (4,000
+# queries: 253-296 tok/s). Draw k takes seed + k x DRAW_SEED_STRIDE, so two seeds' draws never coincide.
+DRAW_QUERIES = 2000
+MAX_DRAWS = 6
+DRAW_SEED_STRIDE = 1000
 # an Offline prefix whose steady state stands for a longer run (row_models.OfflineRow): at 4,096 per
 # replica, extending 405B's widely spread prompt lengths came 2-4% off simulating every query; at 16,384
 # the shipped rows' extensions are within 2.5% (0.3-0.7% rms)
@@ -60,6 +72,17 @@ def resolve_config(options: dict, pins: dict):
 
 def plan_label(plan: Plan) -> str:
     return f"tp{plan.tp}-pp{plan.pp}-ep{plan.ep}-mbs{plan.max_batch_size}"
+
+
+def draws_for(queries: int) -> int:
+    """Runs of `queries` queries each that together hold DRAW_QUERIES (at most MAX_DRAWS; 1 for a run that
+    holds them alone)."""
+    return min(MAX_DRAWS, math.ceil(DRAW_QUERIES / max(queries, 1)))
+
+
+def draw_seed(seed: int, k: int) -> int:
+    """The seed of draw k (0: the run's own) of a run seeded `seed`."""
+    return seed + k * DRAW_SEED_STRIDE
 
 
 def server_duration_s(scenario: Scenario, duration_s: float | None = None) -> float:
@@ -175,6 +198,13 @@ class ScenarioRunner:
         self.history = []
         self.sla = SLA(scenario.ttft_p99_s, scenario.tpot_p99_s) if scenario.kind != "offline" else None
         self.info = scenario.describe()
+
+    def reseeded(self, seed: int) -> "ScenarioRunner":
+        """This runner with its queries drawn from `seed`, with a history and run count of its own."""
+        other = copy.copy(self)
+        other.config = replace(self.config, seed=seed)
+        other.history, other.evaluations = [], 0
+        return other
 
     def config_for(self, plan: Plan):
         return replace(self.config, plan=plan)

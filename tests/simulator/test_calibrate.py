@@ -1,6 +1,7 @@
 """Calibration: parameters recovered from rows the simulator itself generated, a GPU with one row stays
 near its family, intervals widen with fewer rows and for unmeasured GPUs, measurement files and
 importers, and the CLI from calibrate to a prediction with an interval."""
+import copy
 import json
 import math
 from dataclasses import replace
@@ -23,6 +24,7 @@ from simulator.measurements import load_measurements, measurement_from_record
 from simulator.run_results import from_inferencemax, from_vllm_benchmark
 from simulator.replay import busy_time_s
 from simulator.validate import validate
+import simulator.scenario_runs as scenario_runs
 from simulator.row_models import RowSpec, _binding_limit, row_model
 from simulator.api import serving_config
 from simulator.scenario_runs import ScenarioRunner
@@ -651,6 +653,34 @@ def test_server_rows_differing_only_in_duration_share_one_run_and_score_over_the
     for spec, duration in ((base, 600.0), (longer, 2400.0)):
         expected = load.tokens_per_s * duration / (duration + load.final_latency_s)
         assert models[spec].predict(PRIOR) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_server_row_of_few_queries_is_predicted_over_several_draws():
+    """Llama 3.1 405B on 8 H200 serves well under 1 query/s: one 600 s run issues a few hundred queries, so
+    its row model runs more draws, with other seeds, until they hold DRAW_QUERIES queries together (at most
+    MAX_DRAWS), on the plan the first draw searched; it predicts their scores' geometric mean. A copy given
+    another Server duration scores its own draws over it and leaves the original's alone. Llama 3.1 8B's
+    run of thousands of queries stays one draw."""
+    spec = RowSpec("llama3.1-405b", "llama3.1-405b", "h200", 8, "server", "fp8", "tensorrt-llm", "10.11",
+                   output_tokens=650.0, duration_s=600.0)
+    model = row_model(spec, PRIOR)
+    first = model.draws[0]
+    assert len(model.draws) == min(scenario_runs.MAX_DRAWS, math.ceil(scenario_runs.DRAW_QUERIES / first.queries)) > 1
+    assert [draw.seed for draw in model.draws] == [k * scenario_runs.DRAW_SEED_STRIDE for k in range(len(model.draws))]
+    assert all(draw.plan == first.plan for draw in model.draws)
+    assert len({draw.anchor_rate for draw in model.draws}) > 1          # other queries, other found rates
+    scores = [draw.predict(PRIOR) for draw in model.draws]
+    assert model.predict(PRIOR) == pytest.approx(math.exp(sum(map(math.log, scores)) / len(scores)), rel=1e-12)
+    longer = copy.copy(model)
+    longer.spec = replace(spec, duration_s=2400.0)
+    assert model.spec.duration_s == 600.0 and all(d.spec.duration_s == 600.0 for d in model.draws)
+    for draw, scored in zip(longer.draws, scores):
+        load = draw.load
+        assert draw.predict(PRIOR) == pytest.approx(load.tokens_per_s * 2400 / (2400 + load.final_latency_s), rel=1e-9)
+        assert scored == pytest.approx(load.tokens_per_s * 600 / (600 + load.final_latency_s), rel=1e-9)
+    many = RowSpec("llama3.1-8b", "llama3.1-8b", "h100", 1, "server", "fp8", "tensorrt-llm", "10.2", output_tokens=128.0)
+    single = row_model(many, PRIOR)
+    assert single.queries >= scenario_runs.DRAW_QUERIES and not hasattr(single, "draws")
 
 
 def test_a_release_the_fit_never_saw_widens_the_interval_by_its_prior():

@@ -309,7 +309,7 @@ def fit(rows: list[Measurement], prior: Efficiency | None = None, *, models: dic
         if not reanchor or round_ == MAX_REANCHORS:
             break
         before = predictions(theta)
-        anchored = [s for s in distinct if hasattr(models[s], "anchor_rate")]
+        anchored = [s for s in distinct if needs_anchor_search(s)]
         for k, s in enumerate(anchored):
             if progress:
                 progress(k + 1, len(anchored), "Server/Interactive rows re-anchored")

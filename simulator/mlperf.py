@@ -35,6 +35,7 @@ from simulator.search import SLAUnreachable, meets_sla
 from workloads.scenarios import DEFAULT_KIND, MAX_QUERIES, Scenario, scenario_for
 
 PLAN_PINS = ("tp", "pp", "ep", "max_batch_size", "max_tokens_per_step")
+DRAW_SEARCH_RUNS = 4      # runs a rate search started at its answer takes, about (a progress line's estimate)
 PRUNE_MARGIN = 0.08     # the closed-form estimate is within ~5% of the simulation; 8% keeps every contender
 # A given rate beyond this multiple of the best plan's saturated rate only shows a queue growing without
 # bound, and its run would simulate every one of its arrivals (millions at 600 s): refused up front.
@@ -71,7 +72,7 @@ class ScenarioResult:
     cost: dict | None = None          # money and energy at the score (the run's own throughput differs a little)
     notes: tuple = ()                 # warnings about the score itself (a run LoadGen would not accept, a run no
                                       # fitted row measured)
-    draws: int = 1                    # runs of other queries the score is averaged over (`_over_draws`)
+    draws: int = 1                    # runs (the first included) whose scores it averages (`_over_draws`)
 
     @property
     def warnings(self) -> list[str]:
@@ -251,7 +252,7 @@ def mlperf(*, scenario: str = DEFAULT_KIND, rate=None, duration_s=None, queries=
     log_sigma = config.prediction_log_sigma
     own_workload = any(x is not None for x in (input_tokens, output_tokens, options.get("sla_ttft_s"),
                                                options.get("sla_tpot_s")))
-    notes = (short,) if short else ()
+    notes = found.notes + ((short,) if short else ())
     if log_sigma is not None and not own_workload:     # the benchmark's own run: what held-out GPUs erred by
         profile = load_profile(options.get("profile"))
         log_sigma = math.hypot(log_sigma, unseen_run_log_sigma(profile, config.gpu, config.model, the_scenario.kind))
@@ -265,19 +266,28 @@ def mlperf(*, scenario: str = DEFAULT_KIND, rate=None, duration_s=None, queries=
 def _over_draws(runner: ScenarioRunner, found: ScenarioResult) -> ScenarioResult:
     """A Server/Interactive score averaged in log over `draws_for` runs of other queries (the best plan's
     rate searched again on each, started at the first draw's rate; `scenario_runs.DRAW_QUERIES`): a run of
-    a few hundred queries scores one draw of its long prompts. The p99s shown stay the first draw's."""
+    a few hundred queries scores one draw of its long prompts. The p99s shown stay the first draw's. A
+    later draw whose queries meet the limits at no rate is left out, and a note says so."""
     draws = draws_for(found.run.summary["requests_total"])
     if draws <= 1:
         return found
     plan = replace(runner.config.plan, **{k: found.run.plan[k] for k in PLAN_PINS})
-    scores, evaluations = [(found.tokens_per_s, found.requests_per_s)], found.evaluations
+    runner.expected_runs = runner.evaluations + DRAW_SEARCH_RUNS * (draws - 1)
+    scores, missed, current = [(found.tokens_per_s, found.requests_per_s)], [], runner
     for k in range(1, draws):
-        other = runner.reseeded(draw_seed(runner.config.seed, k))
-        _, (run, _) = other.search_rate(plan, found.run.workload["rate_per_s"], step=1.08)
+        current = current.reseeded(draw_seed(runner.config.seed, k))
+        try:
+            _, (run, _) = current.search_rate(plan, found.run.workload["rate_per_s"], step=1.08)
+        except InfeasibleError:
+            missed.append(current.config.seed)
+            continue
         scores.append(server_score(run))
-        evaluations += other.evaluations
-    tokens, requests = (math.exp(sum(math.log(score[i]) for score in scores) / draws) for i in (0, 1))
-    return replace(found, tokens_per_s=tokens, requests_per_s=requests, evaluations=evaluations, draws=draws)
+    tokens, requests = (math.exp(sum(math.log(score[i]) for score in scores) / len(scores)) for i in (0, 1))
+    notes = found.notes + ((f"{len(missed)} of {draws} draws of the run's queries (seeds "
+                            f"{', '.join(map(str, missed))}) meet the limits at no rate: the score averages the "
+                            f"other {len(scores)}; the limits are marginal for this workload",) if missed else ())
+    return replace(found, tokens_per_s=tokens, requests_per_s=requests, evaluations=current.evaluations,
+                   draws=len(scores), notes=notes)
 
 
 def _closest_shapes(reasons, count: int = 3) -> list[str]:

@@ -195,13 +195,15 @@ class ServerRow:
 
     difference_step = REPRICED_DIFFERENCE_STEP
 
-    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0):
+    def __init__(self, spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0,
+                 pins: dict | None = None):
         self.spec, self.catalogs, self.seed = spec, (model_catalog, gpu_catalog), seed
         config = _config(spec, anchor, model_catalog, gpu_catalog, seed)
         self.scenario = get_scenario(spec.benchmark, spec.scenario)
         runner = ScenarioRunner(config, self.scenario, output_tokens_mean=spec.output_tokens, record_steps=True,
                                 early_stop=True)
-        result = score_scenario(runner, _pins(spec, plans), start_rate_per_s=_start_rate(spec, plans, runner))
+        pins = _pins(spec, plans) if pins is None else pins
+        result = score_scenario(runner, pins, start_rate_per_s=_start_rate(spec, plans, runner))
         self.plan = replace(config.plan, **{k: result.run.plan[k] for k in PLAN_PINS})
         _remember(plans, spec, self.plan, result.tokens_per_s)
         self.plan_label = next((c.label for c in result.candidates if c.outcome.startswith("best")), "")
@@ -244,7 +246,10 @@ class ServerRow:
         # the local model is good to a few percent: start one tolerance below the guess and step by one
         # tolerance (two or three runs bracket the rate; before: a 4% bracket bisected, three or four)
         step = 1 + 0.999 * RATE_TOLERANCE
-        rate, (run, _) = runner.search_rate(self.plan, guess / step, step=step)
+        try:
+            rate, (run, _) = runner.search_rate(self.plan, guess / step, step=step)
+        except InfeasibleError:     # no rate meets the limits there (an idle system's longest prompt
+            return                  # misses TTFT): the local model, steeply down, stays the row's
         self._anchor(efficiency, runner, run)
 
 
@@ -287,14 +292,21 @@ class DrawnServerRow:
 
 def server_row(spec: RowSpec, anchor: Efficiency, model_catalog=(), gpu_catalog=(), plans=None, seed=0):
     """`ServerRow`, or a `DrawnServerRow` of as many draws as `scenario_runs.draws_for` asks: the first
-    searches the plan, the others take it (and start their rate searches at its rate)."""
+    searches the plan, the others run that plan (their rate searches start at its rate). A later draw
+    whose queries meet the limits at no rate is left out (the first did)."""
     plans = {} if plans is None else plans
     first = ServerRow(spec, anchor, model_catalog, gpu_catalog, plans, seed)
     draws = draws_for(first.queries)
     if draws <= 1:
         return first
-    others = [ServerRow(spec, anchor, model_catalog, gpu_catalog, plans, draw_seed(seed, k)) for k in range(1, draws)]
-    return DrawnServerRow([first, *others])
+    pins = {k: getattr(first.plan, k) for k in ROW_PINS}
+    others = []
+    for k in range(1, draws):
+        try:
+            others.append(ServerRow(spec, anchor, model_catalog, gpu_catalog, plans, draw_seed(seed, k), pins))
+        except InfeasibleError:
+            continue
+    return DrawnServerRow([first, *others]) if others else first
 
 
 def steady_window(trace: StepTrace) -> TraceWindow:

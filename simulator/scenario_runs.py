@@ -37,15 +37,22 @@ from workloads.scenarios import MAX_QUERIES, Scenario
 
 MLPERF_MIN_DURATION_S = 600.0     # LoadGen's min_duration for every LLM scenario
 OFFLINE_MIN_QUERIES = 24576       # LoadGen's Offline min_query_count for LLMs: the dataset once, at most this
+# LoadGen's Server/Interactive min_query_count for LLMs (every v4.1/v5.1 summary): a run at a rate that
+# issues fewer in its min_duration goes on until it has issued this many. Without it, where even an idle
+# system misses a p99 limit on its longest prompts, a rate search sank to runs of 6-12 queries that drew
+# none of them and passed (Llama 3.1 405B on 8 H200 at slowed efficiencies: 0.012 queries/s).
+SERVER_MIN_QUERIES = 100
 RATE_TOLERANCE = 0.02
 # A Server / Interactive score is averaged (in log) over draws of its run's queries until they hold
 # DRAW_QUERIES together, over at most MAX_DRAWS runs of the same length (each from an empty system, as
-# LoadGen's are). Llama 3.1 405B serves 0.3-0.5 queries/s: its 600 s run issues 200-550, and its p99 TTFT,
-# set by a few long prompts queued together, swings one draw's score (8 x H200 Server at the shipped
-# profile, seeds 0-5: 278-356 tok/s; Llama 2 70B's runs of tens of thousands of queries: within 1%). A
-# measured run is one such draw too, so the mean is what to predict it by. Longer runs would not do: a
-# queue that has run for hours serves a lower rate within the TTFT limit than one 600 s from empty (4,000
-# queries: 253-296 tok/s). Draw k takes seed + k x DRAW_SEED_STRIDE, so two seeds' draws never coincide.
+# LoadGen's are); the queries counted are the simulated replica's, whose p99s decide the run. Llama 3.1
+# 405B serves 0.3-0.5 queries/s: its 600 s run issues 200-550, and its p99 TTFT, set by a few long prompts
+# queued together, swings one draw's score (8 x H200 Server, seeds 0-5: 278-356 tok/s at the profile
+# fitted before draws, 290-354 at the one fitted with them, whose averaged scores at seeds 0-2 are
+# 277-304; Llama 2 70B's runs of tens of thousands of queries: within 1%). A measured run is one such draw too, so the mean is what to predict it by. Longer runs would
+# not do: a queue that has run for hours serves a lower rate within the TTFT limit than one 600 s from
+# empty (4,000 queries: 253-296 tok/s). Draw k takes seed + k x DRAW_SEED_STRIDE (modulo 2^63), so seeds
+# less than DRAW_SEED_STRIDE apart share no draw.
 DRAW_QUERIES = 2000
 MAX_DRAWS = 6
 DRAW_SEED_STRIDE = 1000
@@ -81,8 +88,8 @@ def draws_for(queries: int) -> int:
 
 
 def draw_seed(seed: int, k: int) -> int:
-    """The seed of draw k (0: the run's own) of a run seeded `seed`."""
-    return seed + k * DRAW_SEED_STRIDE
+    """The seed of draw k (0: the run's own) of a run seeded `seed`, within the seeds a run takes."""
+    return (seed + k * DRAW_SEED_STRIDE) % 2 ** 63
 
 
 def server_duration_s(scenario: Scenario, duration_s: float | None = None) -> float:
@@ -200,10 +207,11 @@ class ScenarioRunner:
         self.info = scenario.describe()
 
     def reseeded(self, seed: int) -> "ScenarioRunner":
-        """This runner with its queries drawn from `seed`, with a history and run count of its own."""
+        """This runner with its queries drawn from `seed`, with a history of its own; its run count goes
+        on from this one's (a progress line counts every draw's runs)."""
         other = copy.copy(self)
         other.config = replace(self.config, seed=seed)
-        other.history, other.evaluations = [], 0
+        other.history = []
         return other
 
     def config_for(self, plan: Plan):
@@ -275,7 +283,7 @@ class ScenarioRunner:
         """One Poisson run at `rate_per_s` covering `duration_s` of arrivals; with `tokens_per_s`, the rate
         is set so that the simulated queries offer exactly that many output tokens per second (arrival times
         rescaled, still Poisson): a representative run's replica exactly its part of them."""
-        count = max(self.queries or 1, int(math.ceil(rate_per_s * self.duration_s)))
+        count = max(self.queries or SERVER_MIN_QUERIES, int(math.ceil(rate_per_s * self.duration_s)))
         requests = self.requests(count, rate_per_s, plan)
         if tokens_per_s is not None:
             exact_rate = tokens_per_s / float(requests.output_tokens.mean())

@@ -683,6 +683,24 @@ def test_a_server_row_of_few_queries_is_predicted_over_several_draws():
     assert single.queries >= scenario_runs.DRAW_QUERIES and not hasattr(single, "draws")
 
 
+def test_the_fit_re_anchors_every_draw_of_a_drawn_server_row():
+    """A 405B Server row measured at 85% of its prediction at the prior: the fit slows the steps by more than
+    LOCAL_RANGE (TTFT binds, so the rate goes as the steps' speed: log 0.85 = -0.16), so it re-anchors the
+    row, every draw of it at the fitted efficiencies (before, the fit picked the rows to re-anchor by an
+    attribute only a single draw has, and left drawn rows at the prior), and its prediction comes within
+    5% of the measured value; a draw's seed past 2^63 - 1 wraps round."""
+    record = dict(model="llama3.1-405b", gpu="h200", gpus=8, scenario="server", source="synthetic",
+                  precision="fp8", stack="tensorrt-llm", stack_version="10.11", output_tokens=650.0, duration_s=600.0)
+    spec = RowSpec.of(measurement_from_record("synthetic", {**record, "output_tokens_per_s": 1}))
+    measured = 0.85 * row_model(spec, PRIOR).predict(PRIOR)
+    result = fit([measurement_from_record("synthetic", {**record, "output_tokens_per_s": measured})])
+    model = result.models[spec]
+    assert len(model.draws) > 1
+    assert all(draw.anchor_efficiency != PRIOR for draw in model.draws)
+    assert result.predictions[spec] == pytest.approx(measured, rel=0.05)
+    assert scenario_runs.draw_seed(2 ** 63 - 1, 1) == scenario_runs.DRAW_SEED_STRIDE - 1
+
+
 def test_a_release_the_fit_never_saw_widens_the_interval_by_its_prior():
     """A fit that saw TensorRT-LLM 10.2 only, asked about 10.11: the release's compute and step-overhead
     offsets are unknown within the release level's prior (log-sigma 0.1). With d log prediction / d log

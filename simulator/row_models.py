@@ -191,7 +191,8 @@ class ServerRow:
     """An MLPerf Server / Interactive row: best plan and rate at an anchor, a local model between. The
     local model moves the rate the run issues queries at; the score counts it over the measured run's
     duration (else the simulated run's), to the final query's completion (`scenario_runs.server_score`),
-    whose latency scales with the steps' time."""
+    whose latency scales with the steps' time. Given pins fix the plan (a later draw of a DrawnServerRow
+    runs the first one's)."""
 
     difference_step = REPRICED_DIFFERENCE_STEP
 

@@ -49,10 +49,11 @@ RATE_TOLERANCE = 0.02
 # 405B serves 0.3-0.5 queries/s: its 600 s run issues 200-550, and its p99 TTFT, set by a few long prompts
 # queued together, swings one draw's score (8 x H200 Server, seeds 0-5: 278-356 tok/s at the profile
 # fitted before draws, 290-354 at the one fitted with them, whose averaged scores at seeds 0-2 are
-# 277-304; Llama 2 70B's runs of tens of thousands of queries: within 1%). A measured run is one such draw too, so the mean is what to predict it by. Longer runs would
-# not do: a queue that has run for hours serves a lower rate within the TTFT limit than one 600 s from
-# empty (4,000 queries: 253-296 tok/s). Draw k takes seed + k x DRAW_SEED_STRIDE (modulo 2^63), so seeds
-# less than DRAW_SEED_STRIDE apart share no draw.
+# 277-304; Llama 2 70B's runs of tens of thousands of queries: within 1%). A measured run is one such draw
+# too, so the mean is what to predict it by. Longer runs would not do: a queue that has run for hours
+# serves a lower rate within the TTFT limit than one 600 s from empty (4,000 queries: 253-296 tok/s).
+# Draw k takes seed + k x DRAW_SEED_STRIDE (modulo 2^63), so seeds less than DRAW_SEED_STRIDE apart share
+# no draw.
 DRAW_QUERIES = 2000
 MAX_DRAWS = 6
 DRAW_SEED_STRIDE = 1000

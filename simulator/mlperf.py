@@ -29,8 +29,8 @@ from simulator.memory import plan_memory
 from simulator.metrics import SLA
 from simulator.plan import Plan
 from simulator.scenario_runs import (MLPERF_MIN_DURATION_S, OFFLINE_MIN_QUERIES, RATE_TOLERANCE, ScenarioRunner,
-                                     draw_seed, draws_for, offline_score, plan_label, resolve_config,
-                                     server_duration_s, server_score)
+                                     draw_seed, draws_for, geometric_mean, offline_score, plan_label,
+                                     resolve_config, server_duration_s, server_score)
 from simulator.search import SLAUnreachable, meets_sla
 from workloads.scenarios import DEFAULT_KIND, MAX_QUERIES, Scenario, scenario_for
 
@@ -73,6 +73,10 @@ class ScenarioResult:
     notes: tuple = ()                 # warnings about the score itself (a run LoadGen would not accept, a run no
                                       # fitted row measured)
     draws: int = 1                    # runs (the first included) whose scores it averages (`_over_draws`)
+
+    def scored_plan(self, base: Plan) -> Plan:
+        """`base` (the searched config's plan) with the plan fields of the run that defines the score."""
+        return replace(base, **{k: self.run.plan[k] for k in PLAN_PINS})
 
     @property
     def warnings(self) -> list[str]:
@@ -271,7 +275,7 @@ def _over_draws(runner: ScenarioRunner, found: ScenarioResult) -> ScenarioResult
     draws = draws_for(found.run.summary["requests_total"])
     if draws <= 1:
         return found
-    plan = replace(runner.config.plan, **{k: found.run.plan[k] for k in PLAN_PINS})
+    plan = found.scored_plan(runner.config.plan)
     runner.expected_runs = runner.evaluations + DRAW_SEARCH_RUNS * (draws - 1)
     scores, missed, current = [(found.tokens_per_s, found.requests_per_s)], [], runner
     for k in range(1, draws):
@@ -282,7 +286,7 @@ def _over_draws(runner: ScenarioRunner, found: ScenarioResult) -> ScenarioResult
             missed.append(current.config.seed)
             continue
         scores.append(server_score(run))
-    tokens, requests = (math.exp(sum(math.log(score[i]) for score in scores) / len(scores)) for i in (0, 1))
+    tokens, requests = (geometric_mean([score[i] for score in scores]) for i in (0, 1))
     notes = found.notes + ((f"{len(missed)} of {draws} draws of the run's queries (seeds "
                             f"{', '.join(map(str, missed))}) meet the limits at no rate: the score averages the "
                             f"other {len(scores)}; the limits are marginal for this workload",) if missed else ())

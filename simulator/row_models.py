@@ -34,7 +34,8 @@ from simulator.models import Precision, get_model
 from simulator.plan import Plan
 from simulator.replay import TraceWindow, busy_time_s, busy_times_s, trace_window
 from simulator.engine import StepTrace
-from simulator.scenario_runs import RATE_TOLERANCE, ScenarioRunner, draw_seed, draws_for, server_load
+from simulator.scenario_runs import (RATE_TOLERANCE, ScenarioRunner, draw_seed, draws_for, geometric_mean,
+                                     server_load)
 from workloads.requests import Requests
 from workloads.scenarios import get_scenario
 
@@ -161,7 +162,7 @@ class OfflineRow:
                                 record_steps=True, long_runs_as_prefix=True)
         result = score_scenario(runner, _pins(spec, plans))
         run = result.run.engine_result
-        self.plan = replace(config.plan, **{k: result.run.plan[k] for k in PLAN_PINS})
+        self.plan = result.scored_plan(config.plan)
         self.plan_label = next((c.label for c in result.candidates if c.outcome == "best"), "")
         self.tokens = float(run.arrays["output_tokens"].sum())
         replicas = replace(config, plan=self.plan).replicas
@@ -205,7 +206,7 @@ class ServerRow:
                                 early_stop=True)
         pins = _pins(spec, plans) if pins is None else pins
         result = score_scenario(runner, pins, start_rate_per_s=_start_rate(spec, plans, runner))
-        self.plan = replace(config.plan, **{k: result.run.plan[k] for k in PLAN_PINS})
+        self.plan = result.scored_plan(config.plan)
         _remember(plans, spec, self.plan, result.tokens_per_s)
         self.plan_label = next((c.label for c in result.candidates if c.outcome.startswith("best")), "")
         self._anchor(anchor, runner, result.run)
@@ -284,7 +285,7 @@ class DrawnServerRow:
         return DrawnServerRow(copy.copy(draw) for draw in self.draws)
 
     def predict(self, efficiency: Efficiency) -> float:
-        return math.exp(sum(math.log(draw.predict(efficiency)) for draw in self.draws) / len(self.draws))
+        return geometric_mean([draw.predict(efficiency) for draw in self.draws])
 
     def refresh(self, efficiency: Efficiency, tolerance: float = 0.0) -> None:
         for draw in self.draws:

@@ -93,6 +93,11 @@ def draw_seed(seed: int, k: int) -> int:
     return (seed + k * DRAW_SEED_STRIDE) % 2 ** 63
 
 
+def geometric_mean(values) -> float:
+    """The mean in log of positive values (a score over draws)."""
+    return math.exp(sum(math.log(value) for value in values) / len(values))
+
+
 def server_duration_s(scenario: Scenario, duration_s: float | None = None) -> float:
     """Seconds of arrivals a Server/Interactive run covers: MLPerf's 600 s (or `duration_s`), and at
     least REQUEST_LIFETIMES worst-case lifetimes (TTFT limit + mean output x TPOT limit), so a queue that
